@@ -1,0 +1,70 @@
+/* tinytrain C runtime: forward kernels, one per op and data type (one file each,
+ * firmware/kernels/<op>_<type>.c). int8 kernels follow TFLite's reference quantized
+ * semantics bit for bit; float32 kernels are plain C. */
+#ifndef TT_KERNELS_H
+#define TT_KERNELS_H
+
+#include "tt_types.h"
+
+/* ---- int8 ---------------------------------------------------------------------- */
+void tt_conv2d_s8(const int8_t *x, const tt_dims *in,
+                  const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                  const tt_geom *g, const tt_requant *q,
+                  int8_t *y, const tt_dims *out);
+void tt_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
+                            const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                            const tt_geom *g, const tt_requant *q,
+                            int8_t *y, const tt_dims *out);
+void tt_fully_connected_s8(const int8_t *x, int32_t in_features,
+                           const int8_t *w, const int32_t *bias, int32_t out_features,
+                           const tt_requant *q, int8_t *y);
+/* y = clamp(requant(a) + requant(b)), TFLite's int8 ADD with left_shift 20. */
+typedef struct {
+    int32_t a_zp, b_zp, out_zp;
+    int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
+    int32_t left_shift;
+    int32_t act_min, act_max;
+} tt_add_params;
+void tt_add_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
+void tt_avg_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
+                      const tt_geom *g, int32_t act_min, int32_t act_max,
+                      int8_t *y, const tt_dims *out);
+void tt_max_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
+                      const tt_geom *g, int32_t act_min, int32_t act_max,
+                      int8_t *y, const tt_dims *out);
+/* Mean over H and W. q->multiplier[0]/shift[0] rescale input to output scale. */
+void tt_global_avg_pool_s8(const int8_t *x, const tt_dims *in, const tt_requant *q, int8_t *y);
+/* Standalone relu/relu6 with requantization (TFLite's int8 RELU/RELU6). */
+void tt_relu_s8(const int8_t *x, int32_t n, const tt_requant *q, int8_t *y);
+typedef struct {
+    int32_t input_multiplier, input_left_shift, diff_min;
+} tt_softmax_params;
+void tt_softmax_s8(const int8_t *x, int32_t rows, int32_t depth, const tt_softmax_params *p, int8_t *y);
+void tt_pad_s8(const int8_t *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
+               int8_t pad_value, int8_t *y, const tt_dims *out);
+void tt_quantize_f32_s8(const float *x, int32_t n, float scale, int32_t zp, int8_t *y);
+void tt_dequantize_s8_f32(const int8_t *x, int32_t n, float scale, int32_t zp, float *y);
+
+/* ---- float32 ------------------------------------------------------------------- */
+/* act: 0 none, 1 relu, 2 relu6 */
+void tt_conv2d_f32(const float *x, const tt_dims *in,
+                   const float *w, const float *bias, int32_t kh, int32_t kw,
+                   const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+void tt_depthwise_conv2d_f32(const float *x, const tt_dims *in,
+                             const float *w, const float *bias, int32_t kh, int32_t kw,
+                             const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+void tt_fully_connected_f32(const float *x, int32_t in_features,
+                            const float *w, const float *bias, int32_t out_features,
+                            int32_t act, float *y);
+void tt_add_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_avg_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,
+                       const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+void tt_max_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,
+                       const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+void tt_global_avg_pool_f32(const float *x, const tt_dims *in, float *y);
+void tt_relu_f32(const float *x, int32_t n, int32_t act, float *y);
+void tt_softmax_f32(const float *x, int32_t rows, int32_t depth, float *y);
+void tt_pad_f32(const float *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
+                float *y, const tt_dims *out);
+
+#endif

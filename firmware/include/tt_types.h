@@ -1,0 +1,30 @@
+/* tinytrain C runtime: shared types of the kernels.
+ * Layout: activations HWC (batch 1); conv2d weights OHWI; depthwise weights HWC;
+ * fully connected weights OI. Zero points are stored as zero points (TFLite stores
+ * their negation as "offsets"). */
+#ifndef TT_TYPES_H
+#define TT_TYPES_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct {
+    int32_t h, w, c;
+} tt_dims;
+
+/* Convolution geometry (conv2d, depthwise_conv2d, pooling). */
+typedef struct {
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;   /* bottom/right padding follow from the output size */
+    int32_t dil_h, dil_w;
+} tt_geom;
+
+/* Requantization of an int8 op: per-tensor (n == 1) or per output channel. */
+typedef struct {
+    int32_t in_zp, out_zp;
+    int32_t act_min, act_max;       /* clamp, already in the output's int8 domain */
+    const int32_t *multiplier;      /* Q31 fixed-point multipliers, one per channel */
+    const int32_t *shift;           /* their exponents (TFLite convention: >0 left) */
+} tt_requant;
+
+#endif
