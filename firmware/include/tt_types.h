@@ -8,6 +8,15 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* Alignment of arenas and constant tables (GNU C attribute, accepted with -std=c99). */
+#define TT_ALIGNED(n) __attribute__((aligned(n)))
+
+/* Data type codes (tt_param_info.dtype, the serial protocol). */
+#define TT_DTYPE_S8  1
+#define TT_DTYPE_S32 2
+#define TT_DTYPE_F32 3
+#define TT_DTYPE_F16 4
+
 typedef struct {
     int32_t h, w, c;
 } tt_dims;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up everything tinytrain needs on a fresh Debian machine, idempotently:
+# Debian packages (ARM toolchain, QEMU), and a Python venv kept OUTSIDE the clone, keyed on a
+# hash of pyproject.toml so it is reused until the dependencies change.
+# Prints the venv's bin folder on its last line; source-able: `. scripts/setup.sh`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_apt=()
+command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_apt+=(gcc-arm-none-eabi)
+[ -e /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -e /usr/lib/arm-none-eabi/lib/libc.a ] || need_apt+=(libnewlib-arm-none-eabi)
+command -v qemu-system-arm >/dev/null 2>&1 || need_apt+=(qemu-system-arm)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+
+hash=$(sha256sum "$root/pyproject.toml" | cut -c1-16)
+cache="${TINYTRAIN_HOME:-$HOME/.cache/tinytrain}"
+venv="$cache/venv-$hash"
+if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
+  echo "setup: creating Python environment $venv (first run only; downloads TensorFlow, ~2 min)" >&2
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip setuptools wheel >&2
+  "$venv/bin/pip" install -q "$root[test]" >&2
+  touch "$venv/.complete"
+fi
+# This clone's code, editable (fast: no dependencies resolved).
+"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+echo "$venv/bin"
