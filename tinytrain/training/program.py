@@ -1,0 +1,289 @@
+"""The training program: one training step as a list of steps over named buffers.
+
+    forward steps (schedule order; each may also write a 1-bit mask of its output and
+                   the first channels of a tensor the backward needs, "save" steps)
+    loss          gradient of the loss w.r.t. the logits (or the graph output)
+    backward steps in reverse schedule order, each: grad input(s) with the OLD weights,
+                   then the weight gradient and the bias gradient applied in place at
+                   once (SGD / QAS), so no gradient buffer outlives its layer
+
+Pruning follows from `requires_grad`: a tensor needs a gradient only when a trained
+parameter lies upstream of it, so no input gradient is computed below the earliest
+trained layer, and the backward of a layer whose output needs no gradient is not emitted.
+Only what the backward reads is kept: the trained input channels of a layer whose
+weight is trained, the input of a max pool, the output of a mid-graph softmax; the
+relu/relu6/int8-clamp derivatives are read from 1-bit masks the forward writes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import TinyTrainError, UnsupportedError
+from ..ir import Graph, Op, op_macs
+from .scheme import LayerUpdate, Scheme, bind_scheme
+
+LOSSES = ("softmax_cross_entropy", "mse")
+# ops with an int8 clamp (act_min/act_max) whose derivative is a mask in int8 mode
+_CLAMPED_S8 = ("conv2d", "depthwise_conv2d", "fully_connected", "add",
+               "avg_pool2d", "max_pool2d", "relu", "relu6")
+_BACKWARD_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d",
+                 "max_pool2d", "global_avg_pool", "relu", "relu6", "reshape", "softmax",
+                 "pad", "quantize", "dequantize")
+
+
+@dataclass
+class Buffer:
+    """A buffer of the training step in the arena (parameters are not buffers)."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: str           # int8 | int32 | float32 | bits
+    kind: str            # activation | saved | mask | gradient | scratch
+    alias_of: str | None = None    # shares the memory of another buffer (reshape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        if self.dtype == "bits":
+            return (self.size + 7) // 8
+        return self.size * {"int8": 1, "int32": 4, "float32": 4}[self.dtype]
+
+
+@dataclass
+class ForwardStep:
+    op: str
+    mask: str | None = None            # writes this 1-bit mask of its output
+    saves: list[tuple[str, str, int]] = field(default_factory=list)   # (tensor, saved buffer, channels)
+
+
+@dataclass
+class LossStep:
+    loss: str
+    logits: str                        # tensor the loss reads
+    grad: str                          # gradient buffer it writes
+
+
+@dataclass
+class BackwardStep:
+    op: str
+    grad_out: str                                          # gradient of the op's output
+    grad_inputs: dict[str, str] = field(default_factory=dict)   # input tensor -> its gradient buffer
+    accumulate: dict[str, bool] = field(default_factory=dict)   # add into an already-written gradient
+    mask: str | None = None                                # mask of the op's own output
+    saved: dict[str, str] = field(default_factory=dict)    # role ("x", "y") -> buffer read
+    update: LayerUpdate | None = None                      # in-place weight / bias update
+    scratch: str | None = None                             # per-output-channel weight gradient
+
+    @property
+    def computes_weight_grad(self) -> bool:
+        return self.update is not None and self.update.weight
+
+    @property
+    def computes_bias_grad(self) -> bool:
+        return self.update is not None and self.update.bias
+
+
+@dataclass
+class TrainingProgram:
+    graph: Graph
+    scheme: Scheme
+    loss: str
+    quantized: bool                    # int8 graph: QAS updates of int8 weights / int32 biases
+    momentum: bool
+    shadow: bool                       # fp32 shadow copy of trained int8 parameters
+    buffers: dict[str, Buffer]
+    tensor_buffer: dict[str, str]      # forward tensor -> its buffer (reshape aliases)
+    forward: list[ForwardStep]
+    loss_step: LossStep
+    backward: list[BackwardStep]
+    requires_grad: set[str]
+
+    # --- queries used by the memory plan, simulation and code generator ----------------
+    def steps(self) -> list:
+        return [*self.forward, self.loss_step, *self.backward]
+
+    def backward_step(self, op_name: str) -> BackwardStep | None:
+        return next((b for b in self.backward if b.op == op_name), None)
+
+    def grad_buffers(self) -> list[Buffer]:
+        return [b for b in self.buffers.values() if b.kind == "gradient"]
+
+    def macs(self) -> dict[str, int]:
+        """Multiply-accumulates of one step: forward, backward input grads, weight grads."""
+        g = self.graph
+        fwd = sum(op_macs(g, op) for op in g.ops)
+        gin = gw = 0
+        for b in self.backward:
+            op = _op(g, b.op)
+            m = op_macs(g, op)
+            if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                if b.grad_inputs:
+                    gin += m
+                if b.computes_weight_grad:
+                    gw += m * trained_in_channels(g, op, b.update) // _in_channels(g, op)
+        return {"forward": fwd, "grad_input": gin, "grad_weight": gw, "total": fwd + gin + gw}
+
+
+def trained_in_channels(graph: Graph, op: Op, u: LayerUpdate) -> int:
+    if u.channel_index is not None:
+        return len(u.channel_index)
+    return u.in_channels if u.in_channels is not None else _in_channels(graph, op)
+
+
+def _in_channels(graph: Graph, op: Op) -> int:
+    w = graph.tensors[op.inputs[1]]
+    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
+
+
+def _op(graph: Graph, name: str) -> Op:
+    return next(op for op in graph.ops if op.name == name)
+
+
+def _act_inputs(graph: Graph, op: Op) -> list[str]:
+    return [t for t in op.inputs if not graph.tensors[t].is_const]
+
+
+def _has_mask(graph: Graph, op: Op, quantized: bool) -> bool:
+    if quantized:
+        return op.type in _CLAMPED_S8
+    if op.type in ("relu", "relu6"):
+        return True
+    return op.attrs.get("activation", "none") != "none"
+
+
+def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
+                  momentum: bool = False, shadow: bool = False) -> TrainingProgram:
+    """Build the pruned, in-place-ordered training step of `graph` under `scheme`
+    (a Scheme, a SchemeSpec or the text of --train)."""
+    if loss not in LOSSES:
+        raise TinyTrainError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)}")
+    if not isinstance(scheme, Scheme):
+        scheme = bind_scheme(scheme, graph)
+    if not scheme.layers:
+        raise TinyTrainError(f"training scheme {scheme.name!r} trains no parameter of {graph.name!r}")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
+    quantized = graph.is_quantized
+    for op in graph.ops:
+        if op.type not in _BACKWARD_OPS:
+            raise UnsupportedError(op.name, f"op {op.type!r} in a training graph")
+
+    # the loss reads the logits: the input of a final softmax for cross-entropy
+    last = graph.producer(graph.outputs[0])
+    skip_softmax = loss == "softmax_cross_entropy" and last is not None and last.type == "softmax"
+    logits = last.inputs[0] if skip_softmax else graph.outputs[0]
+    loss_ops = [op for op in graph.ops if not (skip_softmax and op is last)]
+
+    # which tensors need a gradient: downstream of a trained parameter
+    requires_grad: set[str] = set()
+    for op in loss_ops:
+        if scheme.trains(op.name) or any(t in requires_grad for t in _act_inputs(graph, op)):
+            requires_grad.update(op.outputs)
+    if logits not in requires_grad:
+        raise TinyTrainError(f"training scheme {scheme.name!r}: no trained parameter reaches the loss")
+
+    buffers: dict[str, Buffer] = {}
+    tensor_buffer: dict[str, str] = {}
+    for t in graph.activations():
+        alias = None
+        prod = graph.producer(t.name)
+        if prod is not None and prod.type == "reshape":
+            alias = tensor_buffer[prod.inputs[0]]
+        buffers[t.name] = Buffer(t.name, t.shape, t.dtype, "activation", alias_of=alias)
+        tensor_buffer[t.name] = alias or t.name
+    # graph.activations() follows dict order; make reshape aliases point at real buffers
+    for name, b in buffers.items():
+        while b.alias_of is not None and buffers[b.alias_of].alias_of is not None:
+            b.alias_of = buffers[b.alias_of].alias_of
+        tensor_buffer[name] = b.alias_of or name
+
+    backward_ops = [op for op in reversed(loss_ops) if op.outputs[0] in requires_grad]
+    forward = {op.name: ForwardStep(op.name) for op in graph.ops}
+    backward: list[BackwardStep] = []
+    written: set[str] = set()
+    grad_name = {}
+    for t in requires_grad:
+        grad_name[t] = f"{t}.grad"
+
+    def grad_buffer(t: str) -> str:
+        name = grad_name[t]
+        if name not in buffers:
+            tt = graph.tensors[t]
+            prod = graph.producer(t)
+            alias = None
+            if prod is not None and prod.type == "reshape" and prod.inputs[0] in requires_grad:
+                alias = None   # a reshape's gradient is its own buffer aliased below
+            buffers[name] = Buffer(name, tt.shape, "float32", "gradient", alias_of=alias)
+        return name
+
+    for op in backward_ops:
+        step = BackwardStep(op.name, grad_out=grad_buffer(op.outputs[0]))
+        if _has_mask(graph, op, quantized):
+            mask = f"{op.outputs[0]}.mask"
+            buffers[mask] = Buffer(mask, graph.tensors[op.outputs[0]].shape, "bits", "mask")
+            forward[op.name].mask = mask
+            step.mask = mask
+        for x in _act_inputs(graph, op):
+            if x in requires_grad and x not in step.grad_inputs:
+                step.grad_inputs[x] = grad_buffer(x)
+                step.accumulate[x] = x in written
+                written.add(x)
+        if op.type == "reshape" and step.grad_inputs:
+            # the gradient of a reshape is the gradient of its output, reinterpreted
+            (gx,) = step.grad_inputs.values()
+            if not step.accumulate[op.inputs[0]]:
+                buffers[gx].alias_of = buffers[step.grad_out].alias_of or step.grad_out
+        u = scheme.update(op.name)
+        if u is not None and (u.weight or u.bias):
+            step.update = u
+            if u.weight:
+                x = op.inputs[0]
+                k = trained_in_channels(graph, op, u)
+                full = _in_channels(graph, op)
+                if k == full and u.channel_index is None:
+                    step.saved["x"] = x
+                else:
+                    saved = f"{x}.saved_for_{op.name}"
+                    shape = graph.tensors[x].shape[:-1] + (k,)
+                    buffers[saved] = Buffer(saved, shape, graph.tensors[x].dtype, "saved")
+                    step.saved["x"] = saved
+                    _producer_step(graph, forward, x).saves.append((x, saved, k))
+                if op.type != "fully_connected":
+                    w = graph.tensors[op.inputs[1]]
+                    per_channel = (w.shape[1] * w.shape[2] * k if op.type == "conv2d"
+                                   else w.shape[0] * w.shape[1])
+                    scratch = f"{op.name}.wgrad_scratch"
+                    buffers[scratch] = Buffer(scratch, (per_channel,), "float32", "scratch")
+                    step.scratch = scratch
+        if op.type == "max_pool2d" and step.grad_inputs:
+            step.saved["x"] = op.inputs[0]
+        if op.type == "softmax" and step.grad_inputs:
+            step.saved["y"] = op.outputs[0]
+        backward.append(step)
+
+    loss_grad = grad_buffer(logits)
+    written.add(logits)
+    loss_step = LossStep(loss, logits, loss_grad)
+    # mark activations the backward reads in full as saved
+    for b in backward:
+        for role, name in b.saved.items():
+            if name in graph.tensors:
+                buffers[tensor_buffer[name]].kind = "saved"
+    return TrainingProgram(graph=graph, scheme=scheme, loss=loss, quantized=quantized,
+                           momentum=momentum, shadow=shadow and quantized, buffers=buffers,
+                           tensor_buffer=tensor_buffer,
+                           forward=[forward[op.name] for op in graph.ops],
+                           loss_step=loss_step, backward=backward, requires_grad=requires_grad)
+
+
+def _producer_step(graph: Graph, forward: dict[str, ForwardStep], tensor: str) -> ForwardStep:
+    prod = graph.producer(tensor)
+    if prod is None:
+        # a graph input: saved by the first step that reads it
+        prod = graph.consumers(tensor)[0]
+    return forward[prod.name]

@@ -1,0 +1,193 @@
+"""Update schemes: which parameters a training step updates.
+
+A scheme is given on the command line as `--train SCHEME`:
+  full            every weight and bias
+  last:K          weights and biases of the last K weighted layers (classifier included)
+  bias-only:N     biases of the last N weighted layers (classifier included)
+  PATH.json       the format of the reference schemes (../shared/reference/tte-models/schemes):
+                  {"bias_update_last_n": n, "weight_update": [{"conv_index": i,
+                   "input_channel_ratio": r}, ...], "classifier": "full"}
+
+Weighted layers are conv2d, depthwise_conv2d and fully_connected ops in schedule order.
+The classifier is the last weighted layer when it is a fully_connected op; `conv_index`
+numbers the other weighted layers from the input, exactly as the reference JSON does.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import TinyTrainError
+from ..ir import Graph, Op
+
+WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+@dataclass
+class LayerUpdate:
+    """What one weighted layer trains."""
+    op: str                          # op name
+    weight: bool = False
+    bias: bool = False
+    in_channels: int | None = None   # weight trained on input channels [0, in_channels) (None: all)
+    channel_index: list[int] | None = None   # explicit trained input channels, when reordering failed
+
+    @property
+    def partial(self) -> bool:
+        return self.weight and (self.in_channels is not None or self.channel_index is not None)
+
+
+@dataclass
+class SchemeSpec:
+    """A parsed, not yet graph-bound scheme."""
+    name: str
+    kind: str                                   # full | last | bias-only | json
+    count: int = 0                              # K or N
+    bias_last_n: int = 0                        # json
+    weight_update: list[tuple[int, float]] = field(default_factory=list)   # (conv_index, ratio)
+    classifier: bool = True
+
+
+@dataclass
+class Scheme:
+    """A scheme bound to a graph: the trained parameters, by op name (schedule order)."""
+    name: str
+    layers: dict[str, LayerUpdate]
+
+    def update(self, op_name: str) -> LayerUpdate | None:
+        return self.layers.get(op_name)
+
+    def trains(self, op_name: str) -> bool:
+        u = self.layers.get(op_name)
+        return u is not None and (u.weight or u.bias)
+
+    def describe(self) -> list[str]:
+        out = []
+        for u in self.layers.values():
+            what = []
+            if u.weight:
+                part = f"[:{u.in_channels}]" if u.in_channels is not None else ""
+                if u.channel_index is not None:
+                    part = f"[{len(u.channel_index)} listed channels]"
+                what.append("weight" + part)
+            if u.bias:
+                what.append("bias")
+            out.append(f"{u.op}: {' + '.join(what)}")
+        return out
+
+
+def parse_scheme(text: str | Path) -> SchemeSpec:
+    """Parse `full`, `last:K`, `bias-only:N` or the path of a JSON scheme file."""
+    s = str(text).strip()
+    if s == "full":
+        return SchemeSpec(name="full", kind="full")
+    for prefix, kind in (("last:", "last"), ("bias-only:", "bias-only")):
+        if s.startswith(prefix):
+            arg = s[len(prefix):]
+            if not arg.isdigit() or int(arg) < 1:
+                raise TinyTrainError(f"training scheme {s!r}: {prefix}N needs a positive integer N")
+            return SchemeSpec(name=s, kind=kind, count=int(arg))
+    path = Path(s)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise TinyTrainError(f"training scheme file {s!r} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise TinyTrainError(f"training scheme file {s!r}: not valid JSON ({e})") from None
+        return scheme_from_dict(data, default_name=path.stem)
+    raise TinyTrainError(f"training scheme {s!r}: expected full, last:K, bias-only:N or a .json file")
+
+
+def scheme_from_dict(data: dict, default_name: str = "scheme") -> SchemeSpec:
+    """The JSON scheme format; keys checked so a typo is an error, not a silent no-op."""
+    if not isinstance(data, dict):
+        raise TinyTrainError("training scheme: the JSON must be an object")
+    known = {"name", "bias_update_last_n", "n_bias_update", "weight_update", "classifier"}
+    unknown = set(data) - known
+    if unknown:
+        raise TinyTrainError(f"training scheme: unknown field(s) {sorted(unknown)}")
+    n = data.get("bias_update_last_n", data.get("n_bias_update", 0))
+    if not isinstance(n, int) or n < 0:
+        raise TinyTrainError("training scheme field 'bias_update_last_n': expected an integer >= 0")
+    updates = []
+    for i, w in enumerate(data.get("weight_update", [])):
+        try:
+            idx, ratio = int(w["conv_index"]), float(w["input_channel_ratio"])
+        except (KeyError, TypeError, ValueError):
+            raise TinyTrainError(f"training scheme field 'weight_update[{i}]': needs conv_index "
+                                 "and input_channel_ratio") from None
+        if not 0.0 <= ratio <= 1.0:
+            raise TinyTrainError(f"training scheme field 'weight_update[{i}].input_channel_ratio': "
+                                 f"{ratio} is not in [0, 1]")
+        if ratio > 0:
+            updates.append((idx, ratio))
+    cls = data.get("classifier", "full")
+    if cls not in ("full", "none"):
+        raise TinyTrainError(f"training scheme field 'classifier': expected 'full' or 'none', got {cls!r}")
+    return SchemeSpec(name=str(data.get("name", default_name)), kind="json", bias_last_n=n,
+                      weight_update=updates, classifier=(cls == "full"))
+
+
+def weighted_layers(graph: Graph) -> tuple[list[Op], Op | None]:
+    """(the convolutions in schedule order, the classifier or None)."""
+    ops = [op for op in graph.ops if op.type in WEIGHTED_OPS]
+    if not ops:
+        raise TinyTrainError(f"model {graph.name!r} has no layer with weights to train")
+    if ops[-1].type == "fully_connected":
+        return ops[:-1], ops[-1]
+    return ops, None
+
+
+def bind_scheme(spec: SchemeSpec | str | Path, graph: Graph) -> Scheme:
+    """Resolve a scheme against a graph: the LayerUpdate of every trained layer."""
+    if not isinstance(spec, SchemeSpec):
+        spec = parse_scheme(spec)
+    convs, classifier = weighted_layers(graph)
+    all_layers = convs + ([classifier] if classifier is not None else [])
+    layers: dict[str, LayerUpdate] = {}
+
+    def get(op: Op) -> LayerUpdate:
+        return layers.setdefault(op.name, LayerUpdate(op.name))
+
+    if spec.kind == "full":
+        for op in all_layers:
+            u = get(op)
+            u.weight = u.bias = True
+    elif spec.kind in ("last", "bias-only"):
+        if spec.count > len(all_layers):
+            raise TinyTrainError(f"training scheme {spec.name!r}: the model has only "
+                                 f"{len(all_layers)} layers with weights")
+        for op in all_layers[-spec.count:]:
+            u = get(op)
+            u.bias = True
+            u.weight = spec.kind == "last"
+    else:
+        if spec.bias_last_n > len(convs):
+            raise TinyTrainError(f"training scheme {spec.name!r}: bias_update_last_n={spec.bias_last_n} "
+                                 f"but the model has {len(convs)} convolutions")
+        for op in convs[len(convs) - spec.bias_last_n:]:
+            get(op).bias = True
+        for idx, ratio in spec.weight_update:
+            if not 0 <= idx < len(convs):
+                raise TinyTrainError(f"training scheme {spec.name!r}: conv_index {idx} does not exist "
+                                     f"(the model has {len(convs)} convolutions)")
+            op = convs[idx]
+            u = get(op)
+            u.weight = True
+            cin = _in_channels(graph, op)
+            k = max(1, int(math.floor(ratio * cin + 1e-9)))
+            u.in_channels = None if k >= cin else k   # depthwise: its channels [0, k)
+        if spec.classifier and classifier is not None:
+            u = get(classifier)
+            u.weight = u.bias = True
+    order = {op.name: i for i, op in enumerate(graph.ops)}
+    ordered = dict(sorted(layers.items(), key=lambda kv: order[kv[0]]))
+    return Scheme(name=spec.name, layers={k: v for k, v in ordered.items() if v.weight or v.bias})
+
+
+def _in_channels(graph: Graph, op: Op) -> int:
+    w = graph.tensors[op.inputs[1]]
+    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
