@@ -1,0 +1,38 @@
+/* int8 depthwise convolution (depth multiplier 1), TFLite reference
+ * DepthwiseConvPerChannel semantics. x HWC, w HWC, bias int32 (may be NULL), y HWC;
+ * q->multiplier/shift hold one entry per channel. */
+#include "tt_kernels.h"
+#include "tt_fixedpoint.h"
+
+void tt_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
+                            const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                            const tt_geom *g, const tt_requant *q,
+                            int8_t *y, const tt_dims *out)
+{
+    const int32_t ch = in->c;
+    int32_t oy, ox, c, ky, kx;
+    for (oy = 0; oy < out->h; oy++) {
+        const int32_t iy0 = oy * g->stride_h - g->pad_top;
+        for (ox = 0; ox < out->w; ox++) {
+            const int32_t ix0 = ox * g->stride_w - g->pad_left;
+            int8_t *yp = y + ((size_t)oy * out->w + ox) * ch;
+            for (c = 0; c < ch; c++) {
+                int32_t acc = 0;
+                for (ky = 0; ky < kh; ky++) {
+                    const int32_t iy = iy0 + ky * g->dil_h;
+                    if (iy < 0 || iy >= in->h) continue;
+                    for (kx = 0; kx < kw; kx++) {
+                        const int32_t ix = ix0 + kx * g->dil_w;
+                        if (ix < 0 || ix >= in->w) continue;
+                        acc += ((int32_t)x[((size_t)iy * in->w + ix) * ch + c] - q->in_zp)
+                             * (int32_t)w[((size_t)ky * kw + kx) * ch + c];
+                    }
+                }
+                if (bias) acc += bias[c];
+                acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]);
+                acc += q->out_zp;
+                yp[c] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+            }
+        }
+    }
+}
