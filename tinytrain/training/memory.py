@@ -136,9 +136,14 @@ def memory_report(prog: TrainingProgram) -> dict:
     lts = lifetimes(prog)
     offsets, arena = plan_arena(lts)
     params = param_bytes(prog)
-    by_kind: dict[str, int] = {}
+    # per kind: the most bytes of that kind live at any one step
+    n_all = max(l.last for l in lts.values()) + 1
+    kind_live: dict[str, list[int]] = {}
     for l in lts.values():
-        by_kind[l.kind] = by_kind.get(l.kind, 0) + l.size
+        arr = kind_live.setdefault(l.kind, [0] * n_all)
+        for s in range(l.first, l.last + 1):
+            arr[s] += l.size
+    by_kind = {k: max(v) for k, v in kind_live.items()}
     # what is live at the step where the most bytes are live, by kind
     n_steps = max(l.last for l in lts.values()) + 1
     live = [0] * n_steps
@@ -159,6 +164,7 @@ def memory_report(prog: TrainingProgram) -> dict:
         "trainable_weight_bytes": params["trainable_weights"],
         "optimizer_state_bytes": params["optimizer_state"],
         "frozen_param_bytes": params["frozen"],
+        # breakdown: per kind, the most bytes of that kind live at once; at_peak: at the arena peak
         "total_sram_bytes": arena + trainable,
         "flash_bytes": params["all_params"] + params["requant_tables"],
         "forward_peak_bytes": forward_peak(prog),
