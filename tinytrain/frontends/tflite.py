@@ -1,0 +1,400 @@
+"""An int8 TFLite flatbuffer (bytes or a path) -> IR, read with the generated schema module.
+
+No TFLite interpreter is needed. TFLite already uses NHWC activations, OHWI conv weights
+and OI fully-connected weights; depthwise weights (1,H,W,C) become HWC (per-channel axis
+3 -> 2). Scales are the file's float32 values, widened exactly to float64. SAME/VALID
+padding becomes explicit pads computed as TFLite's ComputePaddingHeightWidth does.
+Float32 models (no quantization anywhere) are read too; hybrid models are not.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TinyTrainError, UnsupportedError
+from ..ir import Graph, Op, QuantParams, Tensor
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        try:
+            from tensorflow.lite.python import schema_py_generated as schema
+        except ImportError:
+            raise TinyTrainError("reading .tflite needs the 'ai-edge-litert' (or 'tensorflow') "
+                                 "package: pip install tinytrain[tf]") from None
+    return schema
+
+
+def load_tflite(source: bytes | str | Path, name: str | None = None) -> Graph:
+    """Import a .tflite model (its bytes or its path)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise TinyTrainError(f"model file not found: {path}")
+        data, default_name = path.read_bytes(), path.stem
+    else:
+        data, default_name = bytes(source), "model"
+    return _Reader(_schema(), data).read(name or default_name)
+
+
+def _enum_names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _sanitize(raw: str) -> str:
+    """A readable identifier from a TFLite tensor name ('a/b/Relu;a/b/conv' -> 'a_b_Relu')."""
+    first = raw.split(";")[0]
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", first).strip("_")
+    name = re.sub(r"_+", "_", name)
+    if not name:
+        return "t"
+    return "t_" + name if name[0].isdigit() else name
+
+
+def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
+                   dilation: int = 1) -> tuple[int, int]:
+    """(before, after) padding exactly as TFLite's ComputePaddingHeightWidth."""
+    eff = (kernel - 1) * dilation + 1
+    out = (in_size - eff + stride) // stride if padding_valid else (in_size + stride - 1) // stride
+    total = max((out - 1) * stride + eff - in_size, 0)
+    return total // 2, total // 2 + total % 2
+
+
+class _Reader:
+    def __init__(self, schema, data: bytes):
+        self.s = schema
+        self.data = data
+        try:
+            self.model = schema.Model.GetRootAsModel(data, 0)
+            n_sub = self.model.SubgraphsLength()
+        except Exception as e:   # a truncated or foreign file fails deep inside flatbuffers
+            raise TinyTrainError(f"not a valid .tflite flatbuffer ({e})") from None
+        if n_sub != 1:
+            raise UnsupportedError("model", f"{n_sub} subgraphs (control flow); exactly one expected")
+        self.g = self.model.Subgraphs(0)
+        self.op_names = _enum_names(schema.BuiltinOperator)
+        self.type_names = _enum_names(schema.TensorType)
+        self.act_names = _enum_names(schema.ActivationFunctionType)
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+        self.names: dict[int, str] = {}      # tflite tensor index -> IR name
+        self._assign_names()
+
+    # --- tensors -----------------------------------------------------------------------
+    def _assign_names(self) -> None:
+        raw = [self._raw_name(i) for i in range(self.g.TensorsLength())]
+        # Drop the model scope every op name starts with ("functional_1/conv2d/Relu").
+        scopes = {r.split("/")[0] for r in raw if "/" in r}
+        scope = scopes.pop() + "/" if len(scopes) == 1 else None
+        used: set[str] = set()
+        for i, r in enumerate(raw):
+            base = _sanitize(r[len(scope):] if scope and r.startswith(scope) else r)
+            name, k = base, 2
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            self.names[i] = name
+
+    def _raw_name(self, index: int) -> str:
+        raw = self.g.Tensors(index).Name()
+        return raw.decode("utf-8", "replace").split(";")[0] if raw else f"tensor{index}"
+
+    def _type(self, index: int) -> str:
+        return self.type_names.get(self.g.Tensors(index).Type(), "UNKNOWN")
+
+    def _buffer(self, index: int) -> np.ndarray | None:
+        t = self.g.Tensors(index)
+        buf = self.model.Buffers(t.Buffer())
+        if buf is None:
+            return None
+        if buf.Offset() > 1:   # large models keep buffers after the flatbuffer
+            raw = self.data[buf.Offset(): buf.Offset() + buf.Size()]
+            return np.frombuffer(raw, dtype=np.uint8) if raw else None
+        if buf.DataLength() == 0:
+            return None
+        return buf.DataAsNumpy()
+
+    def _shape(self, index: int) -> tuple[int, ...]:
+        t = self.g.Tensors(index)
+        return tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+
+    def _const_values(self, op_name: str, index: int, np_dtype) -> np.ndarray:
+        raw = self._buffer(index)
+        if raw is None:
+            raise UnsupportedError(op_name, f"non-constant operand {self._raw_name(index)!r}")
+        return np.frombuffer(raw.tobytes(), dtype=np_dtype).reshape(self._shape(index))
+
+    def _quant(self, index: int) -> QuantParams | None:
+        q = self.g.Tensors(index).Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return None
+        scale = q.ScaleAsNumpy().astype(np.float32).astype(np.float64)
+        zero = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros_like(scale, np.int64)
+        axis = int(q.QuantizedDimension()) if scale.size > 1 else None
+        return QuantParams(scale, zero, axis)
+
+    def _activation(self, op_name: str, index: int) -> str:
+        """The IR name of a computed (non-constant) tensor, registering it on first use."""
+        name = self.names[index]
+        if name in self.tensors:
+            return name
+        if self._buffer(index) is not None:
+            raise UnsupportedError(op_name, f"constant operand {self._raw_name(index)!r} where an "
+                                            "activation is expected")
+        ttype = self._type(index)
+        shape = self._shape(index)
+        if ttype == "INT8":
+            quant = self._quant(index)
+            if quant is None:
+                raise UnsupportedError(op_name, f"int8 tensor {self._raw_name(index)!r} without quantization")
+            if quant.per_channel:
+                raise UnsupportedError(op_name, f"per-channel quantized activation {self._raw_name(index)!r}")
+            dtype = "int8"
+        elif ttype == "FLOAT32":
+            quant, dtype = None, "float32"
+        else:
+            raise UnsupportedError(op_name, f"tensor type {ttype} ({self._raw_name(index)!r}); "
+                                            "int8 or float32 activations only")
+        if len(shape) >= 2 and shape[0] != 1:
+            raise UnsupportedError(op_name, f"batch size {shape[0]} ({self._raw_name(index)!r}); batch 1 only")
+        if len(shape) not in (2, 4):
+            raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self._raw_name(index)!r} "
+                                            "(NHWC or (1, features) only)")
+        self.tensors[name] = Tensor(name, shape, dtype, quant)
+        return name
+
+    def _new_activation(self, name: str, shape, dtype: str, quant) -> str:
+        base, k = name, 2
+        while name in self.tensors or name in self.names.values():
+            name, k = f"{base}_{k}", k + 1
+        self.tensors[name] = Tensor(name, shape, dtype, quant)
+        return name
+
+    def _weight(self, op_name: str, index: int, act_dtype: str, axis: int,
+                reshape: tuple[int, ...] | None = None) -> str:
+        name = self.names[index]
+        ttype = self._type(index)
+        want = {"int8": "INT8", "float32": "FLOAT32"}[act_dtype]
+        if ttype != want:
+            raise UnsupportedError(op_name, f"{ttype} weights {self._raw_name(index)!r} with {act_dtype} "
+                                            "activations (hybrid / float16 models are not supported)")
+        data = self._const_values(op_name, index, np.int8 if want == "INT8" else np.float32)
+        quant = None
+        if want == "INT8":
+            quant = self._quant(index)
+            if quant is None:
+                raise UnsupportedError(op_name, f"int8 weights {self._raw_name(index)!r} without quantization")
+            if np.any(quant.zero_point != 0):
+                raise UnsupportedError(op_name, "asymmetric (non-zero zero point) weights")
+            if quant.per_channel:
+                quant = QuantParams(quant.scale, quant.zero_point, axis)
+        if reshape is not None:
+            data = data.reshape(reshape)
+        self.tensors[name] = Tensor(name, data.shape, act_dtype, quant, np.array(data))
+        return name
+
+    def _bias(self, op_name: str, index: int, x: str, w: str, out_ch: int) -> str:
+        xt, wt = self.tensors[x], self.tensors[w]
+        if xt.dtype == "int8":
+            scale = xt.scale * wt.quant.scale
+            if scale.size == 1:
+                scale = np.full(out_ch, scale[0])
+            quant = QuantParams(scale, np.zeros(out_ch, np.int64), 0 if out_ch > 1 else None)
+            dtype, want, np_dtype = "int32", "INT32", np.int32
+        else:
+            quant, dtype, want, np_dtype = None, "float32", "FLOAT32", np.float32
+        if index < 0:   # the converter drops all-zero biases
+            name = self._new_activation(f"{op_name}_bias", (out_ch,), dtype, quant)
+            self.tensors[name].data = np.zeros(out_ch, np_dtype)
+            return name
+        name = self.names[index]
+        if self._type(index) != want:
+            raise UnsupportedError(op_name, f"{self._type(index)} bias {self._raw_name(index)!r}; "
+                                            f"{want} expected")
+        data = self._const_values(op_name, index, np_dtype).reshape(-1)
+        if data.size != out_ch:
+            raise TinyTrainError(f"layer {op_name!r}: bias has {data.size} values for {out_ch} channels")
+        file_quant = self._quant(index)
+        if dtype == "int32" and file_quant is not None:
+            scale = np.broadcast_to(file_quant.scale, (out_ch,))
+            quant = QuantParams(scale, np.zeros(out_ch, np.int64), 0 if out_ch > 1 else None)
+        self.tensors[name] = Tensor(name, (out_ch,), dtype, quant, np.array(data))
+        return name
+
+    # --- ops ---------------------------------------------------------------------------
+    def _options(self, op, cls):
+        table = op.BuiltinOptions()
+        if table is None:
+            return None
+        opts = cls()
+        opts.Init(table.Bytes, table.Pos)
+        return opts
+
+    def _fused(self, op_name: str, opts) -> str:
+        code = opts.FusedActivationFunction() if opts is not None else 0
+        act = self.act_names.get(code, str(code))
+        if act not in ("NONE", "RELU", "RELU6"):
+            raise UnsupportedError(op_name, f"fused activation {act}")
+        return act.lower()
+
+    def _conv(self, name, op, ins, outs, depthwise: bool) -> Op:
+        s = self.s
+        opts = self._options(op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
+        x = self._activation(name, ins[0])
+        xt = self.tensors[x]
+        if len(xt.shape) != 4:
+            raise UnsupportedError(name, f"convolution of a rank-{len(xt.shape)} input")
+        _, h, w_in, cin = xt.shape
+        w_shape = self._shape(ins[1])
+        if depthwise:
+            if opts.DepthMultiplier() not in (0, 1) or w_shape[3] != cin:
+                raise UnsupportedError(name, f"depth multiplier {max(opts.DepthMultiplier(), w_shape[3] // cin)}"
+                                             " (1 only)")
+            kh, kw, cout = w_shape[1], w_shape[2], w_shape[3]
+            w = self._weight(name, ins[1], xt.dtype, axis=2, reshape=(kh, kw, cout))
+        else:
+            cout, kh, kw, wcin = w_shape
+            if wcin != cin:
+                raise UnsupportedError(name, f"groups ({cin} input channels, filters of {wcin})")
+            w = self._weight(name, ins[1], xt.dtype, axis=0)
+        b = self._bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
+        valid = opts.Padding() == s.Padding.VALID
+        sh, sw = opts.StrideH(), opts.StrideW()
+        dh, dw = opts.DilationHFactor(), opts.DilationWFactor()
+        pt, pb = tflite_padding(valid, h, kh, sh, dh)
+        pl, pr = tflite_padding(valid, w_in, kw, sw, dw)
+        attrs = {"stride": (sh, sw), "pad": (pt, pb, pl, pr), "dilation": (dh, dw),
+                 "activation": self._fused(name, opts)}
+        y = self._activation(name, outs[0])
+        return Op(name, "depthwise_conv2d" if depthwise else "conv2d", [x, w, b], [y], attrs)
+
+    def _fully_connected(self, name, op, ins, outs) -> Op:
+        opts = self._options(op, self.s.FullyConnectedOptions)
+        if opts is not None and opts.WeightsFormat() != 0:
+            raise UnsupportedError(name, "shuffled fully-connected weights format")
+        x = self._activation(name, ins[0])
+        cout, cin = self._shape(ins[1])
+        if self.tensors[x].size != cin:
+            raise UnsupportedError(name, f"fully connected over {self.tensors[x].shape} with {cin} inputs "
+                                         "(batch 1 only)")
+        w = self._weight(name, ins[1], self.tensors[x].dtype, axis=0)
+        b = self._bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
+        y = self._activation(name, outs[0])
+        return Op(name, "fully_connected", [x, w, b], [y], {"activation": self._fused(name, opts)})
+
+    def _add(self, name, op, ins, outs) -> Op:
+        a, b = self._activation(name, ins[0]), self._activation(name, ins[1])
+        y = self._activation(name, outs[0])
+        if not (self.tensors[a].shape == self.tensors[b].shape == self.tensors[y].shape):
+            raise UnsupportedError(name, f"broadcasting add of {self.tensors[a].shape} and "
+                                         f"{self.tensors[b].shape}")
+        opts = self._options(op, self.s.AddOptions)
+        return Op(name, "add", [a, b], [y], {"activation": self._fused(name, opts)})
+
+    def _pool(self, name, op, ins, outs, op_type: str) -> Op:
+        opts = self._options(op, self.s.Pool2DOptions)
+        x = self._activation(name, ins[0])
+        _, h, w_in, _ = self.tensors[x].shape
+        kh, kw = opts.FilterHeight(), opts.FilterWidth()
+        sh, sw = opts.StrideH(), opts.StrideW()
+        valid = opts.Padding() == self.s.Padding.VALID
+        pt, pb = tflite_padding(valid, h, kh, sh)
+        pl, pr = tflite_padding(valid, w_in, kw, sw)
+        y = self._activation(name, outs[0])
+        attrs = {"kernel": (kh, kw), "stride": (sh, sw), "pad": (pt, pb, pl, pr),
+                 "activation": self._fused(name, opts)}
+        return [Op(name, op_type, [x], [y], attrs)]
+
+    def _mean(self, name, op, ins, outs) -> list[Op]:
+        axes = sorted(int(a) % 4 for a in self._const_values(name, ins[1], np.int32).reshape(-1))
+        x = self._activation(name, ins[0])
+        if len(self.tensors[x].shape) != 4 or axes != [1, 2]:
+            raise UnsupportedError(name, f"MEAN over axes {axes} (only spatial axes (1, 2) of NHWC)")
+        opts = self._options(op, self.s.ReducerOptions)
+        y = self._activation(name, outs[0])
+        yt = self.tensors[y]
+        if opts is not None and opts.KeepDims():
+            return [Op(name, "global_avg_pool", [x], [y], {})]
+        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C).
+        pooled = self._new_activation(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
+        return [Op(f"{name}_pool", "global_avg_pool", [x], [pooled], {}),
+                Op(name, "reshape", [pooled], [y], {})]
+
+    def _pad(self, name, op, ins, outs) -> Op:
+        pads = self._const_values(name, ins[1], np.int64 if self._type(ins[1]) == "INT64" else np.int32)
+        x = self._activation(name, ins[0])
+        if len(self.tensors[x].shape) != 4 or pads.shape != (4, 2) or pads[0].any() or pads[3].any():
+            raise UnsupportedError(name, f"PAD {pads.tolist()} (only height/width of NHWC)")
+        y = self._activation(name, outs[0])
+        return Op(name, "pad", [x], [y], {"pad": (int(pads[1, 0]), int(pads[1, 1]),
+                                                  int(pads[2, 0]), int(pads[2, 1]))})
+
+    def _unary(self, name, op, ins, outs, op_type: str) -> Op:
+        x = self._activation(name, ins[0])
+        y = self._activation(name, outs[0])
+        xt, yt = self.tensors[x], self.tensors[y]
+        attrs = {}
+        if op_type == "softmax":
+            opts = self._options(op, self.s.SoftmaxOptions)
+            attrs["beta"] = float(opts.Beta()) if opts is not None else 1.0
+        if op_type == "quantize" and (xt.dtype, yt.dtype) != ("float32", "int8"):
+            raise UnsupportedError(name, f"QUANTIZE {xt.dtype} -> {yt.dtype} (float32 -> int8 only)")
+        if op_type == "dequantize" and (xt.dtype, yt.dtype) != ("int8", "float32"):
+            raise UnsupportedError(name, f"DEQUANTIZE {xt.dtype} -> {yt.dtype} (int8 -> float32 only)")
+        if op_type == "reshape" and xt.size != yt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
+        return Op(name, op_type, [x], [y], attrs)
+
+    def _convert_op(self, op) -> list[Op]:
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        kind = self.op_names.get(builtin, f"builtin {builtin}")
+        if kind == "CUSTOM":
+            kind = f"custom op {code.CustomCode().decode() if code.CustomCode() else '?'}"
+        ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(i) for i in op.OutputsAsNumpy()]
+        if len(outs) != 1:
+            raise UnsupportedError(self._raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
+        name = self.names[outs[0]]
+        err_name = self._raw_name(outs[0])
+        try:
+            handler = {
+                "CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=False),
+                "DEPTHWISE_CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=True),
+                "FULLY_CONNECTED": lambda: self._fully_connected(name, op, ins, outs),
+                "ADD": lambda: self._add(name, op, ins, outs),
+                "AVERAGE_POOL_2D": lambda: self._pool(name, op, ins, outs, "avg_pool2d"),
+                "MAX_POOL_2D": lambda: self._pool(name, op, ins, outs, "max_pool2d"),
+                "MEAN": lambda: self._mean(name, op, ins, outs),
+                "PAD": lambda: self._pad(name, op, ins, outs),
+                "RELU": lambda: self._unary(name, op, ins, outs, "relu"),
+                "RELU6": lambda: self._unary(name, op, ins, outs, "relu6"),
+                "RESHAPE": lambda: self._unary(name, op, ins, outs, "reshape"),
+                "SOFTMAX": lambda: self._unary(name, op, ins, outs, "softmax"),
+                "QUANTIZE": lambda: self._unary(name, op, ins, outs, "quantize"),
+                "DEQUANTIZE": lambda: self._unary(name, op, ins, outs, "dequantize"),
+            }.get(kind)
+            if handler is None:
+                raise UnsupportedError(err_name, f"op {kind}")
+            result = handler()
+        except UnsupportedError as e:
+            if e.layer == name:   # report the file's own name, with the op kind
+                raise UnsupportedError(err_name, f"{kind}: {e.what}") from None
+            raise
+        return result if isinstance(result, list) else [result]
+
+    def read(self, graph_name: str) -> Graph:
+        g = self.g
+        inputs = [int(i) for i in g.InputsAsNumpy()]
+        outputs = [int(i) for i in g.OutputsAsNumpy()]
+        for i in inputs:
+            self._activation("input", i)
+        for k in range(g.OperatorsLength()):
+            self.ops.extend(self._convert_op(g.Operators(k)))
+        graph = Graph(graph_name, self.tensors, self.ops, [self.names[i] for i in inputs],
+                      [self.names[i] for i in outputs])
+        return graph.validate()
