@@ -1,0 +1,38 @@
+/* tt_link.h - the device side of the tinytrain serial protocol (docs/protocol.md).
+ *
+ * main.c: tt_hal_init(); tt_link_init(); for (;;) tt_link_service();
+ * Compiles for inference-only models (model.h: TT_MODEL_TRAINABLE 0) and for training
+ * builds (TT_MODEL_TRAINABLE 1: train step, hyperparameters, parameter access, A/B save). */
+#ifndef TT_LINK_H
+#define TT_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Resets the link state; a training build loads the newest valid saved weights of this
+ * model from the non-volatile store, if any. Call once after tt_hal_init(). */
+void tt_link_init(void);
+
+/* Reads the pending UART bytes and handles every complete frame (one reply per request).
+ * Calls tt_hal_idle() when no byte was pending. */
+void tt_link_service(void);
+
+/* Feeds received bytes to the frame parser directly (tt_link_service uses it). */
+void tt_link_receive(const uint8_t *buf, size_t n);
+
+/* Link counters, also sent by the LINK_STATS request (same order on the wire). */
+typedef struct {
+    uint32_t frames_ok;        /* valid frames received */
+    uint32_t crc_errors;       /* dropped: CRC mismatch */
+    uint32_t too_long;         /* dropped: longer than the maximum frame */
+    uint32_t malformed;        /* dropped: bad COBS, truncated, length field mismatch */
+    uint32_t bad_version;      /* dropped: unknown protocol version */
+    uint32_t seq_errors;       /* not executed: out of sequence */
+    uint32_t duplicates;       /* not executed: repeat of the last request, reply resent */
+    uint32_t executed;         /* requests executed (replies stored) */
+    uint32_t unknown_type;     /* executed with TT_ERR_UNKNOWN_TYPE */
+} tt_link_counters;
+
+const tt_link_counters *tt_link_get_counters(void);
+
+#endif /* TT_LINK_H */

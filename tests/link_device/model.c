@@ -1,0 +1,70 @@
+/* The link tests' model: y = W dequant(x) + b; train: softmax cross-entropy, SGD momentum. */
+#include "model.h"
+
+#include <math.h>
+
+#include "tt_types.h"
+
+#define N_IN  TT_INPUT_SIZE
+#define N_OUT TT_OUTPUT_SIZE
+
+static int8_t input[N_IN];
+static float logits[N_OUT];
+static float weight[N_OUT * N_IN];
+static float bias[N_OUT];
+
+tt_input_t *tt_model_input(void) { return input; }
+const tt_output_t *tt_model_output(void) { return logits; }
+
+void tt_model_invoke(void)
+{
+    int o, i;
+    for (o = 0; o < N_OUT; o++) {
+        float acc = bias[o];
+        for (i = 0; i < N_IN; i++)
+            acc += weight[o * N_IN + i] * ((float)(input[i] - TT_INPUT_ZERO_POINT) * TT_INPUT_SCALE);
+        logits[o] = acc;
+    }
+}
+
+#if TT_MODEL_TRAINABLE
+static float weight_v[N_OUT * N_IN], bias_v[N_OUT];
+static float lr = 0.1f, momentum = 0.0f, weight_decay = 0.0f;
+static const tt_param_info params[2] = {
+    { "fc.weight", weight, sizeof weight, TT_DTYPE_F32 },
+    { "fc.bias", bias, sizeof bias, TT_DTYPE_F32 },
+};
+
+uint32_t tt_model_num_params(void) { return 2; }
+const tt_param_info *tt_model_param(uint32_t i) { return &params[i]; }
+
+void tt_model_set_hparams(float l, float m, float wd) { lr = l; momentum = m; weight_decay = wd; }
+void tt_model_get_hparams(float *l, float *m, float *wd) { *l = lr; *m = momentum; *wd = weight_decay; }
+
+float tt_model_train_step(int32_t label)
+{
+    float p[N_OUT], mx, sum = 0.0f;
+    int o, i;
+    tt_model_invoke();
+    mx = logits[0];
+    for (o = 1; o < N_OUT; o++)
+        if (logits[o] > mx)
+            mx = logits[o];
+    for (o = 0; o < N_OUT; o++) {
+        p[o] = expf(logits[o] - mx);
+        sum += p[o];
+    }
+    for (o = 0; o < N_OUT; o++) {
+        float g = p[o] / sum - (o == label ? 1.0f : 0.0f);
+        for (i = 0; i < N_IN; i++) {
+            float *w = &weight[o * N_IN + i];
+            float x = (float)(input[i] - TT_INPUT_ZERO_POINT) * TT_INPUT_SCALE;
+            weight_v[o * N_IN + i] = momentum * weight_v[o * N_IN + i] + g * x + weight_decay * *w;
+            *w -= lr * weight_v[o * N_IN + i];
+        }
+        bias_v[o] = momentum * bias_v[o] + g;
+        bias[o] -= lr * bias_v[o];
+    }
+    return logf(sum) + mx - logits[label];
+}
+#endif
