@@ -1,0 +1,80 @@
+"""Quantization-aware scaling (QAS) of the updates of int8 weights and int32 biases.
+
+The gradient w.r.t. an int8 weight is G_Wq = s_W * G_W (G_W: w.r.t. the real weight);
+QAS multiplies it by s_W^-2, so the step on W_q is G_W / s_W: the very step fp32 SGD
+takes, expressed in quantization steps. Biases (scale s_b = s_W * s_x): G_b / s_b.
+The new value is rounded to nearest (half away from zero) and saturated; an optional
+fp32 shadow copy (in quantization units) keeps the sub-LSB part of small updates.
+All arithmetic is float32, in the order the C update kernels use:
+    u = g * (1/s) [+ wd * p];  m = mu * m + u (momentum);  p' = sat(round(p - lr * m))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..ir import Graph, Op
+
+F32 = np.float32
+INT_RANGE = {"int8": (-127, 127), "int32": (-(2 ** 31), 2 ** 31 - 1)}
+
+
+def clamp_range(graph: Graph, op: Op) -> tuple[int, int]:
+    """The int8 clamp of an op's output: the gradient is 0 where the output sits on it."""
+    if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        p = quant.conv_requant(graph, op)
+    elif op.type == "add":
+        p = quant.add_params(graph, op)
+    elif op.type in ("avg_pool2d", "max_pool2d"):
+        p = quant.pool_params(graph, op)
+    elif op.type in ("relu", "relu6"):
+        p = quant.relu_params(graph, op)
+    else:
+        return -128, 127
+    return int(p["act_min"]), int(p["act_max"])
+
+
+def inverse_scales(graph: Graph, op: Op, name: str) -> np.ndarray:
+    """float32 1/s per output channel of a weight (conv/fc axis 0, depthwise axis 2) or bias,
+    shaped to broadcast against that tensor."""
+    t = graph.tensors[name]
+    w = graph.tensors[op.inputs[1]]
+    if name == op.inputs[2]:
+        if t.quant is not None:
+            s = t.quant.scale
+        else:
+            s = w.quant.scale * graph.tensors[op.inputs[0]].scale
+        return np.broadcast_to(F32(1.0) / s.astype(F32), t.shape).astype(F32)
+    s = t.quant.scale.astype(F32)
+    shape = [1] * len(t.shape)
+    axis = 2 if op.type == "depthwise_conv2d" else 0
+    shape[axis] = -1
+    if s.size == 1:
+        s = np.repeat(s, t.shape[axis])
+    return (F32(1.0) / s).reshape(shape)
+
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    return np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5))
+
+
+def update_int(trainer, op: Op, name: str, p: np.ndarray, grad: np.ndarray, sub) -> None:
+    """In-place QAS-SGD step on the int8/int32 parameter `name` (its trained part `sub`)."""
+    t = trainer.g.tensors[name]
+    inv = np.broadcast_to(inverse_scales(trainer.g, op, name), p.shape)[sub]
+    cur = p[sub]
+    u = (grad.astype(F32) * inv).astype(F32)
+    if trainer.weight_decay:
+        u = (u + trainer.weight_decay * cur.astype(F32)).astype(F32)
+    if trainer.momentum:
+        m = trainer.state.setdefault(name, np.zeros_like(u))
+        m[...] = (trainer.momentum * m + u).astype(F32)
+        u = m
+    lo, hi = INT_RANGE[t.dtype]
+    if trainer.prog.shadow:
+        sh = trainer.shadow.setdefault(name, p.astype(F32))
+        sh[sub] = (sh[sub] - trainer.lr * u).astype(F32)
+        new = sh[sub].astype(np.float64)
+    else:
+        new = cur.astype(np.float64) - (trainer.lr * u).astype(F32).astype(np.float64)
+    p[sub] = np.clip(round_half_away(new), lo, hi).astype(p.dtype)
