@@ -83,10 +83,15 @@ def plan(buffers: list[Buffer], strategy: str = "best",
     for name in names:
         order, fit = _STRATEGIES[name]
         offsets = _place(groups, _ORDERS[order](groups), fit)
-        arena = _round_up(int((offsets + groups.size).max(initial=0)), ARENA_ROUND)
+        arena = _arena(groups, offsets)
         tried[name] = arena
         if best_arena is None or arena < best_arena:
             best_name, best_offsets, best_arena = name, offsets, arena
+    if strategy == "best":
+        found = _search_below(groups, best_arena)
+        if found is not None:
+            best_name, best_offsets, best_arena = "search", found, _arena(groups, found)
+            tried["search"] = best_arena
     by_root = dict(zip(groups.names, (int(o) for o in best_offsets)))
     member_offsets = {b.name: by_root[groups.root[b.name]] for b in buffers}
     return Plan(member_offsets, best_arena, best_name, list(buffers), aliases, tried)
@@ -98,17 +103,7 @@ def lower_bound(buffers: list[Buffer], aliases: dict[str, str] | None = None) ->
     In-place pairs may share min(size) bytes at the step where they touch, so that
     much is not counted twice.
     """
-    groups = _Groups(buffers, dict(aliases or {}))
-    if not groups.n:
-        return 0
-    steps = int(groups.last.max()) + 1
-    live = np.zeros(steps + 1, dtype=np.int64)
-    np.add.at(live, groups.first, groups.size)
-    np.add.at(live, groups.last + 1, -groups.size)
-    live = np.cumsum(live)[:steps]
-    for a, b in groups.inplace_pairs:
-        live[groups.last[a]] -= min(groups.size[a], groups.size[b])
-    return int(live.max())
+    return _live_peak(_Groups(buffers, dict(aliases or {})))
 
 
 def naive_bytes(buffers: list[Buffer], aliases: dict[str, str] | None = None) -> int:
@@ -178,6 +173,19 @@ def plan_graph(graph, strategy: str = "best") -> Plan:
 
 
 # --- alias groups ----------------------------------------------------------------------
+
+def _live_peak(groups: "_Groups") -> int:
+    if not groups.n:
+        return 0
+    steps = int(groups.last.max()) + 1
+    live = np.zeros(steps + 1, dtype=np.int64)
+    np.add.at(live, groups.first, groups.size)
+    np.add.at(live, groups.last + 1, -groups.size)
+    live = np.cumsum(live)[:steps]
+    for a, b in groups.inplace_pairs:
+        live[groups.last[a]] -= min(groups.size[a], groups.size[b])
+    return int(live.max())
+
 
 def _alias_roots(names: list[str], aliases: dict[str, str]) -> dict[str, str]:
     """name -> the buffer at the end of its alias chain (itself if not an alias)."""
@@ -307,6 +315,10 @@ def _round_up(x, multiple):
     return -(-x // multiple) * multiple
 
 
+def _arena(g: _Groups, offsets: np.ndarray) -> int:
+    return _round_up(int((offsets + g.size).max(initial=0)), ARENA_ROUND)
+
+
 def _place(g: _Groups, order: list[int], fit: str) -> np.ndarray:
     """Place groups in `order`; returns the offset of every group."""
     offsets = np.zeros(g.n, dtype=np.int64)
@@ -359,3 +371,88 @@ def _gap_offset(starts: np.ndarray, ends: np.ndarray, size: int, align: int, fit
     if fit == "first_fit":
         return int(gap_start[fits[0]])
     return int(gap_start[fits[np.argmin(room[fits])]])     # argmin: lowest of the tightest
+
+
+# --- bounded search below the greedy result ------------------------------------------------
+# The greedy orders can miss a layout that fits a smaller arena (e.g. a long-lived residual
+# buffer best parked at the top). A depth-first search that places buffers one by one at
+# offsets resting on 0, on a live neighbour's end, just under a neighbour's start or under
+# the cap, backtracking on dead ends, finds those layouts quickly on the chain-like graphs
+# of CNNs. Its work is bounded by a node count, so plans stay fast and deterministic.
+
+SEARCH_PROBES = 4         # caps tried: the lower bound first, then bisection
+
+
+def _search_budget(n: int) -> int:
+    """Search nodes allowed per plan() call, over all probes (a success needs n nodes)."""
+    return 4 * n + 400
+
+
+def _search_below(g: _Groups, greedy_arena: int) -> np.ndarray | None:
+    """Offsets of a plan with a smaller arena than greedy_arena, or None."""
+    lo = _round_up(_live_peak(g), ARENA_ROUND)
+    hi = greedy_arena - ARENA_ROUND           # the largest cap that would be an improvement
+    found, budget = None, [_search_budget(g.n)]
+    for probe in range(SEARCH_PROBES):
+        if lo > hi:
+            break
+        cap = lo if probe == 0 else min(_round_up((lo + hi) // 2, ARENA_ROUND), hi)
+        offsets = _search_orders(g, cap, budget)
+        if offsets is None:
+            lo = cap + ARENA_ROUND
+        else:
+            found, hi = offsets, _arena(g, offsets) - ARENA_ROUND
+    return found
+
+
+def _search_orders(g: _Groups, cap: int, budget: list[int]) -> np.ndarray | None:
+    for order in (_order_by_first_use(g), _order_by_size(g)):
+        offsets = _search(g, [int(i) for i in order], cap, budget)
+        if offsets is not None:
+            return offsets
+    return None
+
+
+def _search(g: _Groups, order: list[int], cap: int, budget: list[int]) -> np.ndarray | None:
+    """Depth-first placement of `order` inside [0, cap); None if the shared node
+    budget (budget[0], decremented in place) runs out first."""
+    offsets = np.zeros(g.n, dtype=np.int64)
+    placed = np.zeros(g.n, dtype=bool)
+    stack: list[list] = []       # per depth: [candidate offsets, index of the next one]
+    while len(stack) < g.n:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
+        stack.append([_candidates(g, order[len(stack)], offsets, placed, cap), 0])
+        while stack:             # take the next candidate, backtracking past exhausted ones
+            top = stack[-1]
+            i = order[len(stack) - 1]
+            if top[1] < len(top[0]):
+                offsets[i], placed[i] = top[0][top[1]], True
+                top[1] += 1
+                break
+            placed[i] = False
+            stack.pop()
+        else:
+            return None
+    return offsets
+
+
+def _candidates(g: _Groups, i: int, offsets: np.ndarray, placed: np.ndarray, cap: int) -> list[int]:
+    """Aligned offsets, lowest first, where group i fits below cap beside what is placed."""
+    size, align = int(g.size[i]), int(g.align[i])
+    if size == 0:
+        return [0]
+    nearby = np.flatnonzero(g.conflicts[i] & placed)
+    starts, ends = offsets[nearby], offsets[nearby] + g.size[nearby]
+    partner = np.zeros(nearby.size, dtype=bool)
+    if g.partners[i]:
+        partner = np.isin(nearby, list(g.partners[i]))
+    cand = np.concatenate(([0, cap - size], _round_up(ends, align), starts - size, starts[partner]))
+    cand = cand - cand % align                # round down (ends are already aligned)
+    cand = np.unique(cand[(cand >= 0) & (cand + size <= cap)])
+    if nearby.size and cand.size:
+        clash = (starts[None, :] < cand[:, None] + size) & (cand[:, None] < ends[None, :])
+        clash &= ~(partner[None, :] & (starts[None, :] == cand[:, None]))
+        cand = cand[~clash.any(axis=1)]
+    return [int(c) for c in cand]
