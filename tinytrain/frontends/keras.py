@@ -1,0 +1,419 @@
+"""Keras 3 models (object or .keras/.h5 path) -> IR: float32 directly, int8 through TFLite.
+
+Float import walks the functional graph in topological order and maps each layer to IR
+ops, converting layouts once (Conv2D kernel HWIO -> OHWI, depthwise HWC1 -> HWC, Dense
+IO -> OI). BatchNormalization right after a conv/dense is folded into its weights; a
+ReLU/ReLU6 right after a conv/dense/add whose output nothing else reads is fused into
+that op's `activation`. Dropout and linear activations vanish.
+
+The int8 path converts with TFLite full-integer quantization and imports the .tflite,
+so the IR is exactly what TFLite runs. TensorFlow/Keras are imported lazily, here only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TinyTrainError, UnsupportedError
+from ..ir import Graph, Op, Tensor, same_padding
+
+_FUSABLE_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add")
+_FOLDS_BN = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+def _import_keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError:
+        raise TinyTrainError("Keras models need TensorFlow: pip install tinytrain[tf]") from None
+    return keras
+
+
+def _as_model(model):
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise TinyTrainError(f"model file not found: {path}")
+        keras = _import_keras()
+        try:
+            return keras.models.load_model(path, compile=False)
+        except Exception as e:   # keras raises many types for a corrupt / foreign file
+            raise TinyTrainError(f"{path}: cannot load the Keras model ({e})") from None
+    return model
+
+
+def load_keras(model, quantize: str | None = None, calibration: np.ndarray | None = None) -> Graph:
+    """Import a Keras model: float32 IR, or int8 IR (quantize="int8", needs calibration)."""
+    model = _as_model(model)
+    if quantize is None:
+        return keras_to_float_graph(model)
+    if quantize != "int8":
+        raise TinyTrainError(f"unknown quantization {quantize!r} (use None or 'int8')")
+    if calibration is None:
+        raise TinyTrainError("int8 quantization of a Keras model needs calibration data "
+                             "(representative float32 inputs)")
+    from .tflite import load_tflite
+    return load_tflite(keras_to_int8_tflite(model, calibration), name=model.name)
+
+
+def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
+    """Full-integer TFLite conversion with int8 input and output, calibrated on `calibration`
+    (float32 samples shaped like the model input, batch axis first)."""
+    model = _as_model(model)
+    _import_keras()
+    import tensorflow as tf
+    calibration = np.asarray(calibration, dtype=np.float32)
+    want = tuple(d or 1 for d in model.inputs[0].shape[1:])
+    if calibration.ndim != len(want) + 1 or calibration.shape[1:] != want or len(calibration) == 0:
+        raise TinyTrainError(f"calibration data shaped {calibration.shape}; expected (N,) + {want}")
+
+    def representative():
+        for i in range(len(calibration)):
+            yield [calibration[i:i + 1]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        return bytes(converter.convert())
+    except Exception as e:   # the converter reports unsupported ops as generic errors
+        raise TinyTrainError(f"TFLite int8 conversion failed: {e}") from None
+
+
+def keras_to_float_graph(model) -> Graph:
+    return _FloatImporter(_as_model(model)).run()
+
+
+def _nodes_in_order(model) -> list:
+    """(layer, input KerasTensors, output KerasTensors) in topological order."""
+    functional = getattr(model, "_functional", None) or model     # Sequential wraps one
+    by_depth = getattr(functional, "_nodes_by_depth", None)
+    if by_depth is None:
+        raise UnsupportedError(model.name, "model class without a functional graph "
+                                           "(subclassed model?); use Sequential or functional models")
+    order = {id(layer): i for i, layer in enumerate(functional.layers)}
+    nodes = []
+    for depth in sorted(by_depth, reverse=True):
+        for node in sorted(by_depth[depth], key=lambda n: order.get(id(n.operation), -1)):
+            nodes.append((node.operation, list(node.input_tensors), list(node.output_tensors)))
+    return nodes, functional
+
+
+class _FloatImporter:
+    def __init__(self, model):
+        self.model = model
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+        self.ir_of: dict[int, str] = {}       # id(KerasTensor) -> IR tensor name
+        self.readers: dict[int, int] = {}     # id(KerasTensor) -> consumers (+1 if a model output)
+        self.ir_readers: dict[str, int] = {}  # IR tensor -> readers, through aliases (Dropout...)
+        self.op_names: set[str] = set()
+
+    # --- helpers -----------------------------------------------------------------------
+    def _unique_op_name(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.op_names or name in self.tensors:   # the op's output takes its name
+            name, k = f"{base}_{k}", k + 1
+        self.op_names.add(name)
+        return name
+
+    def _new_tensor(self, base: str, shape, data: np.ndarray | None = None) -> str:
+        name, k = base, 2
+        while name in self.tensors:
+            name, k = f"{base}_{k}", k + 1
+        self.tensors[name] = Tensor(name, shape, "float32", None,
+                                    None if data is None else np.ascontiguousarray(data, np.float32))
+        return name
+
+    def _shape(self, layer, kt) -> tuple[int, ...]:
+        shape = tuple(1 if d is None else int(d) for d in kt.shape)
+        if len(shape) not in (2, 4):
+            raise UnsupportedError(layer.name, f"rank-{len(shape)} tensor {shape} "
+                                               "(NHWC images or (batch, features) only)")
+        return shape
+
+    def _input(self, layer, kt) -> str:
+        if id(kt) not in self.ir_of:
+            raise UnsupportedError(layer.name, "input from outside the model graph (nested model?)")
+        return self.ir_of[id(kt)]
+
+    def _emit(self, layer, op_type: str, inputs: list[str], out_kt, attrs=None, shape=None,
+              suffix: str = "") -> Op:
+        """Append an op for `layer`; out_kt None makes an intermediate read by the next op only."""
+        name = self._unique_op_name(layer.name + suffix)
+        out = self._new_tensor(name, shape or self._shape(layer, out_kt))
+        op = Op(name, op_type, inputs, [out], dict(attrs or {}))
+        self.ops.append(op)
+        if out_kt is not None:
+            self.ir_of[id(out_kt)] = out
+        self.ir_readers[out] = 1 if out_kt is None else self.readers.get(id(out_kt), 0)
+        return op
+
+    def _alias(self, in_kt, out_kt) -> None:
+        """out_kt is the same IR tensor as in_kt: its readers become that tensor's readers."""
+        ir = self.ir_of[id(in_kt)]
+        self.ir_of[id(out_kt)] = ir
+        self.ir_readers[ir] = self.ir_readers.get(ir, 0) + self.readers.get(id(out_kt), 0) - 1
+
+    def _producer(self, tensor: str) -> Op | None:
+        for op in reversed(self.ops):
+            if tensor in op.outputs:
+                return op
+        return None
+
+    def _config(self, layer) -> dict:
+        return layer.get_config()
+
+    def _check_channels_last(self, layer, cfg) -> None:
+        fmt = cfg.get("data_format")
+        if fmt not in (None, "channels_last"):
+            raise UnsupportedError(layer.name, f"data_format {fmt}")
+
+    def _activation_name(self, layer, cfg) -> str:
+        act = cfg.get("activation", "linear")
+        if isinstance(act, dict):   # a serialized callable
+            act = act.get("config", {}).get("name") or act.get("class_name", "?")
+        return str(act)
+
+    def _conv_padding(self, layer, cfg, in_hw, kernel, strides, dilation):
+        padding = cfg.get("padding", "valid")
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise UnsupportedError(layer.name, f"padding {padding!r}")
+        _, pt, pb = same_padding(in_hw[0], kernel[0], strides[0], dilation[0])
+        _, pl, pr = same_padding(in_hw[1], kernel[1], strides[1], dilation[1])
+        return (pt, pb, pl, pr)
+
+    def _fused_activation(self, layer, op: Op, cfg, out_kt) -> None:
+        """Apply the layer's own `activation=`: fused relu/relu6, or a softmax op after it."""
+        act = self._activation_name(layer, cfg)
+        if act in ("linear", None):
+            return
+        if act in ("relu", "relu6"):
+            op.attrs["activation"] = act
+        elif act == "softmax" and op.type == "fully_connected":
+            x = op.outputs[0]
+            self.ir_of.pop(id(out_kt))    # the softmax, not the dense, produces the layer output
+            self.ir_readers[x] = 1
+            self._emit(layer, "softmax", [x], out_kt, {"beta": 1.0}, shape=self.tensors[x].shape,
+                       suffix="_softmax")
+        else:
+            raise UnsupportedError(layer.name, f"activation {act!r}")
+
+    # --- layers --------------------------------------------------------------------------
+    def _conv2d(self, layer, ins, outs, cfg):
+        depthwise = type(layer).__name__ == "DepthwiseConv2D"
+        self._check_channels_last(layer, cfg)
+        if cfg.get("groups", 1) != 1:
+            raise UnsupportedError(layer.name, f"groups {cfg['groups']}")
+        strides = tuple(cfg["strides"])
+        dilation = tuple(cfg.get("dilation_rate", (1, 1)))
+        if dilation != (1, 1) and strides != (1, 1):
+            raise UnsupportedError(layer.name, f"dilation_rate {dilation} with strides {strides}")
+        x = self._input(layer, ins[0])
+        xshape = self.tensors[x].shape
+        if len(xshape) != 4:
+            raise UnsupportedError(layer.name, f"convolution of a rank-{len(xshape)} input")
+        kernel = np.asarray(layer.get_weights()[0], np.float32)
+        kh, kw = kernel.shape[:2]
+        if depthwise:
+            if kernel.shape[3] != 1:
+                raise UnsupportedError(layer.name, f"depth_multiplier {kernel.shape[3]} (1 only)")
+            w = kernel[:, :, :, 0]                       # (kh, kw, C, 1) -> HWC
+            cout = w.shape[2]
+        else:
+            w = kernel.transpose(3, 0, 1, 2)             # HWIO -> OHWI
+            cout = w.shape[0]
+        bias = (np.asarray(layer.get_weights()[1], np.float32) if cfg.get("use_bias", True)
+                else np.zeros(cout, np.float32))
+        pad = self._conv_padding(layer, cfg, xshape[1:3], (kh, kw), strides, dilation)
+        w_name = self._new_tensor(f"{layer.name}.weight", w.shape, w)
+        b_name = self._new_tensor(f"{layer.name}.bias", bias.shape, bias)
+        op = self._emit(layer, "depthwise_conv2d" if depthwise else "conv2d", [x, w_name, b_name],
+                        outs[0], {"stride": strides, "pad": pad, "dilation": dilation,
+                                  "activation": "none"})
+        self._fused_activation(layer, op, cfg, outs[0])
+
+    def _dense(self, layer, ins, outs, cfg):
+        x = self._input(layer, ins[0])
+        if len(self.tensors[x].shape) != 2:
+            raise UnsupportedError(layer.name, f"Dense on a rank-{len(self.tensors[x].shape)} input "
+                                               "(add a Flatten before it)")
+        weights = layer.get_weights()
+        w = np.asarray(weights[0], np.float32).T         # IO -> OI
+        bias = (np.asarray(weights[1], np.float32) if cfg.get("use_bias", True)
+                else np.zeros(w.shape[0], np.float32))
+        w_name = self._new_tensor(f"{layer.name}.weight", w.shape, w)
+        b_name = self._new_tensor(f"{layer.name}.bias", bias.shape, bias)
+        op = self._emit(layer, "fully_connected", [x, w_name, b_name], outs[0], {"activation": "none"},
+                        shape=(1, w.shape[0]))
+        self._fused_activation(layer, op, cfg, outs[0])
+
+    def _add(self, layer, ins, outs, cfg):
+        if len(ins) != 2:
+            raise UnsupportedError(layer.name, f"Add of {len(ins)} inputs (2 only)")
+        a, b = (self._input(layer, t) for t in ins)
+        if self.tensors[a].shape != self.tensors[b].shape:
+            raise UnsupportedError(layer.name, f"broadcasting Add of {self.tensors[a].shape} and "
+                                               f"{self.tensors[b].shape}")
+        self._emit(layer, "add", [a, b], outs[0], {"activation": "none"})
+
+    def _pool(self, layer, ins, outs, cfg, op_type):
+        self._check_channels_last(layer, cfg)
+        x = self._input(layer, ins[0])
+        kernel = tuple(cfg["pool_size"])
+        strides = tuple(cfg.get("strides") or kernel)
+        pad = self._conv_padding(layer, cfg, self.tensors[x].shape[1:3], kernel, strides, (1, 1))
+        self._emit(layer, op_type, [x], outs[0],
+                   {"kernel": kernel, "stride": strides, "pad": pad, "activation": "none"})
+
+    def _global_avg_pool(self, layer, ins, outs, cfg):
+        self._check_channels_last(layer, cfg)
+        x = self._input(layer, ins[0])
+        channels = self.tensors[x].shape[3]
+        if cfg.get("keepdims", False):
+            self._emit(layer, "global_avg_pool", [x], outs[0])
+            return
+        # The IR's global_avg_pool yields (1,1,1,C); Keras gives (1, C): add the reshape.
+        pool = self._emit(layer, "global_avg_pool", [x], None, shape=(1, 1, 1, channels), suffix="_pool")
+        self._emit(layer, "reshape", pool.outputs, outs[0], shape=(1, channels))
+
+    def _relu_like(self, layer, ins, outs, kind: str):
+        """A standalone relu/relu6: fuse into its producer when that is safe, else keep it."""
+        x = self._input(layer, ins[0])
+        producer = self._producer(x)
+        if (producer is not None and producer.type in _FUSABLE_INTO
+                and producer.attrs.get("activation", "none") == "none"
+                and self.ir_readers.get(x, 0) == 1):
+            producer.attrs["activation"] = kind
+            self._alias(ins[0], outs[0])
+            return
+        self._emit(layer, kind, [x], outs[0])
+
+    def _relu_layer(self, layer, ins, outs, cfg):
+        slope = float(cfg.get("negative_slope", 0.0) or 0.0)
+        threshold = float(cfg.get("threshold", 0.0) or 0.0)
+        max_value = cfg.get("max_value")
+        if slope != 0.0 or threshold != 0.0:
+            raise UnsupportedError(layer.name, f"ReLU with negative_slope {slope}, threshold {threshold}")
+        if max_value is None:
+            self._relu_like(layer, ins, outs, "relu")
+        elif float(max_value) == 6.0:
+            self._relu_like(layer, ins, outs, "relu6")
+        else:
+            raise UnsupportedError(layer.name, f"ReLU max_value {max_value} (None or 6 only)")
+
+    def _activation_layer(self, layer, ins, outs, cfg):
+        act = self._activation_name(layer, cfg)
+        if act == "linear":
+            self._alias(ins[0], outs[0])
+        elif act in ("relu", "relu6"):
+            self._relu_like(layer, ins, outs, act)
+        elif act == "softmax":
+            self._softmax(layer, ins, outs, {"axis": -1})
+        else:
+            raise UnsupportedError(layer.name, f"activation {act!r}")
+
+    def _softmax(self, layer, ins, outs, cfg):
+        x = self._input(layer, ins[0])
+        axis = cfg.get("axis", -1)
+        rank = len(self.tensors[x].shape)
+        if axis not in (-1, rank - 1) and axis != [-1]:
+            raise UnsupportedError(layer.name, f"softmax over axis {axis} (last axis only)")
+        self._emit(layer, "softmax", [x], outs[0], {"beta": 1.0})
+
+    def _reshape(self, layer, ins, outs, cfg):
+        x = self._input(layer, ins[0])
+        shape = self._shape(layer, outs[0])
+        if shape == self.tensors[x].shape:
+            self._alias(ins[0], outs[0])
+            return
+        self._emit(layer, "reshape", [x], outs[0], shape=shape)
+
+    def _zero_padding(self, layer, ins, outs, cfg):
+        self._check_channels_last(layer, cfg)
+        (top, bottom), (left, right) = cfg["padding"]
+        x = self._input(layer, ins[0])
+        self._emit(layer, "pad", [x], outs[0], {"pad": (int(top), int(bottom), int(left), int(right))})
+
+    def _batch_norm(self, layer, ins, outs, cfg):
+        """Fold y = gamma * (x - mean) / sqrt(var + eps) + beta into the conv/dense before it."""
+        x = self._input(layer, ins[0])
+        producer = self._producer(x)
+        axis = cfg.get("axis", -1)
+        axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        rank = len(self.tensors[x].shape)
+        if axis not in (-1, rank - 1):
+            raise UnsupportedError(layer.name, f"BatchNormalization over axis {axis} (channels_last only)")
+        if (producer is None or producer.type not in _FOLDS_BN
+                or producer.attrs.get("activation", "none") != "none"
+                or self.ir_readers.get(x, 0) != 1):
+            raise UnsupportedError(layer.name, "BatchNormalization not directly after a conv/dense "
+                                               "without activation (cannot fold it)")
+        gamma = np.asarray(layer.gamma.numpy() if cfg.get("scale", True) else 1.0, np.float64)
+        beta = np.asarray(layer.beta.numpy() if cfg.get("center", True) else 0.0, np.float64)
+        mean = np.asarray(layer.moving_mean.numpy(), np.float64)
+        var = np.asarray(layer.moving_variance.numpy(), np.float64)
+        factor = gamma / np.sqrt(var + float(cfg.get("epsilon", 1e-3)))
+        w_t, b_t = self.tensors[producer.inputs[1]], self.tensors[producer.inputs[2]]
+        out_axis = 2 if producer.type == "depthwise_conv2d" else 0
+        shape = [1] * w_t.data.ndim
+        shape[out_axis] = -1
+        w_t.data = (w_t.data.astype(np.float64) * factor.reshape(shape)).astype(np.float32)
+        b_t.data = ((b_t.data.astype(np.float64) - mean) * factor + beta).astype(np.float32)
+        self._alias(ins[0], outs[0])
+
+    # --- driver ----------------------------------------------------------------------------
+    def run(self) -> Graph:
+        nodes, functional = _nodes_in_order(self.model)
+        for _, node_ins, _ in nodes:
+            for kt in node_ins:
+                self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
+        for kt in functional.outputs:
+            self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
+        inputs = []
+        for layer, ins, outs in nodes:
+            kind = type(layer).__name__
+            if kind == "InputLayer":
+                name = self._new_tensor(layer.name, self._shape(layer, outs[0]))
+                self.ir_of[id(outs[0])] = name
+                self.ir_readers[name] = self.readers.get(id(outs[0]), 0)
+                inputs.append(name)
+                continue
+            self._convert(layer, kind, ins, outs)
+        if len(inputs) != 1 or len(functional.outputs) != 1:
+            raise UnsupportedError(self.model.name, f"{len(inputs)} inputs and {len(functional.outputs)} "
+                                                    "outputs (one of each supported)")
+        out_name = self.ir_of[id(functional.outputs[0])]
+        if out_name in inputs:
+            raise UnsupportedError(self.model.name, "model without any op")
+        return Graph(self.model.name, self.tensors, self.ops, inputs, [out_name]).validate()
+
+    def _convert(self, layer, kind, ins, outs):
+        if len(outs) != 1:
+            raise UnsupportedError(layer.name, f"layer with {len(outs)} outputs")
+        if kind != "Add" and len(ins) != 1:
+            raise UnsupportedError(layer.name, f"{kind} with {len(ins)} inputs")
+        cfg = self._config(layer)
+        handlers = {
+            "Conv2D": self._conv2d, "DepthwiseConv2D": self._conv2d, "Dense": self._dense,
+            "Add": self._add,
+            "AveragePooling2D": lambda l, i, o, c: self._pool(l, i, o, c, "avg_pool2d"),
+            "MaxPooling2D": lambda l, i, o, c: self._pool(l, i, o, c, "max_pool2d"),
+            "GlobalAveragePooling2D": self._global_avg_pool,
+            "ReLU": self._relu_layer, "Activation": self._activation_layer, "Softmax": self._softmax,
+            "Flatten": self._reshape, "Reshape": self._reshape,
+            "ZeroPadding2D": self._zero_padding, "BatchNormalization": self._batch_norm,
+            "Dropout": lambda l, i, o, c: self._alias(i[0], o[0]),
+        }
+        handler = handlers.get(kind)
+        if handler is None:
+            raise UnsupportedError(layer.name, f"layer type {kind}")
+        handler(layer, ins, outs, cfg)
