@@ -1,0 +1,143 @@
+"""Test helper: compile the C kernels into a shared library and call them via ctypes.
+
+    lib = load_kernels(build_dir=tmp_path_factory.mktemp("ck"))   # once per session
+    lib.tt_relu_s8(ptr(x), x.size, byref(requant(q)), ptr(y))
+
+Sources are firmware/kernels/<pattern> plus `extra_sources`, compiled with the project's
+strict flags (-std=c99 -Wall -Wextra -Werror) so a warning fails the tests. The result
+is cached per (pattern, extra_sources) for the session.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+INCLUDE = FIRMWARE / "include"
+KERNELS = FIRMWARE / "kernels"
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared", "-ffp-contract=off"]
+
+_cache: dict[tuple, ctypes.CDLL] = {}
+
+
+def kernel_sources(pattern: str = "*.c") -> list[Path]:
+    return sorted(KERNELS.glob(pattern))
+
+
+def load_kernels(extra_sources=(), pattern: str = "*.c", build_dir=None) -> ctypes.CDLL:
+    """Compile firmware/kernels/<pattern> (+ extra_sources) with gcc and load the library."""
+    key = (pattern, tuple(str(s) for s in extra_sources))
+    if key in _cache:
+        return _cache[key]
+    if shutil.which("gcc") is None:
+        raise RuntimeError("gcc not found")
+    sources = [str(p) for p in kernel_sources(pattern)] + [str(s) for s in extra_sources]
+    if not sources:
+        raise RuntimeError(f"no C sources match firmware/kernels/{pattern}")
+    out_dir = Path(build_dir) if build_dir is not None else Path(tempfile.mkdtemp(prefix="ttck-"))
+    lib_path = out_dir / f"libttkernels{len(_cache)}.so"
+    cmd = ["gcc", *CFLAGS, f"-I{INCLUDE}", *sources, "-o", str(lib_path), "-lm"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"compiling kernels failed:\n{' '.join(cmd)}\n{res.stderr}")
+    lib = ctypes.CDLL(str(lib_path))
+    _cache[key] = lib
+    return lib
+
+
+def declare(lib: ctypes.CDLL, name: str, *argtypes, restype=None):
+    """Set a function's prototype (needed for float arguments) and return it."""
+    fn = getattr(lib, name)
+    fn.argtypes = list(argtypes)
+    fn.restype = restype
+    return fn
+
+
+# --- numpy <-> ctypes ------------------------------------------------------------------------
+
+_CTYPES = {
+    np.dtype(np.int8): ctypes.c_int8, np.dtype(np.uint8): ctypes.c_uint8,
+    np.dtype(np.int16): ctypes.c_int16, np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.uint32): ctypes.c_uint32, np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.float16): ctypes.c_uint16, np.dtype(np.float64): ctypes.c_double,
+}
+
+
+def ptr(a: np.ndarray | None):
+    """A typed pointer to a C-contiguous array's data (NULL for None). Keep `a` alive."""
+    if a is None:
+        return None
+    if not a.flags["C_CONTIGUOUS"]:
+        raise ValueError("array must be C-contiguous (use np.ascontiguousarray)")
+    return a.ctypes.data_as(ctypes.POINTER(_CTYPES[a.dtype]))
+
+
+def carray(values, dtype) -> np.ndarray:
+    """A fresh C-contiguous array of `dtype`."""
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+
+
+# --- the structs of tt_types.h / tt_kernels.h --------------------------------------------------
+
+
+class TtDims(ctypes.Structure):
+    _fields_ = [("h", ctypes.c_int32), ("w", ctypes.c_int32), ("c", ctypes.c_int32)]
+
+
+class TtGeom(ctypes.Structure):
+    _fields_ = [("stride_h", ctypes.c_int32), ("stride_w", ctypes.c_int32),
+                ("pad_top", ctypes.c_int32), ("pad_left", ctypes.c_int32),
+                ("dil_h", ctypes.c_int32), ("dil_w", ctypes.c_int32)]
+
+
+class TtRequant(ctypes.Structure):
+    _fields_ = [("in_zp", ctypes.c_int32), ("out_zp", ctypes.c_int32),
+                ("act_min", ctypes.c_int32), ("act_max", ctypes.c_int32),
+                ("multiplier", ctypes.POINTER(ctypes.c_int32)),
+                ("shift", ctypes.POINTER(ctypes.c_int32))]
+
+
+class TtAddParams(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in (
+        "a_zp", "b_zp", "out_zp", "a_mult", "a_shift", "b_mult", "b_shift",
+        "out_mult", "out_shift", "left_shift", "act_min", "act_max")]
+
+
+class TtSoftmaxParams(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("input_multiplier", "input_left_shift", "diff_min")]
+
+
+def dims(shape) -> TtDims:
+    """tt_dims from (H, W, C) or (1, H, W, C)."""
+    shape = tuple(shape)[-3:]
+    return TtDims(*[int(v) for v in shape])
+
+
+def geom(stride=(1, 1), pad=(0, 0, 0, 0), dilation=(1, 1)) -> TtGeom:
+    """tt_geom from IR attributes: pad is (top, bottom, left, right)."""
+    return TtGeom(int(stride[0]), int(stride[1]), int(pad[0]), int(pad[2]),
+                  int(dilation[0]), int(dilation[1]))
+
+
+def requant(q: dict) -> TtRequant:
+    """tt_requant from a tinytrain.quant dict; the struct keeps its arrays alive."""
+    mult = carray(q["multiplier"], np.int32)
+    shift = carray(q["shift"], np.int32)
+    r = TtRequant(int(q["in_zp"]), int(q["out_zp"]), int(q["act_min"]), int(q["act_max"]),
+                  ptr(mult), ptr(shift))
+    r._arrays = (mult, shift)
+    return r
+
+
+def add_params(p: dict) -> TtAddParams:
+    return TtAddParams(*[int(p[name]) for name, _ in TtAddParams._fields_])
+
+
+def softmax_params(p: dict) -> TtSoftmaxParams:
+    return TtSoftmaxParams(*[int(p[name]) for name, _ in TtSoftmaxParams._fields_])
