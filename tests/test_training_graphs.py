@@ -181,3 +181,42 @@ def test_builders_make_valid_graphs():
     for f in MODELS.values():
         g = f()
         assert g.validate() is g and not g.is_quantized
+
+
+def quantize_graph(graph: Graph, calib: np.ndarray) -> Graph:
+    """int8 twin of a float graph: per-tensor activations from the ranges seen on `calib`,
+    per-channel symmetric weights, int32 biases (scale s_x * s_w)."""
+    import copy
+    from tinytrain.training.program import build_program
+    from tinytrain.training.simulate import Trainer
+    tr = Trainer(build_program(graph, "full"))
+    lo, hi = {}, {}
+    for x in calib:
+        for k, v in tr.forward(x).items():
+            lo[k] = min(lo.get(k, 0.0), float(v.min()))
+            hi[k] = max(hi.get(k, 0.0), float(v.max()))
+    g = copy.deepcopy(graph)
+    for t in graph.activations():
+        scale = max(hi[t.name] - lo[t.name], 1e-6) / 255.0
+        zp = int(np.clip(round(-128 - lo[t.name] / scale), -128, 127))
+        g.tensors[t.name] = Tensor(t.name, t.shape, "int8", QuantParams.per_tensor(scale, zp))
+    for op in g.ops:   # these ops keep their input's quantization (as TFLite requires)
+        if op.type in ("avg_pool2d", "max_pool2d", "reshape", "pad"):
+            g.tensors[op.outputs[0]].quant = g.tensors[op.inputs[0]].quant
+    for op in g.ops:
+        if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            continue
+        w = g.tensors[op.inputs[1]]
+        axis = 2 if op.type == "depthwise_conv2d" else 0
+        red = tuple(i for i in range(w.data.ndim) if i != axis)
+        s = np.maximum(np.abs(w.data).max(axis=red), 1e-8) / 127.0
+        shape = [1] * w.data.ndim
+        shape[axis] = -1
+        wq = np.clip(np.round(w.data / s.reshape(shape)), -127, 127).astype(np.int8)
+        g.tensors[w.name] = Tensor(w.name, w.shape, "int8", QuantParams(s, np.zeros_like(s), axis=axis), wq)
+        b = g.tensors[op.inputs[2]]
+        bs = s * g.tensors[op.inputs[0]].scale
+        bq = np.round(b.data / bs).astype(np.int32)
+        g.tensors[b.name] = Tensor(b.name, b.shape, "int32", QuantParams(bs, np.zeros_like(bs), axis=0), bq)
+    g.name = graph.name + "_int8"
+    return g.validate()
