@@ -5,7 +5,9 @@ inclusive range of steps [first, last]; buffers whose lifetimes overlap must not
 overlap in memory. Buffers are placed one by one, each at the lowest offset (or the
 tightest gap) that fits beside the already-placed buffers it is live with; the
 strategies differ only in the order they place buffers and in first-fit vs best-fit.
-"best" runs them all and keeps the smallest arena.
+"best" runs them all, then a bounded backtracking search for a smaller arena (between
+the lower bound and the best greedy result), and keeps the smallest: Plan.algorithm is
+then the winning strategy's name, or "search". Plans are deterministic.
 
 Two ways to share memory on purpose:
   aliases     {"b": "a"}: b is a view of a (a reshape). They become one buffer whose
