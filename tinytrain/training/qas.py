@@ -5,8 +5,10 @@ QAS multiplies it by s_W^-2, so the step on W_q is G_W / s_W: the very step fp32
 takes, expressed in quantization steps. Biases (scale s_b = s_W * s_x): G_b / s_b.
 The new value is rounded to nearest (half away from zero) and saturated; an optional
 fp32 shadow copy (in quantization units) keeps the sub-LSB part of small updates.
-All arithmetic is float32, in the order the C update kernels use:
-    u = g * (1/s) [+ wd * p];  m = mu * m + u (momentum);  p' = sat(round(p - lr * m))
+All arithmetic is float32, in the order of firmware/include/tt_train_kernels.h:
+    u = g / s [+ wd * v];  m = mu * m + u (momentum);  step = lr * m
+    no shadow: q' = sat(round(q - step)) (exact difference), v = q
+    shadow:    shadow = clamp(shadow - step, qmin, qmax), q' = round(shadow), v = shadow
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ def clamp_range(graph: Graph, op: Op) -> tuple[int, int]:
     return int(p["act_min"]), int(p["act_max"])
 
 
-def inverse_scales(graph: Graph, op: Op, name: str) -> np.ndarray:
-    """float32 1/s per output channel of a weight (conv/fc axis 0, depthwise axis 2) or bias,
+def scales(graph: Graph, op: Op, name: str) -> np.ndarray:
+    """float32 s per output channel of a weight (conv/fc axis 0, depthwise axis 2) or bias,
     shaped to broadcast against that tensor."""
     t = graph.tensors[name]
     w = graph.tensors[op.inputs[1]]
@@ -44,14 +46,14 @@ def inverse_scales(graph: Graph, op: Op, name: str) -> np.ndarray:
             s = t.quant.scale
         else:
             s = w.quant.scale * graph.tensors[op.inputs[0]].scale
-        return np.broadcast_to(F32(1.0) / s.astype(F32), t.shape).astype(F32)
+        return np.broadcast_to(s.astype(F32), t.shape).astype(F32)
     s = t.quant.scale.astype(F32)
     shape = [1] * len(t.shape)
     axis = 2 if op.type == "depthwise_conv2d" else 0
     shape[axis] = -1
     if s.size == 1:
         s = np.repeat(s, t.shape[axis])
-    return (F32(1.0) / s).reshape(shape)
+    return s.reshape(shape)
 
 
 def round_half_away(v: np.ndarray) -> np.ndarray:
@@ -61,20 +63,25 @@ def round_half_away(v: np.ndarray) -> np.ndarray:
 def update_int(trainer, op: Op, name: str, p: np.ndarray, grad: np.ndarray, sub) -> None:
     """In-place QAS-SGD step on the int8/int32 parameter `name` (its trained part `sub`)."""
     t = trainer.g.tensors[name]
-    inv = np.broadcast_to(inverse_scales(trainer.g, op, name), p.shape)[sub]
+    s = np.broadcast_to(scales(trainer.g, op, name), p.shape)[sub]
     cur = p[sub]
-    u = (grad.astype(F32) * inv).astype(F32)
+    lo, hi = INT_RANGE[t.dtype]
+    if trainer.prog.shadow:
+        sh = trainer.shadow.setdefault(name, p.astype(F32))
+        v = sh[sub]
+    else:
+        v = cur.astype(F32)
+    u = (grad.astype(F32) / s).astype(F32)
     if trainer.weight_decay:
-        u = (u + trainer.weight_decay * cur.astype(F32)).astype(F32)
+        u = (u + trainer.weight_decay * v).astype(F32)
     if trainer.momentum:
         m = trainer.state.setdefault(name, np.zeros_like(u))
         m[...] = (trainer.momentum * m + u).astype(F32)
         u = m
-    lo, hi = INT_RANGE[t.dtype]
+    step = (trainer.lr * u).astype(F32)
     if trainer.prog.shadow:
-        sh = trainer.shadow.setdefault(name, p.astype(F32))
-        sh[sub] = (sh[sub] - trainer.lr * u).astype(F32)
+        sh[sub] = np.clip((v - step).astype(F32), lo, hi)
         new = sh[sub].astype(np.float64)
     else:
-        new = cur.astype(np.float64) - (trainer.lr * u).astype(F32).astype(np.float64)
+        new = cur.astype(np.float64) - step.astype(np.float64)
     p[sub] = np.clip(round_half_away(new), lo, hi).astype(p.dtype)
