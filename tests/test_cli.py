@@ -1,0 +1,85 @@
+"""The command line: help everywhere, JSON figures, exit codes, atomic output folders."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def tinytrain(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tinytrain", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["inspect"], ["run"]])
+def test_help(command):
+    proc = tinytrain(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout
+
+
+def test_inspect_json_reference_model(tte_models):
+    proc = tinytrain("inspect", tte_models / "mcunet-5fps.json", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data["layers"]) == 51
+    assert data["macs"] == sum(layer["macs"] for layer in data["layers"]) > 10_000_000
+    assert data["memory"]["arena_bytes"] > 0
+    assert data["memory"]["flash_bytes"] > 600_000
+    first = data["layers"][0]
+    assert first["op"] == "conv2d" and first["output"] == [1, 64, 64, 16]
+
+
+def test_inspect_text(tte_models):
+    proc = tinytrain("inspect", tte_models / "mbv2-w0.35.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "depthwise_conv2d" in proc.stdout and "arena_bytes" in proc.stdout
+
+
+def test_build_native_then_make_and_run(tte_models, tmp_path):
+    out = tmp_path / "proxyless"
+    proc = tinytrain("build", tte_models / "proxyless-w0.3.json", "--board", "native", "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["memory"]["arena_bytes"] > 0
+    subprocess.run(["make", "-s", "-C", str(out)], check=True)
+    x = np.random.default_rng(3).integers(-128, 128, size=128 * 128 * 3, dtype=np.int8)
+    run = subprocess.run([str(out / "model_runner")], input=x.tobytes(), capture_output=True, check=True)
+    assert len(run.stdout) == 1000
+
+
+def _bad_reference_model(tte_models, tmp_path, mutate):
+    graph = json.loads((tte_models / "mcunet-5fps.json").read_text())
+    mutate(graph)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(graph))
+    shutil.copy(tte_models / "mcunet-5fps.npz", tmp_path / "bad.npz")
+    return path
+
+
+def test_unsupported_op_exit_2_names_layer_and_leaves_nothing(tte_models, tmp_path):
+    def mutate(g):
+        g["layers"][5]["op"] = "lstm"
+    model = _bad_reference_model(tte_models, tmp_path, mutate)
+    out = tmp_path / "out"
+    proc = tinytrain("build", model, "--board", "native", "-o", out)
+    assert proc.returncode == 2
+    assert "conv5" in proc.stderr and "lstm" in proc.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_unknown_board_exit_2(tte_models, tmp_path):
+    proc = tinytrain("build", tte_models / "mcunet-5fps.json", "--board", "no-such-board", "-o", tmp_path / "o")
+    assert proc.returncode == 2
+    assert "native" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_model_exit_2(tmp_path):
+    proc = tinytrain("inspect", tmp_path / "nope.tflite")
+    assert proc.returncode == 2
+    assert "nope.tflite" in proc.stderr
