@@ -2,6 +2,10 @@
  *   UART: a pseudo-terminal; its path is printed on stdout as "TT_PTY /dev/pts/N".
  *   Work counter: microseconds of CLOCK_MONOTONIC.
  *   NV store: a plain file, $TT_NV_FILE or TT_NV_FILE (tt_board.h) in the working directory. */
+/* posix_openpt/grantpt/ptsname are XSI; cfmakeraw and usleep are BSD/default. */
+#define _XOPEN_SOURCE 600
+#define _DEFAULT_SOURCE
+
 #include "tt_hal.h"
 #include "tt_board.h"
 

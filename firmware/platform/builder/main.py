@@ -43,8 +43,7 @@ if kind == "qemu":
     env.Replace(LDSCRIPT_PATH=ldscript_path)
 elif kind == "native":
     env.Replace(PROGSUFFIX="", SIZETOOL="size")
-    env.Append(CCFLAGS=COMMON_FLAGS, CPPDEFINES=["_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE"],
-               LINKFLAGS=["-Wl,--gc-sections"], LIBS=["m", "util"])
+    env.Append(CCFLAGS=COMMON_FLAGS, LINKFLAGS=["-Wl,--gc-sections"], LIBS=["m", "util"])
 else:
     raise SystemExit("tinytrain platform: board %s has no build.tt_kind" % env.subst("$BOARD"))
 

@@ -1,0 +1,244 @@
+"""`tinytrain build --board B`: a model graph -> a complete PlatformIO project, and its build.
+
+An emitted project holds everything it needs:
+  platformio.ini               one env for the board
+  src/model.* model_data.*     the generated model (tinytrain.codegen)
+  src/tt_board.h               board facts for the HAL and the describe reply
+  src/main.c                   the main loop (firmware/runtime/main.c)
+  src/tinytrain/{include,kernels,runtime,hal,startup}   copies of the C runtime
+  ld/<board>.ld                linker script (QEMU boards)
+  .tinytrain.json              what was built, the memory plan and the fit table
+
+Before anything is written the memory plan is checked against the board (fit_check); a
+model that does not fit raises DoesNotFitError with the table and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from . import __version__
+from .boards import Board, load_board
+from .codegen import generate_model
+from .elfsize import memory_use
+from .errors import TinyTrainError
+from .outdir import MARKER, atomic_output_dir
+from .platformio_setup import ensure_platformio, platform_uri, run_pio
+from .resources import firmware_dir
+
+# Stated reserves of the fit check (the generated model's own figures come from codegen).
+STACK_RESERVE_BYTES = 8 * 1024
+RUNTIME_SRAM_BYTES = {"cmsdk": 6 * 1024, "arduino": 6 * 1024, "native": 0}   # link buffers, HAL state
+CODE_FLASH_BYTES = {"cmsdk": 32 * 1024, "arduino": 96 * 1024, "native": 0}   # runtime + kernels (+ framework)
+NV_FILE = "tt_nv.bin"
+# C runtime folders a project carries; the HAL and start-up code are picked per board.
+RUNTIME_FOLDERS = ("include", "kernels", "runtime")
+
+
+class DoesNotFitError(TinyTrainError):
+    """The model's memory plan exceeds the board's SRAM or flash. `.table` says by how much."""
+
+    def __init__(self, board: str, table: str, rows: list[dict]):
+        super().__init__(f"the model does not fit on {board}:\n{table}")
+        self.board = board
+        self.table = table
+        self.rows = rows
+
+
+@dataclass
+class FitReport:
+    rows: list[dict]          # {"memory", "item", "bytes"} plus one total row per memory
+    totals: dict[str, dict]   # memory -> {"used", "limit", "over"}
+
+    @property
+    def fits(self) -> bool:
+        return all(t["over"] <= 0 for t in self.totals.values())
+
+    def table(self) -> str:
+        lines = [f"{'memory':6s}  {'what':34s} {'bytes':>12s}"]
+        for mem in ("SRAM", "flash"):
+            for r in (r for r in self.rows if r["memory"] == mem):
+                lines.append(f"{mem:6s}  {r['item']:34s} {r['bytes']:>12,d}")
+            t = self.totals[mem]
+            lines.append(f"{mem:6s}  {'total':34s} {t['used']:>12,d}")
+            lines.append(f"{mem:6s}  {'board limit (usable)':34s} {t['limit']:>12,d}")
+            verdict = f"OVER by {t['over']:,d}" if t["over"] > 0 else f"fits, {-t['over']:,d} free"
+            lines.append(f"{mem:6s}  {verdict}")
+        return "\n".join(lines)
+
+
+def fit_check(memory: dict, board: Board) -> FitReport:
+    """Compare the memory plan (codegen's `memory` dict) plus the stated reserves with the board."""
+    trainable = int(memory.get("trainable_param_bytes", 0))
+    rows = [
+        dict(memory="SRAM", item="activation arena", bytes=int(memory["arena_bytes"])),
+        dict(memory="SRAM", item="trainable parameters + optimizer", bytes=trainable),
+        dict(memory="SRAM", item="stack reserve", bytes=STACK_RESERVE_BYTES),
+        dict(memory="SRAM", item="runtime buffers (estimate)", bytes=RUNTIME_SRAM_BYTES[board.family]),
+        dict(memory="flash", item="constants (weights, tables)", bytes=int(memory["flash_bytes"])),
+        dict(memory="flash", item="code (estimate)", bytes=CODE_FLASH_BYTES[board.family]),
+    ]
+    totals = {}
+    for mem, limit in (("SRAM", board.sram_usable_bytes), ("flash", board.flash_usable_bytes)):
+        used = sum(r["bytes"] for r in rows if r["memory"] == mem)
+        totals[mem] = dict(used=used, limit=limit, over=used - limit)
+    return FitReport(rows, totals)
+
+
+# --- the files of a project ---------------------------------------------------------------
+
+def env_name(board: Board) -> str:
+    return board.name
+
+
+def board_header(board: Board, memory: dict) -> str:
+    """src/tt_board.h: board facts for the HAL and the describe reply."""
+    defs = [
+        ("TT_BOARD_NAME", f'"{board.name}"'),
+        ("TT_FIRMWARE_VERSION", f'"{__version__}"'),
+        ("TT_CORE", f'"{board.core}"'),
+        ("TT_FPU", f'"{board.fpu}"'),
+        ("TT_SIMD", f'"{board.simd}"'),
+        (f"TT_SIMD_{board.simd.upper()}", "1"),
+        ("TT_CLOCK_HZ", f"{board.clock_hz}u"),
+        ("TT_SRAM_BYTES", f"{board.sram_usable_bytes}u"),
+        ("TT_FLASH_BYTES", f"{board.flash_usable_bytes}u"),
+        ("TT_STACK_RESERVE_BYTES", f"{STACK_RESERVE_BYTES}u"),
+        ("TT_PLAN_SRAM_BYTES", f"{int(memory.get('total_sram_bytes', memory['arena_bytes']))}u"),
+        ("TT_PLAN_FLASH_BYTES", f"{int(memory['flash_bytes'])}u"),
+        ("TT_NV_BYTES", f"{board.nv_bytes}u"),
+        ("TT_NV_FILE", f'"{NV_FILE}"'),
+        ("TT_WORK_UNIT", f'"{board.work_counter}"'),
+    ]
+    if board.family == "cmsdk":
+        # SysTick ticks -> instructions under QEMU -icount shift=10 (1024 ns per instruction).
+        ratio = Fraction(10**9, board.clock_hz * 1024)
+        defs += [("TT_UART_BASE", f"{board.qemu['uart_base']}u"),
+                 ("TT_WORK_TICKS_NUM", f"{ratio.numerator}u"),
+                 ("TT_WORK_TICKS_DEN", f"{ratio.denominator}u")]
+    if board.family == "arduino":
+        defs.append(("TT_BAUD", f"{board.uart.get('baud', 115200)}"))
+    body = "\n".join(f"#define {name:24s} {value}" for name, value in defs)
+    return (f"/* tt_board.h - generated by tinytrain {__version__} for board {board.name}. */\n"
+            f"#ifndef TT_BOARD_H\n#define TT_BOARD_H\n\n{body}\n\n#endif\n")
+
+
+def platformio_ini(board: Board) -> str:
+    include = "-I src -I src/tinytrain/include -I src/tinytrain/runtime -I src/tinytrain/hal"
+    lines = [f"; generated by tinytrain {__version__}: `pio run` builds the firmware",
+             f"[env:{env_name(board)}]"]
+    if board.emulated:
+        lines += [f"platform = {platform_uri()}", f"board = {board.pio_board}",
+                  f"build_flags = {include}"]
+    else:
+        # The framework owns main(): hal_arduino.cpp calls the main loop from setup()/loop().
+        lines += [f"platform = {board.platform}", f"board = {board.pio_board}",
+                  f"framework = {board.framework}",
+                  f"build_flags = {include} -DTT_NO_MAIN -ffp-contract=off",
+                  f"monitor_speed = {board.uart.get('baud', 115200)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _hal_sources(board: Board) -> list[Path]:
+    hal = firmware_dir() / "hal"
+    impl = {"cmsdk": "hal_cmsdk.c", "native": "hal_native.c", "arduino": "hal_arduino.cpp"}[board.family]
+    return [hal / "tt_hal.h", hal / impl]
+
+
+def _copy_runtime(board: Board, src: Path) -> None:
+    dest = src / "tinytrain"
+    ignore = shutil.ignore_patterns("main.c", "*.o", "__pycache__")
+    for sub in RUNTIME_FOLDERS:
+        if (firmware_dir() / sub).is_dir():
+            shutil.copytree(firmware_dir() / sub, dest / sub, ignore=ignore)
+    (dest / "hal").mkdir(parents=True)
+    for path in _hal_sources(board):
+        shutil.copy(path, dest / "hal" / path.name)
+    shutil.copy(firmware_dir() / "runtime" / "main.c", src / "main.c")
+    if board.family == "cmsdk":
+        (dest / "startup").mkdir()
+        shutil.copy(firmware_dir() / "startup" / board.qemu["startup"], dest / "startup")
+
+
+def _linker_script(board: Board) -> str:
+    text = (firmware_dir() / "startup" / board.qemu["ldscript"]).read_text()
+    text, n = re.subn(r"^__tt_stack_size = \d+;", f"__tt_stack_size = {STACK_RESERVE_BYTES};", text,
+                      flags=re.M)
+    assert n == 1, "linker script lost its __tt_stack_size line"
+    return text
+
+
+def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = False) -> dict:
+    """Write a PlatformIO project for `graph` on `board_name` into out_dir (atomically).
+
+    Raises DoesNotFitError (with the table) if the memory plan exceeds the board; then
+    out_dir is left as it was."""
+    board = load_board(board_name)
+    out_dir = Path(out_dir)
+    meta: dict = dict(board=board.name, model=graph.name, env=env_name(board), family=board.family,
+                      tinytrain_version=__version__)
+    with atomic_output_dir(out_dir, force=force, meta=meta) as tmp:
+        src = tmp / "src"
+        art = generate_model(graph, src, train=train)
+        report = fit_check(art.memory, board)
+        if not report.fits:
+            raise DoesNotFitError(board.name, report.table(), report.rows)
+        _copy_runtime(board, src)
+        (src / "tt_board.h").write_text(board_header(board, art.memory))
+        (tmp / "platformio.ini").write_text(platformio_ini(board))
+        if board.family == "cmsdk":
+            (tmp / "ld").mkdir()
+            (tmp / "ld" / board.qemu["ldscript"]).write_text(_linker_script(board))
+        meta.update(model_hash=art.model_hash, macs=art.macs, memory=art.memory,
+                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None)
+    return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
+
+
+# --- building ------------------------------------------------------------------------------
+
+def read_manifest(out_dir) -> dict:
+    path = Path(out_dir) / MARKER
+    if not path.is_file():
+        raise TinyTrainError(f"{str(out_dir)!r} is not a project made by `tinytrain build --board`")
+    meta = json.loads(path.read_text())
+    if "board" not in meta or "env" not in meta:
+        raise TinyTrainError(f"{str(out_dir)!r} was not built for a board (no board in {MARKER})")
+    return meta
+
+
+def firmware_path(out_dir) -> Path:
+    """Where `pio run` puts the firmware of the project in out_dir."""
+    meta = read_manifest(out_dir)
+    name = {"cmsdk": "firmware.elf", "native": "program"}.get(meta["family"], "firmware.elf")
+    return Path(out_dir).resolve() / ".pio" / "build" / meta["env"] / name
+
+
+def build_project(out_dir) -> dict:
+    """`pio run` in out_dir; returns the ELF path and its real SRAM/flash use against the board."""
+    out_dir = Path(out_dir).resolve()
+    meta = read_manifest(out_dir)
+    board = load_board(meta["board"])
+    if board.emulated:
+        ensure_platformio()
+    proc = run_pio(["run", "-d", str(out_dir)])
+    if proc.returncode != 0:
+        raise TinyTrainError(f"pio run failed in {out_dir}:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    elf = firmware_path(out_dir)
+    use = memory_use(elf)
+    return dict(elf=str(elf), board=board.name, sections=use["sections"],
+                sram_bytes=use["sram_bytes"], sram_limit=board.sram_usable_bytes,
+                flash_bytes=use["flash_bytes"], flash_limit=board.flash_usable_bytes)
+
+
+def size_report(result: dict) -> str:
+    """The lines `tinytrain build` prints after a build."""
+    def pct(a, b):
+        return f"{100.0 * a / b:5.1f}%" if b else "  -  "
+    return (f"SRAM  {result['sram_bytes']:>10,d} of {result['sram_limit']:>10,d} B "
+            f"({pct(result['sram_bytes'], result['sram_limit'])})\n"
+            f"flash {result['flash_bytes']:>10,d} of {result['flash_limit']:>10,d} B "
+            f"({pct(result['flash_bytes'], result['flash_limit'])})")
