@@ -74,7 +74,10 @@ def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
         for i in range(len(calibration)):
             yield [calibration[i:i + 1]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # Convert a batch-1 wrapper: with a dynamic batch, Flatten becomes SHAPE/STRIDED_SLICE/PACK ops.
+    keras = _import_keras()
+    fixed = keras.Input(batch_shape=(1,) + want, name=model.inputs[0].name)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed, model(fixed), name=model.name))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

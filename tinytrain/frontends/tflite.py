@@ -48,11 +48,25 @@ def _enum_names(enum_cls) -> dict[int, str]:
 def _sanitize(raw: str) -> str:
     """A readable identifier from a TFLite tensor name ('a/b/Relu;a/b/conv' -> 'a_b_Relu')."""
     first = raw.split(";")[0]
+    # The converter's names for the signature's input and output tensors.
+    if re.fullmatch(r"StatefulPartitionedCall(_\d+)?:\d+", first):
+        return "output"
+    first = re.sub(r"^serving_default_(.+):0$", r"\1", first)
     name = re.sub(r"[^A-Za-z0-9_]+", "_", first).strip("_")
     name = re.sub(r"_+", "_", name)
     if not name:
         return "t"
     return "t_" + name if name[0].isdigit() else name
+
+
+def _scope_prefix(raw_names: list[str]) -> str:
+    """The leading scopes all '/'-names share ("functional_1/model_1/"), to drop from names."""
+    split = [r.split("/") for r in raw_names if "/" in r]
+    prefix: list[str] = []
+    while split and all(len(p) > len(prefix) + 1 and p[len(prefix)] == split[0][len(prefix)]
+                        for p in split):
+        prefix.append(split[0][len(prefix)])
+    return "/".join(prefix) + "/" if prefix else ""
 
 
 def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
@@ -81,23 +95,32 @@ class _Reader:
         self.act_names = _enum_names(schema.ActivationFunctionType)
         self.tensors: dict[str, Tensor] = {}
         self.ops: list[Op] = []
-        self.names: dict[int, str] = {}      # tflite tensor index -> IR name
-        self._assign_names()
+        self.names: dict[int, str] = {}      # tflite tensor index -> IR name, given on first use
+        self.used_names: set[str] = set()
+        self.scope = _scope_prefix([self._raw_name(i) for i in range(self.g.TensorsLength())])
 
     # --- tensors -----------------------------------------------------------------------
-    def _assign_names(self) -> None:
-        raw = [self._raw_name(i) for i in range(self.g.TensorsLength())]
-        # Drop the model scope every op name starts with ("functional_1/conv2d/Relu").
-        scopes = {r.split("/")[0] for r in raw if "/" in r}
-        scope = scopes.pop() + "/" if len(scopes) == 1 else None
-        used: set[str] = set()
-        for i, r in enumerate(raw):
-            base = _sanitize(r[len(scope):] if scope and r.startswith(scope) else r)
-            name, k = base, 2
-            while name in used:
-                name, k = f"{base}_{k}", k + 1
-            used.add(name)
-            self.names[i] = name
+    def _unique(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.used_names:
+            name, k = f"{base}_{k}", k + 1
+        self.used_names.add(name)
+        return name
+
+    def _name(self, index: int) -> str:
+        """IR name of an activation tensor: its file name without the model scopes, sanitized."""
+        if index not in self.names:
+            raw = self._raw_name(index)
+            self.names[index] = self._unique(_sanitize(raw[len(self.scope):] if raw.startswith(self.scope)
+                                                       else raw))
+        return self.names[index]
+
+    def _const_name(self, index: int, op_name: str, role: str) -> str:
+        """Weights and biases are named after their op ("conv1_Relu.weight"): the converter
+        gives biases the fused activation's name, which would read as the op's output."""
+        if index not in self.names:
+            self.names[index] = self._unique(f"{op_name}.{role}")
+        return self.names[index]
 
     def _raw_name(self, index: int) -> str:
         raw = self.g.Tensors(index).Name()
@@ -139,7 +162,7 @@ class _Reader:
 
     def _activation(self, op_name: str, index: int) -> str:
         """The IR name of a computed (non-constant) tensor, registering it on first use."""
-        name = self.names[index]
+        name = self._name(index)
         if name in self.tensors:
             return name
         if self._buffer(index) is not None:
@@ -167,16 +190,15 @@ class _Reader:
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
 
-    def _new_activation(self, name: str, shape, dtype: str, quant) -> str:
-        base, k = name, 2
-        while name in self.tensors or name in self.names.values():
-            name, k = f"{base}_{k}", k + 1
+    def _new_tensor(self, base: str, shape, dtype: str, quant) -> str:
+        """A tensor the file does not have (a dropped zero bias, an intermediate)."""
+        name = self._unique(base)
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
 
     def _weight(self, op_name: str, index: int, act_dtype: str, axis: int,
                 reshape: tuple[int, ...] | None = None) -> str:
-        name = self.names[index]
+        name = self._const_name(index, op_name, "weight")
         ttype = self._type(index)
         want = {"int8": "INT8", "float32": "FLOAT32"}[act_dtype]
         if ttype != want:
@@ -208,10 +230,10 @@ class _Reader:
         else:
             quant, dtype, want, np_dtype = None, "float32", "FLOAT32", np.float32
         if index < 0:   # the converter drops all-zero biases
-            name = self._new_activation(f"{op_name}_bias", (out_ch,), dtype, quant)
+            name = self._new_tensor(f"{op_name}.bias", (out_ch,), dtype, quant)
             self.tensors[name].data = np.zeros(out_ch, np_dtype)
             return name
-        name = self.names[index]
+        name = self._const_name(index, op_name, "bias")
         if self._type(index) != want:
             raise UnsupportedError(op_name, f"{self._type(index)} bias {self._raw_name(index)!r}; "
                                             f"{want} expected")
@@ -320,7 +342,7 @@ class _Reader:
         if opts is not None and opts.KeepDims():
             return [Op(name, "global_avg_pool", [x], [y], {})]
         # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C).
-        pooled = self._new_activation(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
+        pooled = self._new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
         return [Op(f"{name}_pool", "global_avg_pool", [x], [pooled], {}),
                 Op(name, "reshape", [pooled], [y], {})]
 
@@ -359,7 +381,7 @@ class _Reader:
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
             raise UnsupportedError(self._raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
-        name = self.names[outs[0]]
+        name = self._name(outs[0])
         err_name = self._raw_name(outs[0])
         try:
             handler = {
@@ -395,6 +417,6 @@ class _Reader:
             self._activation("input", i)
         for k in range(g.OperatorsLength()):
             self.ops.extend(self._convert_op(g.Operators(k)))
-        graph = Graph(graph_name, self.tensors, self.ops, [self.names[i] for i in inputs],
-                      [self.names[i] for i in outputs])
+        graph = Graph(graph_name, self.tensors, self.ops, [self._name(i) for i in inputs],
+                      [self._name(i) for i in outputs])
         return graph.validate()
