@@ -54,11 +54,15 @@ static struct {
     size_t rx_len;
     int rx_overflow;                         /* discarding up to the next delimiter */
     uint8_t tx_body[TT_PROTO_MAX_BODY];      /* reply being built */
-    uint8_t last_reply[TT_PROTO_MAX_ENCODED + 1]; /* encoded + delimiter, resent on a duplicate */
-    size_t last_reply_len;
+    struct {                                 /* the last replies, resent on a duplicate */
+        uint8_t frame[TT_PROTO_MAX_ENCODED + 1];  /* encoded + delimiter */
+        size_t len;                          /* 0: empty */
+        uint16_t seq;
+        uint32_t req_crc;                    /* CRC of the request: a duplicate matches both */
+    } ring[TT_PROTO_REPLY_RING];
+    uint32_t ring_next;
     int synced;                              /* a request has been executed since boot */
     uint16_t last_seq;
-    uint32_t last_req_crc;
     int nak_armed;                           /* send one TT_ERR_SEQ per gap, not one per frame */
     uint8_t mode;
     uint32_t steps;
@@ -200,7 +204,9 @@ static int do_hello(const uint8_t *q, size_t n, uint8_t *p)
     (void)q; (void)n;
     tt_put_u16(p, (uint16_t)TT_PROTO_VERSION);
     tt_put_u16(p + 2, (uint16_t)TT_PROTO_MAX_PAYLOAD);
-    return 4;
+    tt_put_u16(p + 4, (uint16_t)TT_PROTO_REPLY_RING);
+    tt_put_u16(p + 6, 0);
+    return 8;
 }
 
 static int do_describe(uint8_t *p)
@@ -248,6 +254,7 @@ static int do_describe(uint8_t *p)
     tt_put_u32(p + 232, L.loaded_generation);
     p[236] = L.mode;
     p[237] = (uint8_t)(TT_SIMD ? 1 : 0);
+    tt_put_u16(p + 238, (uint16_t)TT_PROTO_REPLY_RING);
     return 240;
 }
 
@@ -577,7 +584,7 @@ static int execute(uint8_t type, const uint8_t *q, size_t n, uint8_t *p, uint16_
 }
 
 /* Executes a valid in-sequence request, stores its encoded reply and sends it. */
-static void execute_and_reply(uint8_t type, uint16_t seq, const uint8_t *q, size_t n)
+static void execute_and_reply(uint8_t type, uint16_t seq, uint32_t req_crc, const uint8_t *q, size_t n)
 {
     uint8_t *p = L.tx_body + TT_PROTO_HEADER_BYTES;
     uint16_t detail = 0;
@@ -592,7 +599,26 @@ static void execute_and_reply(uint8_t type, uint16_t seq, const uint8_t *q, size
         body_len = finish_body(L.tx_body, (uint8_t)TT_MSG_ERROR, seq, 4);
     }
     L.counters.executed++;
-    send_encoded(L.tx_body, body_len, L.last_reply, sizeof L.last_reply, &L.last_reply_len);
+    {
+        uint32_t slot = L.ring_next++ % TT_PROTO_REPLY_RING;
+        L.ring[slot].seq = seq;
+        L.ring[slot].req_crc = req_crc;
+        send_encoded(L.tx_body, body_len, L.ring[slot].frame, sizeof L.ring[slot].frame,
+                     &L.ring[slot].len);
+    }
+}
+
+/* A repeat of one of the last requests: resend its stored reply. */
+static int resend_duplicate(uint16_t seq, uint32_t req_crc)
+{
+    uint32_t i;
+    for (i = 0; i < TT_PROTO_REPLY_RING; i++) {
+        if (L.ring[i].len > 0 && L.ring[i].seq == seq && L.ring[i].req_crc == req_crc) {
+            tt_hal_uart_write(L.ring[i].frame, L.ring[i].len);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- frames in ------------------------------------------------------------------- */
@@ -627,21 +653,22 @@ static void handle_frame(uint8_t *frame, size_t enc_len)
     }
     if ((size_t)len + TT_PROTO_HEADER_BYTES + TT_PROTO_CRC_BYTES != (size_t)n) {
         L.counters.malformed++;
+        L.nak_armed = 1;
         send_drop_error(TT_ERR_MALFORMED, type, seq, 0);
         return;
     }
     L.counters.frames_ok++;
-    if (L.synced && seq == L.last_seq && crc == L.last_req_crc) {
+    if (resend_duplicate(seq, crc)) {
         L.counters.duplicates++;
-        tt_hal_uart_write(L.last_reply, L.last_reply_len);
         return;
     }
     if (type == TT_MSG_HELLO || !L.synced || seq == (uint16_t)(L.last_seq + 1u)) {
+        if (type == TT_MSG_HELLO)        /* a new session: forget the old replies */
+            memset(L.ring, 0, sizeof L.ring);
         L.synced = 1;
         L.last_seq = seq;
-        L.last_req_crc = crc;
         L.nak_armed = 1;
-        execute_and_reply(type, seq, frame + TT_PROTO_HEADER_BYTES, len);
+        execute_and_reply(type, seq, crc, frame + TT_PROTO_HEADER_BYTES, len);
         return;
     }
     L.counters.seq_errors++;

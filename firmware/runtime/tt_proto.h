@@ -15,7 +15,15 @@
 #define TT_PROTO_VERSION     1u
 
 #ifndef TT_PROTO_MAX_PAYLOAD
-#define TT_PROTO_MAX_PAYLOAD 1024u   /* a board with little SRAM may build with less */
+#define TT_PROTO_MAX_PAYLOAD 256u    /* a board with SRAM to spare may build with more */
+#endif
+#if TT_PROTO_MAX_PAYLOAD < 240 || TT_PROTO_MAX_PAYLOAD > 65535
+#error "TT_PROTO_MAX_PAYLOAD must be in [240, 65535] (DESCRIBE needs 240 bytes)"
+#endif
+/* The device keeps its last TT_PROTO_REPLY_RING replies for retransmission, so the host
+ * may have that many requests in flight and still recover every lost reply. */
+#ifndef TT_PROTO_REPLY_RING
+#define TT_PROTO_REPLY_RING 4u
 #endif
 #define TT_PROTO_HEADER_BYTES 6u
 #define TT_PROTO_CRC_BYTES    4u
