@@ -1,0 +1,159 @@
+"""The emulated boards end to end: emit -> `pio run` -> boot -> talk over the port.
+
+A digits-sized int8 model is built through PlatformIO for mps2-an386, mps3-an547 (QEMU) and
+native (a host process); each answers describe, and the int8 outputs for 50 digit images
+equal the host build's (tinytrain.hostmodel) exactly. Every emulator started here is killed
+by the fixtures, also when a test fails."""
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from test_boards import digits_like_graph
+from tinytrain import emulator, project
+from tinytrain.errors import TinyTrainError
+
+link = pytest.importorskip("tinytrain.link", reason="the host side of the serial protocol is missing")
+
+QEMU_BOARDS = ("mps2-an386", "mps3-an547")
+BOARDS = QEMU_BOARDS + ("native",)
+N_SAMPLES = 50
+
+
+def _have_qemu_tools() -> bool:
+    return shutil.which("qemu-system-arm") is not None and shutil.which("arm-none-eabi-gcc") is not None
+
+
+def _skip_unless_runnable(board):
+    if board in QEMU_BOARDS and not _have_qemu_tools():
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return digits_like_graph()
+
+
+@pytest.fixture(scope="module")
+def samples(graph):
+    from sklearn.datasets import load_digits
+    images = load_digits().images[:N_SAMPLES]                   # 0..16
+    return (images * 15 - 128).clip(-128, 127).astype(np.int8).reshape(N_SAMPLES, 8, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def host_outputs(graph, samples):
+    from tinytrain.hostmodel import HostModel
+    return HostModel(graph).run(samples).reshape(N_SAMPLES, -1)
+
+
+@pytest.fixture(scope="module")
+def built(graph, tmp_path_factory):
+    """board -> (project folder, build result); built once per test module."""
+    cache = {}
+
+    def get(board):
+        _skip_unless_runnable(board)
+        if board not in cache:
+            out = tmp_path_factory.mktemp("fw") / board
+            project.emit_project(graph, board, out)
+            cache[board] = (out, project.build_project(out))
+        return cache[board]
+    return get
+
+
+@pytest.fixture
+def booted(built):
+    """Boot a built board; whatever happens, the emulator is gone afterwards."""
+    started = []
+
+    def start(board, **kwargs):
+        out, _ = built(board)
+        running = emulator.boot(out, **kwargs)
+        started.append(running)
+        return out, running
+    yield start
+    for running in started:
+        running.stop()
+        assert not running.alive()
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_build_reports_real_memory_use_within_the_board(built, board):
+    out, result = built(board)
+    assert os.path.isfile(result["elf"])
+    assert 0 < result["flash_bytes"] <= result["flash_limit"]
+    assert 0 < result["sram_bytes"] <= result["sram_limit"]
+    if board in QEMU_BOARDS:   # the stack reserve is a section of the ELF
+        assert result["sections"][".stack"] >= project.STACK_RESERVE_BYTES
+        assert result["sram_bytes"] >= project.STACK_RESERVE_BYTES
+    assert "SRAM" in project.size_report(result)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_board_boots_and_describes_itself(booted, graph, board):
+    _, running = booted(board)
+    expected_url = "socket://127.0.0.1:" if board in QEMU_BOARDS else "/dev/pts/"
+    assert running.url.startswith(expected_url)
+    with link.Link.open(running.url) as conn:
+        d = conn.describe()
+    assert d.board == board
+    assert d.model_hash == graph.fingerprint()
+    assert d.firmware_version == project.__version__
+    assert d.input_size == 64 and d.output_size == 10
+    assert d.sram_bytes > 0 and d.nv_bytes > 0
+    assert d.work_unit
+
+
+def test_qemu_predictions_equal_the_host_build(booted, samples, host_outputs):
+    for board in QEMU_BOARDS:
+        _, running = booted(board)
+        with link.Link.open(running.url) as conn:
+            conn.describe()
+            results = conn.infer_many(list(samples))
+        running.stop()
+        outputs = np.stack([r.outputs.reshape(-1) for r in results]).astype(np.int8)
+        np.testing.assert_array_equal(outputs, host_outputs, err_msg=board)
+        assert [r.predicted for r in results] == list(np.argmax(host_outputs, axis=1))
+        assert all(r.work > 0 for r in results)
+
+
+def test_qemu_work_counts_repeat_exactly(booted, samples):
+    """Under -icount the work counter is deterministic: the same input costs the same count."""
+    _, running = booted("mps2-an386")
+    with link.Link.open(running.url) as conn:
+        conn.describe()
+        first, second = conn.infer_many([samples[0], samples[0]])
+    assert first.work == second.work > 0
+
+
+def test_detached_board_is_stopped_by_stop(built):
+    out, _ = built("native")
+    running = emulator.boot(out, detach=True)
+    try:
+        assert emulator.running_url(out) == running.url
+        assert emulator.stop(out) is True
+        deadline = time.monotonic() + 5
+        while running.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running.alive()
+        assert emulator.running_url(out) is None and emulator.stop(out) is False
+    finally:
+        running.stop()
+
+
+def test_failed_boot_leaves_no_process(built):
+    """A firmware that never becomes ready: boot times out, raises, and kills it."""
+    out, _ = built("native")
+    program = project.firmware_path(out)
+    saved = program.read_bytes()
+    try:
+        program.write_text("#!/bin/sh\necho $$ > hung.pid\nexec sleep 60\n")
+        with pytest.raises(TinyTrainError, match="not ready"):
+            emulator.boot(out, timeout=1.5)
+        pid = int((out / "hung.pid").read_text())
+        assert not emulator._pid_alive(pid)
+    finally:
+        program.write_bytes(saved)
