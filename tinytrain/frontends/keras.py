@@ -381,6 +381,10 @@ class _FloatImporter:
                 self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
         for kt in functional.outputs:
             self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
+        for layer, _, _ in nodes:   # name an unsupported layer before any shape complaint
+            kind = type(layer).__name__
+            if kind != "InputLayer" and kind not in self._handlers():
+                raise UnsupportedError(layer.name, f"layer type {kind}")
         inputs = []
         for layer, ins, outs in nodes:
             kind = type(layer).__name__
@@ -404,8 +408,13 @@ class _FloatImporter:
             raise UnsupportedError(layer.name, f"layer with {len(outs)} outputs")
         if kind != "Add" and len(ins) != 1:
             raise UnsupportedError(layer.name, f"{kind} with {len(ins)} inputs")
-        cfg = self._config(layer)
-        handlers = {
+        handler = self._handlers().get(kind)
+        if handler is None:
+            raise UnsupportedError(layer.name, f"layer type {kind}")
+        handler(layer, ins, outs, self._config(layer))
+
+    def _handlers(self) -> dict:
+        return {
             "Conv2D": self._conv2d, "DepthwiseConv2D": self._conv2d, "Dense": self._dense,
             "Add": self._add,
             "AveragePooling2D": lambda l, i, o, c: self._pool(l, i, o, c, "avg_pool2d"),
@@ -416,7 +425,3 @@ class _FloatImporter:
             "ZeroPadding2D": self._zero_padding, "BatchNormalization": self._batch_norm,
             "Dropout": lambda l, i, o, c: self._alias(i[0], o[0]),
         }
-        handler = handlers.get(kind)
-        if handler is None:
-            raise UnsupportedError(layer.name, f"layer type {kind}")
-        handler(layer, ins, outs, cfg)

@@ -31,6 +31,12 @@ def _schema():
 
 def load_tflite(source: bytes | str | Path, name: str | None = None) -> Graph:
     """Import a .tflite model (its bytes or its path)."""
+    return load_tflite_indexed(source, name)[0]
+
+
+def load_tflite_indexed(source: bytes | str | Path, name: str | None = None) -> tuple[Graph, dict[int, str]]:
+    """Like load_tflite, also returning {tflite tensor index: IR tensor name} for the tensors
+    the graph kept (to compare against a TFLite interpreter's tensor details)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -38,7 +44,9 @@ def load_tflite(source: bytes | str | Path, name: str | None = None) -> Graph:
         data, default_name = path.read_bytes(), path.stem
     else:
         data, default_name = bytes(source), "model"
-    return _Reader(_schema(), data).read(name or default_name)
+    reader = _Reader(_schema(), data)
+    graph = reader.read(name or default_name)
+    return graph, {i: n for i, n in reader.names.items() if n in graph.tensors}
 
 
 def _enum_names(enum_cls) -> dict[int, str]:
