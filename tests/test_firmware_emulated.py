@@ -13,6 +13,7 @@ import pytest
 
 from test_boards import digits_like_graph
 from tinytrain import emulator, project
+from tinytrain.boards import load_board
 from tinytrain.errors import TinyTrainError
 
 link = pytest.importorskip("tinytrain.link", reason="the host side of the serial protocol is missing")
@@ -104,7 +105,7 @@ def test_board_boots_and_describes_itself(booted, graph, board):
     assert d.firmware_version == project.__version__
     assert d.input_size == 64 and d.output_size == 10
     assert d.sram_bytes > 0 and d.nv_bytes > 0
-    assert d.work_unit
+    assert d.work_unit == load_board(board).work_counter
 
 
 def test_qemu_predictions_equal_the_host_build(booted, samples, host_outputs):
