@@ -311,3 +311,23 @@ def test_reference_inconsistent_quantization_is_reported(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps(spec))
     with pytest.raises(UnsupportedError, match="grouped_conv"):
         load_model(tmp_path / "broken.json")
+
+
+# --- the shipped example ---------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits"
+
+
+def test_shipped_digits_model_imports_and_classifies():
+    graph = load_model(EXAMPLE / "digits_cnn.tflite")
+    float_graph = load_model(EXAMPLE / "digits_cnn.keras")
+    assert [op.type for op in graph.ops] == [op.type for op in float_graph.ops]
+    assert graph.tensors[graph.inputs[0]].dtype == "int8"
+    assert sum(t.size for t in float_graph.constants()) < 5000
+    with np.load(EXAMPLE / "digits_test.npz") as data:
+        x, y = data["x"], data["y"]
+    assert x.dtype == np.float32 and x.shape[1:] == (8, 8, 1) and len(x) == len(y)
+    inp = graph.tensors[graph.inputs[0]]
+    xq = np.clip(np.round(x[:150] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    accuracy = (run_ir(graph, xq).argmax(axis=1) == y[:150]).mean()
+    assert accuracy > 0.9
