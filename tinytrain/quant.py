@@ -154,9 +154,14 @@ def softmax_params(graph: Graph, op: Op) -> dict:
 
 
 def global_avg_pool_params(graph: Graph, op: Op) -> dict:
-    """tt_requant fields of the int8 mean over H, W (TFLite MEAN, input -> output scale)."""
+    """tt_requant fields of the int8 mean over H, W. LiteRT's reference int8 MEAN folds
+    the 1/(H*W) into one multiplier: in_scale / (H * W * out_scale), in double
+    (measured bit-exact against LiteRT 2.3 in tests/test_refops_vs_litert.py)."""
     x, y = _tensors(graph, op)
-    mult, shift = quantize_multiplier(x.scale / y.scale)
+    if len(x.shape) != 4:
+        raise UnsupportedError(op.name, f"global_avg_pool of a rank-{len(x.shape)} tensor")
+    n = x.shape[1] * x.shape[2]
+    mult, shift = quantize_multiplier(x.scale / (n * y.scale))
     return dict(in_zp=x.zero_point, out_zp=y.zero_point, act_min=INT8_MIN, act_max=INT8_MAX,
                 multiplier=np.array([mult], dtype=np.int32), shift=np.array([shift], dtype=np.int32))
 

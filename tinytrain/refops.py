@@ -67,6 +67,12 @@ def mul_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     return rounding_divide_by_pot(sat_rounding_doubling_high_mul(wrap32(_i64(x) << left), multiplier), right)
 
 
+def mul_by_quantized_multiplier_single_round(x, multiplier, shift) -> np.ndarray:
+    """round(x * multiplier / 2^(31 - shift)), halves up (LiteRT's per-channel FC rescale)."""
+    total = 31 - _i64(shift)
+    return (_i64(x) * _i64(multiplier) + (np.int64(1) << (total - 1))) >> total
+
+
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a) -> np.ndarray:
     srdhm = sat_rounding_doubling_high_mul
     constant_term, constant_1_over_3 = 1895147668, 715827883
@@ -219,7 +225,8 @@ def fully_connected_s8(x, w, bias, q: dict) -> np.ndarray:
     acc = ((x.astype(np.float64) - q["in_zp"]) @ w.astype(np.float64).T).astype(np.int64)
     if bias is not None:
         acc += _i64(bias)
-    return _requant(wrap32(acc), q)
+    acc = mul_by_quantized_multiplier_single_round(wrap32(acc), q["multiplier"], q["shift"]) + q["out_zp"]
+    return _clamp_s8(acc, q["act_min"], q["act_max"])
 
 
 def add_s8(a, b, p: dict) -> np.ndarray:
@@ -257,11 +264,11 @@ def max_pool2d_s8(x, k, stride, pad, act_min, act_max, out_hw) -> np.ndarray:
 
 
 def global_avg_pool_s8(x, q: dict) -> np.ndarray:
-    """x (H, W, C) -> (C,): TFLite reference integer_ops::Mean over H, W."""
-    n = x.shape[0] * x.shape[1]
+    """x (H, W, C) -> (C,): LiteRT's reference int8 MEAN over H, W; q's multiplier
+    carries in_scale / (H * W * out_scale) (see quant.global_avg_pool_params)."""
     acc = (x.astype(np.int64) - q["in_zp"]).sum(axis=(0, 1))
-    acc = mul_by_quantized_multiplier(acc, q["multiplier"][0], q["shift"][0])
-    return _clamp_s8(_round_div_away(acc, n) + q["out_zp"], q["act_min"], q["act_max"])
+    acc = mul_by_quantized_multiplier(acc, q["multiplier"][0], q["shift"][0]) + q["out_zp"]
+    return _clamp_s8(acc, q["act_min"], q["act_max"])
 
 
 def relu_s8(x, q: dict) -> np.ndarray:

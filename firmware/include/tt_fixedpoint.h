@@ -58,6 +58,16 @@ static inline int32_t tt_mul_by_quantized_multiplier(int32_t x, int32_t multipli
                                      right_shift);
 }
 
+/* Single-rounding variant: round(x * multiplier / 2^(31 - shift)) in 64 bits, halves
+ * rounded up. LiteRT's int8 per-channel FULLY_CONNECTED rescales this way (measured
+ * bit-exact in tests/test_refops_vs_litert.py); shift <= 30. */
+static inline int32_t tt_mul_by_quantized_multiplier_single_round(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
+}
+
 /* TFLite MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0). */
 static inline int32_t tt_mul_by_quantized_multiplier_gt_one(int32_t x, int32_t multiplier,
                                                              int32_t left_shift)

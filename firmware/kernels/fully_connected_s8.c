@@ -1,5 +1,7 @@
-/* int8 fully connected, TFLite reference FullyConnected semantics (symmetric weights).
- * w OI, bias int32 (may be NULL); q->multiplier/shift hold one entry per output. */
+/* int8 fully connected as LiteRT runs FULLY_CONNECTED with per-channel weights (what the
+ * TFLite converter emits for Dense): int32 accumulator, then a SINGLE-rounding rescale
+ * (unlike conv's double rounding). w OI, bias int32 (may be NULL); q->multiplier/shift
+ * hold one entry per output. */
 #include "tt_kernels.h"
 #include "tt_fixedpoint.h"
 
@@ -14,7 +16,7 @@ void tt_fully_connected_s8(const int8_t *x, int32_t in_features,
         for (i = 0; i < in_features; i++)
             acc += ((int32_t)x[i] - q->in_zp) * (int32_t)wp[i];
         if (bias) acc += bias[o];
-        acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[o], q->shift[o]);
+        acc = tt_mul_by_quantized_multiplier_single_round(acc, q->multiplier[o], q->shift[o]);
         acc += q->out_zp;
         y[o] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
     }

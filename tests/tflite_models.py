@@ -1,0 +1,119 @@
+"""Test helper: Keras layers -> full-integer int8 .tflite bytes, and LiteRT interpreters
+running TFLite's REFERENCE kernels (the semantics tinytrain's int8 code reproduces).
+
+    data = int8_tflite(model, calibration)            # calibration: list of arrays, one per input
+    interp = reference_interpreter(data)
+    y = invoke(interp, [x_int8])                      # x_int8 with the batch axis
+
+`single_op_tflite(name)` builds and converts the single-op models of SINGLE_OP_SPECS once
+per session (lru_cache).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def int8_tflite(model, calibration: list[np.ndarray]) -> bytes:
+    """Full-integer conversion (int8 inputs and outputs) of a batch-1 Keras model with one
+    or more inputs; calibration[i] holds samples (N, ...) of input i."""
+    import tensorflow as tf
+    n = len(calibration[0])
+
+    def representative():
+        for i in range(n):
+            yield [c[i:i + 1].astype(np.float32) for c in calibration]
+
+    # from_keras_model (not a traced concrete function): the latter left READ_VARIABLE ops
+    # in models with weights, which then fail during calibration.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+def reference_interpreter(model_content: bytes):
+    """A LiteRT interpreter using TFLite's reference (not optimized) kernels."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interp = Interpreter(model_content=model_content,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    return interp
+
+
+def invoke(interp, inputs: list[np.ndarray]) -> np.ndarray:
+    for detail, x in zip(interp.get_input_details(), inputs):
+        interp.set_tensor(detail["index"], np.asarray(x, dtype=detail["dtype"]).reshape(detail["shape"]))
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+
+def op_types(interp) -> list[str]:
+    return [op["op_name"] for op in interp._get_ops_details()]
+
+
+# --- single-op models ------------------------------------------------------------------------------
+
+def _build(spec: dict):
+    import keras
+    keras.utils.set_random_seed(spec.get("seed", 0))
+    shapes = spec["inputs"]
+    ins = [keras.Input(s) for s in shapes]
+    layer = spec["layer"](keras)
+    out = layer(ins if len(ins) > 1 else ins[0])
+    model = keras.Model(ins, out)
+    rng = np.random.default_rng(spec.get("seed", 0))
+    for w in layer.weights:        # non-trivial biases (Keras initializes them to 0)
+        if "bias" in w.path:
+            w.assign(rng.normal(0, 0.3, w.shape).astype(np.float32))
+    ranges = spec.get("ranges", [(-1.0, 1.0)] * len(shapes))
+    calibration = [rng.uniform(lo, hi, size=(64, *s)).astype(np.float32) for s, (lo, hi) in zip(shapes, ranges)]
+    return model, calibration
+
+
+# name -> spec: inputs (shapes without batch), layer factory (keras -> layer), expected TFLite op
+SINGLE_OP_SPECS = {
+    "conv_valid_s1_relu": dict(inputs=[(9, 9, 3)], op="CONV_2D", layer=lambda k: k.layers.Conv2D(
+        5, 3, padding="valid", activation="relu")),
+    "conv_same_s2_relu6": dict(inputs=[(8, 8, 3)], op="CONV_2D", layer=lambda k: k.layers.Conv2D(
+        6, 3, strides=2, padding="same", activation="relu6")),
+    "conv_same_s1_none": dict(inputs=[(7, 6, 5)], op="CONV_2D", layer=lambda k: k.layers.Conv2D(
+        7, (3, 2), padding="same")),
+    "conv_same_s2_5x5": dict(inputs=[(9, 9, 2)], op="CONV_2D", layer=lambda k: k.layers.Conv2D(
+        4, 5, strides=2, padding="same")),
+    # (no dilated conv: the converter lowers it to SPACE_TO_BATCH_ND + CONV_2D + BATCH_TO_SPACE_ND)
+    "dwconv_same_s1_relu6": dict(inputs=[(8, 8, 5)], op="DEPTHWISE_CONV_2D", layer=lambda k: k.layers.DepthwiseConv2D(
+        3, padding="same", activation="relu6")),
+    "dwconv_same_s2_none": dict(inputs=[(9, 8, 3)], op="DEPTHWISE_CONV_2D", layer=lambda k: k.layers.DepthwiseConv2D(
+        3, strides=2, padding="same")),
+    "dense_relu": dict(inputs=[(20,)], op="FULLY_CONNECTED", layer=lambda k: k.layers.Dense(7, activation="relu")),
+    "dense_none": dict(inputs=[(33,)], op="FULLY_CONNECTED", layer=lambda k: k.layers.Dense(10)),
+    "add": dict(inputs=[(4, 4, 3), (4, 4, 3)], op="ADD", ranges=[(-1.0, 1.0), (-3.0, 0.5)],
+                layer=lambda k: k.layers.Add()),
+    "avg_pool_same": dict(inputs=[(7, 7, 3)], op="AVERAGE_POOL_2D", layer=lambda k: k.layers.AveragePooling2D(
+        3, strides=2, padding="same")),
+    "avg_pool_valid": dict(inputs=[(8, 6, 2)], op="AVERAGE_POOL_2D", layer=lambda k: k.layers.AveragePooling2D(2)),
+    "max_pool_same": dict(inputs=[(7, 7, 3)], op="MAX_POOL_2D", layer=lambda k: k.layers.MaxPooling2D(
+        3, strides=2, padding="same")),
+    "global_avg_pool": dict(inputs=[(5, 5, 6)], op="MEAN", layer=lambda k: k.layers.GlobalAveragePooling2D()),
+    "global_avg_pool_keepdims": dict(inputs=[(3, 4, 7)], op="MEAN", ranges=[(-2.0, 0.5)],
+                                     layer=lambda k: k.layers.GlobalAveragePooling2D(keepdims=True)),
+    "softmax": dict(inputs=[(10,)], op="SOFTMAX", ranges=[(-6.0, 6.0)], layer=lambda k: k.layers.Softmax()),
+    "zero_padding": dict(inputs=[(4, 5, 3)], op="PAD", layer=lambda k: k.layers.ZeroPadding2D(((1, 2), (0, 1)))),
+    "relu": dict(inputs=[(6, 6, 2)], op="RELU", layer=lambda k: k.layers.ReLU()),
+    "relu6": dict(inputs=[(6, 6, 2)], op="RELU6", ranges=[(-4.0, 9.0)], layer=lambda k: k.layers.ReLU(max_value=6.0)),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def single_op_tflite(name: str) -> tuple[bytes, object]:
+    """(tflite bytes, keras model) of SINGLE_OP_SPECS[name], converted once per session."""
+    model, calibration = _build(SINGLE_OP_SPECS[name])
+    return int8_tflite(model, calibration), model
