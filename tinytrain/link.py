@@ -42,6 +42,11 @@ class DeviceError(TinyTrainError):
         super().__init__(f"device refused {request}: {self.name} (code {code}, detail {detail})")
 
 
+def _serial_error() -> type:
+    import serial
+    return serial.SerialException
+
+
 COMPUTE_REQUESTS = (P.INFER, P.TRAIN, P.WEIGHTS_SAVE, P.WEIGHTS_LOAD)
 
 
@@ -330,16 +335,22 @@ class Link:
             raise LinkError(f"no valid reply to {req.name} (seq {req.seq}) after "
                             f"{self.retries} retries")
         req.deadline = time.monotonic() + req.timeout
-        self.port.write(req.frame)
+        try:
+            self.port.write(req.frame)
+        except (OSError, _serial_error()) as e:
+            raise LinkError(f"serial port write failed: {e}") from None
 
     def _read(self, block: bool) -> bytes:
         # Block for the first byte only, then take whatever else is already there.
-        self.port.timeout = self.poll_interval if block else 0
-        first = self.port.read(1)
-        if not first:
-            return b""
-        self.port.timeout = 0
-        return first + self.port.read(1 << 16)
+        try:
+            self.port.timeout = self.poll_interval if block else 0
+            first = self.port.read(1)
+            if not first:
+                return b""
+            self.port.timeout = 0
+            return first + self.port.read(1 << 16)
+        except (OSError, _serial_error()) as e:
+            raise LinkError(f"serial port read failed: {e}") from None
 
     def _on_received(self, item) -> None:
         if isinstance(item, P.FrameError):
@@ -431,6 +442,7 @@ class Link:
         if version != P.VERSION:
             raise LinkError(f"the device speaks protocol version {version}, this host {P.VERSION}")
         self.max_payload = max_payload
+        self._splitter.max_encoded = cobs.max_encoded_size(P.HEADER_BYTES + max_payload + P.CRC_BYTES)
         self.window = max(1, min(self.window, ring))
 
     @property

@@ -1,0 +1,271 @@
+"""Every protocol message round-trips against the device under test (tests/link_device)."""
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "link_device"))
+from harness import (HostDevice, build_host_device, device_binary, link_build_dir,  # noqa: E402,F401
+                     link_device)
+
+from tinytrain import protocol as P  # noqa: E402
+from tinytrain.errors import TinyTrainError  # noqa: E402
+from tinytrain.link import DeviceError, Link  # noqa: E402
+
+IN_SCALE, IN_ZP = np.float32(0.03125), -3
+
+
+@pytest.fixture
+def link(link_device):
+    with Link.open(link_device.url, timeout=0.5, compute_timeout=2.0) as lk:
+        yield lk
+
+
+def random_params(rng):
+    return {"fc.weight": rng.normal(0, 0.5, 64).astype(np.float32),
+            "fc.bias": rng.normal(0, 0.5, 4).astype(np.float32)}
+
+
+def reference_logits(params, q):
+    """The test model's forward pass in float32, in the C code's summation order."""
+    w = params["fc.weight"].reshape(4, 16)
+    x = (q.astype(np.int32) - IN_ZP).astype(np.float32) * IN_SCALE
+    acc = params["fc.bias"].copy()
+    for i in range(16):
+        acc = (acc + w[:, i] * x[i]).astype(np.float32)
+    return acc
+
+
+def reference_train(params, vel, q, label, lr, mom, wd):
+    logits = reference_logits(params, q)
+    p = np.exp(logits - logits.max())
+    loss = np.log(p.sum()) + logits.max() - logits[label]
+    g = p / p.sum()
+    g[label] -= 1
+    x = (q.astype(np.int32) - IN_ZP).astype(np.float32) * IN_SCALE
+    w = params["fc.weight"].reshape(4, 16)
+    vel["w"] = mom * vel["w"] + np.outer(g, x) + wd * w
+    vel["b"] = mom * vel["b"] + g
+    params["fc.weight"] = (w - lr * vel["w"]).reshape(-1).astype(np.float32)
+    params["fc.bias"] = (params["fc.bias"] - lr * vel["b"]).astype(np.float32)
+    return loss, int(np.argmax(logits))
+
+
+def test_hello_and_describe(link):
+    d = link.description
+    assert (d.protocol_version, d.max_payload, d.reply_ring) == (P.VERSION, 256, 4)
+    assert link.max_payload == 256 and link.window == 4
+    assert d.model_hash == "1122334455667788" and d.model_name == "link_test_linear"
+    assert d.board == "host-socket" and d.firmware_version == "test-1" and d.work_unit == "us"
+    assert d.input_shape == (1, 4, 4, 1) and d.output_shape == (1, 4)
+    assert (d.input_dtype, d.output_dtype) == (P.DTYPE_S8, P.DTYPE_F32)
+    assert (d.input_scale, d.input_zero_point) == (0.03125, -3)
+    assert d.trainable and d.capabilities & P.CAP_NV_STORE
+    assert (d.num_params, d.trainable_bytes, d.nv_bytes) == (2, 272, 4096)
+    assert d.sram_bytes == 262144 and d.link_ram_bytes > 0 and d.steps == 0
+
+
+def test_infer_matches_reference(link):
+    rng = np.random.default_rng(1)
+    params = random_params(rng)
+    link.write_params(params)
+    samples = rng.integers(-128, 128, (6, 16)).astype(np.int8)
+    for q, r in zip(samples, link.infer_many(samples)):
+        ref = reference_logits(params, q)
+        np.testing.assert_array_equal(r.outputs.reshape(-1), ref)
+        assert r.predicted == int(np.argmax(ref))
+    assert link.stats().infer_count == 6
+
+
+def test_float_samples_are_quantized(link):
+    rng = np.random.default_rng(2)
+    params = random_params(rng)
+    link.write_params(params)
+    x = rng.uniform(-2, 2, 16).astype(np.float32)
+    q = np.clip(np.round(x / 0.03125) - 3, -128, 127).astype(np.int8)
+    np.testing.assert_array_equal(link.infer(x).outputs.reshape(-1), reference_logits(params, q))
+    with pytest.raises(TinyTrainError, match="16"):
+        link.infer(np.zeros(15, np.int8))
+
+
+def test_input_write_and_output_read(link):
+    rng = np.random.default_rng(3)
+    params = random_params(rng)
+    link.write_params(params)
+    q = rng.integers(-128, 128, 16).astype(np.int8)
+    link.request(P.INPUT_WRITE, struct.pack("<I", 0) + q[:10].tobytes())
+    link.request(P.INPUT_WRITE, struct.pack("<I", 10) + q[10:].tobytes())
+    reply = link.request(P.INFER)                      # empty payload: use the written input
+    ref = reference_logits(params, q)
+    assert struct.unpack_from("<I", reply)[0] == int(np.argmax(ref))
+    part = np.frombuffer(link.request(P.OUTPUT_READ, struct.pack("<IH", 4, 8)), "<f4")
+    np.testing.assert_array_equal(part, ref[1:3])
+    with pytest.raises(DeviceError) as e:
+        link.request(P.INPUT_WRITE, struct.pack("<I", 12) + bytes(5))
+    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(DeviceError) as e:
+        link.request(P.OUTPUT_READ, struct.pack("<IH", 12, 8))
+    assert e.value.code == P.ERR_RANGE
+
+
+def test_train_matches_reference_and_counts(link):
+    rng = np.random.default_rng(4)
+    params = random_params(rng)
+    link.write_params(params)
+    lr, mom, wd = link.set_hparams(0.1, 0.5, 0.01)
+    samples = rng.integers(-128, 128, (5, 16)).astype(np.int8)
+    labels = rng.integers(0, 4, 5)
+    results = link.train_many(samples, labels)
+    vel = {"w": np.zeros((4, 16), np.float32), "b": np.zeros(4, np.float32)}
+    for i, (q, y, r) in enumerate(zip(samples, labels, results)):
+        loss, pred = reference_train(params, vel, q, int(y), np.float32(lr), np.float32(mom),
+                                     np.float32(wd))
+        assert r.loss == pytest.approx(loss, rel=1e-5)
+        assert (r.predicted, r.correct, r.steps, r.mode) == (pred, pred == y, i + 1, P.MODE_TRAIN)
+    got = link.read_params()
+    for k in params:
+        np.testing.assert_allclose(got[k], params[k], rtol=1e-5, atol=1e-6)
+    st = link.stats()
+    assert (st.steps, st.train_samples, st.train_correct) == (5, 5, sum(r.correct for r in results))
+    assert st.train_loss_sum == pytest.approx(sum(r.loss for r in results), rel=1e-5)
+    link.reset_stats()
+    st = link.stats()
+    assert (st.steps, st.train_samples, st.train_correct, st.train_loss_sum) == (5, 0, 0, 0.0)
+    with pytest.raises(DeviceError) as e:
+        link.train(samples[0], 4)                      # label out of range
+    assert e.value.code == P.ERR_RANGE
+
+
+def test_eval_mode_does_not_train(link):
+    rng = np.random.default_rng(5)
+    link.write_params(random_params(rng))
+    before = link.weights_crc()
+    samples = rng.integers(-128, 128, (8, 16)).astype(np.int8)
+    labels = rng.integers(0, 4, 8)
+    ev = link.evaluate(samples, labels)
+    assert link.weights_crc() == before
+    assert ev.samples == 8 and all(np.isnan(r.loss) and r.mode == P.MODE_EVAL for r in ev.results)
+    st = link.stats()
+    assert (st.mode, st.eval_samples, st.eval_correct, st.steps) == (P.MODE_TRAIN, 8, ev.correct, 0)
+    with pytest.raises(DeviceError):
+        link.set_mode(7)
+
+
+def test_hparams_roundtrip_and_range(link):
+    assert link.set_hparams(0.25, 0.875, 0.5) == (0.25, 0.875, 0.5)
+    assert link.get_hparams() == (0.25, 0.875, 0.5)
+    for bad in [(0.1, 1.0, 0.0), (-0.1, 0.0, 0.0), (float("nan"), 0.0, 0.0), (0.1, 0.0, float("inf"))]:
+        with pytest.raises(DeviceError) as e:
+            link.set_hparams(*bad)
+        assert e.value.code == P.ERR_RANGE
+    assert link.get_hparams() == (0.25, 0.875, 0.5)
+
+
+def test_param_info_and_weights_read_write(link):
+    infos = link.param_info()
+    assert [(i.name, i.bytes, i.offset, i.dtype) for i in infos] == [
+        ("fc.weight", 256, 0, P.DTYPE_F32), ("fc.bias", 16, 256, P.DTYPE_F32)]
+    blob = np.random.default_rng(6).normal(size=68).astype("<f4").tobytes()
+    link.write_weights(blob)
+    assert link.read_weights() == blob
+    assert link.weights_crc() == (272, zlib.crc32(blob))
+    with pytest.raises(TinyTrainError):
+        link.write_weights(blob[:-4])
+    with pytest.raises(DeviceError) as e:
+        link.request(P.WEIGHTS_WRITE, struct.pack("<I", 270) + bytes(4))
+    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(DeviceError) as e:
+        link.request(P.PARAM_INFO, struct.pack("<I", 2))
+    assert e.value.code == P.ERR_RANGE
+    assert link.read_weights() == blob
+
+
+def test_save_load_alternates_slots_and_boot_loads_newest(link_device):
+    rng = np.random.default_rng(7)
+    samples = rng.integers(-128, 128, (4, 16)).astype(np.int8)
+    with Link.open(link_device.url, timeout=0.5) as link:
+        with pytest.raises(DeviceError) as e:
+            link.load_weights()
+        assert e.value.code == P.ERR_NO_SAVED
+        link.write_params(random_params(rng))
+        s1 = link.save_weights()
+        assert (s1.generation, s1.slot, s1.steps) == (1, 0, 0)
+        link.train_many(samples, [0, 1, 2, 3])
+        w2 = link.read_weights()
+        s2 = link.save_weights()
+        assert (s2.generation, s2.slot, s2.steps, s2.data_crc) == (2, 1, 4, zlib.crc32(w2))
+        link.train_many(samples, [3, 2, 1, 0])
+        assert link.read_weights() != w2
+        assert link.load_weights() == s2
+        assert link.read_weights() == w2 and link.stats().steps == 4
+        s3 = link.save_weights()
+        assert (s3.generation, s3.slot) == (3, 0)
+    link_device.restart()
+    with Link.open(link_device.url, timeout=0.5) as link:
+        d = link.description
+        assert (d.loaded_generation, d.steps) == (3, 4)
+        assert link.read_weights() == w2
+
+
+def test_error_replies_and_the_link_goes_on(link):
+    with pytest.raises(DeviceError) as e:
+        link.request(0x42, b"x")
+    assert e.value.code == P.ERR_UNKNOWN_TYPE
+    with pytest.raises(DeviceError) as e:
+        link.request(P.DESCRIBE, b"extra")
+    assert e.value.code == P.ERR_BAD_LENGTH
+    with pytest.raises(DeviceError) as e:
+        link.request(P.INFER, bytes(15))
+    assert e.value.code == P.ERR_BAD_LENGTH
+    with pytest.raises(TinyTrainError):
+        link.echo(bytes(257))                  # refused by the host: larger than the device allows
+    assert link.echo(bytes(range(256))) == bytes(range(256))
+    c = link.device_counters()
+    assert c["unknown_type"] == 1 and c["crc_errors"] == 0 and c["seq_errors"] == 0
+
+
+def test_pipelined_requests_return_in_order(link):
+    reqs = [link.submit(P.ECHO, bytes([i]) * (i + 1)) for i in range(40)]
+    assert [link.wait(r) for r in reqs] == [bytes([i]) * (i + 1) for i in range(40)]
+    assert link.counters.retransmissions == 0
+
+
+def test_reconnect_resynchronises(link_device):
+    rng = np.random.default_rng(8)
+    samples = rng.integers(-128, 128, (3, 16)).astype(np.int8)
+    for expected_steps in (3, 6):
+        with Link.open(link_device.url, timeout=0.5) as link:
+            assert link.train_many(samples, [0, 1, 2])[-1].steps == expected_steps
+
+
+def test_device_without_nv_store(device_binary, tmp_path):
+    dev = HostDevice(device_binary, nv_path=None).start()
+    try:
+        with Link.open(dev.url, timeout=0.5) as link:
+            assert not link.description.capabilities & P.CAP_NV_STORE
+            with pytest.raises(DeviceError) as e:
+                link.save_weights()
+            assert e.value.code == P.ERR_NV
+    finally:
+        dev.stop()
+
+
+def test_inference_only_build(link_build_dir, tmp_path):
+    dev = HostDevice(build_host_device(link_build_dir, infer_only=True), tmp_path / "nv.bin").start()
+    try:
+        with Link.open(dev.url, timeout=0.5) as link:
+            d = link.description
+            assert not d.trainable and d.num_params == 0 and d.trainable_bytes == 0
+            q = np.zeros(16, np.int8)
+            np.testing.assert_array_equal(link.infer(q).outputs, np.zeros((1, 4), np.float32))
+            for call in (lambda: link.train(q, 1), lambda: link.set_hparams(0.1),
+                         link.read_weights, link.save_weights):
+                with pytest.raises(DeviceError) as e:
+                    call()
+                assert e.value.code == P.ERR_NOT_TRAINABLE
+            assert link.evaluate([q], [0]).samples == 1      # eval mode needs no training
+    finally:
+        dev.stop()
