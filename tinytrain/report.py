@@ -45,5 +45,10 @@ def format_plan(rows: list[dict]) -> str:
 
 
 def format_memory(memory: dict) -> str:
-    return format_table(["memory", "bytes"], [[k, f"{v:,}"] for k, v in memory.items()
-                                              if isinstance(v, int)])
+    rows = []
+    for k, v in memory.items():
+        if isinstance(v, int):
+            rows.append([k, f"{v:,}"])
+        elif isinstance(v, dict):   # a breakdown: one indented row per part
+            rows.extend([f"  {k}.{part}", f"{n:,}" if isinstance(n, int) else str(n)] for part, n in v.items())
+    return format_table(["memory", "bytes"], rows)
