@@ -331,3 +331,44 @@ def test_shipped_digits_model_imports_and_classifies():
     xq = np.clip(np.round(x[:150] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
     accuracy = (run_ir(graph, xq).argmax(axis=1) == y[:150]).mean()
     assert accuracy > 0.9
+
+
+# --- other .tflite flavours ---------------------------------------------------------------------
+
+def _converter(model, input_shape):
+    import tensorflow as tf
+    keras = km._keras()
+    fixed = keras.Input(batch_shape=(1,) + input_shape)
+    return tf, tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed, model(fixed)))
+
+
+def test_tflite_float_io_gets_quantize_and_dequantize():
+    model, calibration, test_x = km.pool_softmax()
+    tf, converter = _converter(model, (15, 15, 2))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(16))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    tflite = converter.convert()
+    graph = load_tflite(tflite)
+    types = [op.type for op in graph.ops]
+    assert types[0] == "quantize" and types[-1] == "dequantize"
+    assert graph.tensors[graph.inputs[0]].dtype == graph.tensors[graph.outputs[0]].dtype == "float32"
+    it = interpreter(tflite)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    for sample in test_x[:3]:
+        it.set_tensor(inp["index"], sample[None])
+        it.invoke()
+        got = run_graph(graph, {graph.inputs[0]: sample[None]})[graph.outputs[0]]
+        np.testing.assert_allclose(got, it.get_tensor(out["index"]), atol=1.01 / 256)
+
+
+def test_tflite_float_model_and_hybrid_rejection():
+    model, _, test_x = km.mlp()
+    tf, converter = _converter(model, (64,))
+    graph = load_tflite(converter.convert())
+    assert not graph.is_quantized
+    np.testing.assert_allclose(run_ir(graph, test_x[:4]), model.predict(test_x[:4], verbose=0), atol=1e-5)
+    tf, converter = _converter(model, (64,))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]       # dynamic range: int8 weights, float math
+    with pytest.raises(UnsupportedError, match="hybrid|dequantize"):
+        load_tflite(converter.convert())
