@@ -93,7 +93,7 @@ def keras_to_float_graph(model) -> Graph:
     return _FloatImporter(_as_model(model)).run()
 
 
-def _nodes_in_order(model) -> list:
+def _nodes_in_order(model) -> tuple[list, object]:
     """(layer, input KerasTensors, output KerasTensors) in topological order."""
     functional = getattr(model, "_functional", None) or model     # Sequential wraps one
     by_depth = getattr(functional, "_nodes_by_depth", None)
