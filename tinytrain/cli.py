@@ -245,5 +245,209 @@ def run(model, quantize, calibration, data_file, limit, as_json):
     _emit(data, as_json, "\n".join(lines))
 
 
+# --- talking to a device -------------------------------------------------------------------
+
+port_option = click.option("--port", "url", required=True, metavar="URL",
+                           help="Device port: socket://127.0.0.1:PORT (QEMU), /dev/pts/N (native), /dev/ttyACM0...")
+
+
+def _open_link(url: str):
+    from .link import Link
+    return Link.open(url)
+
+
+def _description_dict(d) -> dict:
+    from dataclasses import asdict
+    data = asdict(d)
+    data["trainable"] = d.trainable
+    return data
+
+
+@main.command()
+@port_option
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@user_errors
+def describe(url, as_json):
+    """Print what the device at --port is: board, firmware, model, memory, capabilities."""
+    with _open_link(url) as link:
+        d = link.describe()
+    data = _description_dict(d)
+    text = "\n".join(f"{k:18s} {v}" for k, v in data.items())
+    _emit(data, as_json, text)
+
+
+@main.command()
+@port_option
+@click.option("--data", "data_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Training samples: .npz with x, y (or .csv, label last).")
+@click.option("--eval", "eval_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Held-out samples evaluated on the device periodically.")
+@click.option("--epochs", type=int, default=1, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate (default: keep the device's).")
+@click.option("--momentum", type=float, default=None, help="SGD momentum (default: keep the device's).")
+@click.option("--chunk", type=int, default=16, show_default=True, help="Samples in flight per batch.")
+@click.option("--eval-every", type=int, default=None, help="Evaluate every N samples (default: 4 times per epoch).")
+@click.option("--curve", "curve_prefix", type=click.Path(dir_okay=False), default="learning_curve",
+              show_default=True, help="Write PREFIX.csv and PREFIX.png.")
+@click.option("--save/--no-save", default=False, help="Save the learned weights to the device's store at the end.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final figures as JSON.")
+@user_errors
+def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, curve_prefix, save, as_json):
+    """Stream samples to the device at --port and let it learn online."""
+    from .datasets import load_samples
+    from .online import train_stream
+    from .status import StatusWriter
+    x, y = load_samples(data_file)
+    if y is None:
+        raise TinyTrainError(f"{data_file}: training needs labels (y)")
+    ex, ey = load_samples(eval_file) if eval_file else (None, None)
+    with _open_link(url) as link, StatusWriter(url) as status:
+        d = link.describe()
+        if not d.trainable:
+            raise TinyTrainError(f"the device at {url} runs an inference-only build of {d.model_name}; "
+                                 "build it with --train SCHEME")
+        cur = link.get_hparams()
+        if lr is not None or momentum is not None:
+            link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
+        bar = click.progressbar(length=len(x) * epochs, label="training", show_pos=True,
+                                file=sys.stderr if as_json else None)
+        state = {"shown": 0}
+
+        def progress(p):
+            bar.label = (f"loss {p['loss']:.3f}" + (f" held-out {p['eval_accuracy']:.3f}"
+                                                    if p["eval_accuracy"] is not None else ""))
+            bar.update(p["samples"] - state["shown"])
+            state["shown"] = p["samples"]
+            status.write(kind="progress", samples=p["samples"], steps=p["steps"], loss=p["loss"])
+
+        with bar:
+            report = train_stream(link, x, y, eval_x=ex, eval_y=ey, epochs=epochs, chunk=chunk,
+                                  eval_every=eval_every, on_progress=progress, status=status)
+        stats = link.stats()
+        saved = link.save_weights() if save else None
+    report.curve.write_csv(Path(curve_prefix + ".csv"))
+    report.curve.write_png(Path(curve_prefix + ".png"), title=f"{d.model_name} on {d.board}")
+    data = dict(samples=report.samples, steps=report.steps, seconds=round(report.seconds, 3),
+                samples_per_second=round(report.samples_per_second, 2), interrupted=report.interrupted,
+                final_eval_accuracy=report.final_eval_accuracy,
+                running_accuracy=stats.train_correct / max(stats.train_samples, 1),
+                curve_csv=curve_prefix + ".csv", curve_png=curve_prefix + ".png",
+                saved_generation=saved.generation if saved else None)
+    text = (("interrupted: " if report.interrupted else "") +
+            f"{report.samples} samples, {report.steps} device steps, {report.samples_per_second:.1f} samples/s"
+            + (f", held-out accuracy {report.final_eval_accuracy:.3f}" if report.final_eval_accuracy is not None
+               else "") + f"\ncurve: {curve_prefix}.csv, {curve_prefix}.png"
+            + (f"\nweights saved (generation {saved.generation})" if saved else ""))
+    _emit(data, as_json, text)
+    if report.interrupted:
+        sys.exit(130)
+
+
+@main.command()
+@port_option
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between updates.")
+@click.option("--count", type=int, default=None, help="Stop after N updates (default: until Ctrl-C).")
+@user_errors
+def monitor(url, interval, count):
+    """Live view of a device's counters and learning curve.
+
+    When another tinytrain process is feeding the device (the port has one owner), the
+    monitor follows what that process reads from the device; otherwise it polls the
+    device itself."""
+    from .status import follow, owner_alive, status_path
+    path = status_path(url)
+    shown = 0
+    try:
+        if path.exists() and owner_alive(path):
+            click.echo(f"following the process that feeds {url}")
+            for rec in follow(path, poll=min(interval, 0.5)):
+                if rec.get("kind") == "curve":
+                    ev = rec.get("eval_accuracy")
+                    click.echo(f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  loss {rec['loss']:.4f}  "
+                               f"running acc {rec['running_accuracy']:.3f}"
+                               + (f"  held-out {ev:.3f}" if ev is not None else ""))
+                    shown += 1
+                    if count and shown >= count:
+                        return
+            click.echo("the feeding process closed the port")
+            return
+        import time
+        with _open_link(url) as link:
+            d = link.describe()
+            click.echo(f"{d.model_name} on {d.board} (firmware {d.firmware_version}, model {d.model_hash})")
+            last = None
+            while count is None or shown < count:
+                st = link.stats()
+                counters = link.device_counters()
+                acc = st.train_correct / st.train_samples if st.train_samples else float("nan")
+                loss = st.train_loss_sum / st.train_samples if st.train_samples else float("nan")
+                rate = "" if last is None else f"  {(st.steps - last) / interval:.1f} steps/s"
+                click.echo(f"steps {st.steps:>7}  mode {'train' if st.mode == 0 else 'eval'}  "
+                           f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st.eval_correct}/{st.eval_samples}  "
+                           f"infer {st.infer_count}  frames ok {counters['frames_ok']} "
+                           f"bad {sum(v for k, v in counters.items() if k not in ('frames_ok', 'executed', 'duplicates'))}"
+                           + rate)
+                last = st.steps
+                shown += 1
+                if count is None or shown < count:
+                    time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def weights():
+    """Keep learned parameters: on the device's store, or in a host file."""
+
+
+@weights.command("save")
+@port_option
+@user_errors
+def weights_save(url):
+    """Save the device's trainable parameters to its non-volatile store (A/B slots)."""
+    with _open_link(url) as link:
+        info = link.save_weights()
+    click.echo(f"saved generation {info.generation} ({info.data_bytes} B, crc {info.data_crc:08x}, "
+               f"slot {info.slot}, step {info.steps})")
+
+
+@weights.command("load")
+@port_option
+@user_errors
+def weights_load(url):
+    """Load the newest valid saved parameters on the device."""
+    with _open_link(url) as link:
+        info = link.load_weights()
+    click.echo(f"loaded generation {info.generation} ({info.data_bytes} B, crc {info.data_crc:08x}, "
+               f"slot {info.slot}, step {info.steps})")
+
+
+@weights.command("pull")
+@port_option
+@click.argument("file", type=click.Path(dir_okay=False))
+@user_errors
+def weights_pull(url, file):
+    """Back up the device's trainable parameters to FILE (.npz)."""
+    from .weightsfile import pull
+    with _open_link(url) as link:
+        info = pull(link, Path(file))
+    click.echo(f"wrote {file}: {info['params']} parameters, {info['bytes']} B, model {info['model_hash']}")
+
+
+@weights.command("push")
+@port_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--save", is_flag=True, help="Also save them to the device's store.")
+@user_errors
+def weights_push(url, file, save):
+    """Restore trainable parameters from FILE onto the device (same model only)."""
+    from .weightsfile import push
+    with _open_link(url) as link:
+        info = push(link, Path(file))
+        if save:
+            link.save_weights()
+    click.echo(f"restored {info['params']} parameters ({info['bytes']} B) from {file}" + (", saved" if save else ""))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

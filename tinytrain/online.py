@@ -1,0 +1,129 @@
+"""Online learning over the serial link: stream samples to a device, watch it learn.
+
+The loop sends samples in pipelined chunks (tinytrain.link keeps several requests in
+flight), evaluates on held-out data on the device every `eval_every` samples, and records
+a learning curve. A KeyboardInterrupt stops after the chunk in flight: the device keeps
+every step it acknowledged, and the curve so far is still written.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+CURVE_FIELDS = ("samples", "steps", "loss", "running_accuracy", "eval_accuracy", "seconds")
+
+
+@dataclass
+class Curve:
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, **row) -> dict:
+        self.rows.append(row)
+        return row
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in self.rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CURVE_FIELDS})
+
+    def write_png(self, path: Path, title: str = "") -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax1 = plt.subplots(figsize=(7, 4))
+        xs = [r["samples"] for r in self.rows]
+        ax1.plot(xs, [r["loss"] for r in self.rows], color="tab:red", label="loss (window)")
+        ax1.set_xlabel("samples trained")
+        ax1.set_ylabel("loss", color="tab:red")
+        ax2 = ax1.twinx()
+        ax2.plot(xs, [r["running_accuracy"] for r in self.rows], color="tab:blue", label="running accuracy")
+        ev = [(r["samples"], r["eval_accuracy"]) for r in self.rows if r.get("eval_accuracy") is not None]
+        if ev:
+            ax2.plot(*zip(*ev), "o-", color="tab:green", label="held-out accuracy")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("accuracy")
+        fig.legend(loc="lower right")
+        ax1.set_title(title or "on-device learning curve")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+
+@dataclass
+class TrainReport:
+    samples: int
+    steps: int
+    seconds: float
+    interrupted: bool
+    final_eval_accuracy: float | None
+    curve: Curve
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+
+def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
+    correct = 0
+    for i in range(0, len(x), chunk):
+        correct += link.evaluate(x[i:i + chunk], y[i:i + chunk]).correct
+    return correct / len(x)
+
+
+def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None, epochs: int = 1,
+                 chunk: int = 16, eval_every: int | None = None, shuffle_seed: int | None = 0,
+                 on_progress: Callable[[dict], None] | None = None,
+                 status=None) -> TrainReport:
+    """Train on (x, y) for `epochs`, streaming `chunk` samples per pipelined batch."""
+    curve = Curve()
+    n = len(x)
+    eval_every = eval_every or max(n // 4, chunk)
+    t0 = time.perf_counter()
+    done = steps = 0
+    window_loss, window_correct, window_n = 0.0, 0, 0
+    interrupted = False
+    last_eval = None
+    rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
+    next_eval = eval_every
+    try:
+        for _ in range(epochs):
+            order = rng.permutation(n) if rng is not None else np.arange(n)
+            for i in range(0, n, chunk):
+                idx = order[i:i + chunk]
+                results = link.train_many(x[idx], y[idx])
+                done += len(results)
+                steps = results[-1].steps
+                window_loss += sum(r.loss for r in results if not math.isnan(r.loss))
+                window_correct += sum(r.correct for r in results)
+                window_n += len(results)
+                row = None
+                if done >= next_eval or (done == n * epochs):
+                    next_eval += eval_every
+                    if eval_x is not None:
+                        last_eval = evaluate(link, eval_x, eval_y)
+                    row = curve.add(samples=done, steps=steps, loss=window_loss / window_n,
+                                    running_accuracy=window_correct / window_n, eval_accuracy=last_eval,
+                                    seconds=round(time.perf_counter() - t0, 3))
+                    window_loss, window_correct, window_n = 0.0, 0, 0
+                progress = dict(samples=done, total=n * epochs, steps=steps,
+                                loss=results[-1].loss, eval_accuracy=last_eval, row=row)
+                if status is not None and row is not None:
+                    status.write(kind="curve", **row)
+                if on_progress:
+                    on_progress(progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        link.drain()    # every request already sent completes: the device state is consistent
+    if window_n:
+        curve.add(samples=done, steps=steps, loss=window_loss / window_n,
+                  running_accuracy=window_correct / window_n, eval_accuracy=None,
+                  seconds=round(time.perf_counter() - t0, 3))
+    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve)
