@@ -81,6 +81,7 @@ class _Emitter:
         self.add_params: list[dict] = []
         self.softmax_params: list[dict] = []
         self.mutable: set[str] = set()   # constants a training build keeps in SRAM
+        self.steps: list[dict] = []      # the forward step contexts (a training build reuses them)
 
     # --- arena and constants -----------------------------------------------------------
     def ptr(self, tensor_name: str) -> str:
@@ -249,6 +250,7 @@ def generate_model(graph: Graph, out_dir: Path, *, plan: Plan | None = None,
     if train is not None:
         em.mutable |= set(getattr(train, "mutable_constants", ()))
     steps = [_step(em, op) for op in graph.ops]
+    em.steps = steps
     train_header = train_source = ""
     extra: dict[str, Any] = {}
     if train is not None:
