@@ -72,6 +72,8 @@ train_options = [
                  show_default=True, help="Training loss."),
     click.option("--momentum/--no-momentum", default=False, show_default=True,
                  help="Keep SGD momentum state (counts in the memory plan)."),
+    click.option("--lr", type=float, default=0.01, show_default=True,
+                 help="Initial learning rate compiled into the firmware (changeable over the link)."),
 ]
 
 
@@ -103,7 +105,7 @@ def _training_program(graph, scheme, num_classes, loss, momentum):
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def build(model, quantize, calibration, scheme, num_classes, loss, momentum, board, output, compile_, force,
+def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, board, output, compile_, force,
           as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
@@ -113,8 +115,9 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, boa
     graph, program = _training_program(graph, scheme, num_classes, loss, momentum)
     train = None
     if program is not None:
-        from .training.codegen import TrainingCode
-        train = TrainingCode(program)
+        from .training.codegen import TrainingCodegen
+        train = TrainingCodegen(program, lr=lr)
+        graph = program.graph
     result = emit_project(graph, board, Path(output), train=train, force=force)
     lines = [f"emitted {graph.name} for {board} in {result['output']}"
              + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
@@ -186,7 +189,7 @@ def stop(project):
 @click.option("--tensors", is_flag=True, help="Also print the per-tensor arena table.")
 @with_train_options
 @user_errors
-def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum):
+def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
