@@ -1,0 +1,182 @@
+"""Generated training C: structure (what is and is not emitted), compile checks, memory,
+and the channel-reordering graph transform. Running the C is in test_training_codegen_run.py."""
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinytrain.errors import TinyTrainError
+from tinytrain.ir import QuantParams
+from tinytrain.training.codegen import generate_training_model
+from tinytrain.training.memory import memory_report
+from tinytrain.training.program import build_program
+from tinytrain.training.reorder import channel_closure, input_channel_importance, reorder_for_scheme
+from tinytrain.training.scheme import bind_scheme
+from tinytrain.training.simulate import Trainer
+
+from conftest import ROOT
+from test_training_graphs import MODELS, quantize_graph
+
+INCLUDE = ROOT / "firmware" / "include"
+GCC = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+ARM = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb",
+       "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffp-contract=off"]
+SPARSE = {"bias_update_last_n": 2, "weight_update": [{"conv_index": 1, "input_channel_ratio": 0.5}]}
+
+
+def int8_graph(name, seed=0):
+    g = MODELS[name](seed)
+    calib = np.random.default_rng(seed + 10).standard_normal((8,) + g.tensors["input"].shape).astype(np.float32)
+    gq = quantize_graph(g, calib)
+    for op in gq.ops:     # int8 softmax outputs are 1/256, -128 (as TFLite makes them)
+        if op.type == "softmax":
+            gq.tensors[op.outputs[0]].quant = QuantParams.per_tensor(1 / 256, -128)
+    return gq
+
+
+def scheme_file(tmp_path, spec=SPARSE):
+    p = tmp_path / "scheme.json"
+    p.write_text(json.dumps(spec))
+    return str(p)
+
+
+def compile_objects(cc, out_dir):
+    for src in ("model.c", "model_data.c"):
+        proc = subprocess.run([*cc, "-c", f"-I{out_dir}", f"-I{INCLUDE}", str(out_dir / src),
+                               "-o", str(out_dir / (src + ".o"))], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("int8", [False, True], ids=["f32", "int8"])
+def test_generated_training_c_compiles_warning_free_host_and_arm(tmp_path, model, int8):
+    g = int8_graph(model) if int8 else MODELS[model]()
+    art = generate_training_model(g, "full", tmp_path, momentum=True, shadow=int8)
+    header = (tmp_path / "model.h").read_text()
+    for decl in ("float tt_model_train_step(int32_t label);", "uint32_t tt_model_num_params(void);",
+                 "const tt_param_info *tt_model_param(uint32_t i);",
+                 "void tt_model_set_hparams(float lr, float momentum, float weight_decay);",
+                 "#define TT_MODEL_TRAINABLE   1", "#define TT_TRAINABLE_BYTES"):
+        assert decl in header
+    assert f"#define TT_ARENA_BYTES       {art.memory['arena_bytes']}u" in header
+    compile_objects(GCC, tmp_path)
+    compile_objects(ARM, tmp_path)
+
+
+def test_memory_is_the_training_plan_and_one_arena(tmp_path):
+    g = MODELS["residual"]()
+    art = generate_training_model(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
+    prog = art.extra["program"]
+    expect = {k: v for k, v in memory_report(prog).items() if k != "offsets"}
+    assert art.extra["memory"] == expect
+    for k, v in expect.items():
+        assert art.memory[k] == v
+    src = (tmp_path / "c" / "model.c").read_text()
+    arena = expect["arena_bytes"]
+    # every arena access (forward, masks, saves, gradients, scratch) lies inside the one arena
+    offsets = [int(m) for m in re.findall(r"tt_arena \+ (\d+)\)", src)]
+    assert offsets and max(offsets) < arena
+    assert src.count("static uint8_t tt_arena[") == 1
+    # gradients sit at the plan's offsets
+    plan = memory_report(prog)["offsets"]
+    for name, buf in prog.buffers.items():
+        if buf.kind == "gradient" and buf.alias_of is None and name in plan:
+            assert f"(float *)(tt_arena + {plan[name]})" in src, name
+
+
+def test_sparse_scheme_emits_no_gradient_of_untrained_parameters(tmp_path):
+    g = MODELS["residual"]()
+    art = generate_training_model(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
+    src = (tmp_path / "c" / "model.c").read_text()
+    data = (tmp_path / "c" / "model_data.c").read_text()
+    body = src[src.index("float tt_model_train_step"):]
+    # trained: expand.weight[..., :2] (conv_index 1 of 4 input channels... ratio 0.5), dw/project bias, fc
+    prog = art.extra["program"]
+    assert set(prog.scheme.layers) == {"expand", "dw", "project", "fc"}
+    assert "tt_conv2d_update_weight_f32(expand_weight, 8," in body
+    assert re.search(r"tt_conv2d_update_weight_f32\(expand_weight, 8, [^;]*, 4, NULL,", body)
+    for frozen in ("stem", "project", "dw"):
+        assert f"update_weight_f32({frozen}_weight" not in body
+    assert "stem" not in re.sub(r"/\*.*?\*/", "", body)          # nothing of the stem's backward
+    assert "tt_bias_update_f32(dw_bias" in body and "tt_bias_update_f32(project_bias" in body
+    assert "tt_bias_update_f32(expand_bias" not in body and "tt_bias_update_f32(stem_bias" not in body
+    # only the trained parameters are in SRAM (non-const); frozen ones stay in flash
+    for name in ("stem_weight", "stem_bias", "dw_weight", "project_weight", "expand_bias"):
+        assert re.search(rf"^const float {name}\[", data, re.M), name
+    for name in ("expand_weight", "dw_bias", "project_bias", "fc_weight", "fc_bias"):
+        assert re.search(rf"^float {name}\[", data, re.M), name
+    # the partially trained layer reads a compact saved copy of its 4 trained input channels
+    assert re.search(r"tt_save_channels_f32\([^;]*, 36, 8, 4, NULL,", src)
+    assert [p.name for p in art.extra["params"]] == ["expand.weight", "dw.bias", "project.bias",
+                                                     "fc.weight", "fc.bias"]
+
+
+def test_bad_scheme_is_a_tinytrain_error(tmp_path):
+    with pytest.raises(TinyTrainError, match="conv_index 9"):
+        generate_training_model(MODELS["cnn"](), scheme_file(tmp_path, {"weight_update": [
+            {"conv_index": 9, "input_channel_ratio": 0.5}]}), tmp_path / "c")
+
+
+# --- channel reordering ------------------------------------------------------------------------
+
+def _outputs(graph, xs):
+    tr = Trainer(build_program(graph, "full"))
+    return np.stack([tr.infer(x) for x in xs])
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["f32", "int8"])
+def test_reorder_keeps_the_function_and_puts_the_largest_channels_first(tmp_path, int8):
+    g = int8_graph("residual") if int8 else MODELS["residual"]()
+    scheme = bind_scheme(scheme_file(tmp_path, {"bias_update_last_n": 0, "weight_update": [
+        {"conv_index": 1, "input_channel_ratio": 0.5}, {"conv_index": 3, "input_channel_ratio": 0.25}]}), g)
+    g2, s2 = reorder_for_scheme(g, scheme)
+    # expand reads the residual stream (stem output): stem, expand, the add's other input (project)
+    # and the add's output all move together; project reads dw's output, which dw and expand share
+    for name in ("expand", "project"):
+        op = next(o for o in g2.ops if o.name == name)
+        imp = input_channel_importance(g2, op)
+        k = s2.layers[name].in_channels
+        assert s2.layers[name].channel_index is None
+        assert imp[:k].min() >= imp[k:].max(), name
+    assert not np.array_equal(g2.tensors["stem.weight"].data, g.tensors["stem.weight"].data)
+    rng = np.random.default_rng(5)
+    inp = g.tensors["input"]
+    xs = rng.standard_normal((6,) + inp.shape).astype(np.float32)
+    if int8:
+        xs = np.clip(np.round(xs / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+        np.testing.assert_array_equal(_outputs(g2, xs), _outputs(g, xs))
+    else:
+        np.testing.assert_allclose(_outputs(g2, xs), _outputs(g, xs), rtol=1e-5, atol=1e-6)
+
+
+def test_reorder_falls_back_to_a_channel_index_at_the_graph_input(tmp_path):
+    g = MODELS["cnn"]()
+    g.tensors["conv1.weight"].data[..., 2] *= 10      # input channel 2 is the largest
+    scheme = bind_scheme(scheme_file(tmp_path, {"weight_update": [{"conv_index": 0, "input_channel_ratio": 0.34}]}), g)
+    assert channel_closure(g, "input") is None
+    g2, s2 = reorder_for_scheme(g, scheme)
+    u = s2.layers["conv1"]
+    imp = input_channel_importance(g, next(o for o in g.ops if o.name == "conv1"))
+    assert u.in_channels is None and u.channel_index == [int(np.argmax(imp))] == [2]
+    assert g2 is g
+    art = generate_training_model(g, s2, tmp_path / "c", reorder=False)
+    src = (tmp_path / "c" / "model.c").read_text()
+    assert re.search(r"tt_save_channels_f32\([^;]*, 64, 3, 1, chidx_conv1,", src)
+    assert re.search(r"tt_conv2d_update_weight_f32\(conv1_weight, 3, [^;]*, 1, chidx_conv1,", src)
+    assert art.extra["program"].scheme.layers["conv1"].channel_index == u.channel_index
+
+
+def test_reorder_through_a_flatten_of_a_spatial_map_falls_back(tmp_path):
+    from test_training_graphs import GraphBuilder
+    b = GraphBuilder("flat", (1, 4, 4, 2))
+    b.conv("conv1", 4)
+    b.unary("flatten", "reshape", (1, 64))
+    b.dense("fc", 3)
+    g = b.build("flat")
+    assert channel_closure(g, "conv1") is None
+    s = bind_scheme("last:1", g)
+    s.layers["fc"].in_channels = 16
+    g2, s2 = reorder_for_scheme(g, s)
+    assert g2 is g and len(s2.layers["fc"].channel_index) == 16
