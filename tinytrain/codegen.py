@@ -245,6 +245,8 @@ def generate_model(graph: Graph, out_dir: Path, *, plan: Plan | None = None,
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyTrainError(f"model {graph.name!r}: code generation supports one input and one output "
                              f"(got {len(graph.inputs)} inputs, {len(graph.outputs)} outputs)")
+    if plan is None and train is not None and hasattr(train, "plan"):
+        plan = train.plan()      # a training build: one arena for forward and backward
     plan = plan or plan_graph(graph)
     em = _Emitter(graph, plan)
     if train is not None:

@@ -413,4 +413,4 @@ def generate_training_model(graph: Graph, scheme, out_dir: Path, *, loss: str = 
         graph, scheme = reorder_for_scheme(graph, scheme)
     prog = build_program(graph, scheme, loss=loss, momentum=momentum, shadow=shadow)
     gen = TrainingCodegen(prog, lr=lr, momentum=momentum_value, weight_decay=weight_decay)
-    return generate_model(prog.graph, out_dir, plan=gen.plan(), train=gen)
+    return generate_model(prog.graph, out_dir, train=gen)
