@@ -42,7 +42,8 @@
  *                 not first rounded to float); v = q.
  *     shadow:     v = shadow (float copy of q in the quantized domain, init: (float)q);
  *                 shadow = clamp(shadow - step, qmin, qmax); q = round_half_away(shadow).
- *   A NaN step leaves the parameter unchanged. Momentum buffers and shadows have the
+ *   int8 weights saturate to [-127, 127] (TFLite's symmetric weight range), int32
+ *   biases to the int32 range. A NaN step leaves the parameter unchanged. Momentum buffers and shadows have the
  *   layout of the weight gradient (compact over trained channels) for fused updates,
  *   and of the updated array for the plain update functions.
  */
