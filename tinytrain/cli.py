@@ -91,7 +91,10 @@ def _training_program(graph, scheme, num_classes, loss, momentum):
     if scheme is None:
         return graph, None
     from .training.program import build_program
-    return graph, build_program(graph, scheme, loss=loss, momentum=momentum)
+    from .training.reorder import reorder_for_scheme
+    # Partial-channel updates train the largest-magnitude channels: reorder them first.
+    graph, bound = reorder_for_scheme(graph, scheme)
+    return graph, build_program(graph, bound, loss=loss, momentum=momentum)
 
 
 @main.command()
