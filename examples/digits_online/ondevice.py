@@ -88,6 +88,7 @@ def compile_training(model, data: Data, out: Path, board: str, lr: float = LEARN
     from tinytrain.training.program import build_program
     tflite = keras_to_int8_tflite(model, data.x_train[:200])
     graph = load_model(tflite)
+    graph.name = model.name
     program = build_program(graph, SCHEME)
     emit_project(program.graph, board, out, train=TrainingCodegen(program, lr=lr), force=True)
     return program.graph, program, build_project(out)
@@ -100,25 +101,42 @@ def accuracy_by_group(link, x_q: np.ndarray, y: np.ndarray) -> dict:
                 old=evaluate(link, x_q[~new], y[~new]))
 
 
-def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS, verbose: bool = True) -> dict:
-    from tinytrain.emulator import boot
+@dataclass
+class Prepared:
+    data: Data
+    model: object           # the float Keras model trained on the old classes
+
+
+def prepare(verbose: bool = True) -> Prepared:
+    data = load_data()
+    if verbose:
+        print(f"[1/4] training a CNN on the host on digits 0-4 ({int(np.sum(data.y_train < 5))} samples)")
+    return Prepared(data, train_host_model(data))
+
+
+def device_inputs(graph, data: Data):
+    """Held-out and stream samples, quantized on the host with the model's input quantization."""
     from tinytrain.hostmodel import quantize_input
+    inp = graph.tensors[graph.inputs[0]]
+    q = lambda x: quantize_input(x, inp.scale, inp.zero_point).reshape(len(x), -1)  # noqa: E731
+    xs, ys = stream(data)
+    return q(data.x_test), q(xs), ys
+
+
+def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS, verbose: bool = True,
+        prepared: Prepared | None = None) -> dict:
+    from tinytrain.emulator import boot
     from tinytrain.link import Link
     from tinytrain.online import train_stream
 
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
-    data = load_data()
-    say(f"[1/4] training a CNN on the host on digits 0-4 ({int(np.sum(data.y_train < 5))} samples)")
-    model = train_host_model(data)
+    prepared = prepared or prepare(verbose)
+    data, model = prepared.data, prepared.model
     out = Path(out or tempfile.mkdtemp(prefix="tinytrain-digits-online-"))
     say(f"[2/4] int8 quantization, training compiler ({SCHEME.name}), firmware for {board} -> {out}")
     graph, program, built = compile_training(model, data, out, board)
-    inp = graph.tensors[graph.inputs[0]]
-    q = lambda x: quantize_input(x, inp.scale, inp.zero_point).reshape(len(x), -1)  # noqa: E731
-    x_test = q(data.x_test)
-    xs, ys = stream(data)
-    xs = q(xs)
+    x_test, xs, ys = device_inputs(graph, data)
     say(f"[3/4] booting {board}")
     with boot(out) as running, Link.open(running.url) as link:
         desc = link.describe()
@@ -144,7 +162,7 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
         link=dict(frames_ok=counters["frames_ok"], bad_frames=sum(
             v for k, v in counters.items() if k not in ("frames_ok", "executed", "duplicates"))),
         seconds=round(time.perf_counter() - t0, 1),
-        params={k: v.tolist() for k, v in params.items()} if not verbose else None,
+        params=params, graph=graph, program=program, stream=(xs, ys), epochs=epochs,
     )
     say(f"      held-out accuracy after:  all {after['all']:.3f}, new classes {after['new']:.3f}, "
         f"old classes {after['old']:.3f}")
@@ -172,7 +190,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     result = run(args.board, args.out, args.epochs, verbose=not args.json)
     if args.json:
-        result.pop("params", None)
+        for internal in ("params", "graph", "program", "stream"):
+            result.pop(internal)
         print(json.dumps(result, indent=1))
     return 0
 
