@@ -93,14 +93,23 @@ static size_t finish_body(uint8_t *body, uint8_t type, uint16_t seq, size_t payl
     return 6 + payload + 4;
 }
 
+/* A short frame that is not a stored reply: a dropped-frame error or BUSY. */
+static void send_control(uint8_t type, uint16_t seq, const uint8_t *payload, size_t n)
+{
+    uint8_t body[6 + 4 + 4], enc[TT_COBS_MAX_ENCODED(sizeof body) + 1];
+    if (n > 0)
+        memcpy(body + 6, payload, n);
+    send_encoded(body, finish_body(body, type, seq, n), enc, sizeof enc, NULL);
+}
+
 /* An error about a frame that was not executed: not stored, never resent. */
 static void send_drop_error(uint8_t code, uint8_t req_type, uint16_t seq, uint16_t detail)
 {
-    uint8_t body[6 + 4 + 4], enc[TT_COBS_MAX_ENCODED(sizeof body) + 1];
-    body[6] = code;
-    body[7] = req_type;
-    tt_put_u16(body + 8, detail);
-    send_encoded(body, finish_body(body, (uint8_t)TT_MSG_ERROR, seq, 4), enc, sizeof enc, NULL);
+    uint8_t p[4];
+    p[0] = code;
+    p[1] = req_type;
+    tt_put_u16(p + 2, detail);
+    send_control((uint8_t)TT_MSG_ERROR, seq, p, 4);
 }
 
 /* ---- request handlers: each fills the reply payload p and returns its length, or
@@ -310,14 +319,10 @@ static int do_train(const uint8_t *q, size_t n, uint8_t *p, uint16_t *detail)
         L.eval_correct += pred == (uint32_t)label;
     } else {
 #if TT_MODEL_TRAINABLE
-#ifdef TT_MODEL_TRAIN_OUTPUT_CLOBBERED
-        tt_model_invoke();
-        pred = argmax_output();
+        /* The backward reuses the arena, output included: the step itself remembers the
+         * forward's prediction. */
         loss = tt_model_train_step(label);
-#else
-        loss = tt_model_train_step(label);  /* leaves the forward output in place */
-        pred = argmax_output();
-#endif
+        pred = (uint32_t)tt_model_last_prediction();
         L.steps++;
         L.train_n++;
         L.train_correct += pred == (uint32_t)label;
@@ -588,7 +593,12 @@ static void execute_and_reply(uint8_t type, uint16_t seq, uint32_t req_crc, cons
 {
     uint8_t *p = L.tx_body + TT_PROTO_HEADER_BYTES;
     uint16_t detail = 0;
-    int r = execute(type, q, n, p, &detail);
+    int r;
+    /* Long requests: tell the host now, so it can tell a lost frame from a slow step. */
+    if (type == TT_MSG_INFER || type == TT_MSG_TRAIN || type == TT_MSG_WEIGHTS_SAVE
+            || type == TT_MSG_WEIGHTS_LOAD)
+        send_control((uint8_t)TT_MSG_BUSY, seq, NULL, 0);
+    r = execute(type, q, n, p, &detail);
     size_t body_len;
     if (r >= 0) {
         body_len = finish_body(L.tx_body, (uint8_t)(type | TT_MSG_REPLY), seq, (size_t)r);

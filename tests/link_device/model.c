@@ -30,6 +30,7 @@ void tt_model_invoke(void)
 #if TT_MODEL_TRAINABLE
 static float weight_v[N_OUT * N_IN], bias_v[N_OUT];
 static float lr = 0.1f, momentum = 0.0f, weight_decay = 0.0f;
+static int32_t last_prediction;
 static const tt_param_info params[2] = {
     { "fc.weight", weight, sizeof weight, TT_DTYPE_F32 },
     { "fc.bias", bias, sizeof bias, TT_DTYPE_F32 },
@@ -40,6 +41,7 @@ const tt_param_info *tt_model_param(uint32_t i) { return &params[i]; }
 
 void tt_model_set_hparams(float l, float m, float wd) { lr = l; momentum = m; weight_decay = wd; }
 void tt_model_get_hparams(float *l, float *m, float *wd) { *l = lr; *m = momentum; *wd = weight_decay; }
+int32_t tt_model_last_prediction(void) { return last_prediction; }
 
 float tt_model_train_step(int32_t label)
 {
@@ -47,9 +49,12 @@ float tt_model_train_step(int32_t label)
     int o, i;
     tt_model_invoke();
     mx = logits[0];
+    last_prediction = 0;
     for (o = 1; o < N_OUT; o++)
-        if (logits[o] > mx)
+        if (logits[o] > mx) {
             mx = logits[o];
+            last_prediction = o;
+        }
     for (o = 0; o < N_OUT; o++) {
         p[o] = expf(logits[o] - mx);
         sum += p[o];

@@ -38,6 +38,7 @@ void tt_model_invoke(void);
 #else
 #define TT_MODEL_TRAINABLE   1
 float tt_model_train_step(int32_t label);
+int32_t tt_model_last_prediction(void);   /* argmax of the last train step's forward */
 typedef struct {
     const char *name;
     void *data;
