@@ -174,7 +174,10 @@ class Trainer:
         dxs: dict[str, np.ndarray] = {}
         dw = db = None
         if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            index = _channel_index(b)
             k = trained_in_channels(self.g, op, b.update) if b.computes_weight_grad else 1
+            if index is not None:       # listed channels: all gradients, then keep those
+                k = self.g.tensors[op.inputs[1]].shape[-1]
             x = self.real(op.inputs[0], vals)
             w = self.real(op.inputs[1], {})
             need_dx = op.inputs[0] in need
@@ -185,6 +188,8 @@ class Trainer:
                 dx, dw, db = f(x, w, dy, a["stride"], a["pad"], a.get("dilation", (1, 1)), need_dx, k)
             if need_dx:
                 dxs[op.inputs[0]] = dx
+            if index is not None and dw is not None:
+                dw = dw[..., index]
         elif op.type == "add":
             for t in need:
                 dxs[t] = dy
@@ -216,7 +221,9 @@ class Trainer:
         t = self.g.tensors[name]
         p = self.params[name]
         k = grad.shape[-1]
-        sub = (Ellipsis, slice(0, k))
+        index = _channel_index(b) if name == op.inputs[1] else None
+        # the trained input channels: the first k, or the listed ones (reorder fallback)
+        sub = (Ellipsis, slice(0, k)) if index is None else (Ellipsis, index)
         if self.prog.quantized:
             qas.update_int(self, op, name, p, grad, sub)
             return
@@ -230,3 +237,11 @@ class Trainer:
             g = m
         p[sub] = (cur - self.lr * g).astype(F32)
         del t
+
+
+def _channel_index(b) -> np.ndarray | None:
+    """The explicit input channels a layer's weight update trains, if the scheme lists them."""
+    u = b.update
+    if u is None or not b.computes_weight_grad or u.channel_index is None:
+        return None
+    return np.asarray(u.channel_index, dtype=np.int64)
