@@ -165,6 +165,10 @@ def _step(em: _Emitter, op: Op) -> dict:
         s.update(w=em.ptr(op.inputs[1]), b=em.ptr(op.inputs[2]), kh=kh, kw=kw,
                  in_dims=em.dims_of(x), out_dims=em.dims_of(y), geom=em.geom_of(op))
         s["q_or_act"] = ("&" + em.requant_of(op, quant.conv_requant(g, op))) if t == "s8" else ACT_CODES[act]
+        if op.attrs.get("inplace"):    # tinytrain.passes.inplace_dw: y may sit on x
+            s["plane"] = em.ptr(op.attrs["scratch"])
+    elif op.type == "pointwise_depthwise_conv2d":
+        s.update(_fused_step(em, op))
     elif op.type == "fully_connected":
         w = g.tensors[op.inputs[1]]
         s.update(w=em.ptr(op.inputs[1]), b=em.ptr(op.inputs[2]),
@@ -216,6 +220,22 @@ def _step(em: _Emitter, op: Op) -> dict:
     else:  # pragma: no cover - the IR rejects unknown op types
         raise UnsupportedError(op.name, f"op {op.type!r} in code generation")
     return s
+
+
+def _fused_step(em: _Emitter, op: Op) -> dict:
+    """Arguments of tt_pointwise_depthwise_conv2d_s8 (tinytrain.passes.fuse_pw_dw)."""
+    from .passes import ring_rows, split_op
+    g = em.graph
+    pw, dw = split_op(op)
+    mid = g.tensors[op.attrs["intermediate"]]
+    kh, kw, _ = g.tensors[op.inputs[3]].shape
+    return dict(w_pw=em.ptr(op.inputs[1]), b_pw=em.ptr(op.inputs[2]), mid_c=mid.shape[3],
+                q_pw=em.requant_of(pw, quant.conv_requant(g, pw)),
+                w_dw=em.ptr(op.inputs[3]), b_dw=em.ptr(op.inputs[4]), kh=kh, kw=kw,
+                q_dw=em.requant_of(dw, quant.conv_requant(g, dw)),
+                in_dims=em.dims_of(g.tensors[op.inputs[0]]), out_dims=em.dims_of(g.tensors[op.outputs[0]]),
+                geom=em.geom_of(op), ring=em.ptr(op.attrs["scratch"]),
+                ring_rows=ring_rows(g, op))
 
 
 def _edge(graph: Graph, plan: Plan, name: str) -> dict:

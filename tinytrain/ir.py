@@ -25,6 +25,15 @@ Ops and their attributes:
   pad                        inputs [x]; pad (top, bottom, left, right)
   quantize                   inputs [x float32] -> int8
   dequantize                 inputs [x int8] -> float32
+  pointwise_depthwise_conv2d a 1x1 conv2d feeding a depthwise_conv2d, run as one op
+                             (tinytrain.passes.fuse_pw_dw): inputs [x, w_pw, b_pw, w_dw, b_dw];
+                             stride, pad, dilation, activation of the depthwise; pw_activation;
+                             intermediate: the tensor between the two (quant params only, its
+                             arena bytes are the op's row ring, see passes.scratch_bytes);
+                             pw_name, dw_name: the original layer names
+Memory-pass attributes (tinytrain.passes): "scratch" names a non-constant tensor used as
+the op's scratch memory during that op only; "inplace" (depthwise_conv2d) marks a kernel
+that may write its output over its input.
 `activation` is one of "none", "relu", "relu6" (fused; for int8 the clamp bounds follow
 from the output quantization exactly as TFLite computes them).
 """
@@ -42,6 +51,7 @@ OP_TYPES = (
     "conv2d", "depthwise_conv2d", "fully_connected", "add",
     "avg_pool2d", "max_pool2d", "global_avg_pool",
     "relu", "relu6", "reshape", "softmax", "pad", "quantize", "dequantize",
+    "pointwise_depthwise_conv2d",
 )
 ACTIVATIONS = ("none", "relu", "relu6")
 DTYPES = ("int8", "int32", "float32")
@@ -237,6 +247,10 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.type == "fully_connected":
         w = graph.tensors[op.inputs[1]]
         return int(w.shape[0] * w.shape[1])
+    if op.type == "pointwise_depthwise_conv2d":
+        mid = graph.tensors[op.attrs["intermediate"]]
+        kh, kw, _ = graph.tensors[op.inputs[3]].shape
+        return mid.size * graph.tensors[op.inputs[1]].shape[-1] + out.size * kh * kw
     return 0
 
 

@@ -145,8 +145,12 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
 
     One buffer per non-constant tensor, live from the step (op index) that writes it to
     the last step that reads it; graph inputs are live from step 0, graph outputs to the
-    last step. A reshape's output aliases its input.
+    last step. A reshape's output aliases its input. An op's scratch tensor
+    (attrs["scratch"], tinytrain.passes) is live during that op only, sized by
+    passes.scratch_bytes; an in-place depthwise output may start at its input.
     """
+    from .passes import scratch_tensors
+    scratch = scratch_tensors(graph)
     last_step = max(len(graph.ops) - 1, 0)
     first: dict[str, int] = {name: 0 for name in graph.inputs}
     last: dict[str, int] = {}
@@ -161,11 +165,17 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
     for name in graph.outputs:
         last[name] = last_step
     buffers = []
+    inplace = {op.outputs[0]: op.inputs[0] for op in graph.ops if op.attrs.get("inplace")}
     for t in graph.activations():
+        if t.name in scratch:
+            step, nbytes = scratch[t.name]
+            buffers.append(Buffer(t.name, nbytes, step, step))
+            continue
         if t.name not in first:
             raise TinyTrainError(f"tensor {t.name!r} is neither a graph input nor written by a layer")
         start = first[t.name]
-        buffers.append(Buffer(t.name, t.nbytes, start, max(last.get(t.name, start), start)))
+        buffers.append(Buffer(t.name, t.nbytes, start, max(last.get(t.name, start), start),
+                              inplace_of=inplace.get(t.name)))
     return buffers, aliases
 
 

@@ -453,7 +453,13 @@ def _run_f32(graph: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
 def run_op(graph: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
     """One op on its input arrays (constants included, in op.inputs order)."""
     out = graph.tensors[op.outputs[0]]
-    if op.type == "reshape":
+    if op.type == "pointwise_depthwise_conv2d":
+        # the two original ops, with the same requantization of the intermediate
+        from .passes import split_op
+        pw, dw = split_op(op)
+        mid = run_op(graph, pw, args[:3])
+        y = run_op(graph, dw, [mid, *args[3:]])
+    elif op.type == "reshape":
         y = np.asarray(args[0]).reshape(out.shape)
     elif graph.tensors[op.inputs[0]].dtype == "int8":
         y = _run_int8(graph, op, args)

@@ -43,6 +43,22 @@ typedef struct {
 void tt_softmax_s8(const int8_t *x, int32_t rows, int32_t depth, const tt_softmax_params *p, int8_t *y);
 void tt_pad_s8(const int8_t *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
                int8_t pad_value, int8_t *y, const tt_dims *out);
+/* Memory-saving forms (tinytrain.passes): a 1x1 conv2d fused with the depthwise conv
+ * reading its output, through a ring of ring_rows expanded rows (ring_rows * in->w *
+ * mid_c bytes); and a depthwise conv that may write over its input, through a scratch
+ * `plane` of in->h * in->w bytes. Bit-identical to the unfused / out-of-place kernels. */
+void tt_pointwise_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
+                                      const int8_t *w_pw, const int32_t *b_pw,
+                                      const tt_requant *q_pw, int32_t mid_c,
+                                      const int8_t *w_dw, const int32_t *b_dw,
+                                      int32_t kh, int32_t kw, const tt_geom *g,
+                                      const tt_requant *q_dw,
+                                      int8_t *y, const tt_dims *out,
+                                      int8_t *ring, int32_t ring_rows);
+void tt_depthwise_conv2d_inplace_s8(const int8_t *x, const tt_dims *in,
+                                    const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                                    const tt_geom *g, const tt_requant *q,
+                                    int8_t *y, const tt_dims *out, int8_t *plane);
 void tt_quantize_f32_s8(const float *x, int32_t n, float scale, int32_t zp, int8_t *y);
 void tt_dequantize_s8_f32(const int8_t *x, int32_t n, float scale, int32_t zp, float *y);
 
