@@ -6,7 +6,10 @@ published in ../shared/reference/README.md; once with the 1000-class ImageNet he
 once with a fresh `--num-classes` head (the paper trains transfer datasets with a small
 head), plus a full update for comparison.
 
-    /opt/tt/venv/bin/python bench/bench_training.py [--num-classes 10] [--momentum]
+    /opt/tt/venv/bin/python bench/bench_training.py [--num-classes 10] [--momentum] [--no-memory-passes]
+
+By default the graph first goes through tinytrain.passes.optimize_for_memory on the
+frozen prefix of each scheme (fused pointwise+depthwise, in-place depthwise).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ REF = ROOT / ".." / "shared" / "reference" / "tte-models"
 sys.path.insert(0, str(ROOT))
 
 from tinytrain.frontends.reference import load_reference          # noqa: E402
+from tinytrain.passes import frozen_prefix, optimize_for_memory   # noqa: E402
+from tinytrain.training.scheme import bind_scheme                 # noqa: E402
 from tinytrain.training.head import replace_classifier            # noqa: E402
 from tinytrain.training.memory import memory_report               # noqa: E402
 from tinytrain.training.program import build_program              # noqa: E402
@@ -35,8 +40,11 @@ AUTHORS_MCUNET_49KB = {"total": 237456, "activations": 180224, "scratch": 9576,
 KB = 1024
 
 
-def row(graph, scheme: str, label: str, momentum: bool) -> dict:
-    prog = build_program(graph, scheme, momentum=momentum)
+def row(graph, scheme: str, label: str, momentum: bool, passes: bool = True) -> dict:
+    bound = bind_scheme(scheme, graph)      # conv_index counts the original layers: bind first
+    if passes:   # fused pointwise+depthwise and in-place depthwise in the frozen prefix
+        graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
+    prog = build_program(graph, bound, momentum=momentum)
     m = memory_report(prog)
     return {"label": label, "m": m, "macs": prog.macs()["total"]}
 
@@ -60,7 +68,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-classes", type=int, default=10)
     ap.add_argument("--momentum", action="store_true", help="count SGD momentum state")
+    ap.add_argument("--no-memory-passes", action="store_true",
+                    help="plan the graph as imported (no fused pointwise+depthwise / in-place depthwise)")
     args = ap.parse_args()
+    passes = not args.no_memory_passes
     if not REF.is_dir():
         sys.exit(f"reference models not found at {REF}")
     for head in (None, args.num_classes):
@@ -71,14 +82,15 @@ def main() -> None:
                 g = replace_classifier(g, head)
             full, sparse, reorder = PUBLISHED[model]
             for b in BUDGETS[model]:
-                r = row(g, str(REF / "schemes" / f"{model}-{b}.json"), f"{model} {b}", args.momentum)
+                r = row(g, str(REF / "schemes" / f"{model}-{b}.json"), f"{model} {b}", args.momentum, passes)
                 r["paper"] = f"sparse {sparse} / +reorder {reorder}"
                 rows.append(r)
-            r = row(g, "full", f"{model} full update", args.momentum)
+            r = row(g, "full", f"{model} full update", args.momentum, passes)
             r["paper"] = f"full {full}"
             rows.append(r)
         what = "1000-class ImageNet head" if head is None else f"fresh {head}-class head (--num-classes {head})"
-        print_table(f"Training memory per step, {what}" + (", with momentum" if args.momentum else ""), rows)
+        print_table(f"Training memory per step, {what}" + (", with momentum" if args.momentum else "")
+                    + ("" if passes else ", no memory passes"), rows)
     a = AUTHORS_MCUNET_49KB
     print(f"\nAuthors' generator, MCUNet-5FPS 49kb (10-class head): total {a['total']} B = activations "
           f"{a['activations']} + scratch {a['scratch']} + trainable {a['trainable']}; flash {a['flash']} B; "

@@ -17,6 +17,7 @@ class Lifetime:
     first: int
     last: int
     kind: str
+    inplace_of: str | None = None   # may share this buffer's bytes (in-place depthwise)
 
 
 def lifetimes(prog: TrainingProgram) -> dict[str, Lifetime]:
@@ -42,6 +43,8 @@ def lifetimes(prog: TrainingProgram) -> dict[str, Lifetime]:
                 use(t, i)
         for t in op.outputs:
             use(t, i)
+        if op.attrs.get("scratch"):          # tinytrain.passes: live during this op only
+            use(op.attrs["scratch"], i)
         if f.mask:
             use(f.mask, i)
         for _, saved, _ in f.saves:
@@ -68,6 +71,9 @@ def lifetimes(prog: TrainingProgram) -> dict[str, Lifetime]:
     for r, (first, last) in spans.items():
         b = prog.buffers[r]
         out[r] = Lifetime(r, _aligned(b.nbytes), first, last, b.kind)
+    for op in g.ops:
+        if op.attrs.get("inplace"):
+            out[root[op.outputs[0]]].inplace_of = root[op.inputs[0]]
     return out
 
 
@@ -80,7 +86,9 @@ def plan_arena(lts: dict[str, Lifetime]) -> tuple[dict[str, int], int]:
     from .. import planner
     if not lts:
         return {}, 0
-    p = planner.plan([planner.Buffer(l.name, l.size, l.first, l.last, ALIGN) for l in lts.values()])
+    p = planner.plan([planner.Buffer(l.name, l.size, l.first, l.last, ALIGN,
+                                     inplace_of=l.inplace_of if l.inplace_of in lts else None)
+                      for l in lts.values()])
     return dict(p.offsets), int(p.arena_bytes)
 
 
@@ -124,9 +132,9 @@ def _requant_bytes(g: Graph) -> int:
 
 def forward_peak(prog: TrainingProgram) -> int:
     """Arena of inference alone (activations only, same planner): the forward peak."""
-    lts = {k: v for k, v in lifetimes(prog).items() if v.kind in ("activation", "saved")}
+    lts = {k: v for k, v in lifetimes(prog).items() if v.kind in ("activation", "saved", "scratch")}
     n_fwd = len(prog.forward)
-    fwd = {k: Lifetime(v.name, v.size, v.first, min(v.last, n_fwd - 1), v.kind)
+    fwd = {k: Lifetime(v.name, v.size, v.first, min(v.last, n_fwd - 1), v.kind, v.inplace_of)
            for k, v in lts.items() if v.first < n_fwd}
     return plan_arena(fwd)[1]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
+from ..passes import scratch_tensors
 from .scheme import LayerUpdate, Scheme, bind_scheme
 
 LOSSES = ("softmax_cross_entropy", "mse")
@@ -29,6 +30,8 @@ _CLAMPED_S8 = ("conv2d", "depthwise_conv2d", "fully_connected", "add",
 _BACKWARD_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d",
                  "max_pool2d", "global_avg_pool", "relu", "relu6", "reshape", "softmax",
                  "pad", "quantize", "dequantize")
+# forward-only ops of tinytrain.passes: allowed in the frozen prefix (no gradient through them)
+_FORWARD_ONLY_OPS = ("pointwise_depthwise_conv2d",)
 
 
 @dataclass
@@ -170,7 +173,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
         raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
     quantized = graph.is_quantized
     for op in graph.ops:
-        if op.type not in _BACKWARD_OPS:
+        if op.type not in _BACKWARD_OPS + _FORWARD_ONLY_OPS:
             raise UnsupportedError(op.name, f"op {op.type!r} in a training graph")
 
     # the loss reads the logits: the input of a final softmax for cross-entropy
@@ -186,10 +189,19 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
             requires_grad.update(op.outputs)
     if logits not in requires_grad:
         raise TinyTrainError(f"training scheme {scheme.name!r}: no trained parameter reaches the loss")
+    for op in loss_ops:
+        if op.type in _FORWARD_ONLY_OPS and (scheme.trains(op.name) or op.outputs[0] in requires_grad):
+            raise UnsupportedError(op.name, f"{op.type} has no backward: run tinytrain.passes with "
+                                            "frozen_ops=frozen_prefix(graph, scheme) so it stays frozen")
 
     buffers: dict[str, Buffer] = {}
     tensor_buffer: dict[str, str] = {}
+    scratch = scratch_tensors(graph)     # per-op scratch of tinytrain.passes (one step)
     for t in graph.activations():
+        if t.name in scratch:
+            buffers[t.name] = Buffer(t.name, (scratch[t.name][1],), "int8", "scratch")
+            tensor_buffer[t.name] = t.name
+            continue
         alias = None
         prod = graph.producer(t.name)
         if prod is not None and prod.type == "reshape":
