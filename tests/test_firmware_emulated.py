@@ -1,8 +1,9 @@
 """The emulated boards end to end: emit -> `pio run` -> boot -> talk over the port.
 
-A digits-sized int8 model is built through PlatformIO for mps2-an386, mps3-an547 (QEMU) and
-native (a host process); each answers describe, and the int8 outputs for 50 digit images
-equal the host build's (tinytrain.hostmodel) exactly. Every emulator started here is killed
+The shipped digits example model (examples/digits/digits_cnn.tflite, int8) is built through
+PlatformIO for mps2-an386, mps3-an547 (QEMU) and native (a host process); each answers
+describe, and the int8 outputs for 50 held-out digits equal the host build's
+(tinytrain.hostmodel) exactly. Every emulator started here is killed
 by the fixtures, also when a test fails."""
 import os
 import shutil
@@ -11,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from test_boards import digits_like_graph
+from conftest import ROOT
 from tinytrain import emulator, project
 from tinytrain.boards import load_board
 from tinytrain.errors import TinyTrainError
@@ -32,16 +33,21 @@ def _skip_unless_runnable(board):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
 
 
+EXAMPLE = ROOT / "examples" / "digits"
+
+
 @pytest.fixture(scope="module")
 def graph():
-    return digits_like_graph()
+    from tinytrain.frontends import load_model
+    return load_model(EXAMPLE / "digits_cnn.tflite")
 
 
 @pytest.fixture(scope="module")
 def samples(graph):
-    from sklearn.datasets import load_digits
-    images = load_digits().images[:N_SAMPLES]                   # 0..16
-    return (images * 15 - 128).clip(-128, 127).astype(np.int8).reshape(N_SAMPLES, 8, 8, 1)
+    from tinytrain.hostmodel import quantize_input
+    x = np.load(EXAMPLE / "digits_test.npz")["x"][:N_SAMPLES]
+    t = graph.tensors[graph.inputs[0]]
+    return quantize_input(x, t.scale, t.zero_point)
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +127,18 @@ def test_qemu_predictions_equal_the_host_build(booted, samples, host_outputs):
         assert all(r.work > 0 for r in results)
 
 
-def test_qemu_work_counts_repeat_exactly(booted, samples):
-    """Under -icount the work counter is deterministic: the same input costs the same count."""
+def test_qemu_work_counts_repeat(booted, samples):
+    """Under -icount the work counter counts instructions: the same input costs the same
+    count, except for the SysTick wrap handler (a few instructions every 2^24 ticks, i.e.
+    every ~655k instructions), which runs inside a measurement or not depending on where
+    the wrap falls."""
     _, running = booted("mps2-an386")
     with link.Link.open(running.url) as conn:
         conn.describe()
-        first, second = conn.infer_many([samples[0], samples[0]])
-    assert first.work == second.work > 0
+        works = [r.work for r in conn.infer_many([samples[0]] * 6)]
+    assert min(works) > 100_000
+    handler_budget = 16 * (max(works) // 655_360 + 1)
+    assert max(works) - min(works) <= handler_budget, works
 
 
 def test_detached_board_is_stopped_by_stop(built):

@@ -77,8 +77,11 @@ static uint64_t systick_ticks(void)
 
 uint32_t tt_hal_work_count(void)
 {
-    /* Scaled from a 64-bit tick count, so it wraps cleanly at 2^32 instructions. */
-    return (uint32_t)(systick_ticks() * TT_WORK_TICKS_NUM / TT_WORK_TICKS_DEN);
+    /* Scaled from a 64-bit tick count, so it wraps cleanly at 2^32 instructions. A tick
+     * (one core clock) is a fraction of an instruction's 1024 ns, so the tick count sits
+     * up to one tick below the exact instruction boundary: round to nearest, or two
+     * reads around the same work could differ by one. */
+    return (uint32_t)((systick_ticks() * TT_WORK_TICKS_NUM + TT_WORK_TICKS_DEN / 2u) / TT_WORK_TICKS_DEN);
 }
 
 const char *tt_hal_work_unit(void)
