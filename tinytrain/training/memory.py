@@ -127,6 +127,8 @@ def _requant_bytes(g: Graph) -> int:
     for op in g.ops:
         if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
             n += 8 * g.tensors[op.outputs[0]].shape[-1]
+        elif op.type == "pointwise_depthwise_conv2d":      # both halves keep their tables
+            n += 8 * (g.tensors[op.attrs["intermediate"]].shape[-1] + g.tensors[op.outputs[0]].shape[-1])
     return n
 
 
