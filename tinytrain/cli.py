@@ -74,6 +74,9 @@ train_options = [
                  help="Keep SGD momentum state (counts in the memory plan)."),
     click.option("--lr", type=float, default=0.01, show_default=True,
                  help="Initial learning rate compiled into the firmware (changeable over the link)."),
+    click.option("--memory-passes/--no-memory-passes", default=True, show_default=True,
+                 help="Fuse pointwise+depthwise convs and run depthwise in place where no backward "
+                      "needs them (int8 graphs): a smaller arena, the same results bit for bit."),
 ]
 
 
@@ -83,17 +86,23 @@ def with_train_options(fn):
     return fn
 
 
-def _training_program(graph, scheme, num_classes, loss, momentum):
-    """(graph, program) for a --train build; program is None without --train."""
+def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=True):
+    """(graph, program) for a --train build; program is None without --train.
+
+    The memory passes (fused pointwise+depthwise, in-place depthwise) rewrite only ops
+    whose backward the scheme does not need, so they run after the scheme is bound."""
+    from .passes import frozen_prefix, optimize_for_memory
     if num_classes is not None:
         from .training.head import replace_classifier
         graph = replace_classifier(graph, num_classes)
     if scheme is None:
-        return graph, None
+        return (optimize_for_memory(graph) if memory_passes else graph), None
     from .training.program import build_program
     from .training.reorder import reorder_for_scheme
     # Partial-channel updates train the largest-magnitude channels: reorder them first.
     graph, bound = reorder_for_scheme(graph, scheme)
+    if memory_passes:
+        graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
     return graph, build_program(graph, bound, loss=loss, momentum=momentum)
 
 
@@ -108,14 +117,14 @@ def _training_program(graph, scheme, num_classes, loss, momentum):
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, board, output, compile_, force,
-          as_json):
+def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes, board, output,
+          compile_, force, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, emit_project, size_report
     board_info = load_board(board)
     graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum)
+    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
     train = None
     if program is not None:
         from .training.codegen import TrainingCodegen
@@ -192,7 +201,7 @@ def stop(project):
 @click.option("--tensors", is_flag=True, help="Also print the per-tensor arena table.")
 @with_train_options
 @user_errors
-def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr):
+def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr, memory_passes):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
@@ -200,7 +209,7 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
     from .ir import graph_macs
     from .planner import plan_graph
     graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum)
+    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
     memory = memory_report(graph, plan)
@@ -234,7 +243,8 @@ def run(model, quantize, calibration, data_file, limit, as_json):
     """Compile MODEL for the host, run it on samples and print its predictions."""
     from .datasets import load_samples
     from .hostmodel import HostModel
-    graph = _load(model, quantize, calibration)
+    from .passes import optimize_for_memory
+    graph = optimize_for_memory(_load(model, quantize, calibration))
     x, y = load_samples(data_file)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
