@@ -23,10 +23,14 @@ def test_help(command):
 
 
 def test_inspect_json_reference_model(tte_models):
-    proc = tinytrain("inspect", tte_models / "mcunet-5fps.json", "--json")
+    proc = tinytrain("inspect", tte_models / "mcunet-5fps.json", "--json", "--no-memory-passes")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert len(data["layers"]) == 51
+    fused = json.loads(tinytrain("inspect", tte_models / "mcunet-5fps.json", "--json").stdout)
+    assert any(layer["op"] == "pointwise_depthwise_conv2d" for layer in fused["layers"])
+    assert fused["macs"] == data["macs"]
+    assert fused["memory"]["arena_bytes"] < data["memory"]["arena_bytes"]
     assert data["macs"] == sum(layer["macs"] for layer in data["layers"]) > 10_000_000
     assert data["memory"]["arena_bytes"] > 0
     assert data["memory"]["flash_bytes"] > 600_000
