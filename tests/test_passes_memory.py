@@ -215,3 +215,26 @@ def test_fused_op_in_the_trained_part_is_rejected():
     g2 = optimize_for_memory(g)              # fused without regard to the scheme
     with pytest.raises(UnsupportedError, match="expand\\+dw"):
         build_program(g2, bind_scheme("full", g))
+
+
+def test_simulation_runs_the_fused_graph_like_the_original():
+    """The numpy training simulation accepts the fused op of the frozen part and gives the
+    same step as on the original graph."""
+    from tinytrain.frontends import load_model
+    from tinytrain.passes import frozen_prefix, optimize_for_memory
+    from tinytrain.training.program import build_program
+    from tinytrain.training.scheme import bind_scheme
+    from tinytrain.training.simulate import Trainer
+    from conftest import TTE_MODELS
+    if not TTE_MODELS.is_dir():
+        pytest.skip("reference models not available")
+    g = load_model(TTE_MODELS / "proxyless-w0.3.json")
+    scheme = bind_scheme("bias-only:2", g)
+    fused = optimize_for_memory(g, frozen_prefix(g, scheme))
+    assert any(op.type == "pointwise_depthwise_conv2d" for op in fused.ops)
+    x = np.random.default_rng(0).integers(-128, 128, size=(1, 128, 128, 3), dtype=np.int8)
+    a = Trainer(build_program(g, scheme), lr=0.01).step(x, 3)
+    b = Trainer(build_program(fused, bind_scheme("bias-only:2", fused)), lr=0.01).step(x, 3)
+    assert a.loss == b.loss
+    for name, grad in a.grads.items():
+        np.testing.assert_array_equal(b.grads[name], grad, err_msg=name)

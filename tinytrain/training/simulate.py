@@ -83,6 +83,8 @@ class Trainer:
             return refops.softmax_s8(x.reshape(-1, x.shape[-1]), quant.softmax_params(g, op))
         if op.type == "pad":
             return refops.pad_s8(hwc, a["pad"], quant.pad_value(g, op))
+        if op.type == "pointwise_depthwise_conv2d":     # memory pass, frozen part only
+            return refops.run_op(g, op, [x, *(self.params[t] for t in op.inputs[1:])]).reshape(out.shape[1:])
         raise TinyTrainError(f"layer {op.name!r}: {op.type} in an int8 training graph")
 
     def _forward_f32(self, op: Op, vals) -> np.ndarray:
