@@ -117,9 +117,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def qemu_command(machine: str, elf: Path, port: int) -> list[str]:
+def qemu_command(machine: str, elf: Path, port: int, paced: bool = False) -> list[str]:
+    """paced: keep virtual time aligned with wall-clock time (about 10^6 instructions per
+    second), so that something slow on a real board is slow here too (power-loss tests)."""
     return [QEMU, "-M", machine, "-nographic", "-monitor", "none",
-            "-icount", f"shift={ICOUNT_SHIFT}",
+            "-icount", f"shift={ICOUNT_SHIFT}" + (",align=on" if paced else ""),
             "-semihosting-config", "enable=on,target=native",
             "-kernel", str(elf),
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
@@ -140,7 +142,7 @@ def _wait_for(log: Path, pattern: str, proc: subprocess.Popen, timeout: float) -
         time.sleep(0.02)
 
 
-def boot(out_dir, detach: bool = False, *, timeout: float = 20.0) -> Running:
+def boot(out_dir, detach: bool = False, *, timeout: float = 20.0, paced: bool = False) -> Running:
     """Start the built firmware of the project in out_dir; return once its port is ready."""
     out_dir = Path(out_dir).resolve()
     meta = read_manifest(out_dir)
@@ -154,7 +156,7 @@ def boot(out_dir, detach: bool = False, *, timeout: float = 20.0) -> Running:
     log = out_dir / LOG_FILE
     if board.family == "cmsdk":
         port = free_port()
-        cmd = qemu_command(board.qemu["machine"], firmware, port)
+        cmd = qemu_command(board.qemu["machine"], firmware, port, paced)
         ready = r"waiting for connection"
         url_of = lambda m: f"socket://127.0.0.1:{port}"   # noqa: E731
     else:

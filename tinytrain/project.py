@@ -193,6 +193,10 @@ def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = F
         if board.family == "cmsdk":
             (tmp / "ld").mkdir()
             (tmp / "ld" / board.qemu["ldscript"]).write_text(_linker_script(board))
+        # Weights a device saved live in the project folder (emulated boards): a rebuild
+        # must not lose them. The firmware only loads a store made for its own model hash.
+        if (out_dir / NV_FILE).is_file():
+            shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
         meta.update(model_hash=art.model_hash, macs=art.macs, memory=art.memory,
                     fit=dict(rows=report.rows, totals=report.totals), train=train is not None)
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
