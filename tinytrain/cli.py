@@ -416,15 +416,18 @@ def weights():
     """Keep learned parameters: on the device's store, or in a host file."""
 
 
+def _store_line(verb: str, info) -> str:
+    return (f"{verb} generation {info.generation} ({info.data_bytes} B, crc {info.data_crc:08x}, "
+            f"slot {info.slot}, step {info.steps})")
+
+
 @weights.command("save")
 @port_option
 @user_errors
 def weights_save(url):
     """Save the device's trainable parameters to its non-volatile store (A/B slots)."""
     with _open_link(url) as link:
-        info = link.save_weights()
-    click.echo(f"saved generation {info.generation} ({info.data_bytes} B, crc {info.data_crc:08x}, "
-               f"slot {info.slot}, step {info.steps})")
+        click.echo(_store_line("saved", link.save_weights()))
 
 
 @weights.command("load")
@@ -433,9 +436,7 @@ def weights_save(url):
 def weights_load(url):
     """Load the newest valid saved parameters on the device."""
     with _open_link(url) as link:
-        info = link.load_weights()
-    click.echo(f"loaded generation {info.generation} ({info.data_bytes} B, crc {info.data_crc:08x}, "
-               f"slot {info.slot}, step {info.steps})")
+        click.echo(_store_line("loaded", link.load_weights()))
 
 
 @weights.command("pull")
