@@ -20,7 +20,7 @@ IN_SCALE, IN_ZP = np.float32(0.03125), -3
 
 @pytest.fixture
 def link(link_device):
-    with Link.open(link_device.url, timeout=0.5, compute_timeout=2.0) as lk:
+    with Link.open(link_device.url, timeout=0.5) as lk:
         yield lk
 
 

@@ -47,7 +47,6 @@ def _serial_error() -> type:
     return serial.SerialException
 
 
-COMPUTE_REQUESTS = (P.INFER, P.TRAIN, P.WEIGHTS_SAVE, P.WEIGHTS_LOAD)
 
 
 # ---- replies --------------------------------------------------------------------------
@@ -203,9 +202,10 @@ class Request:
     seq: int
     payload: bytes
     frame: bytes
-    timeout: float
+    timeout: float         # first wait for the reply; doubled on every retry
     deadline: float = 0.0
     tries: int = 0
+    busy: bool = False
     reply: P.Frame | None = None
 
     @property
@@ -227,6 +227,7 @@ class LinkCounters:
     device_dropped: int = 0       # the device reported a bad frame it received
     naks: int = 0                 # out-of-sequence notices from the device
     timeouts: int = 0
+    busy: int = 0                 # BUSY notices (a long request started)
     retransmissions: int = 0      # request frames sent again
     duplicate_replies: int = 0    # replies to requests already answered
     unexpected: int = 0           # valid frames that match no request
@@ -239,12 +240,12 @@ class LinkCounters:
 class Link:
     """A session with one device over a pyserial port (see Link.open)."""
 
-    def __init__(self, port, *, timeout: float = 1.0, compute_timeout: float = 10.0,
+    def __init__(self, port, *, timeout: float = 0.5, max_backoff: float = 30.0,
                  retries: int = 10, window: int = 4, poll_interval: float = 0.01,
                  first_seq: int | None = None):
         self.port = port
         self.timeout = timeout
-        self.compute_timeout = compute_timeout
+        self.max_backoff = max_backoff
         self.retries = retries
         self.poll_interval = poll_interval
         self.counters = LinkCounters()
@@ -290,8 +291,7 @@ class Link:
                                  f"maximum of {self.max_payload}")
         seq = self._next_seq
         self._next_seq = (seq + 1) & 0xFFFF
-        timeout = self.timeout + (self.compute_timeout if type_ in COMPUTE_REQUESTS else 0.0)
-        req = Request(type_, seq, payload, P.encode_frame(type_, seq, payload), timeout)
+        req = Request(type_, seq, payload, P.encode_frame(type_, seq, payload), self.timeout)
         self._queue.append(req)
         self._pump(block=False)
         return req
@@ -329,12 +329,15 @@ class Link:
             self._transmit(req)
             self._inflight.append(req)
 
-    def _transmit(self, req: Request) -> None:
+    def _transmit(self, req: Request, keep_busy: bool = False) -> None:
         req.tries += 1
         if req.tries > self.retries + 1:
             raise LinkError(f"no valid reply to {req.name} (seq {req.seq}) after "
                             f"{self.retries} retries")
-        req.deadline = time.monotonic() + req.timeout
+        # Exponential backoff: a device busy with a long step is probed, not flooded.
+        backoff = min(req.timeout * 2 ** (req.tries - 1), max(req.timeout, self.max_backoff))
+        req.deadline = time.monotonic() + backoff
+        req.busy = req.busy and keep_busy
         try:
             self.port.write(req.frame)
         except (OSError, _serial_error()) as e:
@@ -364,6 +367,13 @@ class Link:
         self.counters.frames_ok += 1
         if f.version != P.VERSION:
             self.counters.unexpected += 1
+            return
+        if f.type == P.BUSY:
+            self.counters.busy += 1
+            req = next((r for r in self._inflight if r.seq == f.seq and not r.done), None)
+            if req is not None and not req.busy:
+                req.busy = True
+                self._expedite_before(req)
             return
         if f.type == P.ERROR:
             if len(f.payload) != 4:
@@ -396,6 +406,17 @@ class Link:
             self.counters.unexpected += 1
             return
         req.reply = f
+        self._expedite_before(req)
+
+    def _expedite_before(self, req: Request) -> None:
+        """The device executes in order: news of req means the replies of earlier requests
+        it already started (BUSY) were lost. Ask again now, not after their compute timeout."""
+        now = time.monotonic()
+        for r in self._inflight:
+            if r is req:
+                return
+            if r.busy and not r.done:
+                r.deadline = min(r.deadline, now)
 
     def _on_nak(self, expected: int) -> None:
         pending = [r for r in self._inflight if not r.done]
@@ -410,7 +431,13 @@ class Link:
         pending = next((r for r in self._inflight if not r.done), None)
         if pending is not None and time.monotonic() > pending.deadline:
             self.counters.timeouts += 1
-            self._go_back()
+            if pending.busy:
+                # The device started it (BUSY): it is computing, or its reply was lost.
+                # Resend it alone; a repeat is answered from the reply ring when done.
+                self.counters.retransmissions += 1
+                self._transmit(pending, keep_busy=True)
+            else:
+                self._go_back()
 
     def _go_back(self) -> None:
         """Resends every unanswered request in flight, in order."""

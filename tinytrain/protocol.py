@@ -41,6 +41,7 @@ WEIGHTS_LOAD = 0x11
 LINK_STATS = 0x12
 ECHO = 0x13
 REPLY = 0x80
+BUSY = 0xFE      # device -> host: the request with this seq was accepted and is computing
 ERROR = 0xFF
 REQUEST_NAMES = {
     HELLO: "hello", DESCRIBE: "describe", INFER: "infer", TRAIN: "train",

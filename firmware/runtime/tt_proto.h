@@ -53,6 +53,7 @@
 #define TT_MSG_ECHO           0x13u
 
 #define TT_MSG_REPLY          0x80u
+#define TT_MSG_BUSY           0xFEu  /* device -> host: request seq accepted, computing */
 #define TT_MSG_ERROR          0xFFu
 
 /* Error codes (first payload byte of a TT_MSG_ERROR frame). */
