@@ -269,3 +269,16 @@ def test_inference_only_build(link_build_dir, tmp_path):
             assert link.evaluate([q], [0]).samples == 1      # eval mode needs no training
     finally:
         dev.stop()
+
+
+def test_float_samples_round_half_away_from_zero_like_tflite():
+    """The link quantizes float samples exactly as the host build and TFLite do."""
+    from types import SimpleNamespace
+
+    from tinytrain import protocol as P
+    from tinytrain.link import Link
+    fake = SimpleNamespace(description=SimpleNamespace(input_size=4, input_dtype=P.DTYPE_S8,
+                                                       input_scale=0.5, input_zero_point=0))
+    x = np.array([0.25, -0.25, 0.75, 1.25], dtype=np.float32)     # exact ties: 0.5, -0.5, 1.5, 2.5
+    got = np.frombuffer(Link.sample_bytes(fake, x), dtype=np.int8)
+    np.testing.assert_array_equal(got, [1, -1, 2, 3])

@@ -14,10 +14,9 @@ from .ir import NP_DTYPES, Graph
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Float samples -> int8 exactly like TFLite's QUANTIZE (float32 division, round half away)."""
-    q = np.round(np.asarray(x, np.float32) / np.float32(scale))
-    # np.round is half-to-even; TFLite rounds half away from zero.
     v = np.asarray(x, np.float32) / np.float32(scale)
-    q = np.where(np.abs(v - np.trunc(v)) == 0.5, np.trunc(v) + np.sign(v), q)
+    # np.round is half-to-even; TFLite rounds half away from zero.
+    q = np.where(np.abs(v - np.trunc(v)) == 0.5, np.trunc(v) + np.sign(v), np.round(v))
     return np.clip(q + zero_point, -128, 127).astype(np.int8)
 
 

@@ -500,7 +500,9 @@ class Link:
                                  f"{d.input_shape} has {d.input_size}")
         if d.input_dtype == P.DTYPE_S8:
             if np.issubdtype(x.dtype, np.floating):
-                x = np.round(x / d.input_scale) + d.input_zero_point
+                # TFLite's QUANTIZE rounding (half away from zero), as the host build does.
+                from .hostmodel import quantize_input
+                return quantize_input(x, d.input_scale, d.input_zero_point).astype("<i1").tobytes()
             elif x.dtype != np.int8 and (x.min() < -128 or x.max() > 127):
                 raise TinyTrainError("int8 model input: sample values outside [-128, 127]")
             return np.clip(x, -128, 127).astype("<i1").tobytes()
