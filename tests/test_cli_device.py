@@ -98,3 +98,55 @@ def test_train_on_an_inference_build_is_refused(tmp_path):
 def test_unreachable_port_is_a_clear_error(tmp_path):
     proc = tinytrain("describe", "--port", "socket://127.0.0.1:9")
     assert proc.returncode == 2 and "127.0.0.1:9" in proc.stderr
+
+
+def _start_train(url, tmp, curve, epochs="200"):
+    return subprocess.Popen([sys.executable, "-m", "tinytrain", "train", "--port", url, "--data", str(tmp / "train.npz"),
+                             "--epochs", epochs, "--lr", "0.001", "--curve", str(curve)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+
+
+def _wait_until_feeding(url, proc, timeout=60):
+    """Until the feeder holds the port and publishes its status (what monitor follows)."""
+    import time
+    from tinytrain.status import owner_alive, status_path
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        path = status_path(url)
+        if path.exists() and owner_alive(path) and "curve" in path.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the feeding process did not start")
+
+
+def test_monitor_follows_the_process_that_feeds_the_device(device):
+    tmp, _, url = device
+    feeder = _start_train(url, tmp, tmp / "fed")
+    try:
+        _wait_until_feeding(url, feeder)
+        mon = tinytrain("monitor", "--port", url, "--count", "2", "--interval", "0.2", timeout=120)
+        assert mon.returncode == 0, mon.stderr
+        assert "following the process" in mon.stdout
+        assert mon.stdout.count("samples") >= 2 and "loss" in mon.stdout
+    finally:
+        feeder.send_signal(2)
+        feeder.communicate(timeout=60)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(device):
+    import time
+    tmp, _, url = device
+    before = json.loads(ok(tinytrain("describe", "--port", url, "--json")))["steps"]
+    feeder = _start_train(url, tmp, tmp / "interrupted")
+    _wait_until_feeding(url, feeder)
+    time.sleep(1)
+    feeder.send_signal(2)                      # SIGINT, as Ctrl-C
+    out, err = feeder.communicate(timeout=60)
+    assert feeder.returncode == 130, err
+    assert "interrupted" in out
+    done = int(out.split("interrupted: ")[1].split()[0])
+    assert done > 0
+    lines = (tmp / "interrupted.csv").read_text().splitlines()
+    assert int(lines[-1].split(",")[0]) == done
+    after = json.loads(ok(tinytrain("describe", "--port", url, "--json")))["steps"]
+    assert after - before == done, "every acknowledged step stays on the device, none is lost or doubled"

@@ -93,6 +93,7 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
     last_eval = None
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     next_eval = eval_every
+    start_steps = link.stats().steps
     try:
         for _ in range(epochs):
             order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -121,9 +122,13 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
                     on_progress(progress)
     except KeyboardInterrupt:
         interrupted = True
-        link.drain()    # every request already sent completes: the device state is consistent
-    if window_n:
-        curve.add(samples=done, steps=steps, loss=window_loss / window_n,
-                  running_accuracy=window_correct / window_n, eval_accuracy=None,
-                  seconds=round(time.perf_counter() - t0, 3))
+        # Every request already sent completes; the device's step counter then says how
+        # many samples it learned from, the interrupted chunk's included.
+        link.drain()
+        steps = link.stats().steps
+        done = steps - start_steps
+    if window_n or (interrupted and (not curve.rows or curve.rows[-1]["samples"] != done)):
+        curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
+                  running_accuracy=window_correct / window_n if window_n else float("nan"),
+                  eval_accuracy=None, seconds=round(time.perf_counter() - t0, 3))
     return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve)
