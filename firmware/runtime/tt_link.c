@@ -45,6 +45,12 @@
 #endif
 
 #define TT_INPUT_BYTES  ((uint32_t)(TT_INPUT_SIZE * sizeof(tt_input_t)))
+/* The same for the preprocessor (sizeof is not available there). */
+#if TT_INPUT_IS_INT8
+#define TT_INPUT_BYTES_CONST (TT_INPUT_SIZE)
+#else
+#define TT_INPUT_BYTES_CONST (TT_INPUT_SIZE * 4)
+#endif
 #define TT_OUTPUT_BYTES ((uint32_t)(TT_OUTPUT_SIZE * sizeof(tt_output_t)))
 #define SEQ_NONE 0xFFFFu
 
@@ -272,10 +278,16 @@ static int take_sample(const uint8_t *s, size_t n)
 {
     if (n == 0)
         return 0;
+#if TT_INPUT_BYTES_CONST > TT_PROTO_MAX_PAYLOAD
+    /* A sample larger than a frame only arrives through INPUT_WRITE. */
+    (void)s;
+    return -(int)TT_ERR_BAD_LENGTH;
+#else
     if (n != TT_INPUT_BYTES)
         return -(int)TT_ERR_BAD_LENGTH;
     memcpy(tt_model_input(), s, n);
     return 0;
+#endif
 }
 
 static int do_infer(const uint8_t *q, size_t n, uint8_t *p)
