@@ -3,6 +3,7 @@
  * Input and output share their quantization. */
 #include "tt_kernels.h"
 #include "tt_fixedpoint.h"
+#include "tt_window.h"
 
 void tt_avg_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
                       const tt_geom *g, int32_t act_min, int32_t act_max,
@@ -11,18 +12,14 @@ void tt_avg_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw
     const int32_t ch = in->c;
     int32_t oy, ox, c, iy, ix;
     for (oy = 0; oy < out->h; oy++) {
-        const int32_t y_origin = oy * g->stride_h - g->pad_top;
-        const int32_t y_start = tt_max_i32(0, y_origin);
-        const int32_t y_end = tt_min_i32(in->h, y_origin + kh);
+        const tt_window rows = tt_window_clip(oy, g->stride_h, g->pad_top, kh, in->h);
         for (ox = 0; ox < out->w; ox++) {
-            const int32_t x_origin = ox * g->stride_w - g->pad_left;
-            const int32_t x_start = tt_max_i32(0, x_origin);
-            const int32_t x_end = tt_min_i32(in->w, x_origin + kw);
-            const int32_t count = (y_end - y_start) * (x_end - x_start);
+            const tt_window cols = tt_window_clip(ox, g->stride_w, g->pad_left, kw, in->w);
+            const int32_t count = (rows.hi - rows.lo) * (cols.hi - cols.lo);
             for (c = 0; c < ch; c++) {
                 int32_t acc = 0;
-                for (iy = y_start; iy < y_end; iy++)
-                    for (ix = x_start; ix < x_end; ix++)
+                for (iy = rows.lo; iy < rows.hi; iy++)
+                    for (ix = cols.lo; ix < cols.hi; ix++)
                         acc += x[((size_t)iy * in->w + ix) * ch + c];
                 if (count > 0)   /* C division truncates, as TFLite's */
                     acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;

@@ -2,6 +2,7 @@
  * from x and receives the output gradient (ties: the first in row-major order). */
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
+#include "tt_window.h"
 
 void tt_max_pool2d_grad_input_f32(const float *x, const tt_dims *in,
                                  const float *grad_y, const tt_dims *out,
@@ -11,16 +12,14 @@ void tt_max_pool2d_grad_input_f32(const float *x, const tt_dims *in,
     int32_t oh, ow, c, ih, iw;
     tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
     for (oh = 0; oh < out->h; ++oh) {
+        const tt_window rows = tt_window_clip(oh, g->stride_h, g->pad_top, kh, in->h);
         for (ow = 0; ow < out->w; ++ow) {
-            const int32_t ih0 = oh * g->stride_h - g->pad_top;
-            const int32_t iw0 = ow * g->stride_w - g->pad_left;
-            const int32_t h_lo = ih0 < 0 ? 0 : ih0, h_hi = ih0 + kh > in->h ? in->h : ih0 + kh;
-            const int32_t w_lo = iw0 < 0 ? 0 : iw0, w_hi = iw0 + kw > in->w ? in->w : iw0 + kw;
+            const tt_window cols = tt_window_clip(ow, g->stride_w, g->pad_left, kw, in->w);
             for (c = 0; c < out->c; ++c) {
                 int32_t best = -1;
                 float m = -3.402823466e38f;
-                for (ih = h_lo; ih < h_hi; ++ih) {
-                    for (iw = w_lo; iw < w_hi; ++iw) {
+                for (ih = rows.lo; ih < rows.hi; ++ih) {
+                    for (iw = cols.lo; iw < cols.hi; ++iw) {
                         const int32_t idx = (ih * in->w + iw) * in->c + c;
                         if (best < 0 || x[idx] > m) {
                             m = x[idx];

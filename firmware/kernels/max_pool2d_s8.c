@@ -2,6 +2,7 @@
  * inside the input (padding ignored), then clamped. */
 #include "tt_kernels.h"
 #include "tt_fixedpoint.h"
+#include "tt_window.h"
 
 void tt_max_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
                       const tt_geom *g, int32_t act_min, int32_t act_max,
@@ -10,17 +11,13 @@ void tt_max_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw
     const int32_t ch = in->c;
     int32_t oy, ox, c, iy, ix;
     for (oy = 0; oy < out->h; oy++) {
-        const int32_t y_origin = oy * g->stride_h - g->pad_top;
-        const int32_t y_start = tt_max_i32(0, y_origin);
-        const int32_t y_end = tt_min_i32(in->h, y_origin + kh);
+        const tt_window rows = tt_window_clip(oy, g->stride_h, g->pad_top, kh, in->h);
         for (ox = 0; ox < out->w; ox++) {
-            const int32_t x_origin = ox * g->stride_w - g->pad_left;
-            const int32_t x_start = tt_max_i32(0, x_origin);
-            const int32_t x_end = tt_min_i32(in->w, x_origin + kw);
+            const tt_window cols = tt_window_clip(ox, g->stride_w, g->pad_left, kw, in->w);
             for (c = 0; c < ch; c++) {
                 int32_t m = INT8_MIN;
-                for (iy = y_start; iy < y_end; iy++)
-                    for (ix = x_start; ix < x_end; ix++)
+                for (iy = rows.lo; iy < rows.hi; iy++)
+                    for (ix = cols.lo; ix < cols.hi; ix++)
                         m = tt_max_i32(m, x[((size_t)iy * in->w + ix) * ch + c]);
                 y[((size_t)oy * out->w + ox) * ch + c] = (int8_t)tt_clamp_i32(m, act_min, act_max);
             }
