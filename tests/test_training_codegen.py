@@ -9,7 +9,7 @@ import pytest
 
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import QuantParams
-from tinytrain.training.codegen import generate_training_model
+from tinytrain.training.codegen import TrainingCodegen, generate_training_model
 from tinytrain.training.memory import memory_report
 from tinytrain.training.program import build_program
 from tinytrain.training.reorder import channel_closure, input_channel_importance, reorder_for_scheme
@@ -117,6 +117,14 @@ def test_bad_scheme_is_a_tinytrain_error(tmp_path):
     with pytest.raises(TinyTrainError, match="conv_index 9"):
         generate_training_model(MODELS["cnn"](), scheme_file(tmp_path, {"weight_update": [
             {"conv_index": 9, "input_channel_ratio": 0.5}]}), tmp_path / "c")
+
+
+def test_momentum_without_its_state_is_a_tinytrain_error():
+    prog = build_program(MODELS["mlp"](), "full", momentum=False)
+    for make in (Trainer, TrainingCodegen):
+        with pytest.raises(TinyTrainError, match="momentum=True"):
+            make(prog, momentum=0.9)
+        make(prog, momentum=0.0)        # plain SGD needs no state
 
 
 # --- channel reordering ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ the trained weights / biases as SRAM (`mutable_constants`) and renders templates
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..codegen import ModelArtifacts, c_float, c_identifier, generate_model, hwc
-from ..errors import TinyTrainError, UnsupportedError
+from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from ..planner import Plan
 from . import qas
@@ -23,6 +24,20 @@ from .program import BackwardStep, TrainingProgram, build_program, trained_in_ch
 
 DTYPE_CODES = {"int8": "TT_DTYPE_S8", "int32": "TT_DTYPE_S32", "float32": "TT_DTYPE_F32"}
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "bits": "uint8_t"}
+HPARAMS = "tt_lr, tt_momentum, tt_weight_decay"     # the update kernels' hyperparameter arguments
+
+
+def _input_grad_only(emit):
+    """Backward emitter of an op whose one gradient output is its input's (op.inputs[0]):
+    nothing when that input needs no gradient, else emit(self, op, b, gy, gx, acc, *rest)
+    with gx the C pointer of the input's gradient buffer and acc its accumulate flag."""
+    @functools.wraps(emit)
+    def emit_if_needed(self, op: Op, b: BackwardStep, gy: str, *rest) -> list[str]:
+        x = op.inputs[0]
+        if x not in b.grad_inputs:
+            return []
+        return emit(self, op, b, gy, self.ptr(b.grad_inputs[x]), self._acc(b, x), *rest)
+    return emit_if_needed
 
 
 @dataclass
@@ -40,8 +55,7 @@ class TrainingCodegen:
 
     def __init__(self, prog: TrainingProgram, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
-        if momentum and not prog.momentum:
-            raise TinyTrainError("momentum > 0 needs a program built with momentum=True (its state)")
+        prog.check_momentum(momentum)
         self.prog = prog
         self.g = prog.graph
         self.hparams = (float(lr), float(momentum), float(weight_decay))
@@ -217,12 +231,9 @@ class TrainingCodegen:
             self.cache[key] = self._floats(f"{c_identifier(w.name)}_scale", s, f"{w.name} scales (float32)")
         return self.cache[key], int(s.size > 1)
 
-    def _grad_input(self, op: Op, b: BackwardStep, gy: str, dims) -> list[str]:
-        x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
+    @_input_grad_only
+    def _grad_input(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int, dims) -> list[str]:
         g, em = self.g, self.em
-        gx, acc = self.ptr(b.grad_inputs[x]), self._acc(b, x)
         w = em.ptr(op.inputs[1])
         if op.type == "fully_connected":
             wt = g.tensors[op.inputs[1]]
@@ -257,6 +268,19 @@ class TrainingCodegen:
             sh = self._state_array(f"shadow_{cname}", n, f"{name} fp32 shadow (quantized units)")
         return m, sh
 
+    def _weight_update_state(self, op: Op, b: BackwardStep, rows: int, row_stride: int):
+        """(weight pointer, trained channels k, channel index, momentum, shadow) of a weight
+        update over `rows` rows of `row_stride` input channels (the first k, or those the
+        channel index lists, are trained); registers the optimizer state and the shadow's
+        initialization."""
+        k = trained_in_channels(self.g, op, b.update)
+        idx = self._channel_index(b)
+        m, sh = self._opt_state(op.inputs[1], rows * k, shadow=True)
+        w = self.em.ptr(op.inputs[1])
+        if sh != "NULL":
+            self.state_init.append(f"tt_shadow_init_s8({sh}, {w}, {rows}, {k}, {row_stride}, {idx});")
+        return w, k, idx, m, sh
+
     def _conv_like(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
         g, em = self.g, self.em
         x_t, y_t, w_t = (g.tensors[t] for t in (op.inputs[0], op.outputs[0], op.inputs[1]))
@@ -264,38 +288,30 @@ class TrainingCodegen:
         kh, kw = (w_t.shape[0], w_t.shape[1]) if dw else (w_t.shape[1], w_t.shape[2])
         in_d, out_d, geom = em.dims_of(x_t), em.dims_of(y_t), em.geom_of(op)
         lines = self._grad_input(op, b, gy, (in_d, out_d, kh, kw, geom))
-        u = b.update
         if b.computes_weight_grad:
-            k = trained_in_channels(g, op, u)
             cin = w_t.shape[2] if dw else w_t.shape[3]
             xh, xw, xc = hwc(x_t)
             if b.saved["x"] not in g.tensors:       # a compact copy of the trained channels
                 xc = self.prog.buffers[b.saved["x"]].shape[-1]
             xs_d = self._dims(xh, xw, xc)
             xp, xq = self._x_args(b, op.inputs[0])
-            idx = self._channel_index(b)
-            n_state = (kh * kw * k) if dw else (w_t.shape[0] * kh * kw * k)
-            m, sh = self._opt_state(w_t.name, n_state, shadow=True)
-            w = em.ptr(op.inputs[1])
-            if sh != "NULL":
-                rows, stride = (kh * kw, cin) if dw else (w_t.shape[0] * kh * kw, cin)
-                self.state_init.append(f"tt_shadow_init_s8({sh}, {w}, {rows}, {k}, {stride}, {idx});")
+            rows = (kh * kw) if dw else (w_t.shape[0] * kh * kw)
+            w, k, idx, m, sh = self._weight_update_state(op, b, rows, cin)
             scratch = self.ptr(b.scratch)
-            hp = "tt_lr, tt_momentum, tt_weight_decay"
             if self.prog.quantized:
                 sc, pc = self._weight_scale(op)
                 if dw:
                     lines.append(f"tt_depthwise_conv2d_update_weight_s8({w}, {sc}, {pc}, {xp}, &{xs_d}, {xq}, "
-                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {hp}, {m}, {sh}, {scratch});")
+                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {sh}, {scratch});")
                 else:
                     lines.append(f"tt_conv2d_update_weight_s8({w}, {cin}, {sc}, {pc}, {xp}, &{xs_d}, {xq}, "
-                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {hp}, {m}, {sh}, {scratch});")
+                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {sh}, {scratch});")
             elif dw:
                 lines.append(f"tt_depthwise_conv2d_update_weight_f32({w}, {xp}, &{xs_d}, {gy}, &{out_d}, "
-                             f"{kh}, {kw}, &{geom}, {k}, {idx}, {hp}, {m}, {scratch});")
+                             f"{kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {scratch});")
             else:
                 lines.append(f"tt_conv2d_update_weight_f32({w}, {cin}, {xp}, &{xs_d}, {gy}, &{out_d}, "
-                             f"{kh}, {kw}, &{geom}, {k}, {idx}, {hp}, {m}, {scratch});")
+                             f"{kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {scratch});")
         if b.computes_bias_grad:
             h, w_, c = hwc(y_t)
             lines.append(self._bias_update(op, gy, h * w_, c))
@@ -304,26 +320,19 @@ class TrainingCodegen:
     _bw_conv2d = _bw_depthwise_conv2d = _conv_like
 
     def _bw_fully_connected(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
-        g, em = self.g, self.em
-        w_t = g.tensors[op.inputs[1]]
+        w_t = self.g.tensors[op.inputs[1]]
         out_f, in_f = w_t.shape
         lines = self._grad_input(op, b, gy, None)
         if b.computes_weight_grad:
-            k = trained_in_channels(g, op, b.update)
             xp, xq = self._x_args(b, op.inputs[0])
-            idx = self._channel_index(b)
-            m, sh = self._opt_state(w_t.name, out_f * k, shadow=True)
-            w = em.ptr(op.inputs[1])
-            if sh != "NULL":
-                self.state_init.append(f"tt_shadow_init_s8({sh}, {w}, {out_f}, {k}, {in_f}, {idx});")
-            hp = "tt_lr, tt_momentum, tt_weight_decay"
+            w, k, idx, m, sh = self._weight_update_state(op, b, out_f, in_f)
             if self.prog.quantized:
                 sc, pc = self._weight_scale(op)
                 lines.append(f"tt_fully_connected_update_weight_s8({w}, {in_f}, {sc}, {pc}, {xp}, {xq}, {gy}, "
-                             f"{out_f}, {k}, {idx}, {hp}, {m}, {sh});")
+                             f"{out_f}, {k}, {idx}, {HPARAMS}, {m}, {sh});")
             else:
                 lines.append(f"tt_fully_connected_update_weight_f32({w}, {in_f}, {xp}, {gy}, {out_f}, {k}, "
-                             f"{idx}, {hp}, {m});")
+                             f"{idx}, {HPARAMS}, {m});")
         if b.computes_bias_grad:
             lines.append(self._bias_update(op, gy, 1, out_f))
         return lines
@@ -341,53 +350,41 @@ class TrainingCodegen:
             self.state_init.append(f"tt_shadow_init_s32({sh}, {bp}, {channels});")
         return f"tt_bias_update_s32({bp}, {gy}, {pixels}, {channels}, {sc}, {m}, {sh});"
 
-    def _pool_dims(self, op: Op):
+    def _pool_args(self, op: Op):
+        """(input dims, output dims, kh, kw, geometry) C names of a pooling op."""
         g, em = self.g, self.em
         x_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-        return em.dims_of(x_t), em.dims_of(y_t), em.geom_of(op)
-
-    def _bw_avg_pool2d(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
-        x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
-        in_d, out_d, geom = self._pool_dims(op)
         kh, kw = op.attrs["kernel"]
-        return [f"tt_avg_pool2d_grad_input_f32({gy}, &{out_d}, {kh}, {kw}, &{geom}, {self._acc(b, x)}, "
-                f"{self.ptr(b.grad_inputs[x])}, &{in_d});"]
+        return em.dims_of(x_t), em.dims_of(y_t), kh, kw, em.geom_of(op)
 
-    def _bw_max_pool2d(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
+    @_input_grad_only
+    def _bw_avg_pool2d(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int) -> list[str]:
+        in_d, out_d, kh, kw, geom = self._pool_args(op)
+        return [f"tt_avg_pool2d_grad_input_f32({gy}, &{out_d}, {kh}, {kw}, &{geom}, {acc}, {gx}, &{in_d});"]
+
+    @_input_grad_only
+    def _bw_max_pool2d(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int) -> list[str]:
+        in_d, out_d, kh, kw, geom = self._pool_args(op)
         x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
-        in_d, out_d, geom = self._pool_dims(op)
-        kh, kw = op.attrs["kernel"]
         t = self.g.tensors[x]
         sfx = "s8" if t.dtype == "int8" else "f32"
         xp = self.ptr(self.prog.tensor_buffer[x], t.dtype)
         return [f"tt_max_pool2d_grad_input_{sfx}({xp}, &{in_d}, {gy}, &{out_d}, {kh}, {kw}, &{geom}, "
-                f"{self._acc(b, x)}, {self.ptr(b.grad_inputs[x])});"]
+                f"{acc}, {gx});"]
 
-    def _bw_global_avg_pool(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
-        x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
-        in_d = self.em.dims_of(self.g.tensors[x])
-        return [f"tt_global_avg_pool_grad_input_f32({gy}, &{in_d}, {self._acc(b, x)}, "
-                f"{self.ptr(b.grad_inputs[x])});"]
+    @_input_grad_only
+    def _bw_global_avg_pool(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int) -> list[str]:
+        in_d = self.em.dims_of(self.g.tensors[op.inputs[0]])
+        return [f"tt_global_avg_pool_grad_input_f32({gy}, &{in_d}, {acc}, {gx});"]
 
-    def _bw_pad(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
-        x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
-        in_d, out_d = self.em.dims_of(self.g.tensors[x]), self.em.dims_of(self.g.tensors[op.outputs[0]])
+    @_input_grad_only
+    def _bw_pad(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int) -> list[str]:
+        in_d, out_d = self.em.dims_of(self.g.tensors[op.inputs[0]]), self.em.dims_of(self.g.tensors[op.outputs[0]])
         top, _, left, _ = op.attrs["pad"]
-        return [f"tt_pad_grad_input_f32({gy}, &{out_d}, {top}, {left}, {self._acc(b, x)}, "
-                f"{self.ptr(b.grad_inputs[x])}, &{in_d});"]
+        return [f"tt_pad_grad_input_f32({gy}, &{out_d}, {top}, {left}, {acc}, {gx}, &{in_d});"]
 
-    def _bw_softmax(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
-        x = op.inputs[0]
-        if x not in b.grad_inputs:
-            return []
+    @_input_grad_only
+    def _bw_softmax(self, op: Op, b: BackwardStep, gy: str, gx: str, acc: int) -> list[str]:
         y_t = self.g.tensors[op.outputs[0]]
         if y_t.dtype != "float32":
             raise UnsupportedError(op.name, "int8 softmax inside a training graph (only as the last op)")
@@ -395,7 +392,7 @@ class TrainingCodegen:
             raise UnsupportedError(op.name, "softmax beta != 1 inside a training graph")
         depth = y_t.shape[-1]
         return [f"tt_softmax_grad_input_f32({self.ptr(self.prog.tensor_buffer[op.outputs[0]], 'float32')}, "
-                f"{gy}, {y_t.size // depth}, {depth}, {self._acc(b, x)}, {self.ptr(b.grad_inputs[x])});"]
+                f"{gy}, {y_t.size // depth}, {depth}, {acc}, {gx});"]
 
 
 # --- one call: graph + scheme -> C ------------------------------------------------------------

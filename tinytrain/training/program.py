@@ -107,6 +107,11 @@ class TrainingProgram:
     requires_grad: set[str]
 
     # --- queries used by the memory plan, simulation and code generator ----------------
+    def check_momentum(self, momentum: float) -> None:
+        """A momentum > 0 updates momentum buffers, which only a program built with them has."""
+        if momentum and not self.momentum:
+            raise TinyTrainError("momentum > 0 needs a program built with momentum=True (its state)")
+
     def steps(self) -> list:
         return [*self.forward, self.loss_step, *self.backward]
 

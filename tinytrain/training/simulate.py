@@ -33,8 +33,7 @@ class Trainer:
 
     def __init__(self, prog: TrainingProgram, lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0):
-        if momentum and not prog.momentum:
-            raise TinyTrainError("momentum > 0 needs a program built with momentum=True (its state)")
+        prog.check_momentum(momentum)
         self.prog = prog
         self.g = prog.graph
         self.lr, self.momentum, self.weight_decay = F32(lr), F32(momentum), F32(weight_decay)

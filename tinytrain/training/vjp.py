@@ -92,13 +92,23 @@ def softmax(x, beta=1.0):
 
 # --- backward ------------------------------------------------------------------------
 
+def _conv_backward_start(x, dy, pad, need_dx):
+    """(padded x, dy in float64, the zeroed padded-dx accumulator or None) of a conv backward."""
+    xp = _pad(x, pad)
+    return xp, dy.astype(np.float64), (np.zeros(xp.shape, np.float64) if need_dx else None)
+
+
+def _conv_backward_result(dxp, dw, dy64, pad):
+    """(dx, dW, db) in float32 from the float64 sums: dx without its padding (None if not computed)."""
+    dx = None if dxp is None else pad_backward(dxp, pad).astype(F32)
+    return dx, dw.astype(F32), dy64.sum(axis=(0, 1, 2)).astype(F32)
+
+
 def conv2d_backward(x, w, dy, stride, pad, dil, need_dx=True, k=None):
     """(dx, dW[..., :k], db) of y = conv2d(x, w) + b; dx None unless need_dx."""
     _, oh, ow, _ = dy.shape
     k = w.shape[3] if k is None else k
-    xp = _pad(x, pad)
-    dy64 = dy.astype(np.float64)
-    dxp = np.zeros(xp.shape, np.float64) if need_dx else None
+    xp, dy64, dxp = _conv_backward_start(x, dy, pad, need_dx)
     dw = np.zeros(w.shape[:3] + (k,), np.float64)
     for i in range(w.shape[1]):
         for j in range(w.shape[2]):
@@ -106,21 +116,14 @@ def conv2d_backward(x, w, dy, stride, pad, dil, need_dx=True, k=None):
             dw[:, i, j, :] = np.einsum("nhwo,nhwc->oc", dy64, win[..., :k])
             if need_dx:
                 _window(dxp, i, j, oh, ow, stride, dil)[...] += dy64 @ w[:, i, j, :].astype(np.float64)
-    db = dy64.sum(axis=(0, 1, 2))
-    dx = None
-    if need_dx:
-        t, bt, l, r = pad
-        dx = dxp[:, t: dxp.shape[1] - bt, l: dxp.shape[2] - r, :].astype(F32)
-    return dx, dw.astype(F32), db.astype(F32)
+    return _conv_backward_result(dxp, dw, dy64, pad)
 
 
 def depthwise_conv2d_backward(x, w, dy, stride, pad, dil, need_dx=True, k=None):
     """(dx, dW[..., :k], db); k: trained channels [0, k) of the weight."""
     _, oh, ow, c = dy.shape
     k = c if k is None else k
-    xp = _pad(x, pad)
-    dy64 = dy.astype(np.float64)
-    dxp = np.zeros(xp.shape, np.float64) if need_dx else None
+    xp, dy64, dxp = _conv_backward_start(x, dy, pad, need_dx)
     dw = np.zeros(w.shape[:2] + (k,), np.float64)
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
@@ -128,12 +131,7 @@ def depthwise_conv2d_backward(x, w, dy, stride, pad, dil, need_dx=True, k=None):
             dw[i, j, :] = np.einsum("nhwc,nhwc->c", dy64[..., :k], win[..., :k])
             if need_dx:
                 _window(dxp, i, j, oh, ow, stride, dil)[...] += dy64 * w[i, j, :].astype(np.float64)
-    db = dy64.sum(axis=(0, 1, 2))
-    dx = None
-    if need_dx:
-        t, bt, l, r = pad
-        dx = dxp[:, t: dxp.shape[1] - bt, l: dxp.shape[2] - r, :].astype(F32)
-    return dx, dw.astype(F32), db.astype(F32)
+    return _conv_backward_result(dxp, dw, dy64, pad)
 
 
 def fully_connected_backward(x, w, dy, need_dx=True, k=None):
@@ -170,8 +168,7 @@ def pool2d_backward(x, dy, kernel, stride, pad, kind):
             arg = np.where(better, n, arg)
         for n, (i, j) in enumerate((i, j) for i in range(kernel[0]) for j in range(kernel[1])):
             _window(dxp, i, j, oh, ow, stride, (1, 1))[...] += np.where(arg == n, dy64, 0.0)
-    t, bt, l, r = pad
-    return dxp[:, t: dxp.shape[1] - bt, l: dxp.shape[2] - r, :].astype(F32)
+    return pad_backward(dxp, pad).astype(F32)
 
 
 def softmax_backward(y, dy, beta=1.0):
@@ -180,6 +177,7 @@ def softmax_backward(y, dy, beta=1.0):
 
 
 def pad_backward(dy, pad):
+    """The gradient of the unpadded input: dy without its padding rows and columns (a view)."""
     t, b, l, r = pad
     return dy[:, t: dy.shape[1] - b, l: dy.shape[2] - r, :]
 
