@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytrain.ir import same_padding
+
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 INCLUDE = FIRMWARE / "include"
@@ -141,3 +143,27 @@ def add_params(p: dict) -> TtAddParams:
 
 def softmax_params(p: dict) -> TtSoftmaxParams:
     return TtSoftmaxParams(*[int(p[name]) for name, _ in TtSoftmaxParams._fields_])
+
+
+# --- inputs and geometries the float kernel tests share ------------------------------------------
+
+# Pooling cases (H, W, C, kernel, stride), run with SAME padding by the forward and the backward
+# tests: even sizes, odd sizes (asymmetric padding), 1x1 spatial, a non-square kernel and stride.
+POOL_GEOMETRIES = [
+    (6, 6, 3, (2, 2), (2, 2)),
+    (7, 5, 5, (3, 3), (2, 2)),
+    (1, 1, 6, (1, 1), (1, 1)),
+    (5, 8, 2, (3, 2), (1, 3)),
+]
+
+
+def rand(rng: np.random.Generator, *shape, scale: float = 1.0) -> np.ndarray:
+    """A C-contiguous float32 array of standard normal values times `scale`."""
+    return carray(rng.standard_normal(shape) * scale, np.float32)
+
+
+def same_pads(H: int, W: int, k, stride) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): TensorFlow's SAME padding of a k[0] x k[1] window."""
+    _, t, b = same_padding(H, k[0], stride[0])
+    _, l, r = same_padding(W, k[1], stride[1])
+    return (t, b, l, r)

@@ -6,9 +6,10 @@ from ctypes import byref, c_int32, c_void_p
 import numpy as np
 import pytest
 
-from tinytrain.ir import conv_out_size, same_padding
+from tinytrain.ir import conv_out_size
 
 import ckernels as ck
+from ckernels import rand, same_pads
 
 F32 = np.float32
 RTOL, ATOL = 1e-4, 1e-5
@@ -23,10 +24,6 @@ def lib(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tf():
     return pytest.importorskip("tensorflow")
-
-
-def rand(rng, *shape):
-    return ck.carray(rng.standard_normal(shape), F32)
 
 
 def act_np(y, act):
@@ -171,19 +168,8 @@ def test_add_and_relu_f32(lib, act):
 
 # --- pooling ------------------------------------------------------------------------------------
 
-POOL_CASES = [
-    # H, W, C, kernel, stride, act
-    (6, 6, 3, (2, 2), (2, 2), 0),
-    (7, 5, 5, (3, 3), (2, 2), 1),    # SAME: asymmetric padding on odd sizes
-    (1, 1, 6, (1, 1), (1, 1), 2),
-    (5, 8, 2, (3, 2), (1, 3), 0),
-]
-
-
-def same_pads(H, W, k, stride):
-    _, t, b = same_padding(H, k[0], stride[0])
-    _, l, r = same_padding(W, k[1], stride[1])
-    return (t, b, l, r)
+# H, W, C, kernel, stride, act: the shared geometries, each with a fused activation
+POOL_CASES = [(*geometry, act) for geometry, act in zip(ck.POOL_GEOMETRIES, (0, 1, 2, 0))]
 
 
 @pytest.mark.parametrize("kind", ["avg", "max"])

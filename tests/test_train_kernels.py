@@ -8,9 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tinytrain.ir import conv_out_size, same_padding
+from tinytrain.ir import conv_out_size
 
 import ckernels as ck
+from ckernels import rand, same_pads
 
 F32, I8, I32 = np.float32, np.int8, np.int32
 RTOL, ATOL = 1e-4, 1e-5
@@ -79,10 +80,6 @@ def lib(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tf():
     return pytest.importorskip("tensorflow")
-
-
-def rand(rng, *shape, scale=1.0):
-    return ck.carray(rng.standard_normal(shape) * scale, F32)
 
 
 def vp(a):
@@ -381,23 +378,8 @@ def test_fully_connected_backward_s8(lib, per_channel):
 
 # --- pooling, pad, softmax, add ---------------------------------------------------------------
 
-POOL_CASES = [
-    # H, W, C, kernel, stride (SAME padding: asymmetric on odd sizes)
-    (6, 6, 3, (2, 2), (2, 2)),
-    (7, 5, 5, (3, 3), (2, 2)),
-    (1, 1, 6, (1, 1), (1, 1)),
-    (5, 8, 2, (3, 2), (1, 3)),
-]
-
-
-def same_pads(H, W, k, stride):
-    _, t, b = same_padding(H, k[0], stride[0])
-    _, l, r = same_padding(W, k[1], stride[1])
-    return (t, b, l, r)
-
-
 @pytest.mark.parametrize("kind", ["avg", "max"])
-@pytest.mark.parametrize("case", POOL_CASES)
+@pytest.mark.parametrize("case", ck.POOL_GEOMETRIES)
 def test_pool2d_backward_vs_tf(lib, tf, kind, case):
     H, W, C, k, stride = case
     rng = np.random.default_rng(24)
