@@ -139,7 +139,8 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr,
         built = build_project(Path(output))
         result["build"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in built.items()}
         lines.append(size_report(built))
-    result.pop("fit_table", None) if as_json else None
+    if as_json:
+        result.pop("fit_table", None)      # the table's figures are in result["fit"]
     _emit(result, as_json, "\n".join(lines))
 
 
@@ -388,6 +389,7 @@ def monitor(url, interval, count):
             click.echo("the feeding process closed the port")
             return
         import time
+        from .link import dropped_frames
         with _open_link(url) as link:
             d = link.describe()
             click.echo(f"{d.model_name} on {d.board} (firmware {d.firmware_version}, model {d.model_hash})")
@@ -401,8 +403,7 @@ def monitor(url, interval, count):
                 click.echo(f"steps {st.steps:>7}  mode {'train' if st.mode == 0 else 'eval'}  "
                            f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st.eval_correct}/{st.eval_samples}  "
                            f"infer {st.infer_count}  frames ok {counters['frames_ok']} "
-                           f"bad {sum(v for k, v in counters.items() if k not in ('frames_ok', 'executed', 'duplicates'))}"
-                           + rate)
+                           f"bad {dropped_frames(counters)}" + rate)
                 last = st.steps
                 shown += 1
                 if count is None or shown < count:

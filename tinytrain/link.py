@@ -191,6 +191,12 @@ class EvalResult:
 
 LINK_STAT_NAMES = ("frames_ok", "crc_errors", "too_long", "malformed", "bad_version",
                    "seq_errors", "duplicates", "executed", "unknown_type")
+DROPPED_FRAME_STATS = ("crc_errors", "too_long", "malformed", "bad_version")
+
+
+def dropped_frames(device_counters: dict[str, int]) -> int:
+    """Frames the device received damaged and dropped (from Link.device_counters())."""
+    return sum(device_counters[k] for k in DROPPED_FRAME_STATS)
 
 
 # ---- the request engine ------------------------------------------------------------------

@@ -126,7 +126,7 @@ def device_inputs(graph, data: Data):
 def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS, verbose: bool = True,
         prepared: Prepared | None = None) -> dict:
     from tinytrain.emulator import boot
-    from tinytrain.link import Link
+    from tinytrain.link import Link, dropped_frames
     from tinytrain.online import train_stream
 
     say = print if verbose else (lambda *a, **k: None)
@@ -159,8 +159,7 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
                     elf_sram_bytes=built.get("sram_bytes"), elf_flash_bytes=built.get("flash_bytes"),
                     board_sram_bytes=built.get("sram_limit"), board_flash_bytes=built.get("flash_limit"),
                     planned=program_memory(program)),
-        link=dict(frames_ok=counters["frames_ok"], bad_frames=sum(
-            v for k, v in counters.items() if k not in ("frames_ok", "executed", "duplicates"))),
+        link=dict(frames_ok=counters["frames_ok"], bad_frames=dropped_frames(counters)),
         seconds=round(time.perf_counter() - t0, 1),
         params=params, graph=graph, program=program, stream=(xs, ys), epochs=epochs,
     )
