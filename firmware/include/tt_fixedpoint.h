@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "tt_types.h"
+
 static inline int32_t tt_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline int32_t tt_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 static inline int32_t tt_clamp_i32(int32_t v, int32_t lo, int32_t hi)
@@ -61,6 +63,14 @@ static inline int32_t tt_mul_by_quantized_multiplier(int32_t x, int32_t multipli
 /* Single-rounding variant: round(x * multiplier / 2^(31 - shift)) in 64 bits, halves
  * rounded up. LiteRT's int8 per-channel FULLY_CONNECTED rescales this way (measured
  * bit-exact in tests/test_refops_vs_litert.py); shift <= 30. */
+/* The output of one channel of a conv-like op: requantize the int32 accumulator with that
+ * channel's multiplier (TFLite's double rounding), add the output zero point, clamp. */
+static inline int8_t tt_requantize_s8(int32_t acc, const tt_requant *q, int32_t c)
+{
+    acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]) + q->out_zp;
+    return (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+}
+
 static inline int32_t tt_mul_by_quantized_multiplier_single_round(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t total_shift = 31 - shift;

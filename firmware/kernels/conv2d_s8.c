@@ -32,9 +32,7 @@ void tt_conv2d_s8(const int8_t *x, const tt_dims *in,
                     }
                 }
                 if (bias) acc += bias[oc];
-                acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[oc], q->shift[oc]);
-                acc += q->out_zp;
-                yp[oc] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+                yp[oc] = tt_requantize_s8(acc, q, oc);
             }
         }
     }

@@ -35,9 +35,7 @@ void tt_depthwise_conv2d_inplace_s8(const int8_t *x, const tt_dims *in,
                     }
                 }
                 if (bias) acc += bias[c];
-                acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]);
-                acc += q->out_zp;
-                y[((size_t)oy * out->w + ox) * ch + c] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+                y[((size_t)oy * out->w + ox) * ch + c] = tt_requantize_s8(acc, q, c);
             }
         }
     }

@@ -29,9 +29,7 @@ void tt_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
                     }
                 }
                 if (bias) acc += bias[c];
-                acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]);
-                acc += q->out_zp;
-                yp[c] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+                yp[c] = tt_requantize_s8(acc, q, c);
             }
         }
     }

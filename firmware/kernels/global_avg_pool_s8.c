@@ -12,7 +12,6 @@ void tt_global_avg_pool_s8(const int8_t *x, const tt_dims *in, const tt_requant 
     for (c = 0; c < in->c; c++) {
         int32_t acc = 0;
         for (i = 0; i < n; i++) acc += (int32_t)x[(size_t)i * in->c + c] - q->in_zp;
-        acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[0], q->shift[0]) + q->out_zp;
-        y[c] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+        y[c] = tt_requantize_s8(acc, q, 0);      /* one multiplier for every channel */
     }
 }

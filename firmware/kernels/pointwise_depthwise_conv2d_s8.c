@@ -23,9 +23,7 @@ static void pointwise_row(const int8_t *x, const tt_dims *in, int32_t row,
             for (ic = 0; ic < cin; ic++)
                 acc += ((int32_t)xp[ic] - q->in_zp) * (int32_t)wp[ic];
             if (bias) acc += bias[oc];
-            acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[oc], q->shift[oc]);
-            acc += q->out_zp;
-            dp[oc] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
+            dp[oc] = tt_requantize_s8(acc, q, oc);
         }
     }
 }
@@ -68,9 +66,7 @@ void tt_pointwise_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
                     }
                 }
                 if (b_dw) acc += b_dw[c];
-                acc = tt_mul_by_quantized_multiplier(acc, q_dw->multiplier[c], q_dw->shift[c]);
-                acc += q_dw->out_zp;
-                yp[c] = (int8_t)tt_clamp_i32(acc, q_dw->act_min, q_dw->act_max);
+                yp[c] = tt_requantize_s8(acc, q_dw, c);
             }
         }
     }
