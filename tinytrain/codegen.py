@@ -44,8 +44,7 @@ def c_identifier(name: str) -> str:
 def format_array(values: np.ndarray, per_line: int = 24) -> str:
     flat = np.asarray(values).reshape(-1)
     if flat.dtype.kind == "f":
-        items = [repr(float(np.float32(v))) + "f" if np.isfinite(v) else "0.0f" for v in flat]
-        items = [s if ("." in s or "e" in s or "inf" in s) else s.replace("f", ".0f") for s in items]
+        items = [c_float(v) + "f" if np.isfinite(v) else "0.0f" for v in flat]
     else:
         items = [str(int(v)) for v in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
@@ -246,13 +245,14 @@ def _edge(graph: Graph, plan: Plan, name: str) -> dict:
                 scale=c_float(t.scale if q else 1.0), zp=t.zero_point if q else 0)
 
 
-def memory_report(graph: Graph, plan: Plan, naive_bytes: int | None = None) -> dict[str, int]:
+def memory_report(graph: Graph, plan: Plan) -> dict[str, int]:
+    """Memory of an inference build: the planned arena, the constants, and the sum of all
+    activation tensors (what no reuse would need)."""
     flash = sum(t.nbytes for t in graph.constants())
     arena = int(plan.arena_bytes)
     return dict(arena_bytes=arena, flash_bytes=flash, trainable_param_bytes=0,
                 frozen_param_bytes=flash, total_sram_bytes=arena,
-                naive_bytes=int(naive_bytes if naive_bytes is not None else
-                                sum(t.nbytes for t in graph.activations())))
+                naive_bytes=sum(t.nbytes for t in graph.activations()))
 
 
 def generate_model(graph: Graph, out_dir: Path, *, plan: Plan | None = None,

@@ -36,8 +36,9 @@ def _cache_dir() -> Path:
 
 
 def compile_host(model_dir: Path, main_source: Path | None = None, *, extra_sources=(),
-                 extra_flags=(), cc: str = "gcc") -> Path:
-    """Build model_dir/*.c + kernels + main into an executable; return its path (cached)."""
+                 extra_flags=(), cc: str = "gcc", cached: bool = True) -> Path:
+    """Build model_dir/*.c + kernels + main into an executable; return its path (cached
+    by a hash of every source unless cached=False, e.g. to time the compile)."""
     model_dir = Path(model_dir)
     main_source = main_source or firmware_dir() / "host" / "tt_batch_main.c"
     sources = sorted(model_dir.glob("*.c")) + kernel_sources() + [Path(main_source)] + [Path(p) for p in extra_sources]
@@ -48,7 +49,7 @@ def compile_host(model_dir: Path, main_source: Path | None = None, *, extra_sour
         h.update(p.read_bytes())
     h.update(" ".join([cc, *C_FLAGS, *extra_flags]).encode())
     exe = _cache_dir() / f"model-{h.hexdigest()[:20]}"
-    if exe.exists():
+    if cached and exe.exists():
         return exe
     tmp = exe.with_suffix(f".tmp{os.getpid()}")
     cmd = [cc, *C_FLAGS, *extra_flags, *[f"-I{d}" for d in [model_dir, *include_dirs()]],
