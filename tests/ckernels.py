@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytrain.ir import same_padding
+from tinytrain import quant
+from tinytrain.ir import conv_out_size, same_padding
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
@@ -166,4 +167,38 @@ def same_pads(H: int, W: int, k, stride) -> tuple[int, int, int, int]:
     """(top, bottom, left, right): TensorFlow's SAME padding of a k[0] x k[1] window."""
     _, t, b = same_padding(H, k[0], stride[0])
     _, l, r = same_padding(W, k[1], stride[1])
+    return (t, b, l, r)
+
+
+# --- random int8 kernel arguments --------------------------------------------------------------
+
+I8, I32 = np.int8, np.int32
+
+
+def rand_s8(rng, shape, extreme=None):
+    if extreme is not None:
+        return np.full(shape, extreme, dtype=I8)
+    return rng.integers(-128, 128, size=shape, dtype=I8)
+
+
+def rand_requant(rng, channels, act, out_zp, acc_std):
+    """Per-channel multipliers in [2^30, 2^31); shifts around the one that maps an
+    accumulator of std `acc_std` to ~50 LSB, +-2 per channel (both signs when acc is small)."""
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels).astype(I32)
+    _, base = quant.quantize_multiplier(50.0 / max(acc_std, 1e-3))
+    shift = (base + rng.integers(-2, 3, size=channels)).astype(I32)
+    act_min, act_max = {"none": (-128, 127), "relu": (out_zp, 127),
+                        "relu6": (out_zp, min(127, out_zp + 60))}[act]
+    return dict(in_zp=int(rng.integers(-128, 128)), out_zp=out_zp, act_min=act_min, act_max=act_max,
+                multiplier=mult, shift=shift)
+
+
+def out_hw_of(h, w, k, stride, pad, dil):
+    return (conv_out_size(h, k[0], stride[0], pad[0], pad[1], dil[0]),
+            conv_out_size(w, k[1], stride[1], pad[2], pad[3], dil[1]))
+
+
+def same_pad(h, w, k, stride, dil=(1, 1)):
+    _, t, b = same_padding(h, k[0], stride[0], dil[0])
+    _, l, r = same_padding(w, k[1], stride[1], dil[1])
     return (t, b, l, r)

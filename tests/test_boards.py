@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinytrain
 from tinytrain import boards, elfsize, platformio_setup, project
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import Graph, Op, QuantParams, Tensor
@@ -106,7 +107,7 @@ def test_too_large_model_is_refused_and_nothing_is_emitted(tmp_path):
     big = digits_like_graph(side=128, channels=16)     # a 256 KB activation: too much for a Pico
     out = tmp_path / "out"
     with pytest.raises(project.DoesNotFitError) as info:
-        project.emit_project(big, "pico", out)
+        tinytrain.compile(big, board="pico").write_project(out)
     assert "OVER by" in info.value.table and "activation arena" in info.value.table
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []              # no temporary folder left either
@@ -114,10 +115,10 @@ def test_too_large_model_is_refused_and_nothing_is_emitted(tmp_path):
 
 def test_refused_model_keeps_an_existing_project(tmp_path):
     out = tmp_path / "out"
-    project.emit_project(digits_like_graph(), "pico", out)
+    tinytrain.compile(digits_like_graph(), board="pico").write_project(out)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     with pytest.raises(project.DoesNotFitError):
-        project.emit_project(digits_like_graph(side=128, channels=16), "pico", out, force=True)
+        tinytrain.compile(digits_like_graph(side=128, channels=16), board="pico").write_project(out, force=True)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
@@ -125,7 +126,7 @@ def test_refused_model_keeps_an_existing_project(tmp_path):
 
 def test_emitted_cmsdk_project_layout(tmp_path):
     out = tmp_path / "p"
-    result = project.emit_project(digits_like_graph(), "mps3-an547", out)
+    result = tinytrain.compile(digits_like_graph(), board="mps3-an547").write_project(out)
     for rel in ("platformio.ini", "src/model.h", "src/model.c", "src/main.c", "src/tt_board.h",
                 "src/tinytrain/hal/tt_hal.h", "src/tinytrain/hal/hal_cmsdk.c",
                 "src/tinytrain/startup/startup_cmsdk.c", "ld/mps3_an547.ld", ".tinytrain.json"):
@@ -157,7 +158,7 @@ def _pio_config(project_dir: Path) -> tuple[subprocess.CompletedProcess, dict]:
 def test_real_board_platformio_ini_passes_pio_project_config(tmp_path, board):
     b = boards.load_board(board)
     out = tmp_path / board
-    project.emit_project(digits_like_graph(), board, out)
+    tinytrain.compile(digits_like_graph(), board=board).write_project(out)
     proc, config = _pio_config(out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "unknown" not in (proc.stdout + proc.stderr).lower()
@@ -181,7 +182,7 @@ def test_real_board_c_compiles_for_its_core(tmp_path, board):
     (the framework and hal_arduino.cpp need PlatformIO's registry, out of reach here)."""
     b = boards.load_board(board)
     out = tmp_path / board
-    project.emit_project(digits_like_graph(), board, out)
+    tinytrain.compile(digits_like_graph(), board=board).write_project(out)
     src = out / "src"
     sources = sorted(p for p in src.rglob("*.c"))
     assert any(p.name == "model.c" for p in sources) and any(p.name == "main.c" for p in sources)

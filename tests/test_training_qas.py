@@ -5,7 +5,7 @@ import pytest
 from tinytrain.training.program import build_program
 from tinytrain.training.simulate import Trainer
 
-from test_training_graphs import cnn, mlp, quantize_graph
+from graphs import cnn, mlp, quantize_graph
 
 LR = 0.05
 

@@ -11,7 +11,7 @@ from tinytrain.training.memory import memory_report
 from tinytrain.training.program import build_program
 from tinytrain.training.scheme import bind_scheme, parse_scheme
 
-from test_training_graphs import MODELS
+from graphs import MODELS
 
 REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "tte-models"
 needs_ref = pytest.mark.skipif(not REF.is_dir(), reason=f"reference models not found at {REF}")

@@ -33,13 +33,12 @@ def _emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=1) if as_json else text)
 
 
-def _load(model: str, quantize: str | None, calibration: str | None):
-    from .datasets import load_samples
-    from .frontends import load_model
-    calib = load_samples(calibration)[0] if calibration else None
-    if quantize and calib is None:
-        raise TinyTrainError("--quantize int8 needs --calibration FILE (.npz with x)")
-    return load_model(model, quantize=quantize, calibration=calib)
+def _compile(model: str, quantize: str | None, calibration: str | None, scheme=None, num_classes=None,
+             loss="softmax_cross_entropy", momentum=False, lr=0.01, memory_passes=True, board="native"):
+    """tinytrain.compile with the CLI's options."""
+    from .compiler import compile as compile_model
+    return compile_model(model, scheme=scheme, board=board, passes=memory_passes, quantize=quantize,
+                         calibration=calibration, num_classes=num_classes, loss=loss, momentum=momentum, lr=lr)
 
 
 model_options = [
@@ -86,26 +85,6 @@ def with_train_options(fn):
     return fn
 
 
-def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=True):
-    """(graph, program) for a --train build; program is None without --train.
-
-    The memory passes (fused pointwise+depthwise, in-place depthwise) rewrite only ops
-    whose backward the scheme does not need, so they run after the scheme is bound."""
-    from .passes import frozen_prefix, optimize_for_memory
-    if num_classes is not None:
-        from .training.head import replace_classifier
-        graph = replace_classifier(graph, num_classes)
-    if scheme is None:
-        return (optimize_for_memory(graph) if memory_passes else graph), None
-    from .training.program import build_program
-    from .training.reorder import reorder_for_scheme
-    # Partial-channel updates train the largest-magnitude channels: reorder them first.
-    graph, bound = reorder_for_scheme(graph, scheme)
-    if memory_passes:
-        graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
-    return graph, build_program(graph, bound, loss=loss, momentum=momentum)
-
-
 @main.command()
 @with_model_options
 @with_train_options
@@ -121,17 +100,12 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr,
           compile_, force, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
-    from .project import build_project, emit_project, size_report
+    from .project import build_project, size_report
     board_info = load_board(board)
-    graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
-    train = None
-    if program is not None:
-        from .training.codegen import TrainingCodegen
-        train = TrainingCodegen(program, lr=lr)
-        graph = program.graph
-    result = emit_project(graph, board, Path(output), train=train, force=force)
-    lines = [f"emitted {graph.name} for {board} in {result['output']}"
+    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
+                        board=board_info)
+    result = compiled.write_project(Path(output), force=force)
+    lines = [f"emitted {compiled.graph.name} for {board} in {result['output']}"
              + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
     if compile_ is None:
         compile_ = board_info.emulated
@@ -206,22 +180,15 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
-    from .codegen import memory_report
-    from .ir import graph_macs
     from .planner import plan_graph
-    graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
+    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes)
+    graph, program = compiled.graph, compiled.program
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
-    memory = memory_report(graph, plan)
-    data = dict(model=graph.name, model_hash=graph.fingerprint(), layers=layers, macs=graph_macs(graph),
+    memory = compiled.memory
+    data = dict(model=graph.name, model_hash=compiled.model_hash, layers=layers, macs=compiled.macs,
                 memory=memory, plan=dict(algorithm=plan.algorithm, tensors=report.plan_rows(plan)))
     if program is not None:
-        from .training.memory import memory_report as training_memory
-        tmem = training_memory(program)
-        tmem.pop("offsets", None)
-        data["inference_memory"] = memory
-        data["memory"] = memory = tmem
         data["training"] = dict(scheme=scheme, loss=loss, macs_per_step=program.macs(),
                                 trained=program.scheme.describe())
     text = "\n\n".join(filter(None, [
@@ -243,14 +210,12 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
 def run(model, quantize, calibration, data_file, limit, as_json):
     """Compile MODEL for the host, run it on samples and print its predictions."""
     from .datasets import load_samples
-    from .hostmodel import HostModel
-    from .passes import optimize_for_memory
-    graph = optimize_for_memory(_load(model, quantize, calibration))
+    compiled = _compile(model, quantize, calibration)
+    graph = compiled.graph
     x, y = load_samples(data_file)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
-    host = HostModel(graph)
-    outputs = host.run(x)
+    outputs = compiled.run(x)
     pred = outputs.argmax(axis=1)
     data = dict(model=graph.name, samples=len(x), predictions=pred.tolist())
     lines = [f"model {graph.name}: {len(x)} samples on the host build"]

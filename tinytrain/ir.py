@@ -45,18 +45,14 @@ from typing import Any
 
 import numpy as np
 
+from . import dtypes as _dtypes
 from .errors import TinyTrainError
 
-OP_TYPES = (
-    "conv2d", "depthwise_conv2d", "fully_connected", "add",
-    "avg_pool2d", "max_pool2d", "global_avg_pool",
-    "relu", "relu6", "reshape", "softmax", "pad", "quantize", "dequantize",
-    "pointwise_depthwise_conv2d",
-)
 ACTIVATIONS = ("none", "relu", "relu6")
-DTYPES = ("int8", "int32", "float32")
-DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
-NP_DTYPES = {"int8": np.int8, "int32": np.int32, "float32": np.float32}
+ACT_CODES = {"none": 0, "relu": 1, "relu6": 2}     # the float kernels' `act` argument
+DTYPES = ("int8", "int32", "float32")          # the dtypes a graph may hold (see tinytrain.dtypes)
+DTYPE_BYTES = {n: _dtypes.DTYPES[n].nbytes for n in DTYPES}
+NP_DTYPES = {n: _dtypes.DTYPES[n].numpy for n in DTYPES}
 
 
 @dataclass
@@ -126,7 +122,8 @@ class Op:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.type not in OP_TYPES:
+        from .ops import op_types
+        if self.type not in op_types():
             raise TinyTrainError(f"layer {self.name!r}: unsupported op {self.type!r}")
         act = self.attrs.get("activation", "none")
         if act not in ACTIVATIONS:
@@ -207,6 +204,9 @@ class Graph:
         for name in self.outputs:
             if name not in defined:
                 raise TinyTrainError(f"graph output {name!r} is never computed")
+        from .ops import unit
+        for op in self.ops:
+            unit(op.type).check(self, op)
         return self
 
     def summary(self) -> str:
@@ -235,23 +235,8 @@ def conv_out_size(in_size: int, kernel: int, stride: int, pad_before: int, pad_a
 
 def op_macs(graph: Graph, op: Op) -> int:
     """Multiply-accumulates of one forward op (0 for ops that do none)."""
-    out = graph.tensors[op.outputs[0]]
-    if op.type == "conv2d":
-        w = graph.tensors[op.inputs[1]]
-        _, kh, kw, cin = w.shape
-        return out.size * kh * kw * cin
-    if op.type == "depthwise_conv2d":
-        w = graph.tensors[op.inputs[1]]
-        kh, kw, _ = w.shape
-        return out.size * kh * kw
-    if op.type == "fully_connected":
-        w = graph.tensors[op.inputs[1]]
-        return int(w.shape[0] * w.shape[1])
-    if op.type == "pointwise_depthwise_conv2d":
-        mid = graph.tensors[op.attrs["intermediate"]]
-        kh, kw, _ = graph.tensors[op.inputs[3]].shape
-        return mid.size * graph.tensors[op.inputs[1]].shape[-1] + out.size * kh * kw
-    return 0
+    from .ops import unit
+    return unit(op.type).macs(graph, op)
 
 
 def graph_macs(graph: Graph) -> int:

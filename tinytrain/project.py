@@ -2,10 +2,11 @@
 
 An emitted project holds everything it needs:
   platformio.ini               one env for the board
-  src/model.* model_data.*     the generated model (tinytrain.codegen)
+  src/model.* model_data.*     the generated model (tinytrain.cgen)
   src/tt_board.h               board facts for the HAL and the describe reply
   src/main.c                   the main loop (firmware/runtime/main.c)
-  src/tinytrain/{include,kernels,runtime,hal,startup}   copies of the C runtime
+  src/tinytrain/{include,kernels,runtime,hal,startup}   copies of the C runtime (only the
+                               kernel files the model calls)
   ld/<board>.ld                linker script (QEMU boards)
   .tinytrain.json              what was built, the memory plan and the fit table
 
@@ -23,20 +24,20 @@ from pathlib import Path
 
 from . import __version__
 from .boards import Board, load_board
-from .codegen import generate_model
 from .elfsize import memory_use
 from .errors import TinyTrainError
 from .outdir import MARKER, atomic_output_dir
 from .platformio_setup import ensure_platformio, platform_uri, run_pio
 from .resources import firmware_dir
 
-# Stated reserves of the fit check (the generated model's own figures come from codegen).
+# Stated reserves of the fit check (the generated model's own figures come from its emission).
 STACK_RESERVE_BYTES = 8 * 1024
 RUNTIME_SRAM_BYTES = {"cmsdk": 6 * 1024, "arduino": 6 * 1024, "native": 0}   # link buffers, HAL state
 CODE_FLASH_BYTES = {"cmsdk": 32 * 1024, "arduino": 96 * 1024, "native": 0}   # runtime + kernels (+ framework)
 NV_FILE = "tt_nv.bin"
-# C runtime folders a project carries; the HAL and start-up code are picked per board.
-RUNTIME_FOLDERS = ("include", "kernels", "runtime")
+# C runtime folders a project carries whole; kernels are picked per model, the HAL and
+# start-up code per board.
+RUNTIME_FOLDERS = ("include", "runtime")
 
 
 class DoesNotFitError(TinyTrainError):
@@ -72,7 +73,7 @@ class FitReport:
 
 
 def fit_check(memory: dict, board: Board) -> FitReport:
-    """Compare the memory plan (codegen's `memory` dict) plus the stated reserves with the board."""
+    """Compare the memory plan (Compiled.memory) plus the stated reserves with the board."""
     trainable = int(memory.get("trainable_param_bytes", 0))
     rows = [
         dict(memory="SRAM", item="activation arena", bytes=int(memory["arena_bytes"])),
@@ -149,12 +150,17 @@ def _hal_sources(board: Board) -> list[Path]:
     return [hal / "tt_hal.h", hal / impl]
 
 
-def _copy_runtime(board: Board, src: Path) -> None:
+def _copy_runtime(board: Board, src: Path, kernel_files) -> None:
     dest = src / "tinytrain"
     ignore = shutil.ignore_patterns("main.c", "*.o", "__pycache__")
     for sub in RUNTIME_FOLDERS:
         if (firmware_dir() / sub).is_dir():
             shutil.copytree(firmware_dir() / sub, dest / sub, ignore=ignore)
+    kernels = firmware_dir() / "kernels"
+    for path in kernel_files:
+        target = dest / "kernels" / Path(path).relative_to(kernels)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
     (dest / "hal").mkdir(parents=True)
     for path in _hal_sources(board):
         shutil.copy(path, dest / "hal" / path.name)
@@ -172,23 +178,26 @@ def _linker_script(board: Board) -> str:
     return text
 
 
-def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = False) -> dict:
-    """Write a PlatformIO project for `graph` on `board_name` into out_dir (atomically).
+def emit_project(compiled, out_dir, *, force: bool = False) -> dict:
+    """Write a PlatformIO project of a compiled model (tinytrain.compile) for its board into
+    out_dir (atomically).
 
     Raises DoesNotFitError (with the table) if the memory plan exceeds the board; then
-    out_dir is left as it was."""
-    board = load_board(board_name)
+    out_dir is left as it was (the check runs before anything is written)."""
+    board = compiled.board
+    graph = compiled.graph
     out_dir = Path(out_dir)
+    memory = compiled.memory
+    report = fit_check(memory, board)
+    if not report.fits:
+        raise DoesNotFitError(board.name, report.table(), report.rows)
     meta: dict = dict(board=board.name, model=graph.name, env=env_name(board), family=board.family,
                       tinytrain_version=__version__)
     with atomic_output_dir(out_dir, force=force, meta=meta) as tmp:
         src = tmp / "src"
-        art = generate_model(graph, src, train=train)
-        report = fit_check(art.memory, board)
-        if not report.fits:
-            raise DoesNotFitError(board.name, report.table(), report.rows)
-        _copy_runtime(board, src)
-        (src / "tt_board.h").write_text(board_header(board, art.memory))
+        compiled.write_c(src)
+        _copy_runtime(board, src, compiled.kernel_files())
+        (src / "tt_board.h").write_text(board_header(board, memory))
         (tmp / "platformio.ini").write_text(platformio_ini(board))
         if board.family == "cmsdk":
             (tmp / "ld").mkdir()
@@ -197,8 +206,9 @@ def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = F
         # must not lose them. The firmware only loads a store made for its own model hash.
         if (out_dir / NV_FILE).is_file():
             shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
-        meta.update(model_hash=art.model_hash, macs=art.macs, memory=art.memory,
-                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None)
+        meta.update(model_hash=compiled.model_hash, macs=compiled.macs, memory=memory,
+                    fit=dict(rows=report.rows, totals=report.totals), train=compiled.trainable,
+                    scheme=compiled.scheme_text)
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
 
 

@@ -248,6 +248,19 @@ void tt_qas_update_dw_weight_s8(int8_t *w, const float *grad_real, int32_t spati
                                 int32_t channels, int32_t k_ch, const float *w_scale,
                                 int32_t per_channel, float lr, float momentum,
                                 float weight_decay, float *m_buf, float *shadow);
+/* In-place bias updates of a backward step, channel by channel, from grad_y (pixels x
+ * channels) summed over the pixels (no bias-gradient buffer): SGD on a float bias; QAS on an
+ * int32 bias whose channel c has scale scale[c] (m_buf, shadow nullable). */
+void tt_bias_update_f32(float *b, const float *grad_y, int32_t pixels, int32_t channels,
+                        float lr, float momentum, float weight_decay, float *m_buf);
+void tt_bias_update_s32(int32_t *b, const float *grad_y, int32_t pixels, int32_t channels,
+                        const float *scale, float lr, float momentum, float weight_decay,
+                        float *m_buf, float *shadow);
+/* fp32 shadows start as the parameters: shadow (rows x row_len) = the trained part of int8
+ * weights w (rows of `stride`; channels ch_index[j] or j); shadow[i] = b[i]. */
+void tt_shadow_init_s8(float *shadow, const int8_t *w, int32_t rows, int32_t row_len,
+                       int32_t stride, const int32_t *ch_index);
+void tt_shadow_init_s32(float *shadow, const int32_t *b, int32_t n);
 /* QAS update of an int32 bias of n channels: scale w_scale[o] * x_scale. */
 void tt_qas_update_bias_s32(int32_t *b, const float *grad_real, int32_t n,
                             const float *w_scale, int32_t per_channel, float x_scale,

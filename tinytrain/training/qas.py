@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import quant
 from ..ir import Graph, Op
+from ..ops import unit
 
 F32 = np.float32
 INT_RANGE = {"int8": (-127, 127), "int32": (-(2 ** 31), 2 ** 31 - 1)}
@@ -23,17 +23,7 @@ INT_RANGE = {"int8": (-127, 127), "int32": (-(2 ** 31), 2 ** 31 - 1)}
 
 def clamp_range(graph: Graph, op: Op) -> tuple[int, int]:
     """The int8 clamp of an op's output: the gradient is 0 where the output sits on it."""
-    if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        p = quant.conv_requant(graph, op)
-    elif op.type == "add":
-        p = quant.add_params(graph, op)
-    elif op.type in ("avg_pool2d", "max_pool2d"):
-        p = quant.pool_params(graph, op)
-    elif op.type in ("relu", "relu6"):
-        p = quant.relu_params(graph, op)
-    else:
-        return -128, 127
-    return int(p["act_min"]), int(p["act_max"])
+    return unit(op.type).clamp(graph, op) or (-128, 127)
 
 
 def scales(graph: Graph, op: Op, name: str) -> np.ndarray:
@@ -49,7 +39,7 @@ def scales(graph: Graph, op: Op, name: str) -> np.ndarray:
         return np.broadcast_to(s.astype(F32), t.shape).astype(F32)
     s = t.quant.scale.astype(F32)
     shape = [1] * len(t.shape)
-    axis = 2 if op.type == "depthwise_conv2d" else 0
+    axis = unit(op.type).weight_out_axis
     shape[axis] = -1
     if s.size == 1:
         s = np.repeat(s, t.shape[axis])

@@ -8,7 +8,8 @@ A scheme is given on the command line as `--train SCHEME`:
                   {"bias_update_last_n": n, "weight_update": [{"conv_index": i,
                    "input_channel_ratio": r}, ...], "classifier": "full"}
 
-Weighted layers are conv2d, depthwise_conv2d and fully_connected ops in schedule order.
+Weighted layers are the ops whose unit is `weighted` (conv2d, depthwise_conv2d,
+fully_connected), in schedule order.
 The classifier is the last weighted layer when it is a fully_connected op; `conv_index`
 numbers the other weighted layers from the input, exactly as the reference JSON does.
 """
@@ -21,8 +22,7 @@ from pathlib import Path
 
 from ..errors import TinyTrainError
 from ..ir import Graph, Op
-
-WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+from ..ops import unit
 
 
 @dataclass
@@ -133,7 +133,7 @@ def scheme_from_dict(data: dict, default_name: str = "scheme") -> SchemeSpec:
 
 def weighted_layers(graph: Graph) -> tuple[list[Op], Op | None]:
     """(the convolutions in schedule order, the classifier or None)."""
-    ops = [op for op in graph.ops if op.type in WEIGHTED_OPS]
+    ops = [op for op in graph.ops if unit(op.type).weighted]
     if not ops:
         raise TinyTrainError(f"model {graph.name!r} has no layer with weights to train")
     if ops[-1].type == "fully_connected":
@@ -189,5 +189,4 @@ def bind_scheme(spec: SchemeSpec | str | Path, graph: Graph) -> Scheme:
 
 
 def _in_channels(graph: Graph, op: Op) -> int:
-    w = graph.tensors[op.inputs[1]]
-    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
+    return unit(op.type).in_channels(graph, op)

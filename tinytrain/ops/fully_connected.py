@@ -1,0 +1,102 @@
+"""fully_connected: y = x W^T + b. Inputs [x (1, I) or any shape of I elements, weight OI,
+bias (O,)]; output (1, O). Attribute: activation.
+
+int8: LiteRT's reference FULLY_CONNECTED; per-channel weight scales rescale with a single
+rounding (measured bit-exact in tests/test_refops_vs_litert.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..fixedpoint import clamp_s8, mul_by_quantized_multiplier_single_round, wrap32
+from ..ir import ACT_CODES
+from .weighted import WeightedOp
+from .window import activate_f32
+
+
+def fully_connected_s8(x, w, bias, q: dict) -> np.ndarray:
+    """x (..., I) int8, w (O, I) int8 -> (..., O)."""
+    acc = ((x.astype(np.float64) - q["in_zp"]) @ w.astype(np.float64).T).astype(np.int64)
+    if bias is not None:
+        acc += np.asarray(bias, np.int64)
+    acc = mul_by_quantized_multiplier_single_round(wrap32(acc), q["multiplier"], q["shift"]) + q["out_zp"]
+    return clamp_s8(acc, q["act_min"], q["act_max"])
+
+
+def fully_connected_f32(x, w, bias, act) -> np.ndarray:
+    y = x.reshape(1, -1).astype(np.float64) @ w.T.astype(np.float64)
+    if bias is not None:
+        y = y + bias
+    return activate_f32(y.astype(np.float32), act)
+
+
+def fully_connected_backward(x, w, dy, need_dx=True, k=None):
+    """(dx, dW[:, :k], db) of y = x W^T + b on (1, I) / (1, O) arrays."""
+    k = w.shape[1] if k is None else k
+    x = x.reshape(1, -1)
+    dy64 = dy.reshape(1, -1).astype(np.float64)
+    dx = (dy64 @ w.astype(np.float64)).astype(np.float32) if need_dx else None
+    dw = (dy64.T @ x[:, :k].astype(np.float64)).astype(np.float32)
+    return dx, dw, dy64.sum(axis=0).astype(np.float32)
+
+
+class FullyConnected(WeightedOp):
+    type = "fully_connected"
+    summary = "fully connected (OI weights), fused relu/relu6"
+    attrs = {"activation": "none"}
+    weight_out_axis = 0
+    weight_in_axis = 1
+
+    def check(self, g, op):
+        super().check(g, op)
+        x, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+        if len(w.shape) != 2 or x.size != w.shape[1]:
+            raise UnsupportedError(op.name, f"fully connected weights {w.shape} on an input of "
+                                            f"{x.size} values")
+
+    def macs(self, g, op):
+        w = g.tensors[op.inputs[1]]
+        return int(w.shape[0] * w.shape[1])
+
+    def ref_s8(self, g, op, args):
+        return fully_connected_s8(args[0].reshape(1, -1), args[1], args[2], self.params(g, op))
+
+    def ref_f32(self, g, op, args):
+        return fully_connected_f32(args[0], args[1], args[2], self.attr(op, "activation"))
+
+    def emit(self, em, op):
+        g = em.graph
+        w = g.tensors[op.inputs[1]]
+        if self.is_int8(g, op):
+            fn, last = em.kernel("tt_fully_connected_s8"), em.requant(op, self.params(g, op))
+        else:
+            fn, last = em.kernel("tt_fully_connected_f32"), ACT_CODES[self.attr(op, "activation")]
+        return [em.call(fn, em.ptr(op.inputs[0]), int(w.shape[1]), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
+                        int(w.shape[0]), last, em.ptr(op.outputs[0]))]
+
+    def backward(self, x, w, dy, op, need_dx, k):
+        dx, dw, db = fully_connected_backward(x, w, dy, need_dx, k)
+        return (None if dx is None else dx.reshape(x.shape)), dw, db
+
+    def emit_grad_input(self, em, op, t, gy, gx, acc):
+        out_f, in_f = em.graph.tensors[op.inputs[1]].shape
+        w = em.ptr(op.inputs[1])
+        if t.quantized:
+            sc, pc = t.weight_scale(op)
+            return [em.call(em.kernel("tt_fully_connected_grad_input_s8"), gy, out_f, w, sc, pc, in_f, acc, gx)]
+        return [em.call(em.kernel("tt_fully_connected_grad_input_f32"), gy, out_f, w, in_f, acc, gx)]
+
+    def emit_weight_update(self, em, op, b, t, gy):
+        out_f, in_f = em.graph.tensors[op.inputs[1]].shape
+        xp, xq = t.saved_x(b, op)
+        w, k, idx, m, sh = t.weight_update_state(op, b, out_f, in_f)
+        if t.quantized:
+            sc, pc = t.weight_scale(op)
+            return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), w, in_f, sc, pc, xp, *xq, gy,
+                            out_f, k, idx, *t.hparams, m, sh)]
+        return [em.call(em.kernel("tt_fully_connected_update_weight_f32"), w, in_f, xp, gy, out_f, k, idx,
+                        *t.hparams, m)]
+
+
+UNIT = FullyConnected()

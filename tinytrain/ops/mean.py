@@ -1,0 +1,63 @@
+"""global_avg_pool: the mean over H and W (TFLite MEAN over axes 1, 2 with keep_dims; the
+frontends add a reshape for keep_dims=False). Input [x (1,H,W,C)] -> (1,1,1,C)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..fixedpoint import clamp_s8, mul_by_quantized_multiplier
+from .base import OpUnit, expect_rank4, hwc_of, same_dtype
+
+
+def global_avg_pool_s8(x, q: dict) -> np.ndarray:
+    """x (H, W, C) -> (C,): LiteRT's reference int8 MEAN over H, W; q's multiplier
+    carries in_scale / (H * W * out_scale) (see quant.global_avg_pool_params)."""
+    acc = (x.astype(np.int64) - q["in_zp"]).sum(axis=(0, 1))
+    acc = mul_by_quantized_multiplier(acc, q["multiplier"][0], q["shift"][0]) + q["out_zp"]
+    return clamp_s8(acc, q["act_min"], q["act_max"])
+
+
+class GlobalAvgPool(OpUnit):
+    channelwise = True
+    type = "global_avg_pool"
+    summary = "mean over height and width (TFLite MEAN over axes 1, 2)"
+
+    def check(self, g, op):
+        super().check(g, op)
+        expect_rank4(g, op, op.inputs[0])
+        same_dtype(g, op)
+
+    def params(self, g, op):
+        return quant.global_avg_pool_params(g, op)
+
+    def ref_s8(self, g, op, args):
+        return global_avg_pool_s8(hwc_of(args[0], op), self.params(g, op))
+
+    def ref_f32(self, g, op, args):
+        return hwc_of(args[0], op).astype(np.float64).mean(axis=(0, 1)).astype(np.float32)
+
+    def emit(self, em, op):
+        g = em.graph
+        x = g.tensors[op.inputs[0]]
+        if self.is_int8(g, op):
+            return [em.call(em.kernel("tt_global_avg_pool_s8"), em.ptr(op.inputs[0]), em.dims(x),
+                            em.requant(op, self.params(g, op)), em.ptr(op.outputs[0]))]
+        return [em.call(em.kernel("tt_global_avg_pool_f32"), em.ptr(op.inputs[0]), em.dims(x),
+                        em.ptr(op.outputs[0]))]
+
+    def emit_backward(self, em, op, step, t):
+        x = op.inputs[0]
+        if x not in step.grad_inputs:
+            return []
+        return [em.call(em.kernel("tt_global_avg_pool_grad_input_f32"), t.grad(step.grad_out),
+                        em.dims(em.graph.tensors[x]), t.acc(step, x), t.grad(step.grad_inputs[x]))]
+
+    def vjp(self, ctx, op, dy, step):
+        if not step.grad_inputs:
+            return {}, {}
+        x = ctx.graph.tensors[op.inputs[0]]
+        dx = np.broadcast_to(dy / np.float32(x.shape[1] * x.shape[2]), x.shape).astype(np.float32)
+        return {op.inputs[0]: dx}, {}
+
+
+UNIT = GlobalAvgPool()

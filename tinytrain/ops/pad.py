@@ -1,0 +1,61 @@
+"""pad: zero padding of height and width. Attribute: pad (top, bottom, left, right).
+int8 pads with the output zero point (a real 0.0), as TFLite's PAD."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from .base import OpUnit, expect_rank4, hwc_of, same_dtype
+from .window import pad4, unpad4
+
+
+def pad_s8(x, pad, value: int) -> np.ndarray:
+    top, bottom, left, right = pad
+    return np.pad(x, ((top, bottom), (left, right), (0, 0)), constant_values=np.int8(value)).astype(np.int8)
+
+
+class Pad(OpUnit):
+    channelwise = True
+    type = "pad"
+    summary = "constant padding of height and width"
+    attrs = {"pad": (0, 0, 0, 0)}
+
+    def check(self, g, op):
+        super().check(g, op)
+        expect_rank4(g, op, op.inputs[0])
+        same_dtype(g, op)
+
+    def params(self, g, op):
+        return {"pad_value": quant.pad_value(g, op)}
+
+    def ref_s8(self, g, op, args):
+        return pad_s8(hwc_of(args[0], op), tuple(op.attrs["pad"]), self.params(g, op)["pad_value"])
+
+    def ref_f32(self, g, op, args):
+        return pad4(np.asarray(args[0], np.float32), tuple(op.attrs["pad"]))
+
+    def emit(self, em, op):
+        g = em.graph
+        x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+        top, _, left, _ = op.attrs["pad"]
+        args = [em.ptr(op.inputs[0]), em.dims(x), top, left]
+        if self.is_int8(g, op):
+            from ..cgen.cformat import CExpr
+            value = CExpr(f"(int8_t){int(self.params(g, op)['pad_value'])}")
+            return [em.call(em.kernel("tt_pad_s8"), *args, value, em.ptr(op.outputs[0]), em.dims(y))]
+        return [em.call(em.kernel("tt_pad_f32"), *args, em.ptr(op.outputs[0]), em.dims(y))]
+
+    def emit_backward(self, em, op, step, t):
+        x = op.inputs[0]
+        if x not in step.grad_inputs:
+            return []
+        g = em.graph
+        top, _, left, _ = op.attrs["pad"]
+        return [em.call(em.kernel("tt_pad_grad_input_f32"), t.grad(step.grad_out), em.dims(g.tensors[op.outputs[0]]),
+                        top, left, t.acc(step, x), t.grad(step.grad_inputs[x]), em.dims(g.tensors[x]))]
+
+    def vjp(self, ctx, op, dy, step):
+        return {x: np.ascontiguousarray(unpad4(dy, op.attrs["pad"])) for x in step.grad_inputs}, {}
+
+
+UNIT = Pad()

@@ -1,0 +1,67 @@
+"""relu and relu6 as standalone ops (when not fused into their producer).
+int8: TFLite's RELU / RELU6 with requantization (input and output scales may differ)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
+from ..ir import ACT_CODES
+from .base import OpUnit, same_dtype
+from .window import activate_f32
+
+
+def relu_s8(x, q: dict) -> np.ndarray:
+    v = q["out_zp"] + mul_by_quantized_multiplier(i64(x) - q["in_zp"], q["multiplier"][0], q["shift"][0])
+    return clamp_s8(v, q["act_min"], q["act_max"])
+
+
+class _Relu(OpUnit):
+    channelwise = True
+    def check(self, g, op):
+        super().check(g, op)
+        same_dtype(g, op)
+
+    def params(self, g, op):
+        return quant.relu_params(g, op)
+
+    def clamp(self, g, op):
+        p = self.params(g, op)
+        return int(p["act_min"]), int(p["act_max"])
+
+    def activation(self, op):
+        return self.type
+
+    def ref_s8(self, g, op, args):
+        return relu_s8(args[0], self.params(g, op))
+
+    def ref_f32(self, g, op, args):
+        return activate_f32(np.asarray(args[0], np.float32), self.type)
+
+    def emit(self, em, op):
+        g = em.graph
+        n = g.tensors[op.outputs[0]].size
+        if self.is_int8(g, op):
+            return [em.call(em.kernel("tt_relu_s8"), em.ptr(op.inputs[0]), n,
+                            em.requant(op, self.params(g, op)), em.ptr(op.outputs[0]))]
+        return [em.call(em.kernel("tt_relu_f32"), em.ptr(op.inputs[0]), n, ACT_CODES[self.type],
+                        em.ptr(op.outputs[0]))]
+
+    def emit_backward(self, em, op, step, t):
+        return self.emit_pass_through(em, op, step, t)
+
+    def vjp(self, ctx, op, dy, step):
+        return {x: dy for x in step.grad_inputs}, {}     # the mask did the work
+
+
+class Relu(_Relu):
+    type = "relu"
+    summary = "max(x, 0)"
+
+
+class Relu6(_Relu):
+    type = "relu6"
+    summary = "min(max(x, 0), 6)"
+
+
+UNITS = [Relu(), Relu6()]
