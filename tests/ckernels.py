@@ -3,7 +3,7 @@
     lib = load_kernels(build_dir=tmp_path_factory.mktemp("ck"))   # once per session
     lib.tt_relu_s8(ptr(x), x.size, byref(requant(q)), ptr(y))
 
-Sources are firmware/kernels/<pattern> plus `extra_sources`, compiled with the project's
+Sources are firmware/kernels/**/<pattern> plus `extra_sources`, compiled with the project's
 strict flags (-std=c99 -Wall -Wextra -Werror) so a warning fails the tests. The result
 is cached per (pattern, extra_sources) for the session.
 """
@@ -30,7 +30,8 @@ _cache: dict[tuple, ctypes.CDLL] = {}
 
 
 def kernel_sources(pattern: str = "*.c") -> list[Path]:
-    return sorted(KERNELS.glob(pattern))
+    """Kernel files matching `pattern` in any op folder of firmware/kernels/."""
+    return sorted(KERNELS.rglob(pattern))
 
 
 def load_kernels(extra_sources=(), pattern: str = "*.c", build_dir=None) -> ctypes.CDLL:
