@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytrain import quant
+from tinytrain import cflags, quant
 from tinytrain.ir import conv_out_size, same_padding
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 INCLUDE = FIRMWARE / "include"
 KERNELS = FIRMWARE / "kernels"
-CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared", "-ffp-contract=off"]
+CFLAGS = cflags.host() + ["-fPIC", "-shared"]
 
 _cache: dict[tuple, ctypes.CDLL] = {}
 

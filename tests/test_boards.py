@@ -2,6 +2,7 @@
 
 Fast: no QEMU here (tests/test_firmware_emulated.py boots the boards)."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 
 import tinytrain
+from tinytrain import cflags
 from tinytrain import boards, elfsize, platformio_setup, project
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import Graph, Op, QuantParams, Tensor
 from tinytrain.resources import firmware_dir
+
+from conftest import ROOT
 
 REQUIRED = ("disco_f746ng", "nucleo_h743zi", "nano33ble", "pico", "esp32-s3-devkitc-1",
             "mps2-an386", "mps3-an547", "native")
@@ -188,22 +192,44 @@ def test_real_board_c_compiles_for_its_core(tmp_path, board):
     assert any(p.name == "model.c" for p in sources) and any(p.name == "main.c" for p in sources)
     includes = [f"-I{d}" for d in (src, src / "tinytrain/include", src / "tinytrain/runtime", src / "tinytrain/hal")]
     for source in sources:
-        cmd = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-O2",
-               *b.cpu_flags, "-DTT_NO_MAIN", *includes, "-c", str(source), "-o", str(tmp_path / "x.o")]
+        cmd = ["arm-none-eabi-gcc", *cflags.cross(b), "-DTT_NO_MAIN", *includes, "-c", str(source), "-o", str(tmp_path / "x.o")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, f"{source.name} for {board}:\n{proc.stderr}"
 
 
 # --- PlatformIO offline setup --------------------------------------------------------------
 
-def test_platformio_setup_is_idempotent(tmp_path, monkeypatch):
+def test_platformio_setup_is_idempotent_and_replaces_another_platform(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "core"))
-    first = platformio_setup.ensure_platformio()
+    out = tmp_path / "p"
+    tinytrain.compile(digits_like_graph(), board="native").write_project(out)
+    first = platformio_setup.ensure_platformio(out)
     assert first["installed_tool_scons"] and first["installed_platform"]
-    second = platformio_setup.ensure_platformio()
+    second = platformio_setup.ensure_platformio(out)
     assert not second["installed_tool_scons"] and not second["installed_platform"]
-    link = json.loads((tmp_path / "core/packages/tool-scons.pio-link").read_text())
-    assert link["spec"]["uri"] == "symlink://" + str((firmware_dir() / "platform/tool-scons").resolve())
+    record = json.loads((tmp_path / "core/platforms/tinytrain/.piopm").read_text())
+    assert record["spec"]["uri"] == "file://platform"
+    # a project whose dev-platform differs replaces the installed one
+    (out / "platform" / "builder" / "main.py").write_text((out / "platform/builder/main.py").read_text() + "\n")
+    assert platformio_setup.ensure_platformio(out)["installed_platform"]
+
+
+def test_project_builds_after_its_checkout_is_deleted(tmp_path, monkeypatch):
+    """A project made from a copy of the checkout builds with `pio run` once that copy is gone:
+    it carries its dev-platform, board manifest, runtime and kernels."""
+    checkout = tmp_path / "checkout"
+    for name in ("tinytrain", "firmware", "templates", "boards"):
+        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__", ".pio"))
+    out = tmp_path / "fw"
+    code = ("import sys, tinytrain; sys.path.insert(0, 'tests'); from graphs import mlp; "
+            f"tinytrain.compile(mlp(), board='native').write_project({str(out)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=str(checkout)))
+    assert str(checkout) not in (out / "platformio.ini").read_text()
+    shutil.rmtree(checkout)
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "core"))
+    result = project.build_project(out)
+    assert Path(result["elf"]).is_file()
 
 
 # --- native HAL: the file store --------------------------------------------------------------
@@ -236,7 +262,7 @@ def test_native_nv_store_reads_erased_writes_durably(tmp_path):
                                          '#define TT_WORK_UNIT "us"\n')
     (tmp_path / "t.c").write_text(NV_TEST_MAIN)
     exe = tmp_path / "t"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{tmp_path}",
+    subprocess.run(["gcc", *cflags.host(), f"-I{tmp_path}",
                     f"-I{firmware_dir() / 'hal'}", str(tmp_path / "t.c"),
                     str(firmware_dir() / "hal/hal_native.c"), "-o", str(exe)], check=True)
     fresh = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()

@@ -8,7 +8,8 @@ from ctypes import byref, c_float, c_int8, c_int32, c_void_p
 import numpy as np
 import pytest
 
-from tinytrain import quant
+from tinytrain import cflags, quant
+from tinytrain.boards import load_board
 from tinytrain.fixedpoint import exp_on_negative_values, rounding_divide_by_pot, sat_rounding_doubling_high_mul
 from tinytrain.ops.add import add_s8
 from tinytrain.ops.conv2d import conv2d_s8
@@ -322,8 +323,7 @@ def test_fixedpoint_helpers_against_definition():
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
 def test_kernels_compile_for_cortex_m4(tmp_path):
     for src in ck.kernel_sources("*.c"):
-        cmd = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4",
-               "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", f"-I{ck.INCLUDE}",
+        cmd = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386")), f"-I{ck.INCLUDE}",
                "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))]
         res = subprocess.run(cmd, capture_output=True, text=True)
         assert res.returncode == 0, f"{src.name}:\n{res.stderr}"

@@ -10,6 +10,8 @@ import pytest
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import QuantParams
 import tinytrain
+from tinytrain import cflags
+from tinytrain.boards import load_board
 from tinytrain.training.memory import memory_report
 from tinytrain.training.program import build_program
 from tinytrain.training.reorder import channel_closure, input_channel_importance, reorder_for_scheme
@@ -20,9 +22,8 @@ from conftest import ROOT
 from graphs import MODELS, SPARSE, int8_graph, quantize_graph, scheme_file
 
 INCLUDE = ROOT / "firmware" / "include"
-GCC = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-ARM = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb",
-       "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffp-contract=off"]
+GCC = ["gcc", *cflags.host()]
+ARM = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386"))]
 
 
 def write_training(graph, scheme, out_dir, **kw):

@@ -17,8 +17,9 @@ import numpy as np
 from .errors import TinyTrainError
 from .resources import firmware_dir
 
-# -ffp-contract=off: no fused multiply-add, so host and device floats agree bit for bit.
-C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+from . import cflags
+
+C_FLAGS = cflags.host()
 
 
 def kernel_sources() -> list[Path]:
