@@ -314,3 +314,12 @@ def test_elfsize_rejects_a_non_elf(tmp_path):
     (tmp_path / "x").write_bytes(b"not an elf")
     with pytest.raises(TinyTrainError, match="not an ELF"):
         elfsize.read_sections(tmp_path / "x")
+
+
+def test_dtype_codes_agree_between_python_and_c():
+    """tinytrain/dtypes.py is the one table; firmware/include/tt_types.h must say the same."""
+    import re
+    from tinytrain.dtypes import DTYPES
+    header = (firmware_dir() / "include" / "tt_types.h").read_text()
+    c = {m.group(1).lower(): int(m.group(2)) for m in re.finditer(r"#define TT_DTYPE_(\w+)\s+(\d+)", header)}
+    assert c == {d.c_suffix: d.code for d in DTYPES.values()}

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dtypes import BY_CODE
 from ..errors import TinyTrainError
 from ..hostbuild import compile_host
 from ..ir import Graph, NP_DTYPES
 from ..resources import firmware_dir
 
-_DTYPE_CODES = {1: "int8", 2: "int32", 3: "float32"}
 _CHUNK = 256     # samples written before their replies are read (keeps pipes from filling)
 
 
@@ -78,7 +78,7 @@ class HostTrainer:
         for _ in range(n):
             name = self._recv(self._u32()).decode()
             nbytes = self._u32()
-            dtype = _DTYPE_CODES[self._recv(1)[0]]
+            dtype = BY_CODE[self._recv(1)[0]].name
             self.param_specs.append((name, nbytes, dtype))
         if self.input_size != self.input.size or self.output_size != self.output.size:
             raise TinyTrainError("host training build does not match the graph it was built from")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..dtypes import nbytes as dtype_nbytes
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
 from ..ops import unit
@@ -45,9 +46,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        if self.dtype == "bits":
-            return (self.size + 7) // 8
-        return self.size * {"int8": 1, "int32": 4, "float32": 4}[self.dtype]
+        return dtype_nbytes(self.dtype, self.size)
 
 
 @dataclass
