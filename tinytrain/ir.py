@@ -12,30 +12,11 @@ Quantization: int8 tensors carry `QuantParams`: scale (float64 array) and zero p
 conv2d/fully_connected, axis 2 for depthwise). Weights are symmetric (zero point 0).
 Biases of int8 ops are int32 with scale input_scale * weight_scale and zero point 0.
 
-Ops and their attributes:
-  conv2d, depthwise_conv2d   inputs [x, weight, bias]; stride (sh, sw); pad (top, bottom,
-                             left, right); dilation (dh, dw); activation
-  fully_connected            inputs [x, weight, bias]; activation
-  add                        inputs [a, b]; activation
-  avg_pool2d, max_pool2d     inputs [x]; kernel (kh, kw); stride; pad; activation
-  global_avg_pool            inputs [x]; output (1, 1, 1, C)
-  relu, relu6                inputs [x] (standalone)
-  reshape                    inputs [x]; output shape is the op's output tensor shape
-  softmax                    inputs [x]; beta
-  pad                        inputs [x]; pad (top, bottom, left, right)
-  quantize                   inputs [x float32] -> int8
-  dequantize                 inputs [x int8] -> float32
-  pointwise_depthwise_conv2d a 1x1 conv2d feeding a depthwise_conv2d, run as one op
-                             (tinytrain.passes.fuse_pw_dw): inputs [x, w_pw, b_pw, w_dw, b_dw];
-                             stride, pad, dilation, activation of the depthwise; pw_activation;
-                             intermediate: the tensor between the two (quant params only, its
-                             arena bytes are the op's row ring, see passes.scratch_bytes);
-                             pw_name, dw_name: the original layer names
-Memory-pass attributes (tinytrain.passes): "scratch" names a non-constant tensor used as
-the op's scratch memory during that op only; "inplace" (depthwise_conv2d) marks a kernel
-that may write its output over its input.
-`activation` is one of "none", "relu", "relu6" (fused; for int8 the clamp bounds follow
-from the output quantization exactly as TFLite computes them).
+Ops: an Op names its type, input and output tensors and attributes; what each op type
+means (attributes, operands, references, gradients, C) is its unit in tinytrain/ops/
+(`tinytrain.ops.unit(op.type)`), and Graph.validate runs every unit's checks. Attribute
+`activation` is one of "none", "relu", "relu6" (fused; for int8 the clamp bounds follow from
+the output quantization exactly as TFLite computes them).
 """
 from __future__ import annotations
 
