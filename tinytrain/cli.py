@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__
 from .errors import TinyTrainError
+from .training.qas import DEFAULT_UPDATE, UPDATE_MODES
 
 
 def _fail(message: str) -> None:
@@ -72,6 +73,13 @@ train_options = [
                  show_default=True, help="Training loss."),
     click.option("--momentum/--no-momentum", default=False, show_default=True,
                  help="Keep SGD momentum state (counts in the memory plan)."),
+    click.option("--update", "update", type=click.Choice(list(UPDATE_MODES)), default=None,
+                 help="How int8 parameters keep the part of a step below one quantization step: "
+                      "nearest (rounded away, no memory), shadow (fp32 copy, 4 B per trained element), "
+                      "residual (8 more bits of fraction, 1 B per element), stochastic (unbiased rounding "
+                      f"from an on-device PRNG, 4 B in all). Default: {DEFAULT_UPDATE}."),
+    click.option("--update-seed", type=click.IntRange(0, 2 ** 32 - 1), default=None,
+                 help="Seed of the stochastic-rounding PRNG compiled into the firmware."),
     click.option("--lr", type=float, default=0.01, show_default=True,
                  help="Initial learning rate compiled into the firmware (changeable over the link)."),
     click.option("--memory-passes/--no-memory-passes", default=True, show_default=True,
@@ -86,7 +94,8 @@ def with_train_options(fn):
     return fn
 
 
-def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=True):
+def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=True, update=None,
+                      update_seed=None):
     """(graph, program) for a --train build; program is None without --train.
 
     The memory passes (fused pointwise+depthwise, in-place depthwise) rewrite only ops
@@ -103,7 +112,8 @@ def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=
     graph, bound = reorder_for_scheme(graph, scheme)
     if memory_passes:
         graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
-    return graph, build_program(graph, bound, loss=loss, momentum=momentum)
+    return graph, build_program(graph, bound, loss=loss, momentum=momentum, update=update,
+                                update_seed=update_seed)
 
 
 @main.command()
@@ -117,14 +127,15 @@ def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes, board, output,
-          compile_, force, as_json):
+def build(model, quantize, calibration, scheme, num_classes, loss, momentum, update, update_seed, lr,
+          memory_passes, board, output, compile_, force, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, emit_project, size_report
     board_info = load_board(board)
     graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
+    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes, update,
+                                       update_seed)
     train = None
     if program is not None:
         from .training.codegen import TrainingCodegen
@@ -132,7 +143,7 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr,
         graph = program.graph
     result = emit_project(graph, board, Path(output), train=train, force=force)
     lines = [f"emitted {graph.name} for {board} in {result['output']}"
-             + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
+             + (f" (training: {scheme}, update {program.update})" if scheme else ""), result["fit_table"]]
     if compile_ is None:
         compile_ = board_info.emulated
     if compile_:
@@ -202,7 +213,8 @@ def stop(project):
 @click.option("--tensors", is_flag=True, help="Also print the per-tensor arena table.")
 @with_train_options
 @user_errors
-def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr, memory_passes):
+def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, update,
+            update_seed, lr, memory_passes):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
@@ -210,7 +222,8 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
     from .ir import graph_macs
     from .planner import plan_graph
     graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
+    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes, update,
+                                       update_seed)
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
     memory = memory_report(graph, plan)
@@ -222,12 +235,14 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
         tmem.pop("offsets", None)
         data["inference_memory"] = memory
         data["memory"] = memory = tmem
-        data["training"] = dict(scheme=scheme, loss=loss, macs_per_step=program.macs(),
+        data["training"] = dict(scheme=scheme, loss=loss, update=program.update,
+                                update_seed=program.update_seed, macs_per_step=program.macs(),
                                 trained=program.scheme.describe())
     text = "\n\n".join(filter(None, [
         f"model {graph.name}  ({len(layers)} layers, {data['macs']:,} MACs, hash {data['model_hash']})",
         report.format_layers(layers),
-        ("training step: " + scheme + "\n  " + "\n  ".join(data["training"]["trained"])) if program else "",
+        (f"training step: {scheme}, update {program.update}\n  " + "\n  ".join(data["training"]["trained"]))
+        if program else "",
         report.format_memory(memory) + ("" if program else f"\n(planner: {plan.algorithm})"),
         report.format_plan(data["plan"]["tensors"]) if tensors else ""]))
     _emit(data, as_json, text)

@@ -94,8 +94,9 @@ class TrainingCodegen:
     def render(self, em) -> dict[str, Any]:
         from ..codegen import _environment
         self.em = em
-        self.state: list[dict] = []          # momentum buffers and shadows (SRAM arrays)
-        self.state_init: list[str] = []
+        self.state: list[dict] = []          # momentum, shadows, residuals (SRAM arrays)
+        self.state_init: list[str] = []      # re-derive the update state from the parameters
+        self.qas_states: list[dict] = []     # the tt_qas_state of each quantized parameter
         self.cache: dict[tuple, str] = {}
         steps = {s["name"]: s for s in em.steps}
         forward = []
@@ -105,11 +106,12 @@ class TrainingCodegen:
         backward = [dict(op=b.op, type=self.ops[b.op].type, lines=self._backward(b))
                     for b in self.prog.backward]
         out = self.g.tensors[self.g.outputs[0]]
-        text = "\n".join([*self.state_init, *(l for b in backward for l in b["lines"])])
-        uses = {h for h in ("tt_bias_update_f32", "tt_bias_update_s32", "tt_shadow_init_s8",
-                            "tt_shadow_init_s32") if h + "(" in text}
-        ctx = dict(uses=uses, forward=forward, loss=loss, backward=backward, params=self.params,
+        mode = qas.update_mode(self.prog.update)
+        ctx = dict(forward=forward, loss=loss, backward=backward, params=self.params,
                    dtype_codes=DTYPE_CODES, state=self.state, state_init=self.state_init,
+                   qas_states=self.qas_states, update_mode=mode, update_seed=f"0x{self.prog.update_seed:08X}u",
+                   update_extra_bytes=self.memory["update_state_bytes"],
+                   momentum_bytes=self.memory["momentum_bytes"],
                    lr=c_float(self.hparams[0]), momentum=c_float(self.hparams[1]),
                    weight_decay=c_float(self.hparams[2]), output_size=out.size,
                    output_ctype=CTYPES[out.dtype], memory=self.memory,
@@ -131,9 +133,9 @@ class TrainingCodegen:
     def _dims(self, h: int, w: int, c: int) -> str:
         return self.em.dims.setdefault((h, w, c), f"dims_{h}x{w}x{c}")
 
-    def _state_array(self, cname: str, n: int, comment: str) -> str:
+    def _state_array(self, cname: str, n: int, comment: str, ctype: str = "float") -> str:
         cname = f"tt_state_{cname}"
-        self.state.append(dict(cname=cname, count=n, comment=comment))
+        self.state.append(dict(cname=cname, count=n, comment=comment, ctype=ctype))
         return cname
 
     # --- forward: masks and saved channels --------------------------------------------------
@@ -259,27 +261,42 @@ class TrainingCodegen:
             return p, f"{c_float(t.scale)}f, {t.zero_point}"
         return p, ""
 
-    def _opt_state(self, name: str, n: int, shadow: bool) -> tuple[str, str]:
-        """(momentum buffer, shadow) C expressions of a parameter's trained part."""
+    def _update_state(self, name: str, n: int) -> tuple[str, str, str | None]:
+        """(momentum buffer, update state, shadow) C expressions of a parameter's n trained
+        elements (compact layout): "NULL" or an array; "NULL" (float parameters, round to
+        nearest) or the address of the parameter's tt_qas_state; its shadow array or None.
+        Registers the SRAM arrays (zeroed by tt_model_reset_optimizer: no momentum, no
+        residual); the caller registers how the reset re-derives a shadow."""
         cname = c_identifier(name)
         m = self._state_array(f"m_{cname}", n, f"{name} momentum") if self.prog.momentum else "NULL"
-        sh = "NULL"
-        if shadow and self.prog.shadow:
-            sh = self._state_array(f"shadow_{cname}", n, f"{name} fp32 shadow (quantized units)")
-        return m, sh
+        mode = self.prog.update
+        if not self.prog.quantized or mode == "nearest":
+            return m, "NULL", None
+        shadow = residual = rng = "NULL"
+        if mode == "shadow":
+            shadow = self._state_array(f"shadow_{cname}", n, f"{name} fp32 shadow (quantized units)")
+        elif mode == "residual":
+            residual = self._state_array(f"residual_{cname}", n, f"{name} residual (1/256 units)",
+                                         ctype="int8_t")
+        else:
+            rng = "&tt_update_rng"
+        qs = f"tt_qs_{cname}"
+        self.qas_states.append(dict(cname=qs, mode=f"TT_UPDATE_{mode.upper()}", shadow=shadow,
+                                    residual=residual, rng=rng))
+        return m, f"&{qs}", (shadow if shadow != "NULL" else None)
 
     def _weight_update_state(self, op: Op, b: BackwardStep, rows: int, row_stride: int):
-        """(weight pointer, trained channels k, channel index, momentum, shadow) of a weight
-        update over `rows` rows of `row_stride` input channels (the first k, or those the
-        channel index lists, are trained); registers the optimizer state and the shadow's
-        initialization."""
+        """(weight pointer, trained channels k, channel index, momentum, update state) of a
+        weight update over `rows` rows of `row_stride` input channels (the first k, or those
+        the channel index lists, are trained); registers the optimizer state and how the
+        reset re-derives it."""
         k = trained_in_channels(self.g, op, b.update)
         idx = self._channel_index(b)
-        m, sh = self._opt_state(op.inputs[1], rows * k, shadow=True)
+        m, qs, sh = self._update_state(op.inputs[1], rows * k)
         w = self.em.ptr(op.inputs[1])
-        if sh != "NULL":
-            self.state_init.append(f"tt_shadow_init_s8({sh}, {w}, {rows}, {k}, {row_stride}, {idx});")
-        return w, k, idx, m, sh
+        if sh is not None:
+            self.state_init.append(f"tt_qas_shadow_init_s8({sh}, {w}, {rows}, {k}, {row_stride}, {idx});")
+        return w, k, idx, m, qs
 
     def _conv_like(self, op: Op, b: BackwardStep, gy: str) -> list[str]:
         g, em = self.g, self.em
@@ -296,16 +313,16 @@ class TrainingCodegen:
             xs_d = self._dims(xh, xw, xc)
             xp, xq = self._x_args(b, op.inputs[0])
             rows = (kh * kw) if dw else (w_t.shape[0] * kh * kw)
-            w, k, idx, m, sh = self._weight_update_state(op, b, rows, cin)
+            w, k, idx, m, qs = self._weight_update_state(op, b, rows, cin)
             scratch = self.ptr(b.scratch)
             if self.prog.quantized:
                 sc, pc = self._weight_scale(op)
                 if dw:
                     lines.append(f"tt_depthwise_conv2d_update_weight_s8({w}, {sc}, {pc}, {xp}, &{xs_d}, {xq}, "
-                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {sh}, {scratch});")
+                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {qs}, {scratch});")
                 else:
                     lines.append(f"tt_conv2d_update_weight_s8({w}, {cin}, {sc}, {pc}, {xp}, &{xs_d}, {xq}, "
-                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {sh}, {scratch});")
+                                 f"{gy}, &{out_d}, {kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {qs}, {scratch});")
             elif dw:
                 lines.append(f"tt_depthwise_conv2d_update_weight_f32({w}, {xp}, &{xs_d}, {gy}, &{out_d}, "
                              f"{kh}, {kw}, &{geom}, {k}, {idx}, {HPARAMS}, {m}, {scratch});")
@@ -325,11 +342,11 @@ class TrainingCodegen:
         lines = self._grad_input(op, b, gy, None)
         if b.computes_weight_grad:
             xp, xq = self._x_args(b, op.inputs[0])
-            w, k, idx, m, sh = self._weight_update_state(op, b, out_f, in_f)
+            w, k, idx, m, qs = self._weight_update_state(op, b, out_f, in_f)
             if self.prog.quantized:
                 sc, pc = self._weight_scale(op)
                 lines.append(f"tt_fully_connected_update_weight_s8({w}, {in_f}, {sc}, {pc}, {xp}, {xq}, {gy}, "
-                             f"{out_f}, {k}, {idx}, {HPARAMS}, {m}, {sh});")
+                             f"{out_f}, {k}, {idx}, {HPARAMS}, {m}, {qs});")
             else:
                 lines.append(f"tt_fully_connected_update_weight_f32({w}, {in_f}, {xp}, {gy}, {out_f}, {k}, "
                              f"{idx}, {HPARAMS}, {m});")
@@ -341,14 +358,14 @@ class TrainingCodegen:
         g, em = self.g, self.em
         b_t = g.tensors[op.inputs[2]]
         bp = em.ptr(op.inputs[2])
-        m, sh = self._opt_state(b_t.name, channels, shadow=True)
+        m, qs, sh = self._update_state(b_t.name, channels)
         if not self.prog.quantized:
-            return f"tt_bias_update_f32({bp}, {gy}, {pixels}, {channels}, {m});"
+            return f"tt_bias_update_f32({bp}, {gy}, {pixels}, {channels}, {HPARAMS}, {m});"
         s = qas.scales(g, op, b_t.name).reshape(-1).astype(np.float32)
         sc = self._floats(f"{c_identifier(b_t.name)}_scale", s, f"{b_t.name} scales (float32)")
-        if sh != "NULL":
-            self.state_init.append(f"tt_shadow_init_s32({sh}, {bp}, {channels});")
-        return f"tt_bias_update_s32({bp}, {gy}, {pixels}, {channels}, {sc}, {m}, {sh});"
+        if sh is not None:
+            self.state_init.append(f"tt_qas_shadow_init_s32({sh}, {bp}, {channels});")
+        return f"tt_bias_update_s32({bp}, {gy}, {pixels}, {channels}, {sc}, {HPARAMS}, {m}, {qs});"
 
     def _pool_args(self, op: Op):
         """(input dims, output dims, kh, kw, geometry) C names of a pooling op."""
@@ -398,7 +415,8 @@ class TrainingCodegen:
 # --- one call: graph + scheme -> C ------------------------------------------------------------
 
 def generate_training_model(graph: Graph, scheme, out_dir: Path, *, loss: str = "softmax_cross_entropy",
-                            momentum: bool = False, shadow: bool = False, lr: float = 0.01,
+                            momentum: bool = False, shadow: bool = False, update: str | None = None,
+                            update_seed: int | None = None, lr: float = 0.01,
                             momentum_value: float = 0.0, weight_decay: float = 0.0,
                             reorder: bool = True) -> ModelArtifacts:
     """Build the training program of `graph` under `scheme` (channels reordered first so a
@@ -408,6 +426,7 @@ def generate_training_model(graph: Graph, scheme, out_dir: Path, *, loss: str = 
     if reorder:
         from .reorder import reorder_for_scheme
         graph, scheme = reorder_for_scheme(graph, scheme)
-    prog = build_program(graph, scheme, loss=loss, momentum=momentum, shadow=shadow)
+    prog = build_program(graph, scheme, loss=loss, momentum=momentum, shadow=shadow, update=update,
+                         update_seed=update_seed)
     gen = TrainingCodegen(prog, lr=lr, momentum=momentum_value, weight_decay=weight_decay)
     return generate_model(prog.graph, out_dir, train=gen)
