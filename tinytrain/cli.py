@@ -34,6 +34,21 @@ def _emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=1) if as_json else text)
 
 
+def _check_scheme_early(model: str, scheme: str | None) -> None:
+    """--train checked before the model is loaded (a Keras model's int8 conversion takes
+    tens of seconds): its syntax and JSON, and for a .keras file the layer names and counts
+    against the file's config (read without TensorFlow)."""
+    if scheme is None:
+        return
+    from .training.scheme import check_spec_against_layers, parse_scheme
+    spec = parse_scheme(scheme)
+    if str(model).lower().endswith(".keras"):
+        from .frontends.keras import keras_file_weighted_layers
+        names = keras_file_weighted_layers(model)
+        if names:
+            check_spec_against_layers(spec, names)
+
+
 def _load(model: str, quantize: str | None, calibration: str | None):
     from .datasets import load_samples
     from .frontends import load_model
@@ -133,6 +148,7 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, upd
     from .boards import load_board
     from .project import build_project, emit_project, size_report
     board_info = load_board(board)
+    _check_scheme_early(model, scheme)
     graph = _load(model, quantize, calibration)
     graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes, update,
                                        update_seed)
@@ -221,6 +237,7 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
     from .codegen import memory_report
     from .ir import graph_macs
     from .planner import plan_graph
+    _check_scheme_early(model, scheme)
     graph = _load(model, quantize, calibration)
     graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes, update,
                                        update_seed)
