@@ -117,6 +117,26 @@ class TtSoftmaxParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in ("input_multiplier", "input_left_shift", "diff_min")]
 
 
+class TtRng(ctypes.Structure):
+    _fields_ = [("state", ctypes.c_uint32)]
+
+
+class TtQasState(ctypes.Structure):
+    """tt_qas_state: what the update of one quantized parameter keeps (tt_train_kernels.h)."""
+    _fields_ = [("mode", ctypes.c_uint8), ("shadow", ctypes.POINTER(ctypes.c_float)),
+                ("residual", ctypes.POINTER(ctypes.c_int8)), ("rng", ctypes.POINTER(TtRng))]
+
+
+UPDATE_CODES = {"nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4}
+
+
+def qas_state(mode: str, shadow=None, residual=None, rng: TtRng | None = None):
+    """A byref(tt_qas_state) for the update kernels; keep the arrays and `rng` alive."""
+    st = TtQasState(UPDATE_CODES[mode], ptr(shadow), ptr(residual),
+                    ctypes.pointer(rng) if rng is not None else None)
+    return ctypes.byref(st)
+
+
 def dims(shape) -> TtDims:
     """tt_dims from (H, W, C) or (1, H, W, C)."""
     shape = tuple(shape)[-3:]

@@ -58,7 +58,7 @@ SIGNATURES = {
     "tt_sgd_update_rows_f32": (P, I, P, I, I, F, F, F, P),
     "tt_qas_update_weight_s8": (P, P, I, I, I, I, P, I, F, F, F, P, P),
     "tt_qas_update_dw_weight_s8": (P, P, I, I, I, P, I, F, F, F, P, P),
-    "tt_qas_update_bias_s32": (P, P, I, P, I, F, F, F, F, P),
+    "tt_qas_update_bias_s32": (P, P, I, P, I, F, F, F, F, P, P),
 }
 LOSSES = {
     "tt_softmax_cross_entropy_f32": (P, I, I, P),
@@ -299,11 +299,11 @@ def test_conv2d_backward_s8_vs_tf_on_real_values(lib, tf, case, per_channel):
     sh_fused = sh_plain.copy()
     hp = (50.0, 0.9, 1e-3)
     lib.tt_qas_update_weight_s8(vp(w_plain), vp(gw), cout, kh * kw, cin, k, vp(ws), per_channel, *hp,
-                                vp(m_plain), vp(sh_plain))
+                                vp(m_plain), ck.qas_state("shadow", shadow=sh_plain))
     scratch = np.zeros(kh * kw * k, F32)
     lib.tt_conv2d_update_weight_s8(vp(w_fused), cin, vp(ws), per_channel, vp(xq), d(xq.shape), x_scale,
                                    x_zp, vp(gy), d(oshape), kh, kw, g, k, None, *hp, vp(m_fused),
-                                   vp(sh_fused), vp(scratch))
+                                   ck.qas_state("shadow", shadow=sh_fused), vp(scratch))
     np.testing.assert_array_equal(w_fused, w_plain)
     np.testing.assert_array_equal(m_fused, m_plain)
     np.testing.assert_array_equal(sh_fused, sh_plain)
@@ -632,7 +632,7 @@ def test_qas_weight_momentum_decay_shadow_vs_reference(lib, use_shadow):
                           -127, 127)
             w_ref[o, :, :k] = new.reshape(spatial, k)
         lib.tt_qas_update_weight_s8(vp(w), vp(grad), out_ch, spatial, in_ch, k, vp(scales), 1,
-                                    0.3, 0.9, 1e-2, vp(m), vp(shadow))
+                                    0.3, 0.9, 1e-2, vp(m), ck.qas_state("shadow", shadow=shadow) if use_shadow else None)
         assert w.tolist() == w_ref.tolist()
     np.testing.assert_array_equal(m, m_ref)
     if use_shadow:
@@ -648,7 +648,7 @@ def test_qas_shadow_accumulates_sub_lsb_steps(lib):
     for _ in range(4):
         lib.tt_qas_update_weight_s8(vp(plain), vp(grad), 1, 1, 1, 1, vp(scale), 0, 1.0, 0.0, 0.0, None, None)
         lib.tt_qas_update_weight_s8(vp(shadowed), vp(grad), 1, 1, 1, 1, vp(scale), 0, 1.0, 0.0, 0.0,
-                                    None, vp(shadow))
+                                    None, ck.qas_state("shadow", shadow=shadow))
     assert plain[0] == 10 and shadowed[0] == 9 and shadow[0] == pytest.approx(8.8, abs=1e-5)
 
 
@@ -678,5 +678,5 @@ def test_qas_bias_s32_exact_and_saturating(lib):
     expected = [int(qas_ref([bi], np.array([gi]), si, 1.0, 0, 0, None, None, -2 ** 31, big)[0])
                 for bi, gi, si in zip(b, grad, scale)]
     assert expected[:6] == [-1, 999, -1000, big, -2 ** 31, 2 ** 30]
-    lib.tt_qas_update_bias_s32(vp(b), vp(grad), 8, vp(w_scale), 1, x_scale, 1.0, 0.0, 0.0, None)
+    lib.tt_qas_update_bias_s32(vp(b), vp(grad), 8, vp(w_scale), 1, x_scale, 1.0, 0.0, 0.0, None, None)
     assert b.tolist() == expected

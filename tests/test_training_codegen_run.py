@@ -78,15 +78,15 @@ def assert_within_one_lsb(c, sim, name, min_exact=0.98):
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn", "residual", "dwsep"])
-@pytest.mark.parametrize("opt", ["plain", "momentum_shadow"])
+@pytest.mark.parametrize("opt", ["nearest", "shadow+momentum", "residual+momentum", "stochastic"])
 def test_int8_c_steps_equal_the_numpy_qas_simulation(tmp_path, model, opt):
     g = int8_graph(model)
-    mom = opt == "momentum_shadow"
+    mode, mom = opt.split("+")[0], opt.endswith("+momentum")
     xs = int8_inputs(g, 3, 7)
     labels = [1, 0, 2]
-    tr = Trainer(build_program(g, "full", momentum=mom, shadow=mom), lr=LR, momentum=MU if mom else 0.0)
+    tr = Trainer(build_program(g, "full", momentum=mom, update=mode), lr=LR, momentum=MU if mom else 0.0)
     sim_losses = [tr.step(x, y).loss for x, y in zip(xs, labels)]
-    with start(g, "full", tmp_path, momentum=mom, shadow=mom, reorder=False) as ht:
+    with start(g, "full", tmp_path, momentum=mom, update=mode, reorder=False) as ht:
         ht.set_hparams(LR, MU if mom else 0.0, 0.0)
         res = ht.train_many(xs, labels)
         after = ht.params()

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__
 from .errors import TinyTrainError
+from .training.qas import DEFAULT_UPDATE, UPDATE_MODES
 
 
 def _fail(message: str) -> None:
@@ -34,11 +35,13 @@ def _emit(data, as_json: bool, text: str) -> None:
 
 
 def _compile(model: str, quantize: str | None, calibration: str | None, scheme=None, num_classes=None,
-             loss="softmax_cross_entropy", momentum=False, lr=0.01, memory_passes=True, board="native"):
+             loss="softmax_cross_entropy", momentum=False, lr=0.01, memory_passes=True, board="native",
+             update=None, update_seed=None):
     """tinytrain.compile with the CLI's options."""
     from .compiler import compile as compile_model
     return compile_model(model, scheme=scheme, board=board, passes=memory_passes, quantize=quantize,
-                         calibration=calibration, num_classes=num_classes, loss=loss, momentum=momentum, lr=lr)
+                         calibration=calibration, num_classes=num_classes, loss=loss, momentum=momentum, lr=lr,
+                         update=update, update_seed=update_seed)
 
 
 model_options = [
@@ -71,6 +74,13 @@ train_options = [
                  show_default=True, help="Training loss."),
     click.option("--momentum/--no-momentum", default=False, show_default=True,
                  help="Keep SGD momentum state (counts in the memory plan)."),
+    click.option("--update", "update", type=click.Choice(list(UPDATE_MODES)), default=None,
+                 help="How int8 parameters keep the part of a step below one quantization step: "
+                      "nearest (rounded away, no memory), shadow (fp32 copy, 4 B per trained element), "
+                      "residual (8 more bits of fraction, 1 B per element), stochastic (unbiased rounding "
+                      f"from an on-device PRNG, 4 B in all). Default: {DEFAULT_UPDATE}."),
+    click.option("--update-seed", type=click.IntRange(0, 2 ** 32 - 1), default=None,
+                 help="Seed of the stochastic-rounding PRNG compiled into the firmware."),
     click.option("--lr", type=float, default=0.01, show_default=True,
                  help="Initial learning rate compiled into the firmware (changeable over the link)."),
     click.option("--memory-passes/--no-memory-passes", default=True, show_default=True,
@@ -96,17 +106,18 @@ def with_train_options(fn):
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes, board, output,
-          compile_, force, as_json):
+def build(model, quantize, calibration, scheme, num_classes, loss, momentum, update, update_seed, lr,
+          memory_passes, board, output, compile_, force, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, size_report
     board_info = load_board(board)
     compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
-                        board=board_info)
+                        board=board_info, update=update, update_seed=update_seed)
     result = compiled.write_project(Path(output), force=force)
+    program = compiled.program
     lines = [f"emitted {compiled.graph.name} for {board} in {result['output']}"
-             + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
+             + (f" (training: {scheme}, update {program.update})" if scheme else ""), result["fit_table"]]
     if compile_ is None:
         compile_ = board_info.emulated
     if compile_:
@@ -176,12 +187,14 @@ def stop(project):
 @click.option("--tensors", is_flag=True, help="Also print the per-tensor arena table.")
 @with_train_options
 @user_errors
-def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr, memory_passes):
+def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, update,
+            update_seed, lr, memory_passes):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
     from .planner import plan_graph
-    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes)
+    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
+                        update=update, update_seed=update_seed)
     graph, program = compiled.graph, compiled.program
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
@@ -189,12 +202,14 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
     data = dict(model=graph.name, model_hash=compiled.model_hash, layers=layers, macs=compiled.macs,
                 memory=memory, plan=dict(algorithm=plan.algorithm, tensors=report.plan_rows(plan)))
     if program is not None:
-        data["training"] = dict(scheme=scheme, loss=loss, macs_per_step=program.macs(),
+        data["training"] = dict(scheme=scheme, loss=loss, update=program.update,
+                                update_seed=program.update_seed, macs_per_step=program.macs(),
                                 trained=program.scheme.describe())
     text = "\n\n".join(filter(None, [
         f"model {graph.name}  ({len(layers)} layers, {data['macs']:,} MACs, hash {data['model_hash']})",
         report.format_layers(layers),
-        ("training step: " + scheme + "\n  " + "\n  ".join(data["training"]["trained"])) if program else "",
+        (f"training step: {scheme}, update {program.update}\n  " + "\n  ".join(data["training"]["trained"]))
+        if program else "",
         report.format_memory(memory) + ("" if program else f"\n(planner: {plan.algorithm})"),
         report.format_plan(data["plan"]["tensors"]) if tensors else ""]))
     _emit(data, as_json, text)

@@ -149,6 +149,19 @@ def _inference_memory(graph: Graph, plan) -> dict:
                 naive_bytes=sum(t.nbytes for t in graph.activations()))
 
 
+def _check_scheme_early(model, scheme) -> None:
+    """A scheme checked before the model is loaded (a Keras model's int8 conversion takes
+    tens of seconds): its syntax and JSON, and for a .keras file the layer names and counts
+    against the file's config (read without TensorFlow)."""
+    from .training.scheme import check_spec_against_layers, parse_scheme
+    spec = parse_scheme(scheme)
+    if isinstance(model, (str, Path)) and str(model).lower().endswith(".keras"):
+        from .frontends.keras import keras_file_weighted_layers
+        names = keras_file_weighted_layers(model)
+        if names:
+            check_spec_against_layers(spec, names)
+
+
 def load(model, *, quantize: str | None = None, calibration=None) -> Graph:
     """A model (Graph, path, Keras model, .tflite bytes) as a validated Graph."""
     if isinstance(model, Graph):
@@ -165,6 +178,7 @@ def load(model, *, quantize: str | None = None, calibration=None) -> Graph:
 def compile(model, *, scheme=None, board: str | Board = "native", passes: bool = True,
             quantize: str | None = None, calibration=None, num_classes: int | None = None,
             loss: str = "softmax_cross_entropy", momentum: bool = False, shadow: bool = False,
+            update: str | None = None, update_seed: int | None = None,
             lr: float = 0.01, momentum_value: float = 0.0, weight_decay: float = 0.0,
             reorder: bool = True) -> Compiled:
     """Compile `model` (a Graph, a path to .keras/.h5/.tflite/.json, a Keras model, or
@@ -173,15 +187,17 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
 
     passes: the memory passes (fused pointwise+depthwise, in-place depthwise) on the part of
     the graph no gradient reaches. num_classes: replace the classifier by a fresh head.
-    momentum/shadow: keep SGD momentum / fp32 shadow state (counted in the memory plan);
+    momentum: keep SGD momentum state (counted in the memory plan); update: how int8
+    parameters keep sub-step progress ("nearest", "shadow", "residual", "stochastic";
+    default: training.qas.DEFAULT_UPDATE; shadow=True means "shadow"), update_seed: the
+    stochastic rounding PRNG's seed;
     lr, momentum_value, weight_decay: the hyper-parameters compiled in (changeable at run
     time). reorder: move a partial update's trained channels to the front."""
     from .passes import frozen_prefix, optimize_for_memory
     board = board if isinstance(board, Board) else load_board(board)
     scheme_text = None if scheme is None else str(getattr(scheme, "name", scheme))
     if scheme is not None and not hasattr(scheme, "layers"):
-        from .training.scheme import parse_scheme
-        parse_scheme(scheme)      # a malformed scheme fails before the (slow) import
+        _check_scheme_early(model, scheme)
     graph = load(model, quantize=quantize, calibration=calibration)
     if num_classes is not None:
         from .training.head import replace_classifier
@@ -198,5 +214,6 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
         bound = scheme if hasattr(scheme, "layers") else bind_scheme(scheme, graph)
     if passes:
         graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
-    program = build_program(graph, bound, loss=loss, momentum=momentum, shadow=shadow)
+    program = build_program(graph, bound, loss=loss, momentum=momentum, shadow=shadow, update=update,
+                            update_seed=update_seed)
     return Compiled(program.graph, board, program, lr, momentum_value, weight_decay, scheme_text)

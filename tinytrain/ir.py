@@ -118,6 +118,9 @@ class Graph:
     ops: list[Op]                  # schedule order (topologically sorted)
     inputs: list[str]
     outputs: list[str]
+    # the source model's layer names where the IR names its op otherwise (e.g. Keras "conv2"
+    # -> "conv2_1_Relu" after TFLite's conversion): what a user may call a layer in a scheme
+    layer_names: dict[str, str] = field(default_factory=dict)
 
     # --- queries -----------------------------------------------------------------
     def tensor(self, name: str) -> Tensor:

@@ -32,25 +32,54 @@
  *   4. tt_<op>_grad_bias_f32 + bias update       any time after 1.
  * No full weight-gradient buffer is needed; scratch sizes: TT_*_UPDATE_SCRATCH.
  *
- * Update rules (element-wise, float32, in this order of operations):
+ * Update rules (element-wise, float32, in this order of operations; tt_update_rules.h):
  *   SGD (float):  g = grad + wd * w;  if (m_buf) { m = momentum * m + g; g = m; }
  *                 w = w - lr * g.     (momentum is ignored when m_buf is NULL)
  *   QAS (int8 weight q with scale s = w_scale[o]; int32 bias with s = w_scale[o] * x_scale):
  *                 g = grad_real / s;  g = g + wd * v;  if (m_buf) { m = momentum * m + g; g = m; }
  *                 step = lr * g
- *     no shadow:  q = sat(round_half_away(q - step)), rounded exactly (the difference is
- *                 not first rounded to float); v = q.
+ *   and then, by the parameter's update mode (tt_qas_state; NULL = nearest):
+ *     nearest:    q = sat(round_half_away(q - step)), rounded exactly (the difference is
+ *                 not first rounded to float); v = q. A step under half a quantization
+ *                 step is lost.
  *     shadow:     v = shadow (float copy of q in the quantized domain, init: (float)q);
  *                 shadow = clamp(shadow - step, qmin, qmax); q = round_half_away(shadow).
+ *     residual:   8 more bits of fraction r (int8) per element: the value is q + r / 256,
+ *                 v = that value; 256 q + r - 256 step is rounded exactly to an integer
+ *                 and split again into q (nearest) and r in [-128, 127].
+ *     stochastic: q = floor(q - step) + 1 with probability frac(q - step), else
+ *                 floor(q - step) (unbiased), drawn from the model's counter-based PRNG
+ *                 (tt_rng: element e of an update draws hash(state + (e + 1) * gamma); the
+ *                 update then advances the state by its element count); v = q.
  *   int8 weights saturate to [-127, 127] (TFLite's symmetric weight range), int32
- *   biases to the int32 range. A NaN step leaves the parameter unchanged. Momentum buffers and shadows have the
- *   layout of the weight gradient (compact over trained channels) for fused updates,
- *   and of the updated array for the plain update functions.
+ *   biases to the int32 range. A NaN step leaves the parameter unchanged. Momentum buffers,
+ *   shadows and residuals have the layout of the weight gradient (compact over trained
+ *   channels) for fused updates, and of the updated array for the plain update functions.
  */
 #ifndef TT_TRAIN_KERNELS_H
 #define TT_TRAIN_KERNELS_H
 
 #include "tt_types.h"
+
+/* ---- update modes of quantized parameters (codes shared with tinytrain/training/qas.py
+ * UPDATE_MODES and the generated model.h's TT_UPDATE_MODE) ----------------------------- */
+#define TT_UPDATE_FLOAT      0   /* float parameters: plain SGD, no mode */
+#define TT_UPDATE_NEAREST    1   /* round to nearest: no extra memory */
+#define TT_UPDATE_SHADOW     2   /* fp32 shadow: 4 B per trained element */
+#define TT_UPDATE_RESIDUAL   3   /* 8-bit fraction residual: 1 B per trained element */
+#define TT_UPDATE_STOCHASTIC 4   /* stochastic rounding: the PRNG state only */
+
+typedef struct {
+    uint32_t state;              /* Weyl-sequence counter (tt_update_rules.h) */
+} tt_rng;
+
+/* What an update of one quantized parameter keeps besides the parameter. */
+typedef struct {
+    uint8_t mode;                /* TT_UPDATE_NEAREST .. TT_UPDATE_STOCHASTIC */
+    float *shadow;               /* TT_UPDATE_SHADOW: one float per trained element */
+    int8_t *residual;            /* TT_UPDATE_RESIDUAL: 1/256 units per trained element */
+    tt_rng *rng;                 /* TT_UPDATE_STOCHASTIC: the model's stream */
+} tt_qas_state;
 
 /* ---- scratch and mask sizes (in elements / bytes) --------------------------------- */
 #define TT_MASK_BYTES(n)                          (((n) + 7) / 8)
@@ -98,7 +127,8 @@ void tt_conv2d_grad_bias_f32(const float *grad_y, const tt_dims *out,
 /* Fused weight gradient + update, one output channel at a time (scratch:
  * TT_CONV2D_UPDATE_SCRATCH(kh, kw, k_in) floats). w is (out->c, kh, kw, in_channels);
  * trained weights w[o][ky][kx][ch_index ? ch_index[j] : j], j < k_in.
- * m_buf (nullable) and shadow (nullable, _s8 only) are (out->c, kh, kw, k_in). */
+ * m_buf (nullable) and the update state's arrays (qs nullable, _s8 only) are
+ * (out->c, kh, kw, k_in). */
 void tt_conv2d_update_weight_f32(float *w, int32_t in_channels,
                                  const float *x, const tt_dims *in,
                                  const float *grad_y, const tt_dims *out,
@@ -113,7 +143,7 @@ void tt_conv2d_update_weight_s8(int8_t *w, int32_t in_channels,
                                 int32_t kh, int32_t kw, const tt_geom *g,
                                 int32_t k_in, const int32_t *ch_index,
                                 float lr, float momentum, float weight_decay,
-                                float *m_buf, float *shadow, float *scratch);
+                                float *m_buf, const tt_qas_state *qs, float *scratch);
 
 /* ---- depthwise_conv2d (depth multiplier 1; in->c == out->c == channels) ------------ */
 void tt_depthwise_conv2d_grad_input_f32(const float *grad_y, const tt_dims *out,
@@ -139,7 +169,7 @@ void tt_depthwise_conv2d_grad_weight_s8(const int8_t *x, const tt_dims *in,
                                         int32_t accumulate, float *grad_w);
 #define tt_depthwise_conv2d_grad_bias_f32 tt_conv2d_grad_bias_f32
 /* Fused: w is (kh, kw, channels) with channels == out->c; scratch
- * TT_DEPTHWISE_UPDATE_SCRATCH(kh, kw) floats; m_buf / shadow are (kh, kw, k_ch). */
+ * TT_DEPTHWISE_UPDATE_SCRATCH(kh, kw) floats; m_buf / the qs arrays are (kh, kw, k_ch). */
 void tt_depthwise_conv2d_update_weight_f32(float *w, const float *x, const tt_dims *in,
                                            const float *grad_y, const tt_dims *out,
                                            int32_t kh, int32_t kw, const tt_geom *g,
@@ -153,7 +183,7 @@ void tt_depthwise_conv2d_update_weight_s8(int8_t *w, const float *w_scale, int32
                                           int32_t kh, int32_t kw, const tt_geom *g,
                                           int32_t k_ch, const int32_t *ch_index,
                                           float lr, float momentum, float weight_decay,
-                                          float *m_buf, float *shadow, float *scratch);
+                                          float *m_buf, const tt_qas_state *qs, float *scratch);
 
 /* ---- fully_connected (w: out_features x in_features) -------------------------------- */
 void tt_fully_connected_grad_input_f32(const float *grad_y, int32_t out_features,
@@ -172,7 +202,7 @@ void tt_fully_connected_grad_weight_s8(const int8_t *x, int32_t k_in, float x_sc
 /* grad_b = grad_y (n == out_features). */
 void tt_fully_connected_grad_bias_f32(const float *grad_y, int32_t n,
                                       int32_t accumulate, float *grad_b);
-/* Fused, no scratch: w (out_features, in_features); m_buf / shadow (out_features, k_in). */
+/* Fused, no scratch: w (out_features, in_features); m_buf / qs arrays (out_features, k_in). */
 void tt_fully_connected_update_weight_f32(float *w, int32_t in_features,
                                           const float *x, const float *grad_y, int32_t out_features,
                                           int32_t k_in, const int32_t *ch_index,
@@ -184,7 +214,7 @@ void tt_fully_connected_update_weight_s8(int8_t *w, int32_t in_features,
                                          const float *grad_y, int32_t out_features,
                                          int32_t k_in, const int32_t *ch_index,
                                          float lr, float momentum, float weight_decay,
-                                         float *m_buf, float *shadow);
+                                         float *m_buf, const tt_qas_state *qs);
 
 /* ---- pooling, pad, softmax, add ------------------------------------------------------ */
 /* Average over the window's in-bounds elements (padding not counted), as the forward. */
@@ -234,36 +264,41 @@ void tt_sgd_update_rows_f32(float *w, int32_t w_stride, const float *grad, int32
                             int32_t row_len, float lr, float momentum, float weight_decay,
                             float *m_buf);
 /* QAS update of int8 weights laid out (out_ch, spatial, in_ch) (conv2d: spatial = kh*kw;
- * fc: spatial = 1), the first k_in input channels trained; grad_real, m_buf and shadow
- * (both nullable) are (out_ch, spatial, k_in). Scale of output channel o: w_scale[o]
- * (per_channel) or w_scale[0]. */
+ * fc: spatial = 1), the first k_in input channels trained; grad_real, m_buf and the qs
+ * arrays (all nullable but grad_real) are (out_ch, spatial, k_in). Scale of output
+ * channel o: w_scale[o] (per_channel) or w_scale[0]. */
 void tt_qas_update_weight_s8(int8_t *w, const float *grad_real, int32_t out_ch, int32_t spatial,
                              int32_t in_ch, int32_t k_in, const float *w_scale, int32_t per_channel,
                              float lr, float momentum, float weight_decay,
-                             float *m_buf, float *shadow);
+                             float *m_buf, const tt_qas_state *qs);
 /* QAS update of depthwise int8 weights (spatial, channels), the first k_ch channels
  * trained; channel c has scale w_scale[c] (per_channel) or w_scale[0]; grad_real,
- * m_buf, shadow are (spatial, k_ch). */
+ * m_buf, qs arrays are (spatial, k_ch). */
 void tt_qas_update_dw_weight_s8(int8_t *w, const float *grad_real, int32_t spatial,
                                 int32_t channels, int32_t k_ch, const float *w_scale,
                                 int32_t per_channel, float lr, float momentum,
-                                float weight_decay, float *m_buf, float *shadow);
-/* In-place bias updates of a backward step, channel by channel, from grad_y (pixels x
- * channels) summed over the pixels (no bias-gradient buffer): SGD on a float bias; QAS on an
- * int32 bias whose channel c has scale scale[c] (m_buf, shadow nullable). */
-void tt_bias_update_f32(float *b, const float *grad_y, int32_t pixels, int32_t channels,
-                        float lr, float momentum, float weight_decay, float *m_buf);
-void tt_bias_update_s32(int32_t *b, const float *grad_y, int32_t pixels, int32_t channels,
-                        const float *scale, float lr, float momentum, float weight_decay,
-                        float *m_buf, float *shadow);
-/* fp32 shadows start as the parameters: shadow (rows x row_len) = the trained part of int8
- * weights w (rows of `stride`; channels ch_index[j] or j); shadow[i] = b[i]. */
-void tt_shadow_init_s8(float *shadow, const int8_t *w, int32_t rows, int32_t row_len,
-                       int32_t stride, const int32_t *ch_index);
-void tt_shadow_init_s32(float *shadow, const int32_t *b, int32_t n);
+                                float weight_decay, float *m_buf, const tt_qas_state *qs);
 /* QAS update of an int32 bias of n channels: scale w_scale[o] * x_scale. */
 void tt_qas_update_bias_s32(int32_t *b, const float *grad_real, int32_t n,
                             const float *w_scale, int32_t per_channel, float x_scale,
-                            float lr, float momentum, float weight_decay, float *m_buf);
+                            float lr, float momentum, float weight_decay, float *m_buf,
+                            const tt_qas_state *qs);
+
+/* ---- bias updates from the output gradient, channel by channel (no bias-gradient
+ * buffer): the gradient of channel c is the sum over the pixels of grad_y (pixels x
+ * channels), in pixel order. ------------------------------------------------------------- */
+void tt_bias_update_f32(float *b, const float *grad_y, int32_t pixels, int32_t channels,
+                        float lr, float momentum, float weight_decay, float *m_buf);
+/* scale[c]: the bias scale of channel c (float32). */
+void tt_bias_update_s32(int32_t *b, const float *grad_y, int32_t pixels, int32_t channels,
+                        const float *scale, float lr, float momentum, float weight_decay,
+                        float *m_buf, const tt_qas_state *qs);
+
+/* ---- update state from the parameters (tt_model_reset_optimizer) ------------------------ */
+/* shadow (rows x row_len) = the trained part of int8 weights w (rows of `stride`, trained
+ * channels ch_index[j] or j). */
+void tt_qas_shadow_init_s8(float *shadow, const int8_t *w, int32_t rows, int32_t row_len,
+                           int32_t stride, const int32_t *ch_index);
+void tt_qas_shadow_init_s32(float *shadow, const int32_t *b, int32_t n);
 
 #endif

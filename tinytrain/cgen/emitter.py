@@ -27,7 +27,7 @@ from .kernels import KernelIndex, choose, kernel_index
 
 # Bytes of the parameter structs on a 32-bit target (pointers 4 bytes): their share of flash.
 STRUCT_BYTES_32 = {"tt_dims": 12, "tt_geom": 24, "tt_requant": 24, "tt_add_params": 48,
-                   "tt_softmax_params": 12}
+                   "tt_softmax_params": 12, "tt_qas_state": 16}
 
 
 @dataclass

@@ -97,6 +97,7 @@ def emit_model(graph: Graph, arena: dict[str, ArenaSlot], memory: dict, *, simd:
     em = Emitter(graph, arena, simd=simd, mutable=mutable)
     if program is not None:
         from ..training.emit import TrainEmit
+        from ..training import qas
         train = TrainEmit(program, em, lr=lr, momentum=momentum, weight_decay=weight_decay)
     forward = []
     for op in graph.ops:
@@ -117,6 +118,7 @@ def emit_model(graph: Graph, arena: dict[str, ArenaSlot], memory: dict, *, simd:
             scheme=program.scheme.describe(), scheme_name=program.scheme.name, loss_name=program.loss,
             lr=train.initial_hparams[0], momentum=train.initial_hparams[1],
             weight_decay=train.initial_hparams[2], state_init=train.state_init, loss=loss,
+            update_mode=qas.update_mode(program.update), update_seed=f"0x{program.update_seed:08X}u",
             backward=backward,
             params=[dict(name=p.name, cname=p.cname, nbytes=p.nbytes,
                          dtype_code=f"TT_DTYPE_{DTYPES[p.dtype].c_suffix.upper()}") for p in train.params])

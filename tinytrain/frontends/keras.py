@@ -56,7 +56,74 @@ def load_keras(model, quantize: str | None = None, calibration: np.ndarray | Non
         raise TinyTrainError("int8 quantization of a Keras model needs calibration data "
                              "(representative float32 inputs)")
     from .tflite import load_tflite
-    return load_tflite(keras_to_int8_tflite(model, calibration), name=model.name)
+    graph = load_tflite(keras_to_int8_tflite(model, calibration), name=model.name)
+    graph.layer_names = keras_layer_map(model, graph)
+    return graph
+
+
+WEIGHTED_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+def keras_weighted_layers(model) -> list:
+    """The model's Conv2D / DepthwiseConv2D / Dense layers in topological order."""
+    return [layer for layer, _, _ in _nodes_in_order(model)[0] if type(layer).__name__ in WEIGHTED_LAYERS]
+
+
+def _ir_weight_shape(layer) -> tuple[int, ...]:
+    """The IR layout of a Keras layer's kernel (OHWI, depthwise HWC, Dense OI)."""
+    k = tuple(layer.get_weights()[0].shape)
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        return (k[3], k[0], k[1], k[2])
+    if kind == "DepthwiseConv2D":
+        return k[:3]
+    return (k[1], k[0])
+
+
+def keras_layer_map(model, graph) -> dict[str, str]:
+    """Keras layer name -> IR op name, for the weighted layers whose name the TFLite converter
+    changed (Keras "conv2" -> op "conv2_1_Relu", the last Dense -> "output"). The converter
+    keeps every weighted layer as one op, in order (batch norms fold into them, activations
+    fuse): pair them in order, checked by weight shape; where that fails, by name prefix."""
+    import re
+    from ..ops import unit
+    layers = keras_weighted_layers(model)
+    ops = [op for op in graph.ops if unit(op.type).weighted]
+    if len(layers) == len(ops) and all(
+            _ir_weight_shape(layer) == graph.tensors[op.inputs[1]].shape for layer, op in zip(layers, ops)):
+        pairs = [(layer.name, op.name) for layer, op in zip(layers, ops)]
+    else:
+        pairs = []
+        for layer in layers:
+            hits = [op.name for op in ops if re.fullmatch(re.escape(layer.name) + r"(_\d+)?(_.*)?", op.name)]
+            if len(hits) == 1:
+                pairs.append((layer.name, hits[0]))
+    return {k: v for k, v in pairs if k != v}
+
+
+def keras_file_weighted_layers(path) -> list[str] | None:
+    """Names of the weighted layers of a .keras file, read from its config.json without
+    importing TensorFlow (None when the file is not a readable .keras archive)."""
+    import json
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in WEIGHTED_LAYERS and isinstance(node.get("config"), dict):
+                names.append(node["config"].get("name"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(config)
+    return [n for n in names if isinstance(n, str)]
 
 
 def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:

@@ -136,12 +136,12 @@ class Conv2D(WeightedOp):
         cin = self.in_channels(g, op)
         xp, xq = t.saved_x(b, op)
         xdims = t.saved_dims(b, op)
-        w, k, idx, m, sh = t.weight_update_state(op, b, self.out_channels(g, op) * kh * kw, cin)
+        w, k, idx, m, qs = t.weight_update_state(op, b, self.out_channels(g, op) * kh * kw, cin)
         scratch = t.view(b.scratch)
         if t.quantized:
             sc, pc = t.weight_scale(op)
             return [em.call(em.kernel("tt_conv2d_update_weight_s8"), w, cin, sc, pc, xp, xdims, *xq, gy,
-                            em.dims(y), kh, kw, em.geom(op), k, idx, *t.hparams, m, sh, scratch)]
+                            em.dims(y), kh, kw, em.geom(op), k, idx, *t.hparams, m, qs, scratch)]
         return [em.call(em.kernel("tt_conv2d_update_weight_f32"), w, cin, xp, xdims, gy, em.dims(y),
                         kh, kw, em.geom(op), k, idx, *t.hparams, m, scratch)]
 

@@ -142,12 +142,12 @@ class DepthwiseConv2D(WeightedOp):
         kh, kw = self.kernel_hw(g, op)
         xp, xq = t.saved_x(b, op)
         xdims = t.saved_dims(b, op)
-        w, k, idx, m, sh = t.weight_update_state(op, b, kh * kw, self.in_channels(g, op))
+        w, k, idx, m, qs = t.weight_update_state(op, b, kh * kw, self.in_channels(g, op))
         scratch = t.view(b.scratch)
         if t.quantized:
             sc, pc = t.weight_scale(op)
             return [em.call(em.kernel("tt_depthwise_conv2d_update_weight_s8"), w, sc, pc, xp, xdims, *xq, gy,
-                            em.dims(y), kh, kw, em.geom(op), k, idx, *t.hparams, m, sh, scratch)]
+                            em.dims(y), kh, kw, em.geom(op), k, idx, *t.hparams, m, qs, scratch)]
         return [em.call(em.kernel("tt_depthwise_conv2d_update_weight_f32"), w, xp, xdims, gy, em.dims(y),
                         kh, kw, em.geom(op), k, idx, *t.hparams, m, scratch)]
 

@@ -90,11 +90,11 @@ class FullyConnected(WeightedOp):
     def emit_weight_update(self, em, op, b, t, gy):
         out_f, in_f = em.graph.tensors[op.inputs[1]].shape
         xp, xq = t.saved_x(b, op)
-        w, k, idx, m, sh = t.weight_update_state(op, b, out_f, in_f)
+        w, k, idx, m, qs = t.weight_update_state(op, b, out_f, in_f)
         if t.quantized:
             sc, pc = t.weight_scale(op)
             return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), w, in_f, sc, pc, xp, *xq, gy,
-                            out_f, k, idx, *t.hparams, m, sh)]
+                            out_f, k, idx, *t.hparams, m, qs)]
         return [em.call(em.kernel("tt_fully_connected_update_weight_f32"), w, in_f, xp, gy, out_f, k, idx,
                         *t.hparams, m)]
 

@@ -27,4 +27,5 @@ def fuse_pw_dw(graph: Graph, allowed: set[str] | None = None) -> Graph:
             fused_dw.add(dw.name)
         else:
             ops.append(op)
-    return Graph(graph.name, dict(graph.tensors), ops, list(graph.inputs), list(graph.outputs))
+    return Graph(graph.name, dict(graph.tensors), ops, list(graph.inputs), list(graph.outputs),
+                 dict(graph.layer_names))

@@ -128,40 +128,52 @@ class TrainEmit:
             c = self.prog.buffers[saved].shape[-1]
         return self.em.dims((h, w, c))
 
-    def _state(self, base: str, n: int, comment: str) -> CExpr:
-        return self.em.state(base, "float32", n, comment)
-
-    def opt_state(self, name: str, n: int, shadow: bool) -> tuple[CExpr, CExpr]:
-        """(momentum buffer, fp32 shadow) of a parameter's trained part (NULL if not kept)."""
-        m = self._state(f"m_{name}", n, f"{name} momentum") if self.prog.momentum else NULL
-        sh = NULL
-        if shadow and self.prog.shadow:
-            sh = self._state(f"shadow_{name}", n, f"{name} fp32 shadow (quantized units)")
-        return m, sh
+    def update_state(self, name: str, n: int) -> tuple[CExpr, CExpr, CExpr | None]:
+        """(momentum buffer, update state, shadow) of a parameter's n trained elements
+        (compact layout): the momentum array or NULL; NULL (float parameters, round to
+        nearest) or the address of the parameter's tt_qas_state (the update mode's arrays,
+        tt_train_kernels.h); its shadow array or None. Every array is zeroed by
+        tt_model_reset_optimizer; the caller registers how a shadow is re-derived."""
+        em = self.em
+        m = em.state(f"m_{name}", "float32", n, f"{name} momentum") if self.prog.momentum else NULL
+        mode = self.prog.update
+        if not self.quantized or mode == "nearest":
+            return m, NULL, None
+        shadow = residual = rng = NULL
+        if mode == "shadow":
+            shadow = em.state(f"shadow_{name}", "float32", n, f"{name} fp32 shadow (quantized units)")
+        elif mode == "residual":
+            residual = em.state(f"residual_{name}", "int8", n, f"{name} residual (1/256 units)")
+        else:
+            rng = CExpr("&tt_update_rng")
+        qs = em.struct("tt_qas_state", f"tt_qs_{name}", mode=CExpr(f"TT_UPDATE_{mode.upper()}"),
+                       shadow=shadow, residual=residual, rng=rng)
+        return m, qs, (None if shadow is NULL else shadow)
 
     def weight_update_state(self, op: Op, step: BackwardStep, rows: int, row_stride: int):
-        """(weight, trained channels k, channel index, momentum, shadow) of a weight update
-        over `rows` rows of `row_stride` input channels; registers the optimizer state and
-        the shadow's initialisation."""
+        """(weight, trained channels k, channel index, momentum, update state) of a weight
+        update over `rows` rows of `row_stride` input channels; registers the optimizer
+        state and how the reset re-derives it."""
         k = trained_in_channels(self.g, op, step.update)
         idx = self.channel_index(step)
-        m, sh = self.opt_state(op.inputs[1], rows * k, shadow=True)
+        m, qs, sh = self.update_state(op.inputs[1], rows * k)
         w = self.em.ptr(op.inputs[1])
-        if sh is not NULL:
-            self.state_init.append(self.em.call("tt_shadow_init_s8", sh, w, rows, k, row_stride, idx))
-        return w, k, idx, m, sh
+        if sh is not None:
+            self.state_init.append(self.em.call("tt_qas_shadow_init_s8", sh, w, rows, k, row_stride, idx))
+        return w, k, idx, m, qs
 
     def bias_update(self, op: Op, gy: CExpr, pixels: int, channels: int) -> str:
         b_t = self.g.tensors[op.inputs[2]]
         bp = self.em.ptr(op.inputs[2])
-        m, sh = self.opt_state(b_t.name, channels, shadow=True)
+        m, qs, sh = self.update_state(b_t.name, channels)
         if not self.quantized:
-            return self.em.call("tt_bias_update_f32", bp, gy, pixels, channels, *self.hparams, m)
+            return self.em.call(self.em.kernel("tt_bias_update_f32"), bp, gy, pixels, channels, *self.hparams, m)
         s = qas.scales(self.g, op, b_t.name).reshape(-1).astype(np.float32)
         sc = self.em.array(f"{b_t.name}_scale", "float32", s, f"{b_t.name} scales (float32)")
-        if sh is not NULL:
-            self.state_init.append(self.em.call("tt_shadow_init_s32", sh, bp, channels))
-        return self.em.call("tt_bias_update_s32", bp, gy, pixels, channels, sc, *self.hparams, m, sh)
+        if sh is not None:
+            self.state_init.append(self.em.call("tt_qas_shadow_init_s32", sh, bp, channels))
+        return self.em.call(self.em.kernel("tt_bias_update_s32"), bp, gy, pixels, channels, sc, *self.hparams,
+                            m, qs)
 
     # --- the step ------------------------------------------------------------------------------
     def forward_extra(self, op: Op) -> list[str]:

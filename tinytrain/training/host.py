@@ -139,7 +139,13 @@ class HostTrainer:
         self._flush()
 
     def reset_optimizer(self) -> None:
+        """tt_model_reset_optimizer: re-derive the update state from the parameters."""
         self._send(b"R")
+        self._flush()
+
+    def set_update_seed(self, seed: int) -> None:
+        """tt_model_set_update_seed: restart the stochastic-rounding PRNG at `seed`."""
+        self._send(b"E" + struct.pack("<I", seed))
         self._flush()
 
     def close(self) -> None:

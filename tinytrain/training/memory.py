@@ -93,10 +93,12 @@ def plan_arena(lts: dict[str, Lifetime]) -> tuple[dict[str, int], int]:
 
 
 def param_bytes(prog: TrainingProgram) -> dict[str, int]:
-    """Parameters: trained ones (and optimizer state) in SRAM, the rest in flash."""
+    """Parameters: trained ones and everything their update keeps (momentum, the update
+    mode's state) in SRAM, the rest in flash."""
+    from .qas import RNG_STATE_BYTES, update_mode
     g = prog.graph
     trained_sram = 0
-    state = 0
+    elements = 0           # trained elements (the compact layout of the updates)
     trained_names = set()
     for name, u in prog.scheme.layers.items():
         op = next(o for o in g.ops if o.name == name)
@@ -104,14 +106,17 @@ def param_bytes(prog: TrainingProgram) -> dict[str, int]:
         if u.weight:
             trained_sram += w.nbytes
             trained_names.add(w.name)
-            n = w.size * trained_in_channels(g, op, u) // _in(w, op)
-            state += 4 * n * (int(prog.momentum) + int(prog.shadow))
+            elements += w.size * trained_in_channels(g, op, u) // _in(w, op)
         if u.bias:
             trained_sram += b.nbytes
             trained_names.add(b.name)
-            state += 4 * b.size * (int(prog.momentum) + int(prog.shadow and b.dtype == "int32"))
+            elements += b.size
+    mode = update_mode(prog.update)
+    update_state = elements * mode.bytes_per_element + (RNG_STATE_BYTES if mode.name == "stochastic" else 0)
+    momentum = 4 * elements * int(prog.momentum)
     frozen = sum(t.nbytes for t in g.constants() if t.name not in trained_names)
-    return {"trainable_weights": trained_sram, "optimizer_state": state,
+    return {"trainable_weights": trained_sram, "momentum": momentum, "update_state": update_state,
+            "optimizer_state": momentum + update_state,
             "frozen": frozen, "requant_tables": _requant_bytes(g), "all_params": frozen + trained_sram}
 
 
@@ -172,7 +177,10 @@ def memory_report(prog: TrainingProgram) -> dict:
         "arena_bytes": arena,
         "trainable_param_bytes": trainable,
         "trainable_weight_bytes": params["trainable_weights"],
-        "optimizer_state_bytes": params["optimizer_state"],
+        "optimizer_state_bytes": params["optimizer_state"],     # momentum + update state
+        "momentum_bytes": params["momentum"],
+        "update_mode": prog.update,
+        "update_state_bytes": params["update_state"],           # what the update mode keeps
         "frozen_param_bytes": params["frozen"],
         # breakdown: per kind, the most bytes of that kind live at once; at_peak: at the arena peak
         "total_sram_bytes": arena + trainable,

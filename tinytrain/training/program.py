@@ -105,7 +105,8 @@ class TrainingProgram:
     loss: str
     quantized: bool                    # int8 graph: QAS updates of int8 weights / int32 biases
     momentum: bool
-    shadow: bool                       # fp32 shadow copy of trained int8 parameters
+    update: str                        # update mode of int8/int32 parameters (qas.UPDATE_MODES), "float"
+    update_seed: int                   # the stochastic mode's compiled-in PRNG seed
     buffers: dict[str, Buffer]
     tensor_buffer: dict[str, str]      # forward tensor -> its buffer (reshape aliases)
     forward: list[ForwardStep]
@@ -114,6 +115,11 @@ class TrainingProgram:
     requires_grad: set[str]
 
     # --- queries used by the memory plan, simulation and code generator ----------------
+    @property
+    def shadow(self) -> bool:
+        """The fp32 shadow update mode."""
+        return self.update == "shadow"
+
     def check_momentum(self, momentum: float) -> None:
         """A momentum > 0 updates momentum buffers, which only a program built with them has."""
         if momentum and not self.momentum:
@@ -171,9 +177,17 @@ def _has_mask(graph: Graph, op: Op, quantized: bool) -> bool:
 
 
 def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
-                  momentum: bool = False, shadow: bool = False) -> TrainingProgram:
+                  momentum: bool = False, shadow: bool = False, update: str | None = None,
+                  update_seed: int | None = None) -> TrainingProgram:
     """Build the pruned, in-place-ordered training step of `graph` under `scheme`
-    (a Scheme, a SchemeSpec or the text of --train)."""
+    (a Scheme, a SchemeSpec or the text of --train). `update`: how int8/int32 parameters
+    keep the part of a step below one quantization step (qas.UPDATE_MODES; None: the
+    default); `shadow=True` is `update="shadow"`."""
+    from .qas import DEFAULT_UPDATE_SEED, resolve_update
+    if shadow:
+        if update not in (None, "shadow"):
+            raise TinyTrainError(f"shadow=True and update={update!r} contradict each other")
+        update = "shadow"
     if loss not in LOSSES:
         raise TinyTrainError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)}")
     if not isinstance(scheme, Scheme):
@@ -183,6 +197,10 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
     quantized = graph.is_quantized
+    update = resolve_update(update, quantized)
+    seed = DEFAULT_UPDATE_SEED if update_seed is None else int(update_seed)
+    if not 0 <= seed < 2 ** 32:
+        raise TinyTrainError(f"update seed {update_seed}: expected an integer in [0, 2^32)")
 
     # the loss reads the logits: the input of a final softmax for cross-entropy
     last = graph.producer(graph.outputs[0])
@@ -286,7 +304,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
             if name in graph.tensors:
                 buffers[tensor_buffer[name]].kind = "saved"
     return TrainingProgram(graph=graph, scheme=scheme, loss=loss, quantized=quantized,
-                           momentum=momentum, shadow=shadow and quantized, buffers=buffers,
+                           momentum=momentum, update=update, update_seed=seed, buffers=buffers,
                            tensor_buffer=tensor_buffer,
                            forward=[forward[op.name] for op in graph.ops],
                            loss_step=loss_step, backward=backward, requires_grad=requires_grad)

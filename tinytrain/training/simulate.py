@@ -39,9 +39,19 @@ class Trainer:
         self.lr, self.momentum, self.weight_decay = F32(lr), F32(momentum), F32(weight_decay)
         self.params = {t.name: t.data.copy() for t in self.g.constants()}
         self.state: dict[str, np.ndarray] = {}          # momentum buffers
-        self.shadow: dict[str, np.ndarray] = {}         # fp32 shadow copies (int8 graphs)
+        # update state of int8/int32 parameters (qas.py), per parameter's trained part
+        self.shadow: dict[str, np.ndarray] = {}         # "shadow": fp32 copies
+        self.residual: dict[str, np.ndarray] = {}       # "residual": int8 fractions (1/256)
+        self.rng_state = prog.update_seed               # "stochastic": the PRNG's state
         self.ops = {op.name: op for op in self.g.ops}
         self._vals: dict[str, np.ndarray] = {}
+
+    def reset_optimizer(self) -> None:
+        """As tt_model_reset_optimizer: momentum zeroed, shadows and residuals re-derived from
+        the parameters (after the parameters were written); the PRNG stream goes on."""
+        self.state.clear()
+        self.shadow.clear()
+        self.residual.clear()
 
     # --- forward --------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,11 +96,14 @@ class Trainer:
         vals = self.forward(x)
         self._vals = vals
         ls = prog.loss_step
-        logits = self.real(ls.logits, vals)
-        if prog.loss == "softmax_cross_entropy":
-            loss, dlogits = vjp.softmax_cross_entropy(logits, label)
+        lt = self.g.tensors[ls.logits]
+        if prog.loss == "softmax_cross_entropy" and lt.dtype == "int8":
+            loss, dlogits = vjp.softmax_cross_entropy_s8(vals[ls.logits], F32(lt.scale), label)
+            dlogits = dlogits.reshape(lt.shape)
+        elif prog.loss == "softmax_cross_entropy":
+            loss, dlogits = vjp.softmax_cross_entropy(self.real(ls.logits, vals), label)
         else:
-            loss, dlogits = vjp.mse(logits, label)
+            loss, dlogits = vjp.mse(self.real(ls.logits, vals), label)
         res = StepResult(loss)
         grads = {ls.logits: dlogits}
         for b in prog.backward:

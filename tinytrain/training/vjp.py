@@ -36,13 +36,31 @@ def softmax(x, beta=1.0):
 # --- losses ----------------------------------------------------------------------------
 
 def softmax_cross_entropy(logits: np.ndarray, label: int) -> tuple[float, np.ndarray]:
-    p = softmax(logits).astype(np.float64)
-    z = logits.astype(np.float64).reshape(-1)
-    lse = z.max() + np.log(np.exp(z - z.max()).sum())
-    loss = float(lse - z[label])
-    grad = p.copy()
-    grad.reshape(-1)[label] -= 1.0
-    return loss, grad.astype(F32)
+    """(loss, d loss / d logits) of float logits, bit for bit as tt_softmax_cross_entropy_f32:
+    float32 throughout, tt_expf / tt_logf (tinytrain.ieee_math), sums in the C loop's order."""
+    z = np.asarray(logits, F32).reshape(-1)
+    return _softmax_cross_entropy_shifted((z - z.max()).astype(F32), label, logits.shape)
+
+
+def softmax_cross_entropy_s8(q: np.ndarray, scale: float, label: int) -> tuple[float, np.ndarray]:
+    """The same on int8 logits (real = scale * (q - zero point); the zero point cancels),
+    bit for bit as tt_softmax_cross_entropy_s8: the shifted logits are scale * (q - max q)."""
+    q = np.asarray(q).reshape(-1).astype(np.int32)
+    shifted = (F32(scale) * (q - q.max()).astype(F32)).astype(F32)
+    return _softmax_cross_entropy_shifted(shifted, label, np.shape(q))
+
+
+def _softmax_cross_entropy_shifted(shifted: np.ndarray, label: int, shape) -> tuple[float, np.ndarray]:
+    """From logits minus their max: loss = log(sum exp) - shifted[label], grad = softmax - onehot."""
+    from ..ieee_math import expf, logf, sum_sequential
+    if not 0 <= label < shifted.size:
+        return float("nan"), np.zeros(shape, F32)
+    e = expf(shifted)
+    total = sum_sequential(e)
+    grad = (e / total).astype(F32)
+    grad[label] = grad[label] - F32(1.0)
+    loss = F32(logf(total) - shifted[label])
+    return float(loss), grad.reshape(shape)
 
 
 def mse(y: np.ndarray, label: int) -> tuple[float, np.ndarray]:

@@ -85,7 +85,7 @@ void tt_conv2d_update_weight_s8(int8_t *w, int32_t in_channels,
                                 int32_t kh, int32_t kw, const tt_geom *g,
                                 int32_t k_in, const int32_t *ch_index,
                                 float lr, float momentum, float weight_decay,
-                                float *m_buf, float *shadow, float *scratch)
+                                float *m_buf, const tt_qas_state *qs, float *scratch)
 {
     const int32_t spatial = kh * kw, per_out = spatial * k_in;
     int32_t o, s, j;
@@ -99,10 +99,10 @@ void tt_conv2d_update_weight_s8(int8_t *w, int32_t in_channels,
                 const int32_t e = o * per_out + s * k_in + j;
                 int8_t *wp = wr + (ch_index ? ch_index[j] : j);
                 *wp = (int8_t)tt_qas_rule(*wp, scratch[s * k_in + j], scale, lr, momentum,
-                                          weight_decay, m_buf ? m_buf + e : NULL,
-                                          shadow ? shadow + e : NULL,
+                                          weight_decay, m_buf ? m_buf + e : NULL, qs, e,
                                           TT_QAS_S8_MIN, TT_QAS_S8_MAX);
             }
         }
     }
+    tt_qas_state_advance(qs, out->c * per_out);
 }

@@ -82,7 +82,7 @@ void tt_depthwise_conv2d_update_weight_s8(int8_t *w, const float *w_scale, int32
                                           int32_t kh, int32_t kw, const tt_geom *g,
                                           int32_t k_ch, const int32_t *ch_index,
                                           float lr, float momentum, float weight_decay,
-                                          float *m_buf, float *shadow, float *scratch)
+                                          float *m_buf, const tt_qas_state *qs, float *scratch)
 {
     const int32_t spatial = kh * kw;
     int32_t j, s;
@@ -95,8 +95,8 @@ void tt_depthwise_conv2d_update_weight_s8(int8_t *w, const float *w_scale, int32
             const int32_t e = s * k_ch + j;
             int8_t *wp = w + s * out->c + c;
             *wp = (int8_t)tt_qas_rule(*wp, scratch[s], scale, lr, momentum, weight_decay,
-                                      m_buf ? m_buf + e : NULL, shadow ? shadow + e : NULL,
-                                      TT_QAS_S8_MIN, TT_QAS_S8_MAX);
+                                      m_buf ? m_buf + e : NULL, qs, e, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
         }
     }
+    tt_qas_state_advance(qs, spatial * k_ch);
 }

@@ -40,7 +40,7 @@ void tt_fully_connected_update_weight_s8(int8_t *w, int32_t in_features,
                                          const float *grad_y, int32_t out_features,
                                          int32_t k_in, const int32_t *ch_index,
                                          float lr, float momentum, float weight_decay,
-                                         float *m_buf, float *shadow)
+                                         float *m_buf, const tt_qas_state *qs)
 {
     int32_t o, j;
     for (o = 0; o < out_features; ++o) {
@@ -51,8 +51,9 @@ void tt_fully_connected_update_weight_s8(int8_t *w, int32_t in_features,
             const int32_t e = o * k_in + j;
             int8_t *wp = wr + (ch_index ? ch_index[j] : j);
             *wp = (int8_t)tt_qas_rule(*wp, d * (float)((int32_t)x[j] - x_zp), scale, lr, momentum,
-                                      weight_decay, m_buf ? m_buf + e : NULL,
-                                      shadow ? shadow + e : NULL, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
+                                      weight_decay, m_buf ? m_buf + e : NULL, qs, e,
+                                      TT_QAS_S8_MIN, TT_QAS_S8_MAX);
         }
     }
+    tt_qas_state_advance(qs, out_features * k_in);
 }

@@ -1,6 +1,8 @@
 /* Softmax cross-entropy on int8 logits (real = scale * (q - zp)); the gradient is
- * w.r.t. the real logits. Same conventions as tt_softmax_cross_entropy_f32. */
+ * w.r.t. the real logits. Same conventions as tt_softmax_cross_entropy_f32; mirrored bit
+ * for bit by tinytrain.training.vjp.softmax_cross_entropy_s8. */
 #include <math.h>
+#include "tt_math.h"
 #include "tt_train_kernels.h"
 
 float tt_softmax_cross_entropy_s8(const int8_t *logits, int32_t n, float scale, int32_t zp,
@@ -15,11 +17,11 @@ float tt_softmax_cross_entropy_s8(const int8_t *logits, int32_t n, float scale, 
     (void)zp;   /* the zero point cancels: l[i] - max l = scale * (q[i] - max q) */
     for (i = 1; i < n; ++i) if (logits[i] > qmax) qmax = logits[i];
     for (i = 0; i < n; ++i) {
-        grad[i] = expf(scale * (float)((int32_t)logits[i] - qmax));
+        grad[i] = tt_expf(scale * (float)((int32_t)logits[i] - qmax));
         sum += grad[i];
     }
     for (i = 0; i < n; ++i) grad[i] = grad[i] / sum;
     grad[label] -= 1.0f;
     shifted_label = scale * (float)((int32_t)logits[label] - qmax);
-    return logf(sum) - shifted_label;
+    return tt_logf(sum) - shifted_label;
 }
