@@ -349,8 +349,12 @@ class _Reader:
         yt = self.tensors[y]
         if opts is not None and opts.KeepDims():
             return [Op(name, "global_avg_pool", [x], [y], {})]
-        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C).
+        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C). The pooled
+        # tensor is computed first, so it goes into the tensor table before y: activations are
+        # registered in schedule order, which the training program and the planner rely on.
+        del self.tensors[y]
         pooled = self._new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
+        self.tensors[y] = yt
         return [Op(f"{name}_pool", "global_avg_pool", [x], [pooled], {}),
                 Op(name, "reshape", [pooled], [y], {})]
 
