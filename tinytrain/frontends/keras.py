@@ -65,10 +65,15 @@ def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
     model = _as_model(model)
     _import_keras()
     import tensorflow as tf
-    calibration = np.asarray(calibration, dtype=np.float32)
+    try:
+        calibration = np.asarray(calibration, dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise TinyTrainError(f"calibration data: not numbers ({e})") from None
     want = tuple(d or 1 for d in model.inputs[0].shape[1:])
     if calibration.ndim != len(want) + 1 or calibration.shape[1:] != want or len(calibration) == 0:
         raise TinyTrainError(f"calibration data shaped {calibration.shape}; expected (N,) + {want}")
+    if not np.all(np.isfinite(calibration)):
+        raise TinyTrainError(f"calibration data: {int(np.sum(~np.isfinite(calibration)))} values are NaN or infinite")
 
     def representative():
         for i in range(len(calibration)):

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
 from .shape_fold import FOLDABLE, fold
+from .tflite_check import check_model
 
 
 def _schema():
@@ -42,10 +43,10 @@ def load_tflite_indexed(source: bytes | str | Path, name: str | None = None) -> 
         path = Path(source)
         if not path.is_file():
             raise TinyTrainError(f"model file not found: {path}")
-        data, default_name = path.read_bytes(), path.stem
+        data, default_name, label = path.read_bytes(), path.stem, str(path)
     else:
-        data, default_name = bytes(source), "model"
-    reader = _Reader(_schema(), data)
+        data, default_name, label = bytes(source), "model", "the .tflite model"
+    reader = _Reader(_schema(), data, label)
     graph = reader.read(name or default_name)
     return graph, {i: n for i, n in reader.names.items() if n in graph.tensors}
 
@@ -87,15 +88,24 @@ def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
     return total // 2, total // 2 + total % 2
 
 
+# Inputs an op cannot do without (the others, such as a conv's bias, may be absent or -1).
+_REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MEAN": 2,
+                    "PAD": 2, "STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
+                    "SUB": 2, "MUL": 2, "FLOOR_DIV": 2}
+
+
+def _at_least_one(layer: str, **fields) -> None:
+    for field, values in fields.items():
+        if min(values) < 1:
+            raise TinyTrainError(f"layer {layer!r}: {field} {tuple(values)} (corrupt file?)")
+
+
 class _Reader:
-    def __init__(self, schema, data: bytes):
+    def __init__(self, schema, data: bytes, label: str = "the .tflite model"):
         self.s = schema
         self.data = data
-        try:
-            self.model = schema.Model.GetRootAsModel(data, 0)
-            n_sub = self.model.SubgraphsLength()
-        except Exception as e:   # a truncated or foreign file fails deep inside flatbuffers
-            raise TinyTrainError(f"not a valid .tflite flatbuffer ({e})") from None
+        n_sub = check_model(schema, data, label)    # a truncated or corrupt file stops here
+        self.model = schema.Model.GetRootAsModel(data, 0)
         if n_sub != 1:
             raise UnsupportedError("model", f"{n_sub} subgraphs (control flow); exactly one expected")
         self.g = self.model.Subgraphs(0)
@@ -161,6 +171,10 @@ class _Reader:
         raw = self._buffer(index)
         if raw is None:
             raise UnsupportedError(op_name, f"non-constant operand {self._raw_name(index)!r}")
+        want = {np.int8: "INT8", np.int32: "INT32", np.int64: "INT64", np.float32: "FLOAT32"}[np_dtype]
+        if self._type(index) != want:
+            raise UnsupportedError(op_name, f"{self._type(index)} constant {self._raw_name(index)!r} "
+                                            f"({want} expected)")
         return np.frombuffer(raw.tobytes(), dtype=np_dtype).reshape(self._shape(index))
 
     def _quant(self, index: int) -> QuantParams | None:
@@ -288,6 +302,12 @@ class _Reader:
         opts.Init(table.Bytes, table.Pos)
         return opts
 
+    def _required_options(self, name, op, cls):
+        opts = self._options(op, cls)
+        if opts is None:
+            raise TinyTrainError(f"layer {name!r}: no {cls.__name__} (corrupt file?)")
+        return opts
+
     def _fused(self, op_name: str, opts) -> str:
         code = opts.FusedActivationFunction() if opts is not None else 0
         act = self.act_names.get(code, str(code))
@@ -297,13 +317,15 @@ class _Reader:
 
     def _conv(self, name, op, ins, outs, depthwise: bool) -> Op:
         s = self.s
-        opts = self._options(op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
+        opts = self._required_options(name, op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
         x = self._activation(name, ins[0])
         xt = self.tensors[x]
         if len(xt.shape) != 4:
             raise UnsupportedError(name, f"convolution of a rank-{len(xt.shape)} input")
         _, h, w_in, cin = xt.shape
         w_shape = self._shape(ins[1])
+        if len(w_shape) != 4:
+            raise TinyTrainError(f"layer {name!r}: rank-{len(w_shape)} convolution weights {w_shape}")
         if depthwise:
             if opts.DepthMultiplier() not in (0, 1) or w_shape[3] != cin:
                 raise UnsupportedError(name, f"depth multiplier {max(opts.DepthMultiplier(), w_shape[3] // cin)}"
@@ -319,6 +341,7 @@ class _Reader:
         valid = opts.Padding() == s.Padding.VALID
         sh, sw = opts.StrideH(), opts.StrideW()
         dh, dw = opts.DilationHFactor(), opts.DilationWFactor()
+        _at_least_one(name, stride=(sh, sw), dilation=(dh, dw), kernel=(kh, kw))
         pt, pb = tflite_padding(valid, h, kh, sh, dh)
         pl, pr = tflite_padding(valid, w_in, kw, sw, dw)
         attrs = {"stride": (sh, sw), "pad": (pt, pb, pl, pr), "dilation": (dh, dw),
@@ -331,6 +354,8 @@ class _Reader:
         if opts is not None and opts.WeightsFormat() != 0:
             raise UnsupportedError(name, "shuffled fully-connected weights format")
         x = self._activation(name, ins[0])
+        if len(self._shape(ins[1])) != 2:
+            raise TinyTrainError(f"layer {name!r}: fully-connected weights of shape {self._shape(ins[1])}")
         cout, cin = self._shape(ins[1])
         if self.tensors[x].size != cin:
             raise UnsupportedError(name, f"fully connected over {self.tensors[x].shape} with {cin} inputs "
@@ -350,11 +375,14 @@ class _Reader:
         return Op(name, "add", [a, b], [y], {"activation": self._fused(name, opts)})
 
     def _pool(self, name, op, ins, outs, op_type: str) -> Op:
-        opts = self._options(op, self.s.Pool2DOptions)
+        opts = self._required_options(name, op, self.s.Pool2DOptions)
         x = self._activation(name, ins[0])
+        if len(self.tensors[x].shape) != 4:
+            raise UnsupportedError(name, f"pooling of a rank-{len(self.tensors[x].shape)} input")
         _, h, w_in, _ = self.tensors[x].shape
         kh, kw = opts.FilterHeight(), opts.FilterWidth()
         sh, sw = opts.StrideH(), opts.StrideW()
+        _at_least_one(name, stride=(sh, sw), filter=(kh, kw))
         valid = opts.Padding() == self.s.Padding.VALID
         pt, pb = tflite_padding(valid, h, kh, sh)
         pl, pr = tflite_padding(valid, w_in, kw, sw)
@@ -518,13 +546,16 @@ class _Reader:
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = self.op_names.get(builtin, f"builtin {builtin}")
         if kind == "CUSTOM":
-            kind = f"custom op {code.CustomCode().decode() if code.CustomCode() else '?'}"
+            kind = f"custom op {code.CustomCode().decode('utf-8', 'replace') if code.CustomCode() else '?'}"
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
             raise UnsupportedError(self._raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
         name = self._name(outs[0])
         err_name = self._raw_name(outs[0])
+        required = _REQUIRED_INPUTS.get(kind, 1)
+        if len(ins) < required or min(ins[:required], default=0) < 0:
+            raise TinyTrainError(f"layer {err_name!r}: {kind} with inputs {ins} ({required} required)")
         try:
             if self._foldable(kind, ins, outs):
                 self._fold(name, kind, op, ins, outs)
