@@ -24,7 +24,9 @@ def _schema():
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
         try:
-            from tensorflow.lite.python import schema_py_generated as schema
+            from .tf_quiet import quiet_tensorflow
+            with quiet_tensorflow():
+                from tensorflow.lite.python import schema_py_generated as schema
         except ImportError:
             raise TinyTrainError("reading .tflite needs the 'ai-edge-litert' (or 'tensorflow') "
                                  "package: pip install tinytrain[tf]") from None
