@@ -2,8 +2,6 @@
 do not match the model. Each is refused with exit 2 and a message naming what was expected
 and found; never a traceback, never a wrong answer computed from misread data."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,25 +10,10 @@ pytest.importorskip("keras")
 pytest.importorskip("ai_edge_litert")
 
 import tflite_models as tm  # noqa: E402
+from cli_run import tinytrain, tinytrain_in_process  # noqa: E402
 
 INPUT = (6, 6, 2)
 CLASSES = 3
-
-
-def tinytrain(*args):
-    """The command in its own process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "tinytrain", *map(str, args)], capture_output=True, text=True)
-
-
-def tinytrain_in_process(*args):
-    """The same command line, run in this process (no interpreter start-up per case). An
-    exception other than the CLI's own exit would be a traceback for the user: re-raised."""
-    from click.testing import CliRunner
-    from tinytrain.cli import main
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def assert_refused(proc, *words):
