@@ -182,7 +182,7 @@ def test_global_avg_pool(lib, h, w, c, scale_ratio):
     rng = np.random.default_rng(h * w * c)
     for extreme in (None, -128, 127):
         x = rand_s8(rng, (h, w, c), extreme)
-        m, s = quant.quantize_multiplier(scale_ratio / (h * w))
+        m, s = quant.mean_multiplier(scale_ratio, 1.0, h * w)
         q = dict(in_zp=int(rng.integers(-128, 128)), out_zp=int(rng.integers(-128, 128)),
                  act_min=-128, act_max=127, multiplier=[m], shift=[s])
         want = global_avg_pool_s8(x, q)

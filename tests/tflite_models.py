@@ -117,3 +117,47 @@ def single_op_tflite(name: str) -> tuple[bytes, object]:
     """(tflite bytes, keras model) of SINGLE_OP_SPECS[name], converted once per session."""
     model, calibration = _build(SINGLE_OP_SPECS[name])
     return int8_tflite(model, calibration), model
+
+
+# --- hand-built models (quantization the converter would not choose) -----------------------------
+
+def mean_tflite(in_shape, axes, keep_dims: bool, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
+    """A one-op int8 MEAN flatbuffer written with the schema's object API, with exactly the
+    given (scale, zero point) of input and output: LiteRT's int8 MEAN picks its code path
+    from keep_dims, the axes and whether the two quantizations are equal, so each path can
+    be reached on purpose."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+    axes = [a % len(in_shape) for a in axes]
+    out_shape = ([1 if i in axes else d for i, d in enumerate(in_shape)] if keep_dims
+                 else [d for i, d in enumerate(in_shape) if i not in axes])
+
+    def tensor(name, shape, ttype, buffer, q=None):
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, list(shape), ttype, buffer
+        if q is not None:
+            t.quantization = s.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
+        return t
+
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.MEAN
+    code.version = 2
+    axes_buf = s.BufferT()
+    axes_buf.data = np.array(axes, np.int32).tobytes()
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
+    op.builtinOptionsType = s.BuiltinOptions.ReducerOptions
+    op.builtinOptions = s.ReducerOptionsT()
+    op.builtinOptions.keepDims = keep_dims
+    graph = s.SubGraphT()
+    graph.tensors = [tensor("x", in_shape, s.TensorType.INT8, 1, in_q),
+                     tensor("axes", [len(axes)], s.TensorType.INT32, 2),
+                     tensor("y", out_shape, s.TensorType.INT8, 3, out_q)]
+    graph.operators, graph.inputs, graph.outputs = [op], [0], [2]
+    model = s.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
+    model.buffers = [s.BufferT(), s.BufferT(), axes_buf, s.BufferT()]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

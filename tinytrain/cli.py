@@ -219,15 +219,17 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
 @with_model_options
 @click.option("--data", "data_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Samples to run (.npz with x and optional y, or .csv).")
-@click.option("--limit", type=int, default=None, help="Run only the first N samples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print predictions and accuracy as JSON.")
 @user_errors
 def run(model, quantize, calibration, data_file, limit, as_json):
     """Compile MODEL for the host, run it on samples and print its predictions."""
-    from .datasets import load_samples
+    from .datasets import check_samples, load_samples
     compiled = _compile(model, quantize, calibration)
     graph = compiled.graph
     x, y = load_samples(data_file)
+    x, y = check_samples(x, y, graph.tensors[graph.inputs[0]].shape, graph.tensors[graph.outputs[0]].size,
+                         data_file)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
     outputs = compiled.run(x)

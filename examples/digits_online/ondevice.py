@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -50,8 +49,14 @@ def load_data() -> Data:
 
 
 def train_host_model(data: Data):
-    """Float CNN trained on the old classes only (deterministic)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Float CNN trained on the old classes only (deterministic). TensorFlow's own output
+    (C++ logs, notices) is kept off the terminal."""
+    from tinytrain.frontends.tf_quiet import quiet_tensorflow
+    with quiet_tensorflow():
+        return _train_host_model(data)
+
+
+def _train_host_model(data: Data):
     import keras
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 1), name="image")

@@ -33,7 +33,8 @@ void tt_max_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw
                       const tt_geom *g, int32_t act_min, int32_t act_max,
                       int8_t *y, const tt_dims *out);
 /* Mean over H and W. q->multiplier[0]/shift[0] rescale the sum of (x - in_zp) to the
- * output: in_scale / (H*W*out_scale), from tinytrain.quant.global_avg_pool_params. */
+ * output mean (in_scale / out_scale, 1/(H*W) folded in as LiteRT does it), from
+ * tinytrain.quant.global_avg_pool_params. */
 void tt_global_avg_pool_s8(const int8_t *x, const tt_dims *in, const tt_requant *q, int8_t *y);
 /* Standalone relu/relu6 with requantization (TFLite's int8 RELU/RELU6). */
 void tt_relu_s8(const int8_t *x, int32_t n, const tt_requant *q, int8_t *y);

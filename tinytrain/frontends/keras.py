@@ -11,22 +11,22 @@ so the IR is exactly what TFLite runs. TensorFlow/Keras are imported lazily, her
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, Tensor, same_padding
+from .tf_quiet import quiet_tensorflow
 
 _FUSABLE_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add")
 _FOLDS_BN = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
 def _import_keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras
+        with quiet_tensorflow():      # TensorFlow's import logs to fd 2 from C++
+            import keras
     except ImportError:
         raise TinyTrainError("Keras models need TensorFlow: pip install tinytrain[tf]") from None
     return keras
@@ -39,7 +39,8 @@ def _as_model(model):
             raise TinyTrainError(f"model file not found: {path}")
         keras = _import_keras()
         try:
-            return keras.models.load_model(path, compile=False)
+            with quiet_tensorflow():
+                return keras.models.load_model(path, compile=False)
         except Exception as e:   # keras raises many types for a corrupt / foreign file
             raise TinyTrainError(f"{path}: cannot load the Keras model ({e})") from None
     return model
@@ -132,32 +133,44 @@ def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
     model = _as_model(model)
     _import_keras()
     import tensorflow as tf
-    calibration = np.asarray(calibration, dtype=np.float32)
+    try:
+        calibration = np.asarray(calibration, dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise TinyTrainError(f"calibration data: not numbers ({e})") from None
     want = tuple(d or 1 for d in model.inputs[0].shape[1:])
     if calibration.ndim != len(want) + 1 or calibration.shape[1:] != want or len(calibration) == 0:
         raise TinyTrainError(f"calibration data shaped {calibration.shape}; expected (N,) + {want}")
+    if not np.all(np.isfinite(calibration)):
+        raise TinyTrainError(f"calibration data: {int(np.sum(~np.isfinite(calibration)))} values are NaN or infinite")
 
     def representative():
         for i in range(len(calibration)):
             yield [calibration[i:i + 1]]
 
-    # Convert a batch-1 wrapper: with a dynamic batch, Flatten becomes SHAPE/STRIDED_SLICE/PACK ops.
+    # Convert a batch-1 wrapper (the .tflite frontend also folds the SHAPE/STRIDED_SLICE/PACK
+    # ops a dynamic batch gives a Flatten, but a fixed batch keeps the file simple).
     keras = _import_keras()
-    fixed = keras.Input(batch_shape=(1,) + want, name=model.inputs[0].name)
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed, model(fixed), name=model.name))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    try:
-        return bytes(converter.convert())
-    except Exception as e:   # the converter reports unsupported ops as generic errors
-        raise TinyTrainError(f"TFLite int8 conversion failed: {e}") from None
+    with quiet_tensorflow() as log:     # the converter prints to stdout and logs to fd 2
+        fixed = keras.Input(batch_shape=(1,) + want, name=model.inputs[0].name)
+        converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed, model(fixed), name=model.name))
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        try:
+            return bytes(converter.convert())
+        except Exception as e:   # the converter reports unsupported ops as generic errors
+            failure = e
+    details = log.tail()
+    raise TinyTrainError(f"TFLite int8 conversion failed: {failure}"
+                         + (f"\nTensorFlow said:\n{details}" if details else ""))
 
 
 def keras_to_float_graph(model) -> Graph:
-    return _FloatImporter(_as_model(model)).run()
+    model = _as_model(model)
+    with quiet_tensorflow():        # reading weights runs the first TensorFlow ops (which log)
+        return _FloatImporter(model).run()
 
 
 def _nodes_in_order(model) -> tuple[list, object]:

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
+from .shape_fold import FOLDABLE, fold
+from .tflite_check import check_model
 
 
 def _schema():
@@ -22,7 +24,9 @@ def _schema():
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
         try:
-            from tensorflow.lite.python import schema_py_generated as schema
+            from .tf_quiet import quiet_tensorflow
+            with quiet_tensorflow():
+                from tensorflow.lite.python import schema_py_generated as schema
         except ImportError:
             raise TinyTrainError("reading .tflite needs the 'ai-edge-litert' (or 'tensorflow') "
                                  "package: pip install tinytrain[tf]") from None
@@ -41,10 +45,10 @@ def load_tflite_indexed(source: bytes | str | Path, name: str | None = None) -> 
         path = Path(source)
         if not path.is_file():
             raise TinyTrainError(f"model file not found: {path}")
-        data, default_name = path.read_bytes(), path.stem
+        data, default_name, label = path.read_bytes(), path.stem, str(path)
     else:
-        data, default_name = bytes(source), "model"
-    reader = _Reader(_schema(), data)
+        data, default_name, label = bytes(source), "model", "the .tflite model"
+    reader = _Reader(_schema(), data, label)
     graph = reader.read(name or default_name)
     return graph, {i: n for i, n in reader.names.items() if n in graph.tensors}
 
@@ -86,15 +90,24 @@ def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
     return total // 2, total // 2 + total % 2
 
 
+# Inputs an op cannot do without (the others, such as a conv's bias, may be absent or -1).
+_REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MEAN": 2,
+                    "PAD": 2, "STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
+                    "SUB": 2, "MUL": 2, "FLOOR_DIV": 2}
+
+
+def _at_least_one(layer: str, **fields) -> None:
+    for field, values in fields.items():
+        if min(values) < 1:
+            raise TinyTrainError(f"layer {layer!r}: {field} {tuple(values)} (corrupt file?)")
+
+
 class _Reader:
-    def __init__(self, schema, data: bytes):
+    def __init__(self, schema, data: bytes, label: str = "the .tflite model"):
         self.s = schema
         self.data = data
-        try:
-            self.model = schema.Model.GetRootAsModel(data, 0)
-            n_sub = self.model.SubgraphsLength()
-        except Exception as e:   # a truncated or foreign file fails deep inside flatbuffers
-            raise TinyTrainError(f"not a valid .tflite flatbuffer ({e})") from None
+        n_sub = check_model(schema, data, label)    # a truncated or corrupt file stops here
+        self.model = schema.Model.GetRootAsModel(data, 0)
         if n_sub != 1:
             raise UnsupportedError("model", f"{n_sub} subgraphs (control flow); exactly one expected")
         self.g = self.model.Subgraphs(0)
@@ -104,6 +117,7 @@ class _Reader:
         self.tensors: dict[str, Tensor] = {}
         self.ops: list[Op] = []
         self.names: dict[int, str] = {}      # tflite tensor index -> IR name, given on first use
+        self.folded: dict[int, np.ndarray] = {}   # tflite tensor index -> value of folded shape arithmetic
         self.used_names: set[str] = set()
         self.scope = _scope_prefix([self._raw_name(i) for i in range(self.g.TensorsLength())])
 
@@ -154,9 +168,15 @@ class _Reader:
         return tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
 
     def _const_values(self, op_name: str, index: int, np_dtype) -> np.ndarray:
+        if index in self.folded:
+            return self.folded[index].astype(np_dtype)
         raw = self._buffer(index)
         if raw is None:
             raise UnsupportedError(op_name, f"non-constant operand {self._raw_name(index)!r}")
+        want = {np.int8: "INT8", np.int32: "INT32", np.int64: "INT64", np.float32: "FLOAT32"}[np_dtype]
+        if self._type(index) != want:
+            raise UnsupportedError(op_name, f"{self._type(index)} constant {self._raw_name(index)!r} "
+                                            f"({want} expected)")
         return np.frombuffer(raw.tobytes(), dtype=np_dtype).reshape(self._shape(index))
 
     def _quant(self, index: int) -> QuantParams | None:
@@ -168,16 +188,36 @@ class _Reader:
         axis = int(q.QuantizedDimension()) if scale.size > 1 else None
         return QuantParams(scale, zero, axis)
 
-    def _activation(self, op_name: str, index: int) -> str:
-        """The IR name of a computed (non-constant) tensor, registering it on first use."""
+    def _dynamic_dims(self, index: int) -> list[int]:
+        """Axes the file marks as known only at run time (-1 in the shape signature)."""
+        t = self.g.Tensors(index)
+        if not t.ShapeSignatureLength():
+            return []
+        return [i for i, d in enumerate(t.ShapeSignatureAsNumpy()) if d < 0]
+
+    def _activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None) -> str:
+        """The IR name of a computed (non-constant) tensor, registering it on first use.
+        `computed_shape` (a RESHAPE's folded target) replaces the file's static shape where
+        the file leaves dimensions to run time; a dynamic dimension nothing computed (other
+        than the batch) is refused, its static size being a placeholder."""
         name = self._name(index)
         if name in self.tensors:
             return name
-        if self._buffer(index) is not None:
+        if self._is_constant(index):
             raise UnsupportedError(op_name, f"constant operand {self._raw_name(index)!r} where an "
                                             "activation is expected")
         ttype = self._type(index)
         shape = self._shape(index)
+        dynamic = self._dynamic_dims(index)
+        if computed_shape is not None and tuple(computed_shape) != shape:
+            if not dynamic:
+                raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
+                                     f"where the file says {shape}")
+            shape, dynamic = tuple(computed_shape), []
+        if any(d != 0 for d in dynamic):
+            signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
+            raise UnsupportedError(op_name, f"tensor {self._raw_name(index)!r} with dimensions known only "
+                                            f"at run time (shape signature {signature})")
         if ttype == "INT8":
             quant = self._quant(index)
             if quant is None:
@@ -264,6 +304,12 @@ class _Reader:
         opts.Init(table.Bytes, table.Pos)
         return opts
 
+    def _required_options(self, name, op, cls):
+        opts = self._options(op, cls)
+        if opts is None:
+            raise TinyTrainError(f"layer {name!r}: no {cls.__name__} (corrupt file?)")
+        return opts
+
     def _fused(self, op_name: str, opts) -> str:
         code = opts.FusedActivationFunction() if opts is not None else 0
         act = self.act_names.get(code, str(code))
@@ -273,13 +319,15 @@ class _Reader:
 
     def _conv(self, name, op, ins, outs, depthwise: bool) -> Op:
         s = self.s
-        opts = self._options(op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
+        opts = self._required_options(name, op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
         x = self._activation(name, ins[0])
         xt = self.tensors[x]
         if len(xt.shape) != 4:
             raise UnsupportedError(name, f"convolution of a rank-{len(xt.shape)} input")
         _, h, w_in, cin = xt.shape
         w_shape = self._shape(ins[1])
+        if len(w_shape) != 4:
+            raise TinyTrainError(f"layer {name!r}: rank-{len(w_shape)} convolution weights {w_shape}")
         if depthwise:
             if opts.DepthMultiplier() not in (0, 1) or w_shape[3] != cin:
                 raise UnsupportedError(name, f"depth multiplier {max(opts.DepthMultiplier(), w_shape[3] // cin)}"
@@ -295,6 +343,7 @@ class _Reader:
         valid = opts.Padding() == s.Padding.VALID
         sh, sw = opts.StrideH(), opts.StrideW()
         dh, dw = opts.DilationHFactor(), opts.DilationWFactor()
+        _at_least_one(name, stride=(sh, sw), dilation=(dh, dw), kernel=(kh, kw))
         pt, pb = tflite_padding(valid, h, kh, sh, dh)
         pl, pr = tflite_padding(valid, w_in, kw, sw, dw)
         attrs = {"stride": (sh, sw), "pad": (pt, pb, pl, pr), "dilation": (dh, dw),
@@ -307,6 +356,8 @@ class _Reader:
         if opts is not None and opts.WeightsFormat() != 0:
             raise UnsupportedError(name, "shuffled fully-connected weights format")
         x = self._activation(name, ins[0])
+        if len(self._shape(ins[1])) != 2:
+            raise TinyTrainError(f"layer {name!r}: fully-connected weights of shape {self._shape(ins[1])}")
         cout, cin = self._shape(ins[1])
         if self.tensors[x].size != cin:
             raise UnsupportedError(name, f"fully connected over {self.tensors[x].shape} with {cin} inputs "
@@ -326,11 +377,14 @@ class _Reader:
         return Op(name, "add", [a, b], [y], {"activation": self._fused(name, opts)})
 
     def _pool(self, name, op, ins, outs, op_type: str) -> Op:
-        opts = self._options(op, self.s.Pool2DOptions)
+        opts = self._required_options(name, op, self.s.Pool2DOptions)
         x = self._activation(name, ins[0])
+        if len(self.tensors[x].shape) != 4:
+            raise UnsupportedError(name, f"pooling of a rank-{len(self.tensors[x].shape)} input")
         _, h, w_in, _ = self.tensors[x].shape
         kh, kw = opts.FilterHeight(), opts.FilterWidth()
         sh, sw = opts.StrideH(), opts.StrideW()
+        _at_least_one(name, stride=(sh, sw), filter=(kh, kw))
         valid = opts.Padding() == self.s.Padding.VALID
         pt, pb = tflite_padding(valid, h, kh, sh)
         pl, pr = tflite_padding(valid, w_in, kw, sw)
@@ -349,8 +403,12 @@ class _Reader:
         yt = self.tensors[y]
         if opts is not None and opts.KeepDims():
             return [Op(name, "global_avg_pool", [x], [y], {})]
-        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C).
+        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C). The pooled
+        # tensor is computed first, so it goes into the tensor table before y: activations are
+        # registered in schedule order, which the training program and the planner rely on.
+        del self.tensors[y]
         pooled = self._new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
+        self.tensors[y] = yt
         return [Op(f"{name}_pool", "global_avg_pool", [x], [pooled], {}),
                 Op(name, "reshape", [pooled], [y], {})]
 
@@ -375,23 +433,135 @@ class _Reader:
             raise UnsupportedError(name, f"QUANTIZE {xt.dtype} -> {yt.dtype} (float32 -> int8 only)")
         if op_type == "dequantize" and (xt.dtype, yt.dtype) != ("int8", "float32"):
             raise UnsupportedError(name, f"DEQUANTIZE {xt.dtype} -> {yt.dtype} (int8 -> float32 only)")
-        if op_type == "reshape" and xt.size != yt.size:
-            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
         return Op(name, op_type, [x], [y], attrs)
+
+    def _reshape(self, name, op, ins, outs) -> Op:
+        x = self._activation(name, ins[0])
+        xt = self.tensors[x]
+        y = self._activation(name, outs[0], computed_shape=self._reshape_target(name, op, ins, xt))
+        yt = self.tensors[y]
+        if xt.size != yt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
+        return Op(name, "reshape", [x], [y], {})
+
+    def _reshape_target(self, name, op, ins, xt: Tensor) -> tuple[int, ...] | None:
+        """The output shape a RESHAPE asks for (its -1 resolved): its shape input must be a
+        constant or folded shape arithmetic; a shape known only at run time is refused."""
+        if len(ins) >= 2 and ins[1] >= 0:
+            if not self._is_constant(ins[1]):
+                raise UnsupportedError(name, f"RESHAPE to a shape computed at run time from "
+                                             f"{self._raw_name(ins[1])!r}")
+            target = [int(d) for d in self._const_int(name, ins[1]).reshape(-1)]
+        else:
+            opts = self._options(op, self.s.ReshapeOptions)
+            if opts is None or not opts.NewShapeLength():
+                return None
+            target = [int(d) for d in opts.NewShapeAsNumpy()]
+        if target.count(-1) == 1:
+            known = int(np.prod([d for d in target if d != -1]))
+            if known > 0 and xt.size % known == 0:
+                target[target.index(-1)] = xt.size // known
+        if any(d < 0 for d in target) or int(np.prod(target)) != xt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} ({xt.size} values) to {target}")
+        return tuple(target)
+
+    # --- constant folding of shape arithmetic (see shape_fold.py) --------------------------
+    def _is_constant(self, index: int) -> bool:
+        return index in self.folded or self._buffer(index) is not None
+
+    def _const_int(self, op_name: str, index: int) -> np.ndarray:
+        if index in self.folded:
+            return self.folded[index]
+        np_dtype = {"INT32": np.int32, "INT64": np.int64}.get(self._type(index))
+        if np_dtype is None:
+            raise UnsupportedError(op_name, f"{self._type(index)} constant {self._raw_name(index)!r} "
+                                            "in shape arithmetic (int32 / int64 only)")
+        return self._const_values(op_name, index, np_dtype)
+
+    def _foldable(self, kind: str, ins: list[int], outs: list[int]) -> bool:
+        if kind not in FOLDABLE or self._type(outs[0]) not in ("INT32", "INT64"):
+            return False
+        return kind == "SHAPE" or all(self._is_constant(i) for i in ins if i >= 0)
+
+    def _fold_options(self, name, kind, op) -> dict:
+        s = self.s
+        if kind == "STRIDED_SLICE":
+            o = self._options(op, s.StridedSliceOptions)
+            if o is None:
+                return {}
+            if o.EllipsisMask() or o.NewAxisMask():
+                raise UnsupportedError(name, "STRIDED_SLICE with an ellipsis or new-axis mask")
+            return dict(begin_mask=o.BeginMask(), end_mask=o.EndMask(),
+                        shrink_axis_mask=o.ShrinkAxisMask(), offset=bool(o.Offset()))
+        if kind == "PACK":
+            o = self._options(op, s.PackOptions)
+            return dict(axis=o.Axis() if o is not None else 0)
+        if kind == "CONCATENATION":
+            o = self._options(op, s.ConcatenationOptions)
+            self._no_fused_activation(name, kind, o)
+            return dict(axis=o.Axis() if o is not None else 0)
+        if kind == "GATHER":
+            o = self._options(op, s.GatherOptions)
+            return dict(axis=o.Axis() if o is not None else 0, batch_dims=o.BatchDims() if o is not None else 0)
+        if kind == "SQUEEZE":
+            o = self._options(op, s.SqueezeOptions)
+            dims = o.SqueezeDimsAsNumpy() if o is not None and o.SqueezeDimsLength() else []
+            return dict(squeeze_dims=[int(d) for d in dims])
+        if kind == "RESHAPE":
+            o = self._options(op, s.ReshapeOptions)
+            shape = o.NewShapeAsNumpy() if o is not None and o.NewShapeLength() else []
+            return dict(new_shape=[int(d) for d in shape])
+        if kind == "REDUCE_PROD":
+            o = self._options(op, s.ReducerOptions)
+            return dict(keep_dims=bool(o.KeepDims()) if o is not None else False)
+        if kind in ("ADD", "SUB", "MUL"):
+            cls = {"ADD": s.AddOptions, "SUB": s.SubOptions, "MUL": s.MulOptions}[kind]
+            self._no_fused_activation(name, kind, self._options(op, cls))
+        return {}
+
+    def _no_fused_activation(self, name, kind, opts) -> None:
+        if self._fused(name, opts) != "none":
+            raise UnsupportedError(name, f"{kind} with a fused activation in shape arithmetic")
+
+    def _fold(self, name, kind, op, ins, outs) -> None:
+        """Compute a shape-arithmetic op at import; its output becomes a known constant."""
+        if kind == "SHAPE":
+            x = self._activation(name, ins[0])
+            values = [self.tensors[x].shape]
+        else:
+            values = [self._const_int(name, i) for i in ins if i >= 0]
+        opts = self._fold_options(name, kind, op)
+        out_dtype = np.int64 if self._type(outs[0]) == "INT64" else np.int32
+        try:
+            value = fold(kind, values, opts, out_dtype)
+        except (ValueError, IndexError, TypeError) as e:     # numpy's complaint about bad operands
+            raise UnsupportedError(name, f"{kind} on constants {[v.tolist() for v in map(np.asarray, values)]} "
+                                         f"({e})") from None
+        file_shape = self._shape(outs[0])
+        if self.g.Tensors(outs[0]).ShapeLength() and value.shape != file_shape:
+            raise TinyTrainError(f"layer {name!r}: {kind} computes a value of shape {value.shape}, "
+                                 f"the file says {file_shape}")
+        self.folded[outs[0]] = value
 
     def _convert_op(self, op) -> list[Op]:
         code = self.model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = self.op_names.get(builtin, f"builtin {builtin}")
         if kind == "CUSTOM":
-            kind = f"custom op {code.CustomCode().decode() if code.CustomCode() else '?'}"
+            kind = f"custom op {code.CustomCode().decode('utf-8', 'replace') if code.CustomCode() else '?'}"
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
             raise UnsupportedError(self._raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
         name = self._name(outs[0])
         err_name = self._raw_name(outs[0])
+        required = _REQUIRED_INPUTS.get(kind, 1)
+        if len(ins) < required or min(ins[:required], default=0) < 0:
+            raise TinyTrainError(f"layer {err_name!r}: {kind} with inputs {ins} ({required} required)")
         try:
+            if self._foldable(kind, ins, outs):
+                self._fold(name, kind, op, ins, outs)
+                return []
             handler = {
                 "CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=False),
                 "DEPTHWISE_CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=True),
@@ -403,7 +573,7 @@ class _Reader:
                 "PAD": lambda: self._pad(name, op, ins, outs),
                 "RELU": lambda: self._unary(name, op, ins, outs, "relu"),
                 "RELU6": lambda: self._unary(name, op, ins, outs, "relu6"),
-                "RESHAPE": lambda: self._unary(name, op, ins, outs, "reshape"),
+                "RESHAPE": lambda: self._reshape(name, op, ins, outs),
                 "SOFTMAX": lambda: self._unary(name, op, ins, outs, "softmax"),
                 "QUANTIZE": lambda: self._unary(name, op, ins, outs, "quantize"),
                 "DEQUANTIZE": lambda: self._unary(name, op, ins, outs, "dequantize"),

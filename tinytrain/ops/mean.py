@@ -10,8 +10,8 @@ from .base import OpUnit, expect_rank4, hwc_of, same_dtype
 
 
 def global_avg_pool_s8(x, q: dict) -> np.ndarray:
-    """x (H, W, C) -> (C,): LiteRT's reference int8 MEAN over H, W; q's multiplier
-    carries in_scale / (H * W * out_scale) (see quant.global_avg_pool_params)."""
+    """x (H, W, C) -> (C,): LiteRT's reference int8 MEAN over H, W; q's multiplier carries
+    in_scale / out_scale with 1/(H*W) folded in as LiteRT folds it (quant.mean_multiplier)."""
     acc = (x.astype(np.int64) - q["in_zp"]).sum(axis=(0, 1))
     acc = mul_by_quantized_multiplier(acc, q["multiplier"][0], q["shift"][0]) + q["out_zp"]
     return clamp_s8(acc, q["act_min"], q["act_max"])

@@ -1,6 +1,7 @@
 /* int8 mean over H and W, as LiteRT's reference int8 MEAN computes it: the sum of
  * (x - in_zp) over H*W is rescaled once by q->multiplier[0]/shift[0], which carry
- * in_scale / (H * W * out_scale) (the 1/(H*W) is folded in, no division here),
+ * in_scale / out_scale with the 1/(H*W) folded in the way LiteRT folds it (integer
+ * division of the multiplier, see tinytrain.quant.mean_multiplier; no division here),
  * then out_zp is added and the result clamped to [act_min, act_max]. */
 #include "tt_kernels.h"
 #include "tt_fixedpoint.h"
