@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, QuantParams, Tensor
+from ..ops import tflite_unit
 from .shape_fold import FOLDABLE, fold
 from .tflite_check import check_model
 
@@ -48,7 +49,7 @@ def load_tflite_indexed(source: bytes | str | Path, name: str | None = None) -> 
         data, default_name, label = path.read_bytes(), path.stem, str(path)
     else:
         data, default_name, label = bytes(source), "model", "the .tflite model"
-    reader = _Reader(_schema(), data, label)
+    reader = TfliteReader(_schema(), data, label)
     graph = reader.read(name or default_name)
     return graph, {i: n for i, n in reader.names.items() if n in graph.tensors}
 
@@ -91,18 +92,18 @@ def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
 
 
 # Inputs an op cannot do without (the others, such as a conv's bias, may be absent or -1).
-_REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MEAN": 2,
-                    "PAD": 2, "STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
-                    "SUB": 2, "MUL": 2, "FLOOR_DIV": 2}
+# Inputs the shape-arithmetic operators need (the op units say theirs: tflite_inputs).
+_FOLD_INPUTS = {"STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
+                "SUB": 2, "MUL": 2, "FLOOR_DIV": 2}
 
 
-def _at_least_one(layer: str, **fields) -> None:
+def at_least_one(layer: str, **fields) -> None:
     for field, values in fields.items():
         if min(values) < 1:
             raise TinyTrainError(f"layer {layer!r}: {field} {tuple(values)} (corrupt file?)")
 
 
-class _Reader:
+class TfliteReader:
     def __init__(self, schema, data: bytes, label: str = "the .tflite model"):
         self.s = schema
         self.data = data
@@ -119,7 +120,7 @@ class _Reader:
         self.names: dict[int, str] = {}      # tflite tensor index -> IR name, given on first use
         self.folded: dict[int, np.ndarray] = {}   # tflite tensor index -> value of folded shape arithmetic
         self.used_names: set[str] = set()
-        self.scope = _scope_prefix([self._raw_name(i) for i in range(self.g.TensorsLength())])
+        self.scope = _scope_prefix([self.raw_name(i) for i in range(self.g.TensorsLength())])
 
     # --- tensors -----------------------------------------------------------------------
     def _unique(self, base: str) -> str:
@@ -132,7 +133,7 @@ class _Reader:
     def _name(self, index: int) -> str:
         """IR name of an activation tensor: its file name without the model scopes, sanitized."""
         if index not in self.names:
-            raw = self._raw_name(index)
+            raw = self.raw_name(index)
             self.names[index] = self._unique(_sanitize(raw[len(self.scope):] if raw.startswith(self.scope)
                                                        else raw))
         return self.names[index]
@@ -144,11 +145,11 @@ class _Reader:
             self.names[index] = self._unique(f"{op_name}.{role}")
         return self.names[index]
 
-    def _raw_name(self, index: int) -> str:
+    def raw_name(self, index: int) -> str:
         raw = self.g.Tensors(index).Name()
         return raw.decode("utf-8", "replace").split(";")[0] if raw else f"tensor{index}"
 
-    def _type(self, index: int) -> str:
+    def type_of(self, index: int) -> str:
         return self.type_names.get(self.g.Tensors(index).Type(), "UNKNOWN")
 
     def _buffer(self, index: int) -> np.ndarray | None:
@@ -163,21 +164,21 @@ class _Reader:
             return None
         return buf.DataAsNumpy()
 
-    def _shape(self, index: int) -> tuple[int, ...]:
+    def shape(self, index: int) -> tuple[int, ...]:
         t = self.g.Tensors(index)
         return tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
 
-    def _const_values(self, op_name: str, index: int, np_dtype) -> np.ndarray:
+    def const_values(self, op_name: str, index: int, np_dtype) -> np.ndarray:
         if index in self.folded:
             return self.folded[index].astype(np_dtype)
         raw = self._buffer(index)
         if raw is None:
-            raise UnsupportedError(op_name, f"non-constant operand {self._raw_name(index)!r}")
+            raise UnsupportedError(op_name, f"non-constant operand {self.raw_name(index)!r}")
         want = {np.int8: "INT8", np.int32: "INT32", np.int64: "INT64", np.float32: "FLOAT32"}[np_dtype]
-        if self._type(index) != want:
-            raise UnsupportedError(op_name, f"{self._type(index)} constant {self._raw_name(index)!r} "
+        if self.type_of(index) != want:
+            raise UnsupportedError(op_name, f"{self.type_of(index)} constant {self.raw_name(index)!r} "
                                             f"({want} expected)")
-        return np.frombuffer(raw.tobytes(), dtype=np_dtype).reshape(self._shape(index))
+        return np.frombuffer(raw.tobytes(), dtype=np_dtype).reshape(self.shape(index))
 
     def _quant(self, index: int) -> QuantParams | None:
         q = self.g.Tensors(index).Quantization()
@@ -195,7 +196,7 @@ class _Reader:
             return []
         return [i for i, d in enumerate(t.ShapeSignatureAsNumpy()) if d < 0]
 
-    def _activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None) -> str:
+    def activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None) -> str:
         """The IR name of a computed (non-constant) tensor, registering it on first use.
         `computed_shape` (a RESHAPE's folded target) replaces the file's static shape where
         the file leaves dimensions to run time; a dynamic dimension nothing computed (other
@@ -203,11 +204,11 @@ class _Reader:
         name = self._name(index)
         if name in self.tensors:
             return name
-        if self._is_constant(index):
-            raise UnsupportedError(op_name, f"constant operand {self._raw_name(index)!r} where an "
+        if self.is_constant(index):
+            raise UnsupportedError(op_name, f"constant operand {self.raw_name(index)!r} where an "
                                             "activation is expected")
-        ttype = self._type(index)
-        shape = self._shape(index)
+        ttype = self.type_of(index)
+        shape = self.shape(index)
         dynamic = self._dynamic_dims(index)
         if computed_shape is not None and tuple(computed_shape) != shape:
             if not dynamic:
@@ -216,48 +217,48 @@ class _Reader:
             shape, dynamic = tuple(computed_shape), []
         if any(d != 0 for d in dynamic):
             signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
-            raise UnsupportedError(op_name, f"tensor {self._raw_name(index)!r} with dimensions known only "
+            raise UnsupportedError(op_name, f"tensor {self.raw_name(index)!r} with dimensions known only "
                                             f"at run time (shape signature {signature})")
         if ttype == "INT8":
             quant = self._quant(index)
             if quant is None:
-                raise UnsupportedError(op_name, f"int8 tensor {self._raw_name(index)!r} without quantization")
+                raise UnsupportedError(op_name, f"int8 tensor {self.raw_name(index)!r} without quantization")
             if quant.per_channel:
-                raise UnsupportedError(op_name, f"per-channel quantized activation {self._raw_name(index)!r}")
+                raise UnsupportedError(op_name, f"per-channel quantized activation {self.raw_name(index)!r}")
             dtype = "int8"
         elif ttype == "FLOAT32":
             quant, dtype = None, "float32"
         else:
-            raise UnsupportedError(op_name, f"tensor type {ttype} ({self._raw_name(index)!r}); "
+            raise UnsupportedError(op_name, f"tensor type {ttype} ({self.raw_name(index)!r}); "
                                             "int8 or float32 activations only")
         if len(shape) >= 2 and shape[0] != 1:
-            raise UnsupportedError(op_name, f"batch size {shape[0]} ({self._raw_name(index)!r}); batch 1 only")
+            raise UnsupportedError(op_name, f"batch size {shape[0]} ({self.raw_name(index)!r}); batch 1 only")
         if len(shape) not in (2, 4):
-            raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self._raw_name(index)!r} "
+            raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self.raw_name(index)!r} "
                                             "(NHWC or (1, features) only)")
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
 
-    def _new_tensor(self, base: str, shape, dtype: str, quant) -> str:
+    def new_tensor(self, base: str, shape, dtype: str, quant) -> str:
         """A tensor the file does not have (a dropped zero bias, an intermediate)."""
         name = self._unique(base)
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
 
-    def _weight(self, op_name: str, index: int, act_dtype: str, axis: int,
+    def weight(self, op_name: str, index: int, act_dtype: str, axis: int,
                 reshape: tuple[int, ...] | None = None) -> str:
         name = self._const_name(index, op_name, "weight")
-        ttype = self._type(index)
+        ttype = self.type_of(index)
         want = {"int8": "INT8", "float32": "FLOAT32"}[act_dtype]
         if ttype != want:
-            raise UnsupportedError(op_name, f"{ttype} weights {self._raw_name(index)!r} with {act_dtype} "
+            raise UnsupportedError(op_name, f"{ttype} weights {self.raw_name(index)!r} with {act_dtype} "
                                             "activations (hybrid / float16 models are not supported)")
-        data = self._const_values(op_name, index, np.int8 if want == "INT8" else np.float32)
+        data = self.const_values(op_name, index, np.int8 if want == "INT8" else np.float32)
         quant = None
         if want == "INT8":
             quant = self._quant(index)
             if quant is None:
-                raise UnsupportedError(op_name, f"int8 weights {self._raw_name(index)!r} without quantization")
+                raise UnsupportedError(op_name, f"int8 weights {self.raw_name(index)!r} without quantization")
             if np.any(quant.zero_point != 0):
                 raise UnsupportedError(op_name, "asymmetric (non-zero zero point) weights")
             if quant.per_channel:
@@ -267,7 +268,7 @@ class _Reader:
         self.tensors[name] = Tensor(name, data.shape, act_dtype, quant, np.array(data))
         return name
 
-    def _bias(self, op_name: str, index: int, x: str, w: str, out_ch: int) -> str:
+    def bias(self, op_name: str, index: int, x: str, w: str, out_ch: int) -> str:
         xt, wt = self.tensors[x], self.tensors[w]
         if xt.dtype == "int8":
             scale = xt.scale * wt.quant.scale
@@ -278,14 +279,14 @@ class _Reader:
         else:
             quant, dtype, want, np_dtype = None, "float32", "FLOAT32", np.float32
         if index < 0:   # the converter drops all-zero biases
-            name = self._new_tensor(f"{op_name}.bias", (out_ch,), dtype, quant)
+            name = self.new_tensor(f"{op_name}.bias", (out_ch,), dtype, quant)
             self.tensors[name].data = np.zeros(out_ch, np_dtype)
             return name
         name = self._const_name(index, op_name, "bias")
-        if self._type(index) != want:
-            raise UnsupportedError(op_name, f"{self._type(index)} bias {self._raw_name(index)!r}; "
+        if self.type_of(index) != want:
+            raise UnsupportedError(op_name, f"{self.type_of(index)} bias {self.raw_name(index)!r}; "
                                             f"{want} expected")
-        data = self._const_values(op_name, index, np_dtype).reshape(-1)
+        data = self.const_values(op_name, index, np_dtype).reshape(-1)
         if data.size != out_ch:
             raise TinyTrainError(f"layer {op_name!r}: bias has {data.size} values for {out_ch} channels")
         file_quant = self._quant(index)
@@ -296,7 +297,7 @@ class _Reader:
         return name
 
     # --- ops ---------------------------------------------------------------------------
-    def _options(self, op, cls):
+    def options(self, op, cls):
         table = op.BuiltinOptions()
         if table is None:
             return None
@@ -304,189 +305,47 @@ class _Reader:
         opts.Init(table.Bytes, table.Pos)
         return opts
 
-    def _required_options(self, name, op, cls):
-        opts = self._options(op, cls)
+    def required_options(self, name, op, cls):
+        opts = self.options(op, cls)
         if opts is None:
             raise TinyTrainError(f"layer {name!r}: no {cls.__name__} (corrupt file?)")
         return opts
 
-    def _fused(self, op_name: str, opts) -> str:
+    def fused(self, op_name: str, opts) -> str:
         code = opts.FusedActivationFunction() if opts is not None else 0
         act = self.act_names.get(code, str(code))
         if act not in ("NONE", "RELU", "RELU6"):
             raise UnsupportedError(op_name, f"fused activation {act}")
         return act.lower()
 
-    def _conv(self, name, op, ins, outs, depthwise: bool) -> Op:
-        s = self.s
-        opts = self._required_options(name, op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
-        x = self._activation(name, ins[0])
-        xt = self.tensors[x]
-        if len(xt.shape) != 4:
-            raise UnsupportedError(name, f"convolution of a rank-{len(xt.shape)} input")
-        _, h, w_in, cin = xt.shape
-        w_shape = self._shape(ins[1])
-        if len(w_shape) != 4:
-            raise TinyTrainError(f"layer {name!r}: rank-{len(w_shape)} convolution weights {w_shape}")
-        if depthwise:
-            if opts.DepthMultiplier() not in (0, 1) or w_shape[3] != cin:
-                raise UnsupportedError(name, f"depth multiplier {max(opts.DepthMultiplier(), w_shape[3] // cin)}"
-                                             " (1 only)")
-            kh, kw, cout = w_shape[1], w_shape[2], w_shape[3]
-            w = self._weight(name, ins[1], xt.dtype, axis=2, reshape=(kh, kw, cout))
-        else:
-            cout, kh, kw, wcin = w_shape
-            if wcin != cin:
-                raise UnsupportedError(name, f"groups ({cin} input channels, filters of {wcin})")
-            w = self._weight(name, ins[1], xt.dtype, axis=0)
-        b = self._bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
-        valid = opts.Padding() == s.Padding.VALID
-        sh, sw = opts.StrideH(), opts.StrideW()
-        dh, dw = opts.DilationHFactor(), opts.DilationWFactor()
-        _at_least_one(name, stride=(sh, sw), dilation=(dh, dw), kernel=(kh, kw))
-        pt, pb = tflite_padding(valid, h, kh, sh, dh)
-        pl, pr = tflite_padding(valid, w_in, kw, sw, dw)
-        attrs = {"stride": (sh, sw), "pad": (pt, pb, pl, pr), "dilation": (dh, dw),
-                 "activation": self._fused(name, opts)}
-        y = self._activation(name, outs[0])
-        return Op(name, "depthwise_conv2d" if depthwise else "conv2d", [x, w, b], [y], attrs)
-
-    def _fully_connected(self, name, op, ins, outs) -> Op:
-        opts = self._options(op, self.s.FullyConnectedOptions)
-        if opts is not None and opts.WeightsFormat() != 0:
-            raise UnsupportedError(name, "shuffled fully-connected weights format")
-        x = self._activation(name, ins[0])
-        if len(self._shape(ins[1])) != 2:
-            raise TinyTrainError(f"layer {name!r}: fully-connected weights of shape {self._shape(ins[1])}")
-        cout, cin = self._shape(ins[1])
-        if self.tensors[x].size != cin:
-            raise UnsupportedError(name, f"fully connected over {self.tensors[x].shape} with {cin} inputs "
-                                         "(batch 1 only)")
-        w = self._weight(name, ins[1], self.tensors[x].dtype, axis=0)
-        b = self._bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
-        y = self._activation(name, outs[0])
-        return Op(name, "fully_connected", [x, w, b], [y], {"activation": self._fused(name, opts)})
-
-    def _add(self, name, op, ins, outs) -> Op:
-        a, b = self._activation(name, ins[0]), self._activation(name, ins[1])
-        y = self._activation(name, outs[0])
-        if not (self.tensors[a].shape == self.tensors[b].shape == self.tensors[y].shape):
-            raise UnsupportedError(name, f"broadcasting add of {self.tensors[a].shape} and "
-                                         f"{self.tensors[b].shape}")
-        opts = self._options(op, self.s.AddOptions)
-        return Op(name, "add", [a, b], [y], {"activation": self._fused(name, opts)})
-
-    def _pool(self, name, op, ins, outs, op_type: str) -> Op:
-        opts = self._required_options(name, op, self.s.Pool2DOptions)
-        x = self._activation(name, ins[0])
-        if len(self.tensors[x].shape) != 4:
-            raise UnsupportedError(name, f"pooling of a rank-{len(self.tensors[x].shape)} input")
-        _, h, w_in, _ = self.tensors[x].shape
-        kh, kw = opts.FilterHeight(), opts.FilterWidth()
-        sh, sw = opts.StrideH(), opts.StrideW()
-        _at_least_one(name, stride=(sh, sw), filter=(kh, kw))
-        valid = opts.Padding() == self.s.Padding.VALID
-        pt, pb = tflite_padding(valid, h, kh, sh)
-        pl, pr = tflite_padding(valid, w_in, kw, sw)
-        y = self._activation(name, outs[0])
-        attrs = {"kernel": (kh, kw), "stride": (sh, sw), "pad": (pt, pb, pl, pr),
-                 "activation": self._fused(name, opts)}
-        return [Op(name, op_type, [x], [y], attrs)]
-
-    def _mean(self, name, op, ins, outs) -> list[Op]:
-        axes = sorted(int(a) % 4 for a in self._const_values(name, ins[1], np.int32).reshape(-1))
-        x = self._activation(name, ins[0])
-        if len(self.tensors[x].shape) != 4 or axes != [1, 2]:
-            raise UnsupportedError(name, f"MEAN over axes {axes} (only spatial axes (1, 2) of NHWC)")
-        opts = self._options(op, self.s.ReducerOptions)
-        y = self._activation(name, outs[0])
-        yt = self.tensors[y]
-        if opts is not None and opts.KeepDims():
-            return [Op(name, "global_avg_pool", [x], [y], {})]
-        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C). The pooled
-        # tensor is computed first, so it goes into the tensor table before y: activations are
-        # registered in schedule order, which the training program and the planner rely on.
-        del self.tensors[y]
-        pooled = self._new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
-        self.tensors[y] = yt
-        return [Op(f"{name}_pool", "global_avg_pool", [x], [pooled], {}),
-                Op(name, "reshape", [pooled], [y], {})]
-
-    def _pad(self, name, op, ins, outs) -> Op:
-        pads = self._const_values(name, ins[1], np.int64 if self._type(ins[1]) == "INT64" else np.int32)
-        x = self._activation(name, ins[0])
-        if len(self.tensors[x].shape) != 4 or pads.shape != (4, 2) or pads[0].any() or pads[3].any():
-            raise UnsupportedError(name, f"PAD {pads.tolist()} (only height/width of NHWC)")
-        y = self._activation(name, outs[0])
-        return Op(name, "pad", [x], [y], {"pad": (int(pads[1, 0]), int(pads[1, 1]),
-                                                  int(pads[2, 0]), int(pads[2, 1]))})
-
-    def _unary(self, name, op, ins, outs, op_type: str) -> Op:
-        x = self._activation(name, ins[0])
-        y = self._activation(name, outs[0])
-        xt, yt = self.tensors[x], self.tensors[y]
-        attrs = {}
-        if op_type == "softmax":
-            opts = self._options(op, self.s.SoftmaxOptions)
-            attrs["beta"] = float(opts.Beta()) if opts is not None else 1.0
-        if op_type == "quantize" and (xt.dtype, yt.dtype) != ("float32", "int8"):
-            raise UnsupportedError(name, f"QUANTIZE {xt.dtype} -> {yt.dtype} (float32 -> int8 only)")
-        if op_type == "dequantize" and (xt.dtype, yt.dtype) != ("int8", "float32"):
-            raise UnsupportedError(name, f"DEQUANTIZE {xt.dtype} -> {yt.dtype} (int8 -> float32 only)")
-        return Op(name, op_type, [x], [y], attrs)
-
-    def _reshape(self, name, op, ins, outs) -> Op:
-        x = self._activation(name, ins[0])
-        xt = self.tensors[x]
-        y = self._activation(name, outs[0], computed_shape=self._reshape_target(name, op, ins, xt))
-        yt = self.tensors[y]
-        if xt.size != yt.size:
-            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
-        return Op(name, "reshape", [x], [y], {})
-
-    def _reshape_target(self, name, op, ins, xt: Tensor) -> tuple[int, ...] | None:
-        """The output shape a RESHAPE asks for (its -1 resolved): its shape input must be a
-        constant or folded shape arithmetic; a shape known only at run time is refused."""
-        if len(ins) >= 2 and ins[1] >= 0:
-            if not self._is_constant(ins[1]):
-                raise UnsupportedError(name, f"RESHAPE to a shape computed at run time from "
-                                             f"{self._raw_name(ins[1])!r}")
-            target = [int(d) for d in self._const_int(name, ins[1]).reshape(-1)]
-        else:
-            opts = self._options(op, self.s.ReshapeOptions)
-            if opts is None or not opts.NewShapeLength():
-                return None
-            target = [int(d) for d in opts.NewShapeAsNumpy()]
-        if target.count(-1) == 1:
-            known = int(np.prod([d for d in target if d != -1]))
-            if known > 0 and xt.size % known == 0:
-                target[target.index(-1)] = xt.size // known
-        if any(d < 0 for d in target) or int(np.prod(target)) != xt.size:
-            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} ({xt.size} values) to {target}")
-        return tuple(target)
+    def unary(self, name: str, op_type: str, ins: list[int], outs: list[int], attrs=None) -> Op:
+        """An op of one activation in and one out (relu, softmax, quantize...)."""
+        x = self.activation(name, ins[0])
+        y = self.activation(name, outs[0])
+        return Op(name, op_type, [x], [y], dict(attrs or {}))
 
     # --- constant folding of shape arithmetic (see shape_fold.py) --------------------------
-    def _is_constant(self, index: int) -> bool:
+    def is_constant(self, index: int) -> bool:
         return index in self.folded or self._buffer(index) is not None
 
-    def _const_int(self, op_name: str, index: int) -> np.ndarray:
+    def const_int(self, op_name: str, index: int) -> np.ndarray:
         if index in self.folded:
             return self.folded[index]
-        np_dtype = {"INT32": np.int32, "INT64": np.int64}.get(self._type(index))
+        np_dtype = {"INT32": np.int32, "INT64": np.int64}.get(self.type_of(index))
         if np_dtype is None:
-            raise UnsupportedError(op_name, f"{self._type(index)} constant {self._raw_name(index)!r} "
+            raise UnsupportedError(op_name, f"{self.type_of(index)} constant {self.raw_name(index)!r} "
                                             "in shape arithmetic (int32 / int64 only)")
-        return self._const_values(op_name, index, np_dtype)
+        return self.const_values(op_name, index, np_dtype)
 
     def _foldable(self, kind: str, ins: list[int], outs: list[int]) -> bool:
-        if kind not in FOLDABLE or self._type(outs[0]) not in ("INT32", "INT64"):
+        if kind not in FOLDABLE or self.type_of(outs[0]) not in ("INT32", "INT64"):
             return False
-        return kind == "SHAPE" or all(self._is_constant(i) for i in ins if i >= 0)
+        return kind == "SHAPE" or all(self.is_constant(i) for i in ins if i >= 0)
 
     def _fold_options(self, name, kind, op) -> dict:
         s = self.s
         if kind == "STRIDED_SLICE":
-            o = self._options(op, s.StridedSliceOptions)
+            o = self.options(op, s.StridedSliceOptions)
             if o is None:
                 return {}
             if o.EllipsisMask() or o.NewAxisMask():
@@ -494,50 +353,50 @@ class _Reader:
             return dict(begin_mask=o.BeginMask(), end_mask=o.EndMask(),
                         shrink_axis_mask=o.ShrinkAxisMask(), offset=bool(o.Offset()))
         if kind == "PACK":
-            o = self._options(op, s.PackOptions)
+            o = self.options(op, s.PackOptions)
             return dict(axis=o.Axis() if o is not None else 0)
         if kind == "CONCATENATION":
-            o = self._options(op, s.ConcatenationOptions)
+            o = self.options(op, s.ConcatenationOptions)
             self._no_fused_activation(name, kind, o)
             return dict(axis=o.Axis() if o is not None else 0)
         if kind == "GATHER":
-            o = self._options(op, s.GatherOptions)
+            o = self.options(op, s.GatherOptions)
             return dict(axis=o.Axis() if o is not None else 0, batch_dims=o.BatchDims() if o is not None else 0)
         if kind == "SQUEEZE":
-            o = self._options(op, s.SqueezeOptions)
+            o = self.options(op, s.SqueezeOptions)
             dims = o.SqueezeDimsAsNumpy() if o is not None and o.SqueezeDimsLength() else []
             return dict(squeeze_dims=[int(d) for d in dims])
         if kind == "RESHAPE":
-            o = self._options(op, s.ReshapeOptions)
+            o = self.options(op, s.ReshapeOptions)
             shape = o.NewShapeAsNumpy() if o is not None and o.NewShapeLength() else []
             return dict(new_shape=[int(d) for d in shape])
         if kind == "REDUCE_PROD":
-            o = self._options(op, s.ReducerOptions)
+            o = self.options(op, s.ReducerOptions)
             return dict(keep_dims=bool(o.KeepDims()) if o is not None else False)
         if kind in ("ADD", "SUB", "MUL"):
             cls = {"ADD": s.AddOptions, "SUB": s.SubOptions, "MUL": s.MulOptions}[kind]
-            self._no_fused_activation(name, kind, self._options(op, cls))
+            self._no_fused_activation(name, kind, self.options(op, cls))
         return {}
 
     def _no_fused_activation(self, name, kind, opts) -> None:
-        if self._fused(name, opts) != "none":
+        if self.fused(name, opts) != "none":
             raise UnsupportedError(name, f"{kind} with a fused activation in shape arithmetic")
 
     def _fold(self, name, kind, op, ins, outs) -> None:
         """Compute a shape-arithmetic op at import; its output becomes a known constant."""
         if kind == "SHAPE":
-            x = self._activation(name, ins[0])
+            x = self.activation(name, ins[0])
             values = [self.tensors[x].shape]
         else:
-            values = [self._const_int(name, i) for i in ins if i >= 0]
+            values = [self.const_int(name, i) for i in ins if i >= 0]
         opts = self._fold_options(name, kind, op)
-        out_dtype = np.int64 if self._type(outs[0]) == "INT64" else np.int32
+        out_dtype = np.int64 if self.type_of(outs[0]) == "INT64" else np.int32
         try:
             value = fold(kind, values, opts, out_dtype)
         except (ValueError, IndexError, TypeError) as e:     # numpy's complaint about bad operands
             raise UnsupportedError(name, f"{kind} on constants {[v.tolist() for v in map(np.asarray, values)]} "
                                          f"({e})") from None
-        file_shape = self._shape(outs[0])
+        file_shape = self.shape(outs[0])
         if self.g.Tensors(outs[0]).ShapeLength() and value.shape != file_shape:
             raise TinyTrainError(f"layer {name!r}: {kind} computes a value of shape {value.shape}, "
                                  f"the file says {file_shape}")
@@ -552,35 +411,21 @@ class _Reader:
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
-            raise UnsupportedError(self._raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
+            raise UnsupportedError(self.raw_name(outs[0]) if outs else kind, f"{kind} with {len(outs)} outputs")
         name = self._name(outs[0])
-        err_name = self._raw_name(outs[0])
-        required = _REQUIRED_INPUTS.get(kind, 1)
+        err_name = self.raw_name(outs[0])
+        u = tflite_unit(kind)
+        required = _FOLD_INPUTS.get(kind) or (u.tflite_inputs if u is not None else 1)
         if len(ins) < required or min(ins[:required], default=0) < 0:
             raise TinyTrainError(f"layer {err_name!r}: {kind} with inputs {ins} ({required} required)")
         try:
             if self._foldable(kind, ins, outs):
                 self._fold(name, kind, op, ins, outs)
                 return []
-            handler = {
-                "CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=False),
-                "DEPTHWISE_CONV_2D": lambda: self._conv(name, op, ins, outs, depthwise=True),
-                "FULLY_CONNECTED": lambda: self._fully_connected(name, op, ins, outs),
-                "ADD": lambda: self._add(name, op, ins, outs),
-                "AVERAGE_POOL_2D": lambda: self._pool(name, op, ins, outs, "avg_pool2d"),
-                "MAX_POOL_2D": lambda: self._pool(name, op, ins, outs, "max_pool2d"),
-                "MEAN": lambda: self._mean(name, op, ins, outs),
-                "PAD": lambda: self._pad(name, op, ins, outs),
-                "RELU": lambda: self._unary(name, op, ins, outs, "relu"),
-                "RELU6": lambda: self._unary(name, op, ins, outs, "relu6"),
-                "RESHAPE": lambda: self._reshape(name, op, ins, outs),
-                "SOFTMAX": lambda: self._unary(name, op, ins, outs, "softmax"),
-                "QUANTIZE": lambda: self._unary(name, op, ins, outs, "quantize"),
-                "DEQUANTIZE": lambda: self._unary(name, op, ins, outs, "dequantize"),
-            }.get(kind)
-            if handler is None:
+            u = tflite_unit(kind)           # the op unit that imports this operator
+            if u is None:
                 raise UnsupportedError(err_name, f"op {kind}")
-            result = handler()
+            result = u.from_tflite(self, name, kind, op, ins, outs)
         except UnsupportedError as e:
             if e.layer == name:   # report the file's own name, with the op kind
                 raise UnsupportedError(err_name, f"{kind}: {e.what}") from None
@@ -592,7 +437,7 @@ class _Reader:
         inputs = [int(i) for i in g.InputsAsNumpy()]
         outputs = [int(i) for i in g.OutputsAsNumpy()]
         for i in inputs:
-            self._activation("input", i)
+            self.activation("input", i)
         for k in range(g.OperatorsLength()):
             self.ops.extend(self._convert_op(g.Operators(k)))
         graph = Graph(graph_name, self.tensors, self.ops, [self._name(i) for i in inputs],

@@ -49,6 +49,14 @@ def unit(op_type: str) -> OpUnit:
     return units[op_type]
 
 
+def tflite_unit(kind: str) -> OpUnit | None:
+    """The unit that imports TFLite builtin operator `kind` (its `tflite_ops`), or None."""
+    for u in _load().values():
+        if kind in u.tflite_ops:
+            return u
+    return None
+
+
 def op_types() -> tuple[str, ...]:
     return tuple(_load())
 
@@ -57,4 +65,4 @@ def units() -> list[OpUnit]:
     return list(_load().values())
 
 
-__all__ = ["OpUnit", "unit", "op_types", "units", "MODULES"]
+__all__ = ["OpUnit", "unit", "op_types", "units", "tflite_unit", "MODULES"]

@@ -25,6 +25,16 @@ class Add(OpUnit):
     type = "add"
     summary = "elementwise sum of two same-shaped tensors, fused relu/relu6"
     attrs = {"activation": "none"}
+    tflite_ops = ("ADD",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        from ..ir import Op
+        a, b = r.activation(name, ins[0]), r.activation(name, ins[1])
+        y = r.activation(name, outs[0])
+        if not (r.tensors[a].shape == r.tensors[b].shape == r.tensors[y].shape):
+            raise UnsupportedError(name, f"broadcasting add of {r.tensors[a].shape} and {r.tensors[b].shape}")
+        return Op(name, self.type, [a, b], [y], {"activation": r.fused(name, r.options(op, r.s.AddOptions))})
 
     def check(self, g, op):
         super().check(g, op)

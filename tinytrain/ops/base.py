@@ -42,6 +42,8 @@ class OpUnit:
     channelwise: ClassVar[bool] = False         # output channel c depends on input channel(s) c only
     int8: ClassVar[bool] = True                 # has an int8 form
     float32: ClassVar[bool] = True              # has a float32 form
+    tflite_ops: ClassVar[tuple[str, ...]] = ()  # TFLite builtin operators this unit imports
+    tflite_inputs: ClassVar[int] = 1            # inputs those operators must have
 
     # --- graph facts --------------------------------------------------------------------
     def check(self, g: Graph, op: Op) -> None:
@@ -86,6 +88,13 @@ class OpUnit:
         out = g.tensors[op.outputs[0]]
         ref = self.ref_s8 if self.is_int8(g, op) else self.ref_f32
         return np.asarray(ref(g, op, args)).reshape(out.shape)
+
+    # --- import -------------------------------------------------------------------------
+    def from_tflite(self, r, name: str, kind: str, op, ins: list[int], outs: list[int]):
+        """The IR op(s) of a TFLite operator `kind` (one of tflite_ops). `r` is the .tflite
+        reader (tinytrain.frontends.tflite.TfliteReader: activation(), weight(), bias(),
+        options(), fused(), const_values(), ...); `ins`/`outs` are the file's tensor indices."""
+        raise UnsupportedError(name, f"op {kind}")
 
     # --- C forward ------------------------------------------------------------------------
     def emit(self, em, op: Op) -> list[str]:

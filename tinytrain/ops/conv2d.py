@@ -67,6 +67,11 @@ class Conv2D(WeightedOp):
     attrs = {"stride": (1, 1), "pad": (0, 0, 0, 0), "dilation": (1, 1), "activation": "none"}
     weight_out_axis = 0            # output channels of the weight
     weight_in_axis = 3             # input channels of the weight
+    tflite_ops = ("CONV_2D",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        return self.conv_from_tflite(r, name, op, ins, outs, depthwise=False)
 
     def check(self, g, op):
         super().check(g, op)

@@ -67,6 +67,11 @@ class DepthwiseConv2D(WeightedOp):
     weight_out_axis = 2
     weight_in_axis = 2
     channelwise = True
+    tflite_ops = ("DEPTHWISE_CONV_2D",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        return self.conv_from_tflite(r, name, op, ins, outs, depthwise=True)
 
     def channel_params(self, g, op):
         return {op.inputs[1]: 2, op.inputs[2]: 0}

@@ -47,6 +47,26 @@ class FullyConnected(WeightedOp):
     attrs = {"activation": "none"}
     weight_out_axis = 0
     weight_in_axis = 1
+    tflite_ops = ("FULLY_CONNECTED",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        from ..errors import TinyTrainError
+        from ..ir import Op
+        opts = r.options(op, r.s.FullyConnectedOptions)
+        if opts is not None and opts.WeightsFormat() != 0:
+            raise UnsupportedError(name, "shuffled fully-connected weights format")
+        x = r.activation(name, ins[0])
+        if len(r.shape(ins[1])) != 2:
+            raise TinyTrainError(f"layer {name!r}: fully-connected weights of shape {r.shape(ins[1])}")
+        cout, cin = r.shape(ins[1])
+        if r.tensors[x].size != cin:
+            raise UnsupportedError(name, f"fully connected over {r.tensors[x].shape} with {cin} inputs "
+                                         "(batch 1 only)")
+        w = r.weight(name, ins[1], r.tensors[x].dtype, axis=0)
+        b = r.bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
+        y = r.activation(name, outs[0])
+        return Op(name, self.type, [x, w, b], [y], {"activation": r.fused(name, opts)})
 
     def check(self, g, op):
         super().check(g, op)

@@ -21,6 +21,28 @@ class GlobalAvgPool(OpUnit):
     channelwise = True
     type = "global_avg_pool"
     summary = "mean over height and width (TFLite MEAN over axes 1, 2)"
+    tflite_ops = ("MEAN",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        from ..errors import UnsupportedError
+        from ..ir import Op
+        axes = sorted(int(a) % 4 for a in r.const_values(name, ins[1], np.int32).reshape(-1))
+        x = r.activation(name, ins[0])
+        if len(r.tensors[x].shape) != 4 or axes != [1, 2]:
+            raise UnsupportedError(name, f"MEAN over axes {axes} (only spatial axes (1, 2) of NHWC)")
+        opts = r.options(op, r.s.ReducerOptions)
+        y = r.activation(name, outs[0])
+        yt = r.tensors[y]
+        if opts is not None and opts.KeepDims():
+            return [Op(name, self.type, [x], [y], {})]
+        # The IR's global_avg_pool keeps (1,1,1,C); a reshape gives TFLite's (1, C). The pooled
+        # tensor is computed first, so it goes into the tensor table before y: activations are
+        # registered in schedule order, which the training program and the planner rely on.
+        del r.tensors[y]
+        pooled = r.new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
+        r.tensors[y] = yt
+        return [Op(f"{name}_pool", self.type, [x], [pooled], {}), Op(name, "reshape", [pooled], [y], {})]
 
     def check(self, g, op):
         super().check(g, op)

@@ -19,6 +19,19 @@ class Pad(OpUnit):
     type = "pad"
     summary = "constant padding of height and width"
     attrs = {"pad": (0, 0, 0, 0)}
+    tflite_ops = ("PAD",)
+    tflite_inputs = 2
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        from ..errors import UnsupportedError
+        from ..ir import Op
+        pads = r.const_values(name, ins[1], np.int64 if r.type_of(ins[1]) == "INT64" else np.int32)
+        x = r.activation(name, ins[0])
+        if len(r.tensors[x].shape) != 4 or pads.shape != (4, 2) or pads[0].any() or pads[3].any():
+            raise UnsupportedError(name, f"PAD {pads.tolist()} (only height/width of NHWC)")
+        y = r.activation(name, outs[0])
+        return Op(name, self.type, [x], [y], {"pad": (int(pads[1, 0]), int(pads[1, 1]),
+                                                       int(pads[2, 0]), int(pads[2, 1]))})
 
     def check(self, g, op):
         super().check(g, op)

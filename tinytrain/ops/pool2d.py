@@ -87,6 +87,25 @@ class _Pool2D(OpUnit):
     attrs = {"kernel": (1, 1), "stride": (1, 1), "pad": (0, 0, 0, 0), "activation": "none"}
     kind = ""
 
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        from ..errors import UnsupportedError
+        from ..frontends.tflite import at_least_one, tflite_padding
+        from ..ir import Op
+        opts = r.required_options(name, op, r.s.Pool2DOptions)
+        x = r.activation(name, ins[0])
+        if len(r.tensors[x].shape) != 4:
+            raise UnsupportedError(name, f"pooling of a rank-{len(r.tensors[x].shape)} input")
+        _, h, w_in, _ = r.tensors[x].shape
+        kh, kw = opts.FilterHeight(), opts.FilterWidth()
+        sh, sw = opts.StrideH(), opts.StrideW()
+        at_least_one(name, stride=(sh, sw), filter=(kh, kw))
+        valid = opts.Padding() == r.s.Padding.VALID
+        pt, pb = tflite_padding(valid, h, kh, sh)
+        pl, pr = tflite_padding(valid, w_in, kw, sw)
+        y = r.activation(name, outs[0])
+        return Op(name, self.type, [x], [y], {"kernel": (kh, kw), "stride": (sh, sw), "pad": (pt, pb, pl, pr),
+                                              "activation": r.fused(name, opts)})
+
     def check(self, g, op):
         super().check(g, op)
         expect_rank4(g, op, op.inputs[0])
@@ -149,12 +168,14 @@ class AvgPool2D(_Pool2D):
     type = "avg_pool2d"
     summary = "average pooling (padding not counted)"
     kind = "avg"
+    tflite_ops = ("AVERAGE_POOL_2D",)
 
 
 class MaxPool2D(_Pool2D):
     type = "max_pool2d"
     summary = "max pooling"
     kind = "max"
+    tflite_ops = ("MAX_POOL_2D",)
 
     def backward_reads(self, g, op):
         return {"x": op.inputs[0]}

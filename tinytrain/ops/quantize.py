@@ -24,6 +24,9 @@ class _Convert(OpUnit):
     channelwise = True
     src, dst = "", ""
 
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        return r.unary(name, self.type, ins, outs)
+
     def check(self, g, op):
         super().check(g, op)
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
@@ -53,6 +56,7 @@ class Quantize(_Convert):
     type = "quantize"
     summary = "float32 -> int8 (the graph input)"
     src, dst = "float32", "int8"
+    tflite_ops = ("QUANTIZE",)
 
     def ref_f32(self, g, op, args):
         q = self.quantized(g, op)
@@ -63,6 +67,7 @@ class Dequantize(_Convert):
     type = "dequantize"
     summary = "int8 -> float32 (the graph output)"
     src, dst = "int8", "float32"
+    tflite_ops = ("DEQUANTIZE",)
 
     def ref_s8(self, g, op, args):
         q = self.quantized(g, op)

@@ -18,6 +18,10 @@ def relu_s8(x, q: dict) -> np.ndarray:
 
 class _Relu(OpUnit):
     channelwise = True
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        return r.unary(name, self.type, ins, outs)
+
     def check(self, g, op):
         super().check(g, op)
         same_dtype(g, op)
@@ -57,11 +61,13 @@ class _Relu(OpUnit):
 class Relu(_Relu):
     type = "relu"
     summary = "max(x, 0)"
+    tflite_ops = ("RELU",)
 
 
 class Relu6(_Relu):
     type = "relu6"
     summary = "min(max(x, 0), 6)"
+    tflite_ops = ("RELU6",)
 
 
 UNITS = [Relu(), Relu6()]

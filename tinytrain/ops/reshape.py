@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import TinyTrainError, UnsupportedError
+from ..ir import Op
 from .base import OpUnit, same_dtype
 
 
@@ -12,6 +13,38 @@ class Reshape(OpUnit):
     type = "reshape"
     summary = "same values, another shape (no code: an arena alias)"
     aliases_input = True
+    tflite_ops = ("RESHAPE",)
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        x = r.activation(name, ins[0])
+        xt = r.tensors[x]
+        y = r.activation(name, outs[0], computed_shape=self._tflite_target(r, name, op, ins, xt))
+        yt = r.tensors[y]
+        if xt.size != yt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
+        return Op(name, self.type, [x], [y], {})
+
+    def _tflite_target(self, r, name, op, ins, xt) -> tuple[int, ...] | None:
+        """The output shape a RESHAPE asks for (its -1 resolved): its shape input must be a
+        constant or folded shape arithmetic (frontends/shape_fold.py); a shape known only at
+        run time is refused."""
+        if len(ins) >= 2 and ins[1] >= 0:
+            if not r.is_constant(ins[1]):
+                raise UnsupportedError(name, f"RESHAPE to a shape computed at run time from "
+                                             f"{r.raw_name(ins[1])!r}")
+            target = [int(d) for d in r.const_int(name, ins[1]).reshape(-1)]
+        else:
+            opts = r.options(op, r.s.ReshapeOptions)
+            if opts is None or not opts.NewShapeLength():
+                return None
+            target = [int(d) for d in opts.NewShapeAsNumpy()]
+        if target.count(-1) == 1:
+            known = int(np.prod([d for d in target if d != -1]))
+            if known > 0 and xt.size % known == 0:
+                target[target.index(-1)] = xt.size // known
+        if any(d < 0 for d in target) or int(np.prod(target)) != xt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} ({xt.size} values) to {target}")
+        return tuple(target)
 
     def check(self, g, op):
         super().check(g, op)

@@ -42,6 +42,11 @@ class Softmax(OpUnit):
     type = "softmax"
     summary = "softmax over the last axis"
     attrs = {"beta": 1.0}
+    tflite_ops = ("SOFTMAX",)
+
+    def from_tflite(self, r, name, kind, op, ins, outs):
+        opts = r.options(op, r.s.SoftmaxOptions)
+        return r.unary(name, self.type, ins, outs, {"beta": float(opts.Beta()) if opts is not None else 1.0})
 
     def check(self, g, op):
         super().check(g, op)

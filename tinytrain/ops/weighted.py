@@ -54,6 +54,45 @@ class WeightedOp(OpUnit):
         p = self.params(g, op)
         return int(p["act_min"]), int(p["act_max"])
 
+    def conv_from_tflite(self, r, name, op, ins, outs, depthwise: bool):
+        """CONV_2D / DEPTHWISE_CONV_2D: OHWI weights (depthwise 1HWC -> HWC, per-channel axis
+        3 -> 2), SAME/VALID padding made explicit as TFLite computes it."""
+        from ..frontends.tflite import at_least_one, tflite_padding
+        s = r.s
+        opts = r.required_options(name, op, s.DepthwiseConv2DOptions if depthwise else s.Conv2DOptions)
+        x = r.activation(name, ins[0])
+        xt = r.tensors[x]
+        if len(xt.shape) != 4:
+            raise UnsupportedError(name, f"convolution of a rank-{len(xt.shape)} input")
+        _, h, w_in, cin = xt.shape
+        w_shape = r.shape(ins[1])
+        if len(w_shape) != 4:
+            from ..errors import TinyTrainError
+            raise TinyTrainError(f"layer {name!r}: rank-{len(w_shape)} convolution weights {w_shape}")
+        if depthwise:
+            if opts.DepthMultiplier() not in (0, 1) or w_shape[3] != cin:
+                raise UnsupportedError(name, f"depth multiplier {max(opts.DepthMultiplier(), w_shape[3] // cin)}"
+                                             " (1 only)")
+            kh, kw, cout = w_shape[1], w_shape[2], w_shape[3]
+            w = r.weight(name, ins[1], xt.dtype, axis=2, reshape=(kh, kw, cout))
+        else:
+            cout, kh, kw, wcin = w_shape
+            if wcin != cin:
+                raise UnsupportedError(name, f"groups ({cin} input channels, filters of {wcin})")
+            w = r.weight(name, ins[1], xt.dtype, axis=0)
+        b = r.bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
+        valid = opts.Padding() == s.Padding.VALID
+        sh, sw = opts.StrideH(), opts.StrideW()
+        dh, dw = opts.DilationHFactor(), opts.DilationWFactor()
+        at_least_one(name, stride=(sh, sw), dilation=(dh, dw), kernel=(kh, kw))
+        pt, pb = tflite_padding(valid, h, kh, sh, dh)
+        pl, pr = tflite_padding(valid, w_in, kw, sw, dw)
+        attrs = {"stride": (sh, sw), "pad": (pt, pb, pl, pr), "dilation": (dh, dw),
+                 "activation": r.fused(name, opts)}
+        y = r.activation(name, outs[0])
+        from ..ir import Op
+        return Op(name, self.type, [x, w, b], [y], attrs)
+
     def backward(self, x, w, dy, op, need_dx: bool, k: int):
         """(dx or None, dW over input channels [0, k), db) on real (float32) values."""
         raise NotImplementedError
