@@ -17,10 +17,9 @@ import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, Tensor, same_padding
+from ..ops import keras_activation_unit, keras_layer_unit, unit
 from .tf_quiet import quiet_tensorflow
 
-_FUSABLE_INTO = ("conv2d", "depthwise_conv2d", "fully_connected", "add")
-_FOLDS_BN = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
 def _import_keras():
@@ -170,7 +169,7 @@ def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
 def keras_to_float_graph(model) -> Graph:
     model = _as_model(model)
     with quiet_tensorflow():        # reading weights runs the first TensorFlow ops (which log)
-        return _FloatImporter(model).run()
+        return KerasImporter(model).run()
 
 
 def _nodes_in_order(model) -> tuple[list, object]:
@@ -188,7 +187,7 @@ def _nodes_in_order(model) -> tuple[list, object]:
     return nodes, functional
 
 
-class _FloatImporter:
+class KerasImporter:
     def __init__(self, model):
         self.model = model
         self.tensors: dict[str, Tensor] = {}
@@ -206,7 +205,7 @@ class _FloatImporter:
         self.op_names.add(name)
         return name
 
-    def _new_tensor(self, base: str, shape, data: np.ndarray | None = None) -> str:
+    def new_tensor(self, base: str, shape, data: np.ndarray | None = None) -> str:
         name, k = base, 2
         while name in self.tensors:
             name, k = f"{base}_{k}", k + 1
@@ -214,23 +213,23 @@ class _FloatImporter:
                                     None if data is None else np.ascontiguousarray(data, np.float32))
         return name
 
-    def _shape(self, layer, kt) -> tuple[int, ...]:
+    def shape(self, layer, kt) -> tuple[int, ...]:
         shape = tuple(1 if d is None else int(d) for d in kt.shape)
         if len(shape) not in (2, 4):
             raise UnsupportedError(layer.name, f"rank-{len(shape)} tensor {shape} "
                                                "(NHWC images or (batch, features) only)")
         return shape
 
-    def _input(self, layer, kt) -> str:
+    def input(self, layer, kt) -> str:
         if id(kt) not in self.ir_of:
             raise UnsupportedError(layer.name, "input from outside the model graph (nested model?)")
         return self.ir_of[id(kt)]
 
-    def _emit(self, layer, op_type: str, inputs: list[str], out_kt, attrs=None, shape=None,
+    def emit(self, layer, op_type: str, inputs: list[str], out_kt, attrs=None, shape=None,
               suffix: str = "") -> Op:
         """Append an op for `layer`; out_kt None makes an intermediate read by the next op only."""
         name = self._unique_op_name(layer.name + suffix)
-        out = self._new_tensor(name, shape or self._shape(layer, out_kt))
+        out = self.new_tensor(name, shape or self.shape(layer, out_kt))
         op = Op(name, op_type, inputs, [out], dict(attrs or {}))
         self.ops.append(op)
         if out_kt is not None:
@@ -238,33 +237,37 @@ class _FloatImporter:
         self.ir_readers[out] = 1 if out_kt is None else self.readers.get(id(out_kt), 0)
         return op
 
-    def _alias(self, in_kt, out_kt) -> None:
+    def alias(self, in_kt, out_kt) -> None:
         """out_kt is the same IR tensor as in_kt: its readers become that tensor's readers."""
         ir = self.ir_of[id(in_kt)]
         self.ir_of[id(out_kt)] = ir
         self.ir_readers[ir] = self.ir_readers.get(ir, 0) + self.readers.get(id(out_kt), 0) - 1
 
-    def _producer(self, tensor: str) -> Op | None:
+    def producer(self, tensor: str) -> Op | None:
         for op in reversed(self.ops):
             if tensor in op.outputs:
                 return op
         return None
 
+    def weights(self, layer) -> list:
+        """A layer's weight arrays (Keras order)."""
+        return layer.get_weights()
+
     def _config(self, layer) -> dict:
         return layer.get_config()
 
-    def _check_channels_last(self, layer, cfg) -> None:
+    def check_channels_last(self, layer, cfg) -> None:
         fmt = cfg.get("data_format")
         if fmt not in (None, "channels_last"):
             raise UnsupportedError(layer.name, f"data_format {fmt}")
 
-    def _activation_name(self, layer, cfg) -> str:
+    def activation_name(self, layer, cfg) -> str:
         act = cfg.get("activation", "linear")
         if isinstance(act, dict):   # a serialized callable
             act = act.get("config", {}).get("name") or act.get("class_name", "?")
         return str(act)
 
-    def _conv_padding(self, layer, cfg, in_hw, kernel, strides, dilation):
+    def conv_padding(self, layer, cfg, in_hw, kernel, strides, dilation):
         padding = cfg.get("padding", "valid")
         if padding == "valid":
             return (0, 0, 0, 0)
@@ -274,168 +277,60 @@ class _FloatImporter:
         _, pl, pr = same_padding(in_hw[1], kernel[1], strides[1], dilation[1])
         return (pt, pb, pl, pr)
 
-    def _fused_activation(self, layer, op: Op, cfg, out_kt) -> None:
-        """Apply the layer's own `activation=`: fused relu/relu6, or a softmax op after it."""
-        act = self._activation_name(layer, cfg)
+    def fused_activation(self, layer, op: Op, cfg, out_kt) -> None:
+        """Apply the layer's own `activation=`: relu/relu6 fused into the op, any other the
+        op of the unit that names it (keras_activations), after the layer's op."""
+        act = self.activation_name(layer, cfg)
         if act in ("linear", None):
             return
         if act in ("relu", "relu6"):
             op.attrs["activation"] = act
-        elif act == "softmax" and op.type == "fully_connected":
-            x = op.outputs[0]
-            self.ir_of.pop(id(out_kt))    # the softmax, not the dense, produces the layer output
-            self.ir_readers[x] = 1
-            self._emit(layer, "softmax", [x], out_kt, {"beta": 1.0}, shape=self.tensors[x].shape,
-                       suffix="_softmax")
-        else:
+            return
+        unit = keras_activation_unit(act)
+        if unit is None:
             raise UnsupportedError(layer.name, f"activation {act!r}")
+        x = op.outputs[0]
+        self.ir_of.pop(id(out_kt))    # the activation, not the op, produces the layer output
+        self.ir_readers[x] = 1
+        unit.from_keras_activation(self, layer, x, out_kt, suffix=f"_{act}")
 
     # --- layers --------------------------------------------------------------------------
-    def _conv2d(self, layer, ins, outs, cfg):
-        depthwise = type(layer).__name__ == "DepthwiseConv2D"
-        self._check_channels_last(layer, cfg)
-        if cfg.get("groups", 1) != 1:
-            raise UnsupportedError(layer.name, f"groups {cfg['groups']}")
-        strides = tuple(cfg["strides"])
-        dilation = tuple(cfg.get("dilation_rate", (1, 1)))
-        if dilation != (1, 1) and strides != (1, 1):
-            raise UnsupportedError(layer.name, f"dilation_rate {dilation} with strides {strides}")
-        x = self._input(layer, ins[0])
-        xshape = self.tensors[x].shape
-        if len(xshape) != 4:
-            raise UnsupportedError(layer.name, f"convolution of a rank-{len(xshape)} input")
-        kernel = np.asarray(layer.get_weights()[0], np.float32)
-        kh, kw = kernel.shape[:2]
-        if depthwise:
-            if kernel.shape[3] != 1:
-                raise UnsupportedError(layer.name, f"depth_multiplier {kernel.shape[3]} (1 only)")
-            w = kernel[:, :, :, 0]                       # (kh, kw, C, 1) -> HWC
-            cout = w.shape[2]
-        else:
-            w = kernel.transpose(3, 0, 1, 2)             # HWIO -> OHWI
-            cout = w.shape[0]
-        bias = (np.asarray(layer.get_weights()[1], np.float32) if cfg.get("use_bias", True)
-                else np.zeros(cout, np.float32))
-        pad = self._conv_padding(layer, cfg, xshape[1:3], (kh, kw), strides, dilation)
-        w_name = self._new_tensor(f"{layer.name}.weight", w.shape, w)
-        b_name = self._new_tensor(f"{layer.name}.bias", bias.shape, bias)
-        op = self._emit(layer, "depthwise_conv2d" if depthwise else "conv2d", [x, w_name, b_name],
-                        outs[0], {"stride": strides, "pad": pad, "dilation": dilation,
-                                  "activation": "none"})
-        self._fused_activation(layer, op, cfg, outs[0])
-
-    def _dense(self, layer, ins, outs, cfg):
-        x = self._input(layer, ins[0])
-        if len(self.tensors[x].shape) != 2:
-            raise UnsupportedError(layer.name, f"Dense on a rank-{len(self.tensors[x].shape)} input "
-                                               "(add a Flatten before it)")
-        weights = layer.get_weights()
-        w = np.asarray(weights[0], np.float32).T         # IO -> OI
-        bias = (np.asarray(weights[1], np.float32) if cfg.get("use_bias", True)
-                else np.zeros(w.shape[0], np.float32))
-        w_name = self._new_tensor(f"{layer.name}.weight", w.shape, w)
-        b_name = self._new_tensor(f"{layer.name}.bias", bias.shape, bias)
-        op = self._emit(layer, "fully_connected", [x, w_name, b_name], outs[0], {"activation": "none"},
-                        shape=(1, w.shape[0]))
-        self._fused_activation(layer, op, cfg, outs[0])
-
-    def _add(self, layer, ins, outs, cfg):
-        if len(ins) != 2:
-            raise UnsupportedError(layer.name, f"Add of {len(ins)} inputs (2 only)")
-        a, b = (self._input(layer, t) for t in ins)
-        if self.tensors[a].shape != self.tensors[b].shape:
-            raise UnsupportedError(layer.name, f"broadcasting Add of {self.tensors[a].shape} and "
-                                               f"{self.tensors[b].shape}")
-        self._emit(layer, "add", [a, b], outs[0], {"activation": "none"})
-
-    def _pool(self, layer, ins, outs, cfg, op_type):
-        self._check_channels_last(layer, cfg)
-        x = self._input(layer, ins[0])
-        kernel = tuple(cfg["pool_size"])
-        strides = tuple(cfg.get("strides") or kernel)
-        pad = self._conv_padding(layer, cfg, self.tensors[x].shape[1:3], kernel, strides, (1, 1))
-        self._emit(layer, op_type, [x], outs[0],
-                   {"kernel": kernel, "stride": strides, "pad": pad, "activation": "none"})
-
-    def _global_avg_pool(self, layer, ins, outs, cfg):
-        self._check_channels_last(layer, cfg)
-        x = self._input(layer, ins[0])
-        channels = self.tensors[x].shape[3]
-        if cfg.get("keepdims", False):
-            self._emit(layer, "global_avg_pool", [x], outs[0])
-            return
-        # The IR's global_avg_pool yields (1,1,1,C); Keras gives (1, C): add the reshape.
-        pool = self._emit(layer, "global_avg_pool", [x], None, shape=(1, 1, 1, channels), suffix="_pool")
-        self._emit(layer, "reshape", pool.outputs, outs[0], shape=(1, channels))
-
-    def _relu_like(self, layer, ins, outs, kind: str):
+    def relu_like(self, layer, ins, outs, kind: str):
         """A standalone relu/relu6: fuse into its producer when that is safe, else keep it."""
-        x = self._input(layer, ins[0])
-        producer = self._producer(x)
-        if (producer is not None and producer.type in _FUSABLE_INTO
+        x = self.input(layer, ins[0])
+        producer = self.producer(x)
+        if (producer is not None and "activation" in unit(producer.type).attrs
                 and producer.attrs.get("activation", "none") == "none"
                 and self.ir_readers.get(x, 0) == 1):
             producer.attrs["activation"] = kind
-            self._alias(ins[0], outs[0])
+            self.alias(ins[0], outs[0])
             return
-        self._emit(layer, kind, [x], outs[0])
-
-    def _relu_layer(self, layer, ins, outs, cfg):
-        slope = float(cfg.get("negative_slope", 0.0) or 0.0)
-        threshold = float(cfg.get("threshold", 0.0) or 0.0)
-        max_value = cfg.get("max_value")
-        if slope != 0.0 or threshold != 0.0:
-            raise UnsupportedError(layer.name, f"ReLU with negative_slope {slope}, threshold {threshold}")
-        if max_value is None:
-            self._relu_like(layer, ins, outs, "relu")
-        elif float(max_value) == 6.0:
-            self._relu_like(layer, ins, outs, "relu6")
-        else:
-            raise UnsupportedError(layer.name, f"ReLU max_value {max_value} (None or 6 only)")
+        self.emit(layer, kind, [x], outs[0])
 
     def _activation_layer(self, layer, ins, outs, cfg):
-        act = self._activation_name(layer, cfg)
+        """An Activation layer: linear vanishes; relu/relu6 fuse into their producer when
+        they can; any other activation is the op of the unit that names it (keras_activations)."""
+        act = self.activation_name(layer, cfg)
         if act == "linear":
-            self._alias(ins[0], outs[0])
+            self.alias(ins[0], outs[0])
         elif act in ("relu", "relu6"):
-            self._relu_like(layer, ins, outs, act)
-        elif act == "softmax":
-            self._softmax(layer, ins, outs, {"axis": -1})
+            self.relu_like(layer, ins, outs, act)
         else:
-            raise UnsupportedError(layer.name, f"activation {act!r}")
-
-    def _softmax(self, layer, ins, outs, cfg):
-        x = self._input(layer, ins[0])
-        axis = cfg.get("axis", -1)
-        rank = len(self.tensors[x].shape)
-        if axis not in (-1, rank - 1) and axis != [-1]:
-            raise UnsupportedError(layer.name, f"softmax over axis {axis} (last axis only)")
-        self._emit(layer, "softmax", [x], outs[0], {"beta": 1.0})
-
-    def _reshape(self, layer, ins, outs, cfg):
-        x = self._input(layer, ins[0])
-        shape = self._shape(layer, outs[0])
-        if shape == self.tensors[x].shape:
-            self._alias(ins[0], outs[0])
-            return
-        self._emit(layer, "reshape", [x], outs[0], shape=shape)
-
-    def _zero_padding(self, layer, ins, outs, cfg):
-        self._check_channels_last(layer, cfg)
-        (top, bottom), (left, right) = cfg["padding"]
-        x = self._input(layer, ins[0])
-        self._emit(layer, "pad", [x], outs[0], {"pad": (int(top), int(bottom), int(left), int(right))})
+            unit = keras_activation_unit(act)
+            if unit is None:
+                raise UnsupportedError(layer.name, f"activation {act!r}")
+            unit.from_keras_activation(self, layer, self.input(layer, ins[0]), outs[0])
 
     def _batch_norm(self, layer, ins, outs, cfg):
         """Fold y = gamma * (x - mean) / sqrt(var + eps) + beta into the conv/dense before it."""
-        x = self._input(layer, ins[0])
-        producer = self._producer(x)
+        x = self.input(layer, ins[0])
+        producer = self.producer(x)
         axis = cfg.get("axis", -1)
         axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
         rank = len(self.tensors[x].shape)
         if axis not in (-1, rank - 1):
             raise UnsupportedError(layer.name, f"BatchNormalization over axis {axis} (channels_last only)")
-        if (producer is None or producer.type not in _FOLDS_BN
+        if (producer is None or not unit(producer.type).weighted
                 or producer.attrs.get("activation", "none") != "none"
                 or self.ir_readers.get(x, 0) != 1):
             raise UnsupportedError(layer.name, "BatchNormalization not directly after a conv/dense "
@@ -446,12 +341,12 @@ class _FloatImporter:
         var = np.asarray(layer.moving_variance.numpy(), np.float64)
         factor = gamma / np.sqrt(var + float(cfg.get("epsilon", 1e-3)))
         w_t, b_t = self.tensors[producer.inputs[1]], self.tensors[producer.inputs[2]]
-        out_axis = 2 if producer.type == "depthwise_conv2d" else 0
+        out_axis = unit(producer.type).weight_out_axis
         shape = [1] * w_t.data.ndim
         shape[out_axis] = -1
         w_t.data = (w_t.data.astype(np.float64) * factor.reshape(shape)).astype(np.float32)
         b_t.data = ((b_t.data.astype(np.float64) - mean) * factor + beta).astype(np.float32)
-        self._alias(ins[0], outs[0])
+        self.alias(ins[0], outs[0])
 
     # --- driver ----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -463,13 +358,13 @@ class _FloatImporter:
             self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
         for layer, _, _ in nodes:   # name an unsupported layer before any shape complaint
             kind = type(layer).__name__
-            if kind != "InputLayer" and kind not in self._handlers():
+            if kind != "InputLayer" and not self._known(kind):
                 raise UnsupportedError(layer.name, f"layer type {kind}")
         inputs = []
         for layer, ins, outs in nodes:
             kind = type(layer).__name__
             if kind == "InputLayer":
-                name = self._new_tensor(layer.name, self._shape(layer, outs[0]))
+                name = self.new_tensor(layer.name, self.shape(layer, outs[0]))
                 self.ir_of[id(outs[0])] = name
                 self.ir_readers[name] = self.readers.get(id(outs[0]), 0)
                 inputs.append(name)
@@ -486,22 +381,25 @@ class _FloatImporter:
     def _convert(self, layer, kind, ins, outs):
         if len(outs) != 1:
             raise UnsupportedError(layer.name, f"layer with {len(outs)} outputs")
-        if kind != "Add" and len(ins) != 1:
+        unit = keras_layer_unit(kind)
+        if len(ins) != (unit.keras_inputs if unit is not None else 1):
             raise UnsupportedError(layer.name, f"{kind} with {len(ins)} inputs")
+        cfg = self._config(layer)
         handler = self._handlers().get(kind)
-        if handler is None:
+        if handler is not None:
+            handler(layer, ins, outs, cfg)
+            return
+        unit = keras_layer_unit(kind)       # the op unit that imports this layer class
+        if unit is None:
             raise UnsupportedError(layer.name, f"layer type {kind}")
-        handler(layer, ins, outs, self._config(layer))
+        unit.from_keras(self, layer, ins, outs, cfg)
+
+    def _known(self, kind: str) -> bool:
+        return kind in self._handlers() or keras_layer_unit(kind) is not None
 
     def _handlers(self) -> dict:
+        """Layers that are not one op: they vanish or fold into the op before them."""
         return {
-            "Conv2D": self._conv2d, "DepthwiseConv2D": self._conv2d, "Dense": self._dense,
-            "Add": self._add,
-            "AveragePooling2D": lambda l, i, o, c: self._pool(l, i, o, c, "avg_pool2d"),
-            "MaxPooling2D": lambda l, i, o, c: self._pool(l, i, o, c, "max_pool2d"),
-            "GlobalAveragePooling2D": self._global_avg_pool,
-            "ReLU": self._relu_layer, "Activation": self._activation_layer, "Softmax": self._softmax,
-            "Flatten": self._reshape, "Reshape": self._reshape,
-            "ZeroPadding2D": self._zero_padding, "BatchNormalization": self._batch_norm,
-            "Dropout": lambda l, i, o, c: self._alias(i[0], o[0]),
+            "Activation": self._activation_layer, "BatchNormalization": self._batch_norm,
+            "Dropout": lambda l, i, o, c: self.alias(i[0], o[0]),
         }

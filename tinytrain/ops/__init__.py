@@ -57,6 +57,16 @@ def tflite_unit(kind: str) -> OpUnit | None:
     return None
 
 
+def keras_layer_unit(kind: str) -> OpUnit | None:
+    """The unit that imports Keras layer class `kind` (its `keras_layers`), or None."""
+    return next((u for u in _load().values() if kind in u.keras_layers), None)
+
+
+def keras_activation_unit(name: str) -> OpUnit | None:
+    """The unit whose op is Keras activation `name` (its `keras_activations`), or None."""
+    return next((u for u in _load().values() if name in u.keras_activations), None)
+
+
 def op_types() -> tuple[str, ...]:
     return tuple(_load())
 
@@ -65,4 +75,5 @@ def units() -> list[OpUnit]:
     return list(_load().values())
 
 
-__all__ = ["OpUnit", "unit", "op_types", "units", "tflite_unit", "MODULES"]
+__all__ = ["OpUnit", "unit", "op_types", "units", "tflite_unit", "keras_layer_unit", "keras_activation_unit",
+           "MODULES"]

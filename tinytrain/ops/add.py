@@ -27,6 +27,15 @@ class Add(OpUnit):
     attrs = {"activation": "none"}
     tflite_ops = ("ADD",)
     tflite_inputs = 2
+    keras_layers = ("Add",)
+    keras_inputs = 2
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        a, b = (imp.input(layer, t) for t in ins)
+        if imp.tensors[a].shape != imp.tensors[b].shape:
+            raise UnsupportedError(layer.name, f"broadcasting Add of {imp.tensors[a].shape} and "
+                                               f"{imp.tensors[b].shape}")
+        imp.emit(layer, self.type, [a, b], outs[0], {"activation": "none"})
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..ir import Op

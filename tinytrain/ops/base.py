@@ -44,6 +44,9 @@ class OpUnit:
     float32: ClassVar[bool] = True              # has a float32 form
     tflite_ops: ClassVar[tuple[str, ...]] = ()  # TFLite builtin operators this unit imports
     tflite_inputs: ClassVar[int] = 1            # inputs those operators must have
+    keras_layers: ClassVar[tuple[str, ...]] = ()       # Keras layer classes this unit imports (float)
+    keras_inputs: ClassVar[int] = 1                    # inputs those layers take
+    keras_activations: ClassVar[tuple[str, ...]] = ()  # Keras activation names that are this op
 
     # --- graph facts --------------------------------------------------------------------
     def check(self, g: Graph, op: Op) -> None:
@@ -95,6 +98,17 @@ class OpUnit:
         reader (tinytrain.frontends.tflite.TfliteReader: activation(), weight(), bias(),
         options(), fused(), const_values(), ...); `ins`/`outs` are the file's tensor indices."""
         raise UnsupportedError(name, f"op {kind}")
+
+    def from_keras(self, imp, layer, ins, outs, cfg: dict) -> None:
+        """Import a Keras layer (one of keras_layers) of a float model. `imp` is the importer
+        (tinytrain.frontends.keras.KerasImporter: input(), emit(), alias(), new_tensor(),
+        fused_activation(), conv_padding(), check_channels_last(), ...)."""
+        raise UnsupportedError(layer.name, f"layer type {type(layer).__name__}")
+
+    def from_keras_activation(self, imp, layer, x: str, out_kt, suffix: str = "") -> None:
+        """This op as a Keras activation applied to tensor `x` (an Activation layer, or a
+        layer's `activation=`)."""
+        imp.emit(layer, self.type, [x], out_kt, dict(self.attrs), shape=imp.tensors[x].shape, suffix=suffix)
 
     # --- C forward ------------------------------------------------------------------------
     def emit(self, em, op: Op) -> list[str]:

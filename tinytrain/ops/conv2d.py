@@ -70,8 +70,13 @@ class Conv2D(WeightedOp):
     tflite_ops = ("CONV_2D",)
     tflite_inputs = 2
 
+    keras_layers = ("Conv2D",)
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=False)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        self.conv_from_keras(imp, layer, ins, outs, cfg, depthwise=False)
 
     def check(self, g, op):
         super().check(g, op)

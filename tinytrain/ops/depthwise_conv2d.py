@@ -70,8 +70,13 @@ class DepthwiseConv2D(WeightedOp):
     tflite_ops = ("DEPTHWISE_CONV_2D",)
     tflite_inputs = 2
 
+    keras_layers = ("DepthwiseConv2D",)
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=True)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        self.conv_from_keras(imp, layer, ins, outs, cfg, depthwise=True)
 
     def channel_params(self, g, op):
         return {op.inputs[1]: 2, op.inputs[2]: 0}

@@ -49,6 +49,22 @@ class FullyConnected(WeightedOp):
     weight_in_axis = 1
     tflite_ops = ("FULLY_CONNECTED",)
     tflite_inputs = 2
+    keras_layers = ("Dense",)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        x = imp.input(layer, ins[0])
+        if len(imp.tensors[x].shape) != 2:
+            raise UnsupportedError(layer.name, f"Dense on a rank-{len(imp.tensors[x].shape)} input "
+                                               "(add a Flatten before it)")
+        weights = imp.weights(layer)
+        w = np.asarray(weights[0], np.float32).T         # IO -> OI
+        bias = (np.asarray(weights[1], np.float32) if cfg.get("use_bias", True)
+                else np.zeros(w.shape[0], np.float32))
+        w_name = imp.new_tensor(f"{layer.name}.weight", w.shape, w)
+        b_name = imp.new_tensor(f"{layer.name}.bias", bias.shape, bias)
+        op = imp.emit(layer, self.type, [x, w_name, b_name], outs[0], {"activation": "none"},
+                      shape=(1, w.shape[0]))
+        imp.fused_activation(layer, op, cfg, outs[0])
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..errors import TinyTrainError

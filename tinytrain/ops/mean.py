@@ -23,6 +23,18 @@ class GlobalAvgPool(OpUnit):
     summary = "mean over height and width (TFLite MEAN over axes 1, 2)"
     tflite_ops = ("MEAN",)
     tflite_inputs = 2
+    keras_layers = ("GlobalAveragePooling2D",)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        imp.check_channels_last(layer, cfg)
+        x = imp.input(layer, ins[0])
+        channels = imp.tensors[x].shape[3]
+        if cfg.get("keepdims", False):
+            imp.emit(layer, self.type, [x], outs[0])
+            return
+        # The IR's global_avg_pool yields (1,1,1,C); Keras gives (1, C): add the reshape.
+        pool = imp.emit(layer, self.type, [x], None, shape=(1, 1, 1, channels), suffix="_pool")
+        imp.emit(layer, "reshape", pool.outputs, outs[0], shape=(1, channels))
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..errors import UnsupportedError

@@ -21,6 +21,13 @@ class Pad(OpUnit):
     attrs = {"pad": (0, 0, 0, 0)}
     tflite_ops = ("PAD",)
     tflite_inputs = 2
+    keras_layers = ("ZeroPadding2D",)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        imp.check_channels_last(layer, cfg)
+        (top, bottom), (left, right) = cfg["padding"]
+        x = imp.input(layer, ins[0])
+        imp.emit(layer, self.type, [x], outs[0], {"pad": (int(top), int(bottom), int(left), int(right))})
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..errors import UnsupportedError

@@ -87,6 +87,15 @@ class _Pool2D(OpUnit):
     attrs = {"kernel": (1, 1), "stride": (1, 1), "pad": (0, 0, 0, 0), "activation": "none"}
     kind = ""
 
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        imp.check_channels_last(layer, cfg)
+        x = imp.input(layer, ins[0])
+        kernel = tuple(cfg["pool_size"])
+        strides = tuple(cfg.get("strides") or kernel)
+        pad = imp.conv_padding(layer, cfg, imp.tensors[x].shape[1:3], kernel, strides, (1, 1))
+        imp.emit(layer, self.type, [x], outs[0], {"kernel": kernel, "stride": strides, "pad": pad,
+                                                  "activation": "none"})
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..errors import UnsupportedError
         from ..frontends.tflite import at_least_one, tflite_padding
@@ -169,6 +178,7 @@ class AvgPool2D(_Pool2D):
     summary = "average pooling (padding not counted)"
     kind = "avg"
     tflite_ops = ("AVERAGE_POOL_2D",)
+    keras_layers = ("AveragePooling2D",)
 
 
 class MaxPool2D(_Pool2D):
@@ -176,6 +186,7 @@ class MaxPool2D(_Pool2D):
     summary = "max pooling"
     kind = "max"
     tflite_ops = ("MAX_POOL_2D",)
+    keras_layers = ("MaxPooling2D",)
 
     def backward_reads(self, g, op):
         return {"x": op.inputs[0]}

@@ -7,6 +7,7 @@ import numpy as np
 from .. import quant
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
 from ..ir import ACT_CODES
+from ..errors import UnsupportedError
 from .base import OpUnit, same_dtype
 from .window import activate_f32
 
@@ -62,6 +63,22 @@ class Relu(_Relu):
     type = "relu"
     summary = "max(x, 0)"
     tflite_ops = ("RELU",)
+    keras_layers = ("ReLU",)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        """A Keras ReLU layer: relu, or relu6 with max_value 6; fused into its producer when
+        nothing else reads that output."""
+        slope = float(cfg.get("negative_slope", 0.0) or 0.0)
+        threshold = float(cfg.get("threshold", 0.0) or 0.0)
+        max_value = cfg.get("max_value")
+        if slope != 0.0 or threshold != 0.0:
+            raise UnsupportedError(layer.name, f"ReLU with negative_slope {slope}, threshold {threshold}")
+        if max_value is None:
+            imp.relu_like(layer, ins, outs, "relu")
+        elif float(max_value) == 6.0:
+            imp.relu_like(layer, ins, outs, "relu6")
+        else:
+            raise UnsupportedError(layer.name, f"ReLU max_value {max_value} (None or 6 only)")
 
 
 class Relu6(_Relu):

@@ -14,6 +14,15 @@ class Reshape(OpUnit):
     summary = "same values, another shape (no code: an arena alias)"
     aliases_input = True
     tflite_ops = ("RESHAPE",)
+    keras_layers = ("Flatten", "Reshape")
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        x = imp.input(layer, ins[0])
+        shape = imp.shape(layer, outs[0])
+        if shape == imp.tensors[x].shape:
+            imp.alias(ins[0], outs[0])
+            return
+        imp.emit(layer, self.type, [x], outs[0], shape=shape)
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         x = r.activation(name, ins[0])

@@ -43,6 +43,16 @@ class Softmax(OpUnit):
     summary = "softmax over the last axis"
     attrs = {"beta": 1.0}
     tflite_ops = ("SOFTMAX",)
+    keras_layers = ("Softmax",)
+    keras_activations = ("softmax",)
+
+    def from_keras(self, imp, layer, ins, outs, cfg):
+        x = imp.input(layer, ins[0])
+        axis = cfg.get("axis", -1)
+        rank = len(imp.tensors[x].shape)
+        if axis not in (-1, rank - 1) and axis != [-1]:
+            raise UnsupportedError(layer.name, f"softmax over axis {axis} (last axis only)")
+        imp.emit(layer, self.type, [x], outs[0], {"beta": 1.0})
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         opts = r.options(op, r.s.SoftmaxOptions)

@@ -93,6 +93,40 @@ class WeightedOp(OpUnit):
         from ..ir import Op
         return Op(name, self.type, [x, w, b], [y], attrs)
 
+    def conv_from_keras(self, imp, layer, ins, outs, cfg, depthwise: bool) -> None:
+        """Keras Conv2D / DepthwiseConv2D: HWIO -> OHWI (depthwise HWC1 -> HWC), SAME padding
+        made explicit, the layer's activation fused or appended."""
+        import numpy as np
+        imp.check_channels_last(layer, cfg)
+        if cfg.get("groups", 1) != 1:
+            raise UnsupportedError(layer.name, f"groups {cfg['groups']}")
+        strides = tuple(cfg["strides"])
+        dilation = tuple(cfg.get("dilation_rate", (1, 1)))
+        if dilation != (1, 1) and strides != (1, 1):
+            raise UnsupportedError(layer.name, f"dilation_rate {dilation} with strides {strides}")
+        x = imp.input(layer, ins[0])
+        xshape = imp.tensors[x].shape
+        if len(xshape) != 4:
+            raise UnsupportedError(layer.name, f"convolution of a rank-{len(xshape)} input")
+        weights = imp.weights(layer)
+        kernel = np.asarray(weights[0], np.float32)
+        kh, kw = kernel.shape[:2]
+        if depthwise:
+            if kernel.shape[3] != 1:
+                raise UnsupportedError(layer.name, f"depth_multiplier {kernel.shape[3]} (1 only)")
+            w = kernel[:, :, :, 0]                       # (kh, kw, C, 1) -> HWC
+            cout = w.shape[2]
+        else:
+            w = kernel.transpose(3, 0, 1, 2)             # HWIO -> OHWI
+            cout = w.shape[0]
+        bias = (np.asarray(weights[1], np.float32) if cfg.get("use_bias", True) else np.zeros(cout, np.float32))
+        pad = imp.conv_padding(layer, cfg, xshape[1:3], (kh, kw), strides, dilation)
+        w_name = imp.new_tensor(f"{layer.name}.weight", w.shape, w)
+        b_name = imp.new_tensor(f"{layer.name}.bias", bias.shape, bias)
+        op = imp.emit(layer, self.type, [x, w_name, b_name], outs[0],
+                      {"stride": strides, "pad": pad, "dilation": dilation, "activation": "none"})
+        imp.fused_activation(layer, op, cfg, outs[0])
+
     def backward(self, x, w, dy, op, need_dx: bool, k: int):
         """(dx or None, dW over input channels [0, k), db) on real (float32) values."""
         raise NotImplementedError
