@@ -25,9 +25,9 @@ from ..ir import Graph, Op, Tensor
 from .cformat import CTYPES, NP_DTYPES, NULL, CExpr, c_identifier, c_value
 from .kernels import KernelIndex, choose, kernel_index
 
-# Bytes of the parameter structs on a 32-bit target (pointers 4 bytes): their share of flash.
-STRUCT_BYTES_32 = {"tt_dims": 12, "tt_geom": 24, "tt_requant": 24, "tt_add_params": 48,
-                   "tt_softmax_params": 12, "tt_qas_state": 16}
+# Parameter structs hold 32-bit fields only (int32_t, float, pointers on a 32-bit target; a
+# narrower first field pads to 4): a struct's share of flash is 4 bytes per field.
+STRUCT_FIELD_BYTES = 4
 
 
 @dataclass
@@ -57,6 +57,10 @@ class CStruct:
     cname: str
     fields: list[tuple[str, str]]       # (field, C initializer)
     comment: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return STRUCT_FIELD_BYTES * len(self.fields)
 
     @property
     def initializer(self) -> str:
@@ -226,7 +230,7 @@ class Emitter:
         """Constants of the model: every array of model_data.c (trained ones keep their
         initial values in flash too) and the parameter structs of model.c (32-bit target)."""
         return (sum(a.nbytes for a in self.arrays)
-                + sum(STRUCT_BYTES_32.get(s.ctype, 0) for s in self.structs.values()))
+                + sum(s.nbytes for s in self.structs.values()))
 
     def state_bytes(self) -> int:
         return sum(s.nbytes for s in self.states)
