@@ -161,3 +161,32 @@ def mean_tflite(in_shape, axes, keep_dims: bool, in_q: tuple[float, int], out_q:
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def unary_tflite(op: str, shape, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
+    """A one-op int8 flatbuffer of an elementwise operator without options (HARD_SWISH,
+    LOGISTIC, ...) with exactly the given (scale, zero point) of input and output."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    def tensor(name, q, buffer):
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, list(shape), s.TensorType.INT8, buffer
+        t.quantization = s.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
+        return t
+
+    code = s.OperatorCodeT()
+    builtin = getattr(s.BuiltinOperator, op)
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+    operator = s.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0], [1]
+    graph = s.SubGraphT()
+    graph.tensors = [tensor("x", in_q, 1), tensor("y", out_q, 2)]
+    graph.operators, graph.inputs, graph.outputs = [operator], [0], [1]
+    model = s.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
+    model.buffers = [s.BufferT(), s.BufferT(), s.BufferT()]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -60,6 +60,15 @@ void tt_depthwise_conv2d_inplace_s8(const int8_t *x, const tt_dims *in,
                                     const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                     const tt_geom *g, const tt_requant *q,
                                     int8_t *y, const tt_dims *out, int8_t *plane);
+/* Hard swish x * relu6(x + 3) / 6, LiteRT's int8 reference (16-bit fixed point): the
+ * parameters of its HardSwishPrepare (tinytrain.ops.hard_swish.hard_swish_params), the
+ * multipliers in Q15 (int16 values held in int32 fields). */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t reluish_multiplier, reluish_exponent;
+    int32_t output_multiplier, output_exponent;   /* output_exponent <= 0 */
+} tt_hard_swish_params;
+void tt_hard_swish_s8(const int8_t *x, int32_t n, const tt_hard_swish_params *p, int8_t *y);
 void tt_quantize_f32_s8(const float *x, int32_t n, float scale, int32_t zp, int8_t *y);
 void tt_dequantize_s8_f32(const int8_t *x, int32_t n, float scale, int32_t zp, float *y);
 
@@ -81,6 +90,7 @@ void tt_max_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw
                        const tt_geom *g, int32_t act, float *y, const tt_dims *out);
 void tt_global_avg_pool_f32(const float *x, const tt_dims *in, float *y);
 void tt_relu_f32(const float *x, int32_t n, int32_t act, float *y);
+void tt_hard_swish_f32(const float *x, int32_t n, float *y);
 void tt_softmax_f32(const float *x, int32_t rows, int32_t depth, float *y);
 void tt_pad_f32(const float *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
                 float *y, const tt_dims *out);

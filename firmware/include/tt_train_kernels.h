@@ -242,6 +242,12 @@ void tt_pad_grad_input_f32(const float *grad_y, const tt_dims *out,
  * For an int8 softmax dequantize y first (tt_dequantize_s8_f32). */
 void tt_softmax_grad_input_f32(const float *y, const float *grad_y, int32_t rows, int32_t depth,
                                int32_t accumulate, float *grad_x);
+/* Hard swish: grad_x = grad_y * d/dx hard_swish(x), from the saved input x (n elements; the
+ * int8 form reads real values scale * (x - zp)). */
+void tt_hard_swish_grad_input_f32(const float *x, int32_t n, const float *grad_y, int32_t accumulate,
+                                  float *grad_x);
+void tt_hard_swish_grad_input_s8(const int8_t *x, int32_t n, float scale, int32_t zp,
+                                 const float *grad_y, int32_t accumulate, float *grad_x);
 /* dst[i] += src[i]: the gradient of an add passes unchanged to both inputs. */
 void tt_add_grad_f32(float *dst, const float *src, int32_t n);
 

@@ -25,6 +25,7 @@ MODULES = (
     "pad",
     "quantize",
     "pointwise_depthwise_conv2d",
+    "hard_swish",
 )
 
 _UNITS: dict[str, OpUnit] = {}
