@@ -95,18 +95,17 @@ def _multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
 
 # --- per op --------------------------------------------------------------------------------
 
-def conv_requant(graph: Graph, op: Op) -> dict:
-    """Requantization of conv2d / depthwise_conv2d / fully_connected (one multiplier per
-    output channel, replicated for per-tensor weights, as TFLite does)."""
-    if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        raise TinyTrainError(f"layer {op.name!r}: conv_requant does not apply to {op.type}")
+def conv_requant(graph: Graph, op: Op, out_channels: int | None = None) -> dict:
+    """Requantization of an op of inputs [x, weight, ...] (conv2d, depthwise_conv2d,
+    fully_connected): one multiplier per output channel, replicated for per-tensor weights,
+    as TFLite does. out_channels: the weight's output channels (default: its first axis)."""
     x, y = _tensors(graph, op)
     w = graph.tensors[op.inputs[1]]
     if w.dtype != "int8" or w.quant is None:
         raise UnsupportedError(op.name, f"weights {w.name!r} of dtype {w.dtype} (int8 expected)")
     if np.any(w.quant.zero_point != 0):
         raise UnsupportedError(op.name, f"asymmetric weights {w.name!r} (zero point must be 0)")
-    out_channels = w.shape[2] if op.type == "depthwise_conv2d" else w.shape[0]
+    out_channels = w.shape[0] if out_channels is None else out_channels
     w_scales = w.quant.scale
     if w_scales.size == 1:
         w_scales = np.repeat(w_scales, out_channels)
@@ -179,13 +178,13 @@ def global_avg_pool_params(graph: Graph, op: Op) -> dict:
                 multiplier=np.array([mult], dtype=np.int32), shift=np.array([shift], dtype=np.int32))
 
 
-def relu_params(graph: Graph, op: Op) -> dict:
-    """tt_requant fields of standalone relu / relu6 (TFLite ReluPrepare + QuantizedReluX).
-    TFLite divides the two float32 scales in float32 here, unlike conv."""
+def relu_params(graph: Graph, op: Op, kind: str) -> dict:
+    """tt_requant fields of a standalone `kind` ("relu" or "relu6"; TFLite ReluPrepare +
+    QuantizedReluX). TFLite divides the two float32 scales in float32 here, unlike conv."""
     x, y = _tensors(graph, op)
     real = float(np.float32(x.scale) / np.float32(y.scale))
     mult, shift = quantize_multiplier(real)
-    act_min, act_max = activation_range("relu6" if op.type == "relu6" else "relu", y.scale, y.zero_point)
+    act_min, act_max = activation_range(kind, y.scale, y.zero_point)
     return dict(in_zp=x.zero_point, out_zp=y.zero_point, act_min=act_min, act_max=act_max,
                 multiplier=np.array([mult], dtype=np.int32), shift=np.array([shift], dtype=np.int32))
 

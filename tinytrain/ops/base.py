@@ -40,6 +40,10 @@ class OpUnit:
     frozen_only: ClassVar[bool] = False         # no backward: allowed only where no gradient flows
     aliases_input: ClassVar[bool] = False       # the output is a view of the input's bytes (reshape)
     channelwise: ClassVar[bool] = False         # output channel c depends on input channel(s) c only
+    classifier: ClassVar[bool] = False          # may be a model's classifier (the last weighted op:
+                                                # schemes' "classifier", --num-classes replaces it)
+    loss_reads_input: ClassVar[bool] = False    # as the graph's last op, cross-entropy reads its
+                                                # input (the logits of a final softmax)
     int8: ClassVar[bool] = True                 # has an int8 form
     float32: ClassVar[bool] = True              # has a float32 form
     tflite_ops: ClassVar[tuple[str, ...]] = ()  # TFLite builtin operators this unit imports
@@ -59,6 +63,10 @@ class OpUnit:
         return op.attrs.get(name, self.attrs.get(name))
 
     def macs(self, g: Graph, op: Op) -> int:
+        return 0
+
+    def requant_table_bytes(self, g: Graph, op: Op) -> int:
+        """Bytes of per-channel requantization tables of the int8 op (multiplier + shift)."""
         return 0
 
     def scratch_bytes(self, g: Graph, op: Op) -> int:

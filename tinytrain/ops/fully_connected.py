@@ -47,6 +47,7 @@ class FullyConnected(WeightedOp):
     attrs = {"activation": "none"}
     weight_out_axis = 0
     weight_in_axis = 1
+    classifier = True
     tflite_ops = ("FULLY_CONNECTED",)
     tflite_inputs = 2
     keras_layers = ("Dense",)

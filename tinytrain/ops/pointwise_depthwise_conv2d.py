@@ -89,8 +89,8 @@ class PointwiseDepthwiseConv2D(OpUnit):
         mid = g.tensors[op.attrs["intermediate"]]
         return ring_rows(g, op) * mid.shape[2] * mid.shape[3]
 
-    def requant_tables(self, g, op) -> int:
-        return 2
+    def requant_table_bytes(self, g, op) -> int:
+        return 8 * (g.tensors[op.attrs["intermediate"]].shape[-1] + g.tensors[op.outputs[0]].shape[-1])
 
     def ref_s8(self, g, op, args):
         from . import unit

@@ -28,7 +28,7 @@ class _Relu(OpUnit):
         same_dtype(g, op)
 
     def params(self, g, op):
-        return quant.relu_params(g, op)
+        return quant.relu_params(g, op, self.type)
 
     def clamp(self, g, op):
         p = self.params(g, op)

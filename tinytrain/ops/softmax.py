@@ -43,6 +43,7 @@ class Softmax(OpUnit):
     summary = "softmax over the last axis"
     attrs = {"beta": 1.0}
     tflite_ops = ("SOFTMAX",)
+    loss_reads_input = True
     keras_layers = ("Softmax",)
     keras_activations = ("softmax",)
 

@@ -43,7 +43,10 @@ class WeightedOp(OpUnit):
         return g.tensors[op.inputs[1]].shape[self.weight_in_axis]
 
     def params(self, g, op):
-        return quant.conv_requant(g, op)
+        return quant.conv_requant(g, op, self.out_channels(g, op))
+
+    def requant_table_bytes(self, g, op) -> int:
+        return 8 * self.out_channels(g, op) if self.is_int8(g, op) else 0
 
     def update_scratch(self, g, op, k: int) -> int:
         """Floats of scratch the fused weight update needs: one output channel's weight

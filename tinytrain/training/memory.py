@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import DTYPE_BYTES, Graph
+from ..ops import unit
 from .program import TrainingProgram, trained_in_channels
 
 ALIGN = 4    # every arena buffer starts on a word boundary (float / int32 access)
@@ -121,20 +122,13 @@ def param_bytes(prog: TrainingProgram) -> dict[str, int]:
 
 
 def _in(w, op) -> int:
-    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
+    return w.shape[unit(op.type).weight_in_axis]
 
 
 def _requant_bytes(g: Graph) -> int:
-    """int8 graphs: an int32 multiplier and shift per output channel of every weighted op."""
-    if not g.is_quantized:
-        return 0
-    n = 0
-    for op in g.ops:
-        if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            n += 8 * g.tensors[op.outputs[0]].shape[-1]
-        elif op.type == "pointwise_depthwise_conv2d":      # both halves keep their tables
-            n += 8 * (g.tensors[op.attrs["intermediate"]].shape[-1] + g.tensors[op.outputs[0]].shape[-1])
-    return n
+    """int8 graphs: an int32 multiplier and shift per output channel of every op that
+    requantizes per channel (a first estimate: Compiled.memory counts what the C holds)."""
+    return sum(unit(op.type).requant_table_bytes(g, op) for op in g.ops)
 
 
 def forward_peak(prog: TrainingProgram) -> int:

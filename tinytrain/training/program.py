@@ -204,7 +204,8 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
 
     # the loss reads the logits: the input of a final softmax for cross-entropy
     last = graph.producer(graph.outputs[0])
-    skip_softmax = loss == "softmax_cross_entropy" and last is not None and last.type == "softmax"
+    skip_softmax = (loss == "softmax_cross_entropy" and last is not None
+                    and unit(last.type).loss_reads_input)
     logits = last.inputs[0] if skip_softmax else graph.outputs[0]
     loss_ops = [op for op in graph.ops if not (skip_softmax and op is last)]
 

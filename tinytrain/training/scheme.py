@@ -205,7 +205,7 @@ def weighted_layers(graph: Graph) -> tuple[list[Op], Op | None]:
     ops = [op for op in graph.ops if unit(op.type).weighted]
     if not ops:
         raise TinyTrainError(f"model {graph.name!r} has no layer with weights to train")
-    if ops[-1].type == "fully_connected":
+    if unit(ops[-1].type).classifier:
         return ops[:-1], ops[-1]
     return ops, None
 
