@@ -198,7 +198,8 @@ def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = F
         if (out_dir / NV_FILE).is_file():
             shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
         meta.update(model_hash=art.model_hash, macs=art.macs, memory=art.memory,
-                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None)
+                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None,
+                    scheme=train.prog.scheme.name if train is not None else None)
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
 
 

@@ -1,0 +1,170 @@
+"""The registry's ready-made questions, in SPARQL 1.1 (docs/semantic.md shows them).
+
+- `by_hash`:  which devices run model hash H (with its arena and trainable bytes);
+- `fits`:     which boards, and which registered devices, can take a model: the fit check
+              of `tinytrain build` (arena + trainable + stack + runtime <= usable SRAM,
+              constants + code <= usable flash), evaluated by the store over the boards'
+              Thing Models, with the model's figures from figures.memory_figures;
+- `diverged`: which devices' weights differ from their fleet's: the reference weights
+              registered for their model hash, else the weights most of its devices have.
+Every query names its graphs (GRAPH ?g), so any SPARQL 1.1 store answers it as is.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..errors import TinyTrainError
+from . import vocabulary as V
+from .figures import ModelFigures
+
+PREFIXES = (f"PREFIX tt: <{V.NS}>\n"
+            "PREFIX td: <https://www.w3.org/2019/wot/td#>\n"
+            "PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>\n")
+
+HASH_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+
+DEVICES = PREFIXES + f"""SELECT ?device ?title ?board ?modelName ?modelHash ?scheme ?stepsTrained ?weightsCrc32
+       ?host ?port WHERE {{
+  GRAPH ?g {{
+    ?device a tt:Device ; tt:board ?b ; tt:runs ?model .
+    ?model tt:modelHash ?modelHash ; tt:modelName ?modelName .
+    OPTIONAL {{ ?model tt:scheme ?scheme }}
+    OPTIONAL {{ ?device td:title ?title }}
+    OPTIONAL {{ ?device tt:stepsTrained ?stepsTrained }}
+    OPTIONAL {{ ?device tt:weightsCrc32 ?weightsCrc32 }}
+    OPTIONAL {{ ?device tt:host ?host }}
+    OPTIONAL {{ ?device tt:port ?port }}
+  }}
+  BIND(STRAFTER(STR(?b), "{V.BOARD_IRI}") AS ?board)
+}} ORDER BY ?board ?device"""
+
+
+def devices(registry) -> list[dict]:
+    return registry.select(DEVICES)
+
+
+def by_hash_query(model_hash: str) -> str:
+    if not HASH_PATTERN.match(model_hash):
+        raise TinyTrainError(f"a model hash is 16 hex digits (as `inspect --json` prints it), not {model_hash!r}")
+    return PREFIXES + f"""SELECT ?device ?title ?board ?host ?port ?modelName ?scheme ?arenaBytes ?trainableBytes
+       ?stepsTrained ?weightsCrc32 WHERE {{
+  GRAPH ?g {{
+    ?model tt:modelHash "{model_hash}" ; tt:modelName ?modelName ;
+           tt:arenaBytes ?arenaBytes ; tt:trainableBytes ?trainableBytes .
+    ?device tt:runs ?model ; a tt:Device ; tt:board ?b .
+    OPTIONAL {{ ?model tt:scheme ?scheme }}
+    OPTIONAL {{ ?device td:title ?title }}
+    OPTIONAL {{ ?device tt:host ?host }}
+    OPTIONAL {{ ?device tt:port ?port }}
+    OPTIONAL {{ ?device tt:stepsTrained ?stepsTrained }}
+    OPTIONAL {{ ?device tt:weightsCrc32 ?weightsCrc32 }}
+  }}
+  BIND(STRAFTER(STR(?b), "{V.BOARD_IRI}") AS ?board)
+}} ORDER BY ?device"""
+
+
+_BOARD_LIMITS = """GRAPH ?gb {
+    ?b a tt:Board ; tt:boardName ?board ; tt:sramUsableBytes ?sramLimit ; tt:flashUsableBytes ?flashLimit ;
+       tt:stackReserveBytes ?stack ; tt:runtimeSramBytes ?runtime ; tt:codeFlashBytes ?code .
+  }"""
+
+
+def _used(f: ModelFigures) -> str:
+    return (f"BIND({int(f.arena_bytes)} + {int(f.trainable_param_bytes)} + ?stack + ?runtime AS ?sramUsed)\n"
+            f"  BIND({int(f.flash_bytes)} + ?code AS ?flashUsed)")
+
+
+def fits_boards_query(f: ModelFigures) -> str:
+    return PREFIXES + f"""SELECT ?board ?sramUsed ?sramLimit ?flashUsed ?flashLimit ?fits WHERE {{
+  {_BOARD_LIMITS}
+  {_used(f)}
+  BIND(?sramUsed <= ?sramLimit && ?flashUsed <= ?flashLimit AS ?fits)
+}} ORDER BY ?board"""
+
+
+def fits_devices_query(f: ModelFigures) -> str:
+    return PREFIXES + f"""SELECT ?device ?board ?title ?host ?port WHERE {{
+  {_BOARD_LIMITS}
+  {_used(f)}
+  FILTER(?sramUsed <= ?sramLimit && ?flashUsed <= ?flashLimit)
+  GRAPH ?g {{
+    ?device tt:board ?b ; a tt:Device .
+    OPTIONAL {{ ?device td:title ?title }}
+    OPTIONAL {{ ?device tt:host ?host }}
+    OPTIONAL {{ ?device tt:port ?port }}
+  }}
+}} ORDER BY ?board ?device"""
+
+
+WEIGHTS_COUNTS = PREFIXES + """SELECT ?hash ?crc (COUNT(DISTINCT ?device) AS ?devices) WHERE {
+  GRAPH ?g { ?device a tt:Device ; tt:runs ?model ; tt:weightsCrc32 ?crc . ?model tt:modelHash ?hash . }
+} GROUP BY ?hash ?crc"""
+
+RELEASES = PREFIXES + """SELECT ?hash ?crc WHERE {
+  GRAPH ?g { ?r a tt:WeightsRelease ; tt:releasedFor ?hash ; tt:releasedCrc32 ?crc . }
+}"""
+
+
+def diverged_query(references: dict[str, int]) -> str:
+    values = " ".join(f'("{h}" {int(c)})' for h, c in sorted(references.items()))
+    return PREFIXES + f"""SELECT ?device ?title ?board ?hash ?crc ?reference WHERE {{
+  VALUES (?hash ?reference) {{ {values} }}
+  GRAPH ?g {{
+    ?device a tt:Device ; tt:runs ?model ; tt:weightsCrc32 ?crc ; tt:board ?b . ?model tt:modelHash ?hash .
+    OPTIONAL {{ ?device td:title ?title }}
+  }}
+  FILTER(?crc != ?reference)
+  BIND(STRAFTER(STR(?b), "{V.BOARD_IRI}") AS ?board)
+}} ORDER BY ?hash ?device"""
+
+
+# --- running them ---------------------------------------------------------------------------
+
+def by_hash(registry, model_hash: str) -> list[dict]:
+    return registry.select(by_hash_query(model_hash))
+
+
+@dataclass
+class FitsAnswer:
+    figures: ModelFigures
+    boards: list[dict]       # every board: sramUsed, sramLimit, flashUsed, flashLimit, fits
+    devices: list[dict]      # registered devices on the boards that fit
+
+    def as_dict(self) -> dict:
+        return dict(model=self.figures.model_name, model_hash=self.figures.model_hash, scheme=self.figures.scheme,
+                    memory=self.figures.memory, boards=self.boards, devices=self.devices)
+
+
+def fits(registry, figures: ModelFigures, devices: bool = True) -> FitsAnswer:
+    boards = registry.select(fits_boards_query(figures))
+    found = registry.select(fits_devices_query(figures)) if devices else []
+    return FitsAnswer(figures, boards, found)
+
+
+@dataclass
+class Divergence:
+    references: dict[str, dict]   # model hash -> {"crc32", "basis": "release" | "majority", "devices"}
+    undecided: dict[str, dict]    # model hash -> {crc: devices}: no release and no single majority
+    diverged: list[dict]
+
+
+def diverged(registry) -> Divergence:
+    counts: dict[str, dict[int, int]] = defaultdict(dict)
+    for r in registry.select(WEIGHTS_COUNTS):
+        counts[r["hash"]][int(r["crc"])] = int(r["devices"])
+    releases = {r["hash"]: int(r["crc"]) for r in registry.select(RELEASES)}
+    references, undecided = {}, {}
+    for h, by_crc in counts.items():
+        if h in releases:
+            references[h] = dict(crc32=releases[h], basis="release", devices=sum(by_crc.values()))
+            continue
+        top = max(by_crc.values())
+        leaders = [c for c, n in by_crc.items() if n == top]
+        if len(leaders) == 1:
+            references[h] = dict(crc32=leaders[0], basis="majority", devices=sum(by_crc.values()))
+        else:
+            undecided[h] = {f"{c:08x}": n for c, n in sorted(by_crc.items())}
+    found = registry.select(diverged_query({h: r["crc32"] for h, r in references.items()})) if references else []
+    return Divergence(references, undecided, found)
