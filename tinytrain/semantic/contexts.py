@@ -23,6 +23,12 @@ from ..errors import TinyTrainError
 from . import vocabulary as V
 
 TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1"
+TD_CONTEXT_V1 = "https://www.w3.org/2019/wot/td/v1"
+# What a TD's @context starts with: TD 1.1 allows the 1.0 IRI first, followed by the 1.1 one,
+# and consumers that only know TD 1.0 (node-wot 0.9 validates TDs with a 2021 schema that
+# requires the 1.0 IRI first) accept that form. The 1.1 context, applied last, defines every
+# term tinytrain uses, so both IRIs resolve to the same local document.
+TD_CONTEXTS = (TD_CONTEXT_V1, TD_CONTEXT)
 
 TD = "https://www.w3.org/2019/wot/td#"
 JSONSCHEMA = "https://www.w3.org/2019/wot/json-schema#"
@@ -158,8 +164,13 @@ def tinytrain_context() -> dict:
     return {V.PREFIX: V.NS}
 
 
+def document_context() -> list:
+    """The @context of every tinytrain TD and TM."""
+    return [*TD_CONTEXTS, tinytrain_context()]
+
+
 # The documents the loader knows, by IRI.
-LOCAL_DOCUMENTS = {TD_CONTEXT: td_context_document}
+LOCAL_DOCUMENTS = {TD_CONTEXT: td_context_document, TD_CONTEXT_V1: td_context_document}
 
 
 def resolve_contexts(doc: Any, documents: dict | None = None) -> Any:

@@ -39,6 +39,7 @@ from .tm import thing_model
 TD_MEDIA = "application/td+json"
 LONGPOLL_SECONDS = 300          # a long poll with no event ends with 204 after this long
 SSE_KEEPALIVE_SECONDS = 15
+MAX_BODY = 64 * 1024 * 1024
 
 
 class HttpError(Exception):
@@ -237,11 +238,32 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, value, ctype: str = "application/json") -> None:
         self._send(status, json.dumps(value).encode(), ctype)
 
-    def _body(self):
+    def _raw_body(self) -> bytes:
+        """The request body, sent with a Content-Length or chunked (node-wot streams it)."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    raise HttpError(400, "malformed chunked body") from None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass       # trailers
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY:
+                    raise HttpError(413, "request too large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(8)   # CRLF after the chunk
         n = int(self.headers.get("Content-Length") or 0)
-        if n > 64 * 1024 * 1024:
+        if n > MAX_BODY:
             raise HttpError(413, "request too large")
-        raw = self.rfile.read(n) if n else b""
+        return self.rfile.read(n) if n else b""
+
+    def _body(self):
+        raw = self._raw_body()
         if not raw:
             return None
         try:
@@ -262,8 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorize(self) -> None:
         if not self.gw.authorized(self.headers.get("Authorization")):
-            # Read the body anyway, so the connection stays usable.
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                self._raw_body()       # read it anyway, so the connection stays usable
+            except HttpError:
+                self.close_connection = True
             raise HttpError(401, "this changes a device: it needs the gateway's bearer token")
 
     def _handle(self, method: str) -> None:

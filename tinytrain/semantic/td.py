@@ -18,7 +18,7 @@ from typing import Callable
 
 from .. import protocol as P
 from . import vocabulary as V
-from .contexts import TD_CONTEXT, tinytrain_context
+from .contexts import document_context
 from .device import DeviceState, capabilities, device_iri
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
@@ -63,6 +63,18 @@ _STORE_INFO = {"type": "object", "readOnly": True, "properties": {
     "generation": _int(0), "steps": _int(0), "bytes": _int(0), "crc32": _int(0), "slot": _int(0)}}
 
 
+def _object_property(title: str, what: str, members: str, read_only: bool = True) -> dict:
+    # Members are named in the description, not as schemas: inside a property affordance the
+    # W3C context indexes member schemas by "name" (the affordance-name property) with a
+    # nested context that says "propertyName", and JSON-LD processors disagree which wins
+    # (pyoxigraph td:name, pyld jsonschema:propertyName). Without member schemas every
+    # td:name in the RDF is an affordance name, whatever the processor.
+    prop = {"title": title, "description": f"{what}. An object: {members}.", "type": "object"}
+    if read_only:
+        prop["readOnly"] = True
+    return prop
+
+
 def affordances(description=None, caps: list[str] | None = None) -> tuple[dict, dict, dict]:
     """(properties, actions, events) of a device, without forms. With a description the
     sample schemas have the model's input size; `caps` chooses what the firmware offers
@@ -71,20 +83,17 @@ def affordances(description=None, caps: list[str] | None = None) -> tuple[dict, 
     input_size = int(description.input_size) if description is not None else None
     train = "train" in caps
     props: dict = {
-        "model": {"title": "Model", "description": "The model the device runs and its memory plan.",
-                  "type": "object", "readOnly": True, "properties": {
-                      "name": {"type": "string"}, "hash": {"type": "string"},
-                      "inputShape": {"type": "array", "items": {"type": "integer"}},
-                      "outputShape": {"type": "array", "items": {"type": "integer"}},
-                      "precision": {"type": "string", "enum": ["int8", "float32"]},
-                      "arenaBytes": _int(0), "trainableBytes": _int(0), "flashDataBytes": _int(0)}},
-        "statistics": {"title": "Statistics", "description": "Counters since the last reset.",
-                       "type": "object", "readOnly": True, "properties": {
-                           "steps": _int(0), "mode": {"type": "string", "enum": ["train", "eval"]},
-                           "trainSamples": _int(0), "trainCorrect": _int(0), "trainLossSum": {"type": "number"},
-                           "evalSamples": _int(0), "evalCorrect": _int(0), "inferences": _int(0)}},
-        "linkCounters": {"title": "Link counters", "description": "Frames the device received, dropped, executed.",
-                         "type": "object", "readOnly": True},
+        "model": _object_property(
+            "Model", "The model the device runs and its memory plan",
+            "name, hash (16 hex digits), inputShape and outputShape (integer arrays), precision "
+            "(int8 or float32), arenaBytes, trainableBytes, flashDataBytes (integers)"),
+        "statistics": _object_property(
+            "Statistics", "Counters since the last reset",
+            "steps, mode (train or eval), trainSamples, trainCorrect, trainLossSum, evalSamples, "
+            "evalCorrect, inferences"),
+        "linkCounters": _object_property(
+            "Link counters", "Frames the device received, dropped and executed",
+            "frames_ok, crc_errors, too_long, malformed, bad_version, seq_errors, duplicates, executed, unknown_type"),
     }
     actions: dict = {
         "infer": {"title": "Infer", "description": "Run the model on samples.", "safe": False, "idempotent": False,
@@ -99,15 +108,13 @@ def affordances(description=None, caps: list[str] | None = None) -> tuple[dict, 
     if train:
         props["mode"] = {"title": "Mode", "description": "train: TRAIN requests learn; eval: they only count.",
                          "type": "string", "enum": ["train", "eval"]}
-        props["weightsCrc"] = {"title": "Weights CRC",
-                               "description": "CRC-32 of the trainable parameters and the saved generation loaded at boot.",
-                               "type": "object", "readOnly": True,
-                               "properties": {"bytes": _int(0), "crc32": _int(0), "generation": _int(0)}}
-        props["weights"] = {"title": "Weights",
-                            "description": "The trainable parameters by name; writing them needs the same model hash.",
-                            "type": "object", "required": ["modelHash", "params"], "properties": {
-                                "modelHash": {"type": "string"}, "crc32": _int(0), "bytes": _int(0),
-                                "params": {"type": "object"}}}
+        props["weightsCrc"] = _object_property(
+            "Weights CRC", "CRC-32 of the trainable parameters, and the saved generation loaded at boot",
+            "bytes, crc32, generation (integers)")
+        props["weights"] = _object_property(
+            "Weights", "The trainable parameters by name; a write must be of the same model hash",
+            "modelHash (string), crc32, bytes (integers), params (parameter name: array of numbers)",
+            read_only=False)
         actions["train"] = {
             "title": "Train", "description": "One training step per sample, in order (as `tinytrain train` "
                                              "streams them); progress goes to the trainingProgress event.",
@@ -198,7 +205,7 @@ def thing_description(state: DeviceState, *, gateway: str = DEFAULT_GATEWAY, iri
     add_forms(props, actions, events, lambda kind, aff: f"{gateway}/things/{name}/{kind}/{aff}")
     modified = modified or _dt.datetime.now(_dt.timezone.utc)
     td: dict = {
-        "@context": [TD_CONTEXT, tinytrain_context()],
+        "@context": document_context(),
         "id": iri,
         "@type": ["Thing", "tt:Device"],
         "title": f"{d.model_name} on {d.board}",

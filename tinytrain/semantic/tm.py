@@ -13,7 +13,7 @@ from .. import __version__
 from ..boards import Board, list_boards, load_board
 from ..project import CODE_FLASH_BYTES, RUNTIME_SRAM_BYTES, STACK_RESERVE_BYTES
 from . import vocabulary as V
-from .contexts import TD_CONTEXT, tinytrain_context
+from .contexts import document_context
 from .td import SECURITY, SECURITY_DEFINITIONS, SECURITY_NOTE, affordances
 
 
@@ -36,7 +36,7 @@ def thing_model(board: Board | str) -> dict:
     board = load_board(board) if isinstance(board, str) else board
     props, actions, events = affordances()
     return {
-        "@context": [TD_CONTEXT, tinytrain_context()],
+        "@context": document_context(),
         "@type": "tm:ThingModel",
         "id": V.THING_MODEL_IRI + board.name,
         "title": f"tinytrain device on {board.name}",
