@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from semantic_helpers import device_td
+from semantic_helpers import DIGITS, device_td
 
 DIGITS_BOARDS = ("mps2-an386", "pico", "disco_f746ng")
 
@@ -94,11 +94,13 @@ def _run_session(store, fleet_files, tmp):
     rq.write_text("PREFIX tt: <urn:tinytrain:ns#>\nSELECT ?name ?sram WHERE { ?b a tt:Board ; tt:boardName ?name ; "
                   "tt:sramUsableBytes ?sram } ORDER BY ?name")
     custom = json.loads(ok(tinytrain("fleet", "query", rq, "--store", store, "--json", cwd=tmp)))
+    fits = json.loads(ok(tinytrain("fleet", "query", "--fits", DIGITS, "--train", "last:2", "--store", store,
+                                   "--json", cwd=tmp)))
     checked = tinytrain("fleet", "check", "--store", store, cwd=tmp)
     ok(tinytrain("fleet", "remove", docs[3]["id"], "--store", store, cwd=tmp))
     after = json.loads(ok(tinytrain("fleet", "list", "--store", store, "--json", cwd=tmp)))
     return dict(listed=listed, by_hash=by_hash, majority=majority, released=released, custom=custom,
-                checked=checked, after=after)
+                fits=fits, checked=checked, after=after)
 
 
 @pytest.fixture(scope="module")
@@ -124,13 +126,17 @@ def test_registry_answers(answers, fleet_files):
     assert sorted(r["device"] for r in a["released"]["diverged"]) == sorted(d["id"] for d in docs[:3])
     assert a["released"]["references"][model["tt:modelHash"]] == dict(crc32=0xBBBB, basis="release", devices=4)
     assert [r["name"] for r in a["custom"]] == sorted(r["name"] for r in a["custom"]) and len(a["custom"]) == 8
+    # the digits model fits every board: every registered device can take it
+    assert all(b["fits"] for b in a["fits"]["boards"]) and len(a["fits"]["boards"]) == 8
+    assert sorted(d["device"] for d in a["fits"]["devices"]) == sorted(d["id"] for d in docs)
+    assert a["fits"]["model_hash"] == model["tt:modelHash"]
     assert a["checked"].returncode == 0, a["checked"].stdout
     assert {r["device"] for r in a["after"]} == {d["id"] for d in docs[:3]}
 
 
 def test_remote_sparql_store_answers_the_same(answers):
     emb, rem = answers["embedded"], answers["remote"]
-    for key in ("listed", "by_hash", "majority", "released", "custom", "after"):
+    for key in ("listed", "by_hash", "majority", "released", "custom", "fits", "after"):
         assert rem[key] == emb[key], key
 
 

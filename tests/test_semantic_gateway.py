@@ -60,6 +60,7 @@ def gateway(tmp_path_factory):
     server = None
     try:
         described = json.loads(ok(tinytrain("describe", "--port", url, "--td", "--project", fw)))
+        scanned = json.loads(ok(tinytrain("fleet", "scan", "--port", url, "--store", tmp / "scanned", "--json")))
         (tmp / "tok").write_text(TOKEN + "\n")
         server = subprocess.Popen([sys.executable, "-m", "tinytrain", "serve", "--project", str(fw), "--listen",
                                    "127.0.0.1:0", "--token-file", str(tmp / "tok")],
@@ -67,7 +68,8 @@ def gateway(tmp_path_factory):
         first = server.stdout.readline()
         assert first.startswith("serving http://127.0.0.1:"), first + server.stderr.read()
         thing_url = server.stdout.readline().split()[0]
-        yield dict(tmp=tmp, fw=fw, port=url, url=thing_url, base=first.split()[1], described=described)
+        yield dict(tmp=tmp, fw=fw, port=url, url=thing_url, base=first.split()[1], described=described,
+                   scanned=scanned)
     finally:
         if server is not None:
             server.terminate()
@@ -227,3 +229,7 @@ def test_the_td_is_valid_and_sparql_answers_inspects_figures(gateway, tmp_path):
     assert len(rows) == 1 and rows[0]["device"] == td["id"] and rows[0]["port"] == gateway["port"]
     assert rows[0]["arenaBytes"] == inspected["memory"]["arena_bytes"]
     assert rows[0]["trainableBytes"] == inspected["memory"]["trainable_param_bytes"]
+    # `fleet scan --port` registered the same device
+    assert gateway["scanned"]["registered"][0]["id"] == td["id"] and not gateway["scanned"]["not_found"]
+    listed = json.loads(ok(tinytrain("fleet", "list", "--store", gateway["tmp"] / "scanned", "--json")))
+    assert [r["modelHash"] for r in listed] == [inspected["model_hash"]]

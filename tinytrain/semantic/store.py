@@ -91,16 +91,16 @@ class EmbeddedBackend:
             return [{"subject": str(t.subject), "predicate": str(t.predicate), "object": str(t.object)}
                     for t in result]
         names = [v.value for v in result.variables]
+        literal, blank = ox.Literal, ox.BlankNode
         rows = []
         for sol in result:
             row = {}
-            for n in names:
-                t = sol[n]
+            for n, t in zip(names, sol):
                 if t is None:
                     continue
-                if isinstance(t, ox.Literal):
+                if isinstance(t, literal):
                     row[n] = _value("literal", t.value, None if t.language else t.datatype.value)
-                elif isinstance(t, ox.BlankNode):
+                elif isinstance(t, blank):
                     row[n] = "_:" + t.value
                 else:
                     row[n] = t.value
