@@ -167,7 +167,7 @@ def test_the_model_is_a_node_of_its_own_and_the_td_links_its_board_model():
     assert doc["links"][0]["rel"] == "type" and doc["links"][0]["href"].endswith("/models/disco_f746ng.tm.jsonld")
     assert doc["tt:board"] == {"@id": V.BOARD_IRI + "disco_f746ng"}
     tm = next(t for t in thing_models() if t["id"].endswith("disco_f746ng"))
-    assert tm["tt:board"]["@id"] == doc["tt:board"]["@id"]
+    assert tm["tt:forBoard"]["@id"] == doc["tt:board"]["@id"]
 
 
 # --- the vocabulary ----------------------------------------------------------------------

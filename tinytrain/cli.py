@@ -524,6 +524,7 @@ store_option = click.option(
 shapes_option = click.option("--shapes", multiple=True, type=click.Path(exists=True, dir_okay=False),
                              help="More SHACL shapes to validate against (e.g. the W3C's td-validation.ttl).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+FITS_DEVICES_SHOWN = 50      # devices `fleet query --fits` lists as text
 
 
 def _registry(store, shapes=()):
@@ -683,13 +684,16 @@ def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quant
                     + _table([dict(r, fits="yes" if r["fits"] else "NO") for r in answer.boards],
                              ["board", "fits", "sramUsed", "sramLimit", "flashUsed", "flashLimit"]))
             if not no_devices:
+                shown = answer.devices[:FITS_DEVICES_SHOWN]
                 text += f"\n\ndevices on boards that fit: {len(answer.devices)}"
-                if answer.devices:
-                    text += "\n" + _table(answer.devices, ["device", "board", "host", "port"])
+                if shown:
+                    text += "\n" + _table(shown, ["device", "board"])
+                if len(answer.devices) > len(shown):
+                    text += f"\n... and {len(answer.devices) - len(shown)} more (--json lists them all)"
             return _emit(answer.as_dict(), as_json, text)
         if diverged:
             d = queries.diverged(reg)
-            text = _table(d.diverged, ["device", "board", "hash", "crc", "reference"])
+            text = _table(d.diverged, ["device", "hash", "crc", "reference"])
             if d.undecided:
                 text += "\nno reference (no registered weights, no majority) for: " + ", ".join(d.undecided)
             return _emit(dict(references=d.references, undecided=d.undecided, diverged=d.diverged), as_json, text)

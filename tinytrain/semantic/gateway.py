@@ -81,7 +81,11 @@ class Thing:
         self.events = Subscribers()
         self.device = Device.open(url)
         self.gateway_url = gateway_url
-        self.td = self.describe()
+        try:
+            self.td = self.describe()
+        except BaseException:
+            self.device.close()
+            raise
         self.name = thing_name(self.device.describe().board, self.td["id"])
 
     def describe(self) -> dict:
@@ -130,9 +134,8 @@ class Thing:
         if action == "infer":
             return dev.infer(_required(args, "samples", action), encoding)
         if action == "train":
-            result = dev.train(_required(args, "samples", action), _required(args, "labels", action), encoding,
-                               on_chunk=lambda p: self.events.publish("trainingProgress", p))
-            return result
+            return dev.train(_required(args, "samples", action), _required(args, "labels", action), encoding,
+                             on_chunk=lambda p: self.events.publish("trainingProgress", p))
         if action == "evaluate":
             return dev.evaluate(_required(args, "samples", action), _required(args, "labels", action), encoding)
         if action == "saveWeights":

@@ -168,9 +168,12 @@ def _shape(shape) -> str:
     return "x".join(str(int(n)) for n in shape)
 
 
-def model_node(d, iri: str, project: dict | None = None) -> dict:
+def model_node(d, project: dict | None = None) -> dict:
     """The `tt:Model` node of the model a device runs."""
-    node = {"@id": iri + "#model", "@type": "tt:Model",
+    # One node per compiled model, shared by the TDs of every device that runs it: the
+    # registry reads its figures once per model, not once per device.
+    node = {"@id": f"{V.MODEL_IRI}{d.model_hash}:{int(d.arena_bytes)}:{int(d.trainable_bytes)}",
+            "@type": "tt:Model",
             "tt:modelHash": d.model_hash, "tt:modelName": d.model_name,
             "tt:trainable": bool(d.capabilities & P.CAP_TRAIN),
             "tt:precision": "int8" if d.input_dtype == P.DTYPE_S8 else "float32",
@@ -218,7 +221,7 @@ def thing_description(state: DeviceState, *, gateway: str = DEFAULT_GATEWAY, iri
         "securityDefinitions": SECURITY_DEFINITIONS,
         "security": SECURITY,
         "tt:board": {"@id": V.BOARD_IRI + d.board},
-        "tt:runs": model_node(d, iri, project),
+        "tt:runs": model_node(d, project),
         "tt:host": state.host,
         "tt:port": state.url,
         "tt:core": d.core,

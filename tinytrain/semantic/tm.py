@@ -4,7 +4,7 @@ A board's Thing Model is the template of every tinytrain device on that board: t
 affordances a device TD has (without forms: the gateway adds them) and the board itself
 as a `tt:Board` node with the figures the fit check of `tinytrain build` uses (usable SRAM
 and flash, stack, runtime and code reserves). Device TDs link to it (`links`, rel "type")
-and name the same board node (`tt:board`), so the registry can answer which boards, and
+and name the same board node (`tt:board`; the TM: `tt:forBoard`), so the registry can answer which boards, and
 which devices, can take a model.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def thing_model(board: Board | str) -> dict:
         "version": {"model": __version__},
         "securityDefinitions": SECURITY_DEFINITIONS,
         "security": SECURITY,
-        "tt:board": board_node(board),
+        "tt:forBoard": board_node(board),
         "properties": props, "actions": actions, "events": events,
     }
 

@@ -33,6 +33,7 @@ STANDARD = {
 # IRIs of the individuals the registry names.
 DEVICE_IRI = "urn:tinytrain:device:"      # + a UUID
 BOARD_IRI = "urn:tinytrain:board:"        # + the board name (boards/<name>.json)
+MODEL_IRI = "urn:tinytrain:model:"        # + model hash : arena bytes : trainable bytes
 THING_MODEL_IRI = "urn:tinytrain:thing-model:"   # + the board name
 WEIGHTS_IRI = "urn:tinytrain:weights:"    # + model hash + ":" + CRC-32 (a fleet's reference weights)
 VOCABULARY_GRAPH = "urn:tinytrain:vocabulary"
@@ -71,8 +72,7 @@ TERMS: tuple[Term, ...] = (
          "The reference trainable parameters of a fleet for one model hash (registered from a "
          "`tinytrain weights pull` file): devices whose weights differ have diverged."),
     # --- device --------------------------------------------------------------------------
-    Term("board", "object", "The kind of board of the device, or of the devices a Thing Model describes.",
-         "Device,tm:ThingModel", "Board"),
+    Term("board", "object", "The kind of board the device is.", "Device", "Board"),
     Term("runs", "object", "The model the device runs.", "Device", "Model",
          aligned=("ssn:implements",)),
     Term("host", "data", "Name of the host the device is attached to.", "Device", "xsd:string"),
@@ -112,6 +112,9 @@ TERMS: tuple[Term, ...] = (
          "described (the same CRC a `tinytrain weights pull` file records).",
          "Device", "xsd:integer"),
     Term("weightsBytes", "data", "Bytes of trainable parameters the CRC covers.", "Device", "xsd:integer"),
+    Term("forBoard", "object",
+         "The board a Thing Model is the template of (the devices on it name it with tt:board).",
+         "tm:ThingModel", "Board"),
     # --- model -----------------------------------------------------------------------------
     Term("modelHash", "data",
          "Graph.fingerprint() of the compiled graph: 16 hex digits, the hash `inspect --json` "
@@ -198,7 +201,7 @@ def turtle() -> str:
         rel = "rdfs:subClassOf" if t.kind == "class" else "rdfs:subPropertyOf"
         body = [f"a {kind}", f'rdfs:label "{t.name}"@en', f"rdfs:comment {_quote(t.comment)}@en"]
         if t.domain and "," not in t.domain:     # RDFS infers a domain: only one class may be named
-            body.append(f"rdfs:domain {PREFIX}:{t.domain}")
+            body.append(f"rdfs:domain {t.domain if ':' in t.domain else PREFIX + ':' + t.domain}")
         if t.range:
             body.append(f"rdfs:range {t.range if ':' in t.range else PREFIX + ':' + t.range}")
         body += [f"{rel} {a}" for a in t.aligned]
