@@ -63,7 +63,7 @@ def gateway(tmp_path_factory):
         scanned = json.loads(ok(tinytrain("fleet", "scan", "--port", url, "--store", tmp / "scanned", "--json")))
         (tmp / "tok").write_text(TOKEN + "\n")
         server = subprocess.Popen([sys.executable, "-m", "tinytrain", "serve", "--project", str(fw), "--listen",
-                                   "127.0.0.1:0", "--token-file", str(tmp / "tok")],
+                                   "127.0.0.1:0", "--token-file", str(tmp / "tok"), "--register", str(tmp / "served")],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
         first = server.stdout.readline()
         assert first.startswith("serving http://127.0.0.1:"), first + server.stderr.read()
@@ -233,3 +233,6 @@ def test_the_td_is_valid_and_sparql_answers_inspects_figures(gateway, tmp_path):
     assert gateway["scanned"]["registered"][0]["id"] == td["id"] and not gateway["scanned"]["not_found"]
     listed = json.loads(ok(tinytrain("fleet", "list", "--store", gateway["tmp"] / "scanned", "--json")))
     assert [r["modelHash"] for r in listed] == [inspected["model_hash"]]
+    # and `serve --register` registered what it serves
+    served_list = json.loads(ok(tinytrain("fleet", "list", "--store", gateway["tmp"] / "served", "--json")))
+    assert [r["device"] for r in served_list] == [td["id"]]
