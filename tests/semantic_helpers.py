@@ -33,8 +33,9 @@ def compiled(model: str):
     return program.graph, memory_report(program), sum(u.weight + u.bias for u in program.scheme.layers.values())
 
 
-def description(model: str, board_name: str, steps: int = 0):
-    """The DESCRIBE reply the firmware of MODEL built for BOARD would give."""
+def description(model: str, board_name: str, steps: int = 0, trainable: bool = True):
+    """The DESCRIBE reply the firmware of MODEL built for BOARD would give (with a training
+    step, or an inference-only build of the same graph)."""
     from tinytrain import __version__
     from tinytrain import protocol as P
     from tinytrain.boards import load_board
@@ -45,7 +46,7 @@ def description(model: str, board_name: str, steps: int = 0):
     s8 = lambda t: t.dtype == "int8"   # noqa: E731
     return Description(
         protocol_version=P.VERSION, max_payload=256,
-        capabilities=P.CAP_INFER | P.CAP_TRAIN | P.CAP_NV_STORE | P.CAP_HPARAMS,
+        capabilities=(P.CAP_INFER | P.CAP_TRAIN | P.CAP_NV_STORE | P.CAP_HPARAMS) if trainable else P.CAP_INFER,
         model_hash=graph.fingerprint(), model_name=graph.name, board=board.name, firmware_version=__version__,
         core=board.core, work_unit=board.work_counter,
         input_dtype=P.DTYPE_S8 if s8(inp) else P.DTYPE_F32, output_dtype=P.DTYPE_S8 if s8(out) else P.DTYPE_F32,
@@ -54,13 +55,15 @@ def description(model: str, board_name: str, steps: int = 0):
         output_scale=out.scale if s8(out) else 1.0, output_zero_point=out.zero_point if s8(out) else 0,
         arena_bytes=memory["arena_bytes"], flash_data_bytes=memory["flash_bytes"],
         sram_bytes=board.sram_usable_bytes, flash_bytes=board.flash_usable_bytes, nv_bytes=board.nv_bytes,
-        link_ram_bytes=2048, trainable_bytes=memory["trainable_param_bytes"], num_params=n_params, steps=steps,
+        link_ram_bytes=2048, trainable_bytes=memory["trainable_param_bytes"] if trainable else 0,
+        num_params=n_params if trainable else 0, steps=steps,
         loaded_generation=0, mode=P.MODE_TRAIN, simd=board.simd != "none", reply_ring=4)
 
 
 def device_td(model: str, board: str, port: str = "socket://127.0.0.1:5000", host: str = "host-a",
-              crc: int = 0x1234, steps: int = 0) -> dict:
+              crc: int = 0x1234, steps: int = 0, trainable: bool = True) -> dict:
     from tinytrain.semantic.device import DeviceState
     from tinytrain.semantic.td import thing_description
-    d = description(model, board, steps)
-    return thing_description(DeviceState(d, port, host, d.trainable_bytes, crc))
+    d = description(model, board, steps, trainable)
+    state = DeviceState(d, port, host, d.trainable_bytes, crc) if trainable else DeviceState(d, port, host)
+    return thing_description(state)

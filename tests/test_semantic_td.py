@@ -38,11 +38,15 @@ def emitted():
     """(name, document): the TM of every board, the TD of every model on every board."""
     docs = [(f"tm:{tm['id']}", tm) for tm in thing_models()]
     docs += [(f"td:{model}@{board}", (model, board)) for model in MODELS for board in board_names()]
+    docs.append(("td:digits_cnn-inference-only@native", ("digits_cnn", "native", False)))
     return docs
 
 
 def _doc(item):
-    return device_td(*item) if isinstance(item, tuple) else item
+    if not isinstance(item, tuple):
+        return item
+    model, board, *trainable = item
+    return device_td(model, board, trainable=trainable[0] if trainable else True)
 
 
 XSD_DOUBLE = ox.NamedNode("http://www.w3.org/2001/XMLSchema#double")
@@ -156,6 +160,13 @@ def test_nothing_is_fetched_an_unknown_context_is_refused():
     doc["@context"] = doc["@context"] + ["https://example.org/some/context.jsonld"]
     with pytest.raises(TinyTrainError, match="not available offline"):
         to_triples(doc)
+
+
+def test_an_inference_only_device_offers_only_what_it_can_do():
+    doc = device_td("digits_cnn", "native", trainable=False)
+    assert set(doc["actions"]) == {"infer"} and "events" not in doc
+    assert set(doc["properties"]) == {"model", "statistics", "linkCounters"}
+    assert doc["tt:capability"] == ["infer"] and "tt:weightsCrc32" not in doc
 
 
 def test_the_model_is_a_node_of_its_own_and_the_td_links_its_board_model():

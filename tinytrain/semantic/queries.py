@@ -48,13 +48,19 @@ def devices(registry) -> list[dict]:
 def by_hash_query(model_hash: str) -> str:
     if not HASH_PATTERN.match(model_hash):
         raise TinyTrainError(f"a model hash is 16 hex digits (as `inspect --json` prints it), not {model_hash!r}")
+    # The model nodes first (one per compiled model, found once however many TDs repeat
+    # them), then the devices that run them.
     return PREFIXES + f"""SELECT ?device ?board ?host ?port ?modelName ?scheme ?arenaBytes ?trainableBytes
        ?stepsTrained ?weightsCrc32 WHERE {{
+  {{ SELECT DISTINCT ?model ?modelName ?scheme ?arenaBytes ?trainableBytes WHERE {{
+    GRAPH ?gm {{
+      ?model tt:modelHash "{model_hash}" ; tt:modelName ?modelName ;
+             tt:arenaBytes ?arenaBytes ; tt:trainableBytes ?trainableBytes .
+      OPTIONAL {{ ?model tt:scheme ?scheme }}
+    }}
+  }} }}
   GRAPH ?g {{
-    ?model tt:modelHash "{model_hash}" ; tt:modelName ?modelName ;
-           tt:arenaBytes ?arenaBytes ; tt:trainableBytes ?trainableBytes .
     ?device tt:runs ?model ; tt:board ?b ; tt:host ?host ; tt:port ?port ; tt:stepsTrained ?stepsTrained .
-    OPTIONAL {{ ?model tt:scheme ?scheme }}
     OPTIONAL {{ ?device tt:weightsCrc32 ?weightsCrc32 }}
   }}
   BIND(STRAFTER(STR(?b), "{V.BOARD_IRI}") AS ?board)
