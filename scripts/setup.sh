@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything tinytrain needs on a fresh Debian machine, idempotently:
 # Debian packages (ARM toolchain, QEMU), and a Python venv kept OUTSIDE the clone, keyed on a
-# hash of pyproject.toml so it is reused until the dependencies change.
+# hash of pyproject.toml so it is reused until the dependencies change; for the tests also
+# node-wot from npm (scripts/setup_node.sh), likewise outside the clone.
 # Prints the venv's bin folder on its last line; source-able: `. scripts/setup.sh`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,4 +33,6 @@ if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
 fi
 # This clone's code, editable (fast: no dependencies resolved).
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+# The WoT client the gateway tests use (node-wot), beside the venv.
+"$root/scripts/setup_node.sh" >/dev/null
 echo "$venv/bin"

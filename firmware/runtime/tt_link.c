@@ -231,7 +231,7 @@ static int do_describe(uint8_t *p)
     memset(p, 0, 240);
 #if TT_MODEL_TRAINABLE
     caps |= TT_CAP_TRAIN | TT_CAP_HPARAMS;
-    trainable = params_total();
+    trainable = TT_TRAINABLE_BYTES;      /* parameters + everything their update keeps */
     nparams = tt_model_num_params();
 #endif
     if (tt_hal_nv_size() > 0)
