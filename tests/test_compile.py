@@ -2,12 +2,14 @@
 the C it emits (named arena views, designated initialisers, only the kernels it calls), and
 its host builds against the numpy references."""
 import re
+import subprocess
 
 import numpy as np
 import pytest
 
 import tinytrain
-from tinytrain import refops
+from tinytrain import cflags, refops
+from tinytrain.boards import load_board
 from tinytrain.cgen.emitter import STRUCT_BYTES_32
 from tinytrain.dtypes import DTYPES
 
@@ -35,6 +37,18 @@ def test_flash_figure_is_the_constants_the_c_holds(scheme):
     assert next(r for r in m.fit().rows if r["memory"] == "flash")["bytes"] == flash
     # more than the weights alone: the requantization tables count too
     assert flash > sum(t.nbytes for t in m.graph.constants())
+
+
+def test_struct_sizes_of_the_flash_figure_are_the_cortex_m_sizes(tmp_path):
+    """STRUCT_BYTES_32, each parameter struct's share of the flash figure, is its sizeof on
+    the Cortex-M (a compile error names the struct that differs)."""
+    src = tmp_path / "sizes.c"
+    src.write_text('#include "tt_kernels.h"\n#include "tt_train_kernels.h"\n' + "".join(
+        f"typedef char size_of_{t}_is_{n}[sizeof({t}) == {n} ? 1 : -1];\n" for t, n in STRUCT_BYTES_32.items()))
+    cmd = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386")), f"-I{ROOT / 'firmware' / 'include'}",
+           "-c", str(src), "-o", str(tmp_path / "sizes.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_generated_c_names_its_arena_views_and_uses_designated_initialisers():

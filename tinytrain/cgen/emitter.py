@@ -27,7 +27,8 @@ from .kernels import KernelIndex, choose, kernel_index
 
 # Bytes of the parameter structs on a 32-bit target (pointers 4 bytes): their share of flash.
 STRUCT_BYTES_32 = {"tt_dims": 12, "tt_geom": 24, "tt_requant": 24, "tt_add_params": 48,
-                   "tt_softmax_params": 12, "tt_qas_state": 16}
+                   "tt_softmax_params": 12, "tt_conv_shape": 20, "tt_channels": 16, "tt_act_quant": 8,
+                   "tt_weight_quant": 8, "tt_update": 24}
 
 
 @dataclass
