@@ -34,19 +34,22 @@ def kernel_sources(pattern: str = "*.c") -> list[Path]:
     return sorted(KERNELS.rglob(pattern))
 
 
-def load_kernels(extra_sources=(), pattern: str = "*.c", build_dir=None) -> ctypes.CDLL:
-    """Compile firmware/kernels/<pattern> (+ extra_sources) with gcc and load the library."""
-    key = (pattern, tuple(str(s) for s in extra_sources))
+def load_kernels(extra_sources=(), pattern: str | None = "*.c", build_dir=None, include_dirs=()) -> ctypes.CDLL:
+    """Compile firmware/kernels/<pattern> (None: no kernel file) + extra_sources with gcc and
+    load the library."""
+    key = (pattern, tuple(str(s) for s in extra_sources), tuple(str(d) for d in include_dirs))
     if key in _cache:
         return _cache[key]
     if shutil.which("gcc") is None:
         raise RuntimeError("gcc not found")
-    sources = [str(p) for p in kernel_sources(pattern)] + [str(s) for s in extra_sources]
+    kernels = [] if pattern is None else [str(p) for p in kernel_sources(pattern)]
+    sources = kernels + [str(s) for s in extra_sources]
     if not sources:
         raise RuntimeError(f"no C sources match firmware/kernels/{pattern}")
     out_dir = Path(build_dir) if build_dir is not None else Path(tempfile.mkdtemp(prefix="ttck-"))
     lib_path = out_dir / f"libttkernels{len(_cache)}.so"
-    cmd = ["gcc", *CFLAGS, f"-I{INCLUDE}", *sources, "-o", str(lib_path), "-lm"]
+    cmd = ["gcc", *CFLAGS, f"-I{INCLUDE}", *[f"-I{d}" for d in include_dirs], *sources,
+           "-o", str(lib_path), "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"compiling kernels failed:\n{' '.join(cmd)}\n{res.stderr}")
@@ -121,20 +124,76 @@ class TtRng(ctypes.Structure):
     _fields_ = [("state", ctypes.c_uint32)]
 
 
-class TtQasState(ctypes.Structure):
-    """tt_qas_state: what the update of one quantized parameter keeps (tt_train_kernels.h)."""
-    _fields_ = [("mode", ctypes.c_uint8), ("shadow", ctypes.POINTER(ctypes.c_float)),
+# --- the argument structs of tt_train_kernels.h ---------------------------------------------------
+
+class TtConvShape(ctypes.Structure):
+    _fields_ = [("in", ctypes.POINTER(TtDims)), ("out", ctypes.POINTER(TtDims)),
+                ("kh", ctypes.c_int32), ("kw", ctypes.c_int32), ("g", ctypes.POINTER(TtGeom))]
+
+
+class TtChannels(ctypes.Structure):
+    _fields_ = [("in_channels", ctypes.c_int32), ("k", ctypes.c_int32),
+                ("index", ctypes.POINTER(ctypes.c_int32)), ("x_channels", ctypes.c_int32)]
+
+
+class TtActQuant(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class TtWeightQuant(ctypes.Structure):
+    _fields_ = [("scale", ctypes.POINTER(ctypes.c_float)), ("per_channel", ctypes.c_int32)]
+
+
+class TtHparams(ctypes.Structure):
+    _fields_ = [("lr", ctypes.c_float), ("momentum", ctypes.c_float), ("weight_decay", ctypes.c_float)]
+
+
+class TtUpdate(ctypes.Structure):
+    _fields_ = [("hp", ctypes.POINTER(TtHparams)), ("mode", ctypes.c_uint8),
+                ("momentum", ctypes.POINTER(ctypes.c_float)), ("shadow", ctypes.POINTER(ctypes.c_float)),
                 ("residual", ctypes.POINTER(ctypes.c_int8)), ("rng", ctypes.POINTER(TtRng))]
 
 
-UPDATE_CODES = {"nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4}
+UPDATE_CODES = {"float": 0, "nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4}
 
 
-def qas_state(mode: str, shadow=None, residual=None, rng: TtRng | None = None):
-    """A byref(tt_qas_state) for the update kernels; keep the arrays and `rng` alive."""
-    st = TtQasState(UPDATE_CODES[mode], ptr(shadow), ptr(residual),
-                    ctypes.pointer(rng) if rng is not None else None)
-    return ctypes.byref(st)
+def conv_shape(in_shape, out_shape, kh, kw, stride=(1, 1), pad=(0, 0, 0, 0), dilation=(1, 1)):
+    """byref(tt_conv_shape): in/out (H, W, C) or (1, H, W, C), IR geometry (pad: t, b, l, r)."""
+    d_in, d_out, g = dims(in_shape), dims(out_shape), geom(stride, pad, dilation)
+    s = TtConvShape(ctypes.pointer(d_in), ctypes.pointer(d_out), int(kh), int(kw), ctypes.pointer(g))
+    s._keep = (d_in, d_out, g)
+    return ctypes.byref(s)
+
+
+def channels(in_channels, k, index=None, x_channels=None):
+    """byref(tt_channels): k of in_channels trained (index: an int32 array or None); x holds
+    x_channels channels per pixel (default: all in_channels)."""
+    idx = None if index is None else carray(index, np.int32)
+    ch = TtChannels(int(in_channels), int(k), ptr(idx), int(in_channels if x_channels is None else x_channels))
+    ch._keep = idx
+    return ctypes.byref(ch)
+
+
+def act_quant(scale, zero_point):
+    return ctypes.byref(TtActQuant(float(scale), int(zero_point)))
+
+
+def weight_quant(scales, per_channel: int):
+    s = carray(scales, np.float32)
+    wq = TtWeightQuant(ptr(s), int(per_channel))
+    wq._keep = s
+    return ctypes.byref(wq)
+
+
+def update(lr, momentum=0.0, weight_decay=0.0, *, mode="float", m=None, shadow=None, residual=None,
+           rng: TtRng | None = None):
+    """byref(tt_update) with its own tt_hparams; m (momentum), shadow, residual: arrays updated in
+    place, rng: a TtRng; keep them alive."""
+    hp = TtHparams(float(lr), float(momentum), float(weight_decay))
+    u = TtUpdate(ctypes.pointer(hp), UPDATE_CODES[mode], ptr(m), ptr(shadow), ptr(residual),
+                 ctypes.pointer(rng) if rng is not None else None)
+    u._keep = hp
+    return ctypes.byref(u)
 
 
 def dims(shape) -> TtDims:

@@ -2,13 +2,15 @@
 the C it emits (named arena views, designated initialisers, only the kernels it calls), and
 its host builds against the numpy references."""
 import re
+import subprocess
 
 import numpy as np
 import pytest
 
 import tinytrain
-from tinytrain import refops
-from tinytrain.cgen.emitter import STRUCT_FIELD_BYTES
+from tinytrain import cflags, refops
+from tinytrain.boards import load_board
+from tinytrain.cgen.kernels import _struct_fields, struct_bytes
 from tinytrain.dtypes import DTYPES
 
 from conftest import ROOT
@@ -21,9 +23,8 @@ C_BYTES = {d.ctype: d.nbytes for d in DTYPES.values()}
 def emitted_constant_bytes(files: dict) -> int:
     """Bytes of every array of model_data.c and every parameter struct of model.c."""
     arrays = re.findall(r"^(?:const )?(\w+) \w+\[(\d+)\] TT_ALIGNED", files["model_data.c"], re.M)
-    structs = re.findall(r"^static const tt_\w+ \w+ = \{(.*)\};$", files["model.c"], re.M)
-    return (sum(C_BYTES[t] * int(n) for t, n in arrays)
-            + sum(STRUCT_FIELD_BYTES * body.count(" = ") for body in structs))
+    structs = re.findall(r"^static const (tt_\w+) \w+ = \{", files["model.c"], re.M)
+    return sum(C_BYTES[t] * int(n) for t, n in arrays) + sum(struct_bytes(s) for s in structs)
 
 
 @pytest.mark.parametrize("scheme", [None, "last:2"])
@@ -36,6 +37,26 @@ def test_flash_figure_is_the_constants_the_c_holds(scheme):
     assert next(r for r in m.fit().rows if r["memory"] == "flash")["bytes"] == flash
     # more than the weights alone: the requantization tables count too
     assert flash > sum(t.nbytes for t in m.graph.constants())
+
+
+def sizes():
+    names = sorted(_struct_fields(str(ROOT / "firmware" / "include")))
+    assert {"tt_dims", "tt_requant", "tt_update", "tt_conv_shape", "tt_hard_swish_params"} <= set(names)
+    return names
+
+
+def test_struct_sizes_of_the_flash_figure_are_the_cortex_m_sizes(tmp_path):
+    """struct_bytes, each parameter struct's share of the flash figure (read from the headers),
+    is its sizeof on the Cortex-M, for every struct of firmware/include (a compile error
+    names the struct that differs)."""
+    src = tmp_path / "sizes.c"
+    headers = sorted(p.name for p in (ROOT / "firmware" / "include").glob("*.h"))
+    src.write_text("".join(f'#include "{h}"\n' for h in headers) + "".join(
+        f"typedef char size_of_{t}_is_{n}[sizeof({t}) == {n} ? 1 : -1];\n" for t, n in ((t, struct_bytes(t)) for t in sizes())))
+    cmd = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386")), f"-I{ROOT / 'firmware' / 'include'}",
+           "-c", str(src), "-o", str(tmp_path / "sizes.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_generated_c_names_its_arena_views_and_uses_designated_initialisers():

@@ -29,7 +29,7 @@ def lib(tmp_path_factory):
     lib = ck.load_kernels(extra_sources=[src], pattern="softmax_cross_entropy_*.c", build_dir=d)
     for name in ("w_expf", "w_logf"):
         ck.declare(lib, name, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-    ck.declare(lib, "tt_softmax_cross_entropy_s8", ctypes.c_void_p, ctypes.c_int32, ctypes.c_float,
+    ck.declare(lib, "tt_softmax_cross_entropy_s8", ctypes.c_void_p, ctypes.POINTER(ck.TtActQuant),
                ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, restype=ctypes.c_float)
     ck.declare(lib, "tt_softmax_cross_entropy_f32", ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
                ctypes.c_void_p, restype=ctypes.c_float)
@@ -82,7 +82,7 @@ def test_softmax_cross_entropy_kernels_equal_the_simulation_bit_for_bit(lib):
         q = rng.integers(-128, 128, size=n).astype(np.int8)
         scale = F32(10.0 ** rng.uniform(-3, 0.5))
         grad = np.zeros(n, F32)
-        loss = lib.tt_softmax_cross_entropy_s8(q.ctypes.data, n, scale, 7, label, grad.ctypes.data)
+        loss = lib.tt_softmax_cross_entropy_s8(q.ctypes.data, ck.act_quant(scale, 7), n, label, grad.ctypes.data)
         loss_np, grad_np = vjp.softmax_cross_entropy_s8(q, scale, label)
         assert F32(loss) == F32(loss_np), trial
         np.testing.assert_array_equal(grad.view(np.uint32), grad_np.view(np.uint32))

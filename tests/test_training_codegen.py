@@ -33,6 +33,22 @@ def write_training(graph, scheme, out_dir, **kw):
     return compiled
 
 
+def calls(src: str, function: str) -> list[list[str]]:
+    """The arguments (C text) of every call of `function` (a regex) in src."""
+    return [m.split(", ") for m in re.findall(rf"\b{function}\(([^;]*)\);", src)]
+
+
+def call_args(src: str, function: str) -> list[str]:
+    """The arguments (C text) of the first call of `function` in src."""
+    return calls(src, function)[0]
+
+
+def struct_fields(src: str, ref: str) -> dict[str, str]:
+    """{field: initializer} of the static const struct `ref` (or `&ref`) of a generated model.c."""
+    body = re.search(rf"^static const tt_\w+ {ref.lstrip('&')} = \{{ (.*) \}};$", src, re.M).group(1)
+    return dict(item.lstrip(".").split(" = ", 1) for item in body.split(", "))
+
+
 def compile_objects(cc, out_dir):
     for src in ("model.c", "model_data.c"):
         proc = subprocess.run([*cc, "-c", f"-I{out_dir}", f"-I{INCLUDE}", str(out_dir / src),
@@ -85,22 +101,26 @@ def test_sparse_scheme_emits_no_gradient_of_untrained_parameters(tmp_path):
     # trained: expand.weight[..., :2] (conv_index 1 of 4 input channels... ratio 0.5), dw/project bias, fc
     prog = art.program
     assert set(prog.scheme.layers) == {"expand", "dw", "project", "fc"}
-    assert "tt_conv2d_update_weight_f32(expand_weight, 8," in body
-    assert re.search(r"tt_conv2d_update_weight_f32\(expand_weight, 8, [^;]*, 4, NULL,", body)
-    for frozen in ("stem", "project", "dw"):
-        assert f"update_weight_f32({frozen}_weight" not in body
+    # the weight updates: expand's 16 output channels x the first 4 of its 8 input channels (read
+    # from a compact saved copy, no index), and fc's
+    updates = {args[2]: args for args in calls(body, r"tt_\w+_update_weight_f32")}
+    assert set(updates) == {"expand_weight", "fc_weight"}
+    shape, ch = updates["expand_weight"][:2]
+    assert struct_fields(src, ch) == {"in_channels": "8", "k": "4", "x_channels": "4"}
+    assert struct_fields(src, struct_fields(src, shape)["out"][1:])["c"] == "16"
     code = re.sub(r"/\*.*?\*/", "", body)
     for part in ("stem_grad", "stem_weight", "stem_bias", "stem_mask"):   # nothing of the stem's backward
         assert part not in code
-    assert "tt_bias_update_f32(dw_bias" in body and "tt_bias_update_f32(project_bias" in body
-    assert "tt_bias_update_f32(expand_bias" not in body and "tt_bias_update_f32(stem_bias" not in body
+    biases = {args[1] for args in calls(body, "tt_bias_update_f32")}
+    assert {"dw_bias", "project_bias"} <= biases and not {"expand_bias", "stem_bias"} & biases
     # only the trained parameters are in SRAM (non-const); frozen ones stay in flash
     for name in ("stem_weight", "stem_bias", "dw_weight", "project_weight", "expand_bias"):
         assert re.search(rf"^const float {name}\[", data, re.M), name
     for name in ("expand_weight", "dw_bias", "project_bias", "fc_weight", "fc_bias"):
         assert re.search(rf"^float {name}\[", data, re.M), name
     # the partially trained layer reads a compact saved copy of its 4 trained input channels
-    assert re.search(r"tt_save_channels_f32\([^;]*, 36, 8, 4, NULL,", src)
+    save_ch, pixels, x, saved = call_args(src, "tt_save_channels_f32")
+    assert (save_ch, pixels, saved) == (ch, "36", updates["expand_weight"][3])
     assert [p.name for p in art.emission.train.params] == ["expand.weight", "dw.bias", "project.bias",
                                                      "fc.weight", "fc.bias"]
 
@@ -165,8 +185,9 @@ def test_reorder_falls_back_to_a_channel_index_at_the_graph_input(tmp_path):
     assert g2 is g
     art = write_training(g, s2, tmp_path / "c", reorder=False)
     src = (tmp_path / "c" / "model.c").read_text()
-    assert re.search(r"tt_save_channels_f32\([^;]*, 64, 3, 1, chidx_conv1,", src)
-    assert re.search(r"tt_conv2d_update_weight_f32\(conv1_weight, 3, [^;]*, 1, chidx_conv1,", src)
+    ch, pixels = call_args(src, "tt_save_channels_f32")[:2]
+    assert pixels == "64" and call_args(src, "tt_conv2d_update_weight_f32")[1:3] == [ch, "conv1_weight"]
+    assert struct_fields(src, ch) == {"in_channels": "3", "k": "1", "index": "chidx_conv1", "x_channels": "1"}
     assert art.program.scheme.layers["conv1"].channel_index == u.channel_index
 
 

@@ -24,12 +24,12 @@ MODES = list(qas.UPDATE_MODES)
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     lib = ck.load_kernels(pattern="*.c", build_dir=tmp_path_factory.mktemp("ck_update"))
-    ck.declare(lib, "tt_qas_update_weight_s8", P, P, I, I, I, I, P, I, F, F, F, P, P)
-    ck.declare(lib, "tt_qas_update_dw_weight_s8", P, P, I, I, I, P, I, F, F, F, P, P)
-    ck.declare(lib, "tt_bias_update_s32", P, P, I, I, P, F, F, F, P, P)
-    ck.declare(lib, "tt_depthwise_conv2d_grad_weight_s8", P, P, F, I, P, P, I, I, P, I, P, I, P)
-    ck.declare(lib, "tt_depthwise_conv2d_update_weight_s8", P, P, I, P, P, F, I, P, P, I, I, P, I, P,
-               F, F, F, P, P, P)
+    S, CH, U = (ck.ctypes.POINTER(t) for t in (ck.TtConvShape, ck.TtChannels, ck.TtUpdate))
+    AQ, WQ, DIMS = (ck.ctypes.POINTER(t) for t in (ck.TtActQuant, ck.TtWeightQuant, ck.TtDims))
+    ck.declare(lib, "tt_fully_connected_update_weight_s8", I, CH, P, WQ, P, AQ, P, U)
+    ck.declare(lib, "tt_bias_update_s32", DIMS, P, P, P, U)
+    ck.declare(lib, "tt_depthwise_conv2d_grad_weight_s8", S, CH, P, AQ, P, I, P)
+    ck.declare(lib, "tt_depthwise_conv2d_update_weight_s8", S, CH, P, WQ, P, AQ, P, U, P)
     return lib
 
 
@@ -41,7 +41,7 @@ def test_mode_codes_are_the_c_headers():
     text = (ROOT / "firmware" / "include" / "tt_train_kernels.h").read_text()
     codes = {m.lower(): int(c) for m, c in re.findall(r"#define TT_UPDATE_(\w+)\s+(\d+)", text)}
     assert codes == {**{m.name: m.code for m in qas.UPDATE_MODES.values()}, "float": qas.FLOAT_UPDATE.code}
-    assert ck.UPDATE_CODES == {m.name: m.code for m in qas.UPDATE_MODES.values()}
+    assert ck.UPDATE_CODES == codes
     rules = (ROOT / "firmware" / "include" / "tt_update_rules.h").read_text()
     assert f"#define TT_RNG_GAMMA 0x{int(qas.RNG_GAMMA):08X}u" in rules
 
@@ -58,10 +58,9 @@ class ModeState:
                          "residual": None if self.residual is None else self.residual.copy(),
                          "stochastic": rng_seed}.get(mode)
 
-    def c_arg(self):
-        if self.mode == "nearest":
-            return None
-        return ck.qas_state(self.mode, shadow=self.shadow, residual=self.residual, rng=self.rng)
+    def c_update(self, hp, m):
+        """byref(tt_update) of this mode's state, hyper-parameters hp, momentum m."""
+        return ck.update(*hp, mode=self.mode, m=m, shadow=self.shadow, residual=self.residual, rng=self.rng)
 
     def step_numpy(self, q, grad, s, hp, m, lo, hi):
         new, rng = qas.qas_step(q, grad, s, *hp, m, self.mode, self.np_state, lo, hi)
@@ -94,22 +93,28 @@ def hard_gradients(rng, shape, scale):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("optim", ["plain", "momentum_decay"])
 def test_int8_weight_rule_c_equals_numpy_bit_for_bit(lib, mode, optim):
+    """Through the fused fully connected update with one input of value 1 (scale 1, zero
+    point 0): the gradient of weight [o][0] is exactly grad[o], with scale scales[o]; the
+    second input is not trained."""
     rng = np.random.default_rng(MODES.index(mode) * 10 + len(optim))
-    out_ch, spatial, in_ch, k = 5, 9, 7, 5
-    w = ck.carray(rng.integers(-127, 128, size=(out_ch, spatial, in_ch)), I8)
-    w[0, 0, :3] = [127, -127, 0]
-    scales = ck.carray(rng.uniform(0.005, 0.05, size=out_ch), F32)
+    n = 225
+    w = ck.carray(rng.integers(-127, 128, size=(n, 2)), I8)
+    w[:3, 0] = [127, -127, 0]
+    frozen = w[:, 1].copy()
+    scales = ck.carray(rng.uniform(0.005, 0.05, size=n), F32)
     hp = (0.7, 0.9, 1e-3) if optim == "momentum_decay" else (0.7, 0.0, 0.0)
-    m = np.zeros((out_ch, spatial, k), F32) if optim == "momentum_decay" else None
+    m = np.zeros(n, F32) if optim == "momentum_decay" else None
     m_np = None if m is None else m.copy()
-    st = ModeState(mode, w[..., :k], rng_seed=0xDEADBEEF)
-    q_np = w[..., :k].astype(np.int64)
+    st = ModeState(mode, w[:, 0], rng_seed=0xDEADBEEF)
+    q_np = w[:, 0].astype(np.int64)
+    one = np.ones(1, I8)
     for _ in range(6):
-        grad = hard_gradients(rng, (out_ch, spatial, k), scales[:, None, None])
-        lib.tt_qas_update_weight_s8(vp(w), vp(grad), out_ch, spatial, in_ch, k, vp(scales), 1, *hp,
-                                    vp(m), st.c_arg())
-        q_np = st.step_numpy(q_np, grad, scales[:, None, None], hp, m_np, -127, 127)
-        np.testing.assert_array_equal(w[..., :k], q_np)
+        grad = hard_gradients(rng, (n,), scales)
+        lib.tt_fully_connected_update_weight_s8(n, ck.channels(2, 1, x_channels=1), vp(w), ck.weight_quant(scales, 1),
+                                                vp(one), ck.act_quant(1.0, 0), vp(grad), st.c_update(hp, m))
+        q_np = st.step_numpy(q_np, grad, scales, hp, m_np, -127, 127)
+        np.testing.assert_array_equal(w[:, 0], q_np)
+        np.testing.assert_array_equal(w[:, 1], frozen)
         st.assert_equal()
         if m is not None:
             np.testing.assert_array_equal(m.view(np.uint32), m_np.view(np.uint32))
@@ -129,16 +134,17 @@ def test_int32_bias_rule_c_equals_numpy_bit_for_bit(lib, mode):
     for _ in range(6):
         grad = hard_gradients(rng, (n,), scale)
         grad[0], grad[1] = -1e9 * scale[0], 1e9 * scale[1]       # past INT32_MAX / INT32_MIN
-        lib.tt_bias_update_s32(vp(b), vp(grad), 1, n, vp(scale), *hp, vp(m), st.c_arg())
+        lib.tt_bias_update_s32(ck.ctypes.byref(ck.dims((1, 1, n))), vp(b), vp(scale), vp(grad), st.c_update(hp, m))
         q_np = st.step_numpy(q_np, grad, scale, hp, m_np, -2 ** 31, 2 ** 31 - 1)
         np.testing.assert_array_equal(b, q_np)
         st.assert_equal()
         np.testing.assert_array_equal(m.view(np.uint32), m_np.view(np.uint32))
 
 
-def test_fused_depthwise_update_draws_the_same_random_numbers_as_the_plain_one(lib):
-    """The fused depthwise kernel visits the weights channel by channel, the plain one pixel
-    by pixel: stochastic rounding must not depend on the visiting order."""
+def test_fused_depthwise_update_draws_the_same_random_numbers_as_the_numpy_twin(lib):
+    """The fused depthwise kernel visits the weights channel by channel, the numpy twin in
+    memory order (pixel by pixel): stochastic rounding must not depend on the visiting
+    order."""
     rng = np.random.default_rng(3)
     H = W = 6
     c, kh, kw, k = 5, 3, 3, 4
@@ -146,22 +152,19 @@ def test_fused_depthwise_update_draws_the_same_random_numbers_as_the_plain_one(l
     ws = ck.carray(rng.uniform(0.01, 0.03, size=c), F32)
     xq = ck.carray(rng.integers(-128, 128, size=(H, W, c)), I8)
     gy = ck.rand(rng, H, W, c)
-    g = ck.ctypes.byref(ck.geom((1, 1), (1, 1, 1, 1)))
-    d = lambda s: ck.ctypes.byref(ck.dims(s))  # noqa: E731
+    s = ck.conv_shape(xq.shape, gy.shape, kh, kw, (1, 1), (1, 1, 1, 1))
+    ch, xquant = ck.channels(c, k), ck.act_quant(F32(0.02), 3)
     gw = np.zeros((kh, kw, k), F32)
-    lib.tt_depthwise_conv2d_grad_weight_s8(vp(xq), d(xq.shape), F32(0.02), 3, vp(gy), d(gy.shape), kh, kw, g,
-                                           k, None, 0, vp(gw))
+    lib.tt_depthwise_conv2d_grad_weight_s8(s, ch, vp(xq), xquant, vp(gy), 0, vp(gw))
     hp = (3.0, 0.0, 0.0)
     w_plain, w_fused = wq.copy(), wq.copy()
-    r_plain, r_fused = ck.TtRng(99), ck.TtRng(99)
-    lib.tt_qas_update_dw_weight_s8(vp(w_plain), vp(gw), kh * kw, c, k, vp(ws), 1, *hp, None,
-                                   ck.qas_state("stochastic", rng=r_plain))
+    w_plain[..., :k], state = qas.qas_step(wq[..., :k], gw, ws[:k], *hp, None, "stochastic", 99, -127, 127)
+    r_fused = ck.TtRng(99)
     scratch = np.zeros(kh * kw, F32)
-    lib.tt_depthwise_conv2d_update_weight_s8(vp(w_fused), vp(ws), 1, vp(xq), d(xq.shape), F32(0.02), 3,
-                                             vp(gy), d(gy.shape), kh, kw, g, k, None, *hp, None,
-                                             ck.qas_state("stochastic", rng=r_fused), vp(scratch))
+    lib.tt_depthwise_conv2d_update_weight_s8(s, ch, vp(w_fused), ck.weight_quant(ws, 1), vp(xq), xquant,
+                                             vp(gy), ck.update(*hp, mode="stochastic", rng=r_fused), vp(scratch))
     np.testing.assert_array_equal(w_fused, w_plain)
-    assert r_fused.state == r_plain.state == qas.rng_advance(99, kh * kw * k)
+    assert r_fused.state == state == qas.rng_advance(99, kh * kw * k)
     assert not np.array_equal(w_fused, wq)
 
 

@@ -1,5 +1,5 @@
 /* The element-wise update rules of tt_train_kernels.h (SGD and QAS with its four update
- * modes), shared by the plain and the fused update kernels so that every path computes
+ * modes), shared by every update kernel (weights and biases) so that every path computes
  * the same floats. Header only: static inline functions, no state of its own.
  * tinytrain/training/qas.py is the numpy twin of every function here, bit for bit
  * (tests/test_update_modes.py). */
@@ -13,16 +13,22 @@
 #define TT_QAS_S8_MIN (-127)
 #define TT_QAS_S8_MAX 127
 
-/* SGD on one float parameter: returns the new value; m (nullable) is its momentum. */
-static inline float tt_sgd_rule(float w, float grad, float lr, float momentum,
-                                float weight_decay, float *m)
+/* The rules take the kernel's copy of the hyper-parameters (`const tt_hparams hp =
+ * *u->hp;` once per call: the parameters a kernel writes may alias them, which would
+ * otherwise reload them for every element) and the update `u`, whose arrays they index at
+ * element e. */
+
+/* SGD on element e of a float parameter w: returns the new value. */
+static inline float tt_sgd_rule(float w, float grad, const tt_hparams *hp, const tt_update *u,
+                                int32_t e)
 {
-    float g = grad + weight_decay * w;
-    if (m) {
-        *m = momentum * *m + g;
+    float g = grad + hp->weight_decay * w;
+    if (u->momentum) {
+        float *m = &u->momentum[e];
+        *m = hp->momentum * *m + g;
         g = *m;
     }
-    return w - lr * g;
+    return w - hp->lr * g;
 }
 
 /* ---- the update PRNG (TT_UPDATE_STOCHASTIC) ----------------------------------------------
@@ -51,10 +57,10 @@ static inline float tt_rng_uniform(const tt_rng *r, int32_t e)
 }
 
 /* After an update of n elements: every draw it could make is consumed. */
-static inline void tt_qas_state_advance(const tt_qas_state *qs, int32_t n)
+static inline void tt_update_advance(const tt_update *u, int32_t n)
 {
-    if (qs && qs->mode == TT_UPDATE_STOCHASTIC) {
-        qs->rng->state += (uint32_t)n * TT_RNG_GAMMA;
+    if (u->mode == TT_UPDATE_STOCHASTIC) {
+        u->rng->state += (uint32_t)n * TT_RNG_GAMMA;
     }
 }
 
@@ -145,33 +151,32 @@ static inline int32_t tt_qas_shadow_step(int32_t q, float *shadow, float step, i
 }
 
 /* One QAS step on element e of a quantized parameter q with scale s (rules at the top of
- * tt_train_kernels.h); m and qs are nullable (qs NULL: round to nearest). Returns the new
- * q. The value weight decay reads: the shadow, q + r / 256, or q. */
-static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, float lr, float momentum,
-                                  float weight_decay, float *m, const tt_qas_state *qs, int32_t e,
-                                  int32_t qmin, int32_t qmax)
+ * tt_train_kernels.h); u->mode TT_UPDATE_FLOAT or NEAREST rounds to nearest. Returns the
+ * new q. The value weight decay reads: the shadow, q + r / 256, or q. */
+static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_hparams *hp,
+                                  const tt_update *u, int32_t e, int32_t qmin, int32_t qmax)
 {
-    const int32_t mode = qs ? qs->mode : TT_UPDATE_NEAREST;
     float v, g, step;
-    if (mode == TT_UPDATE_SHADOW) {
-        v = qs->shadow[e];
-    } else if (mode == TT_UPDATE_RESIDUAL) {
-        v = (float)q + (float)qs->residual[e] * 0x1p-8f;
+    if (u->mode == TT_UPDATE_SHADOW) {
+        v = u->shadow[e];
+    } else if (u->mode == TT_UPDATE_RESIDUAL) {
+        v = (float)q + (float)u->residual[e] * 0x1p-8f;
     } else {
         v = (float)q;
     }
     g = grad_real / s;
-    g = g + weight_decay * v;
-    if (m) {
-        *m = momentum * *m + g;
+    g = g + hp->weight_decay * v;
+    if (u->momentum) {
+        float *m = &u->momentum[e];
+        *m = hp->momentum * *m + g;
         g = *m;
     }
-    step = lr * g;
-    switch (mode) {
-    case TT_UPDATE_SHADOW: return tt_qas_shadow_step(q, &qs->shadow[e], step, qmin, qmax);
-    case TT_UPDATE_RESIDUAL: return tt_qas_residual_step(q, &qs->residual[e], step, qmin, qmax);
+    step = hp->lr * g;
+    switch (u->mode) {
+    case TT_UPDATE_SHADOW: return tt_qas_shadow_step(q, &u->shadow[e], step, qmin, qmax);
+    case TT_UPDATE_RESIDUAL: return tt_qas_residual_step(q, &u->residual[e], step, qmin, qmax);
     case TT_UPDATE_STOCHASTIC:
-        return tt_qas_round_stochastic(q, step, tt_rng_uniform(qs->rng, e), qmin, qmax);
+        return tt_qas_round_stochastic(q, step, tt_rng_uniform(u->rng, e), qmin, qmax);
     default: return tt_qas_round_exact(q, step, qmin, qmax);
     }
 }

@@ -23,11 +23,8 @@ import numpy as np
 from ..errors import TinyTrainError
 from ..ir import Graph, Op, Tensor
 from .cformat import CTYPES, NP_DTYPES, NULL, CExpr, c_identifier, c_value
-from .kernels import KernelIndex, choose, kernel_index
+from .kernels import KernelIndex, choose, kernel_index, struct_bytes
 
-# Parameter structs hold 32-bit fields only (int32_t, float, pointers on a 32-bit target; a
-# narrower first field pads to 4): a struct's share of flash is 4 bytes per field.
-STRUCT_FIELD_BYTES = 4
 
 
 @dataclass
@@ -57,10 +54,6 @@ class CStruct:
     cname: str
     fields: list[tuple[str, str]]       # (field, C initializer)
     comment: str = ""
-
-    @property
-    def nbytes(self) -> int:
-        return STRUCT_FIELD_BYTES * len(self.fields)
 
     @property
     def initializer(self) -> str:
@@ -230,7 +223,7 @@ class Emitter:
         """Constants of the model: every array of model_data.c (trained ones keep their
         initial values in flash too) and the parameter structs of model.c (32-bit target)."""
         return (sum(a.nbytes for a in self.arrays)
-                + sum(s.nbytes for s in self.structs.values()))
+                + sum(struct_bytes(s.ctype) for s in self.structs.values()))
 
     def state_bytes(self) -> int:
         return sum(s.nbytes for s in self.states)

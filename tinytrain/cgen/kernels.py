@@ -80,6 +80,30 @@ def kernel_index(root: Path | None = None) -> KernelIndex:
     return _cached(str(root), stamp)
 
 
+_STRUCT = re.compile(r"typedef\s+struct\s*\{(.*?)\}\s*(tt_\w+)\s*;", re.S)
+
+
+@functools.lru_cache(maxsize=4)
+def _struct_fields(include: str) -> dict[str, int]:
+    fields: dict[str, int] = {}
+    for path in sorted(Path(include).glob("*.h")):
+        text = _COMMENT.sub(" ", path.read_text())
+        for m in _STRUCT.finditer(text):
+            members = [d for d in m.group(1).split(";") if d.strip()]
+            fields[m.group(2)] = sum(len(d.split(",")) for d in members)
+    return fields
+
+
+def struct_bytes(ctype: str, include: Path | None = None) -> int:
+    """sizeof a parameter struct of firmware/include on a 32-bit core, read from its header:
+    the structs hold 32-bit members only (int32_t, float, pointers; a narrower one pads to 4),
+    so 4 bytes a member (tests/test_compile.py checks it against arm-none-eabi-gcc)."""
+    fields = _struct_fields(str(include or firmware_dir() / "include"))
+    if ctype not in fields:
+        raise KeyError(f"no typedef struct {ctype} in firmware/include")
+    return 4 * fields[ctype]
+
+
 def choose(function: str, simd: str, allowed: dict[str, bool] | None = None,
            index: KernelIndex | None = None) -> str:
     """The kernel to call for reference kernel `function` on a board with `simd`: the best

@@ -128,32 +128,22 @@ class Conv2D(WeightedOp):
         return conv2d_backward(x, w, dy, stride, pad, dil, need_dx, k)
 
     def emit_grad_input(self, em, op, t, gy, gx, acc):
-        g = em.graph
-        x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-        kh, kw = self.kernel_hw(g, op)
+        shape = t.conv_shape(op, *self.kernel_hw(em.graph, op))
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            sc, pc = t.weight_scale(op)
-            return [em.call(em.kernel("tt_conv2d_grad_input_s8"), gy, em.dims(y), w, sc, pc, kh, kw,
-                            em.geom(op), acc, gx, em.dims(x))]
-        return [em.call(em.kernel("tt_conv2d_grad_input_f32"), gy, em.dims(y), w, kh, kw, em.geom(op),
-                        acc, gx, em.dims(x))]
+            return [em.call(em.kernel("tt_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op), acc, gx)]
+        return [em.call(em.kernel("tt_conv2d_grad_input_f32"), shape, gy, w, acc, gx)]
 
     def emit_weight_update(self, em, op, b, t, gy):
         g = em.graph
-        y = g.tensors[op.outputs[0]]
         kh, kw = self.kernel_hw(g, op)
-        cin = self.in_channels(g, op)
-        xp, xq = t.saved_x(b, op)
-        xdims = t.saved_dims(b, op)
-        w, k, idx, m, qs = t.weight_update_state(op, b, self.out_channels(g, op) * kh * kw, cin)
-        scratch = t.view(b.scratch)
+        shape = t.conv_shape(op, kh, kw)
+        w, ch, u = t.weight_update(op, b, self.out_channels(g, op) * kh * kw)
+        x, scratch = t.saved_x(b, op), t.view(b.scratch)
         if t.quantized:
-            sc, pc = t.weight_scale(op)
-            return [em.call(em.kernel("tt_conv2d_update_weight_s8"), w, cin, sc, pc, xp, xdims, *xq, gy,
-                            em.dims(y), kh, kw, em.geom(op), k, idx, *t.hparams, m, qs, scratch)]
-        return [em.call(em.kernel("tt_conv2d_update_weight_f32"), w, cin, xp, xdims, gy, em.dims(y),
-                        kh, kw, em.geom(op), k, idx, *t.hparams, m, scratch)]
+            return [em.call(em.kernel("tt_conv2d_update_weight_s8"), shape, ch, w, t.weight_quant(op), x,
+                            t.act_quant(op.inputs[0]), gy, u, scratch)]
+        return [em.call(em.kernel("tt_conv2d_update_weight_f32"), shape, ch, w, x, gy, u, scratch)]
 
 
 UNIT = Conv2D()

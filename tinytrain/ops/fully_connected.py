@@ -120,20 +120,18 @@ class FullyConnected(WeightedOp):
         out_f, in_f = em.graph.tensors[op.inputs[1]].shape
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            sc, pc = t.weight_scale(op)
-            return [em.call(em.kernel("tt_fully_connected_grad_input_s8"), gy, out_f, w, sc, pc, in_f, acc, gx)]
-        return [em.call(em.kernel("tt_fully_connected_grad_input_f32"), gy, out_f, w, in_f, acc, gx)]
+            return [em.call(em.kernel("tt_fully_connected_grad_input_s8"), in_f, out_f, gy, w, t.weight_quant(op),
+                            acc, gx)]
+        return [em.call(em.kernel("tt_fully_connected_grad_input_f32"), in_f, out_f, gy, w, acc, gx)]
 
     def emit_weight_update(self, em, op, b, t, gy):
-        out_f, in_f = em.graph.tensors[op.inputs[1]].shape
-        xp, xq = t.saved_x(b, op)
-        w, k, idx, m, qs = t.weight_update_state(op, b, out_f, in_f)
+        out_f = em.graph.tensors[op.inputs[1]].shape[0]
+        w, ch, u = t.weight_update(op, b, out_f)
+        x = t.saved_x(b, op)
         if t.quantized:
-            sc, pc = t.weight_scale(op)
-            return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), w, in_f, sc, pc, xp, *xq, gy,
-                            out_f, k, idx, *t.hparams, m, qs)]
-        return [em.call(em.kernel("tt_fully_connected_update_weight_f32"), w, in_f, xp, gy, out_f, k, idx,
-                        *t.hparams, m)]
+            return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), out_f, ch, w, t.weight_quant(op), x,
+                            t.act_quant(op.inputs[0]), gy, u)]
+        return [em.call(em.kernel("tt_fully_connected_update_weight_f32"), out_f, ch, w, x, gy, u)]
 
 
 UNIT = FullyConnected()

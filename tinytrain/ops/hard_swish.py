@@ -159,10 +159,9 @@ class HardSwish(OpUnit):
         xt = em.graph.tensors[x]
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[x]), t.acc(step, x)
         if xt.dtype == "int8":
-            from ..cgen.cformat import c_float, CExpr
-            return [em.call(em.kernel("tt_hard_swish_grad_input_s8"), t.view(x), xt.size,
-                            CExpr(c_float(xt.scale)), xt.zero_point, gy, acc, gx)]
-        return [em.call(em.kernel("tt_hard_swish_grad_input_f32"), t.view(x), xt.size, gy, acc, gx)]
+            return [em.call(em.kernel("tt_hard_swish_grad_input_s8"), xt.size, t.view(x), t.act_quant(x),
+                            gy, acc, gx)]
+        return [em.call(em.kernel("tt_hard_swish_grad_input_f32"), xt.size, t.view(x), gy, acc, gx)]
 
 
 UNIT = HardSwish()

@@ -83,8 +83,8 @@ class GlobalAvgPool(OpUnit):
         x = op.inputs[0]
         if x not in step.grad_inputs:
             return []
-        return [em.call(em.kernel("tt_global_avg_pool_grad_input_f32"), t.grad(step.grad_out),
-                        em.dims(em.graph.tensors[x]), t.acc(step, x), t.grad(step.grad_inputs[x]))]
+        return [em.call(em.kernel("tt_global_avg_pool_grad_input_f32"), em.dims(em.graph.tensors[x]),
+                        t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:

@@ -71,8 +71,8 @@ class Pad(OpUnit):
             return []
         g = em.graph
         top, _, left, _ = op.attrs["pad"]
-        return [em.call(em.kernel("tt_pad_grad_input_f32"), t.grad(step.grad_out), em.dims(g.tensors[op.outputs[0]]),
-                        top, left, t.acc(step, x), t.grad(step.grad_inputs[x]), em.dims(g.tensors[x]))]
+        return [em.call(em.kernel("tt_pad_grad_input_f32"), em.dims(g.tensors[x]), em.dims(g.tensors[op.outputs[0]]),
+                        top, left, t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):
         return {x: np.ascontiguousarray(unpad4(dy, op.attrs["pad"])) for x in step.grad_inputs}, {}

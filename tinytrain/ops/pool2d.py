@@ -155,15 +155,13 @@ class _Pool2D(OpUnit):
     def emit_backward(self, em, op, step, t):
         if op.inputs[0] not in step.grad_inputs:
             return []
-        g = em.graph
-        x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-        kh, kw = op.attrs["kernel"]
+        x = em.graph.tensors[op.inputs[0]]
+        shape = t.conv_shape(op, *op.attrs["kernel"])
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[op.inputs[0]]), t.acc(step, op.inputs[0])
         if self.kind == "avg":
-            return [em.call(em.kernel("tt_avg_pool2d_grad_input_f32"), gy, em.dims(y), kh, kw, em.geom(op),
-                            acc, gx, em.dims(x))]
+            return [em.call(em.kernel("tt_avg_pool2d_grad_input_f32"), shape, gy, acc, gx)]
         fn = em.kernel(f"tt_max_pool2d_grad_input_{'s8' if x.dtype == 'int8' else 'f32'}")
-        return [em.call(fn, t.view(op.inputs[0]), em.dims(x), gy, em.dims(y), kh, kw, em.geom(op), acc, gx)]
+        return [em.call(fn, shape, t.view(op.inputs[0]), gy, acc, gx)]
 
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:

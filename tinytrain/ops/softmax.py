@@ -102,8 +102,8 @@ class Softmax(OpUnit):
         if float(self.attr(op, "beta")) != 1.0:
             raise UnsupportedError(op.name, "softmax beta != 1 inside a training graph")
         rows, depth = self._rows(em.graph, op)
-        return [em.call(em.kernel("tt_softmax_grad_input_f32"), t.view(op.outputs[0]), t.grad(step.grad_out),
-                        rows, depth, t.acc(step, x), t.grad(step.grad_inputs[x]))]
+        return [em.call(em.kernel("tt_softmax_grad_input_f32"), rows, depth, t.view(op.outputs[0]),
+                        t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:

@@ -170,9 +170,7 @@ class WeightedOp(OpUnit):
         if b.computes_weight_grad:
             lines += self.emit_weight_update(em, op, b, t, gy)
         if b.computes_bias_grad:
-            y = em.graph.tensors[op.outputs[0]]
-            c = self.out_channels(em.graph, op)
-            lines.append(t.bias_update(op, gy, y.size // c, c))
+            lines.append(t.bias_update(op, gy))
         return lines
 
     def emit_grad_input(self, em, op, t, gy, gx, acc) -> list[str]:

@@ -21,8 +21,9 @@ from ..ops import unit
 from . import qas
 from .program import BackwardStep, TrainingProgram, trained_in_channels
 
-# The update kernels' hyper-parameter arguments (file-scope variables of model.c).
-HPARAMS = (CExpr("tt_lr"), CExpr("tt_momentum"), CExpr("tt_weight_decay"))
+# The model's one mutable tt_hparams (model.c.j2; tt_model_set_hparams writes it): every
+# tt_update points to it.
+HPARAMS = CExpr("&tt_train_hparams")
 
 
 @dataclass
@@ -94,14 +95,29 @@ class TrainEmit:
     def acc(self, step: BackwardStep, x: str) -> int:
         return int(step.accumulate[x])
 
-    def weight_scale(self, op: Op) -> tuple[CExpr, int]:
-        """(float32 array of the weight's scales, 1 if per channel)."""
+    def conv_shape(self, op: Op, kh: int, kw: int) -> CExpr:
+        """&tt_conv_shape of a conv / depthwise / pooling op: the forward's dims and geometry."""
+        g, em = self.g, self.em
+        (ih, iw, ic), (oh, ow, oc) = hwc(g.tensors[op.inputs[0]]), hwc(g.tensors[op.outputs[0]])
+        fields = {"in": em.dims((ih, iw, ic)), "out": em.dims((oh, ow, oc)), "kh": kh, "kw": kw,
+                  "g": em.geom(op)}
+        return em.struct("tt_conv_shape", f"shape_{kh}x{kw}_{ih}x{iw}x{ic}_to_{oh}x{ow}x{oc}", **fields)
+
+    def act_quant(self, tensor: str) -> CExpr:
+        """&tt_act_quant of an int8 activation."""
+        t = self.g.tensors[tensor]
+        return self.em.struct("tt_act_quant", f"quant_{tensor}", scale=CExpr(c_float(t.scale)),
+                              zero_point=int(t.zero_point))
+
+    def weight_quant(self, op: Op) -> CExpr:
+        """&tt_weight_quant of an op's int8 weight (its float32 scales in model_data.c)."""
         w = self.g.tensors[op.inputs[1]]
         s = w.quant.scale.astype(np.float32)
         key = ("wscale", w.name)
         if key not in self.em.cache:
             self.em.cache[key] = self.em.array(f"{w.name}_scale", "float32", s, f"{w.name} scales (float32)")
-        return self.em.cache[key], int(s.size > 1)
+        return self.em.struct("tt_weight_quant", f"quant_{w.name}", scale=self.em.cache[key],
+                              per_channel=int(s.size > 1))
 
     def channel_index(self, step: BackwardStep) -> CExpr:
         u = step.update
@@ -113,67 +129,72 @@ class TrainEmit:
                                                f"{step.op} trained input channels")
         return self.em.cache[key]
 
-    def saved_x(self, step: BackwardStep, op: Op) -> tuple[CExpr, list]:
-        """(the activation the weight gradient reads, its quantization arguments [scale, zero
-        point] for int8): the full input, or a compact copy of the trained channels."""
-        t = self.g.tensors[op.inputs[0]]
-        q = [CExpr(c_float(t.scale)), t.zero_point] if self.quantized else []
-        return self.view(step.saved["x"], t.dtype), q
-
-    def saved_dims(self, step: BackwardStep, op: Op) -> CExpr:
-        """tt_dims of that activation as stored (a compact copy has the trained channels only)."""
-        saved = step.saved["x"]
-        h, w, c = hwc(self.g.tensors[op.inputs[0]])
-        if saved not in self.g.tensors:
-            c = self.prog.buffers[saved].shape[-1]
-        return self.em.dims((h, w, c))
-
-    def update_state(self, name: str, n: int) -> tuple[CExpr, CExpr, CExpr | None]:
-        """(momentum buffer, update state, shadow) of a parameter's n trained elements
-        (compact layout): the momentum array or NULL; NULL (float parameters, round to
-        nearest) or the address of the parameter's tt_qas_state (the update mode's arrays,
-        tt_train_kernels.h); its shadow array or None. Every array is zeroed by
-        tt_model_reset_optimizer; the caller registers how a shadow is re-derived."""
-        em = self.em
-        m = em.state(f"m_{name}", "float32", n, f"{name} momentum") if self.prog.momentum else NULL
-        mode = self.prog.update
-        if not self.quantized or mode == "nearest":
-            return m, NULL, None
-        shadow = residual = rng = NULL
-        if mode == "shadow":
-            shadow = em.state(f"shadow_{name}", "float32", n, f"{name} fp32 shadow (quantized units)")
-        elif mode == "residual":
-            residual = em.state(f"residual_{name}", "int8", n, f"{name} residual (1/256 units)")
-        else:
-            rng = CExpr("&tt_update_rng")
-        qs = em.struct("tt_qas_state", f"tt_qs_{name}", mode=CExpr(f"TT_UPDATE_{mode.upper()}"),
-                       shadow=shadow, residual=residual, rng=rng)
-        return m, qs, (None if shadow is NULL else shadow)
-
-    def weight_update_state(self, op: Op, step: BackwardStep, rows: int, row_stride: int):
-        """(weight, trained channels k, channel index, momentum, update state) of a weight
-        update over `rows` rows of `row_stride` input channels; registers the optimizer
-        state and how the reset re-derives it."""
+    def channels(self, op: Op, step: BackwardStep) -> CExpr:
+        """&tt_channels of a weight update: the trained input channels, and the activation the
+        weight gradient reads (the full input, or a compact copy of the trained channels)."""
+        full = unit(op.type).in_channels(self.g, op)
         k = trained_in_channels(self.g, op, step.update)
         idx = self.channel_index(step)
-        m, qs, sh = self.update_state(op.inputs[1], rows * k)
+        compact = step.saved["x"] not in self.g.tensors
+        base = f"channels_{op.name}" if idx is not NULL else f"channels_{k}_of_{full}"
+        fields = {"in_channels": full, "k": k}
+        if idx is not NULL:
+            fields["index"] = idx
+        return self.em.struct("tt_channels", base, **fields, x_channels=k if compact else full)
+
+    def saved_x(self, step: BackwardStep, op: Op) -> CExpr:
+        """The activation the weight gradient reads: the full input, or a compact copy of the
+        trained channels (tt_channels.x_channels tells which)."""
+        return self.view(step.saved["x"], self.g.tensors[op.inputs[0]].dtype)
+
+    def update(self, name: str, n: int) -> tuple[CExpr, CExpr | None]:
+        """(&tt_update of a parameter's n trained elements (compact layout), its shadow array or
+        None): the hyper-parameters, the momentum array (if the program uses momentum), the
+        update mode and that mode's state (tt_train_kernels.h). Every array is zeroed by
+        tt_model_reset_optimizer; the caller registers how a shadow is re-derived. Updates
+        without arrays of their own are shared, named by their mode."""
+        em = self.em
+        mode = self.prog.update
+        fields: dict = {"hp": self.hparams, "mode": CExpr(f"TT_UPDATE_{mode.upper()}")}
+        if self.prog.momentum:
+            fields["momentum"] = em.state(f"m_{name}", "float32", n, f"{name} momentum")
+        shadow = None
+        if mode == "shadow":
+            shadow = fields["shadow"] = em.state(f"shadow_{name}", "float32", n,
+                                                 f"{name} fp32 shadow (quantized units)")
+        elif mode == "residual":
+            fields["residual"] = em.state(f"residual_{name}", "int8", n, f"{name} residual (1/256 units)")
+        elif mode == "stochastic":
+            fields["rng"] = CExpr("&tt_update_rng")
+        own = any(k in fields for k in ("momentum", "shadow", "residual"))
+        base = f"update_{name}" if own else f"update_{'sgd' if mode == 'float' else mode}"
+        return em.struct("tt_update", base, **fields), shadow
+
+    def weight_update(self, op: Op, step: BackwardStep, rows: int) -> tuple[CExpr, CExpr, CExpr]:
+        """(weight, &tt_channels, &tt_update) of a weight update over `rows` rows (weight
+        elements per input channel); registers the optimizer state and how the reset
+        re-derives it."""
+        ch = self.channels(op, step)
+        k = trained_in_channels(self.g, op, step.update)
+        u, sh = self.update(op.inputs[1], rows * k)
         w = self.em.ptr(op.inputs[1])
         if sh is not None:
-            self.state_init.append(self.em.call("tt_qas_shadow_init_s8", sh, w, rows, k, row_stride, idx))
-        return w, k, idx, m, qs
+            self.state_init.append(self.em.call("tt_qas_shadow_init_s8", ch, rows, w, sh))
+        return w, ch, u
 
-    def bias_update(self, op: Op, gy: CExpr, pixels: int, channels: int) -> str:
+    def bias_update(self, op: Op, gy: CExpr) -> str:
+        """The bias update of a weighted op from its output gradient gy."""
         b_t = self.g.tensors[op.inputs[2]]
         bp = self.em.ptr(op.inputs[2])
-        m, qs, sh = self.update_state(b_t.name, channels)
+        out = self.em.dims(self.g.tensors[op.outputs[0]])
+        u, sh = self.update(b_t.name, b_t.size)
         if not self.quantized:
-            return self.em.call(self.em.kernel("tt_bias_update_f32"), bp, gy, pixels, channels, *self.hparams, m)
+            return self.em.call(self.em.kernel("tt_bias_update_f32"), out, bp, gy, u)
         s = qas.scales(self.g, op, b_t.name).reshape(-1).astype(np.float32)
         sc = self.em.array(f"{b_t.name}_scale", "float32", s, f"{b_t.name} scales (float32)")
         if sh is not None:
-            self.state_init.append(self.em.call("tt_qas_shadow_init_s32", sh, bp, channels))
-        return self.em.call(self.em.kernel("tt_bias_update_s32"), bp, gy, pixels, channels, sc, *self.hparams,
-                            m, qs)
+            self.state_init.append(self.em.call("tt_qas_shadow_init_s32", b_t.size, bp, sh))
+        return self.em.call(self.em.kernel("tt_bias_update_s32"), out, bp, sc, gy, u)
 
     # --- the step ------------------------------------------------------------------------------
     def forward_extra(self, op: Op) -> list[str]:
@@ -191,19 +212,14 @@ class TrainEmit:
                 act = unit(op.type).activation(op)
                 lines.append(em.call(em.kernel(f"tt_mask_{act}_f32"), self.view(op.outputs[0]), y.size,
                                      self.view(f.mask)))
-        for tensor, saved, k in f.saves:
+        for tensor, saved, _ in f.saves:
             t = g.tensors[tensor]
-            h, w, c = hwc(t)
+            b = next(b for b in self.prog.backward if b.saved.get("x") == saved)
+            ch = self.channels(self.ops[b.op], b)
+            pixels = t.size // unit(self.ops[b.op].type).in_channels(g, self.ops[b.op])
             fn = em.kernel(f"tt_save_channels_{'s8' if t.dtype == 'int8' else 'f32'}")
-            lines.append(em.call(fn, self.view(tensor), h * w, c, k, self._index_for_saved(saved),
-                                 self.view(saved, t.dtype)))
+            lines.append(em.call(fn, ch, pixels, self.view(tensor), self.view(saved, t.dtype)))
         return lines
-
-    def _index_for_saved(self, saved: str) -> CExpr:
-        for b in self.prog.backward:
-            if b.saved.get("x") == saved:
-                return self.channel_index(b)
-        return NULL
 
     def loss(self) -> list[str]:
         ls, g, em = self.prog.loss_step, self.g, self.em
@@ -212,8 +228,8 @@ class TrainEmit:
         if self.prog.loss == "softmax_cross_entropy":
             if t.dtype == "int8":
                 em.use("tt_softmax_cross_entropy_s8")
-                return [f"loss = tt_softmax_cross_entropy_s8({lp}, {t.size}, {c_float(t.scale)}, "
-                        f"{t.zero_point}, label, {gp});"]
+                return [f"loss = tt_softmax_cross_entropy_s8({lp}, {self.act_quant(ls.logits)}, {t.size}, "
+                        f"label, {gp});"]
             em.use("tt_softmax_cross_entropy_f32")
             return [f"loss = tt_softmax_cross_entropy_f32({lp}, {t.size}, label, {gp});"]
         if t.dtype != "float32":

@@ -120,7 +120,7 @@ def rng_uniform(state: int, n: int) -> np.ndarray:
 
 
 def rng_advance(state: int, n: int) -> int:
-    """tt_qas_state_advance: the state after an update of n elements."""
+    """tt_update_advance: the state after an update of n elements."""
     return int((int(state) + n * int(RNG_GAMMA)) % 2 ** 32)
 
 

@@ -10,7 +10,7 @@ device updates channels [0, k).
 
 Where the permutation cannot be absorbed (the channels come from the graph input, reach
 the graph output, or pass a flatten of a spatial map) the layer falls back to an explicit
-`LayerUpdate.channel_index` (the kernels take a ch_index list).
+`LayerUpdate.channel_index` (the kernels take it as tt_channels.index).
 """
 from __future__ import annotations
 

@@ -4,12 +4,13 @@
 #include "tt_float_util.h"
 #include "tt_update_rules.h"
 
-void tt_depthwise_conv2d_grad_input_s8(const float *grad_y, const tt_dims *out,
-                                       const int8_t *w, const float *w_scale, int32_t per_channel,
-                                       int32_t kh, int32_t kw, const tt_geom *g,
-                                       int32_t accumulate, float *grad_x, const tt_dims *in)
+void tt_depthwise_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y,
+                                       const int8_t *w, const tt_weight_quant *wq,
+                                       int32_t accumulate, float *grad_x)
 {
-    const int32_t ch = out->c;
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw, ch = out->c;
     int32_t oh, ow, ky, kx, c;
     tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
     for (oh = 0; oh < out->h; ++oh) {
@@ -25,7 +26,7 @@ void tt_depthwise_conv2d_grad_input_s8(const float *grad_y, const tt_dims *out,
                     if (iw < 0 || iw >= in->w) continue;
                     gx = grad_x + (ih * in->w + iw) * in->c;
                     for (c = 0; c < ch; ++c) {
-                        gx[c] += (gy[c] * w_scale[per_channel ? c : 0]) * (float)wp[c];
+                        gx[c] += (gy[c] * wq->scale[wq->per_channel ? c : 0]) * (float)wp[c];
                     }
                 }
             }
@@ -33,13 +34,17 @@ void tt_depthwise_conv2d_grad_input_s8(const float *grad_y, const tt_dims *out,
     }
 }
 
-/* Gradient of one channel's real weights (kh, kw) at stride `stride`, added into gw:
- * x channel xc, grad_y channel yc. */
-static void grad_weight_channel(const int8_t *x, const tt_dims *in, float x_scale, int32_t x_zp,
-                                const float *grad_y, const tt_dims *out,
-                                int32_t kh, int32_t kw, const tt_geom *g,
-                                int32_t xc, int32_t yc, float *gw, int32_t stride)
+/* Gradient of trained channel j's real weights (kh, kw) at stride `stride`, added into
+ * gw: x channel j (of ch->x_channels), grad_y channel yc. */
+static void grad_weight_channel(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
+                                const tt_act_quant *xq, const float *grad_y, int32_t j,
+                                int32_t yc, float *gw, int32_t stride)
 {
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw, xc = ch->x_channels;
+    const float x_scale = xq->scale;
+    const int32_t x_zp = xq->zero_point;
     int32_t oh, ow, ky, kx;
     for (oh = 0; oh < out->h; ++oh) {
         for (ow = 0; ow < out->w; ++ow) {
@@ -53,50 +58,43 @@ static void grad_weight_channel(const int8_t *x, const tt_dims *in, float x_scal
                     const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
                     if (iw < 0 || iw >= in->w) continue;
                     gw[(ky * kw + kx) * stride] +=
-                        d * (float)((int32_t)x[(ih * in->w + iw) * in->c + xc] - x_zp);
+                        d * (float)((int32_t)x[(ih * in->w + iw) * xc + j] - x_zp);
                 }
             }
         }
     }
 }
 
-void tt_depthwise_conv2d_grad_weight_s8(const int8_t *x, const tt_dims *in,
-                                        float x_scale, int32_t x_zp,
-                                        const float *grad_y, const tt_dims *out,
-                                        int32_t kh, int32_t kw, const tt_geom *g,
-                                        int32_t k_ch, const int32_t *ch_index,
-                                        int32_t accumulate, float *grad_w)
+void tt_depthwise_conv2d_grad_weight_s8(const tt_conv_shape *s, const tt_channels *ch,
+                                        const int8_t *x, const tt_act_quant *xq,
+                                        const float *grad_y, int32_t accumulate, float *grad_w)
 {
     int32_t j;
-    tt_zero_unless_f32(grad_w, kh * kw * k_ch, accumulate);
-    for (j = 0; j < k_ch; ++j) {
-        grad_weight_channel(x, in, x_scale, x_zp, grad_y, out, kh, kw, g, j,
-                            ch_index ? ch_index[j] : j, grad_w + j, k_ch);
+    tt_zero_unless_f32(grad_w, s->kh * s->kw * ch->k, accumulate);
+    for (j = 0; j < ch->k; ++j) {
+        grad_weight_channel(s, ch, x, xq, grad_y, j, ch->index ? ch->index[j] : j, grad_w + j,
+                            ch->k);
     }
 }
 
-void tt_depthwise_conv2d_update_weight_s8(int8_t *w, const float *w_scale, int32_t per_channel,
-                                          const int8_t *x, const tt_dims *in,
-                                          float x_scale, int32_t x_zp,
-                                          const float *grad_y, const tt_dims *out,
-                                          int32_t kh, int32_t kw, const tt_geom *g,
-                                          int32_t k_ch, const int32_t *ch_index,
-                                          float lr, float momentum, float weight_decay,
-                                          float *m_buf, const tt_qas_state *qs, float *scratch)
+void tt_depthwise_conv2d_update_weight_s8(const tt_conv_shape *s, const tt_channels *ch,
+                                          int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+                                          const tt_act_quant *xq, const float *grad_y,
+                                          const tt_update *u, float *scratch)
 {
-    const int32_t spatial = kh * kw;
-    int32_t j, s;
-    for (j = 0; j < k_ch; ++j) {
-        const int32_t c = ch_index ? ch_index[j] : j;
-        const float scale = w_scale[per_channel ? c : 0];
+    const tt_hparams hp = *u->hp;
+    const int32_t spatial = s->kh * s->kw, k = ch->k;
+    int32_t j, p;
+    for (j = 0; j < k; ++j) {
+        const int32_t c = ch->index ? ch->index[j] : j;
+        const float scale = wq->scale[wq->per_channel ? c : 0];
         tt_zero_unless_f32(scratch, spatial, 0);
-        grad_weight_channel(x, in, x_scale, x_zp, grad_y, out, kh, kw, g, j, c, scratch, 1);
-        for (s = 0; s < spatial; ++s) {
-            const int32_t e = s * k_ch + j;
-            int8_t *wp = w + s * out->c + c;
-            *wp = (int8_t)tt_qas_rule(*wp, scratch[s], scale, lr, momentum, weight_decay,
-                                      m_buf ? m_buf + e : NULL, qs, e, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
+        grad_weight_channel(s, ch, x, xq, grad_y, j, c, scratch, 1);
+        for (p = 0; p < spatial; ++p) {
+            int8_t *wp = w + p * ch->in_channels + c;
+            *wp = (int8_t)tt_qas_rule(*wp, scratch[p], scale, &hp, u, p * k + j,
+                                      TT_QAS_S8_MIN, TT_QAS_S8_MAX);
         }
     }
-    tt_qas_state_advance(qs, spatial * k_ch);
+    tt_update_advance(u, spatial * k);
 }

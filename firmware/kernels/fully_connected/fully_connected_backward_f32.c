@@ -1,11 +1,11 @@
-/* Float32 fully connected backward: input, weight (first k_in inputs) and bias
- * gradients, and the fused weight update (no scratch: dW[o][i] = dy[o] * x[i]). */
+/* Float32 fully connected backward: input and weight (trained inputs) gradients, and the
+ * fused weight update (no scratch: dW[o][j] = dy[o] * x[j]). */
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_update_rules.h"
 
-void tt_fully_connected_grad_input_f32(const float *grad_y, int32_t out_features,
-                                       const float *w, int32_t in_features,
+void tt_fully_connected_grad_input_f32(int32_t in_features, int32_t out_features,
+                                       const float *grad_y, const float *w,
                                        int32_t accumulate, float *grad_x)
 {
     int32_t o, i;
@@ -18,40 +18,32 @@ void tt_fully_connected_grad_input_f32(const float *grad_y, int32_t out_features
     }
 }
 
-void tt_fully_connected_grad_weight_f32(const float *x, int32_t k_in,
-                                        const float *grad_y, int32_t out_features,
+void tt_fully_connected_grad_weight_f32(int32_t out_features, const tt_channels *ch,
+                                        const float *x, const float *grad_y,
                                         int32_t accumulate, float *grad_w)
 {
+    const int32_t k = ch->k;
     int32_t o, i;
     for (o = 0; o < out_features; ++o) {
-        float *gp = grad_w + o * k_in;
-        for (i = 0; i < k_in; ++i) {
+        float *gp = grad_w + o * k;
+        for (i = 0; i < k; ++i) {
             const float v = grad_y[o] * x[i];
             gp[i] = accumulate ? gp[i] + v : v;
         }
     }
 }
 
-void tt_fully_connected_grad_bias_f32(const float *grad_y, int32_t n,
-                                      int32_t accumulate, float *grad_b)
+void tt_fully_connected_update_weight_f32(int32_t out_features, const tt_channels *ch, float *w,
+                                          const float *x, const float *grad_y, const tt_update *u)
 {
-    int32_t i;
-    for (i = 0; i < n; ++i) grad_b[i] = accumulate ? grad_b[i] + grad_y[i] : grad_y[i];
-}
-
-void tt_fully_connected_update_weight_f32(float *w, int32_t in_features,
-                                          const float *x, const float *grad_y, int32_t out_features,
-                                          int32_t k_in, const int32_t *ch_index,
-                                          float lr, float momentum, float weight_decay,
-                                          float *m_buf)
-{
+    const tt_hparams hp = *u->hp;
+    const int32_t k = ch->k;
     int32_t o, j;
     for (o = 0; o < out_features; ++o) {
-        float *wr = w + o * in_features;
-        for (j = 0; j < k_in; ++j) {
-            float *wp = wr + (ch_index ? ch_index[j] : j);
-            *wp = tt_sgd_rule(*wp, grad_y[o] * x[j], lr, momentum, weight_decay,
-                              m_buf ? m_buf + o * k_in + j : NULL);
+        float *wr = w + o * ch->in_channels;
+        for (j = 0; j < k; ++j) {
+            float *wp = wr + (ch->index ? ch->index[j] : j);
+            *wp = tt_sgd_rule(*wp, grad_y[o] * x[j], &hp, u, o * k + j);
         }
     }
 }

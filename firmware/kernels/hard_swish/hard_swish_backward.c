@@ -9,7 +9,7 @@ static float dhard_swish(float x)
     return (2.0f * x + 3.0f) / 6.0f;
 }
 
-void tt_hard_swish_grad_input_f32(const float *x, int32_t n, const float *grad_y, int32_t accumulate,
+void tt_hard_swish_grad_input_f32(int32_t n, const float *x, const float *grad_y, int32_t accumulate,
                                   float *grad_x)
 {
     int32_t i;
@@ -19,9 +19,11 @@ void tt_hard_swish_grad_input_f32(const float *x, int32_t n, const float *grad_y
     }
 }
 
-void tt_hard_swish_grad_input_s8(const int8_t *x, int32_t n, float scale, int32_t zp,
-                                 const float *grad_y, int32_t accumulate, float *grad_x)
+void tt_hard_swish_grad_input_s8(int32_t n, const int8_t *x, const tt_act_quant *xq, const float *grad_y,
+                                 int32_t accumulate, float *grad_x)
 {
+    const float scale = xq->scale;
+    const int32_t zp = xq->zero_point;
     int32_t i;
     for (i = 0; i < n; ++i) {
         const float g = grad_y[i] * dhard_swish(scale * (float)((int32_t)x[i] - zp));

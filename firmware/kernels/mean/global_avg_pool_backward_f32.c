@@ -1,7 +1,7 @@
 /* Global average pooling backward: grad_y[c] / (H * W) to every pixel of channel c. */
 #include "tt_train_kernels.h"
 
-void tt_global_avg_pool_grad_input_f32(const float *grad_y, const tt_dims *in,
+void tt_global_avg_pool_grad_input_f32(const tt_dims *in, const float *grad_y,
                                        int32_t accumulate, float *grad_x)
 {
     const int32_t pixels = in->h * in->w;

@@ -1,9 +1,9 @@
 /* Pad backward: crop the padding off the output gradient. */
 #include "tt_train_kernels.h"
 
-void tt_pad_grad_input_f32(const float *grad_y, const tt_dims *out,
-                           int32_t pad_top, int32_t pad_left,
-                           int32_t accumulate, float *grad_x, const tt_dims *in)
+void tt_pad_grad_input_f32(const tt_dims *in, const tt_dims *out, int32_t pad_top,
+                           int32_t pad_left, const float *grad_y, int32_t accumulate,
+                           float *grad_x)
 {
     int32_t h, w, c;
     for (h = 0; h < in->h; ++h) {

@@ -4,10 +4,12 @@
 #include "tt_float_util.h"
 #include "tt_window.h"
 
-void tt_avg_pool2d_grad_input_f32(const float *grad_y, const tt_dims *out,
-                                  int32_t kh, int32_t kw, const tt_geom *g,
-                                  int32_t accumulate, float *grad_x, const tt_dims *in)
+void tt_avg_pool2d_grad_input_f32(const tt_conv_shape *s, const float *grad_y,
+                                  int32_t accumulate, float *grad_x)
 {
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw;
     int32_t oh, ow, c, ih, iw;
     tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
     for (oh = 0; oh < out->h; ++oh) {

@@ -1,7 +1,7 @@
 /* Softmax backward from its saved output: dx = y * (dy - sum(dy * y)), per row. */
 #include "tt_train_kernels.h"
 
-void tt_softmax_grad_input_f32(const float *y, const float *grad_y, int32_t rows, int32_t depth,
+void tt_softmax_grad_input_f32(int32_t rows, int32_t depth, const float *y, const float *grad_y,
                                int32_t accumulate, float *grad_x)
 {
     int32_t r, i;
