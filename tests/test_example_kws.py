@@ -12,7 +12,17 @@ from conftest import ROOT
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 sys.path.insert(0, str(ROOT / "examples" / "kws"))
-import dataset  # noqa: E402
+import kws_dataset as dataset  # noqa: E402
+
+
+def kws_ondevice():
+    """examples/kws/ondevice.py under its own module name (digits_online has an ondevice.py too)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("kws_ondevice", ROOT / "examples" / "kws" / "ondevice.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 SMALL = dataset.Config(per_word=80, test_per_word=20, seed=1)     # ~100 espeak-ng calls
 
@@ -36,7 +46,7 @@ def test_dataset_is_deterministic_and_cached(tmp_path, monkeypatch):
 
 
 def test_device_training_step_learns_new_keywords(tmp_path):
-    import ondevice
+    ondevice = kws_ondevice()
     from tinytrain.training.host import HostTrainer
     prepared = ondevice.prepare(SMALL, epochs=30, verbose=False)
     data = prepared.data

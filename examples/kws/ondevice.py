@@ -1,7 +1,7 @@
 """Keyword spotting, learned on the device: a DS-CNN pretrained on six spoken keywords learns
 four new ones online.
 
-1. Make the data set (examples/kws/dataset.py: espeak-ng voices + noise -> log-mel, cached).
+1. Make the data set (examples/kws/kws_dataset.py: espeak-ng voices + noise -> log-mel, cached).
 2. Train a small depthwise-separable CNN (DS-CNN, as in "Hello Edge") on the host on
    yes/no/up/down/left/right; its head has 10 outputs, on/off/stop/go are never seen.
 3. Quantize to int8, compile its training step (default: the classifier and the last
@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import dataset  # noqa: E402
+import kws_dataset as dataset  # noqa: E402
 
 OLD_CLASSES = (0, 1, 2, 3, 4, 5)          # yes no up down left right
 NEW_CLASSES = (6, 7, 8, 9)                # on off stop go

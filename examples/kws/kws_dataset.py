@@ -1,7 +1,7 @@
 """A keyword-spotting data set made here: words spoken by espeak-ng in many voices, speeds
 and pitches, mixed with generated background noise, turned into log-mel spectrograms.
 
-    x, y = make_dataset(Config(per_word=150), "train")    # (N, 32, 16, 1) float32, labels
+    data = load(Config(per_word=150))    # x_train (N, 32, 16, 1) float32, y_train, x_test, y_test, norm
 
 Deterministic for a seed (espeak-ng's output is, for one version of it; every random choice
 here comes from numpy's seeded generator) and cached outside the clone
