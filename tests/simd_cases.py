@@ -1,0 +1,241 @@
+"""Layers for the int8 kernel variants: random data, the numpy expectation (tinytrain.refops),
+and the calls of the reference kernel and of each variant, on the host (ctypes) and in the
+bare-metal harness (kernel_harness.Case). Shared by tests/test_kernels_simd.py and
+bench/bench_kernels.py.
+
+MACs are counted the same way for every op: every tap of every output, padded taps
+included (conv: out_h*out_w*cout*kh*kw*cin; depthwise: out_h*out_w*c*kh*kw; fully
+connected: in*out; fused pointwise+depthwise: both parts).
+"""
+from __future__ import annotations
+
+from ctypes import byref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ckernels as ck
+import kernel_harness as kh
+from tinytrain import kernel_prep, quant, refops
+from tinytrain.ir import conv_out_size, same_padding
+
+I8, I32 = np.int8, np.int32
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def pads_of(h, w, k, stride, dil, pad) -> tuple[int, int, int, int]:
+    if pad == "same":
+        _, t, b = same_padding(h, k[0], stride[0], dil[0])
+        _, l, r = same_padding(w, k[1], stride[1], dil[1])
+        return (t, b, l, r)
+    if pad == "valid":
+        return (0, 0, 0, 0)
+    return tuple(int(v) for v in pad)
+
+
+def make_requant(rng, channels: int, *, act="none", kind="per-channel", acc_std=1000.0,
+                 in_zp=None, out_zp=None) -> dict:
+    """A requantization dict as tinytrain.quant makes them, mapping an accumulator of std
+    acc_std to ~50 LSB. kind: per-channel (shifts +-2 around that), per-tensor (one
+    multiplier for all), exact (shifts -1..+1, the reference-arithmetic path of the DSP
+    kernels; use with small accumulators), mixed (per-channel, one channel in four on the
+    reference-arithmetic path)."""
+    _, base = quant.quantize_multiplier(50.0 / max(acc_std, 1e-3))
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels)
+    shift = base + rng.integers(-2, 3, size=channels)
+    if kind == "per-tensor":
+        mult[:] = mult[0]
+        shift[:] = shift[0]
+    elif kind == "exact":
+        shift = rng.integers(-1, 2, size=channels)
+    elif kind == "mixed":
+        shift[::4] = -1
+    mult[rng.random(channels) < 0.1] = 1 << 30          # exact powers of two
+    if out_zp is None:
+        out_zp = int(rng.integers(-128, 128))
+    if in_zp is None:
+        in_zp = int(rng.integers(-128, 128))
+    act_min, act_max = {"none": (-128, 127), "relu": (out_zp, 127),
+                        "relu6": (out_zp, min(127, out_zp + 60))}[act]
+    return dict(in_zp=in_zp, out_zp=out_zp, act_min=act_min, act_max=act_max,
+                multiplier=mult.astype(I32), shift=shift.astype(I32))
+
+
+def rand_s8(rng, shape, lo=-128, hi=127):
+    return rng.integers(lo, hi + 1, size=shape).astype(I8)
+
+
+# --- layers ----------------------------------------------------------------------------------
+
+@dataclass
+class Conv:
+    """conv2d (depthwise=False) or depthwise_conv2d, HWC / OHWI / HWC weights."""
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple
+    pad: tuple               # (top, bottom, left, right)
+    dil: tuple
+    q: dict
+    depthwise: bool = False
+    name: str = ""
+
+    @property
+    def kind(self):
+        return "depthwise_conv2d" if self.depthwise else "conv2d"
+
+    @property
+    def k(self):
+        return self.w.shape[0:2] if self.depthwise else self.w.shape[1:3]
+
+    @property
+    def cout(self):
+        return self.w.shape[2] if self.depthwise else self.w.shape[0]
+
+    @property
+    def out_hw(self):
+        h, w = self.x.shape[:2]
+        return (conv_out_size(h, self.k[0], self.stride[0], self.pad[0], self.pad[1], self.dil[0]),
+                conv_out_size(w, self.k[1], self.stride[1], self.pad[2], self.pad[3], self.dil[1]))
+
+    @property
+    def out_shape(self):
+        return (*self.out_hw, self.cout)
+
+    @property
+    def macs(self):
+        oh, ow = self.out_hw
+        taps = self.k[0] * self.k[1] * (1 if self.depthwise else self.x.shape[2])
+        return oh * ow * self.cout * taps
+
+    def expected(self) -> np.ndarray:
+        fn = refops.depthwise_conv2d_s8 if self.depthwise else refops.conv2d_s8
+        return fn(self.x, self.w, self.bias, self.stride, self.pad, self.dil, self.q, self.out_hw)
+
+    def scratch_bytes(self, variant: str) -> int:
+        if self.depthwise:
+            return 0
+        if variant == "dsp":
+            return kernel_prep.conv2d_dsp_scratch_bytes(self.k[0], self.k[1], self.x.shape[2])
+        if variant == "mve":
+            return kernel_prep.conv2d_mve_scratch_bytes(self.k[0], self.k[1], self.x.shape[2], self.cout)
+        return 0
+
+    # host
+    def run_host(self, lib, variant: str | None) -> np.ndarray:
+        out = np.full(self.out_shape, 99, dtype=I8)
+        args = [ck.ptr(self.x), byref(ck.dims(self.x.shape)), ck.ptr(self.w), ck.ptr(self.bias),
+                int(self.k[0]), int(self.k[1]), byref(ck.geom(self.stride, self.pad, self.dil)),
+                byref(ck.requant(self.q))]
+        op = "depthwise_conv2d" if self.depthwise else "conv2d"
+        if variant is None:
+            getattr(lib, f"tt_{op}_s8")(*args, ck.ptr(out), byref(ck.dims(out.shape)))
+            return out
+        keep = []
+        if variant == "dsp":
+            rq = np.ascontiguousarray(kernel_prep.requant_dsp(self.q))
+            keep.append(rq)
+            args.append(ck.ptr(rq))
+        scratch = np.zeros(max(self.scratch_bytes(variant), 16), dtype=np.uint8)
+        tail = [ck.ptr(scratch)] if not self.depthwise else []
+        getattr(lib, f"tt_{op}_s8_{variant}")(*args, ck.ptr(out), byref(ck.dims(out.shape)), *tail)
+        return out
+
+    # harness
+    def case(self, variant: str | None, expected: bool = True) -> kh.Case:
+        op = "depthwise_conv2d" if self.depthwise else "conv2d"
+        c = kh.Case(f"{op} {self.name}", out_bytes=int(np.prod(self.out_shape)), macs=self.macs,
+                    expected=self.expected() if expected else None,
+                    scratch_bytes=self.scratch_bytes(variant) if variant else 0)
+        x, w = c.array("x", self.x), c.array("w", self.w)
+        b = c.array("b", self.bias) if self.bias is not None else "NULL"
+        common = (f"{x}, {c.dims(self.x.shape)}, {w}, {b}, {self.k[0]}, {self.k[1]}, "
+                  f"{c.geom(self.stride, self.pad, self.dil)}, {c.requant(self.q)}")
+        dout = c.dims(self.out_shape)
+        c.ref = f"tt_{op}_s8({common}, tt_out, {dout});"
+        if variant == "dsp":
+            tail = "" if self.depthwise else ", tt_scratch"
+            c.var = f"tt_{op}_s8_dsp({common}, {c.rq_dsp(self.q)}, tt_out, {dout}{tail});"
+        elif variant == "mve":
+            tail = "" if self.depthwise else ", tt_scratch"
+            c.var = f"tt_{op}_s8_mve({common}, tt_out, {dout}{tail});"
+        return c
+
+
+def conv_layer(rng, h, w, cin, cout, k=(1, 1), stride=(1, 1), pad="valid", dil=(1, 1), *,
+               act="none", kind="per-channel", depthwise=False, extreme=None, zp=None,
+               bias=True, name="") -> Conv:
+    """A random layer. extreme: 127 / -128 fill the input with that value and the weights with
+    -128 (with the opposite extreme zero point); kind as make_requant ("exact": small data)."""
+    if depthwise:
+        cout = cin
+    pad4 = pads_of(h, w, k, stride, dil, pad)
+    wshape = (k[0], k[1], cin) if depthwise else (cout, k[0], k[1], cin)
+    taps = k[0] * k[1] * (1 if depthwise else cin)
+    if kind == "exact":
+        x = rand_s8(rng, (h, w, cin), -3, 3)
+        wt = rand_s8(rng, wshape, -1, 1)
+        b = rng.integers(-3, 4, size=cout).astype(I32)
+        q = make_requant(rng, cout, act=act, kind="exact", in_zp=0, out_zp=int(rng.integers(-20, 20)))
+    else:
+        x = rand_s8(rng, (h, w, cin)) if extreme is None else np.full((h, w, cin), extreme, I8)
+        wt = rand_s8(rng, wshape) if extreme is None else np.full(wshape, -128, I8)
+        b = rng.integers(-5000, 5000, size=cout).astype(I32)
+        in_zp = zp if zp is not None else int(rng.integers(-20, 20))
+        if extreme is not None:
+            in_zp = 127 if extreme == -128 else -128
+        q = make_requant(rng, cout, act=act, kind=kind, in_zp=in_zp,
+                         out_zp=int(rng.integers(-128, 0)), acc_std=128 * 74 * np.sqrt(taps))
+    return Conv(x, wt, b if bias else None, tuple(stride), pad4, tuple(dil), q, depthwise,
+                name or f"{h}x{w}x{cin}->{cout} k{k[0]}x{k[1]} s{stride[0]}{stride[1]} "
+                        f"p{''.join(map(str, pad4))} d{dil[0]}{dil[1]} {act} {kind}"
+                        + (f" x={extreme}" if extreme is not None else "") + ("" if bias else " nobias"))
+
+
+@dataclass
+class FullyConnected:
+    x: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray | None
+    q: dict
+    name: str = ""
+
+    kind = "fully_connected"
+
+    @property
+    def macs(self):
+        return int(self.w.shape[0] * self.w.shape[1])
+
+    def expected(self):
+        return refops.fully_connected_s8(self.x, self.w, self.bias, self.q)
+
+    def run_host(self, lib, variant):
+        out = np.full(self.w.shape[0], 99, dtype=I8)
+        fn = getattr(lib, "tt_fully_connected_s8" + (f"_{variant}" if variant else ""))
+        fn(ck.ptr(self.x), self.w.shape[1], ck.ptr(self.w), ck.ptr(self.bias), self.w.shape[0],
+           byref(ck.requant(self.q)), ck.ptr(out))
+        return out
+
+    def case(self, variant, expected=True):
+        c = kh.Case(f"fully_connected {self.name}", out_bytes=self.w.shape[0], macs=self.macs,
+                    expected=self.expected() if expected else None)
+        x, w = c.array("x", self.x), c.array("w", self.w)
+        b = c.array("b", self.bias) if self.bias is not None else "NULL"
+        args = f"{x}, {self.w.shape[1]}, {w}, {b}, {self.w.shape[0]}, {c.requant(self.q)}, tt_out"
+        c.ref = f"tt_fully_connected_s8({args});"
+        if variant:
+            c.var = f"tt_fully_connected_s8_{variant}({args});"
+        return c
+
+
+def fc_layer(rng, n_in, n_out, *, act="none", extreme=None, bias=True, name="") -> FullyConnected:
+    x = rand_s8(rng, (n_in,)) if extreme is None else np.full(n_in, extreme, I8)
+    w = rand_s8(rng, (n_out, n_in)) if extreme is None else np.full((n_out, n_in), -128, I8)
+    b = rng.integers(-3000, 3000, size=n_out).astype(I32)
+    q = make_requant(rng, n_out, act=act, in_zp=int(rng.integers(-20, 20)) if extreme is None
+                     else (127 if extreme == -128 else -128),
+                     out_zp=int(rng.integers(-128, 10)), acc_std=128 * 74 * np.sqrt(n_in))
+    q["shift"] = np.minimum(q["shift"], 30).astype(I32)
+    return FullyConnected(x, w, b if bias else None, q, name or f"{n_in}->{n_out} {act}"
+                          + (f" x={extreme}" if extreme is not None else ""))
