@@ -23,7 +23,7 @@ from tinytrain import kernel_prep, refops
 from tinytrain.resources import firmware_dir
 
 VARIANT_SOURCES = sorted((firmware_dir() / "kernels").glob("*/*.c"))
-VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp",)}   # written so far
+VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve")}   # written so far
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 

@@ -126,14 +126,14 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
 #endif
 
 /* ---- depthwise_conv2d (depth multiplier 1) ----------------------------------------------
- * tt_depthwise_conv2d_s8_dsp: any geometry the reference takes, kh <= TT_DW_DSP_MAX_KH and
- * kh * kw <= TT_DW_DSP_MAX_TAPS (larger kernels run the reference kernel). Four channels
- * per step: per tap one input load, two SXTAB16, one weight load, four SMLABB / SMLATT;
- * borders visit only their valid taps; a 3-wide kernel's interior is unrolled. A last
- * group of 1-3 channels is handled. rq: requant_dsp(q), in->c entries. No scratch
- * (about 0.6 KB of stack: the group's widened weights). */
-#define TT_DW_DSP_MAX_KH 8
-#define TT_DW_DSP_MAX_TAPS 64
+ * tt_depthwise_conv2d_s8_dsp: any geometry the reference takes, kh <= TT_DW_MAX_KH and
+ * kh * kw <= TT_DW_DSP_MAX_TAPS (7x7; larger kernels run the reference kernel). Four
+ * channels per step: per tap one input load, two SXTAB16, one weight load, four SMLABB /
+ * SMLATT; borders visit only their valid taps; a 3x3 kernel's interior runs its nine taps
+ * straight (in_zp folded into the bias at run time). A last group of 1-3 channels is
+ * handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
+#define TT_DW_MAX_KH 8
+#define TT_DW_DSP_MAX_TAPS 49
 void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                 const tt_geom *g, const tt_requant *q, const tt_rq_dsp *rq,
@@ -148,9 +148,9 @@ typedef struct {              /* one group of up to four channels, prepared once
     int32_t c, n;             /* first channel, channels (1..4) */
 } tt_dw_group_dsp;
 typedef struct {              /* the input rows one output row reads */
-    const int8_t *row[TT_DW_DSP_MAX_KH];  /* pixel 0 of the row, at the group's channel c */
-    int32_t ky[TT_DW_DSP_MAX_KH];         /* the kernel row each one meets */
-    int32_t iy[TT_DW_DSP_MAX_KH];         /* its input row index */
+    const int8_t *row[TT_DW_MAX_KH];  /* pixel 0 of the row, at the group's channel c */
+    int32_t ky[TT_DW_MAX_KH];         /* the kernel row each one meets */
+    int32_t iy[TT_DW_MAX_KH];         /* its input row index */
     int32_t n;                            /* rows inside the input (padded rows are left out) */
     int32_t stride;                       /* bytes between horizontally adjacent pixels */
 } tt_dw_rows;
@@ -158,12 +158,50 @@ void tt_dw_group_prepare_dsp(tt_dw_group_dsp *grp, const int8_t *w, const int32_
                              const tt_rq_dsp *rq, int32_t in_zp, int32_t c, int32_t n, int32_t taps,
                              int32_t ch);
 /* r->n, ky, iy of output row oy (row pointers and stride are the caller's). */
-void tt_dw_rows_of(tt_dw_rows *r, int32_t oy, int32_t kh, const tt_geom *g, int32_t in_h);
+static inline void tt_dw_rows_of(tt_dw_rows *r, int32_t oy, int32_t kh, const tt_geom *g, int32_t in_h)
+{
+    const int32_t iy0 = oy * g->stride_h - g->pad_top;
+    int32_t ky;
+    r->n = 0;
+    for (ky = 0; ky < kh; ky++) {
+        const int32_t iy = iy0 + ky * g->dil_h;
+        if (iy < 0 || iy >= in_h) continue;
+        r->ky[r->n] = ky;
+        r->iy[r->n] = iy;
+        r->n++;
+    }
+}
 /* One output row of one group: y points at its pixel 0, channel c; out_stride bytes
  * between output pixels. fast: every channel of the layer takes the fast requantisation;
  * clamp: the activation range is narrower than int8. */
 void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
                    const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride,
                    int32_t fast, int32_t clamp);
+
+/* tt_depthwise_conv2d_s8_mve (Cortex-M55): any geometry the reference takes, kh <=
+ * TT_DW_MAX_KH and kh * kw <= TT_DW_MVE_MAX_TAPS (7x7; larger kernels run the reference).
+ * Eight channels per step as int16 lanes: per tap one input load, one weight load,
+ * VMULLB + VMULLT, two adds; interior pixels start from bias - in_zp * sum(w) (run time),
+ * border pixels subtract in_zp and visit only their valid taps; a last group of 1-7
+ * channels is tail-predicated. No scratch (~1 KB of stack). */
+#define TT_DW_MVE_MAX_TAPS 49
+#if defined(__ARM_FEATURE_MVE)
+#include <arm_mve.h>
+void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
+                                const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                                const tt_geom *g, const tt_requant *q,
+                                int8_t *y, const tt_dims *out);
+typedef struct {              /* one group of up to eight channels, prepared once */
+    int16_t w[8 * TT_DW_MVE_MAX_TAPS];   /* per tap the eight weights, int16 */
+    int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels */
+    int32x4_t bias_all[2];    /* bias - in_zp * sum(w) */
+    int32x4_t mult[2], left[2], right[2];   /* multiplier, max(shift, 0), min(shift, 0) */
+    int32_t c, n;             /* first channel, channels (1..8) */
+} tt_dw_group_mve;
+void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_t *bias,
+                             const tt_requant *q, int32_t c, int32_t n, int32_t taps, int32_t ch);
+void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
+                   const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride);
+#endif
 
 #endif

@@ -251,20 +251,6 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
     }
 }
 
-void tt_dw_rows_of(tt_dw_rows *r, int32_t oy, int32_t kh, const tt_geom *g, int32_t in_h)
-{
-    const int32_t iy0 = oy * g->stride_h - g->pad_top;
-    int32_t ky;
-    r->n = 0;
-    for (ky = 0; ky < kh; ky++) {
-        const int32_t iy = iy0 + ky * g->dil_h;
-        if (iy < 0 || iy >= in_h) continue;
-        r->ky[r->n] = ky;
-        r->iy[r->n] = iy;
-        r->n++;
-    }
-}
-
 void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                 const tt_geom *g, const tt_requant *q, const tt_rq_dsp *rq,
@@ -275,7 +261,7 @@ void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
     tt_dw_group_dsp grp;
     tt_dw_rows r;
     int32_t c, oy, j;
-    if (kh > TT_DW_DSP_MAX_KH || kh * kw > TT_DW_DSP_MAX_TAPS) {
+    if (kh > TT_DW_MAX_KH || kh * kw > TT_DW_DSP_MAX_TAPS) {
         tt_depthwise_conv2d_s8(x, in, w, bias, kh, kw, g, q, y, out);
         return;
     }
