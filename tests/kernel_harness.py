@@ -19,7 +19,8 @@ handler's 5-10 instructions to what is running.
     results = run_cases("mps2-an386", [case, ...])
 
 C statements see `tt_out` (int8_t *, the output buffer) and `tt_scratch` (void *, 16-byte
-aligned, as large as the largest case's scratch_bytes). Used by tests/test_kernels_simd.py
+aligned, as large as the largest case's scratch_bytes); `pre` runs before each of them,
+uncounted (e.g. copying the input into tt_out for an in-place kernel). Used by tests/test_kernels_simd.py
 (bit-exactness) and bench/bench_kernels.py (the tables).
 """
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Case:
     scratch_bytes: int = 0
     ref: str = ""
     var: str | None = None
+    pre: str = ""            # C statements run before each of ref and var, not counted
     decls: list[str] = field(default_factory=list)
     ram_inits: list[tuple[str, str, int]] = field(default_factory=list)   # (ram, const copy, bytes)
 
@@ -228,6 +230,7 @@ static void __attribute__((noinline)) case{i}_setup(uint8_t pattern)
 {{
 {inits}
     fill(pattern, {out_bytes});
+    {pre}
 }}
 static void __attribute__((noinline)) case{i}_ref(void)
 {{
@@ -281,7 +284,7 @@ def program_source(cases: list[Case]) -> str:
         decls.extend(case.decls)
         inits = "\n".join(f"    memcpy({ram}, {init}, {n});" for ram, init, n in case.ram_inits)
         functions.append(_CASE_FN.format(i=i, inits=inits, out_bytes=case.out_bytes, ref=case.ref,
-                                         var=case.var or "/* no variant */"))
+                                         var=case.var or "/* no variant */", pre=case.pre))
         expect = "(void)0;"
         if case.expected is not None:
             exp = np.ascontiguousarray(case.expected, dtype=np.int8).reshape(-1)

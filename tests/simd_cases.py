@@ -230,6 +230,7 @@ class FullyConnected:
 
 
 def fc_layer(rng, n_in, n_out, *, act="none", extreme=None, bias=True, name="") -> FullyConnected:
+    """A random fully connected layer (extreme as conv_layer)."""
     x = rand_s8(rng, (n_in,)) if extreme is None else np.full(n_in, extreme, I8)
     w = rand_s8(rng, (n_out, n_in)) if extreme is None else np.full((n_out, n_in), -128, I8)
     b = rng.integers(-3000, 3000, size=n_out).astype(I32)
@@ -238,4 +239,163 @@ def fc_layer(rng, n_in, n_out, *, act="none", extreme=None, bias=True, name="") 
                      out_zp=int(rng.integers(-128, 10)), acc_std=128 * 74 * np.sqrt(n_in))
     q["shift"] = np.minimum(q["shift"], 30).astype(I32)
     return FullyConnected(x, w, b if bias else None, q, name or f"{n_in}->{n_out} {act}"
-                          + (f" x={extreme}" if extreme is not None else ""))
+                          + (f" x={extreme}" if extreme is not None else "") + ("" if bias else " nobias"))
+
+
+@dataclass
+class InplaceDepthwise:
+    """depthwise_conv2d_inplace: the output written over the input (inplace=True: stride 1,
+    same shape) or to a separate buffer."""
+    conv: Conv
+    inplace: bool = True
+    kind = "depthwise_conv2d_inplace"
+
+    @property
+    def name(self):
+        return self.conv.name + (" in place" if self.inplace else " apart")
+
+    @property
+    def macs(self):
+        return self.conv.macs
+
+    def expected(self):
+        return self.conv.expected()
+
+    def scratch_bytes(self, variant):
+        h, w, _ = self.conv.x.shape
+        kh, kw = self.conv.k
+        if variant is None:
+            return h * w
+        if (kh > 8 or kh * kw > 49):
+            return h * w
+        return ((kh - 1) * self.conv.dil[0] + 1) * w * (4 if variant == "dsp" else 8)
+
+    def run_host(self, lib, variant):
+        c = self.conv
+        out = np.full(c.out_shape, 99, dtype=I8)
+        if self.inplace:
+            out[...] = c.x
+        src = out if self.inplace else c.x
+        scratch = np.zeros(max(self.scratch_bytes(variant), 16), dtype=np.uint8)
+        args = [ck.ptr(src), byref(ck.dims(c.x.shape)), ck.ptr(c.w), ck.ptr(c.bias), int(c.k[0]), int(c.k[1]),
+                byref(ck.geom(c.stride, c.pad, c.dil)), byref(ck.requant(c.q))]
+        keep = []
+        if variant == "dsp":
+            rq = np.ascontiguousarray(kernel_prep.requant_dsp(c.q))
+            keep.append(rq)
+            args.append(ck.ptr(rq))
+        fn = getattr(lib, "tt_depthwise_conv2d_inplace_s8" + (f"_{variant}" if variant else ""))
+        fn(*args, ck.ptr(out), byref(ck.dims(out.shape)), ck.ptr(scratch))
+        return out
+
+    def case(self, variant, expected=True):
+        c = self.conv
+        case = kh.Case(f"depthwise_conv2d_inplace {self.name}", out_bytes=int(np.prod(c.out_shape)),
+                       macs=c.macs, expected=self.expected() if expected else None,
+                       scratch_bytes=max(self.scratch_bytes(None), self.scratch_bytes(variant) if variant else 0))
+        x, w = case.array("x", c.x), case.array("w", c.w)
+        b = case.array("b", c.bias) if c.bias is not None else "NULL"
+        src = "tt_out" if self.inplace else x
+        if self.inplace:
+            case.pre = f"memcpy(tt_out, {x}, {c.x.size});"
+        common = (f"{src}, {case.dims(c.x.shape)}, {w}, {b}, {c.k[0]}, {c.k[1]}, "
+                  f"{case.geom(c.stride, c.pad, c.dil)}, {case.requant(c.q)}")
+        dout = case.dims(c.out_shape)
+        case.ref = f"tt_depthwise_conv2d_inplace_s8({common}, tt_out, {dout}, (int8_t *)tt_scratch);"
+        if variant == "dsp":
+            case.var = f"tt_depthwise_conv2d_inplace_s8_dsp({common}, {case.rq_dsp(c.q)}, tt_out, {dout}, tt_scratch);"
+        elif variant == "mve":
+            case.var = f"tt_depthwise_conv2d_inplace_s8_mve({common}, tt_out, {dout}, tt_scratch);"
+        return case
+
+
+@dataclass
+class PointwiseDepthwise:
+    """A 1x1 conv2d (stride 1, no padding) into mid_c channels fused with the depthwise conv
+    reading it, through a ring of ring_rows expanded rows."""
+    pw: Conv
+    dw: Conv
+    ring_rows: int
+    name: str = ""
+    kind = "pointwise_depthwise_conv2d"
+
+    @property
+    def macs(self):
+        return self.pw.macs + self.dw.macs
+
+    def expected(self):
+        return self.dw.expected()
+
+    @property
+    def mid_c(self):
+        return self.pw.cout
+
+    def ring_bytes(self):
+        return self.ring_rows * self.pw.x.shape[1] * self.mid_c
+
+    def scratch_bytes(self, variant):
+        cin = self.pw.x.shape[2]
+        if variant == "dsp":
+            return kernel_prep.conv2d_dsp_scratch_bytes(1, 1, cin)
+        if variant == "mve":
+            return kernel_prep.conv2d_mve_scratch_bytes(1, 1, cin, self.mid_c)
+        return 0
+
+    def run_host(self, lib, variant):
+        pw, dw = self.pw, self.dw
+        out = np.full(dw.out_shape, 99, dtype=I8)
+        ring = np.zeros(self.ring_bytes(), dtype=I8)
+        scratch = np.zeros(max(self.scratch_bytes(variant), 16), dtype=np.uint8)
+        keep = []
+        args = [ck.ptr(pw.x), byref(ck.dims(pw.x.shape)), ck.ptr(pw.w), ck.ptr(pw.bias), byref(ck.requant(pw.q))]
+        if variant == "dsp":
+            rq = np.ascontiguousarray(kernel_prep.requant_dsp(pw.q))
+            keep.append(rq)
+            args.append(ck.ptr(rq))
+        args += [self.mid_c, ck.ptr(dw.w), ck.ptr(dw.bias), int(dw.k[0]), int(dw.k[1]),
+                 byref(ck.geom(dw.stride, dw.pad, dw.dil)), byref(ck.requant(dw.q))]
+        if variant == "dsp":
+            rq = np.ascontiguousarray(kernel_prep.requant_dsp(dw.q))
+            keep.append(rq)
+            args.append(ck.ptr(rq))
+        args += [ck.ptr(out), byref(ck.dims(out.shape)), ck.ptr(ring), self.ring_rows]
+        if variant:
+            args.append(ck.ptr(scratch))
+        getattr(lib, "tt_pointwise_depthwise_conv2d_s8" + (f"_{variant}" if variant else ""))(*args)
+        return out
+
+    def case(self, variant, expected=True):
+        pw, dw = self.pw, self.dw
+        ring = (self.ring_bytes() + 15) & ~15
+        case = kh.Case(f"pointwise_depthwise_conv2d {self.name}", out_bytes=int(np.prod(dw.out_shape)),
+                       macs=self.macs, expected=self.expected() if expected else None,
+                       scratch_bytes=ring + (self.scratch_bytes(variant) if variant else 0))
+        x, wp, wd = case.array("x", pw.x), case.array("wpw", pw.w), case.array("wdw", dw.w)
+        bp = case.array("bpw", pw.bias) if pw.bias is not None else "NULL"
+        bd = case.array("bdw", dw.bias) if dw.bias is not None else "NULL"
+        qp, qd = case.requant(pw.q), case.requant(dw.q)
+        head = f"{x}, {case.dims(pw.x.shape)}, {wp}, {bp}, {qp}"
+        mid = f"{self.mid_c}, {wd}, {bd}, {dw.k[0]}, {dw.k[1]}, {case.geom(dw.stride, dw.pad, dw.dil)}, {qd}"
+        tail = f"tt_out, {case.dims(dw.out_shape)}, (int8_t *)tt_scratch, {self.ring_rows}"
+        case.ref = f"tt_pointwise_depthwise_conv2d_s8({head}, {mid}, {tail});"
+        extra = f"(uint8_t *)tt_scratch + {ring}"
+        if variant == "dsp":
+            case.var = (f"tt_pointwise_depthwise_conv2d_s8_dsp({head}, {case.rq_dsp(pw.q)}, {mid}, "
+                        f"{case.rq_dsp(dw.q)}, {tail}, {extra});")
+        elif variant == "mve":
+            case.var = f"tt_pointwise_depthwise_conv2d_s8_mve({head}, {mid}, {tail}, {extra});"
+        return case
+
+
+def pw_dw_layer(rng, h, w, cin, mid_c, k=(3, 3), stride=(1, 1), pad="same", dil=(1, 1), *, act="relu6",
+                kind="per-channel", ring_extra=0, name="") -> PointwiseDepthwise:
+    """A random fused pair; the intermediate's quantization is shared (q_pw.out_zp is
+    q_dw.in_zp, as the fusion pass guarantees)."""
+    pw = conv_layer(rng, h, w, cin, mid_c, act=act, kind=kind)
+    mid = pw.expected()
+    dw = conv_layer(rng, h, w, mid_c, None, k, stride, pad, dil, act=act, kind=kind, depthwise=True)
+    dw.x = mid
+    dw.q["in_zp"] = pw.q["out_zp"]
+    ring_rows = min((k[0] - 1) * dil[0] + 1, h) + ring_extra
+    return PointwiseDepthwise(pw, dw, ring_rows, name or f"{h}x{w}x{cin}->{mid_c} k{k[0]}x{k[1]} s{stride[0]} "
+                              f"d{dil[0]} {act} {kind} ring {ring_rows}")

@@ -23,7 +23,8 @@ from tinytrain import kernel_prep, refops
 from tinytrain.resources import firmware_dir
 
 VARIANT_SOURCES = sorted((firmware_dir() / "kernels").glob("*/*.c"))
-VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve")}   # written so far
+VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
+            "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve")}
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 
@@ -91,6 +92,44 @@ def dw_layers(seed=0):
     ]
 
 
+def fc_layers(seed=0):
+    """fully_connected layers: outputs % 4 and % 2, inputs % 16 and % 4, clamps, extremes."""
+    rng = np.random.default_rng(seed)
+    F = lambda *a, **k: sc.fc_layer(rng, *a, **k)  # noqa: E731
+    return [F(1, 1), F(13, 7, act="relu"), F(64, 10, act="relu6"), F(160, 33), F(48, 16),
+            F(3, 4), F(255, 3), F(17, 5, extreme=127), F(17, 5, extreme=-128), F(100, 6, bias=False),
+            F(1280, 10)]
+
+
+def inplace_layers(seed=0):
+    """depthwise_conv2d_inplace: over its input (stride 1, same shape; odd paddings and
+    dilations reach the ring's corner cases) and apart (any geometry)."""
+    rng = np.random.default_rng(seed)
+    L = lambda *a, **k: sc.conv_layer(rng, *a, depthwise=True, **k)  # noqa: E731
+    I = sc.InplaceDepthwise  # noqa: E741
+    return [I(L(8, 8, 8, None, (3, 3), (1, 1), "same")),
+            I(L(6, 7, 12, None, (3, 3), (1, 1), "same", act="relu6")),
+            I(L(5, 5, 5, None, (3, 3), (1, 1), "same")),                    # tail group
+            I(L(7, 6, 11, None, (5, 5), (1, 1), "same", kind="mixed")),
+            I(L(9, 9, 4, None, (3, 3), (1, 1), (1, 3, 2, 2), (2, 2))),      # dilation, pad_top 1
+            I(L(9, 8, 9, None, (3, 3), (1, 1), (3, 1, 0, 4), (2, 2))),      # pad_top 3 of 4
+            I(L(1, 1, 16, None, (3, 3), (1, 1), "same")),
+            I(L(7, 7, 8, None, (3, 3), (2, 2), "same"), inplace=False),
+            I(L(6, 6, 10, None, (3, 3), (1, 1), "valid"), inplace=False),
+            I(L(4, 4, 8, None, (3, 3), (1, 1), "same", kind="exact"))]
+
+
+def pw_dw_layers(seed=0):
+    """pointwise + depthwise fused: ring of the minimum and of more rows, strides, dilation,
+    odd channel counts (the pointwise's leftover pixels / K, the depthwise's tail group)."""
+    rng = np.random.default_rng(seed)
+    P = lambda *a, **k: sc.pw_dw_layer(rng, *a, **k)  # noqa: E731
+    return [P(8, 8, 8, 24), P(7, 9, 5, 12, ring_extra=2), P(9, 9, 16, 13, (3, 3), (2, 2)),
+            P(6, 6, 4, 8, (5, 5), (1, 1)), P(7, 7, 6, 10, (3, 3), (1, 1), "same", (2, 2)),
+            P(5, 6, 3, 17, (3, 3), (2, 2), "valid", act="none"), P(4, 4, 8, 8, kind="exact"),
+            P(1, 1, 8, 16)]
+
+
 def check_nondegenerate(layer, want):
     """Random layers must produce varied outputs, or the comparison proves little."""
     if "exact" in layer.name or "x=" in layer.name or want.size < 8:
@@ -114,6 +153,31 @@ def test_depthwise_dsp_host(lib, i):
     layer = dw_layers()[i]
     want = layer.expected()
     check_nondegenerate(layer, want)
+    np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
+    np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("i", range(len(fc_layers())))
+def test_fully_connected_dsp_host(lib, i):
+    layer = fc_layers()[i]
+    want = layer.expected()
+    check_nondegenerate(layer, want)
+    np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
+    np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("i", range(len(inplace_layers())))
+def test_depthwise_inplace_dsp_host(lib, i):
+    layer = inplace_layers()[i]
+    want = layer.expected()
+    np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
+    np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("i", range(len(pw_dw_layers())))
+def test_pointwise_depthwise_dsp_host(lib, i):
+    layer = pw_dw_layers()[i]
+    want = layer.expected()
     np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
     np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
 
@@ -156,7 +220,8 @@ def test_variant_sources_compile_warning_free(tmp_path):
 # --- QEMU --------------------------------------------------------------------------------------
 
 def qemu_cases(variant: str) -> list:
-    layers = conv_layers(seed=1) + dw_layers(seed=1)
+    layers = (conv_layers(seed=1) + dw_layers(seed=1) + fc_layers(seed=1) + inplace_layers(seed=1)
+              + pw_dw_layers(seed=1))
     return [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
 
 

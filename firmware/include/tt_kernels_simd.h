@@ -123,6 +123,7 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                       const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                       const tt_geom *g, const tt_requant *q,
                       int8_t *y, const tt_dims *out, void *scratch);
+
 #endif
 
 /* ---- depthwise_conv2d (depth multiplier 1) ----------------------------------------------
@@ -138,6 +139,26 @@ void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                 const tt_geom *g, const tt_requant *q, const tt_rq_dsp *rq,
                                 int8_t *y, const tt_dims *out);
+
+/* tt_depthwise_conv2d_inplace_s8_dsp: y may be x (then stride 1 and out dims == in dims, as
+ * for the reference); otherwise any geometry. Four channels at a time through a ring of
+ * the input rows one output row spans. Scratch: tt_depthwise_conv2d_inplace_s8_scratch_bytes
+ * (G = 4); for kernels beyond TT_DW_DSP_MAX_TAPS it is the reference's plane (h * w). */
+static inline int32_t tt_dw_inplace_scratch_bytes(const tt_dims *in, int32_t kh, int32_t kw, int32_t dil_h,
+                                                  int32_t group, int32_t max_taps)
+{
+    if (kh > TT_DW_MAX_KH || kh * kw > max_taps) return in->h * in->w;
+    return ((kh - 1) * dil_h + 1) * in->w * group;
+}
+static inline int32_t tt_depthwise_conv2d_inplace_s8_dsp_scratch_bytes(const tt_dims *in, int32_t kh, int32_t kw,
+                                                                        int32_t dil_h)
+{
+    return tt_dw_inplace_scratch_bytes(in, kh, kw, dil_h, 4, TT_DW_DSP_MAX_TAPS);
+}
+void tt_depthwise_conv2d_inplace_s8_dsp(const int8_t *x, const tt_dims *in,
+                                        const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                                        const tt_geom *g, const tt_requant *q, const tt_rq_dsp *rq,
+                                        int8_t *y, const tt_dims *out, void *scratch);
 
 /* Building blocks of the three depthwise _dsp variants (plain, in place, fused). */
 typedef struct {              /* one group of up to four channels, prepared once */
@@ -185,7 +206,17 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
  * border pixels subtract in_zp and visit only their valid taps; a last group of 1-7
  * channels is tail-predicated. No scratch (~1 KB of stack). */
 #define TT_DW_MVE_MAX_TAPS 49
+/* tt_depthwise_conv2d_inplace_s8_mve: as the _dsp one, eight channels at a time. */
+static inline int32_t tt_depthwise_conv2d_inplace_s8_mve_scratch_bytes(const tt_dims *in, int32_t kh, int32_t kw,
+                                                                        int32_t dil_h)
+{
+    return tt_dw_inplace_scratch_bytes(in, kh, kw, dil_h, 8, TT_DW_MVE_MAX_TAPS);
+}
 #if defined(__ARM_FEATURE_MVE)
+void tt_depthwise_conv2d_inplace_s8_mve(const int8_t *x, const tt_dims *in,
+                                        const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                                        const tt_geom *g, const tt_requant *q,
+                                        int8_t *y, const tt_dims *out, void *scratch);
 #include <arm_mve.h>
 void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
@@ -202,6 +233,46 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
                              const tt_requant *q, int32_t c, int32_t n, int32_t taps, int32_t ch);
 void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
                    const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride);
+
+#endif
+
+/* ---- fully_connected ---------------------------------------------------------------------
+ * tt_fully_connected_s8_dsp / _mve: the reference's arguments and semantics (LiteRT's
+ * single-rounding rescale), any sizes. _dsp: two outputs per step, SXTAB16 + SMLAD over
+ * four inputs. _mve: four outputs per step, VMLADAVA over 16 inputs, in_zp folded through
+ * the weights' sums (VADDVA), tail-predicated. No scratch, no prepared data. */
+void tt_fully_connected_s8_dsp(const int8_t *x, int32_t in_features,
+                               const int8_t *w, const int32_t *bias, int32_t out_features,
+                               const tt_requant *q, int8_t *y);
+#if defined(__ARM_FEATURE_MVE)
+void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
+                               const int8_t *w, const int32_t *bias, int32_t out_features,
+                               const tt_requant *q, int8_t *y);
+#endif
+
+/* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----
+ * tt_pointwise_depthwise_conv2d_s8_dsp / _mve: the reference's arguments and ring (ring_rows
+ * rows of in->w * mid_c bytes), plus the requantisation tables (_dsp) and a scratch for the
+ * pointwise rows: tt_conv2d_s8_dsp_scratch_bytes(1, 1, in->c) /
+ * tt_conv2d_s8_mve_scratch_bytes(1, 1, in->c, mid_c). Kernels beyond the depthwise blocks'
+ * limits (kh > TT_DW_MAX_KH or more than 49 taps) run the reference. */
+void tt_pointwise_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
+                                          const int8_t *w_pw, const int32_t *b_pw,
+                                          const tt_requant *q_pw, const tt_rq_dsp *rq_pw, int32_t mid_c,
+                                          const int8_t *w_dw, const int32_t *b_dw,
+                                          int32_t kh, int32_t kw, const tt_geom *g,
+                                          const tt_requant *q_dw, const tt_rq_dsp *rq_dw,
+                                          int8_t *y, const tt_dims *out,
+                                          int8_t *ring, int32_t ring_rows, void *scratch);
+#if defined(__ARM_FEATURE_MVE)
+void tt_pointwise_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
+                                          const int8_t *w_pw, const int32_t *b_pw,
+                                          const tt_requant *q_pw, int32_t mid_c,
+                                          const int8_t *w_dw, const int32_t *b_dw,
+                                          int32_t kh, int32_t kw, const tt_geom *g,
+                                          const tt_requant *q_dw,
+                                          int8_t *y, const tt_dims *out,
+                                          int8_t *ring, int32_t ring_rows, void *scratch);
 #endif
 
 #endif

@@ -70,6 +70,8 @@ static inline int32_t tt_smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)__smlatt((uint32_t)a, (uint32_t)b, (uint32_t)acc);
 }
+/* lane-wise a + b of two int16 pairs, modulo 2^16 (SADD16) */
+static inline int32_t tt_sadd16(int32_t a, int32_t b) { return (int32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
 /* clamp to int8: SSAT #8 */
 static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
 /* {hi:lo} += a * b, signed 64-bit (SMLAL) */
@@ -121,6 +123,10 @@ static inline int32_t tt_smlabb(int32_t a, int32_t b, int32_t acc)
 static inline int32_t tt_smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(tt_lane_top(a) * tt_lane_top(b)));
+}
+static inline int32_t tt_sadd16(int32_t a, int32_t b)
+{
+    return tt_s16lanes(tt_lane_bot(a) + tt_lane_bot(b), tt_lane_top(a) + tt_lane_top(b));
 }
 static inline int32_t tt_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 static inline void tt_smlal(uint32_t *lo, int32_t *hi, int32_t a, int32_t b)

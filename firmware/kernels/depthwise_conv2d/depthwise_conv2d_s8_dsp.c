@@ -27,22 +27,28 @@ void tt_dw_group_prepare_dsp(tt_dw_group_dsp *grp, const int8_t *w, const int32_
                              const tt_rq_dsp *rq, int32_t in_zp, int32_t c, int32_t n, int32_t taps,
                              int32_t ch)
 {
-    uint32_t wsum[4] = {0, 0, 0, 0};
+    int32_t sum02 = 0, sum13 = 0;   /* the weights' sums, int16 lanes (|sum| <= 49 * 128) */
+    int32_t wsum[4];
     int32_t t, j;
     for (t = 0; t < taps; t++) {
         const int8_t *wp = w + (size_t)t * ch + c;
         const int32_t v = n == 4 ? tt_load_s8x4(wp) : load_s8_partial(wp, n);
-        grp->w[2 * t] = tt_sxtb16(v);
-        grp->w[2 * t + 1] = tt_sxtb16_ror8(v);
-        for (j = 0; j < 4; j++)
-            wsum[j] += (uint32_t)(int32_t)(int8_t)(uint8_t)((uint32_t)v >> (8 * j));
+        const int32_t v02 = tt_sxtb16(v), v13 = tt_sxtb16_ror8(v);
+        grp->w[2 * t] = v02;
+        grp->w[2 * t + 1] = v13;
+        sum02 = tt_sadd16(sum02, v02);
+        sum13 = tt_sadd16(sum13, v13);
     }
+    wsum[0] = (int16_t)(uint16_t)((uint32_t)sum02 & 0xFFFFu);
+    wsum[2] = (int16_t)(uint16_t)((uint32_t)sum02 >> 16);
+    wsum[1] = (int16_t)(uint16_t)((uint32_t)sum13 & 0xFFFFu);
+    wsum[3] = (int16_t)(uint16_t)((uint32_t)sum13 >> 16);
     for (j = 0; j < 4; j++) {
         const int32_t cj = j < n ? c + j : c;
         grp->bias[j] = bias ? bias[cj] : 0;
         /* all taps inside: sum (x - zp) w = sum x w - zp sum w, modulo 2^32 like the
          * reference's int32 accumulator */
-        grp->bias_all[j] = (int32_t)((uint32_t)grp->bias[j] - (uint32_t)in_zp * wsum[j]);
+        grp->bias_all[j] = (int32_t)((uint32_t)grp->bias[j] - (uint32_t)in_zp * (uint32_t)wsum[j]);
         grp->mult[j] = rq[cj].mult;
         grp->hi[j] = rq[cj].hi;
         grp->shift[j] = rq[cj].shift;
