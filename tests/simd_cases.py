@@ -399,3 +399,69 @@ def pw_dw_layer(rng, h, w, cin, mid_c, k=(3, 3), stride=(1, 1), pad="same", dil=
     ring_rows = min((k[0] - 1) * dil[0] + 1, h) + ring_extra
     return PointwiseDepthwise(pw, dw, ring_rows, name or f"{h}x{w}x{cin}->{mid_c} k{k[0]}x{k[1]} s{stride[0]} "
                               f"d{dil[0]} {act} {kind} ring {ring_rows}")
+
+
+@dataclass
+class Requantize:
+    """The requantisation alone: int32 accumulators (pixels, channels) -> int8, TFLite's
+    double rounding + out_zp + activation clamp. `macs` counts outputs here."""
+    acc: np.ndarray
+    q: dict
+    name: str = ""
+    kind = "requantize"
+
+    @property
+    def macs(self):
+        return int(self.acc.size)
+
+    def expected(self):
+        out = refops.mul_by_quantized_multiplier(self.acc.astype(np.int64), self.q["multiplier"], self.q["shift"])
+        return np.clip(out + self.q["out_zp"], self.q["act_min"], self.q["act_max"]).astype(I8)
+
+    def case(self, variant, expected=True):
+        p, c = self.acc.shape
+        case = kh.Case(f"requantize {self.name}", out_bytes=int(self.acc.size), macs=self.macs,
+                       expected=self.expected() if expected else None)
+        acc, q = case.array("acc", self.acc.astype(I32)), case.requant(self.q)
+        loop = f"int32_t p, c; const int32_t *a = {acc}; int8_t *o = tt_out; for (p = 0; p < {p}; p++) "
+        case.ref = "{ " + loop + f"for (c = 0; c < {c}; c++) *o++ = tt_requantize_s8(*a++, {q}, c); }}"
+        if variant == "dsp":
+            # as the kernels do: the one-SMLAL path alone when every channel takes it, the
+            # activation clamp only when the range is narrower than int8 (SSAT does int8)
+            rq = case.rq_dsp(self.q)
+            one = (f"const tt_rq_dsp *r = {rq} + c; int32_t v = tt_requant_dsp_fast3(*a++, r->mult, r->hi, "
+                   f"r->shift); ")
+            case.var = ("{ const int32_t lo = (" + q + ")->act_min, hi = (" + q + ")->act_max; "
+                        f"const int32_t fast = tt_rq_dsp_all_fast({rq}, {c}), clamp = tt_rq_needs_clamp({q}); "
+                        + loop +
+                        f"{{ if (fast && !clamp) {{ for (c = 0; c < {c}; c++) {{ {one}*o++ = (int8_t)v; }} }} "
+                        f"else if (fast) {{ for (c = 0; c < {c}; c++) {{ {one}*o++ = (int8_t)tt_clamp_i32(v, lo, hi); }} }} "
+                        f"else {{ for (c = 0; c < {c}; c++) {{ const int32_t v = tt_requant_dsp(*a++, {rq} + c, "
+                        f"{q}, c); *o++ = (int8_t)tt_clamp_i32(v, lo, hi); }} }} }} }}")
+        elif variant == "mve":
+            case.var = (f"{{ const tt_requant *rq = {q}; const int32x4_t lo = vdupq_n_s32(rq->act_min), "
+                        f"hi = vdupq_n_s32(rq->act_max), zero = vdupq_n_s32(0); int32_t p, c; "
+                        f"for (p = 0; p < {p}; p++) for (c = 0; c < {c}; c += 4) {{ "
+                        f"const mve_pred16_t pr = vctp32q((uint32_t)({c} - c)); "
+                        f"const int32x4_t sh = vldrwq_z_s32(rq->shift + c, pr); "
+                        f"const int32x4_t v = tt_requant_s32x4_mve(vldrwq_z_s32({acc} + p * {c} + c, pr), "
+                        f"vldrwq_z_s32(rq->multiplier + c, pr), vmaxq_s32(sh, zero), vminq_s32(sh, zero), "
+                        f"rq->out_zp, lo, hi); vstrbq_p_s32(tt_out + p * {c} + c, v, pr); }} }}")
+        return case
+
+
+def requant_case(rng, pixels, channels, *, edges=False, act="none", name="") -> Requantize:
+    """Accumulators of a conv-like layer (std ~2^16); edges=True: int32 extremes, zeros, ties
+    around every rounding, and multipliers / shifts across both DSP paths."""
+    q = make_requant(rng, channels, act=act, acc_std=2 ** 16)
+    acc = rng.normal(0, 2 ** 16, size=(pixels, channels)).astype(np.int64)
+    if edges:
+        q["shift"] = rng.integers(-31, 4, size=channels).astype(I32)
+        q["shift"][:4] = [-2, -22, -23, -1]
+        q["multiplier"][:3] = [1 << 30, (1 << 31) - 1, (1 << 30) + 1]
+        specials = np.array([-(1 << 31), (1 << 31) - 1, 0, 1, -1, 2, -2, 1 << 20, -(1 << 20)], np.int64)
+        acc[:, :] = rng.integers(-(1 << 31), 1 << 31, size=acc.shape)
+        acc[: specials.size] = specials[:, None]
+        small = rng.integers(-4096, 4097, size=acc[specials.size:].shape)
+        acc[specials.size:specials.size + small.shape[0] // 2] = small[: small.shape[0] // 2]
+    return Requantize(acc.astype(I32), q, name or f"{pixels}x{channels} {act}" + (" edges" if edges else ""))

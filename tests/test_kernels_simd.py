@@ -24,7 +24,8 @@ from tinytrain.resources import firmware_dir
 
 VARIANT_SOURCES = sorted((firmware_dir() / "kernels").glob("*/*.c"))
 VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
-            "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve")}
+            "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
+            "requantize": ("dsp", "mve")}
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 
@@ -220,8 +221,10 @@ def test_variant_sources_compile_warning_free(tmp_path):
 # --- QEMU --------------------------------------------------------------------------------------
 
 def qemu_cases(variant: str) -> list:
+    rng = np.random.default_rng(3)
     layers = (conv_layers(seed=1) + dw_layers(seed=1) + fc_layers(seed=1) + inplace_layers(seed=1)
-              + pw_dw_layers(seed=1))
+              + pw_dw_layers(seed=1) + [sc.requant_case(rng, 64, 37, edges=True),
+                                        sc.requant_case(rng, 16, 12, edges=True, act="relu6")])
     return [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
 
 

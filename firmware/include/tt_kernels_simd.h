@@ -82,6 +82,58 @@ static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
     return q->act_min > -128 || q->act_max < 127;
 }
 
+/* ---- im2col (the conv variants' general path) --------------------------------------------
+ * n int8 from s to d (no overlap), word by word then byte by byte: short spans stay inline
+ * (a byte loop becomes a memcpy call, costly for the 3-9 bytes of a first layer's taps). */
+static inline void tt_copy_s8(int8_t *d, const int8_t *s, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        tt_store_s8x4(d + i, tt_load_s8x4(s + i));
+    if (i < n) d[i] = s[i];
+    if (i + 1 < n) d[i + 1] = s[i + 1];
+    if (i + 2 < n) d[i + 2] = s[i + 2];
+}
+static inline void tt_fill_s8(int8_t *d, int32_t v, int32_t n)
+{
+    const int32_t v4 = tt_splat_s8x4(v);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        tt_store_s8x4(d + i, v4);
+    if (i < n) d[i] = (int8_t)v;
+    if (i + 1 < n) d[i + 1] = (int8_t)v;
+    if (i + 2 < n) d[i + 2] = (int8_t)v;
+}
+/* The receptive field of output pixel (oy, ox) into col (kh * kw * in->c bytes, HWC order),
+ * taps outside the input as zp: per kernel row, the valid taps' span is copied at once
+ * (contiguous when dil_w == 1). */
+static inline void tt_im2col_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw, const tt_geom *g,
+                                int32_t oy, int32_t ox, int32_t zp, int8_t *col)
+{
+    const int32_t cin = in->c, ix0 = ox * g->stride_w - g->pad_left;
+    int32_t kx0 = 0, kx1 = kw, ky, kx;
+    while (kx0 < kw && ix0 + kx0 * g->dil_w < 0)
+        kx0++;
+    while (kx1 > kx0 && ix0 + (kx1 - 1) * g->dil_w >= in->w)
+        kx1--;
+    for (ky = 0; ky < kh; ky++) {
+        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
+        int8_t *row = col + (size_t)ky * kw * cin;
+        if (iy < 0 || iy >= in->h || kx0 >= kx1) {
+            tt_fill_s8(row, zp, kw * cin);
+            continue;
+        }
+        tt_fill_s8(row, zp, kx0 * cin);
+        if (g->dil_w == 1) {
+            tt_copy_s8(row + kx0 * cin, x + ((size_t)iy * in->w + ix0 + kx0) * cin, (kx1 - kx0) * cin);
+        } else {
+            for (kx = kx0; kx < kx1; kx++)
+                tt_copy_s8(row + kx * cin, x + ((size_t)iy * in->w + ix0 + kx * g->dil_w) * cin, cin);
+        }
+        tt_fill_s8(row + kx1 * cin, zp, (kw - kx1) * cin);
+    }
+}
+
 /* ---- conv2d -----------------------------------------------------------------------------
  * tt_conv2d_s8_dsp: any geometry the reference takes (kernel, stride, padding, dilation).
  *   1x1 kernel, stride 1, no padding: the input is read as a [pixels x cin] matrix;
@@ -218,6 +270,20 @@ void tt_depthwise_conv2d_inplace_s8_mve(const int8_t *x, const tt_dims *in,
                                         const tt_geom *g, const tt_requant *q,
                                         int8_t *y, const tt_dims *out, void *scratch);
 #include <arm_mve.h>
+/* Requantisation of four int32 lanes with per-lane multipliers and shifts (TFLite's double
+ * rounding, CMSIS-NN's arrangement): VQRDMULH is SRDHM exactly (saturation included), VRSHL
+ * rounds half up, so negative values with a right shift first take one off (gemmlowp's
+ * fix-up; (z & right) >> 31 is -1 exactly then). left = max(shift, 0), right =
+ * min(shift, 0). Then + out_zp and the clamp to [lo, hi] (the activation range, within
+ * int8). */
+static inline int32x4_t tt_requant_s32x4_mve(int32x4_t acc, int32x4_t mult, int32x4_t left, int32x4_t right,
+                                             int32_t out_zp, int32x4_t lo, int32x4_t hi)
+{
+    int32x4_t z = vqrdmulhq_s32(vshlq_s32(acc, left), mult);
+    z = vqaddq_s32(z, vshrq_n_s32(vandq_s32(z, right), 31));
+    z = vrshlq_s32(z, right);
+    return vminq_s32(vmaxq_s32(vaddq_n_s32(z, out_zp), lo), hi);
+}
 void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                 const tt_geom *g, const tt_requant *q,

@@ -49,31 +49,6 @@ static void widen_row(const int8_t *src, int32_t k, int32_t zp, int32_t *dst)
     }
 }
 
-/* The receptive field of output pixel (oy, ox), HWC order, padded taps as zp. */
-static const int8_t *gather(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
-                            const tt_geom *g, int32_t oy, int32_t ox, int32_t zp, int8_t *col)
-{
-    const int32_t cin = in->c;
-    int8_t *dst = col;
-    int32_t ky, kx, i;
-    for (ky = 0; ky < kh; ky++) {
-        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-        for (kx = 0; kx < kw; kx++) {
-            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
-            if (iy < 0 || iy >= in->h || ix < 0 || ix >= in->w) {
-                for (i = 0; i < cin; i++)
-                    dst[i] = (int8_t)zp;
-            } else {
-                const int8_t *src = x + ((size_t)iy * in->w + ix) * cin;
-                for (i = 0; i < cin; i++)
-                    dst[i] = src[i];
-            }
-            dst += cin;
-        }
-    }
-    return col;
-}
-
 /* s[j] += row j . w over `groups` fours of K; *p (the block's widened rows) and *w advance. */
 #if TT_SIMD_HAVE_DSP
 /* One four of K: LDR, 2 SXTB16, 2 LDM, 8 SMLAD (r8-r11 carry the rows' words). */
@@ -229,8 +204,11 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
         const int32_t n = npix - p < ROWS ? npix - p : ROWS;
         for (j = 0; j < ROWS; j++) {
             const int32_t pj = p + (j < n ? j : n - 1);   /* past the end: repeat the last */
-            const int8_t *src = pointwise ? x + (size_t)pj * cin
-                                          : gather(x, in, kh, kw, g, pj / out->w, pj % out->w, q->in_zp, col);
+            const int8_t *src = x + (size_t)pj * cin;
+            if (!pointwise) {
+                tt_im2col_s8(x, in, kh, kw, g, pj / out->w, pj % out->w, q->in_zp, col);
+                src = col;
+            }
             widen_row(src, k, q->in_zp, rows + 2 * j);
         }
         if (fast) {

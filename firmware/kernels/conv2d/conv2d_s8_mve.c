@@ -36,29 +36,6 @@ static inline int32x4_t requant_lanes(int32x4_t acc, int32_t mult, int32_t shift
     return vminq_s32(vmaxq_s32(z, lo), hi);
 }
 
-/* The receptive field of output pixel (oy, ox) into col (K bytes), padded taps as zp. */
-static void gather(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw, const tt_geom *g,
-                   int32_t oy, int32_t ox, int8_t zp, int8_t *col)
-{
-    const int32_t cin = in->c;
-    int32_t ky, kx, i;
-    for (ky = 0; ky < kh; ky++) {
-        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-        for (kx = 0; kx < kw; kx++) {
-            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
-            if (iy < 0 || iy >= in->h || ix < 0 || ix >= in->w) {
-                for (i = 0; i < cin; i++)
-                    col[i] = zp;
-            } else {
-                const int8_t *src = x + ((size_t)iy * in->w + ix) * cin;
-                for (i = 0; i < cin; i++)
-                    col[i] = src[i];
-            }
-            col += cin;
-        }
-    }
-}
-
 /* Requantisation of four lanes of one channel, its shift's sign known (mode: 1 left shift,
  * 0 none, -1 right shift). */
 static inline __attribute__((always_inline)) int32x4_t requant_mode(int32x4_t acc, int32_t mult, int32_t shift,
@@ -194,7 +171,7 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
             if (pointwise) {
                 r[j] = x + (size_t)pj * cin;
             } else {
-                gather(x, in, kh, kw, g, pj / out->w, pj % out->w, (int8_t)q->in_zp, col + (size_t)j * k4);
+                tt_im2col_s8(x, in, kh, kw, g, pj / out->w, pj % out->w, q->in_zp, col + (size_t)j * k4);
                 r[j] = col + (size_t)j * k4;
             }
         }

@@ -52,24 +52,12 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     grp->n = n;
 }
 
-/* TFLite's per-channel requantisation of four lanes (CMSIS-NN's arrangement), + out_zp,
- * clamped to the activation range. */
-TT_ALWAYS_INLINE int32x4_t requant(int32x4_t acc, int32x4_t mult, int32x4_t left, int32x4_t right,
-                                   int32_t out_zp, int32x4_t lo, int32x4_t hi)
-{
-    int32x4_t z = vqrdmulhq_s32(vshlq_s32(acc, left), mult);
-    /* round half away from zero: negative values with a right shift take one off first */
-    z = vqaddq_s32(z, vshrq_n_s32(vandq_s32(z, right), 31));
-    z = vrshlq_s32(z, right);
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(z, out_zp), lo), hi);
-}
-
 TT_ALWAYS_INLINE void put(const tt_dw_group_mve *grp, int32x4_t ae, int32x4_t ao, int32_t out_zp,
                           int32x4_t lo, int32x4_t hi, int8_t *dst, const int full)
 {
     const uint32x4_t even = vidupq_n_u32(0, 2), odd = vidupq_n_u32(1, 2);
-    ae = requant(ae, grp->mult[0], grp->left[0], grp->right[0], out_zp, lo, hi);
-    ao = requant(ao, grp->mult[1], grp->left[1], grp->right[1], out_zp, lo, hi);
+    ae = tt_requant_s32x4_mve(ae, grp->mult[0], grp->left[0], grp->right[0], out_zp, lo, hi);
+    ao = tt_requant_s32x4_mve(ao, grp->mult[1], grp->left[1], grp->right[1], out_zp, lo, hi);
     if (full) {
         vstrbq_scatter_offset_s32(dst, even, ae);
         vstrbq_scatter_offset_s32(dst, odd, ao);
