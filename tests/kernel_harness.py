@@ -43,7 +43,7 @@ from tinytrain.resources import firmware_dir
 
 BOARDS = ("mps2-an386", "mps3-an547")
 GUARD_BYTES = 16          # after the output: must still hold the fill pattern
-CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
           "-ffunction-sections", "-fdata-sections"]
 
 
@@ -300,8 +300,9 @@ def program_source(cases: list[Case]) -> str:
                         decls="\n".join(decls), functions="\n".join(functions), calls="\n".join(calls))
 
 
-def build(board_name: str, cases: list[Case], build_dir: Path) -> Path:
-    """Compile the program for the board; returns the ELF."""
+def build(board_name: str, cases: list[Case], build_dir: Path, kernels=None) -> Path:
+    """Compile the program for the board (with `kernels`, default every int8 kernel source);
+    returns the ELF."""
     board = load_board(board_name)
     if board.family != "cmsdk":
         raise ValueError(f"{board_name} is not an emulated Cortex-M board")
@@ -310,7 +311,7 @@ def build(board_name: str, cases: list[Case], build_dir: Path) -> Path:
     (build_dir / "harness_main.c").write_text(program_source(cases))
     fw = firmware_dir()
     sources = [build_dir / "harness_main.c", fw / "startup" / board.qemu["startup"],
-               fw / "hal" / "hal_cmsdk.c", *kernel_sources()]
+               fw / "hal" / "hal_cmsdk.c", *(kernel_sources() if kernels is None else kernels)]
     elf = build_dir / "harness.elf"
     cmd = ["arm-none-eabi-gcc", *board.cpu_flags, *CFLAGS, f"-I{build_dir}", f"-I{fw / 'include'}",
            f"-I{fw / 'hal'}", *map(str, sources), "-o", str(elf),
