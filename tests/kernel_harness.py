@@ -300,9 +300,9 @@ def program_source(cases: list[Case]) -> str:
                         decls="\n".join(decls), functions="\n".join(functions), calls="\n".join(calls))
 
 
-def build(board_name: str, cases: list[Case], build_dir: Path, kernels=None) -> Path:
-    """Compile the program for the board (with `kernels`, default every int8 kernel source);
-    returns the ELF."""
+def build(board_name: str, cases: list[Case], build_dir: Path, kernels=None, opt: str = "-O2") -> Path:
+    """Compile the program for the board (with `kernels`, default every int8 kernel source;
+    `opt` the optimisation flag); returns the ELF."""
     board = load_board(board_name)
     if board.family != "cmsdk":
         raise ValueError(f"{board_name} is not an emulated Cortex-M board")
@@ -313,7 +313,8 @@ def build(board_name: str, cases: list[Case], build_dir: Path, kernels=None) -> 
     sources = [build_dir / "harness_main.c", fw / "startup" / board.qemu["startup"],
                fw / "hal" / "hal_cmsdk.c", *(kernel_sources() if kernels is None else kernels)]
     elf = build_dir / "harness.elf"
-    cmd = ["arm-none-eabi-gcc", *board.cpu_flags, *CFLAGS, f"-I{build_dir}", f"-I{fw / 'include'}",
+    cflags = [opt if f == "-O2" else f for f in CFLAGS]
+    cmd = ["arm-none-eabi-gcc", *board.cpu_flags, *cflags, f"-I{build_dir}", f"-I{fw / 'include'}",
            f"-I{fw / 'hal'}", *map(str, sources), "-o", str(elf),
            "-Wl,--gc-sections", f"-Wl,-T,{fw / 'startup' / board.qemu['ldscript']}",
            "--specs=nano.specs", "--specs=nosys.specs", "-lm"]
@@ -348,9 +349,9 @@ def parse(cases: list[Case], text: str) -> list[Result]:
     return results
 
 
-def run_cases(board_name: str, cases: list[Case], build_dir=None) -> list[Result]:
+def run_cases(board_name: str, cases: list[Case], build_dir=None, opt: str = "-O2") -> list[Result]:
     """Build and run one program holding every case; results in the cases' order."""
     if build_dir is not None:
-        return parse(cases, run_elf(board_name, build(board_name, cases, Path(build_dir))))
+        return parse(cases, run_elf(board_name, build(board_name, cases, Path(build_dir), opt=opt)))
     with tempfile.TemporaryDirectory(prefix="tt-harness-") as tmp:
-        return parse(cases, run_elf(board_name, build(board_name, cases, Path(tmp))))
+        return parse(cases, run_elf(board_name, build(board_name, cases, Path(tmp), opt=opt)))

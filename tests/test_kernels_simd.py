@@ -237,6 +237,18 @@ def test_variants_bit_exact_under_qemu(board, variants, tmp_path):
 
 
 @NEEDS_ARM
+@pytest.mark.parametrize("board,variant", [("mps2-an386", "dsp"), ("mps3-an547", "mve")])
+def test_unoptimised_builds_bit_exact_under_qemu(board, variant, tmp_path):
+    """At -O0 the kernels leave out their inline-assembly loops (the compiler cannot allocate
+    their registers there) and run the intrinsic versions: bit-exact too."""
+    rng = np.random.default_rng(5)
+    layers = [sc.conv_layer(rng, 4, 3, 37, 6), sc.conv_layer(rng, 6, 6, 16, None, (3, 3), (1, 1), "same",
+                                                             depthwise=True)]
+    results = kh.run_cases(board, [layer.case(variant) for layer in layers], build_dir=tmp_path, opt="-O0")
+    assert all(r.ok and r.identical and r.ref_expected for r in results), results
+
+
+@NEEDS_ARM
 @pytest.mark.parametrize("board", kh.BOARDS)
 def test_harness_counts_are_exact_and_repeatable(board, tmp_path):
     cases = []

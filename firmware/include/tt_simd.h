@@ -22,6 +22,15 @@
 #define TT_SIMD_HAVE_DSP 0
 #endif
 
+/* The kernels' hand-scheduled inner loops (inline assembly with many register operands)
+ * only when optimising: at -O0 the compiler cannot allocate their registers (it refuses
+ * the asm, or searches for a very long time); the intrinsic C versions give the same bits. */
+#if defined(__OPTIMIZE__) && defined(__GNUC__)
+#define TT_SIMD_ASM 1
+#else
+#define TT_SIMD_ASM 0
+#endif
+
 /* ---- unaligned 32-bit load / store of four int8 (one LDR / STR on ARMv7E-M) ------------- */
 static inline int32_t tt_load_s8x4(const int8_t *p)
 {

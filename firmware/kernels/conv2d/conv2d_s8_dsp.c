@@ -50,7 +50,7 @@ static void widen_row(const int8_t *src, int32_t k, int32_t zp, int32_t *dst)
 }
 
 /* s[j] += row j . w over `groups` fours of K; *p (the block's widened rows) and *w advance. */
-#if TT_SIMD_HAVE_DSP
+#if TT_SIMD_HAVE_DSP && TT_SIMD_ASM
 /* One four of K: LDR, 2 SXTB16, 2 LDM, 8 SMLAD (r8-r11 carry the rows' words). */
 #define TT_DOT_GROUP                                    \
     "ldr     %[v], [%[w]], #4\n\t"                      \

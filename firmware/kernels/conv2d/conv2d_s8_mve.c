@@ -55,6 +55,7 @@ static inline __attribute__((always_inline)) int32x4_t requant_mode(int32x4_t ac
  * in registers around the rest of the kernel (it spilled them to the stack every step).
  * It reads the rows and the weights: "memory" says so (no register is left to pass them as
  * memory operands). */
+#if TT_SIMD_ASM
 static inline __attribute__((always_inline)) int32x4_t dot4(const int8_t *a0, const int8_t *a1,
                                                             const int8_t *a2, const int8_t *a3,
                                                             const int8_t *w, int32_t k, int32_t s)
@@ -101,6 +102,40 @@ static inline __attribute__((always_inline)) int32x4_t dot4(const int8_t *a0, co
     acc = vsetq_lane_s32(s2, acc, 2);
     return vsetq_lane_s32(s3, acc, 3);
 }
+#else
+static inline __attribute__((always_inline)) int32x4_t dot4(const int8_t *a0, const int8_t *a1,
+                                                            const int8_t *a2, const int8_t *a3,
+                                                            const int8_t *w, int32_t k, int32_t s)
+{
+    const int32_t tail = k & 15;
+    int32_t s0 = s, s1 = s, s2 = s, s3 = s, i;
+    int32x4_t acc;
+    for (i = k >> 4; i > 0; i--) {
+        const int8x16_t wv = vldrbq_s8(w);
+        s0 = vmladavaq_s8(s0, vldrbq_s8(a0), wv);
+        s1 = vmladavaq_s8(s1, vldrbq_s8(a1), wv);
+        s2 = vmladavaq_s8(s2, vldrbq_s8(a2), wv);
+        s3 = vmladavaq_s8(s3, vldrbq_s8(a3), wv);
+        w += 16;
+        a0 += 16;
+        a1 += 16;
+        a2 += 16;
+        a3 += 16;
+    }
+    if (tail) {
+        const mve_pred16_t pt = vctp8q((uint32_t)tail);
+        const int8x16_t wv = vldrbq_z_s8(w, pt);
+        s0 = vmladavaq_s8(s0, vldrbq_z_s8(a0, pt), wv);
+        s1 = vmladavaq_s8(s1, vldrbq_z_s8(a1, pt), wv);
+        s2 = vmladavaq_s8(s2, vldrbq_z_s8(a2, pt), wv);
+        s3 = vmladavaq_s8(s3, vldrbq_z_s8(a3, pt), wv);
+    }
+    acc = vdupq_n_s32(s0);
+    acc = vsetq_lane_s32(s1, acc, 1);
+    acc = vsetq_lane_s32(s2, acc, 2);
+    return vsetq_lane_s32(s3, acc, 3);
+}
+#endif
 
 /* 1x1 stride-1 conv, one output channel over the first npix4 (a multiple of 4) pixels
  * (rows of k = cin bytes), the channel's parameters held in registers. */

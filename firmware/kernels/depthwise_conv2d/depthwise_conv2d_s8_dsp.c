@@ -138,7 +138,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int
 /* The nine taps of a 3x3 window whose taps are all inside: rows at p0, p1, p2 (pixel
  * stride s), weights w (18 words); the accumulators start from bias_all (in_zp folded in),
  * so the inputs are widened without subtracting it. */
-#if TT_SIMD_HAVE_DSP
+#if TT_SIMD_HAVE_DSP && TT_SIMD_ASM
 #define TT_DW_TAP(P, OFF, WOFF)                                   \
     "ldr     %[v], [" P OFF "]\n\t"                              \
     "ldrd    %[w0], %[w1], [%[w], #" WOFF "]\n\t"                \

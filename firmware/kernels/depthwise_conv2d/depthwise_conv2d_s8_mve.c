@@ -108,6 +108,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int
 /* The nine taps of a 3x3 window (rows p0, p1, p2, pixel stride s, int16 weights wb) into
  * the even / odd accumulators. In assembly: the compiler's scheduling loaded all nine
  * inputs first and spilled them to the stack. (Widening loads take a low base register.) */
+#if TT_SIMD_ASM
 #define TT_DW_MVE_TAP(ADDR, WOFF)                                   \
     ADDR                                                            \
     "vldrh.16    %q[w], [%[wb], #" WOFF "]\n\t"                    \
@@ -133,6 +134,25 @@ TT_ALWAYS_INLINE void taps3x3(const int8_t *p0, const int8_t *p1, const int8_t *
               "m"(*(const int8_t(*)[])p0), "m"(*(const int8_t(*)[])p1), "m"(*(const int8_t(*)[])p2),
               "m"(*(const int16_t(*)[72])wb));
 }
+#else
+TT_ALWAYS_INLINE void taps3x3(const int8_t *p0, const int8_t *p1, const int8_t *p2, int32_t s,
+                              const int16_t *wb, int32x4_t *ae_, int32x4_t *ao_)
+{
+    int32x4_t ae = *ae_, ao = *ao_;
+    TAP(p0, 0);
+    TAP(p0 + s, 1);
+    TAP(p0 + 2 * s, 2);
+    TAP(p1, 3);
+    TAP(p1 + s, 4);
+    TAP(p1 + 2 * s, 5);
+    TAP(p2, 6);
+    TAP(p2 + s, 7);
+    TAP(p2 + 2 * s, 8);
+    *ae_ = ae;
+    *ao_ = ao;
+}
+
+#endif
 
 /* Interior pixels [ox0, ox1) of a 3x3, horizontally undilated, full group, all 3 rows in. */
 TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t ox0,
