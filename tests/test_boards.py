@@ -3,6 +3,7 @@
 Fast: no QEMU here (tests/test_firmware_emulated.py boots the boards)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from tinytrain import cflags
 from tinytrain import boards, elfsize, platformio_setup, project
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import Graph, Op, QuantParams, Tensor
+from tinytrain.project import board_manifest
 from tinytrain.resources import firmware_dir
 
 from conftest import ROOT
@@ -70,6 +72,27 @@ def test_required_boards_exist_and_are_consistent():
             assert b.framework == "arduino" and b.platform != "tinytrain"
     assert boards.load_board("mps3-an547").simd == "helium"
     assert boards.load_board("disco_f746ng").core == "cortex-m7"
+
+
+def _ld_regions(text: str) -> dict[str, int]:
+    """name -> LENGTH in bytes of the MEMORY regions of a linker script."""
+    units = {"": 1, "K": 1024, "M": 1024 * 1024}
+    return {m.group(1): int(m.group(2), 0) * units[m.group(3)]
+            for m in re.finditer(r"^\s*(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*\w+,\s*LENGTH\s*=\s*(\w+?)([KM]?)\s*$",
+                                 text, re.M)}
+
+
+@pytest.mark.parametrize("name", [b.name for b in boards.list_boards() if b.family == "cmsdk"])
+def test_qemu_board_limits_are_what_its_linker_script_gives(name):
+    """The fit check's usable flash and SRAM are the FLASH and RAM regions the firmware is
+    linked into (mps3-an547: the QSPI flash, not the 512 KiB ITCM that holds the vectors)."""
+    b = boards.load_board(name)
+    regions = _ld_regions((firmware_dir() / "startup" / b.qemu["ldscript"]).read_text())
+    assert regions["FLASH"] == b.flash_usable_bytes == b.flash_bytes
+    assert regions["RAM"] == b.sram_usable_bytes == b.sram_bytes
+    pio = board_manifest(b)  # what a project's boards/<name>.json carries
+    assert pio["upload"]["maximum_size"] == b.flash_usable_bytes
+    assert pio["upload"]["maximum_ram_size"] == b.sram_usable_bytes
 
 
 def test_unknown_board_lists_the_known_ones():

@@ -90,6 +90,8 @@ def _struct_fields(include: str) -> dict[str, int]:
         text = _COMMENT.sub(" ", path.read_text())
         for m in _STRUCT.finditer(text):
             members = [d for d in m.group(1).split(";") if d.strip()]
+            if any("[" in d for d in members):
+                continue    # a kernel's working struct (arrays), never a parameter struct
             fields[m.group(2)] = sum(len(d.split(",")) for d in members)
     return fields
 
@@ -107,11 +109,13 @@ def struct_bytes(ctype: str, include: Path | None = None) -> int:
 def choose(function: str, simd: str, allowed: dict[str, bool] | None = None,
            index: KernelIndex | None = None) -> str:
     """The kernel to call for reference kernel `function` on a board with `simd`: the best
-    variant that exists and that the op allows for this layer (`allowed[variant]`, default
-    True), else the reference itself."""
+    variant that exists and that the op allows for this layer (`allowed[variant]`), else the
+    reference itself. Variants are opt-in: a variant may take more arguments than its
+    reference (a requantisation table, a scratch buffer), so only the op unit that passes
+    them may ask for it."""
     index = index or kernel_index()
     for variant in VARIANTS_BY_SIMD.get(simd, ()):
         name = f"{function}_{variant}"
-        if index.has(name) and (allowed or {}).get(variant, True):
+        if index.has(name) and (allowed or {}).get(variant, False):
             return name
     return function
