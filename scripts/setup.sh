@@ -32,8 +32,14 @@ if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q "$root[test]" >&2
   touch "$venv/.complete"
 fi
-# This clone's code, editable (fast: no dependencies resolved).
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+# This clone's code, editable (fast: no dependencies resolved); skipped when the venv already
+# points here. The build backend's deprecation warnings are shown only if the install fails.
+if [ "$("$venv/bin/python" -c 'import pathlib, tinytrain; print(pathlib.Path(tinytrain.__file__).resolve().parent.parent)' 2>/dev/null)" != "$(cd "$root" && pwd -P)" ]; then
+  if ! log=$("$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+fi
 # The WoT client the gateway tests use (node-wot), beside the venv.
 "$root/scripts/setup_node.sh" >/dev/null
 echo "$venv/bin"
