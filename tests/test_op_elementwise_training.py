@@ -78,3 +78,56 @@ def test_int8_c_step_equals_the_simulation(tmp_path):
     for name, value in params.items():
         d = np.abs(value.astype(np.int64) - sim.params[name].astype(np.int64))
         assert d.max() <= 1 and (d == 0).mean() >= 0.98, name
+
+
+def _se_graph():
+    """conv -> per-channel mul/add (batch norm) -> prelu -> squeeze-excite gate -> a one-channel
+    spatial gate -> the conv whose input channels a sparse scheme trains."""
+    b = GraphBuilder("se", (1, 5, 5, 3), seed=31)
+    c1 = b.conv("conv1", 6, act="none")
+    m = b.binary("bn_mul", "mul", c1, b.const("bn_scale", np.linspace(0.5, 2.0, 6)))
+    a = b.binary("bn_add", "add", m, b.const("bn_shift", np.linspace(-0.3, 0.3, 6)))
+    pr = b.binary("prelu", "prelu", a, b.const("alpha", np.linspace(-0.2, 0.4, 6).reshape(1, 1, 6)))
+    b.unary("se_pool", "global_avg_pool", (1, 1, 1, 6))
+    b.conv("se_conv", 6, k=1, pad=0, act="none")
+    gate = b.unary("gate", "logistic")
+    se = b.binary("se_mul", "mul", pr, gate)
+    b.last = c1
+    one = b.conv("spatial", 1, k=1, pad=0, act="none")        # (1, 5, 5, 1): broadcast along channels
+    b.binary("spatial_mul", "mul", se, one)
+    b.conv("conv2", 8, act="relu")
+    b.gap_flatten()
+    b.dense("fc", 3)
+    return b.build("se")
+
+
+def test_channel_reordering_goes_through_the_elementwise_ops():
+    """A sparse update of conv2's input channels: the permutation is absorbed by conv1, the
+    per-channel constants, prelu's alpha and the squeeze-excite conv (not by the one-channel
+    gate), and the graph computes the same function (int8: bit for bit)."""
+    from tinytrain.training.reorder import input_channel_importance, reorder_for_scheme
+    from tinytrain.training.scheme import bind_scheme
+    g = _se_graph()
+    for int8 in (False, True):
+        calib = np.random.default_rng(8).standard_normal((8, 1, 5, 5, 3)).astype(np.float32)
+        gg = quantize_graph(g, calib) if int8 else g
+        s = bind_scheme("last:2", gg)
+        s.layers["conv2"].in_channels = 3
+        g2, s2 = reorder_for_scheme(gg, s)
+        assert s2.layers["conv2"].channel_index is None
+        op = next(o for o in g2.ops if o.name == "conv2")
+        imp = input_channel_importance(g2, op)
+        assert imp[:3].min() >= imp[3:].max()
+        assert not np.array_equal(g2.tensors["bn_scale"].data, gg.tensors["bn_scale"].data)
+        # the one-channel gate's conv follows on its input channels only
+        w0, w2 = gg.tensors["spatial.weight"].data, g2.tensors["spatial.weight"].data
+        assert w2.shape == w0.shape and sorted(w2.reshape(-1)) == sorted(w0.reshape(-1))
+        inp = gg.tensors["input"]
+        xs = calib[:, 0]
+        if int8:
+            xs = np.clip(np.round(xs / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+        out = [np.stack([Trainer(build_program(h, "full")).infer(x) for x in xs]) for h in (gg, g2)]
+        if int8:
+            np.testing.assert_array_equal(out[1], out[0])
+        else:
+            np.testing.assert_allclose(out[1], out[0], rtol=1e-5, atol=1e-6)
