@@ -123,3 +123,23 @@ def test_unsupported_ops_keep_a_clear_error(tmp_path, kind):
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ")
     assert kind in proc.stderr and "odd_layer" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_batch_norm_at_the_input_and_a_three_way_add():
+    """A BatchNormalization with no conv before it becomes a mul and an add by per-channel
+    constants; Add of three inputs a chain of two adds (float32, against TensorFlow)."""
+    import keras
+    L = keras.layers
+    keras.utils.set_random_seed(13)
+    inp = keras.Input((5, 5, 3))
+    x = L.BatchNormalization(name="bn_in")(inp)
+    s = L.Add()([L.Conv2D(4, 1)(x), L.Conv2D(4, 3, padding="same")(x), L.Conv2D(4, 1, use_bias=False)(x)])
+    model = keras.Model(inp, L.Dense(2)(L.Flatten()(s)))
+    rng = np.random.default_rng(14)
+    bn = model.get_layer("bn_in")
+    bn.set_weights([rng.uniform(0.5, 1.5, 3), rng.normal(0, 0.3, 3), rng.normal(0, 0.3, 3), rng.uniform(0.5, 2, 3)])
+    compiled = tinytrain.compile(model)
+    types = [op.type for op in compiled.graph.ops]
+    assert types[:2] == ["mul", "add"] and types.count("add") == 3
+    x = rng.standard_normal((10, 5, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(compiled.run(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

@@ -45,6 +45,7 @@ class Add(BinaryOp):
     attrs = {"activation": "none"}
     tflite_ops = ("ADD",)
     keras_layers = ("Add",)
+    keras_inputs = None                 # two or more: a chain of adds
     keras_ops = ("Add",)
 
     def check(self, g, op):

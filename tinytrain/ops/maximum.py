@@ -18,6 +18,7 @@ from .elementwise import BinaryOp, reduce_to
 class _MaxMin(BinaryOp):
     attrs: dict = {}
     fused_activation = False
+    keras_inputs = None
     pick = None                     # np.maximum / np.minimum
 
     def check(self, g, op):

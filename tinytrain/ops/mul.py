@@ -40,6 +40,7 @@ class Mul(BinaryOp):
     attrs = {"activation": "none"}
     tflite_ops = ("MUL",)
     keras_layers = ("Multiply",)
+    keras_inputs = None
     keras_ops = ("Multiply",)
 
     def params(self, g, op):

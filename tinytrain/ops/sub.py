@@ -26,6 +26,7 @@ class Sub(Add):
     summary = "a - b, broadcast (constant operands allowed), fused relu/relu6"
     tflite_ops = ("SUB",)
     keras_layers = ("Subtract",)
+    keras_inputs = 2
     keras_ops = ("Subtract",)
     signs = (1.0, -1.0)
 
