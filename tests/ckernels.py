@@ -226,6 +226,38 @@ def softmax_params(p: dict) -> TtSoftmaxParams:
     return TtSoftmaxParams(*[int(p[name]) for name, _ in TtSoftmaxParams._fields_])
 
 
+def header_struct(ctype: str) -> type:
+    """A ctypes Structure of an int32-only parameter struct, its fields read from the
+    `typedef struct { ... } ctype;` of firmware/include (so a test follows the header)."""
+    import re
+    if ctype in _structs:
+        return _structs[ctype]
+    for header in sorted(INCLUDE.glob("*.h")):
+        m = re.search(r"typedef struct \{([^{}]*)\}\s*" + re.escape(ctype) + r"\s*;", header.read_text())
+        if m:
+            body = re.sub(r"/\*.*?\*/", " ", m.group(1), flags=re.S)
+            names = []
+            for decl in body.split(";"):
+                decl = decl.strip()
+                if not decl:
+                    continue
+                if not decl.startswith("int32_t "):
+                    raise ValueError(f"{ctype}: not an int32_t field: {decl!r}")
+                names += [n.strip() for n in decl[len("int32_t "):].split(",")]
+            _structs[ctype] = type(ctype, (ctypes.Structure,), {"_fields_": [(n, ctypes.c_int32) for n in names]})
+            return _structs[ctype]
+    raise KeyError(f"no struct {ctype} in {INCLUDE}")
+
+
+_structs: dict[str, type] = {}
+
+
+def struct(ctype: str, fields: dict):
+    """byref of a header_struct(ctype) filled from `fields` (every field of the struct)."""
+    cls = header_struct(ctype)
+    return ctypes.byref(cls(*[int(fields[n]) for n, _ in cls._fields_]))
+
+
 # --- inputs and geometries the float kernel tests share ------------------------------------------
 
 # Pooling cases (H, W, C, kernel, stride), run with SAME padding by the forward and the backward

@@ -79,6 +79,33 @@ class GraphBuilder:
         self.last = out
         return out
 
+    def const(self, name, data):
+        """A float32 constant operand (a constant input of an elementwise op)."""
+        data = np.asarray(data, F32)
+        self.tensors[name] = Tensor(name, data.shape, "float32", data=data)
+        return name
+
+    def binary(self, name, type_, a, b, act=None, **attrs):
+        """An elementwise op of two operands (activations or constants), broadcast."""
+        from tinytrain.ops.elementwise import broadcast_shape
+        shape = broadcast_shape(self.tensors[a].shape, self.tensors[b].shape)
+        out = self._out(name, shape)
+        if act is not None:
+            attrs["activation"] = act
+        self.ops.append(Op(name, type_, [a, b], [out], attrs))
+        self.last = out
+        return out
+
+    def concat(self, name, inputs, axis=-1):
+        shapes = [self.tensors[t].shape for t in inputs]
+        ax = axis % len(shapes[0])
+        shape = list(shapes[0])
+        shape[ax] = sum(s[ax] for s in shapes)
+        out = self._out(name, tuple(shape))
+        self.ops.append(Op(name, "concatenation", list(inputs), [out], {"axis": axis}))
+        self.last = out
+        return out
+
     def build(self, name="g") -> Graph:
         return Graph(name, self.tensors, self.ops, ["input"], [self.last]).validate()
 
@@ -139,7 +166,7 @@ def tf_forward(graph: Graph, x, variables: dict):
     vals = {"input": tf.constant(x.reshape(graph.tensors["input"].shape))}
     for op in graph.ops:
         a = op.attrs
-        v = vals[op.inputs[0]]
+        v = vals[op.inputs[0]] if op.inputs[0] in vals else variables[op.inputs[0]]
         if op.type in ("conv2d", "depthwise_conv2d"):
             t, bo, l, r = a["pad"]
             v = tf.pad(v, [[0, 0], [t, bo], [l, r], [0, 0]])
@@ -152,8 +179,21 @@ def tf_forward(graph: Graph, x, variables: dict):
             y = y + variables[op.inputs[2]]
         elif op.type == "fully_connected":
             y = tf.matmul(v, variables[op.inputs[1]], transpose_b=True) + variables[op.inputs[2]]
-        elif op.type == "add":
-            y = v + vals[op.inputs[1]]
+        elif op.type in ("add", "sub", "mul", "maximum", "minimum", "prelu"):
+            w = vals[op.inputs[1]] if op.inputs[1] in vals else variables[op.inputs[1]]
+            v = vals[op.inputs[0]] if op.inputs[0] in vals else variables[op.inputs[0]]
+            y = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "maximum": tf.maximum,
+                 "minimum": tf.minimum, "prelu": lambda x, a: tf.where(x >= 0, x, x * a)}[op.type](v, w)
+        elif op.type == "logistic":
+            y = tf.sigmoid(v)
+        elif op.type == "tanh":
+            y = tf.tanh(v)
+        elif op.type == "leaky_relu":
+            y = tf.nn.leaky_relu(v, a["alpha"])
+        elif op.type == "hard_swish":
+            y = v * tf.nn.relu6(v + 3.0) / 6.0
+        elif op.type == "concatenation":
+            y = tf.concat([vals[t] if t in vals else variables[t] for t in op.inputs], axis=a["axis"])
         elif op.type in ("max_pool2d", "avg_pool2d"):
             padding = "SAME" if any(a["pad"]) else "VALID"
             f = tf.nn.max_pool2d if op.type == "max_pool2d" else tf.nn.avg_pool2d
@@ -193,10 +233,32 @@ def quantize_graph(graph: Graph, calib: np.ndarray) -> Graph:
             lo[k] = min(lo.get(k, 0.0), float(v.min()))
             hi[k] = max(hi.get(k, 0.0), float(v.max()))
     g = copy.deepcopy(graph)
+    for _ in range(3):     # maximum / minimum / concatenation: one quantization for all operands
+        for op in graph.ops:
+            if op.type in ("maximum", "minimum", "concatenation"):
+                names = [t for t in (*op.inputs, *op.outputs) if not graph.tensors[t].is_const]
+                lo_u, hi_u = min(lo[t] for t in names), max(hi[t] for t in names)
+                for t in names:
+                    lo[t], hi[t] = lo_u, hi_u
     for t in graph.activations():
         scale = max(hi[t.name] - lo[t.name], 1e-6) / 255.0
         zp = int(np.clip(round(-128 - lo[t.name] / scale), -128, 127))
         g.tensors[t.name] = Tensor(t.name, t.shape, "int8", QuantParams.per_tensor(scale, zp))
+    fixed = {"logistic": (1 / 256, -128), "tanh": (1 / 128, 0)}     # as the converter makes them
+    for op in g.ops:
+        if op.type in fixed:
+            g.tensors[op.outputs[0]].quant = QuantParams.per_tensor(*fixed[op.type])
+        if op.type in ("add", "sub", "mul", "maximum", "minimum", "prelu", "concatenation"):
+            for name in op.inputs:      # constant operands: int8, per-tensor, asymmetric
+                c = g.tensors[name]
+                if c.is_const and c.dtype == "float32":
+                    lo_c, hi_c = min(float(c.data.min()), 0.0), max(float(c.data.max()), 0.0)
+                    scale = max(hi_c - lo_c, 1e-6) / 255.0
+                    zp = int(np.clip(round(-128 - lo_c / scale), -128, 127))
+                    if op.type in ("maximum", "minimum", "concatenation"):    # the output's
+                        scale, zp = g.tensors[op.outputs[0]].scale, g.tensors[op.outputs[0]].zero_point
+                    q = np.clip(np.round(c.data / scale) + zp, -128, 127).astype(np.int8)
+                    g.tensors[name] = Tensor(name, c.shape, "int8", QuantParams.per_tensor(scale, zp), q)
     for op in g.ops:   # these ops keep their input's quantization (as TFLite requires)
         if op.type in ("avg_pool2d", "max_pool2d", "reshape", "pad"):
             g.tensors[op.outputs[0]].quant = g.tensors[op.inputs[0]].quant

@@ -190,3 +190,58 @@ def unary_tflite(op: str, shape, in_q: tuple[float, int], out_q: tuple[float, in
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def op_tflite(op: str, operands: list[dict], out_shape, out_q: tuple[float, int] | None, options: dict | None = None,
+              float_model: bool = False) -> bytes:
+    """A one-op flatbuffer of any builtin `op` with exactly the given operands and output:
+    each operand is dict(shape=..., q=(scale, zero point), data=None or a constant array);
+    the graph inputs are the operands without data. `options`: the op's builtin options, by
+    their schema names (AddOptions: fusedActivationFunction; LeakyReluOptions: alpha;
+    ConcatenationOptions: axis, fusedActivationFunction), the options type following `op`.
+    int8 tensors (float32 when float_model, without quantization)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+    ttype = s.TensorType.FLOAT32 if float_model else s.TensorType.INT8
+    np_type = np.float32 if float_model else np.int8
+    buffers = [s.BufferT()]
+    tensors = []
+
+    def tensor(name, shape, q, data=None):
+        t = s.TensorT()
+        t.name, t.shape, t.type = name, list(shape), ttype
+        if q is not None and not float_model:
+            t.quantization = s.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
+        b = s.BufferT()
+        if data is not None:
+            b.data = np.ascontiguousarray(np.asarray(data, np_type).reshape(shape)).tobytes()
+        buffers.append(b)
+        t.buffer = len(buffers) - 1
+        tensors.append(t)
+        return len(tensors) - 1
+
+    ins = [tensor(f"in{k}", d["shape"], d.get("q"), d.get("data")) for k, d in enumerate(operands)]
+    out = tensor("y", out_shape, out_q)
+    code = s.OperatorCodeT()
+    builtin = getattr(s.BuiltinOperator, op)
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+    operator = s.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, ins, [out]
+    opts_name = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions", "LEAKY_RELU": "LeakyReluOptions",
+                 "CONCATENATION": "ConcatenationOptions"}.get(op)
+    if opts_name is not None:
+        opts = getattr(s, opts_name + "T")()
+        for k, v in (options or {}).items():
+            setattr(opts, k, v)
+        operator.builtinOptionsType = getattr(s.BuiltinOptions, opts_name)
+        operator.builtinOptions = opts
+    graph = s.SubGraphT()
+    graph.tensors, graph.operators = tensors, [operator]
+    graph.inputs = [i for i, d in zip(ins, operands) if d.get("data") is None]
+    graph.outputs = [out]
+    model = s.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], buffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

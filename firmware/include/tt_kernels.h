@@ -26,6 +26,7 @@ typedef struct {
     int32_t act_min, act_max;
 } tt_add_params;
 void tt_add_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
+void tt_add_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_add_params *p, int8_t *y);
 void tt_avg_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
                       const tt_geom *g, int32_t act_min, int32_t act_max,
                       int8_t *y, const tt_dims *out);
@@ -69,6 +70,46 @@ typedef struct {
     int32_t output_multiplier, output_exponent;   /* output_exponent <= 0 */
 } tt_hard_swish_params;
 void tt_hard_swish_s8(const int8_t *x, int32_t n, const tt_hard_swish_params *p, int8_t *y);
+/* ---- binary elementwise ops: equal shapes (n elements), or broadcast (tt_bcast,
+ * tt_types.h); either operand may be a constant array (tinytrain/ops/elementwise.py) ---- */
+/* a - b: LiteRT's int8 SUB, ADD's rescaling (tt_add_params) with a difference. */
+void tt_sub_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
+void tt_sub_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_add_params *p, int8_t *y);
+/* a * b: LiteRT's int8 MUL, one multiplier for (a - a_zp) * (b - b_zp) (tinytrain.ops.mul). */
+typedef struct {
+    int32_t a_zp, b_zp, out_zp;
+    int32_t out_mult, out_shift;
+    int32_t act_min, act_max;
+} tt_mul_params;
+void tt_mul_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_mul_params *p, int8_t *y);
+void tt_mul_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_mul_params *p, int8_t *y);
+/* max / min of the raw int8 values (inputs and output share one quantization). */
+void tt_maximum_s8(const int8_t *a, const int8_t *b, int32_t n, int8_t *y);
+void tt_maximum_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, int8_t *y);
+void tt_minimum_s8(const int8_t *a, const int8_t *b, int32_t n, int8_t *y);
+void tt_minimum_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, int8_t *y);
+/* prelu: x >= zp ? identity : x * alpha (alpha constant, equal-shaped or broadcast as b). */
+typedef struct {
+    int32_t x_zp, alpha_zp, out_zp;
+    int32_t pos_mult, pos_shift, neg_mult, neg_shift;
+} tt_prelu_params;
+void tt_prelu_s8(const int8_t *x, const int8_t *alpha, int32_t n, const tt_prelu_params *p, int8_t *y);
+void tt_prelu_bcast_s8(const int8_t *x, const int8_t *alpha, const tt_bcast *bc, const tt_prelu_params *p,
+                       int8_t *y);
+/* leaky relu: LiteRT's QuantizeLeakyRelu (tinytrain.ops.leaky_relu.leaky_relu_params). */
+typedef struct {
+    int32_t in_zp, out_zp;
+    int32_t alpha_mult, alpha_shift, alpha_negative;
+    int32_t identity_mult, identity_shift;
+} tt_leaky_relu_params;
+void tt_leaky_relu_s8(const int8_t *x, int32_t n, const tt_leaky_relu_params *p, int8_t *y);
+/* y = lut[x + 128]: LiteRT's table-lookup activations (logistic, tanh), the table computed
+ * at compile time as LiteRT's Prepare does (tinytrain/ops/lut.py). */
+void tt_lut_s8(const int8_t *x, int32_t n, const int8_t *lut, int8_t *y);
+/* One input of a concatenation: `outer` blocks of in_block elements into the output's blocks
+ * of out_block elements, at element `offset` (one call per input). */
+void tt_concatenation_s8(const int8_t *x, int32_t outer, int32_t in_block, int32_t out_block, int32_t offset,
+                         int8_t *y);
 void tt_quantize_f32_s8(const float *x, int32_t n, float scale, int32_t zp, int8_t *y);
 void tt_dequantize_s8_f32(const int8_t *x, int32_t n, float scale, int32_t zp, float *y);
 
@@ -84,6 +125,23 @@ void tt_fully_connected_f32(const float *x, int32_t in_features,
                             const float *w, const float *bias, int32_t out_features,
                             int32_t act, float *y);
 void tt_add_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_add_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_sub_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_sub_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_mul_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_mul_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_maximum_f32(const float *a, const float *b, int32_t n, float *y);
+void tt_maximum_bcast_f32(const float *a, const float *b, const tt_bcast *bc, float *y);
+void tt_minimum_f32(const float *a, const float *b, int32_t n, float *y);
+void tt_minimum_bcast_f32(const float *a, const float *b, const tt_bcast *bc, float *y);
+void tt_prelu_f32(const float *x, const float *alpha, int32_t n, float *y);
+void tt_prelu_bcast_f32(const float *x, const float *alpha, const tt_bcast *bc, float *y);
+void tt_leaky_relu_f32(const float *x, int32_t n, float alpha, float *y);
+/* logistic 1 / (1 + exp(-x)) and tanh, with tt_math.h's expf (the same bits on every target). */
+void tt_logistic_f32(const float *x, int32_t n, float *y);
+void tt_tanh_f32(const float *x, int32_t n, float *y);
+void tt_concatenation_f32(const float *x, int32_t outer, int32_t in_block, int32_t out_block, int32_t offset,
+                          float *y);
 void tt_avg_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, float *y, const tt_dims *out);
 void tt_max_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,

@@ -28,6 +28,16 @@ typedef struct {
     int32_t dil_h, dil_w;
 } tt_geom;
 
+/* Broadcast of a binary elementwise op (tinytrain/ops/elementwise.py): the output is walked as
+ * h x w x c (batch 1); the element of operand a at output position (y, x, ch) is
+ * a[y * a_sh + x * a_sw + ch * a_sc], of b likewise; a stride is 0 along an axis the operand
+ * broadcasts (a scalar has all three 0, a per-channel vector (C,) has 0, 0, 1). */
+typedef struct {
+    int32_t h, w, c;
+    int32_t a_sh, a_sw, a_sc;
+    int32_t b_sh, b_sw, b_sc;
+} tt_bcast;
+
 /* Requantization of an int8 op: per-tensor (n == 1) or per output channel. */
 typedef struct {
     int32_t in_zp, out_zp;

@@ -2,22 +2,26 @@
 
 Float import walks the functional graph in topological order and maps each layer to IR
 ops, converting layouts once (Conv2D kernel HWIO -> OHWI, depthwise HWC1 -> HWC, Dense
-IO -> OI). BatchNormalization right after a conv/dense is folded into its weights; a
-ReLU/ReLU6 right after a conv/dense/add whose output nothing else reads is fused into
-that op's `activation`. Dropout and linear activations vanish.
+IO -> OI). BatchNormalization right after a conv/dense is folded into its weights (anywhere
+else it becomes a mul and an add by per-channel constants, as Rescaling does with its
+scale and offset); a ReLU/ReLU6 right after a conv/dense/add whose output nothing else reads
+is fused into that op's `activation`. Dropout and linear activations vanish. Keras 3
+operation nodes (`x + 3.0`, `keras.ops.maximum(x, y)`) are imported by the units naming them
+in `keras_ops`, their constants made float32 constant tensors.
 
 The int8 path converts with TFLite full-integer quantization and imports the .tflite,
 so the IR is exactly what TFLite runs. TensorFlow/Keras are imported lazily, here only.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, Tensor, same_padding
-from ..ops import keras_activation_unit, keras_layer_unit, unit
+from ..ops import keras_activation_unit, keras_layer_unit, keras_op_unit, unit
 from .tf_quiet import quiet_tensorflow
 
 
@@ -187,6 +191,18 @@ def _nodes_in_order(model) -> tuple[list, object]:
     return nodes, functional
 
 
+def _operation_arguments(functional) -> dict[int, tuple[tuple, dict]]:
+    """(positional, keyword) arguments of every node, by id of its first output KerasTensor:
+    a keras.ops node (`x + 3.0`) keeps its constants there, not among its input tensors."""
+    out = {}
+    for nodes in functional._nodes_by_depth.values():
+        for node in nodes:
+            args = getattr(node, "arguments", None)
+            if node.output_tensors and args is not None:
+                out[id(node.output_tensors[0])] = (tuple(args.args), dict(args.kwargs))
+    return out
+
+
 class KerasImporter:
     def __init__(self, model):
         self.model = model
@@ -252,6 +268,19 @@ class KerasImporter:
     def weights(self, layer) -> list:
         """A layer's weight arrays (Keras order)."""
         return layer.get_weights()
+
+    def operand(self, operation, value) -> str:
+        """The IR tensor of a keras.ops node's argument: a KerasTensor of the graph, or a
+        number / array made a float32 constant."""
+        if hasattr(value, "shape") and id(value) in self.ir_of:
+            return self.ir_of[id(value)]
+        if type(value).__name__ == "KerasTensor":
+            return self.input(operation, value)
+        try:
+            data = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise UnsupportedError(operation.name, f"{type(operation).__name__} of {type(value).__name__}") from None
+        return self.new_tensor(f"{operation.name}.const", data.shape, data)
 
     def _config(self, layer) -> dict:
         return layer.get_config()
@@ -330,16 +359,21 @@ class KerasImporter:
         rank = len(self.tensors[x].shape)
         if axis not in (-1, rank - 1):
             raise UnsupportedError(layer.name, f"BatchNormalization over axis {axis} (channels_last only)")
-        if (producer is None or not unit(producer.type).weighted
-                or producer.attrs.get("activation", "none") != "none"
-                or self.ir_readers.get(x, 0) != 1):
-            raise UnsupportedError(layer.name, "BatchNormalization not directly after a conv/dense "
-                                               "without activation (cannot fold it)")
         gamma = np.asarray(layer.gamma.numpy() if cfg.get("scale", True) else 1.0, np.float64)
         beta = np.asarray(layer.beta.numpy() if cfg.get("center", True) else 0.0, np.float64)
         mean = np.asarray(layer.moving_mean.numpy(), np.float64)
         var = np.asarray(layer.moving_variance.numpy(), np.float64)
         factor = gamma / np.sqrt(var + float(cfg.get("epsilon", 1e-3)))
+        if (producer is None or not unit(producer.type).weighted
+                or producer.attrs.get("activation", "none") != "none"
+                or self.ir_readers.get(x, 0) != 1):
+            # not foldable (after an add, at the input...): y = x * factor + (beta - mean * factor),
+            # as TensorFlow's batch_normalization computes it, one value per channel
+            channels = self.tensors[x].shape[-1]
+            scale = np.broadcast_to(factor, (channels,)).astype(np.float32)
+            shift = np.broadcast_to(beta - mean * factor, (channels,)).astype(np.float32)
+            self.scale_shift(layer, x, outs[0], scale, shift)
+            return
         w_t, b_t = self.tensors[producer.inputs[1]], self.tensors[producer.inputs[2]]
         out_axis = unit(producer.type).weight_out_axis
         shape = [1] * w_t.data.ndim
@@ -347,6 +381,33 @@ class KerasImporter:
         w_t.data = (w_t.data.astype(np.float64) * factor.reshape(shape)).astype(np.float32)
         b_t.data = ((b_t.data.astype(np.float64) - mean) * factor + beta).astype(np.float32)
         self.alias(ins[0], outs[0])
+
+    def scale_shift(self, layer, x: str, out_kt, scale: np.ndarray, shift: np.ndarray) -> None:
+        """y = x * scale + shift as a mul and an add by constants (either left out when it is
+        the identity): a standalone batch normalisation, Keras Rescaling."""
+        steps = [(kind, c) for kind, c in (("mul", scale), ("add", shift))
+                 if not np.all(c == (1.0 if kind == "mul" else 0.0))]
+        if not steps:                                       # the identity: the layer vanishes
+            self.ir_of[id(out_kt)] = x
+            self.ir_readers[x] = self.ir_readers.get(x, 0) + self.readers.get(id(out_kt), 0) - 1
+            return
+        for k, (kind, c) in enumerate(steps):
+            last = k == len(steps) - 1
+            const = self.new_tensor(f"{layer.name}.{'scale' if kind == 'mul' else 'shift'}", c.shape, c)
+            op = self.emit(layer, kind, [x, const], out_kt if last else None, {"activation": "none"},
+                           shape=None if last else self.tensors[x].shape, suffix="" if last else f"_{kind}")
+            x = op.outputs[0]
+
+    def _rescaling(self, layer, ins, outs, cfg):
+        """Keras Rescaling: y = x * scale + offset (scalars or one value per channel)."""
+        x = self.input(layer, ins[0])
+        channels = self.tensors[x].shape[-1]
+        scale, offset = (np.asarray(cfg.get(k, d), np.float32) for k, d in (("scale", 1.0), ("offset", 0.0)))
+        for name, v in (("scale", scale), ("offset", offset)):
+            if v.size not in (1, channels):
+                raise UnsupportedError(layer.name, f"Rescaling {name} of shape {v.shape} for {channels} channels")
+        self.scale_shift(layer, x, outs[0], scale.reshape(-1 if scale.size > 1 else ()),
+                         offset.reshape(-1 if offset.size > 1 else ()))
 
     # --- driver ----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -356,10 +417,12 @@ class KerasImporter:
                 self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
         for kt in functional.outputs:
             self.readers[id(kt)] = self.readers.get(id(kt), 0) + 1
+        self.arguments = _operation_arguments(functional)
         for layer, _, _ in nodes:   # name an unsupported layer before any shape complaint
             kind = type(layer).__name__
-            if kind != "InputLayer" and not self._known(kind):
-                raise UnsupportedError(layer.name, f"layer type {kind}")
+            if kind != "InputLayer" and not self._known(layer, kind):
+                what = "layer type" if _is_layer(layer) else "operation"
+                raise UnsupportedError(layer.name, f"{what} {kind}")
         inputs = []
         for layer, ins, outs in nodes:
             kind = type(layer).__name__
@@ -381,8 +444,15 @@ class KerasImporter:
     def _convert(self, layer, kind, ins, outs):
         if len(outs) != 1:
             raise UnsupportedError(layer.name, f"layer with {len(outs)} outputs")
+        if not _is_layer(layer):            # a keras.ops node: its constants are in its arguments
+            args, kwargs = self.arguments.get(id(outs[0]), ((), {}))
+            if kwargs:
+                raise UnsupportedError(layer.name, f"{kind} with keyword arguments {sorted(kwargs)}")
+            keras_op_unit(kind).from_keras_op(self, layer, list(args), outs)
+            return
         unit = keras_layer_unit(kind)
-        if len(ins) != (unit.keras_inputs if unit is not None else 1):
+        want = unit.keras_inputs if unit is not None else 1
+        if (len(ins) != want) if want is not None else not ins:
             raise UnsupportedError(layer.name, f"{kind} with {len(ins)} inputs")
         cfg = self._config(layer)
         handler = self._handlers().get(kind)
@@ -394,12 +464,24 @@ class KerasImporter:
             raise UnsupportedError(layer.name, f"layer type {kind}")
         unit.from_keras(self, layer, ins, outs, cfg)
 
-    def _known(self, kind: str) -> bool:
+    def _known(self, layer, kind: str) -> bool:
+        if not _is_layer(layer):
+            return keras_op_unit(kind) is not None
         return kind in self._handlers() or keras_layer_unit(kind) is not None
 
     def _handlers(self) -> dict:
         """Layers that are not one op: they vanish or fold into the op before them."""
         return {
             "Activation": self._activation_layer, "BatchNormalization": self._batch_norm,
-            "Dropout": lambda l, i, o, c: self.alias(i[0], o[0]),
+            "Dropout": lambda l, i, o, c: self.alias(i[0], o[0]), "Rescaling": self._rescaling,
         }
+
+
+def _is_layer(operation) -> bool:
+    """A Keras layer (as opposed to a keras.ops operation node such as `x + 3.0`)."""
+    return isinstance(operation, _layer_class())
+
+
+@functools.lru_cache(maxsize=1)
+def _layer_class():
+    return _import_keras().layers.Layer

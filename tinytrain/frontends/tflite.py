@@ -239,6 +239,29 @@ class TfliteReader:
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
 
+    def operand(self, op_name: str, index: int, act_dtype: str, role: str = "const") -> str:
+        """An operand of an elementwise op: its activation, or a constant tensor of any shape
+        (a scalar, a per-channel vector...) with the file's own per-tensor quantization for
+        int8 (the converter quantizes such constants asymmetrically), named after its op."""
+        if not self.is_constant(index):
+            return self.activation(op_name, index)
+        name = self._const_name(index, op_name, role)
+        if name in self.tensors:
+            return name
+        want = {"int8": "INT8", "float32": "FLOAT32"}[act_dtype]
+        if self.type_of(index) != want:
+            raise UnsupportedError(op_name, f"{self.type_of(index)} constant {self.raw_name(index)!r} "
+                                            f"with {act_dtype} activations")
+        data = self.const_values(op_name, index, np.int8 if want == "INT8" else np.float32)
+        quant = None
+        if want == "INT8":
+            quant = self._quant(index)
+            if quant is None or quant.scale.size != 1:
+                raise UnsupportedError(op_name, f"int8 constant {self.raw_name(index)!r} without one "
+                                                "per-tensor scale")
+        self.tensors[name] = Tensor(name, data.shape, act_dtype, quant, np.array(data))
+        return name
+
     def new_tensor(self, base: str, shape, dtype: str, quant) -> str:
         """A tensor the file does not have (a dropped zero bias, an intermediate)."""
         name = self._unique(base)

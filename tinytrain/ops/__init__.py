@@ -26,6 +26,14 @@ MODULES = (
     "quantize",
     "pointwise_depthwise_conv2d",
     "hard_swish",
+    "sub",
+    "mul",
+    "maximum",
+    "logistic",
+    "tanh",
+    "leaky_relu",
+    "prelu",
+    "concatenation",
 )
 
 _UNITS: dict[str, OpUnit] = {}
@@ -68,6 +76,12 @@ def keras_activation_unit(name: str) -> OpUnit | None:
     return next((u for u in _load().values() if name in u.keras_activations), None)
 
 
+def keras_op_unit(name: str) -> OpUnit | None:
+    """The unit that imports Keras 3 operation class `name` (its `keras_ops`: `x + 3.0` in a
+    functional model is a keras.ops Add node, not a layer), or None."""
+    return next((u for u in _load().values() if name in u.keras_ops), None)
+
+
 def op_types() -> tuple[str, ...]:
     return tuple(_load())
 
@@ -77,4 +91,4 @@ def units() -> list[OpUnit]:
 
 
 __all__ = ["OpUnit", "unit", "op_types", "units", "tflite_unit", "keras_layer_unit", "keras_activation_unit",
-           "MODULES"]
+           "keras_op_unit", "MODULES"]

@@ -49,8 +49,10 @@ class OpUnit:
     tflite_ops: ClassVar[tuple[str, ...]] = ()  # TFLite builtin operators this unit imports
     tflite_inputs: ClassVar[int] = 1            # inputs those operators must have
     keras_layers: ClassVar[tuple[str, ...]] = ()       # Keras layer classes this unit imports (float)
-    keras_inputs: ClassVar[int] = 1                    # inputs those layers take
+    keras_inputs: ClassVar[int | None] = 1             # inputs those layers take (None: any number)
     keras_activations: ClassVar[tuple[str, ...]] = ()  # Keras activation names that are this op
+    keras_ops: ClassVar[tuple[str, ...]] = ()          # Keras 3 operation classes (keras.ops nodes
+                                                       # of a functional model: `x + 3.0`)
 
     # --- graph facts --------------------------------------------------------------------
     def check(self, g: Graph, op: Op) -> None:
@@ -112,6 +114,12 @@ class OpUnit:
         (tinytrain.frontends.keras.KerasImporter: input(), emit(), alias(), new_tensor(),
         fused_activation(), conv_padding(), check_channels_last(), ...)."""
         raise UnsupportedError(layer.name, f"layer type {type(layer).__name__}")
+
+    def from_keras_op(self, imp, operation, operands: list, outs) -> None:
+        """Import a Keras 3 operation node (one of keras_ops) of a float model: `operands` are
+        its positional arguments, KerasTensors or constants; `imp.operand(operation, v)` gives
+        the IR tensor of either."""
+        raise UnsupportedError(operation.name, f"operation {type(operation).__name__}")
 
     def from_keras_activation(self, imp, layer, x: str, out_kt, suffix: str = "") -> None:
         """This op as a Keras activation applied to tensor `x` (an Activation layer, or a

@@ -71,6 +71,9 @@ class Relu(_Relu):
         slope = float(cfg.get("negative_slope", 0.0) or 0.0)
         threshold = float(cfg.get("threshold", 0.0) or 0.0)
         max_value = cfg.get("max_value")
+        if slope != 0.0 and threshold == 0.0 and max_value is None:
+            imp.emit(layer, "leaky_relu", [imp.input(layer, ins[0])], outs[0], {"alpha": slope})
+            return
         if slope != 0.0 or threshold != 0.0:
             raise UnsupportedError(layer.name, f"ReLU with negative_slope {slope}, threshold {threshold}")
         if max_value is None:

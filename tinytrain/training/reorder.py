@@ -64,7 +64,10 @@ def channel_closure(graph: Graph, tensor: str) -> tuple[set[str], dict[str, set[
         if pu.channelwise:
             for name, ax in pu.channel_params(graph, prod).items():
                 axis(name, ax)
-            todo.extend(x for x in prod.inputs if not graph.tensors[x].is_const)
+            # an operand broadcast along the channels (one channel) is the same for all of them
+            channels = graph.tensors[t].shape[-1:]
+            todo.extend(x for x in prod.inputs
+                        if not graph.tensors[x].is_const and graph.tensors[x].shape[-1:] == channels)
         elif pu.weighted:                       # mixes channels: its output channels are its own
             axis(prod.inputs[1], pu.weight_out_axis)
             axis(prod.inputs[2], 0)
