@@ -100,13 +100,20 @@ def conv_requant(graph: Graph, op: Op) -> dict:
     output channel, replicated for per-tensor weights, as TFLite does)."""
     if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected"):
         raise TinyTrainError(f"layer {op.name!r}: conv_requant does not apply to {op.type}")
+    w = graph.tensors[op.inputs[1]]
+    return weights_requant(graph, op, w.shape[2] if op.type == "depthwise_conv2d" else w.shape[0])
+
+
+def weights_requant(graph: Graph, op: Op, out_channels: int) -> dict:
+    """Requantization of an op with inputs [x, int8 weights, bias] and `out_channels` outputs
+    (TFLite PopulateConvolutionQuantizationParams: s_x * s_w[c] / s_y in double, a multiplier
+    per channel): conv2d, depthwise_conv2d, fully_connected, transpose_conv."""
     x, y = _tensors(graph, op)
     w = graph.tensors[op.inputs[1]]
     if w.dtype != "int8" or w.quant is None:
         raise UnsupportedError(op.name, f"weights {w.name!r} of dtype {w.dtype} (int8 expected)")
     if np.any(w.quant.zero_point != 0):
         raise UnsupportedError(op.name, f"asymmetric weights {w.name!r} (zero point must be 0)")
-    out_channels = w.shape[2] if op.type == "depthwise_conv2d" else w.shape[0]
     w_scales = w.quant.scale
     if w_scales.size == 1:
         w_scales = np.repeat(w_scales, out_channels)

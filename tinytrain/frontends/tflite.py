@@ -91,6 +91,26 @@ def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
     return total // 2, total // 2 + total % 2
 
 
+def tflite_unit_aliases(op: Op) -> bool:
+    """The op's output is a view of its input's bytes (a reshape)."""
+    from ..ops import unit
+    return unit(op.type).aliases_input
+
+
+def ir_activation_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The IR shape of a file activation of `shape`: NHWC and (1, features) as they are, a
+    rank-3 sequence (1, T, F) as (1, 1, T, F), and so T rows (T, F) inside a graph (the
+    Tensordot of a Dense on a sequence); None for ranks the IR has no form for."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 2 and shape[0] > 1:
+        return (1, 1) + shape
+    if len(shape) in (2, 4):
+        return shape
+    if len(shape) == 3 and shape[0] == 1:
+        return (1, 1, shape[1], shape[2])
+    return None
+
+
 # Inputs an op cannot do without (the others, such as a conv's bias, may be absent or -1).
 # Inputs the shape-arithmetic operators need (the op units say theirs: tflite_inputs).
 _FOLD_INPUTS = {"STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
@@ -119,6 +139,8 @@ class TfliteReader:
         self.ops: list[Op] = []
         self.names: dict[int, str] = {}      # tflite tensor index -> IR name, given on first use
         self.folded: dict[int, np.ndarray] = {}   # tflite tensor index -> value of folded shape arithmetic
+        self.views: set[int] = set()   # file tensors held in an IR shape of another rank (rank 5)
+        self.file_shapes: dict[int, tuple[int, ...]] = {}   # activations' file shapes, run-time dims resolved
         self.used_names: set[str] = set()
         self.scope = _scope_prefix([self.raw_name(i) for i in range(self.g.TensorsLength())])
 
@@ -196,29 +218,30 @@ class TfliteReader:
             return []
         return [i for i, d in enumerate(t.ShapeSignatureAsNumpy()) if d < 0]
 
-    def activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None) -> str:
+    def activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None,
+                   ir_shape: tuple[int, ...] | None = None, view_ok: bool = False) -> str:
         """The IR name of a computed (non-constant) tensor, registering it on first use.
         `computed_shape` (a RESHAPE's folded target) replaces the file's static shape where
         the file leaves dimensions to run time; a dynamic dimension nothing computed (other
-        than the batch) is refused, its static size being a placeholder."""
+        than the batch) is refused, its static size being a placeholder.
+
+        The IR shape is the file's, except that a rank-3 (1, T, F) sequence becomes (1, 1, T, F)
+        (NHWC with H = 1: Conv1D, Dense on a sequence). `ir_shape` registers a tensor the
+        file holds in a rank the IR has no form for (the rank-5 steps of an upsampling) as
+        an IR tensor of that shape with the same bytes: a "view", which only the units that
+        asked for it (view_ok: reshape, the upsampling TILE) may read."""
         name = self._name(index)
         if name in self.tensors:
+            if index in self.views and not view_ok:
+                raise UnsupportedError(op_name, f"rank-{len(self.shape(index))} activation "
+                                                f"{self.raw_name(index)!r} {self.shape(index)}")
             return name
         if self.is_constant(index):
             raise UnsupportedError(op_name, f"constant operand {self.raw_name(index)!r} where an "
                                             "activation is expected")
         ttype = self.type_of(index)
-        shape = self.shape(index)
-        dynamic = self._dynamic_dims(index)
-        if computed_shape is not None and tuple(computed_shape) != shape:
-            if not dynamic:
-                raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
-                                     f"where the file says {shape}")
-            shape, dynamic = tuple(computed_shape), []
-        if any(d != 0 for d in dynamic):
-            signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
-            raise UnsupportedError(op_name, f"tensor {self.raw_name(index)!r} with dimensions known only "
-                                            f"at run time (shape signature {signature})")
+        shape = self._static_shape(op_name, index, computed_shape)
+        self.file_shapes[index] = shape
         if ttype == "INT8":
             quant = self._quant(index)
             if quant is None:
@@ -231,13 +254,103 @@ class TfliteReader:
         else:
             raise UnsupportedError(op_name, f"tensor type {ttype} ({self.raw_name(index)!r}); "
                                             "int8 or float32 activations only")
-        if len(shape) >= 2 and shape[0] != 1:
+        edge = index in set(int(i) for i in self.g.InputsAsNumpy()) | set(int(i) for i in self.g.OutputsAsNumpy())
+        if len(shape) >= 2 and shape[0] != 1 and (edge or len(shape) != 2):
             raise UnsupportedError(op_name, f"batch size {shape[0]} ({self.raw_name(index)!r}); batch 1 only")
-        if len(shape) not in (2, 4):
-            raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self.raw_name(index)!r} "
-                                            "(NHWC or (1, features) only)")
+        if ir_shape is not None:
+            if int(np.prod(ir_shape)) != int(np.prod(shape)):
+                raise TinyTrainError(f"layer {op_name!r}: {self.raw_name(index)!r} {shape} held as {ir_shape}")
+            if tuple(ir_shape) != ir_activation_shape(shape):
+                self.views.add(index)
+            shape = tuple(ir_shape)
+        else:
+            mapped = ir_activation_shape(shape)
+            if mapped is None:
+                raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self.raw_name(index)!r} "
+                                                "(NHWC, (1, T, F) or (1, features) only)")
+            shape = mapped
         self.tensors[name] = Tensor(name, shape, dtype, quant)
         return name
+
+    def _static_shape(self, op_name: str, index: int, computed_shape=None) -> tuple[int, ...]:
+        """The file's shape of a tensor, with `computed_shape` for dimensions left to run time."""
+        shape = self.shape(index)
+        dynamic = self._dynamic_dims(index)
+        if computed_shape is not None and tuple(computed_shape) != shape:
+            if not dynamic:
+                raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
+                                     f"where the file says {shape}")
+            shape, dynamic = tuple(computed_shape), []
+        if any(d != 0 for d in dynamic):
+            signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
+            raise UnsupportedError(op_name, f"tensor {self.raw_name(index)!r} with dimensions known only "
+                                            f"at run time (shape signature {signature})")
+        return shape
+
+    def ir_shape(self, op_name: str, index: int, computed_shape=None) -> tuple[int, ...] | None:
+        """The IR shape a not yet registered activation would get (None: no IR form, such as
+        rank 5): what a RESHAPE checks before it decides to alias."""
+        return ir_activation_shape(self._static_shape(op_name, index, computed_shape))
+
+    def ir_axis(self, index: int, axis: int) -> int:
+        """The IR axis of axis `axis` (negative counts from the end) of file tensor `index`:
+        a rank-3 sequence (1, T, F) is held as (1, 1, T, F)."""
+        rank = len(self.shape(index))
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            raise TinyTrainError(f"axis {axis} of a rank-{rank} tensor {self.raw_name(index)!r}")
+        return axis + 1 if rank == 3 and axis >= 1 else axis
+
+    def same_quant(self, a: int, b: int) -> bool:
+        """Two file tensors share dtype and quantization (a reshape of one is the other's bytes)."""
+        if self.type_of(a) != self.type_of(b):
+            return False
+        qa, qb = self._quant(a), self._quant(b)
+        if qa is None or qb is None:
+            return qa is None and qb is None
+        return (np.array_equal(qa.scale, qb.scale) and np.array_equal(qa.zero_point, qb.zero_point))
+
+    def alias(self, index: int, ir_name: str, file_shape: tuple[int, ...], view: bool = False) -> None:
+        """File tensor `index` holds the bytes of IR tensor `ir_name` (a RESHAPE whose IR shape
+        does not change, or a rank-5 step of an upsampling: `view`, readable only by the
+        units that ask for views)."""
+        if self.names.get(index) in self.tensors:
+            raise TinyTrainError(f"tensor {self.raw_name(index)!r} is written twice")
+        self.names[index] = ir_name
+        self.file_shapes[index] = tuple(file_shape)
+        if view:
+            self.views.add(index)
+
+    def as_shape(self, op_name: str, name: str, shape: tuple[int, ...]) -> tuple[str, list[Op]]:
+        """IR tensor `name` seen with `shape` (same bytes): itself, the input of the reshape that
+        made it when that has the shape, or a new reshape (an arena alias: no code)."""
+        shape = tuple(shape)
+        t = self.tensors[name]
+        if t.shape == shape:
+            return name, []
+        if t.size != int(np.prod(shape)):
+            raise TinyTrainError(f"layer {op_name!r}: {name!r} {t.shape} seen as {shape}")
+        prod = next((op for op in reversed(self.ops) if name in op.outputs), None)
+        if (prod is not None and tflite_unit_aliases(prod) and self.tensors[prod.inputs[0]].shape == shape):
+            return prod.inputs[0], []
+        view = self.new_tensor(f"{name}_as_{'x'.join(map(str, shape))}", shape, t.dtype, t.quant)
+        return view, [Op(view, "reshape", [name], [view], {})]
+
+    def readers(self, ir_name: str) -> int:
+        """How many operators of the file read IR tensor `ir_name` (through any file tensor
+        that holds it; not counting the reshapes that only alias it, nor SHAPE, which reads
+        no values), +1 if a graph output."""
+        holders = {i for i, n in self.names.items() if n == ir_name}
+        count = sum(1 for i in self.g.OutputsAsNumpy() if int(i) in holders)
+        for k in range(self.g.OperatorsLength()):
+            op = self.g.Operators(k)
+            if self._kind(op) == "SHAPE":
+                continue
+            ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+            outs = [int(i) for i in op.OutputsAsNumpy()]
+            if holders.intersection(ins) and not all(self.names.get(o) == ir_name for o in outs):
+                count += 1
+        return count
 
     def new_tensor(self, base: str, shape, dtype: str, quant) -> str:
         """A tensor the file does not have (a dropped zero bias, an intermediate)."""
@@ -384,9 +497,10 @@ class TfliteReader:
 
     def _fold(self, name, kind, op, ins, outs) -> None:
         """Compute a shape-arithmetic op at import; its output becomes a known constant."""
-        if kind == "SHAPE":
-            x = self.activation(name, ins[0])
-            values = [self.tensors[x].shape]
+        if kind == "SHAPE":       # the file's shape (the IR holds a (1, T, F) as (1, 1, T, F))
+            if ins[0] not in self.file_shapes:
+                self.activation(name, ins[0], view_ok=True)
+            values = [self.file_shapes[ins[0]]]
         else:
             values = [self.const_int(name, i) for i in ins if i >= 0]
         opts = self._fold_options(name, kind, op)
@@ -402,12 +516,17 @@ class TfliteReader:
                                  f"the file says {file_shape}")
         self.folded[outs[0]] = value
 
-    def _convert_op(self, op) -> list[Op]:
+    def _kind(self, op) -> str:
+        """The builtin operator name of a file operator ("CONV_2D", "custom op X")."""
         code = self.model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = self.op_names.get(builtin, f"builtin {builtin}")
         if kind == "CUSTOM":
             kind = f"custom op {code.CustomCode().decode('utf-8', 'replace') if code.CustomCode() else '?'}"
+        return kind
+
+    def _convert_op(self, op) -> list[Op]:
+        kind = self._kind(op)
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
@@ -432,6 +551,19 @@ class TfliteReader:
             raise
         return result if isinstance(result, list) else [result]
 
+    def _drop_dead_reshapes(self, outputs: set[str]) -> None:
+        """Remove aliasing ops (reshapes) nothing reads: left when a unit (the upsampling TILE)
+        read the tensor they reshaped instead of their output."""
+        from ..ops import unit
+        while True:
+            read = outputs | {t for op in self.ops for t in op.inputs}
+            dead = [op for op in self.ops if unit(op.type).aliases_input and op.outputs[0] not in read]
+            if not dead:
+                return
+            for op in dead:
+                self.ops.remove(op)
+                del self.tensors[op.outputs[0]]
+
     def read(self, graph_name: str) -> Graph:
         g = self.g
         inputs = [int(i) for i in g.InputsAsNumpy()]
@@ -440,6 +572,10 @@ class TfliteReader:
             self.activation("input", i)
         for k in range(g.OperatorsLength()):
             self.ops.extend(self._convert_op(g.Operators(k)))
+        for i in outputs:
+            if i in self.views:
+                raise UnsupportedError(self.raw_name(i), f"rank-{len(self.shape(i))} model output {self.shape(i)}")
+        self._drop_dead_reshapes({self._name(i) for i in outputs})
         graph = Graph(graph_name, self.tensors, self.ops, [self._name(i) for i in inputs],
                       [self._name(i) for i in outputs])
         return graph.validate()

@@ -26,6 +26,9 @@ MODULES = (
     "quantize",
     "pointwise_depthwise_conv2d",
     "hard_swish",
+    "transpose_conv",
+    "resize",
+    "strided_slice",
 )
 
 _UNITS: dict[str, OpUnit] = {}

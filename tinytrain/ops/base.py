@@ -124,6 +124,11 @@ class OpUnit:
         """The float activation applied to the output ("none", "relu", "relu6")."""
         return op.attrs.get("activation", "none")
 
+    def backward_unsupported(self, g: Graph, op: Op) -> str | None:
+        """Why this op (with these operands) cannot sit where a gradient flows, or None. The
+        training program refuses such an op in a trained part, naming the layer."""
+        return None
+
     def backward_reads(self, g: Graph, op: Op) -> dict[str, str]:
         """Forward tensors the input gradient reads in full: role -> tensor ("x", "y")."""
         return {}

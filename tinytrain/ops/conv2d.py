@@ -70,7 +70,7 @@ class Conv2D(WeightedOp):
     tflite_ops = ("CONV_2D",)
     tflite_inputs = 2
 
-    keras_layers = ("Conv2D",)
+    keras_layers = ("Conv2D", "Conv1D")
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=False)

@@ -70,7 +70,7 @@ class DepthwiseConv2D(WeightedOp):
     tflite_ops = ("DEPTHWISE_CONV_2D",)
     tflite_inputs = 2
 
-    keras_layers = ("DepthwiseConv2D",)
+    keras_layers = ("DepthwiseConv2D", "DepthwiseConv1D")
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=True)

@@ -92,6 +92,8 @@ class _Pool2D(OpUnit):
         x = imp.input(layer, ins[0])
         kernel = tuple(cfg["pool_size"])
         strides = tuple(cfg.get("strides") or kernel)
+        if imp.is_sequence(ins[0]):      # MaxPooling1D / AveragePooling1D: H = 1
+            kernel, strides = (1,) + kernel, (1,) + strides
         pad = imp.conv_padding(layer, cfg, imp.tensors[x].shape[1:3], kernel, strides, (1, 1))
         imp.emit(layer, self.type, [x], outs[0], {"kernel": kernel, "stride": strides, "pad": pad,
                                                   "activation": "none"})
@@ -178,7 +180,7 @@ class AvgPool2D(_Pool2D):
     summary = "average pooling (padding not counted)"
     kind = "avg"
     tflite_ops = ("AVERAGE_POOL_2D",)
-    keras_layers = ("AveragePooling2D",)
+    keras_layers = ("AveragePooling2D", "AveragePooling1D")
 
 
 class MaxPool2D(_Pool2D):
@@ -186,7 +188,7 @@ class MaxPool2D(_Pool2D):
     summary = "max pooling"
     kind = "max"
     tflite_ops = ("MAX_POOL_2D",)
-    keras_layers = ("MaxPooling2D",)
+    keras_layers = ("MaxPooling2D", "MaxPooling1D")
 
     def backward_reads(self, g, op):
         return {"x": op.inputs[0]}

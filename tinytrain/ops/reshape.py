@@ -13,7 +13,7 @@ class Reshape(OpUnit):
     type = "reshape"
     summary = "same values, another shape (no code: an arena alias)"
     aliases_input = True
-    tflite_ops = ("RESHAPE",)
+    tflite_ops = ("RESHAPE", "EXPAND_DIMS", "SQUEEZE")
     keras_layers = ("Flatten", "Reshape")
 
     def from_keras(self, imp, layer, ins, outs, cfg):
@@ -25,12 +25,23 @@ class Reshape(OpUnit):
         imp.emit(layer, self.type, [x], outs[0], shape=shape)
 
     def from_tflite(self, r, name, kind, op, ins, outs):
-        x = r.activation(name, ins[0])
+        """RESHAPE / EXPAND_DIMS / SQUEEZE. Where the IR shape does not change (a (1, T, F)
+        sequence made (1, 1, T, F) for a Conv1D and back) or has no IR form (the rank-5 steps
+        of a nearest-neighbour upsampling), the output is the input's IR tensor: no op."""
+        x = r.activation(name, ins[0], view_ok=True)
         xt = r.tensors[x]
-        y = r.activation(name, outs[0], computed_shape=self._tflite_target(r, name, op, ins, xt))
-        yt = r.tensors[y]
-        if xt.size != yt.size:
-            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
+        target = self._tflite_target(r, name, op, ins, xt) if kind == "RESHAPE" else None
+        file_shape = r._static_shape(name, outs[0], target)
+        if int(np.prod(file_shape)) != xt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {file_shape}")
+        ir = r.ir_shape(name, outs[0], target)
+        if r.same_quant(ins[0], outs[0]) and (ir is None or ir == xt.shape):
+            r.alias(outs[0], x, file_shape, view=ir is None)
+            return []
+        if ins[0] in r.views:
+            raise UnsupportedError(name, f"reshape of the rank-{len(r.shape(ins[0]))} tensor "
+                                         f"{r.raw_name(ins[0])!r} to {file_shape}")
+        y = r.activation(name, outs[0], computed_shape=target)
         return Op(name, self.type, [x], [y], {})
 
     def _tflite_target(self, r, name, op, ins, xt) -> tuple[int, ...] | None:
