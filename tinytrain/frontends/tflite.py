@@ -97,6 +97,19 @@ def tflite_unit_aliases(op: Op) -> bool:
     return unit(op.type).aliases_input
 
 
+def file_activation_shape(ir_shape, rank: int) -> tuple[int, ...] | None:
+    """The file shape of rank `rank` that the IR holds as `ir_shape` (ir_activation_shape's
+    inverse), or None."""
+    ir_shape = tuple(int(d) for d in ir_shape)
+    if rank == len(ir_shape):
+        return ir_shape
+    if rank == 3 and len(ir_shape) == 4 and ir_shape[1] == 1:
+        return (1,) + ir_shape[2:]
+    if rank == 2 and len(ir_shape) == 4 and ir_shape[:2] == (1, 1):
+        return ir_shape[2:]
+    return None
+
+
 def ir_activation_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The IR shape of a file activation of `shape`: NHWC and (1, features) as they are, a
     rank-3 sequence (1, T, F) as (1, 1, T, F), and so T rows (T, F) inside a graph (the
@@ -141,6 +154,7 @@ class TfliteReader:
         self.folded: dict[int, np.ndarray] = {}   # tflite tensor index -> value of folded shape arithmetic
         self.views: set[int] = set()   # file tensors held in an IR shape of another rank (rank 5)
         self.file_shapes: dict[int, tuple[int, ...]] = {}   # activations' file shapes, run-time dims resolved
+        self.unresolved: dict[str, int] = {}   # IR tensor -> file index: dims its op's unit computes
         self.used_names: set[str] = set()
         self.scope = _scope_prefix([self.raw_name(i) for i in range(self.g.TensorsLength())])
 
@@ -240,7 +254,9 @@ class TfliteReader:
             raise UnsupportedError(op_name, f"constant operand {self.raw_name(index)!r} where an "
                                             "activation is expected")
         ttype = self.type_of(index)
-        shape = self._static_shape(op_name, index, computed_shape)
+        unresolved = (computed_shape is None and ir_shape is None
+                      and any(d != 0 for d in self._dynamic_dims(index)))
+        shape = self._static_shape(op_name, index, computed_shape, unresolved_ok=unresolved)
         self.file_shapes[index] = shape
         if ttype == "INT8":
             quant = self._quant(index)
@@ -270,10 +286,14 @@ class TfliteReader:
                                                 "(NHWC, (1, T, F) or (1, features) only)")
             shape = mapped
         self.tensors[name] = Tensor(name, shape, dtype, quant)
+        if unresolved:
+            self.unresolved[name] = index
         return name
 
-    def _static_shape(self, op_name: str, index: int, computed_shape=None) -> tuple[int, ...]:
-        """The file's shape of a tensor, with `computed_shape` for dimensions left to run time."""
+    def _static_shape(self, op_name: str, index: int, computed_shape=None,
+                      unresolved_ok: bool = False) -> tuple[int, ...]:
+        """The file's shape of a tensor, with `computed_shape` for dimensions left to run time
+        (unresolved_ok: the static placeholder, for the op's unit to compute afterwards)."""
         shape = self.shape(index)
         dynamic = self._dynamic_dims(index)
         if computed_shape is not None and tuple(computed_shape) != shape:
@@ -281,11 +301,32 @@ class TfliteReader:
                 raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
                                      f"where the file says {shape}")
             shape, dynamic = tuple(computed_shape), []
-        if any(d != 0 for d in dynamic):
-            signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
-            raise UnsupportedError(op_name, f"tensor {self.raw_name(index)!r} with dimensions known only "
-                                            f"at run time (shape signature {signature})")
+        if any(d != 0 for d in dynamic) and not unresolved_ok:
+            raise UnsupportedError(op_name, self._run_time_message(index))
         return shape
+
+    def _run_time_message(self, index: int) -> str:
+        signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
+        return (f"tensor {self.raw_name(index)!r} with dimensions known only at run time "
+                f"(shape signature {signature})")
+
+    def _resolve(self, op: Op) -> None:
+        """Outputs of `op` whose dimensions the file leaves to run time (everything after a
+        dynamic-batch nearest UpSampling2D, whose shape the converter computes with SHAPE):
+        the op's unit computes them from its inputs (OpUnit.output_shape)."""
+        from types import SimpleNamespace
+        from ..ops import unit
+        for t in op.outputs:
+            if t not in self.unresolved:
+                continue
+            index = self.unresolved.pop(t)
+            shape = unit(op.type).output_shape(SimpleNamespace(tensors=self.tensors), op)
+            file_shape = file_activation_shape(shape, len(self.shape(index))) if shape is not None else None
+            if file_shape is None or any(d >= 0 and d != f for d, f in zip(
+                    self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()[1:], file_shape[1:])):
+                raise UnsupportedError(op.name, self._run_time_message(index))
+            self.tensors[t].shape = tuple(int(d) for d in shape)
+            self.file_shapes[index] = file_shape
 
     def ir_shape(self, op_name: str, index: int, computed_shape=None) -> tuple[int, ...] | None:
         """The IR shape a not yet registered activation would get (None: no IR form, such as
@@ -537,6 +578,7 @@ class TfliteReader:
         required = _FOLD_INPUTS.get(kind) or (u.tflite_inputs if u is not None else 1)
         if len(ins) < required or min(ins[:required], default=0) < 0:
             raise TinyTrainError(f"layer {err_name!r}: {kind} with inputs {ins} ({required} required)")
+        result = None
         try:
             if self._foldable(kind, ins, outs):
                 self._fold(name, kind, op, ins, outs)
@@ -545,11 +587,14 @@ class TfliteReader:
             if u is None:
                 raise UnsupportedError(err_name, f"op {kind}")
             result = u.from_tflite(self, name, kind, op, ins, outs)
+            result = result if isinstance(result, list) else [result]
+            for ir_op in result:
+                self._resolve(ir_op)
         except UnsupportedError as e:
-            if e.layer == name:   # report the file's own name, with the op kind
-                raise UnsupportedError(err_name, f"{kind}: {e.what}") from None
+            if e.layer in (name, *(o.name for o in (result if isinstance(result, list) else []))):
+                raise UnsupportedError(err_name, f"{kind}: {e.what}") from None   # the file's name
             raise
-        return result if isinstance(result, list) else [result]
+        return result
 
     def _drop_dead_reshapes(self, outputs: set[str]) -> None:
         """Remove aliasing ops (reshapes) nothing reads: left when a unit (the upsampling TILE)
@@ -570,6 +615,8 @@ class TfliteReader:
         outputs = [int(i) for i in g.OutputsAsNumpy()]
         for i in inputs:
             self.activation("input", i)
+        for name, i in self.unresolved.items():
+            raise UnsupportedError(name, self._run_time_message(i))
         for k in range(g.OperatorsLength()):
             self.ops.extend(self._convert_op(g.Operators(k)))
         for i in outputs:

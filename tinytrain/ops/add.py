@@ -40,10 +40,14 @@ class Add(OpUnit):
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..ir import Op
         a, b = r.activation(name, ins[0]), r.activation(name, ins[1])
-        y = r.activation(name, outs[0])
-        if not (r.tensors[a].shape == r.tensors[b].shape == r.tensors[y].shape):
+        y = r.activation(name, outs[0])      # its shape: check() (it may be left to output_shape)
+        if r.tensors[a].shape != r.tensors[b].shape:
             raise UnsupportedError(name, f"broadcasting add of {r.tensors[a].shape} and {r.tensors[b].shape}")
         return Op(name, self.type, [a, b], [y], {"activation": r.fused(name, r.options(op, r.s.AddOptions))})
+
+    def output_shape(self, g, op):
+        import numpy as np
+        return tuple(np.broadcast_shapes(*(g.tensors[t].shape for t in op.inputs)))
 
     def check(self, g, op):
         super().check(g, op)

@@ -61,6 +61,12 @@ class OpUnit:
     def macs(self, g: Graph, op: Op) -> int:
         return 0
 
+    def output_shape(self, g: Graph, op: Op) -> tuple[int, ...] | None:
+        """The output's IR shape from the inputs' shapes and the attributes: what the .tflite
+        reader uses where the file leaves dimensions to run time (downstream of a dynamic-batch
+        nearest UpSampling2D). None: this unit cannot tell (the reader then refuses)."""
+        return None
+
     def scratch_bytes(self, g: Graph, op: Op) -> int:
         """Arena bytes of the op's scratch (attrs["scratch"], a memory pass), live during the op."""
         name = op.attrs.get("scratch")
@@ -165,6 +171,11 @@ class OpUnit:
 def act_tensors(g: Graph, op: Op) -> tuple[Tensor, Tensor]:
     """(first input, output) tensors of an op."""
     return g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+
+
+def input_shape(g: Graph, op: Op) -> tuple[int, ...]:
+    """output_shape of elementwise ops: the first input's shape."""
+    return g.tensors[op.inputs[0]].shape
 
 
 def expect_rank4(g: Graph, op: Op, tensor: str) -> None:

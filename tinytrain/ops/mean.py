@@ -56,6 +56,9 @@ class GlobalAvgPool(OpUnit):
         r.tensors[y] = yt
         return [Op(f"{name}_pool", self.type, [x], [pooled], {}), Op(name, "reshape", [pooled], [y], {})]
 
+    def output_shape(self, g, op):
+        return (1, 1, 1, g.tensors[op.inputs[0]].shape[3])
+
     def check(self, g, op):
         super().check(g, op)
         expect_rank4(g, op, op.inputs[0])

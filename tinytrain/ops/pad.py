@@ -51,6 +51,11 @@ class Pad(OpUnit):
         expect_rank4(g, op, op.inputs[0])
         same_dtype(g, op)
 
+    def output_shape(self, g, op):
+        _, h, w, c = g.tensors[op.inputs[0]].shape
+        top, bottom, left, right = op.attrs["pad"]
+        return (1, h + top + bottom, w + left + right, c)
+
     def params(self, g, op):
         return {"pad_value": quant.pad_value(g, op)}
 

@@ -8,7 +8,7 @@ import numpy as np
 from .. import quant
 from ..ir import ACT_CODES
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
-from .window import (activate_f32, geometry, pad4, taps, unpad4, valid_count, window4,
+from .window import (activate_f32, geometry, window_output_shape, pad4, taps, unpad4, valid_count, window4,
                      window_input)
 
 
@@ -121,6 +121,9 @@ class _Pool2D(OpUnit):
         super().check(g, op)
         expect_rank4(g, op, op.inputs[0])
         same_dtype(g, op)
+
+    def output_shape(self, g, op):
+        return window_output_shape(g, op, tuple(op.attrs["kernel"]), g.tensors[op.inputs[0]].shape[3])
 
     def params(self, g, op):
         return quant.pool_params(g, op)

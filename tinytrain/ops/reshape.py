@@ -30,7 +30,10 @@ class Reshape(OpUnit):
         of a nearest-neighbour upsampling), the output is the input's IR tensor: no op."""
         x = r.activation(name, ins[0], view_ok=True)
         xt = r.tensors[x]
-        target = self._tflite_target(r, name, op, ins, xt) if kind == "RESHAPE" else None
+        if kind == "RESHAPE":
+            target = self._tflite_target(r, name, op, ins, xt)
+        else:      # from the input's file shape (a dynamic-batch file leaves the output's to run time)
+            target = self._squeeze_or_expand(r, name, kind, op, ins)
         file_shape = r._static_shape(name, outs[0], target)
         if int(np.prod(file_shape)) != xt.size:
             raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {file_shape}")
@@ -38,11 +41,23 @@ class Reshape(OpUnit):
         if r.same_quant(ins[0], outs[0]) and (ir is None or ir == xt.shape):
             r.alias(outs[0], x, file_shape, view=ir is None)
             return []
-        if ins[0] in r.views:
-            raise UnsupportedError(name, f"reshape of the rank-{len(r.shape(ins[0]))} tensor "
-                                         f"{r.raw_name(ins[0])!r} to {file_shape}")
         y = r.activation(name, outs[0], computed_shape=target)
         return Op(name, self.type, [x], [y], {})
+
+    def _squeeze_or_expand(self, r, name, kind, op, ins) -> tuple[int, ...]:
+        shape = list(r.file_shapes[ins[0]])
+        if kind == "EXPAND_DIMS":
+            axis = int(r.const_int(name, ins[1]).reshape(-1)[0])
+            axis = axis + len(shape) + 1 if axis < 0 else axis
+            if not 0 <= axis <= len(shape):
+                raise TinyTrainError(f"layer {name!r}: EXPAND_DIMS of {tuple(shape)} at axis {axis}")
+            return tuple(shape[:axis] + [1] + shape[axis:])
+        opts = r.options(op, r.s.SqueezeOptions)
+        dims = [int(d) for d in opts.SqueezeDimsAsNumpy()] if opts is not None and opts.SqueezeDimsLength() else []
+        dims = {d + len(shape) if d < 0 else d for d in dims} or {i for i, d in enumerate(shape) if d == 1}
+        if any(not 0 <= d < len(shape) or shape[d] != 1 for d in dims):
+            raise TinyTrainError(f"layer {name!r}: SQUEEZE of {tuple(shape)} over {sorted(dims)}")
+        return tuple(d for i, d in enumerate(shape) if i not in dims)
 
     def _tflite_target(self, r, name, op, ins, xt) -> tuple[int, ...] | None:
         """The output shape a RESHAPE asks for (its -1 resolved): its shape input must be a

@@ -6,7 +6,8 @@ Input pixel (iy, ix) adds x[iy, ix] * w[:, ky, kx] into output (iy*sh - top + ky
 left + kx) where that lies inside the output. The output size is given (TFLite's first input);
 top/left are TFLite's ComputePaddingHeightWidth on the OUTPUT size (SAME: half the padding a
 forward conv from the output to the input would need; VALID: 0); bottom/right follow from the
-sizes (negative where the output is larger than the taps reach).
+sizes (negative where the output is larger than the taps reach: a VALID output may exceed
+(in - 1) * stride + kernel by up to stride - 1, TensorFlow's output_padding).
 
 int8: LiteRT's reference_integer_ops::TransposeConv (per-channel or per-tensor weights, the
 multipliers of PopulateConvolutionQuantizationParams, double-rounding requantization, int32
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import quant
-from ..errors import UnsupportedError
+from ..errors import TinyTrainError, UnsupportedError
 from ..fixedpoint import requantize_s8, wrap32
 from ..ir import ACT_CODES, Op
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
@@ -122,6 +123,11 @@ class TransposeConv(OpUnit):
         if len(yt.shape) != 4 or yt.shape[3] != cout:
             raise UnsupportedError(name, f"transposed convolution output {yt.shape} for {cout} filters")
         valid = opts.Padding() == r.s.Padding.VALID
+        for axis, k, s in ((1, kh, sh), (2, kw, sw)):   # LiteRT's Prepare checks this too
+            back = (yt.shape[axis] - k + s) // s if valid else (yt.shape[axis] + s - 1) // s
+            if back != xt.shape[axis]:
+                raise TinyTrainError(f"layer {name!r}: TRANSPOSE_CONV output {yt.shape} does not come from "
+                                     f"input {xt.shape} with kernel {(kh, kw)}, strides {(sh, sw)}")
         pt, pb = tflite_transpose_pad(valid, yt.shape[1], kh, sh, xt.shape[1])
         pl, pr = tflite_transpose_pad(valid, yt.shape[2], kw, sw, xt.shape[2])
         return Op(name, self.type, [x, w, b], [y], {"stride": (sh, sw), "pad": (pt, pb, pl, pr),
