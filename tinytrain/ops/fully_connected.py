@@ -106,8 +106,8 @@ class FullyConnected(WeightedOp):
 
     def backward_unsupported(self, g, op):
         if self.rows(g, op) > 1:
-            return (f"training a Dense applied to each of {self.rows(g, op)} rows (a sequence) is not "
-                    "supported; keep it in the frozen part")
+            return (f"backward of a Dense applied to each of {self.rows(g, op)} rows of a sequence "
+                    "(keep it in the frozen part)")
         return None
 
     def macs(self, g, op):
