@@ -117,3 +117,20 @@ def test_samples_may_be_given_as_sequences():
     x = np.zeros((4, 49, 10), np.float32)
     got, _ = check_samples(x, None, (1, 1, 49, 10), 12, "samples.npz")
     assert got.shape == (4, 49, 10)
+
+
+def test_conv1d_layers_count_as_weighted_layers(tmp_path):
+    """Schemes count and name Keras Conv1D / DepthwiseConv1D layers like Conv2D ones, in a
+    .keras file and through the int8 conversion."""
+    from tinytrain.frontends.keras import keras_file_weighted_layers, load_keras
+    from tinytrain.ops import unit
+    model = _kws_model()
+    path = tmp_path / "kws.keras"
+    model.save(path)
+    names = [layer.name for layer in model.layers
+             if type(layer).__name__ in ("Conv1D", "DepthwiseConv1D", "Dense")]
+    assert len(names) == 5 and keras_file_weighted_layers(path) == names
+    calib = np.random.default_rng(19).uniform(-1, 1, (16, 49, 10)).astype(np.float32)
+    graph = load_keras(model, quantize="int8", calibration=calib)
+    ops = [op.name for op in graph.ops if unit(op.type).weighted]
+    assert [graph.layer_names.get(n, n) for n in names] == ops

@@ -61,11 +61,11 @@ def load_keras(model, quantize: str | None = None, calibration: np.ndarray | Non
     return graph
 
 
-WEIGHTED_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+WEIGHTED_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense", "Conv1D", "DepthwiseConv1D")
 
 
 def keras_weighted_layers(model) -> list:
-    """The model's Conv2D / DepthwiseConv2D / Dense layers in topological order."""
+    """The model's weighted layers (WEIGHTED_LAYERS) in topological order."""
     return [layer for layer, _, _ in _nodes_in_order(model)[0] if type(layer).__name__ in WEIGHTED_LAYERS]
 
 
@@ -73,6 +73,8 @@ def _ir_weight_shape(layer) -> tuple[int, ...]:
     """The IR layout of a Keras layer's kernel (OHWI, depthwise HWC, Dense OI)."""
     k = tuple(layer.get_weights()[0].shape)
     kind = type(layer).__name__
+    if kind in ("Conv1D", "DepthwiseConv1D"):      # a 1-D kernel is one row of a 2-D one
+        k, kind = (1,) + k, kind.replace("1D", "2D")
     if kind == "Conv2D":
         return (k[3], k[0], k[1], k[2])
     if kind == "DepthwiseConv2D":
