@@ -104,3 +104,15 @@ def test_int8_bias_only_steps_equal_the_simulation(model, tmp_path):
     for name, value in params.items():
         d = np.abs(value.astype(np.int64) - sim.params[name].astype(np.int64))
         assert d.max() <= 1 and (d == 0).mean() >= 0.98, name
+
+
+def test_float_tflite_from_the_converter_matches_tensorflow(model):
+    """The converter's float32 output (dynamic batch, float TILE) through the .tflite reader."""
+    import tensorflow as tf
+    from tinytrain.frontends.tf_quiet import quiet_tensorflow
+    with quiet_tensorflow():
+        data = bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    compiled = tinytrain.compile(data)
+    assert "resize_nearest" in [op.type for op in compiled.graph.ops]
+    x = np.random.default_rng(28).standard_normal((6,) + SHAPE).astype(np.float32)
+    np.testing.assert_allclose(compiled.run(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
