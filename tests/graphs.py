@@ -260,10 +260,11 @@ def quantize_graph(graph: Graph, calib: np.ndarray) -> Graph:
                     q = np.clip(np.round(c.data / scale) + zp, -128, 127).astype(np.int8)
                     g.tensors[name] = Tensor(name, c.shape, "int8", QuantParams.per_tensor(scale, zp), q)
     for op in g.ops:   # these ops keep their input's quantization (as TFLite requires)
-        if op.type in ("avg_pool2d", "max_pool2d", "reshape", "pad"):
+        if op.type in ("avg_pool2d", "max_pool2d", "reshape", "pad", "resize_nearest", "resize_bilinear",
+                       "strided_slice"):
             g.tensors[op.outputs[0]].quant = g.tensors[op.inputs[0]].quant
     for op in g.ops:
-        if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv"):
             continue
         w = g.tensors[op.inputs[1]]
         axis = 2 if op.type == "depthwise_conv2d" else 0

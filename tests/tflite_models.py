@@ -245,3 +245,80 @@ def op_tflite(op: str, operands: list[dict], out_shape, out_q: tuple[float, int]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def typed_op_tflite(op: str, inputs: list[dict], output: dict, options: tuple[str, dict] | None = None,
+                    version: int = 1) -> bytes:
+    """A one-op flatbuffer of builtin `op` with exactly the given tensors, for reaching each
+    branch of a LiteRT kernel on purpose. Each tensor is a dict: shape, type ("INT8",
+    "FLOAT32", "INT32"), optional q = (scale, zero_point) or (scales, zero_points, axis), and
+    `data` for a constant (inputs without data are the model's inputs; an input None is an
+    absent optional operand). `options`: (options table name, {field: value}) of the object API,
+    e.g. ("TransposeConvOptions", {"padding": 0, "strideH": 2, "strideW": 2})."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    buffers = [s.BufferT()]
+    tensors = []
+
+    def add(spec: dict, name: str) -> int:
+        t = s.TensorT()
+        t.name, t.shape = name, [int(d) for d in spec["shape"]]
+        t.type = getattr(s.TensorType, spec["type"])
+        buf = s.BufferT()
+        if spec.get("data") is not None:
+            np_type = {"INT8": np.int8, "INT32": np.int32, "FLOAT32": np.float32, "INT64": np.int64}[spec["type"]]
+            buf.data = np.ascontiguousarray(np.asarray(spec["data"], np_type)).tobytes()
+        buffers.append(buf)
+        t.buffer = len(buffers) - 1
+        q = spec.get("q")
+        if q is not None:
+            t.quantization = s.QuantizationParametersT()
+            t.quantization.scale = [float(v) for v in np.atleast_1d(q[0])]
+            t.quantization.zeroPoint = [int(v) for v in np.atleast_1d(q[1])]
+            if len(q) > 2:
+                t.quantization.quantizedDimension = int(q[2])
+        tensors.append(t)
+        return len(tensors) - 1
+
+    in_idx = [-1 if spec is None else add(spec, f"in{i}") for i, spec in enumerate(inputs)]
+    out_idx = add(output, "out")
+    code = s.OperatorCodeT()
+    builtin = getattr(s.BuiltinOperator, op)
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
+    operator = s.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, in_idx, [out_idx]
+    if options is not None:
+        kind, fields = options
+        operator.builtinOptionsType = getattr(s.BuiltinOptions, kind)
+        operator.builtinOptions = getattr(s, kind + "T")()
+        for k, v in fields.items():
+            setattr(operator.builtinOptions, k, v)
+    graph = s.SubGraphT()
+    graph.tensors, graph.operators = tensors, [operator]
+    graph.inputs = [i for i, spec in zip(in_idx, inputs) if spec is not None and spec.get("data") is None]
+    graph.outputs = [out_idx]
+    model = s.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], buffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def reference_runnable(data: bytes) -> bytes:
+    """`data` with its TILE operators marked version 2: LiteRT's BUILTIN_REF resolver registers
+    the same kernel as the default one (Register_TILE()) but only for versions 1-2, while the
+    converter writes int8 TILE as version 3 (nearest-neighbour UpSampling2D). Only the version
+    number changes; without this the reference interpreter refuses the model."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+    model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
+    tiles = [c for c in model.operatorCodes
+             if max(c.builtinCode, c.deprecatedBuiltinCode) == s.BuiltinOperator.TILE and c.version > 2]
+    if not tiles:
+        return data
+    for c in tiles:
+        c.version = 2
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -82,13 +82,17 @@ def check_samples(x, y, input_shape, n_outputs: int | None, source: str,
     [0, n_outputs). Errors name the expected and found shapes."""
     sample_shape = tuple(int(d) for d in input_shape[1:])
     features = math.prod(sample_shape)
-    expected = f"(N, {', '.join(map(str, sample_shape))})" + (f" or (N, {features})" if len(sample_shape) > 1 else "")
+    # a (T, F) sequence model holds its input as (1, 1, T, F): (N, T, F) samples fit it too
+    squeezed = sample_shape[1:] if len(sample_shape) == 3 and sample_shape[0] == 1 else None
+    expected = (f"(N, {', '.join(map(str, sample_shape))})"
+                + (f" or (N, {', '.join(map(str, squeezed))})" if squeezed else "")
+                + (f" or (N, {features})" if len(sample_shape) > 1 else ""))
     x = np.asarray(x)
     if x.dtype.kind not in "iuf":
         raise TinyTrainError(f"{source}: samples 'x' of dtype {x.dtype}; numbers expected, shaped {expected}")
     if x.ndim == 0 or len(x) == 0:
         raise TinyTrainError(f"{source}: no samples in 'x' (shape {x.shape}); expected {expected}")
-    if x.shape[1:] != sample_shape and not (x.ndim == 2 and x.shape[1] == features):
+    if x.shape[1:] not in (sample_shape, squeezed) and not (x.ndim == 2 and x.shape[1] == features):
         raise TinyTrainError(f"{source}: samples 'x' of shape {x.shape}; the model takes {expected}")
     if x.dtype.kind == "f":
         bad = ~np.isfinite(x) | (np.abs(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)) > _FLOAT32_MAX)

@@ -153,4 +153,43 @@ void tt_softmax_f32(const float *x, int32_t rows, int32_t depth, float *y);
 void tt_pad_f32(const float *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
                 float *y, const tt_dims *out);
 
+/* ---- resampling and windows (transpose_conv, resize, strided_slice): int8 and float32 --- */
+/* Transposed convolution (TFLite TRANSPOSE_CONV): x HWC, w OHWI (out->c, kh, kw, in->c),
+ * bias per output channel (may be NULL). Input pixel (iy, ix) reaches output (iy*stride -
+ * pad + ky, ix*stride - pad + kx); g->pad_top/pad_left as TFLite computes them on the output
+ * size (g->dil_* unused). int8: LiteRT's reference_integer_ops::TransposeConv, q per output
+ * channel; float32: act as tt_conv2d_f32's. */
+void tt_transpose_conv_s8(const int8_t *x, const tt_dims *in,
+                          const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                          const tt_geom *g, const tt_requant *q,
+                          int8_t *y, const tt_dims *out);
+void tt_transpose_conv_f32(const float *x, const tt_dims *in,
+                           const float *w, const float *bias, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+/* Nearest-neighbour resize: output pixel (oy, ox) copies input pixel (rows[oy], cols[ox]),
+ * per-axis source tables from tinytrain.ops.resize (LiteRT's GetNearestNeighbor, or the
+ * integer repeat of an UpSampling). */
+void tt_resize_nearest_s8(const int8_t *x, const tt_dims *in, const int32_t *rows, const int32_t *cols,
+                          int8_t *y, const tt_dims *out);
+void tt_resize_nearest_f32(const float *x, const tt_dims *in, const int32_t *rows, const int32_t *cols,
+                           float *y, const tt_dims *out);
+/* Bilinear resize. Per axis: index[0..n) the lower and index[n..2n) the upper source index
+ * of each output index; frac the source coordinate minus the lower index: int8 in 1/1024
+ * units (LiteRT's ResizeBilinearInteger, rounding half away from zero), float32 as a
+ * fraction (LiteRT's ResizeBilinear). Tables from tinytrain.ops.resize. */
+void tt_resize_bilinear_s8(const int8_t *x, const tt_dims *in,
+                           const int32_t *row_index, const int32_t *row_frac,
+                           const int32_t *col_index, const int32_t *col_frac,
+                           int8_t *y, const tt_dims *out);
+void tt_resize_bilinear_f32(const float *x, const tt_dims *in,
+                            const int32_t *row_index, const float *row_frac,
+                            const int32_t *col_index, const float *col_frac,
+                            float *y, const tt_dims *out);
+/* Strided slice: y[i][j][k] = x[begin_h + i*stride_h][begin_w + j*stride_w][begin_c +
+ * k*stride_c] (tt_slice_params, tt_types.h), out gives the counts. */
+void tt_strided_slice_s8(const int8_t *x, const tt_dims *in, const tt_slice_params *p,
+                         int8_t *y, const tt_dims *out);
+void tt_strided_slice_f32(const float *x, const tt_dims *in, const tt_slice_params *p,
+                          float *y, const tt_dims *out);
+
 #endif

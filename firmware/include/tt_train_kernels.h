@@ -526,4 +526,31 @@ float tt_mse_f32(const float *y, const float *target, int32_t n, float *grad);
 void tt_qas_shadow_init_s8(const tt_channels *ch, int32_t rows, const int8_t *w, float *shadow);
 void tt_qas_shadow_init_s32(int32_t n, const int32_t *b, float *shadow);
 
+/* ---- resampling and windows: input gradients (plain arguments, no weight updates) ------- */
+/* Transposed convolution: grad_x[iy][ix][i] = sum over the taps (ky, kx) that took input
+ * pixel (iy, ix) to output (iy*stride - pad + ky, ix*stride - pad + kx) inside `out`, and
+ * over output channels o, of grad_y * w[o][ky][kx][i] (w OHWI; its own weights are frozen).
+ * _s8: int8 weights with their tt_weight_quant (a scale per output channel, or one). */
+void tt_transpose_conv_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                      const float *w, int32_t kh, int32_t kw, const tt_geom *g,
+                                      int32_t accumulate, float *grad_x, const tt_dims *in);
+void tt_transpose_conv_grad_input_s8(const float *grad_y, const tt_dims *out,
+                                     const int8_t *w, const tt_weight_quant *wq,
+                                     int32_t kh, int32_t kw, const tt_geom *g,
+                                     int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Nearest resize: grad_y (oy, ox) added into grad_x (rows[oy], cols[ox]) (the forward's tables). */
+void tt_resize_nearest_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                      const int32_t *rows, const int32_t *cols,
+                                      int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Bilinear resize: grad_y spread over the four source pixels with weights (1 - wy)(1 - wx),
+ * wy (1 - wx), (1 - wy) wx, wy wx; index tables as the forward's, row_weight / col_weight the
+ * fractions as floats (an int8 forward's 1/1024 units divided out). */
+void tt_resize_bilinear_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                       const int32_t *row_index, const float *row_weight,
+                                       const int32_t *col_index, const float *col_weight,
+                                       int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Strided slice: grad_y scattered into grad_x at the sliced positions, zeros elsewhere. */
+void tt_strided_slice_grad_input_f32(const float *grad_y, const tt_dims *out, const tt_slice_params *p,
+                                     int32_t accumulate, float *grad_x, const tt_dims *in);
+
 #endif

@@ -21,6 +21,14 @@ typedef struct {
     int32_t h, w, c;
 } tt_dims;
 
+/* A strided window (strided_slice forward and backward): element (i, j, k) of the window
+ * is (begin_h + i*stride_h, begin_w + j*stride_w, begin_c + k*stride_c); strides non-zero,
+ * may be negative. */
+typedef struct {
+    int32_t begin_h, begin_w, begin_c;
+    int32_t stride_h, stride_w, stride_c;
+} tt_slice_params;
+
 /* Convolution geometry (conv2d, depthwise_conv2d, pooling). */
 typedef struct {
     int32_t stride_h, stride_w;

@@ -65,11 +65,11 @@ def load_keras(model, quantize: str | None = None, calibration: np.ndarray | Non
     return graph
 
 
-WEIGHTED_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+WEIGHTED_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense", "Conv1D", "DepthwiseConv1D")
 
 
 def keras_weighted_layers(model) -> list:
-    """The model's Conv2D / DepthwiseConv2D / Dense layers in topological order."""
+    """The model's weighted layers (WEIGHTED_LAYERS) in topological order."""
     return [layer for layer, _, _ in _nodes_in_order(model)[0] if type(layer).__name__ in WEIGHTED_LAYERS]
 
 
@@ -77,6 +77,8 @@ def _ir_weight_shape(layer) -> tuple[int, ...]:
     """The IR layout of a Keras layer's kernel (OHWI, depthwise HWC, Dense OI)."""
     k = tuple(layer.get_weights()[0].shape)
     kind = type(layer).__name__
+    if kind in ("Conv1D", "DepthwiseConv1D"):      # a 1-D kernel is one row of a 2-D one
+        k, kind = (1,) + k, kind.replace("1D", "2D")
     if kind == "Conv2D":
         return (k[3], k[0], k[1], k[2])
     if kind == "DepthwiseConv2D":
@@ -230,11 +232,20 @@ class KerasImporter:
         return name
 
     def shape(self, layer, kt) -> tuple[int, ...]:
+        """The IR shape of a Keras tensor: NHWC and (1, features) as they are, a (1, T, F)
+        sequence as (1, 1, T, F) (H = 1, as TensorFlow runs a Conv1D)."""
+        from .tflite import ir_activation_shape
         shape = tuple(1 if d is None else int(d) for d in kt.shape)
-        if len(shape) not in (2, 4):
+        mapped = ir_activation_shape(shape)
+        if mapped is None:
             raise UnsupportedError(layer.name, f"rank-{len(shape)} tensor {shape} "
-                                               "(NHWC images or (batch, features) only)")
-        return shape
+                                               "(NHWC images, (batch, T, F) sequences or (batch, features) only)")
+        return mapped
+
+    @staticmethod
+    def is_sequence(kt) -> bool:
+        """A Keras tensor of rank 3 (batch, T, F): held as (1, 1, T, F)."""
+        return len(kt.shape) == 3
 
     def input(self, layer, kt) -> str:
         if id(kt) not in self.ir_of:
@@ -300,6 +311,8 @@ class KerasImporter:
         padding = cfg.get("padding", "valid")
         if padding == "valid":
             return (0, 0, 0, 0)
+        if padding == "causal" and in_hw[0] == 1 and kernel[0] == 1:   # Conv1D: all padding before
+            return (0, 0, (kernel[1] - 1) * dilation[1], 0)
         if padding != "same":
             raise UnsupportedError(layer.name, f"padding {padding!r}")
         _, pt, pb = same_padding(in_hw[0], kernel[0], strides[0], dilation[0])
@@ -356,7 +369,7 @@ class KerasImporter:
         producer = self.producer(x)
         axis = cfg.get("axis", -1)
         axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-        rank = len(self.tensors[x].shape)
+        rank = len(ins[0].shape)          # the Keras rank (a (1, T, F) sequence is held as 4-D)
         if axis not in (-1, rank - 1):
             raise UnsupportedError(layer.name, f"BatchNormalization over axis {axis} (channels_last only)")
         gamma = np.asarray(layer.gamma.numpy() if cfg.get("scale", True) else 1.0, np.float64)

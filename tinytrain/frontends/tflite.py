@@ -91,6 +91,39 @@ def tflite_padding(padding_valid: bool, in_size: int, kernel: int, stride: int,
     return total // 2, total // 2 + total % 2
 
 
+def tflite_unit_aliases(op: Op) -> bool:
+    """The op's output is a view of its input's bytes (a reshape)."""
+    from ..ops import unit
+    return unit(op.type).aliases_input
+
+
+def file_activation_shape(ir_shape, rank: int) -> tuple[int, ...] | None:
+    """The file shape of rank `rank` that the IR holds as `ir_shape` (ir_activation_shape's
+    inverse), or None."""
+    ir_shape = tuple(int(d) for d in ir_shape)
+    if rank == len(ir_shape):
+        return ir_shape
+    if rank == 3 and len(ir_shape) == 4 and ir_shape[1] == 1:
+        return (1,) + ir_shape[2:]
+    if rank == 2 and len(ir_shape) == 4 and ir_shape[:2] == (1, 1):
+        return ir_shape[2:]
+    return None
+
+
+def ir_activation_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The IR shape of a file activation of `shape`: NHWC and (1, features) as they are, a
+    rank-3 sequence (1, T, F) as (1, 1, T, F), and so T rows (T, F) inside a graph (the
+    Tensordot of a Dense on a sequence); None for ranks the IR has no form for."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 2 and shape[0] > 1:
+        return (1, 1) + shape
+    if len(shape) in (2, 4):
+        return shape
+    if len(shape) == 3 and shape[0] == 1:
+        return (1, 1, shape[1], shape[2])
+    return None
+
+
 # Inputs an op cannot do without (the others, such as a conv's bias, may be absent or -1).
 # Inputs the shape-arithmetic operators need (the op units say theirs: tflite_inputs).
 _FOLD_INPUTS = {"STRIDED_SLICE": 4, "GATHER": 2, "EXPAND_DIMS": 2, "REDUCE_PROD": 2,
@@ -119,6 +152,9 @@ class TfliteReader:
         self.ops: list[Op] = []
         self.names: dict[int, str] = {}      # tflite tensor index -> IR name, given on first use
         self.folded: dict[int, np.ndarray] = {}   # tflite tensor index -> value of folded shape arithmetic
+        self.views: set[int] = set()   # file tensors held in an IR shape of another rank (rank 5)
+        self.file_shapes: dict[int, tuple[int, ...]] = {}   # activations' file shapes, run-time dims resolved
+        self.unresolved: dict[str, int] = {}   # IR tensor -> file index: dims its op's unit computes
         self.used_names: set[str] = set()
         self.scope = _scope_prefix([self.raw_name(i) for i in range(self.g.TensorsLength())])
 
@@ -196,29 +232,32 @@ class TfliteReader:
             return []
         return [i for i, d in enumerate(t.ShapeSignatureAsNumpy()) if d < 0]
 
-    def activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None) -> str:
+    def activation(self, op_name: str, index: int, computed_shape: tuple[int, ...] | None = None,
+                   ir_shape: tuple[int, ...] | None = None, view_ok: bool = False) -> str:
         """The IR name of a computed (non-constant) tensor, registering it on first use.
         `computed_shape` (a RESHAPE's folded target) replaces the file's static shape where
         the file leaves dimensions to run time; a dynamic dimension nothing computed (other
-        than the batch) is refused, its static size being a placeholder."""
+        than the batch) is refused, its static size being a placeholder.
+
+        The IR shape is the file's, except that a rank-3 (1, T, F) sequence becomes (1, 1, T, F)
+        (NHWC with H = 1: Conv1D, Dense on a sequence). `ir_shape` registers a tensor the
+        file holds in a rank the IR has no form for (the rank-5 steps of an upsampling) as
+        an IR tensor of that shape with the same bytes: a "view", which only the units that
+        asked for it (view_ok: reshape, the upsampling TILE) may read."""
         name = self._name(index)
         if name in self.tensors:
+            if index in self.views and not view_ok:
+                raise UnsupportedError(op_name, f"rank-{len(self.shape(index))} activation "
+                                                f"{self.raw_name(index)!r} {self.shape(index)}")
             return name
         if self.is_constant(index):
             raise UnsupportedError(op_name, f"constant operand {self.raw_name(index)!r} where an "
                                             "activation is expected")
         ttype = self.type_of(index)
-        shape = self.shape(index)
-        dynamic = self._dynamic_dims(index)
-        if computed_shape is not None and tuple(computed_shape) != shape:
-            if not dynamic:
-                raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
-                                     f"where the file says {shape}")
-            shape, dynamic = tuple(computed_shape), []
-        if any(d != 0 for d in dynamic):
-            signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
-            raise UnsupportedError(op_name, f"tensor {self.raw_name(index)!r} with dimensions known only "
-                                            f"at run time (shape signature {signature})")
+        unresolved = (computed_shape is None and ir_shape is None
+                      and any(d != 0 for d in self._dynamic_dims(index)))
+        shape = self._static_shape(op_name, index, computed_shape, unresolved_ok=unresolved)
+        self.file_shapes[index] = shape
         if ttype == "INT8":
             quant = self._quant(index)
             if quant is None:
@@ -231,12 +270,24 @@ class TfliteReader:
         else:
             raise UnsupportedError(op_name, f"tensor type {ttype} ({self.raw_name(index)!r}); "
                                             "int8 or float32 activations only")
-        if len(shape) >= 2 and shape[0] != 1:
+        edge = index in set(int(i) for i in self.g.InputsAsNumpy()) | set(int(i) for i in self.g.OutputsAsNumpy())
+        if len(shape) >= 2 and shape[0] != 1 and (edge or len(shape) != 2):
             raise UnsupportedError(op_name, f"batch size {shape[0]} ({self.raw_name(index)!r}); batch 1 only")
-        if len(shape) not in (2, 4):
-            raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self.raw_name(index)!r} "
-                                            "(NHWC or (1, features) only)")
+        if ir_shape is not None:
+            if int(np.prod(ir_shape)) != int(np.prod(shape)):
+                raise TinyTrainError(f"layer {op_name!r}: {self.raw_name(index)!r} {shape} held as {ir_shape}")
+            if tuple(ir_shape) != ir_activation_shape(shape):
+                self.views.add(index)
+            shape = tuple(ir_shape)
+        else:
+            mapped = ir_activation_shape(shape)
+            if mapped is None:
+                raise UnsupportedError(op_name, f"rank-{len(shape)} activation {self.raw_name(index)!r} "
+                                                "(NHWC, (1, T, F) or (1, features) only)")
+            shape = mapped
         self.tensors[name] = Tensor(name, shape, dtype, quant)
+        if unresolved:
+            self.unresolved[name] = index
         return name
 
     def operand(self, op_name: str, index: int, act_dtype: str, role: str = "const") -> str:
@@ -261,6 +312,109 @@ class TfliteReader:
                                                 "per-tensor scale")
         self.tensors[name] = Tensor(name, data.shape, act_dtype, quant, np.array(data))
         return name
+
+    def _static_shape(self, op_name: str, index: int, computed_shape=None,
+                      unresolved_ok: bool = False) -> tuple[int, ...]:
+        """The file's shape of a tensor, with `computed_shape` for dimensions left to run time
+        (unresolved_ok: the static placeholder, for the op's unit to compute afterwards)."""
+        shape = self.shape(index)
+        dynamic = self._dynamic_dims(index)
+        if computed_shape is not None and tuple(computed_shape) != shape:
+            if not dynamic:
+                raise TinyTrainError(f"layer {op_name!r}: computes a tensor of shape {tuple(computed_shape)} "
+                                     f"where the file says {shape}")
+            shape, dynamic = tuple(computed_shape), []
+        if any(d != 0 for d in dynamic) and not unresolved_ok:
+            raise UnsupportedError(op_name, self._run_time_message(index))
+        return shape
+
+    def _run_time_message(self, index: int) -> str:
+        signature = self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()
+        return (f"tensor {self.raw_name(index)!r} with dimensions known only at run time "
+                f"(shape signature {signature})")
+
+    def _resolve(self, op: Op) -> None:
+        """Outputs of `op` whose dimensions the file leaves to run time (everything after a
+        dynamic-batch nearest UpSampling2D, whose shape the converter computes with SHAPE):
+        the op's unit computes them from its inputs (OpUnit.output_shape)."""
+        from types import SimpleNamespace
+        from ..ops import unit
+        for t in op.outputs:
+            if t not in self.unresolved:
+                continue
+            index = self.unresolved.pop(t)
+            shape = unit(op.type).output_shape(SimpleNamespace(tensors=self.tensors), op)
+            file_shape = file_activation_shape(shape, len(self.shape(index))) if shape is not None else None
+            if file_shape is None or any(d >= 0 and d != f for d, f in zip(
+                    self.g.Tensors(index).ShapeSignatureAsNumpy().tolist()[1:], file_shape[1:])):
+                raise UnsupportedError(op.name, self._run_time_message(index))
+            self.tensors[t].shape = tuple(int(d) for d in shape)
+            self.file_shapes[index] = file_shape
+
+    def ir_shape(self, op_name: str, index: int, computed_shape=None) -> tuple[int, ...] | None:
+        """The IR shape a not yet registered activation would get (None: no IR form, such as
+        rank 5): what a RESHAPE checks before it decides to alias."""
+        return ir_activation_shape(self._static_shape(op_name, index, computed_shape))
+
+    def ir_axis(self, index: int, axis: int) -> int:
+        """The IR axis of axis `axis` (negative counts from the end) of file tensor `index`:
+        a rank-3 sequence (1, T, F) is held as (1, 1, T, F)."""
+        rank = len(self.shape(index))
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            raise TinyTrainError(f"axis {axis} of a rank-{rank} tensor {self.raw_name(index)!r}")
+        return axis + 1 if rank == 3 and axis >= 1 else axis
+
+    def same_quant(self, a: int, b: int) -> bool:
+        """Two file tensors share dtype and quantization (a reshape of one is the other's bytes)."""
+        if self.type_of(a) != self.type_of(b):
+            return False
+        qa, qb = self._quant(a), self._quant(b)
+        if qa is None or qb is None:
+            return qa is None and qb is None
+        return (np.array_equal(qa.scale, qb.scale) and np.array_equal(qa.zero_point, qb.zero_point))
+
+    def alias(self, index: int, ir_name: str, file_shape: tuple[int, ...], view: bool = False) -> None:
+        """File tensor `index` holds the bytes of IR tensor `ir_name` (a RESHAPE whose IR shape
+        does not change, or a rank-5 step of an upsampling: `view`, readable only by the
+        units that ask for views)."""
+        if self.names.get(index) in self.tensors:
+            raise TinyTrainError(f"tensor {self.raw_name(index)!r} is written twice")
+        self.names[index] = ir_name
+        self.file_shapes[index] = tuple(file_shape)
+        if view:
+            self.views.add(index)
+
+    def as_shape(self, op_name: str, name: str, shape: tuple[int, ...]) -> tuple[str, list[Op]]:
+        """IR tensor `name` seen with `shape` (same bytes): itself, the input of the reshape that
+        made it when that has the shape, or a new reshape (an arena alias: no code)."""
+        shape = tuple(shape)
+        t = self.tensors[name]
+        if t.shape == shape:
+            return name, []
+        if t.size != int(np.prod(shape)):
+            raise TinyTrainError(f"layer {op_name!r}: {name!r} {t.shape} seen as {shape}")
+        prod = next((op for op in reversed(self.ops) if name in op.outputs), None)
+        if (prod is not None and tflite_unit_aliases(prod) and self.tensors[prod.inputs[0]].shape == shape):
+            return prod.inputs[0], []
+        view = self.new_tensor(f"{name}_as_{'x'.join(map(str, shape))}", shape, t.dtype, t.quant)
+        return view, [Op(view, "reshape", [name], [view], {})]
+
+    def readers(self, ir_name: str) -> int:
+        """How many operators of the file read IR tensor `ir_name` (through any file tensor
+        that holds it; not counting the reshapes that only alias it, nor SHAPE, which reads
+        no values), +1 if a graph output."""
+        holders = {i for i, n in self.names.items() if n == ir_name}
+        count = sum(1 for i in self.g.OutputsAsNumpy() if int(i) in holders)
+        for k in range(self.g.OperatorsLength()):
+            op = self.g.Operators(k)
+            if self._kind(op) == "SHAPE":
+                continue
+            ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+            outs = [int(i) for i in op.OutputsAsNumpy()]
+            if holders.intersection(ins) and not all(self.names.get(o) == ir_name for o in outs):
+                count += 1
+        return count
 
     def new_tensor(self, base: str, shape, dtype: str, quant) -> str:
         """A tensor the file does not have (a dropped zero bias, an intermediate)."""
@@ -407,9 +561,10 @@ class TfliteReader:
 
     def _fold(self, name, kind, op, ins, outs) -> None:
         """Compute a shape-arithmetic op at import; its output becomes a known constant."""
-        if kind == "SHAPE":
-            x = self.activation(name, ins[0])
-            values = [self.tensors[x].shape]
+        if kind == "SHAPE":       # the file's shape (the IR holds a (1, T, F) as (1, 1, T, F))
+            if ins[0] not in self.file_shapes:
+                self.activation(name, ins[0], view_ok=True)
+            values = [self.file_shapes[ins[0]]]
         else:
             values = [self.const_int(name, i) for i in ins if i >= 0]
         opts = self._fold_options(name, kind, op)
@@ -425,12 +580,17 @@ class TfliteReader:
                                  f"the file says {file_shape}")
         self.folded[outs[0]] = value
 
-    def _convert_op(self, op) -> list[Op]:
+    def _kind(self, op) -> str:
+        """The builtin operator name of a file operator ("CONV_2D", "custom op X")."""
         code = self.model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = self.op_names.get(builtin, f"builtin {builtin}")
         if kind == "CUSTOM":
             kind = f"custom op {code.CustomCode().decode('utf-8', 'replace') if code.CustomCode() else '?'}"
+        return kind
+
+    def _convert_op(self, op) -> list[Op]:
+        kind = self._kind(op)
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
         if len(outs) != 1:
@@ -441,6 +601,7 @@ class TfliteReader:
         required = _FOLD_INPUTS.get(kind) or (u.tflite_inputs if u is not None else 1)
         if len(ins) < required or min(ins[:required], default=0) < 0:
             raise TinyTrainError(f"layer {err_name!r}: {kind} with inputs {ins} ({required} required)")
+        result = None
         try:
             if self._foldable(kind, ins, outs):
                 self._fold(name, kind, op, ins, outs)
@@ -449,11 +610,27 @@ class TfliteReader:
             if u is None:
                 raise UnsupportedError(err_name, f"op {kind}")
             result = u.from_tflite(self, name, kind, op, ins, outs)
+            result = result if isinstance(result, list) else [result]
+            for ir_op in result:
+                self._resolve(ir_op)
         except UnsupportedError as e:
-            if e.layer == name:   # report the file's own name, with the op kind
-                raise UnsupportedError(err_name, f"{kind}: {e.what}") from None
+            if e.layer in (name, *(o.name for o in (result if isinstance(result, list) else []))):
+                raise UnsupportedError(err_name, f"{kind}: {e.what}") from None   # the file's name
             raise
-        return result if isinstance(result, list) else [result]
+        return result
+
+    def _drop_dead_reshapes(self, outputs: set[str]) -> None:
+        """Remove aliasing ops (reshapes) nothing reads: left when a unit (the upsampling TILE)
+        read the tensor they reshaped instead of their output."""
+        from ..ops import unit
+        while True:
+            read = outputs | {t for op in self.ops for t in op.inputs}
+            dead = [op for op in self.ops if unit(op.type).aliases_input and op.outputs[0] not in read]
+            if not dead:
+                return
+            for op in dead:
+                self.ops.remove(op)
+                del self.tensors[op.outputs[0]]
 
     def read(self, graph_name: str) -> Graph:
         g = self.g
@@ -461,8 +638,14 @@ class TfliteReader:
         outputs = [int(i) for i in g.OutputsAsNumpy()]
         for i in inputs:
             self.activation("input", i)
+        for name, i in self.unresolved.items():
+            raise UnsupportedError(name, self._run_time_message(i))
         for k in range(g.OperatorsLength()):
             self.ops.extend(self._convert_op(g.Operators(k)))
+        for i in outputs:
+            if i in self.views:
+                raise UnsupportedError(self.raw_name(i), f"rank-{len(self.shape(i))} model output {self.shape(i)}")
+        self._drop_dead_reshapes({self._name(i) for i in outputs})
         graph = Graph(graph_name, self.tensors, self.ops, [self._name(i) for i in inputs],
                       [self._name(i) for i in outputs])
         return graph.validate()

@@ -34,6 +34,9 @@ MODULES = (
     "leaky_relu",
     "prelu",
     "concatenation",
+    "transpose_conv",
+    "resize",
+    "strided_slice",
 )
 
 _UNITS: dict[str, OpUnit] = {}

@@ -71,6 +71,12 @@ class OpUnit:
         """Bytes of per-channel requantization tables of the int8 op (multiplier + shift)."""
         return 0
 
+    def output_shape(self, g: Graph, op: Op) -> tuple[int, ...] | None:
+        """The output's IR shape from the inputs' shapes and the attributes: what the .tflite
+        reader uses where the file leaves dimensions to run time (downstream of a dynamic-batch
+        nearest UpSampling2D). None: this unit cannot tell (the reader then refuses)."""
+        return None
+
     def scratch_bytes(self, g: Graph, op: Op) -> int:
         """Arena bytes of the op's scratch (attrs["scratch"], a memory pass), live during the op."""
         name = op.attrs.get("scratch")
@@ -140,6 +146,11 @@ class OpUnit:
         """The float activation applied to the output ("none", "relu", "relu6")."""
         return op.attrs.get("activation", "none")
 
+    def backward_unsupported(self, g: Graph, op: Op) -> str | None:
+        """Why this op (with these operands) cannot sit where a gradient flows, or None. The
+        training program refuses such an op in a trained part, naming the layer."""
+        return None
+
     def backward_reads(self, g: Graph, op: Op) -> dict[str, str]:
         """Forward tensors the input gradient reads in full: role -> tensor ("x", "y")."""
         return {}
@@ -176,6 +187,11 @@ class OpUnit:
 def act_tensors(g: Graph, op: Op) -> tuple[Tensor, Tensor]:
     """(first input, output) tensors of an op."""
     return g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+
+
+def input_shape(g: Graph, op: Op) -> tuple[int, ...]:
+    """output_shape of elementwise ops: the first input's shape."""
+    return g.tensors[op.inputs[0]].shape
 
 
 def expect_rank4(g: Graph, op: Op, tensor: str) -> None:

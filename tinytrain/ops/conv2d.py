@@ -12,7 +12,7 @@ from ..ir import ACT_CODES
 from ..fixedpoint import requantize_s8, wrap32
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
-from .window import activate_f32, geometry, pad4, taps, unpad4, window4, window_input
+from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
 
 
 def conv2d_s8(x, w, bias, stride, pad, dilation, q: dict, out_hw) -> np.ndarray:
@@ -70,7 +70,7 @@ class Conv2D(WeightedOp):
     tflite_ops = ("CONV_2D",)
     tflite_inputs = 2
 
-    keras_layers = ("Conv2D",)
+    keras_layers = ("Conv2D", "Conv1D")
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=False)
@@ -86,6 +86,9 @@ class Conv2D(WeightedOp):
         if len(w.shape) != 4 or w.shape[3] != cin:
             raise UnsupportedError(op.name, f"conv2d weights {w.shape} for {cin} input channels "
                                             "(OHWI, no groups)")
+
+    def output_shape(self, g, op):
+        return window_output_shape(g, op, self.kernel_hw(g, op), self.out_channels(g, op))
 
     def kernel_hw(self, g, op) -> tuple[int, int]:
         w = g.tensors[op.inputs[1]]

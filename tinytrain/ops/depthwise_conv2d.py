@@ -14,7 +14,7 @@ from ..fixedpoint import requantize_s8, wrap32
 from ..ir import ACT_CODES
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
-from .window import activate_f32, geometry, pad4, taps, unpad4, window4, window_input
+from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
 
 
 def depthwise_conv2d_s8(x, w, bias, stride, pad, dilation, q: dict, out_hw) -> np.ndarray:
@@ -70,7 +70,7 @@ class DepthwiseConv2D(WeightedOp):
     tflite_ops = ("DEPTHWISE_CONV_2D",)
     tflite_inputs = 2
 
-    keras_layers = ("DepthwiseConv2D",)
+    keras_layers = ("DepthwiseConv2D", "DepthwiseConv1D")
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return self.conv_from_tflite(r, name, op, ins, outs, depthwise=True)
@@ -91,6 +91,9 @@ class DepthwiseConv2D(WeightedOp):
                                             "(HWC, depth multiplier 1)")
         if op.attrs.get("inplace") and not self.is_int8(g, op):
             raise UnsupportedError(op.name, "in-place float depthwise")
+
+    def output_shape(self, g, op):
+        return window_output_shape(g, op, self.kernel_hw(g, op), self.out_channels(g, op))
 
     def kernel_hw(self, g, op) -> tuple[int, int]:
         w = g.tensors[op.inputs[1]]

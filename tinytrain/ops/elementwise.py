@@ -171,6 +171,9 @@ class BinaryOp(OpUnit):
         return [em.call(em.kernel(f"tt_{self.type}_{t}"), a, b, y.size, *extra, out)]
 
     # --- import ----------------------------------------------------------------------------------
+    def output_shape(self, g, op):
+        return broadcast_shape(*(g.tensors[t].shape for t in op.inputs[:2]))
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         """Two operands, each an activation or a constant; the output of their broadcast shape."""
         y = r.activation(name, outs[0])
@@ -181,7 +184,7 @@ class BinaryOp(OpUnit):
             opts_cls = getattr(r.s, {"add": "AddOptions", "sub": "SubOptions", "mul": "MulOptions"}[self.type])
             attrs["activation"] = r.fused(name, r.options(op, opts_cls))
         shapes = [r.tensors[t].shape for t in operands]
-        if broadcast_shape(*shapes) != yt.shape:
+        if y not in r.unresolved and broadcast_shape(*shapes) != yt.shape:
             raise UnsupportedError(name, f"{kind} of shapes {shapes[0]} and {shapes[1]} to {yt.shape}")
         return Op(name, self.type, operands, [y], attrs)
 

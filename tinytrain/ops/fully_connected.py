@@ -1,5 +1,7 @@
 """fully_connected: y = x W^T + b. Inputs [x (1, I) or any shape of I elements, weight OI,
-bias (O,)]; output (1, O). Attribute: activation.
+bias (O,)]; output (1, O). Attribute: activation. A Dense on a sequence (TFLite's
+keep_num_dims: x (1, 1, T, I) -> (1, 1, T, O)) applies it to each of the T rows of I values
+(in memory order, as TFLite; inference only: the training kernels take one row).
 
 int8: LiteRT's reference FULLY_CONNECTED; per-channel weight scales rescale with a single
 rounding (measured bit-exact in tests/test_refops_vs_litert.py).
@@ -25,7 +27,7 @@ def fully_connected_s8(x, w, bias, q: dict) -> np.ndarray:
 
 
 def fully_connected_f32(x, w, bias, act) -> np.ndarray:
-    y = x.reshape(1, -1).astype(np.float64) @ w.T.astype(np.float64)
+    y = x.reshape(-1, w.shape[1]).astype(np.float64) @ w.T.astype(np.float64)
     if bias is not None:
         y = y + bias
     return activate_f32(y.astype(np.float32), act)
@@ -54,8 +56,9 @@ class FullyConnected(WeightedOp):
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         x = imp.input(layer, ins[0])
-        if len(imp.tensors[x].shape) != 2:
-            raise UnsupportedError(layer.name, f"Dense on a rank-{len(imp.tensors[x].shape)} input "
+        xshape = imp.tensors[x].shape
+        if len(xshape) != 2 and not imp.is_sequence(ins[0]):
+            raise UnsupportedError(layer.name, f"Dense on a rank-{len(ins[0].shape)} input "
                                                "(add a Flatten before it)")
         weights = imp.weights(layer)
         w = np.asarray(weights[0], np.float32).T         # IO -> OI
@@ -64,7 +67,7 @@ class FullyConnected(WeightedOp):
         w_name = imp.new_tensor(f"{layer.name}.weight", w.shape, w)
         b_name = imp.new_tensor(f"{layer.name}.bias", bias.shape, bias)
         op = imp.emit(layer, self.type, [x, w_name, b_name], outs[0], {"activation": "none"},
-                      shape=(1, w.shape[0]))
+                      shape=xshape[:-1] + (w.shape[0],))
         imp.fused_activation(layer, op, cfg, outs[0])
 
     def from_tflite(self, r, name, kind, op, ins, outs):
@@ -77,27 +80,44 @@ class FullyConnected(WeightedOp):
         if len(r.shape(ins[1])) != 2:
             raise TinyTrainError(f"layer {name!r}: fully-connected weights of shape {r.shape(ins[1])}")
         cout, cin = r.shape(ins[1])
-        if r.tensors[x].size != cin:
-            raise UnsupportedError(name, f"fully connected over {r.tensors[x].shape} with {cin} inputs "
-                                         "(batch 1 only)")
+        xt = r.tensors[x]
+        if xt.size % cin:                # TFLite: rows of cin values, in memory order
+            raise UnsupportedError(name, f"fully connected over {r.shape(ins[0])} with {cin} inputs")
         w = r.weight(name, ins[1], r.tensors[x].dtype, axis=0)
         b = r.bias(name, ins[2] if len(ins) > 2 else -1, x, w, cout)
-        y = r.activation(name, outs[0])
+        rows = xt.size // cin            # the output shape, as TFLite computes it (a dynamic batch
+        keep = opts is not None and opts.KeepNumDims()     # leaves the file's as a placeholder)
+        y = r.activation(name, outs[0], computed_shape=(tuple(r.file_shapes[ins[0]][:-1]) + (cout,) if keep
+                                                        else (rows, cout)))
         return Op(name, self.type, [x, w, b], [y], {"activation": r.fused(name, opts)})
 
     def check(self, g, op):
         super().check(g, op)
-        x, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
-        if len(w.shape) != 2 or x.size != w.shape[1]:
+        x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+        if len(w.shape) != 2 or x.size % w.shape[1]:
             raise UnsupportedError(op.name, f"fully connected weights {w.shape} on an input of "
-                                            f"{x.size} values")
+                                            f"{x.shape}")
+        if y.size != self.rows(g, op) * w.shape[0]:
+            raise UnsupportedError(op.name, f"fully connected output {y.shape} for {self.rows(g, op)} "
+                                            f"rows of {w.shape[0]}")
+
+    def rows(self, g, op) -> int:
+        """Rows the weights apply to: 1, or T for a Dense on a (1, 1, T, I) sequence."""
+        return g.tensors[op.inputs[0]].size // g.tensors[op.inputs[1]].shape[1]
+
+    def backward_unsupported(self, g, op):
+        if self.rows(g, op) > 1:
+            return (f"backward of a Dense applied to each of {self.rows(g, op)} rows of a sequence "
+                    "(keep it in the frozen part)")
+        return None
 
     def macs(self, g, op):
         w = g.tensors[op.inputs[1]]
-        return int(w.shape[0] * w.shape[1])
+        return int(w.shape[0] * w.shape[1]) * self.rows(g, op)
 
     def ref_s8(self, g, op, args):
-        return fully_connected_s8(args[0].reshape(1, -1), args[1], args[2], self.params(g, op))
+        w = args[1]
+        return fully_connected_s8(args[0].reshape(-1, w.shape[1]), w, args[2], self.params(g, op))
 
     def ref_f32(self, g, op, args):
         return fully_connected_f32(args[0], args[1], args[2], self.attr(op, "activation"))
@@ -109,8 +129,16 @@ class FullyConnected(WeightedOp):
             fn, last = em.kernel("tt_fully_connected_s8"), em.requant(op, self.params(g, op))
         else:
             fn, last = em.kernel("tt_fully_connected_f32"), ACT_CODES[self.attr(op, "activation")]
-        return [em.call(fn, em.ptr(op.inputs[0]), int(w.shape[1]), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
-                        int(w.shape[0]), last, em.ptr(op.outputs[0]))]
+        out_f, in_f = int(w.shape[0]), int(w.shape[1])
+        rows = self.rows(g, op)
+        if rows == 1:
+            return [em.call(fn, em.ptr(op.inputs[0]), in_f, em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
+                            out_f, last, em.ptr(op.outputs[0]))]
+        from ..cgen.cformat import CExpr     # a Dense on a sequence: the same weights on each row
+        x, y = em.ptr(op.inputs[0]), em.ptr(op.outputs[0])
+        call = em.call(fn, CExpr(f"{x} + r * {in_f}"), in_f, em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
+                       out_f, last, CExpr(f"{y} + r * {out_f}"))
+        return [f"for (int32_t r = 0; r < {rows}; ++r) {{ {call} }}"]
 
     def backward(self, x, w, dy, op, need_dx, k):
         dx, dw, db = fully_connected_backward(x, w, dy, need_dx, k)

@@ -13,7 +13,7 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import i64
-from .base import OpUnit, same_dtype
+from .base import OpUnit, input_shape, same_dtype
 
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 
@@ -113,6 +113,9 @@ class HardSwish(OpUnit):
     channelwise = True
     tflite_ops = ("HARD_SWISH",)
     keras_activations = ("hard_swish", "hard_silu")     # Keras 3 names it hard_silu
+
+    def output_shape(self, g, op):
+        return input_shape(g, op)
 
     def check(self, g, op):
         super().check(g, op)

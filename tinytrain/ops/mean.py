@@ -23,7 +23,7 @@ class GlobalAvgPool(OpUnit):
     summary = "mean over height and width (TFLite MEAN over axes 1, 2)"
     tflite_ops = ("MEAN",)
     tflite_inputs = 2
-    keras_layers = ("GlobalAveragePooling2D",)
+    keras_layers = ("GlobalAveragePooling2D", "GlobalAveragePooling1D")
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         imp.check_channels_last(layer, cfg)
@@ -39,10 +39,13 @@ class GlobalAvgPool(OpUnit):
     def from_tflite(self, r, name, kind, op, ins, outs):
         from ..errors import UnsupportedError
         from ..ir import Op
-        axes = sorted(int(a) % 4 for a in r.const_values(name, ins[1], np.int32).reshape(-1))
+        file_axes = [int(a) for a in r.const_values(name, ins[1], np.int32).reshape(-1)]
         x = r.activation(name, ins[0])
-        if len(r.tensors[x].shape) != 4 or axes != [1, 2]:
-            raise UnsupportedError(name, f"MEAN over axes {axes} (only spatial axes (1, 2) of NHWC)")
+        shape = r.tensors[x].shape
+        axes = {r.ir_axis(ins[0], a) for a in file_axes}     # a (1, T, F) sequence is (1, 1, T, F)
+        if len(shape) != 4 or not axes <= {1, 2} or any(shape[a] != 1 for a in {1, 2} - axes):
+            raise UnsupportedError(name, f"MEAN over axes {file_axes} of {r.shape(ins[0])} (only the "
+                                         "spatial axes of NHWC, or T of (1, T, F))")
         opts = r.options(op, r.s.ReducerOptions)
         y = r.activation(name, outs[0])
         yt = r.tensors[y]
@@ -55,6 +58,9 @@ class GlobalAvgPool(OpUnit):
         pooled = r.new_tensor(f"{y}_pool", (1, 1, 1, yt.shape[-1]), yt.dtype, yt.quant)
         r.tensors[y] = yt
         return [Op(f"{name}_pool", self.type, [x], [pooled], {}), Op(name, "reshape", [pooled], [y], {})]
+
+    def output_shape(self, g, op):
+        return (1, 1, 1, g.tensors[op.inputs[0]].shape[3])
 
     def check(self, g, op):
         super().check(g, op)

@@ -21,11 +21,14 @@ class Pad(OpUnit):
     attrs = {"pad": (0, 0, 0, 0)}
     tflite_ops = ("PAD",)
     tflite_inputs = 2
-    keras_layers = ("ZeroPadding2D",)
+    keras_layers = ("ZeroPadding2D", "ZeroPadding1D")
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         imp.check_channels_last(layer, cfg)
-        (top, bottom), (left, right) = cfg["padding"]
+        if imp.is_sequence(ins[0]):      # ZeroPadding1D: (before, after) along T, the IR's W
+            (top, bottom), (left, right) = (0, 0), cfg["padding"]
+        else:
+            (top, bottom), (left, right) = cfg["padding"]
         x = imp.input(layer, ins[0])
         imp.emit(layer, self.type, [x], outs[0], {"pad": (int(top), int(bottom), int(left), int(right))})
 
@@ -34,6 +37,9 @@ class Pad(OpUnit):
         from ..ir import Op
         pads = r.const_values(name, ins[1], np.int64 if r.type_of(ins[1]) == "INT64" else np.int32)
         x = r.activation(name, ins[0])
+        rank = len(r.shape(ins[0]))
+        if rank == 3 and pads.shape == (3, 2):    # a (1, T, F) sequence, held as (1, 1, T, F)
+            pads = np.insert(pads, 1, 0, axis=0)
         if len(r.tensors[x].shape) != 4 or pads.shape != (4, 2) or pads[0].any() or pads[3].any():
             raise UnsupportedError(name, f"PAD {pads.tolist()} (only height/width of NHWC)")
         y = r.activation(name, outs[0])
@@ -44,6 +50,11 @@ class Pad(OpUnit):
         super().check(g, op)
         expect_rank4(g, op, op.inputs[0])
         same_dtype(g, op)
+
+    def output_shape(self, g, op):
+        _, h, w, c = g.tensors[op.inputs[0]].shape
+        top, bottom, left, right = op.attrs["pad"]
+        return (1, h + top + bottom, w + left + right, c)
 
     def params(self, g, op):
         return {"pad_value": quant.pad_value(g, op)}

@@ -8,7 +8,7 @@ import numpy as np
 from .. import quant
 from ..ir import ACT_CODES
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
-from .window import (activate_f32, geometry, pad4, taps, unpad4, valid_count, window4,
+from .window import (activate_f32, geometry, window_output_shape, pad4, taps, unpad4, valid_count, window4,
                      window_input)
 
 
@@ -92,6 +92,8 @@ class _Pool2D(OpUnit):
         x = imp.input(layer, ins[0])
         kernel = tuple(cfg["pool_size"])
         strides = tuple(cfg.get("strides") or kernel)
+        if imp.is_sequence(ins[0]):      # MaxPooling1D / AveragePooling1D: H = 1
+            kernel, strides = (1,) + kernel, (1,) + strides
         pad = imp.conv_padding(layer, cfg, imp.tensors[x].shape[1:3], kernel, strides, (1, 1))
         imp.emit(layer, self.type, [x], outs[0], {"kernel": kernel, "stride": strides, "pad": pad,
                                                   "activation": "none"})
@@ -119,6 +121,9 @@ class _Pool2D(OpUnit):
         super().check(g, op)
         expect_rank4(g, op, op.inputs[0])
         same_dtype(g, op)
+
+    def output_shape(self, g, op):
+        return window_output_shape(g, op, tuple(op.attrs["kernel"]), g.tensors[op.inputs[0]].shape[3])
 
     def params(self, g, op):
         return quant.pool_params(g, op)
@@ -176,7 +181,7 @@ class AvgPool2D(_Pool2D):
     summary = "average pooling (padding not counted)"
     kind = "avg"
     tflite_ops = ("AVERAGE_POOL_2D",)
-    keras_layers = ("AveragePooling2D",)
+    keras_layers = ("AveragePooling2D", "AveragePooling1D")
 
 
 class MaxPool2D(_Pool2D):
@@ -184,7 +189,7 @@ class MaxPool2D(_Pool2D):
     summary = "max pooling"
     kind = "max"
     tflite_ops = ("MAX_POOL_2D",)
-    keras_layers = ("MaxPooling2D",)
+    keras_layers = ("MaxPooling2D", "MaxPooling1D")
 
     def backward_reads(self, g, op):
         return {"x": op.inputs[0]}

@@ -7,7 +7,7 @@ import numpy as np
 from ..cgen.cformat import c_float, CExpr
 from ..errors import UnsupportedError
 from ..fixedpoint import round_half_away_f32
-from .base import OpUnit
+from .base import OpUnit, input_shape
 
 
 def quantize_f32_s8(x, scale: float, zp: int) -> np.ndarray:
@@ -26,6 +26,9 @@ class _Convert(OpUnit):
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return r.unary(name, self.type, ins, outs)
+
+    def output_shape(self, g, op):
+        return input_shape(g, op)
 
     def check(self, g, op):
         super().check(g, op)

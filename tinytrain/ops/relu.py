@@ -8,7 +8,7 @@ from .. import quant
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
 from ..ir import ACT_CODES
 from ..errors import UnsupportedError
-from .base import OpUnit, same_dtype
+from .base import OpUnit, input_shape, same_dtype
 from .window import activate_f32
 
 
@@ -22,6 +22,9 @@ class _Relu(OpUnit):
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return r.unary(name, self.type, ins, outs)
+
+    def output_shape(self, g, op):
+        return input_shape(g, op)
 
     def check(self, g, op):
         super().check(g, op)

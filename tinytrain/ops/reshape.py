@@ -13,7 +13,7 @@ class Reshape(OpUnit):
     type = "reshape"
     summary = "same values, another shape (no code: an arena alias)"
     aliases_input = True
-    tflite_ops = ("RESHAPE",)
+    tflite_ops = ("RESHAPE", "EXPAND_DIMS", "SQUEEZE")
     keras_layers = ("Flatten", "Reshape")
 
     def from_keras(self, imp, layer, ins, outs, cfg):
@@ -25,13 +25,39 @@ class Reshape(OpUnit):
         imp.emit(layer, self.type, [x], outs[0], shape=shape)
 
     def from_tflite(self, r, name, kind, op, ins, outs):
-        x = r.activation(name, ins[0])
+        """RESHAPE / EXPAND_DIMS / SQUEEZE. Where the IR shape does not change (a (1, T, F)
+        sequence made (1, 1, T, F) for a Conv1D and back) or has no IR form (the rank-5 steps
+        of a nearest-neighbour upsampling), the output is the input's IR tensor: no op."""
+        x = r.activation(name, ins[0], view_ok=True)
         xt = r.tensors[x]
-        y = r.activation(name, outs[0], computed_shape=self._tflite_target(r, name, op, ins, xt))
-        yt = r.tensors[y]
-        if xt.size != yt.size:
-            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {yt.shape}")
+        if kind == "RESHAPE":
+            target = self._tflite_target(r, name, op, ins, xt)
+        else:      # from the input's file shape (a dynamic-batch file leaves the output's to run time)
+            target = self._squeeze_or_expand(r, name, kind, op, ins)
+        file_shape = r._static_shape(name, outs[0], target)
+        if int(np.prod(file_shape)) != xt.size:
+            raise TinyTrainError(f"layer {name!r}: reshape of {xt.shape} to {file_shape}")
+        ir = r.ir_shape(name, outs[0], target)
+        if r.same_quant(ins[0], outs[0]) and (ir is None or ir == xt.shape):
+            r.alias(outs[0], x, file_shape, view=ir is None)
+            return []
+        y = r.activation(name, outs[0], computed_shape=target)
         return Op(name, self.type, [x], [y], {})
+
+    def _squeeze_or_expand(self, r, name, kind, op, ins) -> tuple[int, ...]:
+        shape = list(r.file_shapes[ins[0]])
+        if kind == "EXPAND_DIMS":
+            axis = int(r.const_int(name, ins[1]).reshape(-1)[0])
+            axis = axis + len(shape) + 1 if axis < 0 else axis
+            if not 0 <= axis <= len(shape):
+                raise TinyTrainError(f"layer {name!r}: EXPAND_DIMS of {tuple(shape)} at axis {axis}")
+            return tuple(shape[:axis] + [1] + shape[axis:])
+        opts = r.options(op, r.s.SqueezeOptions)
+        dims = [int(d) for d in opts.SqueezeDimsAsNumpy()] if opts is not None and opts.SqueezeDimsLength() else []
+        dims = {d + len(shape) if d < 0 else d for d in dims} or {i for i, d in enumerate(shape) if d == 1}
+        if any(not 0 <= d < len(shape) or shape[d] != 1 for d in dims):
+            raise TinyTrainError(f"layer {name!r}: SQUEEZE of {tuple(shape)} over {sorted(dims)}")
+        return tuple(d for i, d in enumerate(shape) if i not in dims)
 
     def _tflite_target(self, r, name, op, ins, xt) -> tuple[int, ...] | None:
         """The output shape a RESHAPE asks for (its -1 resolved): its shape input must be a

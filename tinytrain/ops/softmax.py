@@ -8,7 +8,7 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import (exp_on_negative_values, get_reciprocal, i64, rounding_divide_by_pot,
                           sat_rounding_doubling_high_mul, sat_rounding_mul_by_pot, wrap32)
-from .base import OpUnit, same_dtype
+from .base import OpUnit, input_shape, same_dtype
 
 
 def softmax_s8(x, p: dict) -> np.ndarray:
@@ -58,6 +58,9 @@ class Softmax(OpUnit):
     def from_tflite(self, r, name, kind, op, ins, outs):
         opts = r.options(op, r.s.SoftmaxOptions)
         return r.unary(name, self.type, ins, outs, {"beta": float(opts.Beta()) if opts is not None else 1.0})
+
+    def output_shape(self, g, op):
+        return input_shape(g, op)
 
     def check(self, g, op):
         super().check(g, op)

@@ -101,6 +101,9 @@ class WeightedOp(OpUnit):
         made explicit, the layer's activation fused or appended."""
         import numpy as np
         imp.check_channels_last(layer, cfg)
+        if imp.is_sequence(ins[0]):      # Conv1D / DepthwiseConv1D: H = 1, a (1, k) kernel
+            cfg = dict(cfg, strides=(1,) + tuple(cfg["strides"]),
+                       dilation_rate=(1,) + tuple(cfg.get("dilation_rate", (1,))))
         if cfg.get("groups", 1) != 1:
             raise UnsupportedError(layer.name, f"groups {cfg['groups']}")
         strides = tuple(cfg["strides"])
@@ -113,6 +116,8 @@ class WeightedOp(OpUnit):
             raise UnsupportedError(layer.name, f"convolution of a rank-{len(xshape)} input")
         weights = imp.weights(layer)
         kernel = np.asarray(weights[0], np.float32)
+        if kernel.ndim == 3:             # a 1-D kernel (k, in, out): one row of a 2-D one
+            kernel = kernel[None]
         kh, kw = kernel.shape[:2]
         if depthwise:
             if kernel.shape[3] != 1:

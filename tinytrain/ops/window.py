@@ -13,6 +13,15 @@ def geometry(op: Op):
             tuple(a.get("dilation", (1, 1))))
 
 
+def window_output_shape(g, op, kernel, channels: int) -> tuple[int, ...]:
+    """(1, OH, OW, channels) of a windowed op (conv, pooling) on its first input."""
+    from ..ir import conv_out_size
+    _, h, w, _ = g.tensors[op.inputs[0]].shape
+    stride, (pt, pb, pl, pr), dil = geometry(op)
+    return (1, conv_out_size(h, kernel[0], stride[0], pt, pb, dil[0]),
+            conv_out_size(w, kernel[1], stride[1], pl, pr, dil[1]), channels)
+
+
 def window_input(x: np.ndarray, out_hw, k, stride, pad, dilation, fill) -> np.ndarray:
     """x (H, W, C) placed in a buffer covering every tap of every output, borders = fill."""
     h, w, c = x.shape

@@ -217,7 +217,11 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     if logits not in requires_grad:
         raise TinyTrainError(f"training scheme {scheme.name!r}: no trained parameter reaches the loss")
     for op in loss_ops:
-        if unit(op.type).frozen_only and (scheme.trains(op.name) or op.outputs[0] in requires_grad):
+        needs_backward = scheme.trains(op.name) or op.outputs[0] in requires_grad
+        why = unit(op.type).backward_unsupported(graph, op) if needs_backward else None
+        if why:
+            raise UnsupportedError(op.name, why)
+        if unit(op.type).frozen_only and needs_backward:
             raise UnsupportedError(op.name, f"{op.type} has no backward: run tinytrain.passes with "
                                             "frozen_ops=frozen_prefix(graph, scheme) so it stays frozen")
 
