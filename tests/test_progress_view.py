@@ -53,12 +53,13 @@ def test_a_terminal_gets_one_bar_redrawn_in_place():
 
 def test_monitor_lines_show_step_rate_and_interval_loss():
     recs = [dict(kind="progress", time=100.0 + 0.1 * i, samples=16 * (i + 1), total=640, steps=16 * (i + 1),
-                 loss_sum=16.0 * i, loss_count=16) for i in range(40)]
+                 loss_sum=16.0 * i, loss_count=16, correct=12) for i in range(40)]
     recs.insert(20, dict(kind="curve", time=102.0, samples=320, steps=320, loss=0.5, running_accuracy=0.75,
                          eval_accuracy=0.8, seconds=2.0))
     lines = list(live_lines(recs, interval=1.0))
     progress = [ln for ln in lines if "steps/s" in ln]
     assert len(progress) == 4           # once a second of the feeder's clock, and the last record
     assert "160.0 steps/s" in progress[0] and progress[0].startswith("samples     176/640")
-    assert "loss 5.5000" in progress[0]            # records 1..10: losses 1..10
-    assert any("held-out 0.800" in ln and "running acc 0.750" in ln for ln in lines)
+    assert "loss 5.5000  acc 0.750" in progress[0]            # records 1..10: losses 1..10
+    assert [ln for ln in lines if "held-out" in ln] == [
+        "samples     320  steps     320  held-out 0.800  (interval loss 0.5000, running acc 0.750)"]

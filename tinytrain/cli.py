@@ -466,7 +466,7 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
                 p["held_out"] = group_line(evaluations[-1]) if groups_ else None
             bar.update(p)
             status.write(kind="progress", samples=p["samples"], total=p["total"], steps=p["steps"],
-                         loss_sum=p["loss_sum"], loss_count=p["loss_count"])
+                         loss_sum=p["loss_sum"], loss_count=p["loss_count"], correct=p["correct"])
 
         with Progress(len(x) * epochs) as bar:
             report = train_stream(link, x, y, eval_x=ex, eval_y=ey, epochs=epochs, chunk=chunk,

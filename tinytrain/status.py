@@ -86,28 +86,32 @@ def live_lines(records, interval: float = 1.0):
     """The lines `tinytrain monitor` prints while it follows a feeding process: from its
     progress records, at most one line per `interval` seconds of the feeder's clock, with
     the step rate and the mean loss over the samples since the line before; from its curve
-    records, one line per held-out evaluation (and interval summary)."""
+    records, one line per held-out evaluation."""
     last = None                 # (time, steps) of the last progress line
-    loss_sum, loss_count = 0.0, 0
+    loss_sum, loss_count, correct = 0.0, 0, 0
+    samples = None
     for rec in records:
         kind = rec.get("kind")
         if kind == "progress":
             t, steps = rec["time"], rec["steps"]
             if last is None:            # the reference point: its samples came before it
-                last = (t, steps)
+                last, samples = (t, steps), rec["samples"]
                 continue
             loss_sum += rec.get("loss_sum", 0.0)
             loss_count += rec.get("loss_count", 0)
+            correct += rec.get("correct", 0)
             if t - last[0] < interval and rec["samples"] < rec.get("total", float("inf")):
                 continue
             rate = (steps - last[1]) / (t - last[0]) if t > last[0] else None
             total = rec.get("total")
+            seen = rec["samples"] - samples
             yield (f"samples {rec['samples']:>7}" + (f"/{total}" if total else "") + f"  steps {steps:>7}  "
-                   f"{_fmt(rate, '.1f')} steps/s  loss {_fmt(loss_sum / loss_count if loss_count else None, '.4f')}")
-            last = (t, steps)
-            loss_sum, loss_count = 0.0, 0
-        elif kind == "curve":
+                   f"{_fmt(rate, '.1f')} steps/s  loss {_fmt(loss_sum / loss_count if loss_count else None, '.4f')}"
+                   + (f"  acc {correct / seen:.3f}" if "correct" in rec and seen > 0 else ""))
+            last, samples = (t, steps), rec["samples"]
+            loss_sum, loss_count, correct = 0.0, 0, 0
+        elif kind == "curve" and rec.get("eval_accuracy") is not None:
             ev = rec.get("eval_accuracy")
-            yield (f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  interval loss {_fmt(rec.get('loss'), '.4f')}  "
-                   f"running acc {_fmt(rec.get('running_accuracy'), '.3f')}"
-                   + (f"  held-out {ev:.3f}" if ev is not None else ""))
+            yield (f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  held-out {ev:.3f}"
+                   + (f"  (interval loss {_fmt(rec.get('loss'), '.4f')}, running acc "
+                      f"{_fmt(rec.get('running_accuracy'), '.3f')})" if rec.get("loss") is not None else ""))
