@@ -129,11 +129,12 @@ def test_describe_shows_dtype_names_and_what_the_build_knows(device):
     d = json.loads(ok(tinytrain("describe", "--port", url, "--json")))
     assert d["input_dtype"] == "int8" and d["output_dtype"] == "int8"
     manifest = json.loads((fw / ".tinytrain.json").read_text())
-    assert d["lr"] == pytest.approx(0.05) and d["update_mode"] == "nearest" and d["scheme"] == "last:2"
+    assert d["lr_as_built"] == pytest.approx(0.05) and d["update_mode"] == "nearest" and d["scheme"] == "last:2"
+    assert d["lr"] > 0 and d["momentum"] == 0          # what the device applies now (train --lr sets it)
     assert d["update_extra_bytes"] == manifest["memory"]["update_state_bytes"] == 0
     assert d["planned_trainable_bytes"] == manifest["memory"]["trainable_param_bytes"]
     text = ok(tinytrain("describe", "--port", url))
-    assert "input_dtype        int8" in text and "as built (project" in text and "update_mode      nearest" in text
+    assert "input_dtype        int8" in text and "as built (project" in text and "update_mode              nearest" in text
 
 
 def test_describe_of_a_stochastic_build_counts_its_extra_bytes(tmp_path):
@@ -143,7 +144,7 @@ def test_describe_of_a_stochastic_build_counts_its_extra_bytes(tmp_path):
     url = ok(tinytrain("flash", fw, "--detach")).split("port: ")[1].split()[0]
     try:
         d = json.loads(ok(tinytrain("describe", "--port", url, "--json", "--project", fw)))
-        assert d["update_mode"] == "residual" and d["lr"] == pytest.approx(0.02)
+        assert d["update_mode"] == "residual" and d["lr"] == d["lr_as_built"] == pytest.approx(0.02)
         assert d["update_extra_bytes"] > 0       # a byte of fraction per trained weight
     finally:
         ok(tinytrain("stop", fw))

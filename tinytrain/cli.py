@@ -386,6 +386,10 @@ def describe(url, as_json, as_td, gateway, project):
     from .deviceinfo import description_fields, format_fields
     with _open_link(url) as link:
         d = link.describe()
+        reported = _description_dict(d)
+        if d.trainable:                     # what the device applies now
+            reported.update(zip(("lr", "momentum", "weight_decay"),
+                                (float(f"{v:.7g}") for v in link.get_hparams())))     # float32 as typed
     if project is None:
         from .emulator import project_of
         project = project_of(url)
@@ -395,7 +399,7 @@ def describe(url, as_json, as_td, gateway, project):
             manifest = _project_manifest(project)
         except TinyTrainError:
             manifest = None
-    data = description_fields(_description_dict(d), manifest)
+    data = description_fields(reported, manifest)
     _emit(data, as_json, format_fields(data, str(project) if project else None))
 
 

@@ -2,16 +2,17 @@
 of their codes, completed by what the host knows of the build (the project manifest,
 .tinytrain.json: learning rate as built, update mode and the bytes it keeps, scheme).
 
-The device's values win: a field it reports itself (a newer DESCRIBE may carry the
-learning rate or the update mode) replaces the manifest's; the manifest's are shown only
-when its model hash is the device's.
+The device's values win: a field it reports itself (a newer DESCRIBE may carry the update
+mode and its bytes) replaces the manifest's; the manifest's are shown only when its model
+hash is the device's. The learning rate the device applies now (GET_HPARAMS: `train --lr`
+changes it) is `lr`; the one compiled in is `lr_as_built`.
 """
 from __future__ import annotations
 
 from .dtypes import BY_CODE
 
 # manifest key -> field of the description (the names describe --json uses)
-AS_BUILT = {"scheme": "scheme", "lr": "lr", "momentum": "momentum", "update": "update_mode",
+AS_BUILT = {"scheme": "scheme", "lr": "lr_as_built", "momentum": "momentum_as_built", "update": "update_mode",
             "update_seed": "update_seed", "update_state_bytes": "update_extra_bytes"}
 DTYPE_FIELDS = ("input_dtype", "output_dtype")
 
@@ -53,7 +54,7 @@ def format_fields(data: dict, project: str | None = None) -> str:
     lines = [f"{k:18s} {v}" for k, v in data.items() if k not in host_known and k != "host_known"]
     if host_known:
         lines.append(f"as built (project {project}):" if project else "as built (project manifest):")
-        lines += [f"  {k:16s} {_value(k, data[k])}" for k in data if k in host_known]
+        lines += [f"  {k:24s} {_value(k, data[k])}" for k in data if k in host_known]
     return "\n".join(lines)
 
 

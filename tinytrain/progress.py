@@ -48,9 +48,11 @@ class Progress:
         s["samples"] += p["samples"] - self.samples
         self.samples = p["samples"]
         # what the last held-out evaluation said: "0.912", or "all 0.91, new 0.88, old 0.94"
-        held_out = p.get("held_out") or (_fmt(p["eval_accuracy"]) if p.get("eval_accuracy") is not None else None)
-        if held_out:
-            self.held_out = held_out
+        if p.get("row") is not None or self.held_out is None:     # a new evaluation (or the first seen)
+            held_out = p.get("held_out") or (_fmt(p["eval_accuracy"]) if p.get("eval_accuracy") is not None
+                                             else None)
+            if held_out:
+                self.held_out = held_out
         if self.tty:
             now = time.monotonic()
             if now - self._last_draw >= REDRAW_SECONDS or self.samples >= self.total:
