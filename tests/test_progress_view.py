@@ -63,3 +63,32 @@ def test_monitor_lines_show_step_rate_and_interval_loss():
     assert "loss 5.5000  acc 0.750" in progress[0]            # records 1..10: losses 1..10
     assert [ln for ln in lines if "held-out" in ln] == [
         "samples     320  steps     320  held-out 0.800  (interval loss 0.5000, running acc 0.750)"]
+
+
+def test_a_port_holder_is_found_while_alive_and_forgotten_when_closed_or_gone(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    from tinytrain.portowner import holder
+    from tinytrain.status import StatusWriter
+    monkeypatch.setenv("TINYTRAIN_HOME", str(tmp_path))
+    url = "socket://127.0.0.1:1"
+    assert holder(url) is None
+    code = ("import sys, time\nfrom tinytrain.status import StatusWriter\nw = StatusWriter(sys.argv[1])\n"
+            "print('ready', flush=True)\nsys.stdin.readline()\nw.close()\nprint('closed', flush=True)\n"
+            "sys.stdin.readline()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, TINYTRAIN_HOME=str(tmp_path)))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        h = holder(url)
+        assert h["pid"] == proc.pid and "StatusWriter" in h["command"]
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "closed"
+        assert holder(url) is None                  # closed, though still running
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    with StatusWriter(url):
+        assert holder(url) is None                  # this process's own port is not "held"

@@ -52,6 +52,8 @@ def holder(url: str) -> dict | None:
         return None
     if pid == os.getpid() or not _alive(pid):
         return None
+    if first.get("command") and command_of(pid) not in ("", first["command"]):
+        return None                       # the pid was reused by another program
     with open(path) as f:                 # a holder that closed the port holds it no more
         if any('"kind": "closed"' in line for line in f):
             return None
