@@ -67,6 +67,12 @@ def test_evaluate_train_groups_and_running_accuracy(device):
                                     "--json")))
     assert res["eval_after"]["accuracy"] == after["accuracy"] == res["final_eval_accuracy"]
     assert res["eval_after"]["groups"] == {k: g["accuracy"] for k, g in after["groups"].items()}
+    # the host build holding the parameters the device learned answers as the device does
+    ok(tinytrain("weights", "pull", "--port", url, tmp / "learned.npz"))
+    on_host = json.loads(ok(tinytrain("evaluate", DIGITS / "digits_cnn.tflite", "--train", "last:2", "--weights",
+                                      tmp / "learned.npz", "--data", tmp / "eval.npz", "--groups", GROUPS, "--json")))
+    assert on_host["confusion"] == after["confusion"] and on_host["weights"] == str(tmp / "learned.npz")
+    assert on_host["confusion"] != host["confusion"], "the learned parameters are the ones evaluated"
     # running accuracy and loss of this run (3 epochs of 160): not the device's counters since boot
     assert 0 < res["running_accuracy"] <= 1 and res["final_loss"] > 0
     assert res["shuffle"] is True and res["seed"] == 0
@@ -158,7 +164,10 @@ def test_a_held_port_is_refused_naming_its_holder_and_monitor_follows_it_live(de
     try:
         from tinytrain.status import status_path
         deadline = time.monotonic() + 60
-        while '"progress"' not in (status_path(url).read_text() if status_path(url).exists() else ""):
+        def feeding():        # the feeder's own status file (an earlier run's may still be there)
+            text = status_path(url).read_text() if status_path(url).exists() else ""
+            return f'"pid": {feeder.pid},' in text.split("\n", 1)[0] and '"progress"' in text
+        while not feeding():
             assert time.monotonic() < deadline and feeder.poll() is None, "the feeder did not start"
             time.sleep(0.1)
         t0 = time.monotonic()

@@ -83,6 +83,9 @@ def test_evaluate_a_model_on_the_host_build(tmp_path):
     ((), "either --port URL"),
     (("MODEL", "--port", "socket://127.0.0.1:9"), "not both"),
     (("MODEL", "--groups", "new=5-12"), "class 10 is outside"),
+    (("MODEL", "--weights", DIGITS / "digits_test.npz"), "--weights FILE and --train SCHEME go together"),
+    (("--port", "socket://127.0.0.1:9", "--train", "last:1"), "go with MODEL, not --port"),
+    (("MODEL", "--train", "last:2", "--weights", DIGITS / "digits_test.npz"), "not a tinytrain weights file"),
 ])
 def test_evaluate_errors(args, message):
     args = [DIGITS / "digits_cnn.tflite" if a == "MODEL" else a for a in args]

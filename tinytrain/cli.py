@@ -218,15 +218,29 @@ groups_option = click.option(
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="With MODEL: as `build --quantize`.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With MODEL: as `build --calibration`.")
+@click.option("--train", "scheme", default=None, metavar="SCHEME",
+              help="With MODEL and --weights: the scheme the device's firmware was built with.")
+@click.option("--num-classes", type=int, default=None, help="With MODEL and --weights: as `build --num-classes`.")
+@click.option("--weights", "weights_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="With MODEL: evaluate the host build holding these trainable parameters "
+                   "(a file of `tinytrain weights pull`) instead of the model's own.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, as_json):
+def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, scheme, num_classes, weights_file,
+             as_json):
     """Held-out accuracy of the device at --port, or of MODEL on the host build: overall,
-    per group of classes (--groups), per class, and the confusion matrix."""
+    per group of classes (--groups), per class, and the confusion matrix.
+
+    MODEL --train SCHEME --weights FILE evaluates on the host what a device learned: the
+    host build of the training firmware, holding the parameters pulled from the device."""
     from .datasets import check_samples, load_samples
-    from .evaluate import device_predictions, format_summary, parse_groups, summarize, write_confusion_png
+    from .evaluate import (device_predictions, format_summary, host_predictions, parse_groups, summarize,
+                           write_confusion_png)
     if (model is None) == (url is None):
         raise TinyTrainError("give either --port URL (a device) or MODEL (the host build), not both")
+    if url is not None and (scheme or num_classes or weights_file or quantize or calibration):
+        raise TinyTrainError("--train, --num-classes, --weights, --quantize and --calibration go with MODEL, "
+                             "not --port (the device runs what it was built with)")
     x, y = load_samples(data_file)
     if url is not None:
         with _open_link(url) as link:
@@ -237,19 +251,29 @@ def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, as
             predicted = device_predictions(link, x, y)
         where = dict(port=url, model=d.model_name, model_hash=d.model_hash, board=d.board)
     else:
-        compiled = _compile(model, quantize, calibration)
+        if (weights_file is None) != (scheme is None):
+            raise TinyTrainError("--weights FILE and --train SCHEME go together (the parameters of a training build)")
+        compiled = _compile(model, quantize, calibration, scheme, num_classes)
         graph = compiled.graph
+        params = None
+        if weights_file:
+            from .weightsfile import read as read_weights
+            file_hash, params = read_weights(Path(weights_file))
+            if file_hash != compiled.model_hash:
+                raise TinyTrainError(f"{weights_file} holds weights of model {file_hash}; {model} with --train "
+                                     f"{scheme} compiles to model {compiled.model_hash} (same options as the build?)")
         num_classes = graph.tensors[graph.outputs[0]].size
         groups_ = parse_groups(groups, num_classes)
         x, y = check_samples(x, y, graph.tensors[graph.inputs[0]].shape, num_classes, data_file,
                              need_labels=True)
-        predicted = compiled.run(x).reshape(len(x), -1).argmax(axis=1)
-        where = dict(model=graph.name, model_hash=compiled.model_hash, board="host")
+        predicted = host_predictions(compiled, x, params)
+        where = dict(model=graph.name, model_hash=compiled.model_hash, board="host", weights=weights_file)
     summary = summarize(y, predicted, num_classes, groups_)
     if plot_file:
         write_confusion_png(summary, plot_file, title=f"{where['model']} on {where['board']}")
     data = dict(where, data=data_file, **summary, plot=plot_file)
-    text = (f"{where['model']} on {where['board']}, {data_file}:\n" + format_summary(summary)
+    text = (f"{where['model']} on {where['board']}" + (f" with {weights_file}" if weights_file else "")
+            + f", {data_file}:\n" + format_summary(summary)
             + (f"\nconfusion matrix image: {plot_file}" if plot_file else ""))
     _emit(data, as_json, text)
 

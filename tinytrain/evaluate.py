@@ -147,6 +147,23 @@ def write_confusion_png(summary: dict, path, title: str = "") -> None:
     os.replace(tmp, path)
 
 
+def host_predictions(compiled, x: np.ndarray, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The predicted class of every sample from the host build of a compiled model; with
+    params (a device's trainable parameters, `weights pull`), from its host training build
+    holding those parameters: the host's answer for the weights the device learned."""
+    if params is None:
+        return compiled.run(x).reshape(len(x), -1).argmax(axis=1)
+    from .hostmodel import quantize_input
+    from .ir import NP_DTYPES
+    inp = compiled.graph.tensors[compiled.graph.inputs[0]]
+    x = np.asarray(x).reshape(len(x), -1)
+    if inp.dtype == "int8" and x.dtype != np.int8:
+        x = quantize_input(x, inp.scale, inp.zero_point)
+    with compiled.host_trainer() as ht:
+        ht.set_params(params)
+        return ht.infer(x.astype(NP_DTYPES[inp.dtype])).argmax(axis=1)
+
+
 def device_predictions(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> np.ndarray:
     """The device's predicted class of every sample (evaluation passes: nothing is learned)."""
     predicted = []
