@@ -152,6 +152,7 @@ def test_describe_of_a_stochastic_build_counts_its_extra_bytes(tmp_path):
         d = json.loads(ok(tinytrain("describe", "--port", url, "--json", "--project", fw)))
         assert d["update_mode"] == "residual" and d["lr"] == d["lr_as_built"] == pytest.approx(0.02)
         assert d["update_extra_bytes"] > 0       # a byte of fraction per trained weight
+        assert d["trainable_bytes"] == d["planned_trainable_bytes"]      # the device counts them too
     finally:
         ok(tinytrain("stop", fw))
 
