@@ -56,8 +56,10 @@ def reference_train(params, vel, q, label, lr, mom, wd):
 
 def test_hello_and_describe(link):
     d = link.description
-    assert (d.protocol_version, d.max_payload, d.reply_ring) == (P.VERSION, 256, 4)
-    assert link.max_payload == 256 and link.window == 4
+    assert (d.protocol_version, d.max_payload, d.max_reply, d.reply_ring) == (P.VERSION, 1024, 256, 4)
+    assert link.max_payload == 1024 and link.max_reply == 256 and link.window == 4
+    assert link.authenticated and d.key_id == link.key_id.hex() and d.capabilities & P.CAP_AUTH
+    assert d.simd_kind == "none" and not d.simd
     assert d.model_hash == "1122334455667788" and d.model_name == "link_test_linear"
     assert d.board == "host-socket" and d.firmware_version == "test-1" and d.work_unit == "us"
     assert d.input_shape == (1, 4, 4, 1) and d.output_shape == (1, 4)
@@ -134,9 +136,13 @@ def test_train_matches_reference_and_counts(link):
     link.reset_stats()
     st = link.stats()
     assert (st.steps, st.train_samples, st.train_correct, st.train_loss_sum) == (5, 0, 0, 0.0)
-    with pytest.raises(DeviceError) as e:
-        link.train(samples[0], 4)                      # label out of range
-    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(TinyTrainError, match="4 classes"):
+        link.train(samples[0], 4)                      # label out of range: refused by the host
+    with pytest.raises(DeviceError) as e:              # and by the device, naming the sample
+        link.request(P.TRAIN, struct.pack("<BB", 0, 2) + struct.pack("<i", 1) + bytes(16)
+                     + struct.pack("<i", 4) + bytes(16))
+    assert (e.value.code, e.value.detail) == (P.ERR_RANGE, 1)
+    assert link.stats().steps == 5                     # the whole request was refused
 
 
 def test_eval_mode_does_not_train(link):
@@ -147,9 +153,13 @@ def test_eval_mode_does_not_train(link):
     labels = rng.integers(0, 4, 8)
     ev = link.evaluate(samples, labels)
     assert link.weights_crc() == before
-    assert ev.samples == 8 and all(np.isnan(r.loss) and r.mode == P.MODE_EVAL for r in ev.results)
+    assert ev.samples == 8 and all(np.isnan(r.loss) and r.evaluated for r in ev.results)
     st = link.stats()
     assert (st.mode, st.eval_samples, st.eval_correct, st.steps) == (P.MODE_TRAIN, 8, ev.correct, 0)
+    link.set_mode("eval")                              # eval mode: TRAIN only evaluates
+    assert all(r.evaluated and r.mode == P.MODE_EVAL for r in link.train_many(samples, labels))
+    assert link.weights_crc() == before and link.stats().steps == 0
+    link.set_mode("train")
     with pytest.raises(DeviceError):
         link.set_mode(7)
 
@@ -158,9 +168,11 @@ def test_hparams_roundtrip_and_range(link):
     assert link.set_hparams(0.25, 0.875, 0.5) == (0.25, 0.875, 0.5)
     assert link.get_hparams() == (0.25, 0.875, 0.5)
     for bad in [(0.1, 1.0, 0.0), (-0.1, 0.0, 0.0), (float("nan"), 0.0, 0.0), (0.1, 0.0, float("inf"))]:
-        with pytest.raises(DeviceError) as e:
-            link.set_hparams(*bad)
+        with pytest.raises(DeviceError) as e:          # the device checks, whatever the host sends
+            link.request(P.SET_HPARAMS, struct.pack("<fff", *bad))
         assert e.value.code == P.ERR_RANGE
+    with pytest.raises(TinyTrainError, match="not a finite"):
+        link.set_hparams(float("nan"))
     assert link.get_hparams() == (0.25, 0.875, 0.5)
 
 
@@ -174,9 +186,9 @@ def test_param_info_and_weights_read_write(link):
     assert link.weights_crc() == (272, zlib.crc32(blob))
     with pytest.raises(TinyTrainError):
         link.write_weights(blob[:-4])
-    with pytest.raises(DeviceError) as e:
-        link.request(P.WEIGHTS_WRITE, struct.pack("<I", 270) + bytes(4))
-    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(DeviceError) as e:              # outside a transaction
+        link.request(P.WEIGHTS_WRITE, struct.pack("<I", 0) + bytes(4))
+    assert e.value.code == P.ERR_STATE
     with pytest.raises(DeviceError) as e:
         link.request(P.PARAM_INFO, struct.pack("<I", 2))
     assert e.value.code == P.ERR_RANGE
@@ -221,10 +233,14 @@ def test_error_replies_and_the_link_goes_on(link):
         link.request(P.INFER, bytes(15))
     assert e.value.code == P.ERR_BAD_LENGTH
     with pytest.raises(TinyTrainError):
-        link.echo(bytes(257))                  # refused by the host: larger than the device allows
-    assert link.echo(bytes(range(256))) == bytes(range(256))
+        link.echo(bytes(link.payload_room + 1))   # refused by the host: larger than the device allows
+    room = link.reply_room                        # an echo comes back in a reply
+    assert link.echo(bytes(range(256))[:room]) == bytes(range(256))[:room]
+    with pytest.raises(DeviceError) as e:
+        link.echo(bytes(room + 1))
+    assert e.value.code == P.ERR_BAD_LENGTH
     c = link.device_counters()
-    assert c["unknown_type"] == 1 and c["crc_errors"] == 0 and c["seq_errors"] == 0
+    assert c["unknown_type"] == 1 and c["crc_errors"] == 0 and c["seq_errors"] == 0 and c["bad_tags"] == 0
 
 
 def test_pipelined_requests_return_in_order(link):

@@ -115,10 +115,13 @@ def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=
 @click.option("--compile/--no-compile", "compile_", default=None,
               help="Also build the firmware with PlatformIO (default: yes for boards that run here).")
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
+@click.option("--reads", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="Whether the device answers reads (describe, weights pull...) outside an authenticated "
+                   "session; writes always need one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
 def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes, board, output,
-          compile_, force, as_json):
+          compile_, force, reads, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, emit_project, size_report
@@ -130,7 +133,7 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr,
         from .training.codegen import TrainingCodegen
         train = TrainingCodegen(program, lr=lr)
         graph = program.graph
-    result = emit_project(graph, board, Path(output), train=train, force=force)
+    result = emit_project(graph, board, Path(output), train=train, force=force, reads=reads)
     lines = [f"emitted {graph.name} for {board} in {result['output']}"
              + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
     if compile_ is None:

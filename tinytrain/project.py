@@ -4,6 +4,7 @@ An emitted project holds everything it needs:
   platformio.ini               one env for the board
   src/model.* model_data.*     the generated model (tinytrain.codegen)
   src/tt_board.h               board facts for the HAL and the describe reply
+  src/tt_device_key.h          the device's secret key (mode 0600; also tt_device.key)
   src/main.c                   the main loop (firmware/runtime/main.c)
   src/tinytrain/{include,kernels,runtime,hal,startup}   copies of the C runtime
   ld/<board>.ld                linker script (QEMU boards)
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__
+from . import __version__, keystore
 from .boards import Board, load_board
 from .codegen import generate_model
 from .elfsize import memory_use
@@ -79,6 +80,8 @@ def fit_check(memory: dict, board: Board) -> FitReport:
         dict(memory="SRAM", item="trainable parameters + optimizer", bytes=trainable),
         dict(memory="SRAM", item="stack reserve", bytes=STACK_RESERVE_BYTES),
         dict(memory="SRAM", item="runtime buffers (estimate)", bytes=RUNTIME_SRAM_BYTES[board.family]),
+        *([dict(memory="SRAM", item="link: spare copy of trainable state", bytes=int(memory["link_spare_bytes"]))]
+          if memory.get("link_spare_bytes") else []),
         dict(memory="flash", item="constants (weights, tables)", bytes=int(memory["flash_bytes"])),
         dict(memory="flash", item="code (estimate)", bytes=CODE_FLASH_BYTES[board.family]),
     ]
@@ -113,6 +116,9 @@ def board_header(board: Board, memory: dict) -> str:
         ("TT_NV_BYTES", f"{board.nv_bytes}u"),
         ("TT_NV_FILE", f'"{NV_FILE}"'),
         ("TT_WORK_UNIT", f'"{board.work_counter}"'),
+        # The link's RAM copy of the trainable state (exact rollback of a non-finite step,
+        # staging of weight pushes); 0 where it does not fit: pushes stage in NV instead.
+        ("TT_LINK_SPARE", "1" if memory.get("link_spare_bytes") else "0"),
     ]
     if board.family == "cmsdk":
         # SysTick ticks -> instructions under QEMU -icount shift=10 (1024 ns per instruction).
@@ -172,11 +178,14 @@ def _linker_script(board: Board) -> str:
     return text
 
 
-def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = False) -> dict:
+def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = False,
+                 reads: str = "open") -> dict:
     """Write a PlatformIO project for `graph` on `board_name` into out_dir (atomically).
 
     Raises DoesNotFitError (with the table) if the memory plan exceeds the board; then
-    out_dir is left as it was."""
+    out_dir is left as it was. The project gets its device key (tinytrain.keystore; a
+    rebuild keeps the key), also stored on this host; reads="closed" makes the device
+    answer reads only in an authenticated session."""
     board = load_board(board_name)
     out_dir = Path(out_dir)
     meta: dict = dict(board=board.name, model=graph.name, env=env_name(board), family=board.family,
@@ -187,6 +196,13 @@ def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = F
         report = fit_check(art.memory, board)
         if not report.fits:
             raise DoesNotFitError(board.name, report.table(), report.rows)
+        if train is not None:
+            # The link's spare copy where it fits; a board without room stages in NV.
+            with_spare = dict(art.memory, link_spare_bytes=int(art.memory.get("trainable_param_bytes", 0)))
+            if fit_check(with_spare, board).fits:
+                art.memory = with_spare
+                report = fit_check(with_spare, board)
+        key_id = keystore.provision_project(tmp, previous=out_dir if out_dir.is_dir() else None, reads=reads)
         _copy_runtime(board, src)
         (src / "tt_board.h").write_text(board_header(board, art.memory))
         (tmp / "platformio.ini").write_text(platformio_ini(board))
@@ -198,7 +214,8 @@ def emit_project(graph, board_name: str, out_dir, *, train=None, force: bool = F
         if (out_dir / NV_FILE).is_file():
             shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
         meta.update(model_hash=art.model_hash, macs=art.macs, memory=art.memory,
-                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None)
+                    fit=dict(rows=report.rows, totals=report.totals), train=train is not None,
+                    key_id=key_id.hex(), reads=reads)
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
 
 

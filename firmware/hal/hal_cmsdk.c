@@ -95,6 +95,14 @@ void tt_hal_idle(void)
      * just poll again. */
 }
 
+int tt_hal_entropy(uint8_t *buf, size_t n)
+{
+    /* QEMU's MPS boards model no TRNG: nonces come from the NV store's counter. */
+    (void)buf;
+    (void)n;
+    return 0;
+}
+
 /* ---- NV store: semihosting file ------------------------------------------------------- */
 #define SH_OPEN  0x01
 #define SH_CLOSE 0x02
