@@ -14,6 +14,11 @@ The first four make exactly one invalid frame each (counted in `damaged`), so a 
 require the receiver to have detected every one. `drop` and `duplicate` leave valid
 frames the protocol must handle by sequence number.
 
+  forge      (only when asked for) change a payload byte and fix the CRC, as an attacker on
+             the line would: only an authentication tag can tell. Applied to frames of an
+             authenticated session (not HELLO / AUTH, not BUSY or short error notices);
+             counted in `forge` only when applied.
+
     proxy = FaultyProxy(("127.0.0.1", device_port), rate=0.05, seed=1)
     url = f"socket://127.0.0.1:{proxy.port}"; ...; proxy.stop()
 
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import struct
+import zlib
 import select
 import socket
 import threading
@@ -59,11 +66,34 @@ class _Direction:
             self.stats["frames"] += 1
             out += self._fault(frame)
 
+    def _forge(self, frame: bytes) -> bytes | None:
+        """The frame with one payload byte changed and its CRC fixed, or None if not eligible."""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tinytrain import cobs
+        try:
+            body = bytearray(cobs.decode(frame))
+        except cobs.CobsError:
+            return None
+        if len(body) < 10 + 5 or body[1] & 0x7F in (0x01, 0x14) or body[1] in (0xFE,):
+            return None                          # HELLO / AUTH, BUSY, short notices
+        i = self.rng.randrange(6, len(body) - 4 - 16)   # payload, not the tag itself
+        body[i] ^= 1 << self.rng.randrange(8)
+        body[-4:] = struct.pack("<I", zlib.crc32(bytes(body[:-4])))
+        return cobs.encode(bytes(body))
+
     def _fault(self, frame: bytes) -> bytes:
         rng = self.rng
         if rng.random() >= self.rate:
             return frame + b"\x00"
         kind = rng.choice(self.faults)
+        if kind == "forge":
+            forged = self._forge(frame)
+            if forged is None:
+                return frame + b"\x00"
+            self.stats["forge"] += 1
+            return forged + b"\x00"
         self.stats[kind] += 1
         if kind in DAMAGING:
             self.stats["damaged"] += 1
