@@ -874,10 +874,10 @@ class Link:
             raise LinkError("weights read back do not match the device's CRC")
         return blob
 
-    def write_weights(self, blob: bytes, *, chunks: int | None = None) -> CommitInfo:
+    def write_weights(self, blob: bytes, *, chunk: int | None = None) -> CommitInfo:
         """Replaces all trainable parameters as one transaction: staged on the device,
         checked (size, CRC, model hash, finite floats) and committed at once, or not at all.
-        `chunks` (for tests) stops after that many WEIGHTS_WRITE requests, uncommitted."""
+        chunk: bytes per WEIGHTS_WRITE (default: as many as fit a frame)."""
         d = self.description
         total, _ = self.weights_crc()
         if len(blob) != total:
@@ -885,12 +885,9 @@ class Link:
                                  f"trainable parameters {total}")
         hash16 = d.model_hash.encode("ascii")[:16].ljust(16, b"\x00")
         self.request(P.WEIGHTS_BEGIN, P.LAYOUT["WEIGHTS_BEGIN_REQUEST"].pack(total, zlib.crc32(blob), hash16))
-        step = self.payload_room - 4
+        step = min(chunk or self.payload_room, self.payload_room - 4)
         reqs = []
-        for i, off in enumerate(range(0, total, step)):
-            if chunks is not None and i >= chunks:
-                self.drain()
-                return CommitInfo(off, 0, -1, 0)
+        for off in range(0, total, step):
             reqs.append(self.submit(P.WEIGHTS_WRITE, struct.pack("<I", off) + blob[off:off + step]))
             self._throttle()
         for r in reqs:
