@@ -272,14 +272,18 @@ port_option = click.option("--port", "url", required=True, metavar="URL",
 
 
 def _open_link(url: str):
+    """The port, held exclusively (another client gets "port in use by PID ...")."""
     from .link import Link
     return Link.open(url)
 
 
-def _description_dict(d) -> dict:
+def _description_dict(d, link=None) -> dict:
     from dataclasses import asdict
     data = asdict(d)
     data["trainable"] = d.trainable
+    data["simd"] = d.simd
+    if link is not None:
+        data["authenticated"] = link.authenticated
     return data
 
 
@@ -291,7 +295,7 @@ def describe(url, as_json):
     """Print what the device at --port is: board, firmware, model, memory, capabilities."""
     with _open_link(url) as link:
         d = link.describe()
-    data = _description_dict(d)
+        data = _description_dict(d, link)
     text = "\n".join(f"{k:18s} {v}" for k, v in data.items())
     _emit(data, as_json, text)
 
@@ -305,7 +309,8 @@ def describe(url, as_json):
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate (default: keep the device's).")
 @click.option("--momentum", type=float, default=None, help="SGD momentum (default: keep the device's).")
-@click.option("--chunk", type=int, default=16, show_default=True, help="Samples in flight per batch.")
+@click.option("--chunk", type=int, default=64, show_default=True,
+              help="Samples per step of the loop (progress, curve); the link batches them into frames.")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N samples (default: 4 times per epoch).")
 @click.option("--curve", "curve_prefix", type=click.Path(dir_okay=False), default="learning_curve",
               show_default=True, help="Write PREFIX.csv and PREFIX.png.")
@@ -313,19 +318,25 @@ def describe(url, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the final figures as JSON.")
 @user_errors
 def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, curve_prefix, save, as_json):
-    """Stream samples to the device at --port and let it learn online."""
-    from .datasets import load_samples
+    """Stream samples to the device at --port and let it learn online.
+
+    Both files are read and checked against the device's model (shapes, values, labels)
+    before the first sample is sent. The device is put in train mode; the command fails
+    (exit 2) when its step count does not advance with the samples it acknowledged."""
+    from .devicedata import check_samples, read_samples
     from .online import train_stream
     from .status import StatusWriter
-    x, y = load_samples(data_file)
-    if y is None:
-        raise TinyTrainError(f"{data_file}: training needs labels (y)")
-    ex, ey = load_samples(eval_file) if eval_file else (None, None)
+    if epochs < 1 or chunk < 1:
+        raise TinyTrainError("--epochs and --chunk must be at least 1")
+    raw_train = read_samples(data_file)
+    raw_eval = read_samples(eval_file) if eval_file else None
     with _open_link(url) as link, StatusWriter(url) as status:
         d = link.describe()
         if not d.trainable:
             raise TinyTrainError(f"the device at {url} runs an inference-only build of {d.model_name}; "
                                  "build it with --train SCHEME")
+        x, y = check_samples(data_file, *raw_train, d)
+        ex, ey = check_samples(eval_file, *raw_eval, d) if raw_eval else (None, None)
         cur = link.get_hparams()
         if lr is not None or momentum is not None:
             link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
@@ -349,18 +360,29 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     report.curve.write_png(Path(curve_prefix + ".png"), title=f"{d.model_name} on {d.board}")
     data = dict(samples=report.samples, steps=report.steps, seconds=round(report.seconds, 3),
                 samples_per_second=round(report.samples_per_second, 2), interrupted=report.interrupted,
-                final_eval_accuracy=report.final_eval_accuracy,
+                rolled_back=report.rolled_back, final_eval_accuracy=report.final_eval_accuracy,
                 running_accuracy=stats.train_correct / max(stats.train_samples, 1),
                 curve_csv=curve_prefix + ".csv", curve_png=curve_prefix + ".png",
                 saved_generation=saved.generation if saved else None)
     text = (("interrupted: " if report.interrupted else "") +
             f"{report.samples} samples, {report.steps} device steps, {report.samples_per_second:.1f} samples/s"
             + (f", held-out accuracy {report.final_eval_accuracy:.3f}" if report.final_eval_accuracy is not None
-               else "") + f"\ncurve: {curve_prefix}.csv, {curve_prefix}.png"
+               else "")
+            + (f", {report.rolled_back} steps rolled back (not finite)" if report.rolled_back else "")
+            + f"\ncurve: {curve_prefix}.csv, {curve_prefix}.png"
             + (f"\nweights saved (generation {saved.generation})" if saved else ""))
     _emit(data, as_json, text)
     if report.interrupted:
         sys.exit(130)
+
+
+def _stats_line(st, counters, rate: str = "") -> str:
+    acc = st["train_correct"] / st["train_samples"] if st["train_samples"] else float("nan")
+    loss = st["train_loss_sum"] / st["train_samples"] if st["train_samples"] else float("nan")
+    return (f"steps {st['steps']:>7}  mode {'train' if st['mode'] == 0 else 'eval'}  "
+            f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st['eval_correct']}/{st['eval_samples']}  "
+            f"infer {st['infer_count']}  rolled back {st.get('rolled_back', 0)}  "
+            f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
 
 
 @main.command()
@@ -371,43 +393,51 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
 def monitor(url, interval, count):
     """Live view of a device's counters and learning curve.
 
-    When another tinytrain process is feeding the device (the port has one owner), the
-    monitor follows what that process reads from the device; otherwise it polls the
-    device itself."""
-    from .status import follow, owner_alive, status_path
+    A port has one owner at a time. When another tinytrain process holds it (a `train`,
+    or another monitor), the monitor follows what that process publishes in its status
+    file; otherwise it opens the port and polls the device itself (publishing in turn)."""
+    from dataclasses import asdict
+
+    from .portlock import owner as port_owner
+    from .status import StatusWriter, follow, owner_alive, status_path
     path = status_path(url)
     shown = 0
     try:
-        if path.exists() and owner_alive(path):
-            click.echo(f"following the process that feeds {url}")
+        holder = port_owner(url)
+        if holder is not None:
+            if not (path.exists() and owner_alive(path)):
+                raise TinyTrainError(f"port {url} in use by PID {holder.get('pid', '?')} "
+                                     f"({holder.get('command', '')}), which publishes no status to follow")
+            click.echo(f"following the process that feeds {url} (PID {holder.get('pid', '?')})")
             for rec in follow(path, poll=min(interval, 0.5)):
                 if rec.get("kind") == "curve":
                     ev = rec.get("eval_accuracy")
                     click.echo(f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  loss {rec['loss']:.4f}  "
                                f"running acc {rec['running_accuracy']:.3f}"
                                + (f"  held-out {ev:.3f}" if ev is not None else ""))
-                    shown += 1
-                    if count and shown >= count:
-                        return
-            click.echo("the feeding process closed the port")
+                elif rec.get("kind") == "stats":
+                    click.echo(_stats_line(rec["stats"], rec["counters"]))
+                else:
+                    continue
+                shown += 1
+                if count and shown >= count:
+                    return
+            click.echo("the owner closed the port")
             return
         import time
         from .link import dropped_frames
-        with _open_link(url) as link:
+        with _open_link(url) as link, StatusWriter(url) as status:
             d = link.describe()
             click.echo(f"{d.model_name} on {d.board} (firmware {d.firmware_version}, model {d.model_hash})")
             last = None
             while count is None or shown < count:
-                st = link.stats()
-                counters = link.device_counters()
-                acc = st.train_correct / st.train_samples if st.train_samples else float("nan")
-                loss = st.train_loss_sum / st.train_samples if st.train_samples else float("nan")
-                rate = "" if last is None else f"  {(st.steps - last) / interval:.1f} steps/s"
-                click.echo(f"steps {st.steps:>7}  mode {'train' if st.mode == 0 else 'eval'}  "
-                           f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st.eval_correct}/{st.eval_samples}  "
-                           f"infer {st.infer_count}  frames ok {counters['frames_ok']} "
-                           f"bad {dropped_frames(counters)}" + rate)
-                last = st.steps
+                st = asdict(link.stats())
+                c = link.device_counters()
+                counters = dict(frames_ok=c["frames_ok"], bad=dropped_frames(c))
+                rate = "" if last is None else f"  {(st['steps'] - last) / interval:.1f} steps/s"
+                click.echo(_stats_line(st, counters, rate))
+                status.write(kind="stats", stats=st, counters=counters)
+                last = st["steps"]
                 shown += 1
                 if count is None or shown < count:
                     time.sleep(interval)
@@ -461,13 +491,42 @@ def weights_pull(url, file):
 @click.option("--save", is_flag=True, help="Also save them to the device's store.")
 @user_errors
 def weights_push(url, file, save):
-    """Restore trainable parameters from FILE onto the device (same model only)."""
+    """Restore trainable parameters from FILE onto the device (same model only).
+
+    Every value is checked against its parameter's type first; the device then receives
+    them as one transaction: it runs exactly the old or the new weights, never a mix."""
     from .weightsfile import push
     with _open_link(url) as link:
         info = push(link, Path(file))
-        if save:
+        if save and info["staging"] != "nv":
             link.save_weights()
-    click.echo(f"restored {info['params']} parameters ({info['bytes']} B) from {file}" + (", saved" if save else ""))
+    click.echo(f"restored {info['params']} parameters ({info['bytes']} B) from {file}"
+               + (", saved" if save or info["staging"] == "nv" else ""))
+
+
+@main.group()
+def key():
+    """Device keys: a build provisions one per device; this host keeps them in its key store."""
+
+
+@key.command("add")
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@user_errors
+def key_add(project):
+    """Add the key of PROJECT (a folder made by `tinytrain build`) to this host's key store."""
+    from . import keystore
+    k = keystore.read_project_key(Path(project))
+    keystore.add(k)
+    click.echo(f"added the key of device {keystore.key_id(k).hex()} to {keystore.store_dir()}")
+
+
+@key.command("list")
+@user_errors
+def key_list():
+    """The device ids whose keys this host holds (never the keys)."""
+    from . import keystore
+    for kid in keystore.ids():
+        click.echo(kid)
 
 
 if __name__ == "__main__":  # pragma: no cover

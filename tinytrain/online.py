@@ -1,9 +1,13 @@
 """Online learning over the serial link: stream samples to a device, watch it learn.
 
-The loop sends samples in pipelined chunks (tinytrain.link keeps several requests in
-flight), evaluates on held-out data on the device every `eval_every` samples, and records
-a learning curve. A KeyboardInterrupt stops after the chunk in flight: the device keeps
-every step it acknowledged, and the curve so far is still written.
+The loop puts the device in train mode, sends samples in pipelined chunks (tinytrain.link
+batches them into TRAIN requests and keeps several in flight), evaluates on held-out data on
+the device every `eval_every` samples (evaluation requests never change the device's mode),
+and records a learning curve. It fails loudly (DeviceNotLearning) when the device's step
+count does not advance as the samples it trained on say it must, or when every step of a
+chunk was rolled back (a loss or update that was not finite). A KeyboardInterrupt stops
+after the chunk in flight: the device keeps every step it acknowledged, and the curve so
+far is still written.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .errors import TinyTrainError
 
 CURVE_FIELDS = ("samples", "steps", "loss", "running_accuracy", "eval_accuracy", "seconds")
 
@@ -57,6 +63,10 @@ class Curve:
         plt.close(fig)
 
 
+class DeviceNotLearning(TinyTrainError):
+    """The device acknowledged samples without learning from them."""
+
+
 @dataclass
 class TrainReport:
     samples: int
@@ -65,6 +75,7 @@ class TrainReport:
     interrupted: bool
     final_eval_accuracy: float | None
     curve: Curve
+    rolled_back: int = 0        # steps the device undid (loss or update not finite)
 
     @property
     def samples_per_second(self) -> float:
@@ -93,13 +104,17 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
     last_eval = None
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     next_eval = eval_every
-    start_steps = link.stats().steps
+    rolled_back = 0
+    link.set_mode("train")                 # whatever an earlier session left behind
+    start_steps = steps = link.stats().steps
     try:
         for _ in range(epochs):
             order = rng.permutation(n) if rng is not None else np.arange(n)
             for i in range(0, n, chunk):
                 idx = order[i:i + chunk]
                 results = link.train_many(x[idx], y[idx])
+                _check_learning(results, steps)
+                rolled_back += sum(r.rolled_back for r in results)
                 done += len(results)
                 steps = results[-1].steps
                 window_loss += sum(r.loss for r in results if not math.isnan(r.loss))
@@ -131,4 +146,19 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
         curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
                   running_accuracy=window_correct / window_n if window_n else float("nan"),
                   eval_accuracy=None, seconds=round(time.perf_counter() - t0, 3))
-    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve)
+    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve, rolled_back)
+
+
+def _check_learning(results, steps_before: int) -> None:
+    """Every sample trained, or rolled back and counted; the step count says the same."""
+    evaluated = sum(r.evaluated for r in results)
+    if evaluated:
+        raise DeviceNotLearning(f"the device only evaluated {evaluated} of {len(results)} samples "
+                                f"(mode {results[-1].mode}: eval): nothing was learned")
+    trained = sum(not r.rolled_back for r in results)
+    if results[-1].steps - steps_before != trained:
+        raise DeviceNotLearning(f"the device's step count went from {steps_before} to {results[-1].steps} "
+                                f"over {trained} trained samples: steps are not advancing")
+    if trained == 0:
+        raise DeviceNotLearning(f"all {len(results)} steps of a chunk were rolled back: their loss or update "
+                                "was not finite (is the learning rate too large?)")
