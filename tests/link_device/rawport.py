@@ -78,7 +78,8 @@ class RawPort:
         self.frame(P.HELLO, seq)
         f = self.reply()
         assert f.type == P.HELLO | P.REPLY, f
-        return P.LAYOUT["HELLO_REPLY"].unpack_from(f.payload)
+        self.hello_reply = P.LAYOUT["HELLO_REPLY"].unpack_from(f.payload)
+        return self.hello_reply
 
     def auth(self, key: bytes, seq: int) -> None:
         """HELLO at seq, AUTH at seq + 1: an authenticated session."""
