@@ -17,7 +17,7 @@ static struct {
     uint32_t boot;                       /* this boot's persisted counter value */
     int boot_known;
     uint32_t issued;                     /* challenges since boot */
-    uint8_t session_key[TT_SHA256_BYTES];
+    tt_hmac_ctx session;                 /* HMAC keyed with the session key, ready to copy */
     int in_session;
 } A;
 
@@ -86,7 +86,8 @@ int tt_auth_answer(const uint8_t host_nonce[TT_PROTO_NONCE_BYTES],
               host_nonce, TT_PROTO_NONCE_BYTES, mac);
         memcpy(device_proof, mac, TT_PROTO_TAG_BYTES);
         keyed(device_key, sizeof device_key, "tinytrain v2 session", A.challenge, sizeof A.challenge,
-              host_nonce, TT_PROTO_NONCE_BYTES, A.session_key);
+              host_nonce, TT_PROTO_NONCE_BYTES, mac);
+        tt_hmac_init(&A.session, mac, sizeof mac);
         A.in_session = 1;
     }
     tt_wipe(mac, sizeof mac);
@@ -95,7 +96,7 @@ int tt_auth_answer(const uint8_t host_nonce[TT_PROTO_NONCE_BYTES],
 
 void tt_auth_end_session(void)
 {
-    tt_wipe(A.session_key, sizeof A.session_key);
+    tt_wipe(&A.session, sizeof A.session);
     A.in_session = 0;
 }
 
@@ -111,7 +112,7 @@ void tt_auth_tag(uint8_t direction, uint32_t counter, const uint8_t *body, size_
     tt_hmac_ctx c;
     head[0] = direction;
     tt_put_u32(head + 1, counter);
-    tt_hmac_init(&c, A.session_key, sizeof A.session_key);
+    c = A.session;
     tt_hmac_update(&c, head, sizeof head);
     tt_hmac_update(&c, body, n);
     tt_hmac_final(&c, mac);

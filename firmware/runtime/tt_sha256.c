@@ -90,7 +90,7 @@ void tt_sha256_final(tt_sha256_ctx *c, uint8_t out[TT_SHA256_BYTES])
 
 void tt_hmac_init(tt_hmac_ctx *c, const uint8_t *key, size_t key_len)
 {
-    uint8_t k[TT_SHA256_BLOCK], ipad[TT_SHA256_BLOCK];
+    uint8_t k[TT_SHA256_BLOCK], pad[TT_SHA256_BLOCK];
     unsigned i;
     memset(k, 0, sizeof k);
     if (key_len > TT_SHA256_BLOCK) {
@@ -100,14 +100,16 @@ void tt_hmac_init(tt_hmac_ctx *c, const uint8_t *key, size_t key_len)
     } else if (key_len > 0) {
         memcpy(k, key, key_len);
     }
-    for (i = 0; i < TT_SHA256_BLOCK; i++) {
-        ipad[i] = (uint8_t)(k[i] ^ 0x36u);
-        c->outer_key[i] = (uint8_t)(k[i] ^ 0x5cu);
-    }
+    for (i = 0; i < TT_SHA256_BLOCK; i++)
+        pad[i] = (uint8_t)(k[i] ^ 0x36u);
     tt_sha256_init(&c->inner);
-    tt_sha256_update(&c->inner, ipad, sizeof ipad);
+    tt_sha256_update(&c->inner, pad, sizeof pad);
+    for (i = 0; i < TT_SHA256_BLOCK; i++)
+        pad[i] = (uint8_t)(k[i] ^ 0x5cu);
+    tt_sha256_init(&c->outer);
+    tt_sha256_update(&c->outer, pad, sizeof pad);
     tt_wipe(k, sizeof k);
-    tt_wipe(ipad, sizeof ipad);
+    tt_wipe(pad, sizeof pad);
 }
 
 void tt_hmac_update(tt_hmac_ctx *c, const void *data, size_t n)
@@ -119,12 +121,9 @@ void tt_hmac_final(tt_hmac_ctx *c, uint8_t out[TT_SHA256_BYTES])
 {
     uint8_t inner[TT_SHA256_BYTES];
     tt_sha256_final(&c->inner, inner);
-    tt_sha256_init(&c->inner);
-    tt_sha256_update(&c->inner, c->outer_key, sizeof c->outer_key);
-    tt_sha256_update(&c->inner, inner, sizeof inner);
-    tt_sha256_final(&c->inner, out);
+    tt_sha256_update(&c->outer, inner, sizeof inner);
+    tt_sha256_final(&c->outer, out);
     tt_wipe(inner, sizeof inner);
-    tt_wipe(c, sizeof *c);
 }
 
 int tt_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
@@ -139,7 +138,7 @@ int tt_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 
 void tt_wipe(void *p, size_t n)
 {
-    volatile uint8_t *v = (volatile uint8_t *)p;
-    while (n--)
-        *v++ = 0;
+    memset(p, 0, n);
+    /* The compiler must assume the zeroed bytes are read: the memset stays. */
+    __asm__ volatile("" : : "r"(p) : "memory");
 }

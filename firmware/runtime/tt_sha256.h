@@ -22,11 +22,13 @@ void tt_sha256_update(tt_sha256_ctx *c, const void *data, size_t n);
 void tt_sha256_final(tt_sha256_ctx *c, uint8_t out[TT_SHA256_BYTES]);
 
 typedef struct {
-    tt_sha256_ctx inner;
-    uint8_t outer_key[TT_SHA256_BLOCK];   /* key XOR opad */
+    tt_sha256_ctx inner;                  /* has absorbed key XOR ipad */
+    tt_sha256_ctx outer;                  /* has absorbed key XOR opad */
 } tt_hmac_ctx;
 
-/* HMAC-SHA-256 with a key of any length (longer than a block: hashed first). */
+/* HMAC-SHA-256 with a key of any length (longer than a block: hashed first). A context
+ * right after tt_hmac_init can be copied and reused for many messages with one key (the
+ * session's tags): that saves the two key blocks per message. */
 void tt_hmac_init(tt_hmac_ctx *c, const uint8_t *key, size_t key_len);
 void tt_hmac_update(tt_hmac_ctx *c, const void *data, size_t n);
 void tt_hmac_final(tt_hmac_ctx *c, uint8_t out[TT_SHA256_BYTES]);
