@@ -165,3 +165,17 @@ def test_training_fails_loudly_when_steps_do_not_advance(link_device):
         with pytest.raises(DeviceNotLearning, match="rolled back"):
             train_stream(link, x, y, chunk=8)
         assert link.stats().steps == 0
+
+
+def test_the_train_command_fails_loudly_when_nothing_is_learned(link_device, tmp_path):
+    import subprocess
+    x, y = samples(40, 5)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    with Link.open(link_device.url) as link:
+        link.write_weights(np.full(68, 3e38, "<f4").tobytes())   # every loss overflows
+    proc = subprocess.run([sys.executable, "-m", "tinytrain", "train", "--port", link_device.url, "--data",
+                           str(tmp_path / "data.npz"), "--curve", str(tmp_path / "c")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "rolled back" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    with Link.open(link_device.url) as link:
+        assert link.stats().steps == 0

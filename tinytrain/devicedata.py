@@ -41,7 +41,7 @@ def check_samples(name: str, x: np.ndarray, y: np.ndarray | None, description, *
     if x.dtype.kind not in "biuf":
         raise TinyTrainError(f"{name}: samples of type {x.dtype} are not numbers")
     found = tuple(int(s) for s in x.shape[1:])
-    if _squeeze(found) != _squeeze(d.input_shape):
+    if _squeeze(found) != _squeeze(d.input_shape) and found != (d.input_size,):   # or one flat row each
         raise TinyTrainError(f"{name}: samples of shape {found} (array {tuple(x.shape)}); the model input "
                              f"is {tuple(d.input_shape)} ({d.input_size} values per sample)")
     flat = x.reshape(len(x), -1)
@@ -69,7 +69,7 @@ def check_samples(name: str, x: np.ndarray, y: np.ndarray | None, description, *
     bad = (y < 0) | (y >= classes)
     if bad.any():
         i = int(np.argmax(bad))
-        raise TinyTrainError(f"{name}: label {i} is {y[i]!r}: the model has {classes} classes (0..{classes - 1})"
+        raise TinyTrainError(f"{name}: label {i} is {y[i].item()}: the model has {classes} classes (0..{classes - 1})"
                              f" ({int(bad.sum())} labels out of range)")
     return flat, y.astype(np.int64)
 
