@@ -264,9 +264,11 @@ class Request:
     frame: bytes
     timeout: float         # first wait for the reply; doubled on every retry
     counter: int = 0       # its number in the authenticated session (0: untagged)
+    units: int = 1         # samples it carries (TRAIN): the device's compute time scales with it
     deadline: float = 0.0
     tries: int = 0
     busy: bool = False
+    busy_since: float = 0.0        # when its BUSY notice arrived
     reply: P.Frame | None = None
     reply_payload: bytes = b""     # the reply's payload without its tag
 
@@ -339,6 +341,7 @@ class Link:
         self._inflight: deque[Request] = deque()     # sent, in sequence order
         self._next_seq = random.randrange(0x10000) if first_seq is None else first_seq & 0xFFFF
         self._last_go_back = -1e9
+        self._compute_time: dict[int, float] = {}    # per request type: BUSY-to-reply, averaged
         self._description: Description | None = None
         self.hello()
 
@@ -394,7 +397,7 @@ class Link:
     def reply_room(self) -> int:
         return self.max_reply - (P.TAG_BYTES if self._session_key else 0)
 
-    def submit(self, type_: int, payload: bytes = b"") -> Request:
+    def submit(self, type_: int, payload: bytes = b"", units: int = 1) -> Request:
         """Queues a request; it is sent as soon as the window allows. In a session it is
         tagged (HELLO and AUTH never are)."""
         tagged = self._session_key is not None and type_ not in (P.HELLO, P.AUTH)
@@ -410,7 +413,7 @@ class Link:
             counter = self._counter
             tagger = self._tagger(0, counter)
         req = Request(type_, seq, payload, P.encode_frame(type_, seq, payload, tagger=tagger),
-                      self.timeout, counter)
+                      self.timeout, counter, units)
         self._queue.append(req)
         self._pump(block=False)
         return req
@@ -453,8 +456,8 @@ class Link:
         if data:
             for item in self._splitter.feed(data):
                 self._on_received(item)
+        self._retire()              # first: a request that just became the oldest gets its time
         self._check_timeout()
-        self._retire()
 
     def _send_ready(self) -> None:
         while self._queue and len(self._inflight) < self.window:
@@ -470,8 +473,10 @@ class Link:
                 extra = f" (the device rejected {self.counters.device_bad_tags} tags: a wrong key?)"
             raise LinkError(f"no valid reply to {req.name} (seq {req.seq}) after "
                             f"{self.retries} retries{extra}")
-        # Exponential backoff: a device busy with a long step is probed, not flooded.
-        backoff = min(req.timeout * 2 ** (req.tries - 1), max(req.timeout, self.max_backoff))
+        # Exponential backoff: a device busy with a long step is probed, not flooded; and not
+        # before the time such a request took so far (a batch of slow steps).
+        base = max(req.timeout, self._expected_compute(req)) if keep_busy else req.timeout
+        backoff = min(base * 2 ** (req.tries - 1), max(base, self.max_backoff))
         req.deadline = time.monotonic() + backoff
         req.busy = req.busy and keep_busy
         try:
@@ -509,6 +514,8 @@ class Link:
             req = next((r for r in self._inflight if r.seq == f.seq and not r.done), None)
             if req is not None and not req.busy:
                 req.busy = True
+                req.busy_since = time.monotonic()
+                req.deadline = max(req.deadline, req.busy_since + self._expected_compute(req))
                 self._expedite_before(req)
             return
         if f.type == P.ERROR and len(f.payload) == P.LAYOUT["ERROR"].size:
@@ -557,7 +564,16 @@ class Link:
             return
         req.reply = f
         req.reply_payload = payload
+        if req.busy:
+            took = (time.monotonic() - req.busy_since) / req.units
+            prev = self._compute_time.get(req.type)
+            self._compute_time[req.type] = took if prev is None else 0.8 * prev + 0.2 * took
         self._expedite_before(req)
+
+    def _expected_compute(self, req: Request) -> float:
+        """How long a request the device started should take: 2.5 times what such requests
+        took so far per sample (0 before the first), so slow steps are not probed early."""
+        return 2.5 * self._compute_time.get(req.type, 0.0) * req.units
 
     def _expedite_before(self, req: Request) -> None:
         """The device executes in order: news of req means the replies of earlier requests
@@ -790,7 +806,7 @@ class Link:
                 chunk = range(i, min(i + batch, len(data)))
                 payload = struct.pack("<BB", flags, len(chunk)) + b"".join(
                     struct.pack("<i", labels[j]) + data[j] for j in chunk)
-                reqs.append((self.submit(P.TRAIN, payload), len(chunk)))
+                reqs.append((self.submit(P.TRAIN, payload, units=len(chunk)), len(chunk)))
                 self._throttle()
         out: list[TrainResult] = []
         for req, n in reqs:

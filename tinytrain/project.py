@@ -123,6 +123,8 @@ def board_header(board: Board, memory: dict) -> str:
     if board.family == "cmsdk":
         # SysTick ticks -> instructions under QEMU -icount shift=10 (1024 ns per instruction).
         ratio = Fraction(10**9, board.clock_hz * 1024)
+        if "uart_rx_irq" in board.qemu:   # receive by interrupt: requests arrive during a step
+            defs.append(("TT_UART_RX_IRQ", f"{int(board.qemu['uart_rx_irq'])}u"))
         defs += [("TT_UART_BASE", f"{board.qemu['uart_base']}u"),
                  ("TT_WORK_TICKS_NUM", f"{ratio.numerator}u"),
                  ("TT_WORK_TICKS_DEN", f"{ratio.denominator}u")]
