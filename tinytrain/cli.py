@@ -309,8 +309,9 @@ def describe(url, as_json):
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate (default: keep the device's).")
 @click.option("--momentum", type=float, default=None, help="SGD momentum (default: keep the device's).")
-@click.option("--chunk", type=int, default=64, show_default=True,
-              help="Samples per step of the loop (progress, curve); the link batches them into frames.")
+@click.option("--chunk", type=int, default=None,
+              help="Samples per step of the loop (progress, curve; default: 8 frames' worth); the link "
+                   "batches them into frames and pipelines them.")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N samples (default: 4 times per epoch).")
 @click.option("--curve", "curve_prefix", type=click.Path(dir_okay=False), default="learning_curve",
               show_default=True, help="Write PREFIX.csv and PREFIX.png.")
@@ -326,7 +327,7 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     from .devicedata import check_samples, read_samples
     from .online import train_stream
     from .status import StatusWriter
-    if epochs < 1 or chunk < 1:
+    if epochs < 1 or (chunk is not None and chunk < 1):
         raise TinyTrainError("--epochs and --chunk must be at least 1")
     raw_train = read_samples(data_file)
     raw_eval = read_samples(eval_file) if eval_file else None

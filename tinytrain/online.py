@@ -82,7 +82,9 @@ class TrainReport:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
 
-def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
+def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int | None = None) -> float:
+    """Held-out accuracy on the device (evaluation requests: nothing learned, mode untouched)."""
+    chunk = chunk or 8 * max(link.batch_size(), 1)
     correct = 0
     for i in range(0, len(x), chunk):
         correct += link.evaluate(x[i:i + chunk], y[i:i + chunk]).correct
@@ -90,12 +92,14 @@ def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
 
 
 def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None, epochs: int = 1,
-                 chunk: int = 16, eval_every: int | None = None, shuffle_seed: int | None = 0,
+                 chunk: int | None = None, eval_every: int | None = None, shuffle_seed: int | None = 0,
                  on_progress: Callable[[dict], None] | None = None,
                  status=None) -> TrainReport:
-    """Train on (x, y) for `epochs`, streaming `chunk` samples per pipelined batch."""
+    """Train on (x, y) for `epochs`, `chunk` samples at a time (default: 8 TRAIN requests'
+    worth, so the pipeline stays full; the link batches and pipelines within a chunk)."""
     curve = Curve()
     n = len(x)
+    chunk = chunk or 8 * max(link.batch_size(), 1)
     eval_every = eval_every or max(n // 4, chunk)
     t0 = time.perf_counter()
     done = steps = 0

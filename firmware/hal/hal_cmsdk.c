@@ -138,6 +138,9 @@ static void rx_irq_init(void)
     __asm__ volatile("dsb\n\tisb" ::: "memory");
     calibrate_irq_overhead();
     UART->ctrl = 3u | UART_CTRL_RX_IRQ;
+    /* A byte that arrived before the interrupt was on raised none: take it now. */
+    if (UART->state & UART_STATE_RXFULL)
+        NVIC_ISPR[TT_UART_RX_IRQ / 32u] = 1u << (TT_UART_RX_IRQ % 32u);
 }
 #endif
 

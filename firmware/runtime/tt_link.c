@@ -509,12 +509,17 @@ static int do_infer(const uint8_t *q, size_t n, uint8_t *p, size_t cap)
     return (int)(TT_INFER_REPLY_BYTES + k);
 }
 
-/* One sample (in the model's input): trained, or evaluated. Returns the result flags. */
-static uint8_t step_one(int32_t label, int eval, float *loss, uint32_t *pred)
+/* One sample (in the model's input): trained, or evaluated. Returns the result flags and
+ * adds the model's own work (the forward, or the training step) to *work: the guard's copy
+ * and checks are the link's, not the model's. */
+static uint8_t step_one(int32_t label, int eval, float *loss, uint32_t *pred, uint32_t *work)
 {
     uint8_t flags = 0;
+    uint32_t t0;
     if (eval) {
+        t0 = tt_hal_work_count();
         tt_model_invoke();
+        *work += tt_hal_work_count() - t0;
         *pred = argmax_output();
         *loss = 0.0f / 0.0f;                 /* evaluation reports no loss (NaN) */
         L.eval_n++;
@@ -530,7 +535,9 @@ static uint8_t step_one(int32_t label, int eval, float *loss, uint32_t *pred)
 #endif
         /* The backward reuses the arena, output included: the step itself remembers the
          * forward's prediction. A non-finite loss skips the backward (generated code). */
+        t0 = tt_hal_work_count();
         *loss = tt_model_train_step(label);
+        *work += tt_hal_work_count() - t0;
         *pred = (uint32_t)tt_model_last_prediction();
         bad = !is_finite(*loss) || nonfinite_param(1) >= 0;
         if (bad) {
@@ -569,7 +576,7 @@ static uint8_t step_one(int32_t label, int eval, float *loss, uint32_t *pred)
  * sample is used: it runs completely or not at all. */
 static int do_train(const uint8_t *q, size_t n, uint8_t *p, size_t cap, uint16_t *detail, int tagged)
 {
-    uint32_t t0, i, count, rec = TT_TRAIN_RECORD_BYTES + INPUT_BYTES;
+    uint32_t work = 0, i, count, rec = TT_TRAIN_RECORD_BYTES + INPUT_BYTES;
     int eval, staged;
     if (n < TT_TRAIN_REQUEST_BYTES)
         return FAIL(TT_ERR_BAD_LENGTH);
@@ -607,7 +614,6 @@ static int do_train(const uint8_t *q, size_t n, uint8_t *p, size_t cap, uint16_t
         return FAIL(TT_ERR_NOT_TRAINABLE);
 #endif
     }
-    t0 = tt_hal_work_count();
     for (i = 0; i < count; i++) {
         uint8_t *res = p + TT_TRAIN_REPLY_BYTES + i * TT_TRAIN_RESULT_BYTES;
         const uint8_t *r = q + i * rec;
@@ -616,13 +622,13 @@ static int do_train(const uint8_t *q, size_t n, uint8_t *p, size_t cap, uint16_t
         if (!staged)
             memcpy(tt_model_input(), r + TT_TRAIN_RECORD_BYTES, INPUT_BYTES);
         res[TT_TRAIN_RESULT_OFF_FLAGS] =
-            step_one((int32_t)tt_get_u32(r + TT_TRAIN_RECORD_OFF_LABEL), eval, &loss, &pred);
+            step_one((int32_t)tt_get_u32(r + TT_TRAIN_RECORD_OFF_LABEL), eval, &loss, &pred, &work);
         put_f32(res + TT_TRAIN_RESULT_OFF_LOSS, loss);
         tt_put_u32(res + TT_TRAIN_RESULT_OFF_PREDICTED, pred);
     }
     L.input_tagged = 0;                      /* the step overwrote the input */
     tt_put_u32(p + TT_TRAIN_REPLY_OFF_STEPS, L.steps);
-    tt_put_u32(p + TT_TRAIN_REPLY_OFF_WORK, tt_hal_work_count() - t0);
+    tt_put_u32(p + TT_TRAIN_REPLY_OFF_WORK, work);
     p[TT_TRAIN_REPLY_OFF_COUNT] = (uint8_t)count;
     p[TT_TRAIN_REPLY_OFF_MODE] = L.mode;
     tt_put_u16(p + TT_TRAIN_REPLY_OFF_MODE + 1, 0);
