@@ -54,7 +54,7 @@ static uint32_t ticks_to_instructions(uint64_t ticks)
 #ifdef TT_UART_RX_IRQ
 /* ---- interrupt-driven receive ----------------------------------------------------------- */
 #ifndef TT_UART_RX_RING
-#define TT_UART_RX_RING 8192u                  /* a power of two: the requests in flight */
+#define TT_UART_RX_RING 4096u                  /* a power of two: the requests in flight */
 #endif
 #define SCB_VTOR  (*(volatile uint32_t *)0xE000ED08u)
 #define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
