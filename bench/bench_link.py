@@ -92,7 +92,7 @@ def link_capacity(link, frame_payload: int, samples_per_frame: int, n: int = 60)
     return n * samples_per_frame / (time.perf_counter() - t0)
 
 
-def step_rate(link, xs, ys, batches: int = 4) -> float:
+def step_rate(link, xs, ys, batches: int = 8) -> float:
     """Samples/s of the training step alone: BUSY-to-reply time of TRAIN requests sent one
     at a time (both notices travel the same way, so the line's latency cancels out)."""
     batch = link.batch_size()
@@ -117,7 +117,9 @@ def measure(board: str, prepared, n_samples: int, window: int) -> dict:
         xs, ys = xs[:n_samples], ys[:n_samples]
         with boot(Path(tmp) / "fw") as running:
             port = CountingPort(serial.serial_for_url(running.url, baudrate=115200, timeout=0))
-            with TimedLink(port, window=window) as link:
+            # timeout 2 s: on a loaded machine QEMU can stall for a while, and the
+            # retransmissions that would cause are the machine's, not the protocol's.
+            with TimedLink(port, window=window, timeout=2.0) as link:
                 desc = link.describe()
                 link.set_hparams(ondevice.LEARNING_RATE)
                 link.train_many(xs[:8], ys[:8])            # warm up: the first bytes can stall
