@@ -1,6 +1,9 @@
 /* tt_link.h - the device side of the tinytrain serial protocol (docs/protocol.md).
  *
  * main.c: tt_hal_init(); tt_link_init(); for (;;) tt_link_service();
+ * The link is tt_link.c (frames, sequencing, sessions, dispatch) with tt_link_describe.c,
+ * tt_link_train.c and tt_link_weights.c (tt_link_internal.h), tt_auth.c and tt_sha256.c
+ * (authentication), tt_weights_store.c (the NV store).
  * Compiles for inference-only models (model.h: TT_MODEL_TRAINABLE 0) and for training
  * builds (TT_MODEL_TRAINABLE 1: train step, hyperparameters, parameter access, A/B save,
  * weights transactions). Needs src/tt_device_key.h (TT_DEVICE_KEY, TT_AUTH_READS).
