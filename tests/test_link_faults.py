@@ -2,7 +2,6 @@
 through a proxy that damages, drops and duplicates frames; interrupted weight saves."""
 import struct
 import sys
-import time
 import zlib
 from pathlib import Path
 

@@ -4,9 +4,9 @@ where a saturated bias meets an accumulator the kernels must saturate, not overf
 (undefined behaviour, which aborts this build). Then ordinary training, as a user runs it."""
 import os
 import re
-import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ DIGITS = ROOT / "examples" / "digits"
 SANITIZE = ["-fsanitize=undefined,address", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 
 
-def sanitized_native_firmware(out) -> "Path":
+def sanitized_native_firmware(out) -> Path:
     """The generated native project's sources (as PlatformIO builds them), compiled with
     the sanitizers instead."""
     src = out / "src"
