@@ -16,12 +16,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinytrain import emulator, project  # noqa: E402
-from tinytrain.cli import _training_program  # noqa: E402
+import tinytrain  # noqa: E402
+from tinytrain import emulator  # noqa: E402
 from tinytrain.frontends import load_model  # noqa: E402
 from tinytrain.link import Link  # noqa: E402
 from tinytrain.report import format_table  # noqa: E402
-from tinytrain.training.codegen import TrainingCodegen  # noqa: E402
 
 MODELS = {"mcunet-5fps": 546, "mbv2-w0.35": 373, "proxyless-w0.3": 443}   # paper, ms per step
 TTE = ROOT / ".." / "shared" / "reference" / "tte-models"
@@ -29,13 +28,12 @@ TTE = ROOT / ".." / "shared" / "reference" / "tte-models"
 
 def measure(name: str) -> dict:
     graph = load_model(TTE / f"{name}.json")
-    g, program = _training_program(graph, str(TTE / "schemes" / f"{name}-49kb.json"), 10,
-                                   "softmax_cross_entropy", False)
+    compiled = tinytrain.compile(graph, scheme=str(TTE / "schemes" / f"{name}-49kb.json"), num_classes=10,
+                                 board="mps2-an386", lr=0.01)
     x = np.random.default_rng(0).integers(-128, 128, size=(3, 128 * 128 * 3), dtype=np.int8)
     with tempfile.TemporaryDirectory() as tmp:
         fw = Path(tmp) / "fw"
-        project.emit_project(g, "mps2-an386", fw, train=TrainingCodegen(program, lr=0.01))
-        built = project.build_project(fw)
+        built = compiled.build_project(fw)["build"]
         with emulator.boot(fw) as running, Link.open(running.url, timeout=5.0) as link:
             infer = link.infer(x[0]).work
             steps = [r.work for r in link.train_many(x, [1, 2, 3])]

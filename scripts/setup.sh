@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything tinytrain needs on a fresh Debian machine, idempotently:
 # Debian packages (ARM toolchain, QEMU), and a Python venv kept OUTSIDE the clone, keyed on a
-# hash of pyproject.toml so it is reused until the dependencies change.
+# hash of pyproject.toml so it is reused until the dependencies change; for the tests also
+# node-wot from npm (scripts/setup_node.sh), likewise outside the clone.
 # Prints the venv's bin folder on its last line; source-able: `. scripts/setup.sh`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,7 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 # clang with libFuzzer: the fuzz test of the device's frame decoder (tests/test_link_fuzz.py).
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || need_apt+=(libclang-rt-dev)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)     # examples/kws: spoken keywords
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing Debian packages: ${need_apt[*]}" >&2
@@ -33,6 +35,14 @@ if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q "$root[test]" >&2
   touch "$venv/.complete"
 fi
-# This clone's code, editable (fast: no dependencies resolved).
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+# This clone's code, editable (fast: no dependencies resolved); skipped when the venv already
+# points here. The build backend's deprecation warnings are shown only if the install fails.
+if [ "$("$venv/bin/python" -c 'import pathlib, tinytrain; print(pathlib.Path(tinytrain.__file__).resolve().parent.parent)' 2>/dev/null)" != "$(cd "$root" && pwd -P)" ]; then
+  if ! log=$("$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
+fi
+# The WoT client the gateway tests use (node-wot), beside the venv.
+"$root/scripts/setup_node.sh" >/dev/null
 echo "$venv/bin"

@@ -3,7 +3,7 @@
     lib = load_kernels(build_dir=tmp_path_factory.mktemp("ck"))   # once per session
     lib.tt_relu_s8(ptr(x), x.size, byref(requant(q)), ptr(y))
 
-Sources are firmware/kernels/<pattern> plus `extra_sources`, compiled with the project's
+Sources are firmware/kernels/**/<pattern> plus `extra_sources`, compiled with the project's
 strict flags (-std=c99 -Wall -Wextra -Werror) so a warning fails the tests. The result
 is cached per (pattern, extra_sources) for the session.
 """
@@ -17,34 +17,39 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytrain.ir import same_padding
+from tinytrain import cflags, quant
+from tinytrain.ir import conv_out_size, same_padding
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 INCLUDE = FIRMWARE / "include"
 KERNELS = FIRMWARE / "kernels"
-CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared", "-ffp-contract=off"]
+CFLAGS = cflags.host() + ["-fPIC", "-shared"]
 
 _cache: dict[tuple, ctypes.CDLL] = {}
 
 
 def kernel_sources(pattern: str = "*.c") -> list[Path]:
-    return sorted(KERNELS.glob(pattern))
+    """Kernel files matching `pattern` in any op folder of firmware/kernels/."""
+    return sorted(KERNELS.rglob(pattern))
 
 
-def load_kernels(extra_sources=(), pattern: str = "*.c", build_dir=None) -> ctypes.CDLL:
-    """Compile firmware/kernels/<pattern> (+ extra_sources) with gcc and load the library."""
-    key = (pattern, tuple(str(s) for s in extra_sources))
+def load_kernels(extra_sources=(), pattern: str | None = "*.c", build_dir=None, include_dirs=()) -> ctypes.CDLL:
+    """Compile firmware/kernels/<pattern> (None: no kernel file) + extra_sources with gcc and
+    load the library."""
+    key = (pattern, tuple(str(s) for s in extra_sources), tuple(str(d) for d in include_dirs))
     if key in _cache:
         return _cache[key]
     if shutil.which("gcc") is None:
         raise RuntimeError("gcc not found")
-    sources = [str(p) for p in kernel_sources(pattern)] + [str(s) for s in extra_sources]
+    kernels = [] if pattern is None else [str(p) for p in kernel_sources(pattern)]
+    sources = kernels + [str(s) for s in extra_sources]
     if not sources:
         raise RuntimeError(f"no C sources match firmware/kernels/{pattern}")
     out_dir = Path(build_dir) if build_dir is not None else Path(tempfile.mkdtemp(prefix="ttck-"))
     lib_path = out_dir / f"libttkernels{len(_cache)}.so"
-    cmd = ["gcc", *CFLAGS, f"-I{INCLUDE}", *sources, "-o", str(lib_path), "-lm"]
+    cmd = ["gcc", *CFLAGS, f"-I{INCLUDE}", *[f"-I{d}" for d in include_dirs], *sources,
+           "-o", str(lib_path), "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"compiling kernels failed:\n{' '.join(cmd)}\n{res.stderr}")
@@ -115,6 +120,82 @@ class TtSoftmaxParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in ("input_multiplier", "input_left_shift", "diff_min")]
 
 
+class TtRng(ctypes.Structure):
+    _fields_ = [("state", ctypes.c_uint32)]
+
+
+# --- the argument structs of tt_train_kernels.h ---------------------------------------------------
+
+class TtConvShape(ctypes.Structure):
+    _fields_ = [("in", ctypes.POINTER(TtDims)), ("out", ctypes.POINTER(TtDims)),
+                ("kh", ctypes.c_int32), ("kw", ctypes.c_int32), ("g", ctypes.POINTER(TtGeom))]
+
+
+class TtChannels(ctypes.Structure):
+    _fields_ = [("in_channels", ctypes.c_int32), ("k", ctypes.c_int32),
+                ("index", ctypes.POINTER(ctypes.c_int32)), ("x_channels", ctypes.c_int32)]
+
+
+class TtActQuant(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class TtWeightQuant(ctypes.Structure):
+    _fields_ = [("scale", ctypes.POINTER(ctypes.c_float)), ("per_channel", ctypes.c_int32)]
+
+
+class TtHparams(ctypes.Structure):
+    _fields_ = [("lr", ctypes.c_float), ("momentum", ctypes.c_float), ("weight_decay", ctypes.c_float)]
+
+
+class TtUpdate(ctypes.Structure):
+    _fields_ = [("hp", ctypes.POINTER(TtHparams)), ("mode", ctypes.c_uint8),
+                ("momentum", ctypes.POINTER(ctypes.c_float)), ("shadow", ctypes.POINTER(ctypes.c_float)),
+                ("residual", ctypes.POINTER(ctypes.c_int8)), ("rng", ctypes.POINTER(TtRng))]
+
+
+UPDATE_CODES = {"float": 0, "nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4}
+
+
+def conv_shape(in_shape, out_shape, kh, kw, stride=(1, 1), pad=(0, 0, 0, 0), dilation=(1, 1)):
+    """byref(tt_conv_shape): in/out (H, W, C) or (1, H, W, C), IR geometry (pad: t, b, l, r)."""
+    d_in, d_out, g = dims(in_shape), dims(out_shape), geom(stride, pad, dilation)
+    s = TtConvShape(ctypes.pointer(d_in), ctypes.pointer(d_out), int(kh), int(kw), ctypes.pointer(g))
+    s._keep = (d_in, d_out, g)
+    return ctypes.byref(s)
+
+
+def channels(in_channels, k, index=None, x_channels=None):
+    """byref(tt_channels): k of in_channels trained (index: an int32 array or None); x holds
+    x_channels channels per pixel (default: all in_channels)."""
+    idx = None if index is None else carray(index, np.int32)
+    ch = TtChannels(int(in_channels), int(k), ptr(idx), int(in_channels if x_channels is None else x_channels))
+    ch._keep = idx
+    return ctypes.byref(ch)
+
+
+def act_quant(scale, zero_point):
+    return ctypes.byref(TtActQuant(float(scale), int(zero_point)))
+
+
+def weight_quant(scales, per_channel: int):
+    s = carray(scales, np.float32)
+    wq = TtWeightQuant(ptr(s), int(per_channel))
+    wq._keep = s
+    return ctypes.byref(wq)
+
+
+def update(lr, momentum=0.0, weight_decay=0.0, *, mode="float", m=None, shadow=None, residual=None,
+           rng: TtRng | None = None):
+    """byref(tt_update) with its own tt_hparams; m (momentum), shadow, residual: arrays updated in
+    place, rng: a TtRng; keep them alive."""
+    hp = TtHparams(float(lr), float(momentum), float(weight_decay))
+    u = TtUpdate(ctypes.pointer(hp), UPDATE_CODES[mode], ptr(m), ptr(shadow), ptr(residual),
+                 ctypes.pointer(rng) if rng is not None else None)
+    u._keep = hp
+    return ctypes.byref(u)
+
+
 def dims(shape) -> TtDims:
     """tt_dims from (H, W, C) or (1, H, W, C)."""
     shape = tuple(shape)[-3:]
@@ -145,6 +226,38 @@ def softmax_params(p: dict) -> TtSoftmaxParams:
     return TtSoftmaxParams(*[int(p[name]) for name, _ in TtSoftmaxParams._fields_])
 
 
+def header_struct(ctype: str) -> type:
+    """A ctypes Structure of an int32-only parameter struct, its fields read from the
+    `typedef struct { ... } ctype;` of firmware/include (so a test follows the header)."""
+    import re
+    if ctype in _structs:
+        return _structs[ctype]
+    for header in sorted(INCLUDE.glob("*.h")):
+        m = re.search(r"typedef struct \{([^{}]*)\}\s*" + re.escape(ctype) + r"\s*;", header.read_text())
+        if m:
+            body = re.sub(r"/\*.*?\*/", " ", m.group(1), flags=re.S)
+            names = []
+            for decl in body.split(";"):
+                decl = decl.strip()
+                if not decl:
+                    continue
+                if not decl.startswith("int32_t "):
+                    raise ValueError(f"{ctype}: not an int32_t field: {decl!r}")
+                names += [n.strip() for n in decl[len("int32_t "):].split(",")]
+            _structs[ctype] = type(ctype, (ctypes.Structure,), {"_fields_": [(n, ctypes.c_int32) for n in names]})
+            return _structs[ctype]
+    raise KeyError(f"no struct {ctype} in {INCLUDE}")
+
+
+_structs: dict[str, type] = {}
+
+
+def struct(ctype: str, fields: dict):
+    """byref of a header_struct(ctype) filled from `fields` (every field of the struct)."""
+    cls = header_struct(ctype)
+    return ctypes.byref(cls(*[int(fields[n]) for n, _ in cls._fields_]))
+
+
 # --- inputs and geometries the float kernel tests share ------------------------------------------
 
 # Pooling cases (H, W, C, kernel, stride), run with SAME padding by the forward and the backward
@@ -166,4 +279,38 @@ def same_pads(H: int, W: int, k, stride) -> tuple[int, int, int, int]:
     """(top, bottom, left, right): TensorFlow's SAME padding of a k[0] x k[1] window."""
     _, t, b = same_padding(H, k[0], stride[0])
     _, l, r = same_padding(W, k[1], stride[1])
+    return (t, b, l, r)
+
+
+# --- random int8 kernel arguments --------------------------------------------------------------
+
+I8, I32 = np.int8, np.int32
+
+
+def rand_s8(rng, shape, extreme=None):
+    if extreme is not None:
+        return np.full(shape, extreme, dtype=I8)
+    return rng.integers(-128, 128, size=shape, dtype=I8)
+
+
+def rand_requant(rng, channels, act, out_zp, acc_std):
+    """Per-channel multipliers in [2^30, 2^31); shifts around the one that maps an
+    accumulator of std `acc_std` to ~50 LSB, +-2 per channel (both signs when acc is small)."""
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels).astype(I32)
+    _, base = quant.quantize_multiplier(50.0 / max(acc_std, 1e-3))
+    shift = (base + rng.integers(-2, 3, size=channels)).astype(I32)
+    act_min, act_max = {"none": (-128, 127), "relu": (out_zp, 127),
+                        "relu6": (out_zp, min(127, out_zp + 60))}[act]
+    return dict(in_zp=int(rng.integers(-128, 128)), out_zp=out_zp, act_min=act_min, act_max=act_max,
+                multiplier=mult, shift=shift)
+
+
+def out_hw_of(h, w, k, stride, pad, dil):
+    return (conv_out_size(h, k[0], stride[0], pad[0], pad[1], dil[0]),
+            conv_out_size(w, k[1], stride[1], pad[2], pad[3], dil[1]))
+
+
+def same_pad(h, w, k, stride, dil=(1, 1)):
+    _, t, b = same_padding(h, k[0], stride[0], dil[0])
+    _, l, r = same_padding(w, k[1], stride[1], dil[1])
     return (t, b, l, r)

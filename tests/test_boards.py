@@ -2,6 +2,8 @@
 
 Fast: no QEMU here (tests/test_firmware_emulated.py boots the boards)."""
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,10 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinytrain
+from tinytrain import cflags
 from tinytrain import boards, elfsize, platformio_setup, project
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import Graph, Op, QuantParams, Tensor
+from tinytrain.project import board_manifest
 from tinytrain.resources import firmware_dir
+
+from conftest import ROOT
 
 REQUIRED = ("disco_f746ng", "nucleo_h743zi", "nano33ble", "pico", "esp32-s3-devkitc-1",
             "mps2-an386", "mps3-an547", "native")
@@ -67,6 +74,27 @@ def test_required_boards_exist_and_are_consistent():
     assert boards.load_board("disco_f746ng").core == "cortex-m7"
 
 
+def _ld_regions(text: str) -> dict[str, int]:
+    """name -> LENGTH in bytes of the MEMORY regions of a linker script."""
+    units = {"": 1, "K": 1024, "M": 1024 * 1024}
+    return {m.group(1): int(m.group(2), 0) * units[m.group(3)]
+            for m in re.finditer(r"^\s*(\w+)\s*\([rwx]+\)\s*:\s*ORIGIN\s*=\s*\w+,\s*LENGTH\s*=\s*(\w+?)([KM]?)\s*$",
+                                 text, re.M)}
+
+
+@pytest.mark.parametrize("name", [b.name for b in boards.list_boards() if b.family == "cmsdk"])
+def test_qemu_board_limits_are_what_its_linker_script_gives(name):
+    """The fit check's usable flash and SRAM are the FLASH and RAM regions the firmware is
+    linked into (mps3-an547: the QSPI flash, not the 512 KiB ITCM that holds the vectors)."""
+    b = boards.load_board(name)
+    regions = _ld_regions((firmware_dir() / "startup" / b.qemu["ldscript"]).read_text())
+    assert regions["FLASH"] == b.flash_usable_bytes == b.flash_bytes
+    assert regions["RAM"] == b.sram_usable_bytes == b.sram_bytes
+    pio = board_manifest(b)  # what a project's boards/<name>.json carries
+    assert pio["upload"]["maximum_size"] == b.flash_usable_bytes
+    assert pio["upload"]["maximum_ram_size"] == b.sram_usable_bytes
+
+
 def test_unknown_board_lists_the_known_ones():
     with pytest.raises(boards.UnknownBoardError) as info:
         boards.load_board("arduino_uno_r3")
@@ -106,7 +134,7 @@ def test_too_large_model_is_refused_and_nothing_is_emitted(tmp_path):
     big = digits_like_graph(side=128, channels=16)     # a 256 KB activation: too much for a Pico
     out = tmp_path / "out"
     with pytest.raises(project.DoesNotFitError) as info:
-        project.emit_project(big, "pico", out)
+        tinytrain.compile(big, board="pico").write_project(out)
     assert "OVER by" in info.value.table and "activation arena" in info.value.table
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []              # no temporary folder left either
@@ -114,10 +142,10 @@ def test_too_large_model_is_refused_and_nothing_is_emitted(tmp_path):
 
 def test_refused_model_keeps_an_existing_project(tmp_path):
     out = tmp_path / "out"
-    project.emit_project(digits_like_graph(), "pico", out)
+    tinytrain.compile(digits_like_graph(), board="pico").write_project(out)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     with pytest.raises(project.DoesNotFitError):
-        project.emit_project(digits_like_graph(side=128, channels=16), "pico", out, force=True)
+        tinytrain.compile(digits_like_graph(side=128, channels=16), board="pico").write_project(out, force=True)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
@@ -125,7 +153,7 @@ def test_refused_model_keeps_an_existing_project(tmp_path):
 
 def test_emitted_cmsdk_project_layout(tmp_path):
     out = tmp_path / "p"
-    result = project.emit_project(digits_like_graph(), "mps3-an547", out)
+    result = tinytrain.compile(digits_like_graph(), board="mps3-an547").write_project(out)
     for rel in ("platformio.ini", "src/model.h", "src/model.c", "src/main.c", "src/tt_board.h",
                 "src/tinytrain/hal/tt_hal.h", "src/tinytrain/hal/hal_cmsdk.c",
                 "src/tinytrain/startup/startup_cmsdk.c", "ld/mps3_an547.ld", ".tinytrain.json"):
@@ -157,7 +185,7 @@ def _pio_config(project_dir: Path) -> tuple[subprocess.CompletedProcess, dict]:
 def test_real_board_platformio_ini_passes_pio_project_config(tmp_path, board):
     b = boards.load_board(board)
     out = tmp_path / board
-    project.emit_project(digits_like_graph(), board, out)
+    tinytrain.compile(digits_like_graph(), board=board).write_project(out)
     proc, config = _pio_config(out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "unknown" not in (proc.stdout + proc.stderr).lower()
@@ -181,28 +209,50 @@ def test_real_board_c_compiles_for_its_core(tmp_path, board):
     (the framework and hal_arduino.cpp need PlatformIO's registry, out of reach here)."""
     b = boards.load_board(board)
     out = tmp_path / board
-    project.emit_project(digits_like_graph(), board, out)
+    tinytrain.compile(digits_like_graph(), board=board).write_project(out)
     src = out / "src"
     sources = sorted(p for p in src.rglob("*.c"))
     assert any(p.name == "model.c" for p in sources) and any(p.name == "main.c" for p in sources)
     includes = [f"-I{d}" for d in (src, src / "tinytrain/include", src / "tinytrain/runtime", src / "tinytrain/hal")]
     for source in sources:
-        cmd = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-O2",
-               *b.cpu_flags, "-DTT_NO_MAIN", *includes, "-c", str(source), "-o", str(tmp_path / "x.o")]
+        cmd = ["arm-none-eabi-gcc", *cflags.cross(b), "-DTT_NO_MAIN", *includes, "-c", str(source), "-o", str(tmp_path / "x.o")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, f"{source.name} for {board}:\n{proc.stderr}"
 
 
 # --- PlatformIO offline setup --------------------------------------------------------------
 
-def test_platformio_setup_is_idempotent(tmp_path, monkeypatch):
+def test_platformio_setup_is_idempotent_and_replaces_another_platform(tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "core"))
-    first = platformio_setup.ensure_platformio()
+    out = tmp_path / "p"
+    tinytrain.compile(digits_like_graph(), board="native").write_project(out)
+    first = platformio_setup.ensure_platformio(out)
     assert first["installed_tool_scons"] and first["installed_platform"]
-    second = platformio_setup.ensure_platformio()
+    second = platformio_setup.ensure_platformio(out)
     assert not second["installed_tool_scons"] and not second["installed_platform"]
-    link = json.loads((tmp_path / "core/packages/tool-scons.pio-link").read_text())
-    assert link["spec"]["uri"] == "symlink://" + str((firmware_dir() / "platform/tool-scons").resolve())
+    record = json.loads((tmp_path / "core/platforms/tinytrain/.piopm").read_text())
+    assert record["spec"]["uri"] == "file://platform"
+    # a project whose dev-platform differs replaces the installed one
+    (out / "platform" / "builder" / "main.py").write_text((out / "platform/builder/main.py").read_text() + "\n")
+    assert platformio_setup.ensure_platformio(out)["installed_platform"]
+
+
+def test_project_builds_after_its_checkout_is_deleted(tmp_path, monkeypatch):
+    """A project made from a copy of the checkout builds with `pio run` once that copy is gone:
+    it carries its dev-platform, board manifest, runtime and kernels."""
+    checkout = tmp_path / "checkout"
+    for name in ("tinytrain", "firmware", "templates", "boards"):
+        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__", ".pio"))
+    out = tmp_path / "fw"
+    code = ("import sys, tinytrain; sys.path.insert(0, 'tests'); from graphs import mlp; "
+            f"tinytrain.compile(mlp(), board='native').write_project({str(out)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=str(checkout)))
+    assert str(checkout) not in (out / "platformio.ini").read_text()
+    shutil.rmtree(checkout)
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "core"))
+    result = project.build_project(out)
+    assert Path(result["elf"]).is_file()
 
 
 # --- native HAL: the file store --------------------------------------------------------------
@@ -235,7 +285,7 @@ def test_native_nv_store_reads_erased_writes_durably(tmp_path):
                                          '#define TT_WORK_UNIT "us"\n')
     (tmp_path / "t.c").write_text(NV_TEST_MAIN)
     exe = tmp_path / "t"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{tmp_path}",
+    subprocess.run(["gcc", *cflags.host(), f"-I{tmp_path}",
                     f"-I{firmware_dir() / 'hal'}", str(tmp_path / "t.c"),
                     str(firmware_dir() / "hal/hal_native.c"), "-o", str(exe)], check=True)
     fresh = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
@@ -287,3 +337,12 @@ def test_elfsize_rejects_a_non_elf(tmp_path):
     (tmp_path / "x").write_bytes(b"not an elf")
     with pytest.raises(TinyTrainError, match="not an ELF"):
         elfsize.read_sections(tmp_path / "x")
+
+
+def test_dtype_codes_agree_between_python_and_c():
+    """tinytrain/dtypes.py is the one table; firmware/include/tt_types.h must say the same."""
+    import re
+    from tinytrain.dtypes import DTYPES
+    header = (firmware_dir() / "include" / "tt_types.h").read_text()
+    c = {m.group(1).lower(): int(m.group(2)) for m in re.finditer(r"#define TT_DTYPE_(\w+)\s+(\d+)", header)}
+    assert c == {d.c_suffix: d.code for d in DTYPES.values()}

@@ -14,7 +14,6 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "examples" / "digits_online"))
 import ondevice  # noqa: E402
 
-from tinytrain.training.host import HostTrainer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +32,7 @@ def test_device_learns_new_classes_like_the_host_simulation(board, prepared, tmp
     assert result["device_steps"] == result["trained_samples"] == len(result["stream"][1]) * result["epochs"]
 
     xs, ys = result["stream"]
-    program = result["program"]
-    with HostTrainer.build(result["graph"], program.scheme, tmp_path / "host", lr=ondevice.LEARNING_RATE,
-                           reorder=False) as host:
+    with result["compiled"].host_trainer(tmp_path / "host") as host:   # the very same compiled C
         for _ in range(result["epochs"]):
             host.train_many(xs, ys)
         want = host.params()

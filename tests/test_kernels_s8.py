@@ -8,12 +8,24 @@ from ctypes import byref, c_float, c_int8, c_int32, c_void_p
 import numpy as np
 import pytest
 
-from tinytrain import quant, refops
+from tinytrain import cflags, quant
+from tinytrain.boards import load_board
+from tinytrain.fixedpoint import exp_on_negative_values, rounding_divide_by_pot, sat_rounding_doubling_high_mul
+from tinytrain.ops.add import add_s8
+from tinytrain.ops.conv2d import conv2d_s8
+from tinytrain.ops.depthwise_conv2d import depthwise_conv2d_s8
+from tinytrain.ops.fully_connected import fully_connected_s8
+from tinytrain.ops.mean import global_avg_pool_s8
+from tinytrain.ops.pad import pad_s8
+from tinytrain.ops.pool2d import avg_pool2d_s8, max_pool2d_s8
+from tinytrain.ops.quantize import dequantize_s8_f32, quantize_f32_s8
+from tinytrain.ops.relu import relu_s8
+from tinytrain.ops.softmax import softmax_s8
 from tinytrain.ir import conv_out_size, same_padding
 
 import ckernels as ck
 
-I8, I32 = np.int8, np.int32
+from ckernels import I8, I32, out_hw_of, rand_requant, rand_s8, same_pad
 
 
 @pytest.fixture(scope="module")
@@ -24,35 +36,6 @@ def lib(tmp_path_factory):
     ck.declare(lib, "tt_dequantize_s8_f32", P, c_int32, c_float, c_int32, P)
     ck.declare(lib, "tt_pad_s8", P, P, c_int32, c_int32, c_int8, P, P)
     return lib
-
-
-def rand_s8(rng, shape, extreme=None):
-    if extreme is not None:
-        return np.full(shape, extreme, dtype=I8)
-    return rng.integers(-128, 128, size=shape, dtype=I8)
-
-
-def rand_requant(rng, channels, act, out_zp, acc_std):
-    """Per-channel multipliers in [2^30, 2^31); shifts around the one that maps an
-    accumulator of std `acc_std` to ~50 LSB, +-2 per channel (both signs when acc is small)."""
-    mult = rng.integers(1 << 30, (1 << 31) - 1, size=channels).astype(I32)
-    _, base = quant.quantize_multiplier(50.0 / max(acc_std, 1e-3))
-    shift = (base + rng.integers(-2, 3, size=channels)).astype(I32)
-    act_min, act_max = {"none": (-128, 127), "relu": (out_zp, 127),
-                        "relu6": (out_zp, min(127, out_zp + 60))}[act]
-    return dict(in_zp=int(rng.integers(-128, 128)), out_zp=out_zp, act_min=act_min, act_max=act_max,
-                multiplier=mult, shift=shift)
-
-
-def out_hw_of(h, w, k, stride, pad, dil):
-    return (conv_out_size(h, k[0], stride[0], pad[0], pad[1], dil[0]),
-            conv_out_size(w, k[1], stride[1], pad[2], pad[3], dil[1]))
-
-
-def same_pad(h, w, k, stride, dil=(1, 1)):
-    _, t, b = same_padding(h, k[0], stride[0], dil[0])
-    _, l, r = same_padding(w, k[1], stride[1], dil[1])
-    return (t, b, l, r)
 
 
 # (H, W, Cin, Cout, kernel, stride, pad ("same"/"valid"/tuple), dilation, act, extreme)
@@ -106,7 +89,7 @@ def test_conv_kernels(lib, case, depthwise):
     x, wt, bias, stride, pad, dil, q, out_hw, cout, k = _conv_setup(CONV_CASES[case], rng, depthwise)
     for use_bias in (True, False):
         b = bias if use_bias else None
-        ref_fn = refops.depthwise_conv2d_s8 if depthwise else refops.conv2d_s8
+        ref_fn = depthwise_conv2d_s8 if depthwise else conv2d_s8
         want = ref_fn(x, wt, b, stride, pad, dil, q, out_hw)
         got = np.zeros((out_hw[0], out_hw[1], cout), dtype=I8)
         fn = lib.tt_depthwise_conv2d_s8 if depthwise else lib.tt_conv2d_s8
@@ -127,7 +110,7 @@ def test_fully_connected(lib, in_f, out_f, act, extreme):
     bias = rng.integers(-3000, 3000, size=out_f).astype(I32)
     q = rand_requant(rng, out_f, act, int(rng.integers(-128, 10)), acc_std=128 * 74 * np.sqrt(in_f))
     q["in_zp"] = int(rng.integers(-20, 20))
-    want = refops.fully_connected_s8(x, wt, bias, q)
+    want = fully_connected_s8(x, wt, bias, q)
     got = np.zeros(out_f, dtype=I8)
     lib.tt_fully_connected_s8(ck.ptr(x), in_f, ck.ptr(wt), ck.ptr(bias), out_f, byref(ck.requant(q)), ck.ptr(got))
     np.testing.assert_array_equal(got, want)
@@ -148,7 +131,7 @@ def test_add(lib, scales, act):
     a, b = rand_s8(rng, n), rand_s8(rng, n)
     a[:4] = [-128, 127, -128, 127]
     b[:4] = [-128, 127, 127, -128]
-    want = refops.add_s8(a, b, p)
+    want = add_s8(a, b, p)
     got = np.zeros(n, dtype=I8)
     lib.tt_add_s8(ck.ptr(a), ck.ptr(b), n, byref(ck.add_params(p)), ck.ptr(got))
     np.testing.assert_array_equal(got, want)
@@ -172,7 +155,7 @@ def test_pooling(lib, kind, case):
     rng = np.random.default_rng(case)
     for x, (lo, hi) in ((rand_s8(rng, (h, w, c)), (-128, 127)), (rand_s8(rng, (h, w, c)), (-20, 60)),
                         (rand_s8(rng, (h, w, c), -128), (-128, 127)), (rand_s8(rng, (h, w, c), 127), (-128, 127))):
-        ref_fn = refops.avg_pool2d_s8 if kind == "avg" else refops.max_pool2d_s8
+        ref_fn = avg_pool2d_s8 if kind == "avg" else max_pool2d_s8
         want = ref_fn(x, k, stride, pad, lo, hi, out_hw)
         got = np.zeros((out_hw[0], out_hw[1], c), dtype=I8)
         fn = lib.tt_avg_pool2d_s8 if kind == "avg" else lib.tt_max_pool2d_s8
@@ -185,7 +168,7 @@ def test_avg_pool_rounds_half_away_from_zero(lib):
     # 2 taps summing to odd values: averages end in .5 and must round away from zero
     x = np.array([[[1], [2]], [[-1], [-2]]], dtype=I8)     # (2, 2, 1)
     want = np.array([[[2]], [[-2]]], dtype=I8)
-    got = refops.avg_pool2d_s8(x, (1, 2), (1, 1), (0, 0, 0, 0), -128, 127, (2, 1))
+    got = avg_pool2d_s8(x, (1, 2), (1, 1), (0, 0, 0, 0), -128, 127, (2, 1))
     np.testing.assert_array_equal(got, want)
     out = np.zeros((2, 1, 1), dtype=I8)
     lib.tt_avg_pool2d_s8(ck.ptr(x), byref(ck.dims(x.shape)), 1, 2, byref(ck.geom()), -128, 127,
@@ -199,10 +182,10 @@ def test_global_avg_pool(lib, h, w, c, scale_ratio):
     rng = np.random.default_rng(h * w * c)
     for extreme in (None, -128, 127):
         x = rand_s8(rng, (h, w, c), extreme)
-        m, s = quant.quantize_multiplier(scale_ratio / (h * w))
+        m, s = quant.mean_multiplier(scale_ratio, 1.0, h * w)
         q = dict(in_zp=int(rng.integers(-128, 128)), out_zp=int(rng.integers(-128, 128)),
                  act_min=-128, act_max=127, multiplier=[m], shift=[s])
-        want = refops.global_avg_pool_s8(x, q)
+        want = global_avg_pool_s8(x, q)
         got = np.zeros(c, dtype=I8)
         lib.tt_global_avg_pool_s8(ck.ptr(x), byref(ck.dims(x.shape)), byref(ck.requant(q)), ck.ptr(got))
         np.testing.assert_array_equal(got, want)
@@ -216,7 +199,7 @@ def test_relu(lib, ratio, act):
     out_zp = int(rng.integers(-128, 0))
     q = dict(in_zp=int(rng.integers(-128, 128)), out_zp=out_zp, act_min=out_zp,
              act_max=127 if act == "relu" else min(127, out_zp + 40), multiplier=[m], shift=[s])
-    want = refops.relu_s8(x, q)
+    want = relu_s8(x, q)
     got = np.zeros_like(x)
     lib.tt_relu_s8(ck.ptr(x), x.size, byref(ck.requant(q)), ck.ptr(got))
     np.testing.assert_array_equal(got, want)
@@ -236,7 +219,7 @@ def test_softmax(lib, rows, depth, in_scale, beta):
     x = rand_s8(rng, (rows, depth))
     x[0, 0] = 127
     x[-1, -1] = -128
-    want = refops.softmax_s8(x, p)
+    want = softmax_s8(x, p)
     got = np.zeros_like(x)
     lib.tt_softmax_s8(ck.ptr(x), rows, depth, byref(ck.softmax_params(p)), ck.ptr(got))
     np.testing.assert_array_equal(got, want)
@@ -269,7 +252,7 @@ def test_pad(lib, shape, pad):
     rng = np.random.default_rng(sum(shape))
     x = rand_s8(rng, shape)
     value = -17
-    want = refops.pad_s8(x, pad, value)
+    want = pad_s8(x, pad, value)
     got = np.full(want.shape, 99, dtype=I8)
     lib.tt_pad_s8(x.ctypes.data, byref(ck.dims(x.shape)), pad[0], pad[2], value,
                   got.ctypes.data, byref(ck.dims(got.shape)))
@@ -283,7 +266,7 @@ def test_quantize_dequantize(lib):
     halves = (np.arange(-300, 300) + 0.5).astype(np.float32) * scale   # exact ties
     x = np.concatenate([rng.normal(0, 3, 1000).astype(np.float32), halves,
                         np.array([0, -0.0, 1e30, -1e30, 4.7, -4.8], np.float32)])
-    want = refops.quantize_f32_s8(x, scale, zp)
+    want = quantize_f32_s8(x, scale, zp)
     got = np.zeros(x.size, dtype=I8)
     lib.tt_quantize_f32_s8(x.ctypes.data, x.size, scale, zp, got.ctypes.data)
     np.testing.assert_array_equal(got, want)
@@ -292,7 +275,7 @@ def test_quantize_dequantize(lib):
     np.testing.assert_array_equal(want, np.clip(r + zp, -128, 127).astype(I8))
 
     q = np.arange(-128, 128, dtype=I8)
-    want_f = refops.dequantize_s8_f32(q, scale, zp)
+    want_f = dequantize_s8_f32(q, scale, zp)
     got_f = np.zeros(q.size, dtype=np.float32)
     lib.tt_dequantize_s8_f32(q.ctypes.data, q.size, scale, zp, got_f.ctypes.data)
     np.testing.assert_array_equal(got_f, want_f)
@@ -326,22 +309,21 @@ def test_fixedpoint_helpers_against_definition():
     a = rng.integers(-(1 << 31), 1 << 31, size=2000)
     b = rng.integers(-(1 << 31), 1 << 31, size=2000)
     exact = np.array([round(int(x) * int(y) / 2**31) for x, y in zip(a[:200], b[:200])])
-    got = refops.sat_rounding_doubling_high_mul(a[:200], b[:200])
+    got = sat_rounding_doubling_high_mul(a[:200], b[:200])
     assert np.max(np.abs(got - exact)) <= 1
-    assert refops.sat_rounding_doubling_high_mul(-(1 << 31), -(1 << 31)) == (1 << 31) - 1
-    np.testing.assert_array_equal(refops.rounding_divide_by_pot([5, -5, 6, -6, 7, -7], 1), [3, -3, 3, -3, 4, -4])
+    assert sat_rounding_doubling_high_mul(-(1 << 31), -(1 << 31)) == (1 << 31) - 1
+    np.testing.assert_array_equal(rounding_divide_by_pot([5, -5, 6, -6, 7, -7], 1), [3, -3, 3, -3, 4, -4])
     # exp(x) for x in [-31, 0] in F5 -> F0, against floating point
     xs = np.linspace(-31, 0, 500)
     raw = np.round(xs * 2**26).astype(np.int64)
-    e = refops.exp_on_negative_values(raw, 5) / 2**31
+    e = exp_on_negative_values(raw, 5) / 2**31
     assert np.max(np.abs(e - np.exp(raw / 2**26))) < 1e-6
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
 def test_kernels_compile_for_cortex_m4(tmp_path):
     for src in ck.kernel_sources("*.c"):
-        cmd = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4",
-               "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", f"-I{ck.INCLUDE}",
+        cmd = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386")), f"-I{ck.INCLUDE}",
                "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))]
         res = subprocess.run(cmd, capture_output=True, text=True)
         assert res.returncode == 0, f"{src.name}:\n{res.stderr}"

@@ -10,11 +10,10 @@ import pytest
 
 from conftest import ROOT
 from faulty_proxy import FaultyProxy
+import tinytrain
 from tinytrain import emulator, project
 from tinytrain.frontends import load_model
 from tinytrain.link import Link
-from tinytrain.training.codegen import TrainingCodegen
-from tinytrain.training.program import build_program
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or
                                 shutil.which("arm-none-eabi-gcc") is None,
@@ -29,9 +28,9 @@ def train(link, x, y):
 
 def test_training_through_a_faulty_link_equals_a_clean_run(tmp_path):
     graph = load_model(ROOT / "examples" / "digits" / "digits_cnn.tflite")
-    program = build_program(graph, "last:2")
+    program = tinytrain.compile(graph, scheme="last:2", board="mps2-an386", lr=0.02)
     fw = tmp_path / "fw"
-    project.emit_project(program.graph, "mps2-an386", fw, train=TrainingCodegen(program, lr=0.02))
+    program.write_project(fw)
     project.build_project(fw)
     data = np.load(ROOT / "examples" / "digits" / "digits_test.npz")
     inp = program.graph.tensors[program.graph.inputs[0]]

@@ -66,7 +66,7 @@ def test_hello_and_describe(link):
     assert (d.input_dtype, d.output_dtype) == (P.DTYPE_S8, P.DTYPE_F32)
     assert (d.input_scale, d.input_zero_point) == (0.03125, -3)
     assert d.trainable and d.capabilities & P.CAP_NV_STORE
-    assert (d.num_params, d.trainable_bytes, d.nv_bytes) == (2, 272, 4096)
+    assert (d.num_params, d.trainable_bytes, d.nv_bytes) == (2, 544, 4096)   # parameters + momentum
     assert d.sram_bytes == 262144 and d.link_ram_bytes > 0 and d.steps == 0
 
 

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+import tinytrain
 from tinytrain import project
 from tinytrain.frontends import load_model
 from tinytrain.hostmodel import quantize_input
 from tinytrain.link import Link
-from tinytrain.training.codegen import TrainingCodegen
-from tinytrain.training.program import build_program
 
 DIGITS = ROOT / "examples" / "digits"
 SANITIZE = ["-fsanitize=undefined,address", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
@@ -40,10 +39,10 @@ def sanitized_native_firmware(out) -> Path:
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory):
     graph = load_model(DIGITS / "digits_cnn.tflite")
-    program = build_program(graph, "last:2")
+    compiled = tinytrain.compile(graph, scheme="last:2", board="native", lr=0.01)
     out = tmp_path_factory.mktemp("ubsan") / "fw"
-    project.emit_project(program.graph, "native", out, train=TrainingCodegen(program, lr=0.01))
-    inp = program.graph.tensors[program.graph.inputs[0]]
+    compiled.write_project(out)
+    inp = compiled.graph.tensors[compiled.graph.inputs[0]]
     data = np.load(DIGITS / "digits_test.npz")
     x = quantize_input(data["x"][:64], inp.scale, inp.zero_point).reshape(64, -1)
     return out, sanitized_native_firmware(out), x, data["y"][:64]

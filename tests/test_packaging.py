@@ -24,9 +24,10 @@ def installed(tmp_path_factory):
 def test_wheel_carries_data_and_all_packages(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("tinytrain/data/templates/model.c.j2", "tinytrain/data/firmware/kernels/conv2d_s8.c",
+    for required in ("tinytrain/data/templates/model.c.j2", "tinytrain/data/firmware/kernels/conv2d/conv2d_s8.c",
                      "tinytrain/data/firmware/include/tt_kernels.h", "tinytrain/data/boards/mps2-an386.json",
-                     "tinytrain/frontends/__init__.py", "tinytrain/training/program.py"):
+                     "tinytrain/frontends/__init__.py", "tinytrain/training/program.py",
+                     "tinytrain/semantic/shapes.ttl", "tinytrain/semantic/gateway.py"):
         assert required in names, required
 
 

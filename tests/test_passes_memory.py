@@ -6,7 +6,9 @@ from ctypes import byref
 import numpy as np
 import pytest
 
-from tinytrain import refops
+from tinytrain.ops.conv2d import conv2d_s8
+from tinytrain.ops.depthwise_conv2d import depthwise_conv2d_s8
+from tinytrain.refops import run_graph
 from tinytrain.errors import UnsupportedError
 from tinytrain.frontends import load_model
 from tinytrain.hostmodel import HostModel
@@ -19,7 +21,7 @@ from tinytrain.training.scheme import bind_scheme
 
 import ckernels as ck
 from conftest import REFERENCE_MODELS
-from test_kernels_s8 import I8, I32, out_hw_of, rand_requant, same_pad
+from ckernels import I8, I32, out_hw_of, rand_requant, same_pad
 
 CANARY = 0x5A
 
@@ -73,8 +75,8 @@ def test_fused_kernel_equals_pointwise_then_depthwise(lib, case):
     h, w, _ = x.shape
     cmid = w_pw.shape[0]
     out_hw = out_hw_of(h, w, (k, k), stride, pad, dil)
-    mid = refops.conv2d_s8(x, w_pw, b_pw, (1, 1), (0, 0, 0, 0), (1, 1), q_pw, (h, w))
-    want = refops.depthwise_conv2d_s8(mid, w_dw, b_dw, stride, pad, dil, q_dw, out_hw)
+    mid = conv2d_s8(x, w_pw, b_pw, (1, 1), (0, 0, 0, 0), (1, 1), q_pw, (h, w))
+    want = depthwise_conv2d_s8(mid, w_dw, b_dw, stride, pad, dil, q_dw, out_hw)
     assert len(np.unique(want)) > 3 or want.size < 8
     min_rows = min((k - 1) * dil[0] + 1, h)
     for rows in (min_rows, min_rows + 2):        # the smallest ring, and a roomier one
@@ -103,7 +105,7 @@ def test_inplace_depthwise_equals_depthwise(lib, case):
     q = rand_requant(rng, c, act, int(rng.integers(-100, 0)), acc_std=128 * 74 * k)
     q["in_zp"] = int(rng.integers(-20, 20))
     pad = same_pad(h, w, (k, k), (1, 1), (d, d))
-    want = refops.depthwise_conv2d_s8(x, wt, bias, (1, 1), pad, (d, d), q, (h, w))
+    want = depthwise_conv2d_s8(x, wt, bias, (1, 1), pad, (d, d), q, (h, w))
     g = ck.geom((1, 1), pad, (d, d))
     for inplace in (True, False):
         buf = x.copy()
@@ -153,21 +155,21 @@ def test_generated_c_of_rewritten_model_equals_original(model, tmp_path):
     x = np.random.default_rng(5).integers(-128, 128, size=(2,) + g.tensors[g.inputs[0]].shape[1:], dtype=I8)
     got = HostModel(g2, tmp_path).run(x)
     for i in range(len(x)):
-        want = refops.run_graph(g, {g.inputs[0]: x[i:i + 1]})[g.outputs[0]].reshape(-1)
+        want = run_graph(g, {g.inputs[0]: x[i:i + 1]})[g.outputs[0]].reshape(-1)
         np.testing.assert_array_equal(got[i], want, err_msg=f"sample {i}")
-        ref2 = refops.run_graph(g2, {g.inputs[0]: x[i:i + 1]})[g.outputs[0]].reshape(-1)
+        ref2 = run_graph(g2, {g.inputs[0]: x[i:i + 1]})[g.outputs[0]].reshape(-1)
         np.testing.assert_array_equal(ref2, want)
     assert len(np.unique(got)) > 20
 
 
 def test_float_graphs_are_left_alone():
-    from test_training_graphs import MODELS
+    from graphs import MODELS
     g = MODELS["residual"]()
     assert optimize_for_memory(g) is g
 
 
 def test_fusion_needs_a_single_consumer_and_follows_frozen_ops():
-    from test_training_codegen import int8_graph
+    from graphs import int8_graph
     g = int8_graph("residual")            # stem -> expand(1x1) -> dw -> project -> add(stem)
     g2 = optimize_for_memory(g)
     assert [op.type for op in g2.ops][:3] == ["conv2d", FUSED, "conv2d"]
@@ -189,8 +191,7 @@ def test_fusion_needs_a_single_consumer_and_follows_frozen_ops():
 @pytest.mark.parametrize("model_name,scheme", [("residual", "last:2"), ("dwsep", "last:1")])
 def test_training_step_unchanged_by_passes_on_the_frozen_prefix(tmp_path, model_name, scheme):
     from tinytrain.training.host import HostTrainer
-    from test_training_codegen import int8_graph
-    from test_training_codegen_run import int8_inputs
+    from graphs import int8_graph, int8_inputs
     g = int8_graph(model_name)
     bound = bind_scheme(scheme, g)
     g2 = optimize_for_memory(g, frozen_prefix(g, bound))
@@ -210,7 +211,7 @@ def test_training_step_unchanged_by_passes_on_the_frozen_prefix(tmp_path, model_
 
 
 def test_fused_op_in_the_trained_part_is_rejected():
-    from test_training_codegen import int8_graph
+    from graphs import int8_graph
     g = int8_graph("residual")
     g2 = optimize_for_memory(g)              # fused without regard to the scheme
     with pytest.raises(UnsupportedError, match="expand\\+dw"):

@@ -7,11 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
+import tinytrain
 from tinytrain import emulator, project
-from tinytrain.cli import _training_program
 from tinytrain.frontends import load_model
 from tinytrain.link import Link
-from tinytrain.training.codegen import TrainingCodegen
 from tinytrain.training.head import replace_classifier
 from tinytrain.training.host import HostTrainer
 
@@ -25,10 +24,10 @@ LR = 0.01
 def test_mcunet_49kb_trains_on_the_emulated_m4_like_the_host(tte_models, tmp_path):
     scheme = tte_models / "schemes" / "mcunet-5fps-49kb.json"
     graph = load_model(tte_models / "mcunet-5fps.json")
-    device_graph, program = _training_program(graph, str(scheme), 10, "softmax_cross_entropy", False)
-    assert any(op.type == "pointwise_depthwise_conv2d" for op in device_graph.ops)
+    compiled = tinytrain.compile(graph, scheme=str(scheme), num_classes=10, board="mps2-an386", lr=LR)
+    assert any(op.type == "pointwise_depthwise_conv2d" for op in compiled.graph.ops)
     fw = tmp_path / "fw"
-    emitted = project.emit_project(device_graph, "mps2-an386", fw, train=TrainingCodegen(program, lr=LR))
+    emitted = compiled.write_project(fw)
     assert emitted["memory"]["total_sram_bytes"] <= 180 * 1024
     project.build_project(fw)
 

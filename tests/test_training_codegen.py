@@ -9,7 +9,9 @@ import pytest
 
 from tinytrain.errors import TinyTrainError
 from tinytrain.ir import QuantParams
-from tinytrain.training.codegen import TrainingCodegen, generate_training_model
+import tinytrain
+from tinytrain import cflags
+from tinytrain.boards import load_board
 from tinytrain.training.memory import memory_report
 from tinytrain.training.program import build_program
 from tinytrain.training.reorder import channel_closure, input_channel_importance, reorder_for_scheme
@@ -17,29 +19,34 @@ from tinytrain.training.scheme import bind_scheme
 from tinytrain.training.simulate import Trainer
 
 from conftest import ROOT
-from test_training_graphs import MODELS, quantize_graph
+from graphs import MODELS, SPARSE, int8_graph, quantize_graph, scheme_file
 
 INCLUDE = ROOT / "firmware" / "include"
-GCC = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-ARM = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb",
-       "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffp-contract=off"]
-SPARSE = {"bias_update_last_n": 2, "weight_update": [{"conv_index": 1, "input_channel_ratio": 0.5}]}
+GCC = ["gcc", *cflags.host()]
+ARM = ["arm-none-eabi-gcc", *cflags.cross(load_board("mps2-an386"))]
 
 
-def int8_graph(name, seed=0):
-    g = MODELS[name](seed)
-    calib = np.random.default_rng(seed + 10).standard_normal((8,) + g.tensors["input"].shape).astype(np.float32)
-    gq = quantize_graph(g, calib)
-    for op in gq.ops:     # int8 softmax outputs are 1/256, -128 (as TFLite makes them)
-        if op.type == "softmax":
-            gq.tensors[op.outputs[0]].quant = QuantParams.per_tensor(1 / 256, -128)
-    return gq
+def write_training(graph, scheme, out_dir, **kw):
+    """tinytrain.compile of the training step (no memory passes), its C written to out_dir."""
+    compiled = tinytrain.compile(graph, scheme=scheme, passes=False, **kw)
+    compiled.write_c(out_dir)
+    return compiled
 
 
-def scheme_file(tmp_path, spec=SPARSE):
-    p = tmp_path / "scheme.json"
-    p.write_text(json.dumps(spec))
-    return str(p)
+def calls(src: str, function: str) -> list[list[str]]:
+    """The arguments (C text) of every call of `function` (a regex) in src."""
+    return [m.split(", ") for m in re.findall(rf"\b{function}\(([^;]*)\);", src)]
+
+
+def call_args(src: str, function: str) -> list[str]:
+    """The arguments (C text) of the first call of `function` in src."""
+    return calls(src, function)[0]
+
+
+def struct_fields(src: str, ref: str) -> dict[str, str]:
+    """{field: initializer} of the static const struct `ref` (or `&ref`) of a generated model.c."""
+    body = re.search(rf"^static const tt_\w+ {ref.lstrip('&')} = \{{ (.*) \}};$", src, re.M).group(1)
+    return dict(item.lstrip(".").split(" = ", 1) for item in body.split(", "))
 
 
 def compile_objects(cc, out_dir):
@@ -53,7 +60,7 @@ def compile_objects(cc, out_dir):
 @pytest.mark.parametrize("int8", [False, True], ids=["f32", "int8"])
 def test_generated_training_c_compiles_warning_free_host_and_arm(tmp_path, model, int8):
     g = int8_graph(model) if int8 else MODELS[model]()
-    art = generate_training_model(g, "full", tmp_path, momentum=True, shadow=int8)
+    art = write_training(g, "full", tmp_path, momentum=True, shadow=int8)
     header = (tmp_path / "model.h").read_text()
     for decl in ("float tt_model_train_step(int32_t label);", "uint32_t tt_model_num_params(void);",
                  "const tt_param_info *tt_model_param(uint32_t i);",
@@ -67,10 +74,9 @@ def test_generated_training_c_compiles_warning_free_host_and_arm(tmp_path, model
 
 def test_memory_is_the_training_plan_and_one_arena(tmp_path):
     g = MODELS["residual"]()
-    art = generate_training_model(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
-    prog = art.extra["program"]
-    expect = {k: v for k, v in memory_report(prog).items() if k != "offsets"}
-    assert art.extra["memory"] == expect
+    art = write_training(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
+    prog = art.program
+    expect = {k: v for k, v in memory_report(prog).items() if k not in ("offsets", "flash_bytes")}
     for k, v in expect.items():
         assert art.memory[k] == v
     src = (tmp_path / "c" / "model.c").read_text()
@@ -88,43 +94,51 @@ def test_memory_is_the_training_plan_and_one_arena(tmp_path):
 
 def test_sparse_scheme_emits_no_gradient_of_untrained_parameters(tmp_path):
     g = MODELS["residual"]()
-    art = generate_training_model(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
+    art = write_training(g, scheme_file(tmp_path), tmp_path / "c", reorder=False)
     src = (tmp_path / "c" / "model.c").read_text()
     data = (tmp_path / "c" / "model_data.c").read_text()
     body = src[src.index("float tt_model_train_step"):]
     # trained: expand.weight[..., :2] (conv_index 1 of 4 input channels... ratio 0.5), dw/project bias, fc
-    prog = art.extra["program"]
+    prog = art.program
     assert set(prog.scheme.layers) == {"expand", "dw", "project", "fc"}
-    assert "tt_conv2d_update_weight_f32(expand_weight, 8," in body
-    assert re.search(r"tt_conv2d_update_weight_f32\(expand_weight, 8, [^;]*, 4, NULL,", body)
-    for frozen in ("stem", "project", "dw"):
-        assert f"update_weight_f32({frozen}_weight" not in body
-    assert "stem" not in re.sub(r"/\*.*?\*/", "", body)          # nothing of the stem's backward
-    assert "tt_bias_update_f32(dw_bias" in body and "tt_bias_update_f32(project_bias" in body
-    assert "tt_bias_update_f32(expand_bias" not in body and "tt_bias_update_f32(stem_bias" not in body
+    # the weight updates: expand's 16 output channels x the first 4 of its 8 input channels (read
+    # from a compact saved copy, no index), and fc's
+    updates = {args[2]: args for args in calls(body, r"tt_\w+_update_weight_f32")}
+    assert set(updates) == {"expand_weight", "fc_weight"}
+    shape, ch = updates["expand_weight"][:2]
+    assert struct_fields(src, ch) == {"in_channels": "8", "k": "4", "x_channels": "4"}
+    assert struct_fields(src, struct_fields(src, shape)["out"][1:])["c"] == "16"
+    code = re.sub(r"/\*.*?\*/", "", body)
+    for part in ("stem_grad", "stem_weight", "stem_bias", "stem_mask"):   # nothing of the stem's backward
+        assert part not in code
+    biases = {args[1] for args in calls(body, "tt_bias_update_f32")}
+    assert {"dw_bias", "project_bias"} <= biases and not {"expand_bias", "stem_bias"} & biases
     # only the trained parameters are in SRAM (non-const); frozen ones stay in flash
     for name in ("stem_weight", "stem_bias", "dw_weight", "project_weight", "expand_bias"):
         assert re.search(rf"^const float {name}\[", data, re.M), name
     for name in ("expand_weight", "dw_bias", "project_bias", "fc_weight", "fc_bias"):
         assert re.search(rf"^float {name}\[", data, re.M), name
     # the partially trained layer reads a compact saved copy of its 4 trained input channels
-    assert re.search(r"tt_save_channels_f32\([^;]*, 36, 8, 4, NULL,", src)
-    assert [p.name for p in art.extra["params"]] == ["expand.weight", "dw.bias", "project.bias",
+    save_ch, pixels, x, saved = call_args(src, "tt_save_channels_f32")
+    assert (save_ch, pixels, saved) == (ch, "36", updates["expand_weight"][3])
+    assert [p.name for p in art.emission.train.params] == ["expand.weight", "dw.bias", "project.bias",
                                                      "fc.weight", "fc.bias"]
 
 
 def test_bad_scheme_is_a_tinytrain_error(tmp_path):
     with pytest.raises(TinyTrainError, match="conv_index 9"):
-        generate_training_model(MODELS["cnn"](), scheme_file(tmp_path, {"weight_update": [
+        write_training(MODELS["cnn"](), scheme_file(tmp_path, {"weight_update": [
             {"conv_index": 9, "input_channel_ratio": 0.5}]}), tmp_path / "c")
 
 
 def test_momentum_without_its_state_is_a_tinytrain_error():
     prog = build_program(MODELS["mlp"](), "full", momentum=False)
-    for make in (Trainer, TrainingCodegen):
-        with pytest.raises(TinyTrainError, match="momentum=True"):
-            make(prog, momentum=0.9)
-        make(prog, momentum=0.0)        # plain SGD needs no state
+    with pytest.raises(TinyTrainError, match="momentum=True"):
+        Trainer(prog, momentum=0.9)
+    Trainer(prog, momentum=0.0)        # plain SGD needs no state
+    with pytest.raises(TinyTrainError, match="momentum=True"):
+        tinytrain.compile(MODELS["mlp"](), scheme="full", momentum=False, momentum_value=0.9).emission
+    tinytrain.compile(MODELS["mlp"](), scheme="full", momentum=False).emission
 
 
 # --- channel reordering ------------------------------------------------------------------------
@@ -169,15 +183,16 @@ def test_reorder_falls_back_to_a_channel_index_at_the_graph_input(tmp_path):
     imp = input_channel_importance(g, next(o for o in g.ops if o.name == "conv1"))
     assert u.in_channels is None and u.channel_index == [int(np.argmax(imp))] == [2]
     assert g2 is g
-    art = generate_training_model(g, s2, tmp_path / "c", reorder=False)
+    art = write_training(g, s2, tmp_path / "c", reorder=False)
     src = (tmp_path / "c" / "model.c").read_text()
-    assert re.search(r"tt_save_channels_f32\([^;]*, 64, 3, 1, chidx_conv1,", src)
-    assert re.search(r"tt_conv2d_update_weight_f32\(conv1_weight, 3, [^;]*, 1, chidx_conv1,", src)
-    assert art.extra["program"].scheme.layers["conv1"].channel_index == u.channel_index
+    ch, pixels = call_args(src, "tt_save_channels_f32")[:2]
+    assert pixels == "64" and call_args(src, "tt_conv2d_update_weight_f32")[1:3] == [ch, "conv1_weight"]
+    assert struct_fields(src, ch) == {"in_channels": "3", "k": "1", "index": "chidx_conv1", "x_channels": "1"}
+    assert art.program.scheme.layers["conv1"].channel_index == u.channel_index
 
 
 def test_reorder_through_a_flatten_of_a_spatial_map_falls_back(tmp_path):
-    from test_training_graphs import GraphBuilder
+    from graphs import GraphBuilder
     b = GraphBuilder("flat", (1, 4, 4, 2))
     b.conv("conv1", 4)
     b.unary("flatten", "reshape", (1, 64))

@@ -15,8 +15,8 @@ import pytest
 from tinytrain.training.head import replace_classifier
 
 from keras_models import digits_data
-from test_training_codegen_run import start
-from test_training_graphs import GraphBuilder, quantize_graph
+from tinytrain.training.host import HostTrainer
+from graphs import GraphBuilder, quantize_graph
 
 SCHEME = {"bias_update_last_n": 1, "weight_update": [{"conv_index": 1, "input_channel_ratio": 0.5}],
           "classifier": "full"}
@@ -41,7 +41,7 @@ def quantize_input(g, x):
 def pretrained_int8(tmp_path_factory):
     x_train, y_train, _, _ = digits_data()
     g = digits_cnn_graph()
-    with start(g, "full", tmp_path_factory.mktemp("float"), lr=0.1, reorder=False) as ht:
+    with HostTrainer.build(g, "full", tmp_path_factory.mktemp("float"), lr=0.1, reorder=False) as ht:
         for epoch in range(8):          # about 94% held-out accuracy in float
             order = np.random.default_rng(epoch).permutation(len(y_train))
             ht.train_many(x_train[order], y_train[order])
@@ -60,9 +60,9 @@ def test_sparse_int8_c_training_on_digits_lowers_the_loss_and_raises_accuracy(tm
     x_train, y_train, x_test, y_test = digits_data()
     scheme = tmp_path / "scheme.json"
     scheme.write_text(json.dumps(SCHEME))
-    with start(pretrained_int8, str(scheme), tmp_path / "c", lr=0.05) as ht:
+    with HostTrainer.build(pretrained_int8, str(scheme), tmp_path / "c", lr=0.05) as ht:
         g = ht.program.graph
-        trained = {p.name for p in ht.artifacts.extra["params"]}
+        trained = {p.name for p in ht.compiled.emission.train.params}
         assert trained == {"conv2.weight", "conv2.bias", "fc.weight", "fc.bias"}
         acc_before = accuracy(ht, g, x_test, y_test)
         rng = np.random.default_rng(1)

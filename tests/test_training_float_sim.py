@@ -5,7 +5,7 @@ import pytest
 from tinytrain.training.program import build_program
 from tinytrain.training.simulate import Trainer
 
-from test_training_graphs import MODELS, tf_forward
+from graphs import MODELS, tf_forward
 
 tf = pytest.importorskip("tensorflow")
 

@@ -5,7 +5,7 @@ import pytest
 from tinytrain.training.program import build_program
 from tinytrain.training.simulate import Trainer
 
-from test_training_graphs import cnn, mlp, quantize_graph
+from graphs import cnn, mlp, quantize_graph
 
 LR = 0.05
 
@@ -23,7 +23,7 @@ def int8_model(f=cnn, seed=0):
 
 def test_classifier_update_is_the_qas_formula_exactly():
     g, xq = int8_model()
-    tr = Trainer(build_program(g, "last:1"), lr=LR)
+    tr = Trainer(build_program(g, "last:1", update="nearest"), lr=LR)
     w0, b0 = tr.params["fc.weight"].copy(), tr.params["fc.bias"].copy()
     vals = tr.forward(xq)
     # independent computation: real logits, softmax - onehot, outer product with the real input
@@ -52,7 +52,7 @@ def test_classifier_update_is_the_qas_formula_exactly():
 
 def test_qas_step_equals_the_fp32_sgd_step_within_half_an_lsb():
     g, xq = int8_model()
-    tr = Trainer(build_program(g, "full"), lr=LR)
+    tr = Trainer(build_program(g, "full", update="nearest"), lr=LR)
     before = {k: v.copy() for k, v in tr.params.items()}
     res = tr.step(xq, 1)
     for name in ("conv1.weight", "conv2.weight", "fc.weight"):
@@ -80,7 +80,7 @@ def test_updates_saturate_instead_of_wrapping():
 def test_fp32_shadow_keeps_sub_lsb_updates():
     g, xq = int8_model(mlp)
     tiny = 1e-5
-    plain = Trainer(build_program(g, "last:1"), lr=tiny)
+    plain = Trainer(build_program(g, "last:1", update="nearest"), lr=tiny)
     shadow = Trainer(build_program(g, "last:1", shadow=True), lr=tiny)
     w0 = plain.params["fc3.weight"].copy()
     for _ in range(3):

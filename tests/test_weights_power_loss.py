@@ -18,14 +18,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+import tinytrain
 from tinytrain import emulator, project
 from tinytrain.boards import load_board
 from tinytrain.frontends import load_model
 from tinytrain.link import Link
 from tinytrain.protocol import WEIGHTS_SAVE
 from tinytrain.protocol_spec import NV_RECORD_AREA, NV_SLOT_HEADER_BYTES, NV_SLOT_MAGIC
-from tinytrain.training.codegen import TrainingCodegen
-from tinytrain.training.program import build_program
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or
                                 shutil.which("arm-none-eabi-gcc") is None,
@@ -38,12 +37,12 @@ KILLS = 20
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory):
     graph = load_model(ROOT / "examples" / "digits" / "digits_cnn.tflite")
-    program = build_program(graph, "last:2")
+    compiled = tinytrain.compile(graph, scheme="last:2", board="mps2-an386", lr=0.01)
     out = tmp_path_factory.mktemp("power") / "fw"
-    project.emit_project(program.graph, "mps2-an386", out, train=TrainingCodegen(program, lr=0.01))
+    compiled.write_project(out)
     project.build_project(out)
     data = np.load(ROOT / "examples" / "digits" / "digits_test.npz")
-    return out, program.graph, data["x"], data["y"]
+    return out, compiled.graph, data["x"], data["y"]
 
 
 NV_BYTES = load_board("mps2-an386").nv_bytes    # the file only grows as far as writes reach
@@ -126,8 +125,7 @@ def test_rebuilding_a_project_keeps_saved_weights(firmware):
         link.train_many(x[:3], (y[:3] + 3) % 10)
         link.save_weights()
         kept = weights_crc(link)
-    program = build_program(graph, "last:2")
-    project.emit_project(program.graph, "mps2-an386", out, train=TrainingCodegen(program, lr=0.01))
+    tinytrain.compile(graph, scheme="last:2", board="mps2-an386", lr=0.01).write_project(out)
     project.build_project(out)
     with emulator.boot(out) as running, Link.open(running.url) as link:
         assert weights_crc(link) == kept

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__
 from .errors import TinyTrainError
+from .training.qas import DEFAULT_UPDATE, UPDATE_MODES
 
 
 def _fail(message: str) -> None:
@@ -33,13 +34,14 @@ def _emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, indent=1) if as_json else text)
 
 
-def _load(model: str, quantize: str | None, calibration: str | None):
-    from .datasets import load_samples
-    from .frontends import load_model
-    calib = load_samples(calibration)[0] if calibration else None
-    if quantize and calib is None:
-        raise TinyTrainError("--quantize int8 needs --calibration FILE (.npz with x)")
-    return load_model(model, quantize=quantize, calibration=calib)
+def _compile(model: str, quantize: str | None, calibration: str | None, scheme=None, num_classes=None,
+             loss="softmax_cross_entropy", momentum=False, lr=0.01, memory_passes=True, board="native",
+             update=None, update_seed=None):
+    """tinytrain.compile with the CLI's options."""
+    from .compiler import compile as compile_model
+    return compile_model(model, scheme=scheme, board=board, passes=memory_passes, quantize=quantize,
+                         calibration=calibration, num_classes=num_classes, loss=loss, momentum=momentum, lr=lr,
+                         update=update, update_seed=update_seed)
 
 
 model_options = [
@@ -72,6 +74,13 @@ train_options = [
                  show_default=True, help="Training loss."),
     click.option("--momentum/--no-momentum", default=False, show_default=True,
                  help="Keep SGD momentum state (counts in the memory plan)."),
+    click.option("--update", "update", type=click.Choice(list(UPDATE_MODES)), default=None,
+                 help="How int8 parameters keep the part of a step below one quantization step: "
+                      "nearest (rounded away, no memory), shadow (fp32 copy, 4 B per trained element), "
+                      "residual (8 more bits of fraction, 1 B per element), stochastic (unbiased rounding "
+                      f"from an on-device PRNG, 4 B in all). Default: {DEFAULT_UPDATE}."),
+    click.option("--update-seed", type=click.IntRange(0, 2 ** 32 - 1), default=None,
+                 help="Seed of the stochastic-rounding PRNG compiled into the firmware."),
     click.option("--lr", type=float, default=0.01, show_default=True,
                  help="Initial learning rate compiled into the firmware (changeable over the link)."),
     click.option("--memory-passes/--no-memory-passes", default=True, show_default=True,
@@ -84,26 +93,6 @@ def with_train_options(fn):
     for opt in reversed(train_options):
         fn = opt(fn)
     return fn
-
-
-def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=True):
-    """(graph, program) for a --train build; program is None without --train.
-
-    The memory passes (fused pointwise+depthwise, in-place depthwise) rewrite only ops
-    whose backward the scheme does not need, so they run after the scheme is bound."""
-    from .passes import frozen_prefix, optimize_for_memory
-    if num_classes is not None:
-        from .training.head import replace_classifier
-        graph = replace_classifier(graph, num_classes)
-    if scheme is None:
-        return (optimize_for_memory(graph) if memory_passes else graph), None
-    from .training.program import build_program
-    from .training.reorder import reorder_for_scheme
-    # Partial-channel updates train the largest-magnitude channels: reorder them first.
-    graph, bound = reorder_for_scheme(graph, scheme)
-    if memory_passes:
-        graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
-    return graph, build_program(graph, bound, loss=loss, momentum=momentum)
 
 
 @main.command()
@@ -120,22 +109,18 @@ def _training_program(graph, scheme, num_classes, loss, momentum, memory_passes=
                    "session; writes always need one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
-def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes, board, output,
-          compile_, force, reads, as_json):
+def build(model, quantize, calibration, scheme, num_classes, loss, momentum, update, update_seed, lr,
+          memory_passes, board, output, compile_, force, reads, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
-    from .project import build_project, emit_project, size_report
+    from .project import build_project, size_report
     board_info = load_board(board)
-    graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
-    train = None
-    if program is not None:
-        from .training.codegen import TrainingCodegen
-        train = TrainingCodegen(program, lr=lr)
-        graph = program.graph
-    result = emit_project(graph, board, Path(output), train=train, force=force, reads=reads)
-    lines = [f"emitted {graph.name} for {board} in {result['output']}"
-             + (f" (training: {scheme})" if scheme else ""), result["fit_table"]]
+    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
+                        board=board_info, update=update, update_seed=update_seed)
+    result = compiled.write_project(Path(output), force=force, reads=reads)
+    program = compiled.program
+    lines = [f"emitted {compiled.graph.name} for {board} in {result['output']}"
+             + (f" (training: {scheme}, update {program.update})" if scheme else ""), result["fit_table"]]
     if compile_ is None:
         compile_ = board_info.emulated
     if compile_:
@@ -149,10 +134,30 @@ def build(model, quantize, calibration, scheme, num_classes, loss, momentum, lr,
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the boards as JSON.")
+@click.option("--tm", "thing_models", is_flag=True,
+              help="Print the boards' W3C WoT Thing Models (JSON-LD) instead (docs/semantic.md).")
+@click.option("--board", "board_name", default=None, help="With --tm: only this board's Thing Model.")
+@click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False),
+              help="With --tm: write BOARD.tm.jsonld files into this folder instead.")
 @user_errors
-def boards(as_json):
+def boards(as_json, thing_models, board_name, output):
     """List the boards tinytrain can build for."""
     from .boards import boards_table, list_boards
+    if thing_models:
+        from .semantic.tm import thing_model
+        names = [board_name] if board_name else [b.name for b in list_boards()]
+        models = [thing_model(n) for n in names]
+        if output:
+            out = Path(output)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, tm in zip(names, models):
+                _write_json(out / f"{name}.tm.jsonld", tm)
+            click.echo(f"wrote {len(models)} Thing Model(s) to {out}")
+        else:
+            click.echo(json.dumps(models[0] if board_name else models, indent=1))
+        return
+    if board_name or output:
+        raise TinyTrainError("--board and -o go with --tm")
     if as_json:
         fields = ("name", "title", "core", "clock_hz", "sram_bytes", "sram_usable_bytes", "flash_bytes",
                   "flash_usable_bytes", "fpu", "simd", "platform", "pio_board", "emulated")
@@ -205,32 +210,29 @@ def stop(project):
 @click.option("--tensors", is_flag=True, help="Also print the per-tensor arena table.")
 @with_train_options
 @user_errors
-def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, lr, memory_passes):
+def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, update,
+            update_seed, lr, memory_passes):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
-    from .codegen import memory_report
-    from .ir import graph_macs
     from .planner import plan_graph
-    graph = _load(model, quantize, calibration)
-    graph, program = _training_program(graph, scheme, num_classes, loss, momentum, memory_passes)
+    compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
+                        update=update, update_seed=update_seed)
+    graph, program = compiled.graph, compiled.program
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
-    memory = memory_report(graph, plan)
-    data = dict(model=graph.name, model_hash=graph.fingerprint(), layers=layers, macs=graph_macs(graph),
+    memory = compiled.memory
+    data = dict(model=graph.name, model_hash=compiled.model_hash, layers=layers, macs=compiled.macs,
                 memory=memory, plan=dict(algorithm=plan.algorithm, tensors=report.plan_rows(plan)))
     if program is not None:
-        from .training.memory import memory_report as training_memory
-        tmem = training_memory(program)
-        tmem.pop("offsets", None)
-        data["inference_memory"] = memory
-        data["memory"] = memory = tmem
-        data["training"] = dict(scheme=scheme, loss=loss, macs_per_step=program.macs(),
+        data["training"] = dict(scheme=scheme, loss=loss, update=program.update,
+                                update_seed=program.update_seed, macs_per_step=program.macs(),
                                 trained=program.scheme.describe())
     text = "\n\n".join(filter(None, [
         f"model {graph.name}  ({len(layers)} layers, {data['macs']:,} MACs, hash {data['model_hash']})",
         report.format_layers(layers),
-        ("training step: " + scheme + "\n  " + "\n  ".join(data["training"]["trained"])) if program else "",
+        (f"training step: {scheme}, update {program.update}\n  " + "\n  ".join(data["training"]["trained"]))
+        if program else "",
         report.format_memory(memory) + ("" if program else f"\n(planner: {plan.algorithm})"),
         report.format_plan(data["plan"]["tensors"]) if tensors else ""]))
     _emit(data, as_json, text)
@@ -240,20 +242,20 @@ def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes,
 @with_model_options
 @click.option("--data", "data_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Samples to run (.npz with x and optional y, or .csv).")
-@click.option("--limit", type=int, default=None, help="Run only the first N samples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print predictions and accuracy as JSON.")
 @user_errors
 def run(model, quantize, calibration, data_file, limit, as_json):
     """Compile MODEL for the host, run it on samples and print its predictions."""
-    from .datasets import load_samples
-    from .hostmodel import HostModel
-    from .passes import optimize_for_memory
-    graph = optimize_for_memory(_load(model, quantize, calibration))
+    from .datasets import check_samples, load_samples
+    compiled = _compile(model, quantize, calibration)
+    graph = compiled.graph
     x, y = load_samples(data_file)
+    x, y = check_samples(x, y, graph.tensors[graph.inputs[0]].shape, graph.tensors[graph.outputs[0]].size,
+                         data_file)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
-    host = HostModel(graph)
-    outputs = host.run(x)
+    outputs = compiled.run(x)
     pred = outputs.argmax(axis=1)
     data = dict(model=graph.name, samples=len(x), predictions=pred.tolist())
     lines = [f"model {graph.name}: {len(x)} samples on the host build"]
@@ -287,12 +289,40 @@ def _description_dict(d, link=None) -> dict:
     return data
 
 
+def _write_json(path: Path, value) -> None:
+    """Write a JSON file whole or not at all."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _project_manifest(project: str | None) -> dict | None:
+    if project is None:
+        return None
+    from .project import read_manifest
+    return read_manifest(project)
+
+
 @main.command()
 @port_option
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--td", "as_td", is_flag=True,
+              help="Print the device's W3C WoT Thing Description (JSON-LD; docs/semantic.md).")
+@click.option("--gateway", default="http://127.0.0.1:8080", show_default=True, metavar="URL",
+              help="With --td: the `tinytrain serve` the TD's forms point to.")
+@click.option("--project", default=None, type=click.Path(exists=True, file_okay=False),
+              help="With --td: the project folder the firmware was built in (adds scheme and MACs).")
 @user_errors
-def describe(url, as_json):
+def describe(url, as_json, as_td, gateway, project):
     """Print what the device at --port is: board, firmware, model, memory, capabilities."""
+    if as_td:
+        from .semantic.device import Device
+        from .semantic.td import thing_description
+        manifest = _project_manifest(project)
+        with Device.open(url) as device:
+            state = device.state()
+        click.echo(json.dumps(thing_description(state, gateway=gateway, project=manifest), indent=1))
+        return
     with _open_link(url) as link:
         d = link.describe()
         data = _description_dict(d, link)
@@ -528,6 +558,281 @@ def key_list():
     from . import keystore
     for kid in keystore.ids():
         click.echo(kid)
+
+
+# --- semantic device management (docs/semantic.md) -------------------------------------------
+
+store_option = click.option(
+    "--store", default=None, metavar="PATH|URL", envvar="TINYTRAIN_FLEET_STORE",
+    help="The fleet registry: a folder (an embedded store; default $TINYTRAIN_HOME/fleet) or a "
+         "SPARQL 1.1 endpoint http://host:port/dataset (queries to URL/query, updates to URL/update).")
+shapes_option = click.option("--shapes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                             help="More SHACL shapes to validate against (e.g. the W3C's td-validation.ttl).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+FITS_DEVICES_SHOWN = 50      # devices `fleet query --fits` lists as text
+
+
+def _registry(store, shapes=()):
+    from .semantic.store import Registry
+    return Registry(store, shapes)
+
+
+def _read_document(file: str) -> dict:
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+        return json.loads(text)
+    except OSError as e:
+        raise TinyTrainError(f"{file}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise TinyTrainError(f"{file}: not JSON: {e}") from None
+
+
+def _prepare(reg, file: str):
+    if file.endswith(".npz"):
+        return reg.prepare_weights(Path(file))
+    return reg.prepare(_read_document(file), name=file)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [columns] + [["" if r.get(c) is None else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+@main.group()
+def fleet():
+    """A registry of devices (W3C WoT Thing Descriptions in a SPARQL store) and questions about them."""
+
+
+@fleet.command("add")
+@click.argument("files", nargs=-1, required=True)
+@store_option
+@shapes_option
+@json_option
+@user_errors
+def fleet_add(files, store, shapes, as_json):
+    """Register Thing Descriptions (FILE.json, - for stdin) or reference weights (FILE.npz).
+
+    Every file is validated (SHACL) first; if one fails, none is registered."""
+    with _registry(store, shapes) as reg:
+        prepared = [_prepare(reg, f) for f in files]
+        done = [reg.commit(p) for p in prepared]
+    data = [dict(kind=r.kind, id=r.iri, title=r.title) for r in done]
+    _emit(data, as_json, "\n".join(f"registered {r.kind} {r.iri}  {r.title}" for r in done))
+
+
+def _serial_ports() -> list[str]:
+    """This host's USB serial ports (ttyACM*, ttyUSB*): where real boards appear."""
+    from serial.tools import list_ports
+    return sorted(p.device for p in list_ports.comports() if "ttyACM" in p.device or "ttyUSB" in p.device)
+
+
+@fleet.command("scan")
+@click.option("--port", "urls", multiple=True, metavar="URL",
+              help="Port of a device to describe (repeatable; default: this host's USB serial ports).")
+@click.option("--gateway", default="http://127.0.0.1:8080", show_default=True, metavar="URL",
+              help="The `tinytrain serve` that exposes these devices (the TDs' forms).")
+@store_option
+@json_option
+@user_errors
+def fleet_scan(urls, gateway, store, as_json):
+    """Describe the devices attached to this host and register their Thing Descriptions."""
+    from .semantic.device import Device
+    from .semantic.td import thing_description
+    explicit = bool(urls)
+    urls = list(urls) or _serial_ports()
+    found, missing = [], []
+    with _registry(store) as reg:
+        for url in urls:
+            try:
+                with Device.open(url, **({} if explicit else dict(timeout=0.3, retries=2))) as device:
+                    state = device.state()
+            except TinyTrainError as e:
+                missing.append(dict(port=url, error=str(e)))
+                continue
+            r = reg.add(thing_description(state, gateway=gateway), name=url)
+            found.append(dict(port=url, id=r.iri, title=r.title))
+    text = "\n".join([f"registered {f['id']}  {f['title']}  ({f['port']})" for f in found]
+                     + [f"no tinytrain device at {m['port']}: {m['error']}" for m in missing]) or "no ports to scan"
+    _emit(dict(registered=found, not_found=missing), as_json, text)
+    if explicit and missing:
+        sys.exit(2)
+
+
+@fleet.command("list")
+@store_option
+@json_option
+@user_errors
+def fleet_list(store, as_json):
+    """The registered devices."""
+    from .semantic import queries
+    with _registry(store) as reg:
+        rows = queries.devices(reg)
+    _emit(rows, as_json, _table(rows, ["device", "board", "modelName", "modelHash", "scheme", "stepsTrained",
+                                       "weightsCrc32", "host", "port"]))
+
+
+@fleet.command("remove")
+@click.argument("ids", nargs=-1, required=True)
+@store_option
+@user_errors
+def fleet_remove(ids, store):
+    """Remove registered devices (or reference weights) by id."""
+    with _registry(store) as reg:
+        for iri in ids:
+            reg.remove(iri)
+            click.echo(f"removed {iri}")
+
+
+@fleet.command("query")
+@click.argument("sparql_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--hash", "model_hash", default=None, metavar="H", help="Which devices run model hash H.")
+@click.option("--fits", "fits_model", default=None, metavar="MODEL",
+              help="Which boards, and which registered devices, can take MODEL (with --train SCHEME ...): "
+                   "the memory plan and fit check of `tinytrain build`.")
+@click.option("--diverged", is_flag=True, help="Which devices' weights differ from their fleet's.")
+@click.option("--no-devices", is_flag=True, help="With --fits: only the boards.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="With --fits: as `build --quantize`.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --fits: as `build --calibration`.")
+@with_train_options
+@store_option
+@json_option
+@user_errors
+def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quantize, calibration, scheme,
+                num_classes, loss, momentum, update, update_seed, lr, memory_passes, store, as_json):
+    """Ask the registry: --hash H, --fits MODEL, --diverged, or any SPARQL FILE.rq.
+
+    A SPARQL file sees every registered graph as its default graph (on a remote store, if
+    the server offers union-default-graph)."""
+    from .semantic import queries
+    chosen = [x for x in (sparql_file, model_hash, fits_model, diverged or None) if x]
+    if len(chosen) != 1:
+        raise TinyTrainError("give exactly one of FILE.rq, --hash H, --fits MODEL, --diverged")
+    if fits_model:
+        from .semantic.figures import memory_figures
+        figures = memory_figures(fits_model, scheme, num_classes=num_classes, loss=loss, momentum=momentum,
+                                 memory_passes=memory_passes, quantize=quantize, calibration=calibration,
+                                 update=update)
+    with _registry(store) as reg:
+        if model_hash:
+            rows = queries.by_hash(reg, model_hash)
+            return _emit(rows, as_json, _table(rows, ["device", "board", "modelName", "scheme", "arenaBytes",
+                                                      "trainableBytes", "stepsTrained", "host", "port"]))
+        if fits_model:
+            answer = queries.fits(reg, figures, devices=not no_devices)
+            text = (f"{figures.model_name} (hash {figures.model_hash}"
+                    + (f", training {scheme}" if scheme else ", inference only")
+                    + f"): arena {figures.arena_bytes:,} B + trainable {figures.trainable_param_bytes:,} B, "
+                      f"constants {figures.flash_bytes:,} B\n"
+                    + _table([dict(r, fits="yes" if r["fits"] else "NO") for r in answer.boards],
+                             ["board", "fits", "sramUsed", "sramLimit", "flashUsed", "flashLimit"]))
+            if not no_devices:
+                shown = answer.devices[:FITS_DEVICES_SHOWN]
+                text += f"\n\ndevices on boards that fit: {len(answer.devices)}"
+                if shown:
+                    text += "\n" + _table(shown, ["device", "board"])
+                if len(answer.devices) > len(shown):
+                    text += f"\n... and {len(answer.devices) - len(shown)} more (--json lists them all)"
+            return _emit(answer.as_dict(), as_json, text)
+        if diverged:
+            d = queries.diverged(reg)
+            text = _table(d.diverged, ["device", "hash", "crc", "reference"])
+            if d.undecided:
+                text += "\nno reference (no registered weights, no majority) for: " + ", ".join(d.undecided)
+            return _emit(dict(references=d.references, undecided=d.undecided, diverged=d.diverged), as_json, text)
+        rows = reg.select(Path(sparql_file).read_text(), union=True)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        _emit(rows, as_json, _table(rows, columns))
+
+
+@fleet.command("check")
+@click.argument("files", nargs=-1)
+@store_option
+@shapes_option
+@json_option
+@user_errors
+def fleet_check(files, store, shapes, as_json):
+    """Validate FILES (TDs, TMs, weights) without registering them; without FILES, validate
+    everything registered. Exit 1 if anything violates a shape."""
+    from .semantic.validate import InvalidDocument
+    results = []
+    with _registry(store, shapes) as reg:
+        if files:
+            for f in files:
+                try:
+                    _prepare(reg, f)
+                    results.append(dict(document=f, violations=[]))
+                except InvalidDocument as e:
+                    results.append(dict(document=f, violations=[str(v) for v in e.violations]))
+        else:
+            for iri in reg.documents():
+                found = reg.validator.violations(reg.graph_triples(iri))
+                results.append(dict(document=iri, violations=[str(v) for v in found]))
+    bad = [r for r in results if r["violations"]]
+    text = "\n".join(f"{r['document']}: " + ("ok" if not r["violations"] else
+                                             "\n  " + "\n  ".join(r["violations"])) for r in results)
+    _emit(results, as_json, text or "nothing to check")
+    if bad:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--port", "urls", multiple=True, metavar="URL", help="A device to serve (repeatable).")
+@click.option("--project", "projects", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Serve the running emulated board of this project (`tinytrain flash DIR --detach`).")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Where the gateway listens (port 0: any free port).")
+@click.option("--public-url", default=None, metavar="URL",
+              help="The gateway's URL as clients reach it, for the TDs' forms (default: http://HOST:PORT).")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False),
+              help="File holding the bearer token (created with a random token if missing; "
+                   "default $TINYTRAIN_HOME/gateway-token).")
+@click.option("--register", "register_store", default=None, metavar="PATH|URL",
+              help="Also register the served devices' TDs in this fleet registry.")
+@user_errors
+def serve(urls, projects, listen, public_url, token_file, register_store):
+    """Serve the devices attached to this host as W3C WoT Things over HTTP (docs/semantic.md).
+
+    Reading properties and subscribing to events is open; anything that changes a device
+    (actions, property writes) needs the bearer token."""
+    from .emulator import running_url
+    from .project import read_manifest
+    from .semantic.gateway import Gateway, read_or_create_token, token_file_default
+    manifests = {}
+    ports = list(urls)
+    for p in projects:
+        url = running_url(p)
+        if url is None:
+            raise TinyTrainError(f"no emulated board of {p} is running: start it with `tinytrain flash {p} --detach`")
+        ports.append(url)
+        manifests[url] = read_manifest(p)
+    if not ports:
+        raise TinyTrainError("nothing to serve: give --port URL or --project DIR")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise TinyTrainError(f"--listen wants HOST:PORT, not {listen!r}")
+    token_path = Path(token_file) if token_file else token_file_default()
+    token = read_or_create_token(token_path)
+    try:
+        gateway = Gateway(ports, host=host, port=int(port), token=token, projects=manifests, public_url=public_url)
+    except OSError as e:
+        raise TinyTrainError(f"cannot listen on {listen}: {e.strerror}") from None
+    with gateway:
+        if register_store:
+            with _registry(register_store) as reg:
+                for thing in gateway.things.values():
+                    reg.add(thing.td, name=thing.url)
+        click.echo(f"serving {gateway.url}  (bearer token in {token_path})")
+        for thing in gateway.things.values():
+            click.echo(f"  {gateway.url}/things/{thing.name}  {thing.td['title']}  ({thing.url})")
+        sys.stdout.flush()
+        try:
+            gateway.serve_forever()
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,12 +17,14 @@ import numpy as np
 from .errors import TinyTrainError
 from .resources import firmware_dir
 
-# -ffp-contract=off: no fused multiply-add, so host and device floats agree bit for bit.
-C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+from . import cflags
+
+C_FLAGS = cflags.host()
 
 
 def kernel_sources() -> list[Path]:
-    return sorted((firmware_dir() / "kernels").glob("*.c"))
+    """Every kernel file (a model needs only some: Compiled.kernel_files())."""
+    return sorted((firmware_dir() / "kernels").rglob("*.c"))
 
 
 def include_dirs() -> list[Path]:
@@ -35,13 +37,15 @@ def _cache_dir() -> Path:
     return base
 
 
-def compile_host(model_dir: Path, main_source: Path | None = None, *, extra_sources=(),
+def compile_host(model_dir: Path, main_source: Path | None = None, *, kernels=None, extra_sources=(),
                  extra_flags=(), cc: str = "gcc", cached: bool = True) -> Path:
-    """Build model_dir/*.c + kernels + main into an executable; return its path (cached
-    by a hash of every source unless cached=False, e.g. to time the compile)."""
+    """Build model_dir/*.c + the kernel files (`kernels`, default all) + main into an
+    executable; return its path (cached by a hash of every source unless cached=False,
+    e.g. to time the compile)."""
     model_dir = Path(model_dir)
     main_source = main_source or firmware_dir() / "host" / "tt_batch_main.c"
-    sources = sorted(model_dir.glob("*.c")) + kernel_sources() + [Path(main_source)] + [Path(p) for p in extra_sources]
+    kernels = kernel_sources() if kernels is None else [Path(k) for k in kernels]
+    sources = sorted(model_dir.glob("*.c")) + kernels + [Path(main_source)] + [Path(p) for p in extra_sources]
     headers = sorted(model_dir.glob("*.h")) + sorted((firmware_dir() / "include").glob("*.h"))
     h = hashlib.sha256()
     for p in sources + headers:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import generate_model
 from .errors import TinyTrainError
 from .hostbuild import compile_host, run_batch
 from .ir import NP_DTYPES, Graph
@@ -21,12 +20,19 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class HostModel:
-    def __init__(self, graph: Graph, work_dir: Path | None = None):
-        self.graph = graph
+    """The forward of a compiled model (tinytrain.compile), built with the host gcc. A Graph
+    is compiled as it is (no memory passes)."""
+
+    def __init__(self, compiled, work_dir: Path | None = None):
+        if isinstance(compiled, Graph):
+            from .compiler import compile as compile_model
+            compiled = compile_model(compiled, passes=False)
+        self.compiled = compiled
+        self.graph = graph = compiled.graph
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="tinytrain-host-")
         self.work_dir = Path(work_dir or self._tmp.name)
-        self.artifacts = generate_model(graph, self.work_dir)
-        self.exe = compile_host(self.work_dir)
+        compiled.write_c(self.work_dir)
+        self.exe = compile_host(self.work_dir, kernels=compiled.kernel_files())
         self.input = graph.tensors[graph.inputs[0]]
         self.output = graph.tensors[graph.outputs[0]]
 

@@ -12,30 +12,11 @@ Quantization: int8 tensors carry `QuantParams`: scale (float64 array) and zero p
 conv2d/fully_connected, axis 2 for depthwise). Weights are symmetric (zero point 0).
 Biases of int8 ops are int32 with scale input_scale * weight_scale and zero point 0.
 
-Ops and their attributes:
-  conv2d, depthwise_conv2d   inputs [x, weight, bias]; stride (sh, sw); pad (top, bottom,
-                             left, right); dilation (dh, dw); activation
-  fully_connected            inputs [x, weight, bias]; activation
-  add                        inputs [a, b]; activation
-  avg_pool2d, max_pool2d     inputs [x]; kernel (kh, kw); stride; pad; activation
-  global_avg_pool            inputs [x]; output (1, 1, 1, C)
-  relu, relu6                inputs [x] (standalone)
-  reshape                    inputs [x]; output shape is the op's output tensor shape
-  softmax                    inputs [x]; beta
-  pad                        inputs [x]; pad (top, bottom, left, right)
-  quantize                   inputs [x float32] -> int8
-  dequantize                 inputs [x int8] -> float32
-  pointwise_depthwise_conv2d a 1x1 conv2d feeding a depthwise_conv2d, run as one op
-                             (tinytrain.passes.fuse_pw_dw): inputs [x, w_pw, b_pw, w_dw, b_dw];
-                             stride, pad, dilation, activation of the depthwise; pw_activation;
-                             intermediate: the tensor between the two (quant params only, its
-                             arena bytes are the op's row ring, see passes.scratch_bytes);
-                             pw_name, dw_name: the original layer names
-Memory-pass attributes (tinytrain.passes): "scratch" names a non-constant tensor used as
-the op's scratch memory during that op only; "inplace" (depthwise_conv2d) marks a kernel
-that may write its output over its input.
-`activation` is one of "none", "relu", "relu6" (fused; for int8 the clamp bounds follow
-from the output quantization exactly as TFLite computes them).
+Ops: an Op names its type, input and output tensors and attributes; what each op type
+means (attributes, operands, references, gradients, C) is its unit in tinytrain/ops/
+(`tinytrain.ops.unit(op.type)`), and Graph.validate runs every unit's checks. Attribute
+`activation` is one of "none", "relu", "relu6" (fused; for int8 the clamp bounds follow from
+the output quantization exactly as TFLite computes them).
 """
 from __future__ import annotations
 
@@ -45,18 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from . import dtypes as _dtypes
 from .errors import TinyTrainError
 
-OP_TYPES = (
-    "conv2d", "depthwise_conv2d", "fully_connected", "add",
-    "avg_pool2d", "max_pool2d", "global_avg_pool",
-    "relu", "relu6", "reshape", "softmax", "pad", "quantize", "dequantize",
-    "pointwise_depthwise_conv2d",
-)
 ACTIVATIONS = ("none", "relu", "relu6")
-DTYPES = ("int8", "int32", "float32")
-DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
-NP_DTYPES = {"int8": np.int8, "int32": np.int32, "float32": np.float32}
+ACT_CODES = {"none": 0, "relu": 1, "relu6": 2}     # the float kernels' `act` argument
+DTYPES = ("int8", "int32", "float32")          # the dtypes a graph may hold (see tinytrain.dtypes)
+DTYPE_BYTES = {n: _dtypes.DTYPES[n].nbytes for n in DTYPES}
+NP_DTYPES = {n: _dtypes.DTYPES[n].numpy for n in DTYPES}
 
 
 @dataclass
@@ -126,7 +103,8 @@ class Op:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.type not in OP_TYPES:
+        from .ops import op_types
+        if self.type not in op_types():
             raise TinyTrainError(f"layer {self.name!r}: unsupported op {self.type!r}")
         act = self.attrs.get("activation", "none")
         if act not in ACTIVATIONS:
@@ -140,6 +118,9 @@ class Graph:
     ops: list[Op]                  # schedule order (topologically sorted)
     inputs: list[str]
     outputs: list[str]
+    # the source model's layer names where the IR names its op otherwise (e.g. Keras "conv2"
+    # -> "conv2_1_Relu" after TFLite's conversion): what a user may call a layer in a scheme
+    layer_names: dict[str, str] = field(default_factory=dict)
 
     # --- queries -----------------------------------------------------------------
     def tensor(self, name: str) -> Tensor:
@@ -207,6 +188,9 @@ class Graph:
         for name in self.outputs:
             if name not in defined:
                 raise TinyTrainError(f"graph output {name!r} is never computed")
+        from .ops import unit
+        for op in self.ops:
+            unit(op.type).check(self, op)
         return self
 
     def summary(self) -> str:
@@ -235,23 +219,8 @@ def conv_out_size(in_size: int, kernel: int, stride: int, pad_before: int, pad_a
 
 def op_macs(graph: Graph, op: Op) -> int:
     """Multiply-accumulates of one forward op (0 for ops that do none)."""
-    out = graph.tensors[op.outputs[0]]
-    if op.type == "conv2d":
-        w = graph.tensors[op.inputs[1]]
-        _, kh, kw, cin = w.shape
-        return out.size * kh * kw * cin
-    if op.type == "depthwise_conv2d":
-        w = graph.tensors[op.inputs[1]]
-        kh, kw, _ = w.shape
-        return out.size * kh * kw
-    if op.type == "fully_connected":
-        w = graph.tensors[op.inputs[1]]
-        return int(w.shape[0] * w.shape[1])
-    if op.type == "pointwise_depthwise_conv2d":
-        mid = graph.tensors[op.attrs["intermediate"]]
-        kh, kw, _ = graph.tensors[op.inputs[3]].shape
-        return mid.size * graph.tensors[op.inputs[1]].shape[-1] + out.size * kh * kw
-    return 0
+    from .ops import unit
+    return unit(op.type).macs(graph, op)
 
 
 def graph_macs(graph: Graph) -> int:

@@ -149,6 +149,7 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
     (attrs["scratch"], tinytrain.passes) is live during that op only, sized by
     passes.scratch_bytes; an in-place depthwise output may start at its input.
     """
+    from .ops import unit
     from .passes import scratch_tensors
     scratch = scratch_tensors(graph)
     last_step = max(len(graph.ops) - 1, 0)
@@ -160,7 +161,7 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
             last[t] = step
         for t in op.outputs:
             first.setdefault(t, step)
-        if op.type == "reshape" and not graph.tensors[op.inputs[0]].is_const:
+        if unit(op.type).aliases_input and not graph.tensors[op.inputs[0]].is_const:
             aliases[op.outputs[0]] = op.inputs[0]
     for name in graph.outputs:
         last[name] = last_step

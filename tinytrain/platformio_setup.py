@@ -1,17 +1,24 @@
-"""Make PlatformIO work offline for the emulated boards, idempotently.
+"""Make PlatformIO build the emulated boards offline, from what a project carries.
 
-PlatformIO needs its `tool-scons` package and the board's dev-platform. Both come from the
-repository (firmware/platform/): `tool-scons` runs the pip-installed SCons, and the local
-dev-platform `tinytrain` uses Debian's arm-none-eabi-gcc or the host gcc. They are installed
-into PlatformIO's core folder (PLATFORMIO_CORE_DIR, default ~/.platformio) as symlinks to
-the repository, so nothing is fetched from PlatformIO's registry.
+A generated project for an emulated board is self-contained (tinytrain.project): it holds
+`platform/` (tinytrain's local dev-platform: builder script and the `tool-scons` package that
+runs the pip-installed SCons, see firmware/platform/) and `boards/<board>.json` (its board
+manifest, generated from boards/*.json); platformio.ini names `platform = file://platform`.
+It still builds after the checkout it came from is moved or deleted.
+
+PlatformIO wants `tool-scons` from its registry, which is out of reach here. `ensure_platformio`
+copies the project's `tool-scons` into PlatformIO's core folder (PLATFORMIO_CORE_DIR, default
+~/.platformio) under the registry's name, and drops an installed `tinytrain` platform whose
+files differ from the project's by the project's own (as `pio run` would install it, but under
+a lock, so parallel builds never install it at once). Nothing is fetched.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +26,12 @@ from pathlib import Path
 from .errors import TinyTrainError
 from .resources import firmware_dir
 
+PLATFORM_NAME = "tinytrain"
+
 
 def platform_dir() -> Path:
+    """The dev-platform in this installation (copied into every emulated-board project)."""
     return firmware_dir() / "platform"
-
-
-def platform_uri() -> str:
-    """What an emitted platformio.ini names as `platform` for the emulated boards."""
-    return "symlink://" + str(platform_dir().resolve())
 
 
 def core_dir() -> Path:
@@ -47,13 +52,6 @@ def run_pio(args: list[str], *, cwd: Path | None = None, timeout: float = 600) -
         raise TinyTrainError("PlatformIO is not installed (pip install platformio)") from None
 
 
-def _linked_to(link_file: Path) -> str | None:
-    try:
-        return json.loads(link_file.read_text())["spec"]["uri"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 @contextlib.contextmanager
 def _setup_lock():
     """Several builds (pytest-xdist, two shells) may set PlatformIO up at once."""
@@ -66,25 +64,67 @@ def _setup_lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _ensure_linked(kind: str, folder: Path, packages: Path) -> bool:
-    """Install `folder` as a symlinked package unless it already is; True if it installed."""
-    uri = "symlink://" + str(folder.resolve())
-    link_file = packages / f"{folder.name}.pio-link"   # PlatformIO's record of a symlinked package
-    if _linked_to(link_file) == uri:
+def tree_hash(folder: Path, skip=(".piopm",)) -> str:
+    """A hash of the files of a folder (names and contents), PlatformIO's own records skipped."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name not in skip and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _install_tool_scons(source: Path) -> bool:
+    """Copy tool-scons into the core's packages (as the registry package); True if it did."""
+    packages = core_dir() / "packages"
+    target = packages / "tool-scons"
+    link = packages / "tool-scons.pio-link"          # a symlinked install of an older tinytrain
+    if target.is_dir() and not link.exists() and tree_hash(target) == tree_hash(source):
         return False
-    flag = {"tool": "-t", "platform": "-p"}[kind]
-    if link_file.exists():   # linked to another checkout: forget that one
-        link_file.unlink()
-    proc = run_pio(["pkg", "install", "-g", flag, uri])
-    if proc.returncode != 0 or _linked_to(link_file) != uri:
-        raise TinyTrainError(f"could not install the local PlatformIO {kind} from {folder}:\n"
-                             f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    link.unlink(missing_ok=True)
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    packages.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target)
     return True
 
 
-def ensure_platformio() -> dict:
-    """Install the local tool-scons and dev-platform if needed. Returns what it did."""
+# PlatformIO's record of a platform installed from `platform = file://platform`.
+_PLATFORM_RECORD = {"type": "platform", "name": PLATFORM_NAME, "version": None,
+                    "spec": {"owner": None, "id": None, "name": "platform", "requirements": None,
+                             "uri": "file://platform"}}
+
+
+def _install_platform(source: Path) -> bool:
+    """Install the project's dev-platform as PlatformIO would for `file://platform`, replacing
+    an installed one with other files; True if it did. (Done here, under a lock, so that
+    parallel `pio run`s never install it at the same time.)"""
+    import json
+    platforms = core_dir() / "platforms"
+    for link in platforms.glob("*.pio-link"):          # symlinked installs of an older tinytrain
+        link.unlink()
+    target = platforms / PLATFORM_NAME
+    if target.is_dir() and (target / ".piopm").is_file() and tree_hash(target) == tree_hash(source):
+        return False
+    if target.exists():
+        shutil.rmtree(target)
+    platforms.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    record = dict(_PLATFORM_RECORD, version=json.loads((source / "platform.json").read_text())["version"])
+    (target / ".piopm").write_text(json.dumps(record))
+    return True
+
+
+def ensure_platformio(project_dir: Path) -> dict:
+    """Prepare the core folder to build the project in `project_dir` offline (idempotent).
+    Returns what it did."""
+    platform = Path(project_dir) / "platform"
+    if not (platform / "platform.json").is_file():
+        raise TinyTrainError(f"{project_dir}: no platform/ folder (not an emulated-board project of "
+                             "this tinytrain; rebuild it with `tinytrain build`)")
     with _setup_lock():
-        scons = _ensure_linked("tool", platform_dir() / "tool-scons", core_dir() / "packages")
-        platform = _ensure_linked("platform", platform_dir(), core_dir() / "platforms")
-    return {"core_dir": str(core_dir()), "installed_tool_scons": scons, "installed_platform": platform}
+        scons = _install_tool_scons(platform / "tool-scons")
+        installed = _install_platform(platform)
+    return {"core_dir": str(core_dir()), "installed_tool_scons": scons, "installed_platform": installed}

@@ -95,18 +95,17 @@ def _multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
 
 # --- per op --------------------------------------------------------------------------------
 
-def conv_requant(graph: Graph, op: Op) -> dict:
-    """Requantization of conv2d / depthwise_conv2d / fully_connected (one multiplier per
-    output channel, replicated for per-tensor weights, as TFLite does)."""
-    if op.type not in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        raise TinyTrainError(f"layer {op.name!r}: conv_requant does not apply to {op.type}")
+def conv_requant(graph: Graph, op: Op, out_channels: int | None = None) -> dict:
+    """Requantization of an op of inputs [x, weight, ...] (conv2d, depthwise_conv2d,
+    fully_connected): one multiplier per output channel, replicated for per-tensor weights,
+    as TFLite does. out_channels: the weight's output channels (default: its first axis)."""
     x, y = _tensors(graph, op)
     w = graph.tensors[op.inputs[1]]
     if w.dtype != "int8" or w.quant is None:
         raise UnsupportedError(op.name, f"weights {w.name!r} of dtype {w.dtype} (int8 expected)")
     if np.any(w.quant.zero_point != 0):
         raise UnsupportedError(op.name, f"asymmetric weights {w.name!r} (zero point must be 0)")
-    out_channels = w.shape[2] if op.type == "depthwise_conv2d" else w.shape[0]
+    out_channels = w.shape[0] if out_channels is None else out_channels
     w_scales = w.quant.scale
     if w_scales.size == 1:
         w_scales = np.repeat(w_scales, out_channels)
@@ -153,26 +152,39 @@ def softmax_params(graph: Graph, op: Op) -> dict:
     return dict(input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
 
 
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """(multiplier, shift) that take the sum of `count` zero-point-corrected int8 values to
+    the output's mean, as LiteRT's reference int8 MEAN does (reference_ops::QuantizedMeanOrSum,
+    the path every int8 MEAN takes in LiteRT 2.3, whatever keep_dims and the scales):
+    QuantizeMultiplier(in_scale / out_scale) in double, then 1/count folded in with integer
+    arithmetic, truncating: multiplier << k // count, shift - k, where k = floor(log2(count))
+    clamped to 32 and to 31 + shift (so MultiplyByQuantizedMultiplier's right shift stays
+    <= 31). Folding 1/count into the double first differs by one LSB on 2-10% of outputs."""
+    if count < 1:
+        raise TinyTrainError(f"mean over {count} elements")
+    mult, shift = quantize_multiplier(in_scale / out_scale)
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    return int((mult << k) // count), int(shift - k)
+
+
 def global_avg_pool_params(graph: Graph, op: Op) -> dict:
-    """tt_requant fields of the int8 mean over H, W. LiteRT's reference int8 MEAN folds
-    the 1/(H*W) into one multiplier: in_scale / (H * W * out_scale), in double
-    (measured bit-exact against LiteRT 2.3 in tests/test_refops_vs_litert.py)."""
+    """tt_requant fields of the int8 mean over H, W (see mean_multiplier). The kernel sums
+    (x - in_zp), which equals LiteRT's sum(x) - in_zp * count in int32."""
     x, y = _tensors(graph, op)
     if len(x.shape) != 4:
         raise UnsupportedError(op.name, f"global_avg_pool of a rank-{len(x.shape)} tensor")
-    n = x.shape[1] * x.shape[2]
-    mult, shift = quantize_multiplier(x.scale / (n * y.scale))
+    mult, shift = mean_multiplier(x.scale, y.scale, x.shape[1] * x.shape[2])
     return dict(in_zp=x.zero_point, out_zp=y.zero_point, act_min=INT8_MIN, act_max=INT8_MAX,
                 multiplier=np.array([mult], dtype=np.int32), shift=np.array([shift], dtype=np.int32))
 
 
-def relu_params(graph: Graph, op: Op) -> dict:
-    """tt_requant fields of standalone relu / relu6 (TFLite ReluPrepare + QuantizedReluX).
-    TFLite divides the two float32 scales in float32 here, unlike conv."""
+def relu_params(graph: Graph, op: Op, kind: str) -> dict:
+    """tt_requant fields of a standalone `kind` ("relu" or "relu6"; TFLite ReluPrepare +
+    QuantizedReluX). TFLite divides the two float32 scales in float32 here, unlike conv."""
     x, y = _tensors(graph, op)
     real = float(np.float32(x.scale) / np.float32(y.scale))
     mult, shift = quantize_multiplier(real)
-    act_min, act_max = activation_range("relu6" if op.type == "relu6" else "relu", y.scale, y.zero_point)
+    act_min, act_max = activation_range(kind, y.scale, y.zero_point)
     return dict(in_zp=x.zero_point, out_zp=y.zero_point, act_min=act_min, act_max=act_max,
                 multiplier=np.array([mult], dtype=np.int32), shift=np.array([shift], dtype=np.int32))
 

@@ -49,6 +49,8 @@ def format_memory(memory: dict) -> str:
     for k, v in memory.items():
         if isinstance(v, int):
             rows.append([k, f"{v:,}"])
+        elif isinstance(v, str):    # e.g. the training update mode
+            rows.append([k, v])
         elif isinstance(v, dict):   # a breakdown: one indented row per part
             rows.extend([f"  {k}.{part}", f"{n:,}" if isinstance(n, int) else str(n)] for part, n in v.items())
     return format_table(["memory", "bytes"], rows)

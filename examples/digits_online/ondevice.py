@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -50,8 +49,14 @@ def load_data() -> Data:
 
 
 def train_host_model(data: Data):
-    """Float CNN trained on the old classes only (deterministic)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Float CNN trained on the old classes only (deterministic). TensorFlow's own output
+    (C++ logs, notices) is kept off the terminal."""
+    from tinytrain.frontends.tf_quiet import quiet_tensorflow
+    with quiet_tensorflow():
+        return _train_host_model(data)
+
+
+def _train_host_model(data: Data):
     import keras
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 1), name="image")
@@ -80,18 +85,16 @@ def stream(data: Data, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compile_training(model, data: Data, out: Path, board: str, lr: float = LEARNING_RATE):
-    """int8 model -> training program -> firmware project (built). Returns (graph, program, build info)."""
+    """int8 model -> training step -> firmware project (built), exactly as `tinytrain build
+    --train` does. Returns (the tinytrain.compile result, build info)."""
+    import tinytrain
     from tinytrain.frontends import load_model
     from tinytrain.frontends.keras import keras_to_int8_tflite
-    from tinytrain.project import build_project, emit_project
-    from tinytrain.training.codegen import TrainingCodegen
-    from tinytrain.training.program import build_program
     tflite = keras_to_int8_tflite(model, data.x_train[:200])
     graph = load_model(tflite)
     graph.name = model.name
-    program = build_program(graph, SCHEME)
-    emit_project(program.graph, board, out, train=TrainingCodegen(program, lr=lr), force=True)
-    return program.graph, program, build_project(out)
+    compiled = tinytrain.compile(graph, scheme=str(SCHEME), board=board, lr=lr)
+    return compiled, compiled.build_project(out, force=True)["build"]
 
 
 def accuracy_by_group(link, x_q: np.ndarray, y: np.ndarray) -> dict:
@@ -135,7 +138,8 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
     data, model = prepared.data, prepared.model
     out = Path(out or tempfile.mkdtemp(prefix="tinytrain-digits-online-"))
     say(f"[2/4] int8 quantization, training compiler ({SCHEME.name}), firmware for {board} -> {out}")
-    graph, program, built = compile_training(model, data, out, board)
+    compiled, built = compile_training(model, data, out, board)
+    graph, program = compiled.graph, compiled.program
     x_test, xs, ys = device_inputs(graph, data)
     say(f"[3/4] booting {board}")
     with boot(out) as running, Link.open(running.url) as link:
@@ -158,10 +162,10 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
         memory=dict(arena_bytes=desc.arena_bytes, trainable_bytes=desc.trainable_bytes,
                     elf_sram_bytes=built.get("sram_bytes"), elf_flash_bytes=built.get("flash_bytes"),
                     board_sram_bytes=built.get("sram_limit"), board_flash_bytes=built.get("flash_limit"),
-                    planned=program_memory(program)),
+                    planned={k: v for k, v in compiled.memory.items() if isinstance(v, int)}),
         link=dict(frames_ok=counters["frames_ok"], bad_frames=dropped_frames(counters)),
         seconds=round(time.perf_counter() - t0, 1),
-        params=params, graph=graph, program=program, stream=(xs, ys), epochs=epochs,
+        params=params, graph=graph, program=program, compiled=compiled, stream=(xs, ys), epochs=epochs,
     )
     say(f"      held-out accuracy after:  all {after['all']:.3f}, new classes {after['new']:.3f}, "
         f"old classes {after['old']:.3f}")
@@ -174,12 +178,6 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
     return result
 
 
-def program_memory(program) -> dict:
-    from tinytrain.training.memory import memory_report
-    mem = memory_report(program)
-    return {k: v for k, v in mem.items() if isinstance(v, int)}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--board", default="mps2-an386")
@@ -189,7 +187,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     result = run(args.board, args.out, args.epochs, verbose=not args.json)
     if args.json:
-        for internal in ("params", "graph", "program", "stream"):
+        for internal in ("params", "graph", "program", "compiled", "stream"):
             result.pop(internal)
         print(json.dumps(result, indent=1))
     return 0

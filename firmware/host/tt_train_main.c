@@ -8,9 +8,11 @@
  *   'T' i32 label, input     -> f32 loss, i32 prediction (argmax of the forward's output)
  *   'I' input                -> output (TT_OUTPUT_SIZE tt_output_t)
  *   'G'                      -> the bytes of every trainable parameter, in order
- *   'S' bytes of every param -> nothing (then call 'R' to re-read optimizer shadows)
+ *   'S' bytes of every param -> nothing (written through tt_model_param, as the link's
+ *                               WEIGHTS_WRITE does; then 'R' re-derives the update state)
  *   'H' f32 lr, momentum, wd -> nothing
  *   'R'                      -> nothing (tt_model_reset_optimizer)
+ *   'E' u32 seed             -> nothing (tt_model_set_update_seed)
  *   'Q' or end of input      -> exit 0
  * Output is flushed after every reply. Errors go to stderr with exit code 1. */
 #include <stdio.h>
@@ -77,6 +79,16 @@ static int cmd_params(int write)
     return 1;
 }
 
+static int cmd_seed(void)
+{
+    uint32_t seed;
+    if (!read_exact(&seed, sizeof seed)) {
+        return 0;
+    }
+    tt_model_set_update_seed(seed);
+    return 1;
+}
+
 static int cmd_hparams(void)
 {
     float h[3];
@@ -100,6 +112,7 @@ int main(void)
         case 'S': ok = cmd_params(1); break;
         case 'H': ok = cmd_hparams(); break;
         case 'R': tt_model_reset_optimizer(); ok = 1; break;
+        case 'E': ok = cmd_seed(); break;
         default:
             fprintf(stderr, "tt_train: unknown command 0x%02x\n", (unsigned)c);
             return 1;

@@ -26,6 +26,7 @@ typedef struct {
     int32_t act_min, act_max;
 } tt_add_params;
 void tt_add_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
+void tt_add_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_add_params *p, int8_t *y);
 void tt_avg_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw,
                       const tt_geom *g, int32_t act_min, int32_t act_max,
                       int8_t *y, const tt_dims *out);
@@ -33,7 +34,8 @@ void tt_max_pool2d_s8(const int8_t *x, const tt_dims *in, int32_t kh, int32_t kw
                       const tt_geom *g, int32_t act_min, int32_t act_max,
                       int8_t *y, const tt_dims *out);
 /* Mean over H and W. q->multiplier[0]/shift[0] rescale the sum of (x - in_zp) to the
- * output: in_scale / (H*W*out_scale), from tinytrain.quant.global_avg_pool_params. */
+ * output mean (in_scale / out_scale, 1/(H*W) folded in as LiteRT does it), from
+ * tinytrain.quant.global_avg_pool_params. */
 void tt_global_avg_pool_s8(const int8_t *x, const tt_dims *in, const tt_requant *q, int8_t *y);
 /* Standalone relu/relu6 with requantization (TFLite's int8 RELU/RELU6). */
 void tt_relu_s8(const int8_t *x, int32_t n, const tt_requant *q, int8_t *y);
@@ -59,6 +61,55 @@ void tt_depthwise_conv2d_inplace_s8(const int8_t *x, const tt_dims *in,
                                     const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                                     const tt_geom *g, const tt_requant *q,
                                     int8_t *y, const tt_dims *out, int8_t *plane);
+/* Hard swish x * relu6(x + 3) / 6, LiteRT's int8 reference (16-bit fixed point): the
+ * parameters of its HardSwishPrepare (tinytrain.ops.hard_swish.hard_swish_params), the
+ * multipliers in Q15 (int16 values held in int32 fields). */
+typedef struct {
+    int32_t input_zp, output_zp;
+    int32_t reluish_multiplier, reluish_exponent;
+    int32_t output_multiplier, output_exponent;   /* output_exponent <= 0 */
+} tt_hard_swish_params;
+void tt_hard_swish_s8(const int8_t *x, int32_t n, const tt_hard_swish_params *p, int8_t *y);
+/* ---- binary elementwise ops: equal shapes (n elements), or broadcast (tt_bcast,
+ * tt_types.h); either operand may be a constant array (tinytrain/ops/elementwise.py) ---- */
+/* a - b: LiteRT's int8 SUB, ADD's rescaling (tt_add_params) with a difference. */
+void tt_sub_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
+void tt_sub_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_add_params *p, int8_t *y);
+/* a * b: LiteRT's int8 MUL, one multiplier for (a - a_zp) * (b - b_zp) (tinytrain.ops.mul). */
+typedef struct {
+    int32_t a_zp, b_zp, out_zp;
+    int32_t out_mult, out_shift;
+    int32_t act_min, act_max;
+} tt_mul_params;
+void tt_mul_s8(const int8_t *a, const int8_t *b, int32_t n, const tt_mul_params *p, int8_t *y);
+void tt_mul_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, const tt_mul_params *p, int8_t *y);
+/* max / min of the raw int8 values (inputs and output share one quantization). */
+void tt_maximum_s8(const int8_t *a, const int8_t *b, int32_t n, int8_t *y);
+void tt_maximum_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, int8_t *y);
+void tt_minimum_s8(const int8_t *a, const int8_t *b, int32_t n, int8_t *y);
+void tt_minimum_bcast_s8(const int8_t *a, const int8_t *b, const tt_bcast *bc, int8_t *y);
+/* prelu: x >= zp ? identity : x * alpha (alpha constant, equal-shaped or broadcast as b). */
+typedef struct {
+    int32_t x_zp, alpha_zp, out_zp;
+    int32_t pos_mult, pos_shift, neg_mult, neg_shift;
+} tt_prelu_params;
+void tt_prelu_s8(const int8_t *x, const int8_t *alpha, int32_t n, const tt_prelu_params *p, int8_t *y);
+void tt_prelu_bcast_s8(const int8_t *x, const int8_t *alpha, const tt_bcast *bc, const tt_prelu_params *p,
+                       int8_t *y);
+/* leaky relu: LiteRT's QuantizeLeakyRelu (tinytrain.ops.leaky_relu.leaky_relu_params). */
+typedef struct {
+    int32_t in_zp, out_zp;
+    int32_t alpha_mult, alpha_shift, alpha_negative;
+    int32_t identity_mult, identity_shift;
+} tt_leaky_relu_params;
+void tt_leaky_relu_s8(const int8_t *x, int32_t n, const tt_leaky_relu_params *p, int8_t *y);
+/* y = lut[x + 128]: LiteRT's table-lookup activations (logistic, tanh), the table computed
+ * at compile time as LiteRT's Prepare does (tinytrain/ops/lut.py). */
+void tt_lut_s8(const int8_t *x, int32_t n, const int8_t *lut, int8_t *y);
+/* One input of a concatenation: `outer` blocks of in_block elements into the output's blocks
+ * of out_block elements, at element `offset` (one call per input). */
+void tt_concatenation_s8(const int8_t *x, int32_t outer, int32_t in_block, int32_t out_block, int32_t offset,
+                         int8_t *y);
 void tt_quantize_f32_s8(const float *x, int32_t n, float scale, int32_t zp, int8_t *y);
 void tt_dequantize_s8_f32(const int8_t *x, int32_t n, float scale, int32_t zp, float *y);
 
@@ -74,14 +125,71 @@ void tt_fully_connected_f32(const float *x, int32_t in_features,
                             const float *w, const float *bias, int32_t out_features,
                             int32_t act, float *y);
 void tt_add_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_add_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_sub_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_sub_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_mul_f32(const float *a, const float *b, int32_t n, int32_t act, float *y);
+void tt_mul_bcast_f32(const float *a, const float *b, const tt_bcast *bc, int32_t act, float *y);
+void tt_maximum_f32(const float *a, const float *b, int32_t n, float *y);
+void tt_maximum_bcast_f32(const float *a, const float *b, const tt_bcast *bc, float *y);
+void tt_minimum_f32(const float *a, const float *b, int32_t n, float *y);
+void tt_minimum_bcast_f32(const float *a, const float *b, const tt_bcast *bc, float *y);
+void tt_prelu_f32(const float *x, const float *alpha, int32_t n, float *y);
+void tt_prelu_bcast_f32(const float *x, const float *alpha, const tt_bcast *bc, float *y);
+void tt_leaky_relu_f32(const float *x, int32_t n, float alpha, float *y);
+/* logistic 1 / (1 + exp(-x)) and tanh, with tt_math.h's expf (the same bits on every target). */
+void tt_logistic_f32(const float *x, int32_t n, float *y);
+void tt_tanh_f32(const float *x, int32_t n, float *y);
+void tt_concatenation_f32(const float *x, int32_t outer, int32_t in_block, int32_t out_block, int32_t offset,
+                          float *y);
 void tt_avg_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, float *y, const tt_dims *out);
 void tt_max_pool2d_f32(const float *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, float *y, const tt_dims *out);
 void tt_global_avg_pool_f32(const float *x, const tt_dims *in, float *y);
 void tt_relu_f32(const float *x, int32_t n, int32_t act, float *y);
+void tt_hard_swish_f32(const float *x, int32_t n, float *y);
 void tt_softmax_f32(const float *x, int32_t rows, int32_t depth, float *y);
 void tt_pad_f32(const float *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
                 float *y, const tt_dims *out);
+
+/* ---- resampling and windows (transpose_conv, resize, strided_slice): int8 and float32 --- */
+/* Transposed convolution (TFLite TRANSPOSE_CONV): x HWC, w OHWI (out->c, kh, kw, in->c),
+ * bias per output channel (may be NULL). Input pixel (iy, ix) reaches output (iy*stride -
+ * pad + ky, ix*stride - pad + kx); g->pad_top/pad_left as TFLite computes them on the output
+ * size (g->dil_* unused). int8: LiteRT's reference_integer_ops::TransposeConv, q per output
+ * channel; float32: act as tt_conv2d_f32's. */
+void tt_transpose_conv_s8(const int8_t *x, const tt_dims *in,
+                          const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
+                          const tt_geom *g, const tt_requant *q,
+                          int8_t *y, const tt_dims *out);
+void tt_transpose_conv_f32(const float *x, const tt_dims *in,
+                           const float *w, const float *bias, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, float *y, const tt_dims *out);
+/* Nearest-neighbour resize: output pixel (oy, ox) copies input pixel (rows[oy], cols[ox]),
+ * per-axis source tables from tinytrain.ops.resize (LiteRT's GetNearestNeighbor, or the
+ * integer repeat of an UpSampling). */
+void tt_resize_nearest_s8(const int8_t *x, const tt_dims *in, const int32_t *rows, const int32_t *cols,
+                          int8_t *y, const tt_dims *out);
+void tt_resize_nearest_f32(const float *x, const tt_dims *in, const int32_t *rows, const int32_t *cols,
+                           float *y, const tt_dims *out);
+/* Bilinear resize. Per axis: index[0..n) the lower and index[n..2n) the upper source index
+ * of each output index; frac the source coordinate minus the lower index: int8 in 1/1024
+ * units (LiteRT's ResizeBilinearInteger, rounding half away from zero), float32 as a
+ * fraction (LiteRT's ResizeBilinear). Tables from tinytrain.ops.resize. */
+void tt_resize_bilinear_s8(const int8_t *x, const tt_dims *in,
+                           const int32_t *row_index, const int32_t *row_frac,
+                           const int32_t *col_index, const int32_t *col_frac,
+                           int8_t *y, const tt_dims *out);
+void tt_resize_bilinear_f32(const float *x, const tt_dims *in,
+                            const int32_t *row_index, const float *row_frac,
+                            const int32_t *col_index, const float *col_frac,
+                            float *y, const tt_dims *out);
+/* Strided slice: y[i][j][k] = x[begin_h + i*stride_h][begin_w + j*stride_w][begin_c +
+ * k*stride_c] (tt_slice_params, tt_types.h), out gives the counts. */
+void tt_strided_slice_s8(const int8_t *x, const tt_dims *in, const tt_slice_params *p,
+                         int8_t *y, const tt_dims *out);
+void tt_strided_slice_f32(const float *x, const tt_dims *in, const tt_slice_params *p,
+                          float *y, const tt_dims *out);
 
 #endif

@@ -1,256 +1,556 @@
 /* tinytrain C runtime: training kernels (backward, activation masks, losses, updates).
- * One file per op and data type: firmware/kernels/<op>_backward_<type>.c, ...
+ * Files: firmware/kernels/<op>/<op>_backward_<type>.c and firmware/kernels/train/.
  *
+ * ==== Conventions ====================================================================
  * Gradients are always float32, w.r.t. REAL values. Two graph modes:
  *   _f32  float graphs: float activations and weights.
  *   _s8   int8 graphs: the kernel reads int8 saved activations / int8 weights and
- *         dequantizes on the fly: x_real = x_scale * (x_q - x_zp),
- *         W_real[o] = w_scale[o] * W_q[o] (w_scale[0] for all o when per_channel == 0).
- * (_f16 variants will follow the same naming and argument order.)
+ *         dequantizes on the fly: x_real = xq->scale * (x - xq->zero_point) (tt_act_quant),
+ *         W_real[o] = wq->scale[o] * W[o] (tt_weight_quant; scale[0] for every o when
+ *         wq->per_channel == 0).
+ * Layouts as in tt_kernels.h: activations HWC (batch 1), conv2d weights OHWI, depthwise
+ * HWC (depth multiplier 1), fully connected OI.
  *
- * Layouts as in tt_kernels.h: activations HWC, conv2d weights OHWI, depthwise HWC,
- * fully connected OI. Weight gradients are compact over the trained input channels:
- *   conv2d      (out_c, kh, kw, k_in)
- *   depthwise   (kh, kw, k_ch)          the first k_ch channels (or ch_index[0..k_ch))
- *   fc          (out_f, k_in)
- *
- * Partial-channel (sparse) update: only k_in input channels of a weight are trained.
- * The activation a weight gradient reads may be the full input (in->c == in_channels)
- * or a saved copy of the trained channels only (in->c == k_in, see tt_save_channels_*):
- * the kernels read channels 0..k_in-1 of each pixel of x, whatever in->c is.
- * `ch_index` (nullable) names the weight input channel trained channel j maps to
- * (NULL: channel j itself); it only changes which weights an update writes.
+ * Argument order: what describes the shapes first (tt_conv_shape, tt_channels, sizes),
+ * then the inputs, each int8 operand followed by its quantization, then `accumulate` and
+ * the output, or the update (tt_update) and the scratch buffer last. Every pointer
+ * argument is non-NULL unless documented as nullable. No kernel allocates or keeps state.
  *
  * `accumulate`: 0 overwrites the destination, 1 adds into it (a tensor read by two ops
  * receives the sum of both gradients).
  *
- * In-place update ("operator reordering"), per trained layer during the backward:
+ * ==== Argument structs ===============================================================
+ * The generated model.c holds them as `static const` structs with designated
+ * initialisers, one per distinct value (tinytrain.cgen.emitter), except the one mutable
+ * tt_hparams that tt_model_set_hparams writes.
+ *
+ *   tt_conv_shape   window geometry of conv2d / depthwise / pooling: input and output
+ *                   dims, kernel size, stride / padding / dilation (the forward's own
+ *                   tt_dims and tt_geom).
+ *   tt_channels     the trained input channels of a weight (partial / sparse update) and
+ *                   the layout of the activation x its weight gradient reads.
+ *   tt_act_quant    scale and zero point of an int8 activation.
+ *   tt_weight_quant scales of int8 weights (per tensor or per output channel).
+ *   tt_hparams      learning rate, momentum, weight decay.
+ *   tt_update       how one parameter is updated: the hyper-parameters, its momentum
+ *                   buffer and its update mode with that mode's state.
+ *
+ * ==== Partial-channel (sparse) update ================================================
+ * Only ch->k of a weight's ch->in_channels input channels are trained: trained channel j
+ * is weight input channel ch->index[j], or j when ch->index is NULL. Weight gradients,
+ * momentum buffers and update state are compact over the trained channels:
+ *   conv2d      (out_c, kh, kw, k)
+ *   depthwise   (kh, kw, k)
+ *   fc          (out_f, k)
+ * The activation x a weight gradient reads holds ch->x_channels channels per pixel, of
+ * which it reads channels 0..k-1: the full input (x_channels == in_channels, index NULL)
+ * or a copy of the trained channels (x_channels == k, see tt_save_channels_*).
+ *
+ * ==== In-place update ("operator reordering"), per trained layer in the backward =====
  *   1. tt_mask_apply_f32(grad_y, ...)            fused activation: zero where masked
  *   2. tt_<op>_grad_input_<t>(...)               with the OLD weights (before 3.)
  *   3. tt_<op>_update_weight_<t>(...)            per output channel: weight gradient
  *                                                into `scratch`, then update at once
- *   4. tt_<op>_grad_bias_f32 + bias update       any time after 1.
- * No full weight-gradient buffer is needed; scratch sizes: TT_*_UPDATE_SCRATCH.
+ *   4. tt_bias_update_<t>(...)                   any time after 1.
+ * No full weight-gradient buffer is needed; scratch sizes: tt_<op>_update_weight_scratch.
  *
- * Update rules (element-wise, float32, in this order of operations):
- *   SGD (float):  g = grad + wd * w;  if (m_buf) { m = momentum * m + g; g = m; }
- *                 w = w - lr * g.     (momentum is ignored when m_buf is NULL)
- *   QAS (int8 weight q with scale s = w_scale[o]; int32 bias with s = w_scale[o] * x_scale):
- *                 g = grad_real / s;  g = g + wd * v;  if (m_buf) { m = momentum * m + g; g = m; }
+ * ==== Update rules (element-wise, float32, in this order; tt_update_rules.h) =========
+ *   SGD (float):  g = grad + wd * w;  if (momentum) { m = mu * m + g; g = m; }
+ *                 w = w - lr * g.     (mu is ignored when u->momentum is NULL)
+ *   QAS (int8 weight q with scale s = wq->scale[o]; int32 bias with s = its scale[c]):
+ *                 g = grad_real / s;  g = g + wd * v;  if (momentum) { m = mu * m + g; g = m; }
  *                 step = lr * g
- *     no shadow:  q = sat(round_half_away(q - step)), rounded exactly (the difference is
- *                 not first rounded to float); v = q.
+ *   and then, by the parameter's update mode (u->mode):
+ *     nearest:    q = sat(round_half_away(q - step)), rounded exactly (the difference is
+ *                 not first rounded to float); v = q. A step under half a quantization
+ *                 step is lost. (TT_UPDATE_FLOAT on an integer parameter rounds the same.)
  *     shadow:     v = shadow (float copy of q in the quantized domain, init: (float)q);
  *                 shadow = clamp(shadow - step, qmin, qmax); q = round_half_away(shadow).
+ *     residual:   8 more bits of fraction r (int8) per element: the value is q + r / 256,
+ *                 v = that value; 256 q + r - 256 step is rounded exactly to an integer
+ *                 and split again into q (nearest) and r in [-128, 127].
+ *     stochastic: q = floor(q - step) + 1 with probability frac(q - step), else
+ *                 floor(q - step) (unbiased), drawn from the model's counter-based PRNG
+ *                 (tt_rng: element e of an update draws hash(state + (e + 1) * gamma); the
+ *                 update then advances the state by its element count); v = q.
  *   int8 weights saturate to [-127, 127] (TFLite's symmetric weight range), int32
- *   biases to the int32 range. A NaN step leaves the parameter unchanged. Momentum buffers and shadows have the
- *   layout of the weight gradient (compact over trained channels) for fused updates,
- *   and of the updated array for the plain update functions.
+ *   biases to the int32 range. A NaN step leaves the parameter unchanged. Element e of
+ *   an update (its momentum, shadow, residual and random draw) is its index in the
+ *   compact layout above (biases: the channel).
  */
 #ifndef TT_TRAIN_KERNELS_H
 #define TT_TRAIN_KERNELS_H
 
 #include "tt_types.h"
 
-/* ---- scratch and mask sizes (in elements / bytes) --------------------------------- */
-#define TT_MASK_BYTES(n)                          (((n) + 7) / 8)
-#define TT_CONV2D_UPDATE_SCRATCH(kh, kw, k_in)    ((kh) * (kw) * (k_in))   /* floats */
-#define TT_DEPTHWISE_UPDATE_SCRATCH(kh, kw)       ((kh) * (kw))            /* floats */
-#define TT_FULLY_CONNECTED_UPDATE_SCRATCH         0                        /* none */
+/* ==== argument structs ============================================================== */
 
-/* ---- forward helpers the backward needs ---------------------------------------------
- * 1-bit masks, packed LSB first, 8 per byte (bit i of element i is mask[i/8] >> (i%8)).
- * relu: y > 0; relu6: 0 < y < 6; int8 clamp: lo < y < hi (not saturated). */
+/* Window geometry of conv2d, depthwise_conv2d and pooling: the input `in` (the op's
+ * input, all of its channels), the output `out`, a kh x kw window and its stride,
+ * padding and dilation. */
+typedef struct {
+    const tt_dims *in, *out;
+    int32_t kh, kw;
+    const tt_geom *g;
+} tt_conv_shape;
+
+/* The trained input channels of a weight, and the activation its gradient reads. */
+typedef struct {
+    int32_t in_channels;         /* input channels of the weight (its row length) */
+    int32_t k;                   /* trained channels, 1..in_channels */
+    const int32_t *index;        /* nullable: trained channel j is index[j]; NULL: j */
+    int32_t x_channels;          /* channels per pixel of x: in_channels or k */
+} tt_channels;
+
+/* An int8 activation: real = scale * (q - zero_point). */
+typedef struct {
+    float scale;
+    int32_t zero_point;
+} tt_act_quant;
+
+/* int8 weights (symmetric): W_real[o] = scale[per_channel ? o : 0] * W[o]. */
+typedef struct {
+    const float *scale;
+    int32_t per_channel;
+} tt_weight_quant;
+
+/* The optimizer's hyper-parameters (the model's one instance: tt_model_set_hparams). */
+typedef struct {
+    float lr, momentum, weight_decay;
+} tt_hparams;
+
+/* Update modes (codes shared with tinytrain/training/qas.py UPDATE_MODES and the generated
+ * model.h's TT_UPDATE_MODE). */
+#define TT_UPDATE_FLOAT      0   /* float parameters: plain SGD, no mode */
+#define TT_UPDATE_NEAREST    1   /* round to nearest: no extra memory */
+#define TT_UPDATE_SHADOW     2   /* fp32 shadow: 4 B per trained element */
+#define TT_UPDATE_RESIDUAL   3   /* 8-bit fraction residual: 1 B per trained element */
+#define TT_UPDATE_STOCHASTIC 4   /* stochastic rounding: the PRNG state only */
+
+typedef struct {
+    uint32_t state;              /* Weyl-sequence counter (tt_update_rules.h) */
+} tt_rng;
+
+/* How one parameter is updated: everything an update keeps besides the parameter. The
+ * arrays hold one element per trained element (compact layout, see the top). */
+typedef struct {
+    const tt_hparams *hp;        /* read once per kernel call */
+    uint8_t mode;                /* TT_UPDATE_FLOAT (float) or NEAREST .. STOCHASTIC */
+    float *momentum;             /* nullable: momentum buffer */
+    float *shadow;               /* TT_UPDATE_SHADOW: fp32 shadow, quantized units */
+    int8_t *residual;            /* TT_UPDATE_RESIDUAL: 1/256 units */
+    tt_rng *rng;                 /* TT_UPDATE_STOCHASTIC: the model's stream */
+} tt_update;
+
+/* ==== forward helpers the backward needs ============================================ */
+
+/* Bytes of a 1-bit mask of n elements. */
+#define TT_MASK_BYTES(n) (((n) + 7) / 8)
+
+/**
+ * 1-bit masks of an activation's output, where its derivative is 1: relu y > 0;
+ * relu6 0 < y < 6; int8 clamp lo < y < hi (not saturated).
+ * @param[in]  y     the output, n elements
+ * @param[in]  n     element count
+ * @param[in]  lo, hi  (clamp) the int8 clamp of the output
+ * @param[out] mask  TT_MASK_BYTES(n) bytes, packed LSB first (bit i: mask[i/8] >> (i%8))
+ */
 void tt_mask_relu_f32(const float *y, int32_t n, uint8_t *mask);
 void tt_mask_relu6_f32(const float *y, int32_t n, uint8_t *mask);
 void tt_mask_clamp_s8(const int8_t *y, int32_t n, int32_t lo, int32_t hi, uint8_t *mask);
-/* Zero grad[i] where mask bit i is 0. */
+
+/**
+ * Zero grad[i] where mask bit i is 0 (the backward of a fused activation).
+ * @param[in,out] grad  n floats
+ * @param[in]     mask  from tt_mask_*
+ */
 void tt_mask_apply_f32(float *grad, int32_t n, const uint8_t *mask);
-/* Copy k of the c channels of each of `pixels` pixels: channels ch_index[0..k) or, with
- * ch_index NULL, the first k. dst is (pixels, k). */
-void tt_save_channels_f32(const float *x, int32_t pixels, int32_t c, int32_t k,
-                          const int32_t *ch_index, float *dst);
-void tt_save_channels_s8(const int8_t *x, int32_t pixels, int32_t c, int32_t k,
-                         const int32_t *ch_index, int8_t *dst);
 
-/* ---- conv2d ------------------------------------------------------------------------- */
-/* grad_x (in) = transposed conv of grad_y (out) with w (out->c, kh, kw, in->c). */
-void tt_conv2d_grad_input_f32(const float *grad_y, const tt_dims *out,
-                              const float *w, int32_t kh, int32_t kw, const tt_geom *g,
-                              int32_t accumulate, float *grad_x, const tt_dims *in);
-void tt_conv2d_grad_input_s8(const float *grad_y, const tt_dims *out,
-                             const int8_t *w, const float *w_scale, int32_t per_channel,
-                             int32_t kh, int32_t kw, const tt_geom *g,
-                             int32_t accumulate, float *grad_x, const tt_dims *in);
-/* grad_w (out->c, kh, kw, k_in) from x (in; channels 0..k_in-1 read) and grad_y (out).
- * in->h, in->w are the conv input's spatial size. */
-void tt_conv2d_grad_weight_f32(const float *x, const tt_dims *in,
-                               const float *grad_y, const tt_dims *out,
-                               int32_t kh, int32_t kw, const tt_geom *g, int32_t k_in,
-                               int32_t accumulate, float *grad_w);
-void tt_conv2d_grad_weight_s8(const int8_t *x, const tt_dims *in, float x_scale, int32_t x_zp,
-                              const float *grad_y, const tt_dims *out,
-                              int32_t kh, int32_t kw, const tt_geom *g, int32_t k_in,
-                              int32_t accumulate, float *grad_w);
-/* grad_b[c] = sum over H, W of grad_y (out); also the depthwise bias gradient. */
-void tt_conv2d_grad_bias_f32(const float *grad_y, const tt_dims *out,
-                             int32_t accumulate, float *grad_b);
-/* Fused weight gradient + update, one output channel at a time (scratch:
- * TT_CONV2D_UPDATE_SCRATCH(kh, kw, k_in) floats). w is (out->c, kh, kw, in_channels);
- * trained weights w[o][ky][kx][ch_index ? ch_index[j] : j], j < k_in.
- * m_buf (nullable) and shadow (nullable, _s8 only) are (out->c, kh, kw, k_in). */
-void tt_conv2d_update_weight_f32(float *w, int32_t in_channels,
-                                 const float *x, const tt_dims *in,
-                                 const float *grad_y, const tt_dims *out,
-                                 int32_t kh, int32_t kw, const tt_geom *g,
-                                 int32_t k_in, const int32_t *ch_index,
-                                 float lr, float momentum, float weight_decay,
-                                 float *m_buf, float *scratch);
-void tt_conv2d_update_weight_s8(int8_t *w, int32_t in_channels,
-                                const float *w_scale, int32_t per_channel,
-                                const int8_t *x, const tt_dims *in, float x_scale, int32_t x_zp,
-                                const float *grad_y, const tt_dims *out,
-                                int32_t kh, int32_t kw, const tt_geom *g,
-                                int32_t k_in, const int32_t *ch_index,
-                                float lr, float momentum, float weight_decay,
-                                float *m_buf, float *shadow, float *scratch);
+/**
+ * Copy the trained channels of an activation for a later weight gradient (partial update).
+ * @param[in]  ch      ch->in_channels channels per pixel in x; copies ch->k of them
+ *                     (ch->index[j] or the first k)
+ * @param[in]  pixels  pixel count of x
+ * @param[in]  x       (pixels, ch->in_channels)
+ * @param[out] dst     (pixels, ch->k): the x of a tt_channels with x_channels == k
+ */
+void tt_save_channels_f32(const tt_channels *ch, int32_t pixels, const float *x, float *dst);
+void tt_save_channels_s8(const tt_channels *ch, int32_t pixels, const int8_t *x, int8_t *dst);
 
-/* ---- depthwise_conv2d (depth multiplier 1; in->c == out->c == channels) ------------ */
-void tt_depthwise_conv2d_grad_input_f32(const float *grad_y, const tt_dims *out,
-                                        const float *w, int32_t kh, int32_t kw,
-                                        const tt_geom *g, int32_t accumulate,
-                                        float *grad_x, const tt_dims *in);
-void tt_depthwise_conv2d_grad_input_s8(const float *grad_y, const tt_dims *out,
-                                       const int8_t *w, const float *w_scale, int32_t per_channel,
-                                       int32_t kh, int32_t kw, const tt_geom *g,
-                                       int32_t accumulate, float *grad_x, const tt_dims *in);
-/* grad_w (kh, kw, k_ch): channel j reads x channel j (of in->c) and grad_y channel
- * ch_index ? ch_index[j] : j (of out->c). */
-void tt_depthwise_conv2d_grad_weight_f32(const float *x, const tt_dims *in,
-                                         const float *grad_y, const tt_dims *out,
-                                         int32_t kh, int32_t kw, const tt_geom *g,
-                                         int32_t k_ch, const int32_t *ch_index,
+/* ==== conv2d ========================================================================== */
+
+/**
+ * Input gradient of conv2d: grad_x = transposed conv of grad_y with w.
+ * @param[in]  s           conv geometry; s->in is x's dims, s->out y's
+ * @param[in]  grad_y      (s->out) gradient w.r.t. the output
+ * @param[in]  w           (out->c, kh, kw, in->c) weights (_s8: int8, dequantized by wq)
+ * @param[in]  wq          (_s8) weight scales
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (s->in)
+ */
+void tt_conv2d_grad_input_f32(const tt_conv_shape *s, const float *grad_y, const float *w,
+                              int32_t accumulate, float *grad_x);
+void tt_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                             const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+
+/**
+ * Weight gradient of conv2d over the trained input channels (no update).
+ * @param[in]  s           conv geometry (s->in: the conv input's spatial size)
+ * @param[in]  ch          trained channels; x holds ch->x_channels channels per pixel, of
+ *                         which channels 0..ch->k-1 are read
+ * @param[in]  x           (in->h, in->w, ch->x_channels) (_s8: int8, dequantized by xq)
+ * @param[in]  xq          (_s8) quantization of x
+ * @param[in]  grad_y      (s->out)
+ * @param[in]  accumulate  0: overwrite grad_w, 1: add into it
+ * @param[out] grad_w      (out->c, kh, kw, ch->k)
+ */
+void tt_conv2d_grad_weight_f32(const tt_conv_shape *s, const tt_channels *ch, const float *x,
+                               const float *grad_y, int32_t accumulate, float *grad_w);
+void tt_conv2d_grad_weight_s8(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
+                              const tt_act_quant *xq, const float *grad_y, int32_t accumulate,
+                              float *grad_w);
+
+/* Scratch of tt_conv2d_update_weight_*: one output channel's weight gradient, in floats. */
+static inline int32_t tt_conv2d_update_weight_scratch(const tt_conv_shape *s, const tt_channels *ch)
+{
+    return s->kh * s->kw * ch->k;
+}
+
+/**
+ * Fused weight gradient + in-place update of conv2d, one output channel at a time: the
+ * gradient of output channel o goes to `scratch`, then its trained weights
+ * w[o][ky][kx][index ? index[j] : j], j < ch->k, are updated (rules at the top).
+ * @param[in]     s        conv geometry
+ * @param[in]     ch       trained channels and the layout of x (as tt_conv2d_grad_weight_*)
+ * @param[in,out] w        (out->c, kh, kw, ch->in_channels) weights (_s8: int8)
+ * @param[in]     wq       (_s8) weight scales: the QAS scale of output channel o
+ * @param[in]     x        (in->h, in->w, ch->x_channels) the layer's input (saved)
+ * @param[in]     xq       (_s8) quantization of x
+ * @param[in]     grad_y   (s->out)
+ * @param[in]     u        update: hyper-parameters, momentum and mode state over
+ *                         (out->c, kh, kw, ch->k) elements
+ * @param         scratch  tt_conv2d_update_weight_scratch(s, ch) floats
+ */
+void tt_conv2d_update_weight_f32(const tt_conv_shape *s, const tt_channels *ch, float *w,
+                                 const float *x, const float *grad_y, const tt_update *u,
+                                 float *scratch);
+void tt_conv2d_update_weight_s8(const tt_conv_shape *s, const tt_channels *ch, int8_t *w,
+                                const tt_weight_quant *wq, const int8_t *x,
+                                const tt_act_quant *xq, const float *grad_y, const tt_update *u,
+                                float *scratch);
+
+/* ==== depthwise_conv2d (depth multiplier 1: in->c == out->c == channels) ================= */
+
+/**
+ * Input gradient of a depthwise convolution.
+ * @param[in]  s           conv geometry
+ * @param[in]  grad_y      (s->out)
+ * @param[in]  w           (kh, kw, channels) weights (_s8: int8, dequantized by wq)
+ * @param[in]  wq          (_s8) weight scales, per channel or per tensor
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (s->in)
+ */
+void tt_depthwise_conv2d_grad_input_f32(const tt_conv_shape *s, const float *grad_y,
+                                        const float *w, int32_t accumulate, float *grad_x);
+void tt_depthwise_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y,
+                                       const int8_t *w, const tt_weight_quant *wq,
+                                       int32_t accumulate, float *grad_x);
+
+/**
+ * Weight gradient of a depthwise convolution over the trained channels (no update):
+ * trained channel j reads x channel j (of ch->x_channels) and grad_y channel
+ * ch->index ? ch->index[j] : j (of out->c).
+ * @param[in]  s, ch       geometry and trained channels (ch->in_channels == channels)
+ * @param[in]  x, xq       (in->h, in->w, ch->x_channels) the saved input (_s8: int8 + quant)
+ * @param[in]  grad_y      (s->out)
+ * @param[in]  accumulate  0: overwrite grad_w, 1: add into it
+ * @param[out] grad_w      (kh, kw, ch->k)
+ */
+void tt_depthwise_conv2d_grad_weight_f32(const tt_conv_shape *s, const tt_channels *ch,
+                                         const float *x, const float *grad_y,
                                          int32_t accumulate, float *grad_w);
-void tt_depthwise_conv2d_grad_weight_s8(const int8_t *x, const tt_dims *in,
-                                        float x_scale, int32_t x_zp,
-                                        const float *grad_y, const tt_dims *out,
-                                        int32_t kh, int32_t kw, const tt_geom *g,
-                                        int32_t k_ch, const int32_t *ch_index,
-                                        int32_t accumulate, float *grad_w);
-#define tt_depthwise_conv2d_grad_bias_f32 tt_conv2d_grad_bias_f32
-/* Fused: w is (kh, kw, channels) with channels == out->c; scratch
- * TT_DEPTHWISE_UPDATE_SCRATCH(kh, kw) floats; m_buf / shadow are (kh, kw, k_ch). */
-void tt_depthwise_conv2d_update_weight_f32(float *w, const float *x, const tt_dims *in,
-                                           const float *grad_y, const tt_dims *out,
-                                           int32_t kh, int32_t kw, const tt_geom *g,
-                                           int32_t k_ch, const int32_t *ch_index,
-                                           float lr, float momentum, float weight_decay,
-                                           float *m_buf, float *scratch);
-void tt_depthwise_conv2d_update_weight_s8(int8_t *w, const float *w_scale, int32_t per_channel,
-                                          const int8_t *x, const tt_dims *in,
-                                          float x_scale, int32_t x_zp,
-                                          const float *grad_y, const tt_dims *out,
-                                          int32_t kh, int32_t kw, const tt_geom *g,
-                                          int32_t k_ch, const int32_t *ch_index,
-                                          float lr, float momentum, float weight_decay,
-                                          float *m_buf, float *shadow, float *scratch);
+void tt_depthwise_conv2d_grad_weight_s8(const tt_conv_shape *s, const tt_channels *ch,
+                                        const int8_t *x, const tt_act_quant *xq,
+                                        const float *grad_y, int32_t accumulate, float *grad_w);
 
-/* ---- fully_connected (w: out_features x in_features) -------------------------------- */
-void tt_fully_connected_grad_input_f32(const float *grad_y, int32_t out_features,
-                                       const float *w, int32_t in_features,
+/* Scratch of tt_depthwise_conv2d_update_weight_*: one channel's kernel, in floats. */
+static inline int32_t tt_depthwise_conv2d_update_weight_scratch(const tt_conv_shape *s,
+                                                                const tt_channels *ch)
+{
+    (void)ch;
+    return s->kh * s->kw;
+}
+
+/**
+ * Fused weight gradient + in-place update of a depthwise convolution, one trained channel
+ * at a time (gradient into `scratch`, then update; rules at the top).
+ * @param[in]     s, ch    as tt_depthwise_conv2d_grad_weight_*
+ * @param[in,out] w        (kh, kw, channels) weights (_s8: int8)
+ * @param[in]     wq       (_s8) weight scales: the QAS scale of channel c
+ * @param[in]     x, xq    the saved input (as tt_depthwise_conv2d_grad_weight_*)
+ * @param[in]     grad_y   (s->out)
+ * @param[in]     u        update over (kh, kw, ch->k) elements
+ * @param         scratch  tt_depthwise_conv2d_update_weight_scratch(s, ch) floats
+ */
+void tt_depthwise_conv2d_update_weight_f32(const tt_conv_shape *s, const tt_channels *ch,
+                                           float *w, const float *x, const float *grad_y,
+                                           const tt_update *u, float *scratch);
+void tt_depthwise_conv2d_update_weight_s8(const tt_conv_shape *s, const tt_channels *ch,
+                                          int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+                                          const tt_act_quant *xq, const float *grad_y,
+                                          const tt_update *u, float *scratch);
+
+/* ==== fully_connected (w: out_features x in_features) ==================================== */
+
+/**
+ * Input gradient of a fully connected layer: grad_x = grad_y W.
+ * @param[in]  in_features, out_features  the weight's shape (OI)
+ * @param[in]  grad_y      out_features floats
+ * @param[in]  w, wq       (out_features, in_features) weights (_s8: int8 + scales)
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      in_features floats
+ */
+void tt_fully_connected_grad_input_f32(int32_t in_features, int32_t out_features,
+                                       const float *grad_y, const float *w,
                                        int32_t accumulate, float *grad_x);
-void tt_fully_connected_grad_input_s8(const float *grad_y, int32_t out_features,
-                                      const int8_t *w, const float *w_scale, int32_t per_channel,
-                                      int32_t in_features, int32_t accumulate, float *grad_x);
-/* grad_w (out_features, k_in) = outer(grad_y, x[0..k_in)). */
-void tt_fully_connected_grad_weight_f32(const float *x, int32_t k_in,
-                                        const float *grad_y, int32_t out_features,
-                                        int32_t accumulate, float *grad_w);
-void tt_fully_connected_grad_weight_s8(const int8_t *x, int32_t k_in, float x_scale, int32_t x_zp,
-                                       const float *grad_y, int32_t out_features,
-                                       int32_t accumulate, float *grad_w);
-/* grad_b = grad_y (n == out_features). */
-void tt_fully_connected_grad_bias_f32(const float *grad_y, int32_t n,
-                                      int32_t accumulate, float *grad_b);
-/* Fused, no scratch: w (out_features, in_features); m_buf / shadow (out_features, k_in). */
-void tt_fully_connected_update_weight_f32(float *w, int32_t in_features,
-                                          const float *x, const float *grad_y, int32_t out_features,
-                                          int32_t k_in, const int32_t *ch_index,
-                                          float lr, float momentum, float weight_decay,
-                                          float *m_buf);
-void tt_fully_connected_update_weight_s8(int8_t *w, int32_t in_features,
-                                         const float *w_scale, int32_t per_channel,
-                                         const int8_t *x, float x_scale, int32_t x_zp,
-                                         const float *grad_y, int32_t out_features,
-                                         int32_t k_in, const int32_t *ch_index,
-                                         float lr, float momentum, float weight_decay,
-                                         float *m_buf, float *shadow);
+void tt_fully_connected_grad_input_s8(int32_t in_features, int32_t out_features,
+                                      const float *grad_y, const int8_t *w,
+                                      const tt_weight_quant *wq, int32_t accumulate,
+                                      float *grad_x);
 
-/* ---- pooling, pad, softmax, add ------------------------------------------------------ */
-/* Average over the window's in-bounds elements (padding not counted), as the forward. */
-void tt_avg_pool2d_grad_input_f32(const float *grad_y, const tt_dims *out,
-                                  int32_t kh, int32_t kw, const tt_geom *g,
-                                  int32_t accumulate, float *grad_x, const tt_dims *in);
-/* The gradient goes to the window's max (recomputed from the saved input x; on ties the
- * first in row-major window order). */
-void tt_max_pool2d_grad_input_f32(const float *x, const tt_dims *in,
-                                  const float *grad_y, const tt_dims *out,
-                                  int32_t kh, int32_t kw, const tt_geom *g,
+/**
+ * Weight gradient of a fully connected layer over the trained inputs (no update):
+ * grad_w = outer(grad_y, x[0..ch->k)).
+ * @param[in]  out_features
+ * @param[in]  ch          trained inputs (ch->in_channels == in_features)
+ * @param[in]  x, xq       the saved input, at least ch->k values (_s8: int8 + quant)
+ * @param[in]  grad_y      out_features floats
+ * @param[in]  accumulate  0: overwrite grad_w, 1: add into it
+ * @param[out] grad_w      (out_features, ch->k)
+ */
+void tt_fully_connected_grad_weight_f32(int32_t out_features, const tt_channels *ch,
+                                        const float *x, const float *grad_y,
+                                        int32_t accumulate, float *grad_w);
+void tt_fully_connected_grad_weight_s8(int32_t out_features, const tt_channels *ch,
+                                       const int8_t *x, const tt_act_quant *xq,
+                                       const float *grad_y, int32_t accumulate, float *grad_w);
+
+/**
+ * Fused weight gradient + in-place update of a fully connected layer (no scratch:
+ * dW[o][j] = grad_y[o] * x[j]); trained weights w[o][index ? index[j] : j], j < ch->k.
+ * @param[in]     out_features
+ * @param[in]     ch       trained inputs (ch->in_channels == in_features)
+ * @param[in,out] w        (out_features, in_features) weights (_s8: int8)
+ * @param[in]     wq       (_s8) weight scales: the QAS scale of output o
+ * @param[in]     x, xq    the saved input (as tt_fully_connected_grad_weight_*)
+ * @param[in]     grad_y   out_features floats
+ * @param[in]     u        update over (out_features, ch->k) elements
+ */
+void tt_fully_connected_update_weight_f32(int32_t out_features, const tt_channels *ch, float *w,
+                                          const float *x, const float *grad_y, const tt_update *u);
+void tt_fully_connected_update_weight_s8(int32_t out_features, const tt_channels *ch, int8_t *w,
+                                         const tt_weight_quant *wq, const int8_t *x,
+                                         const tt_act_quant *xq, const float *grad_y,
+                                         const tt_update *u);
+
+/* ==== biases ============================================================================ */
+
+/**
+ * Bias update from the output gradient, channel by channel (no bias-gradient buffer): the
+ * gradient of channel c is the sum over the pixels of grad_y, in pixel order; then the
+ * rule at the top (float: SGD; int32: QAS with scale[c]).
+ * @param[in]     out     the layer's output dims (fully connected: 1 x 1 x out_features)
+ * @param[in,out] b       out->c biases
+ * @param[in]     scale   (_s32) out->c float scales of the int32 bias (w_scale * x_scale)
+ * @param[in]     grad_y  (out) gradient w.r.t. the output
+ * @param[in]     u       update over out->c elements
+ */
+void tt_bias_update_f32(const tt_dims *out, float *b, const float *grad_y, const tt_update *u);
+void tt_bias_update_s32(const tt_dims *out, int32_t *b, const float *scale, const float *grad_y,
+                        const tt_update *u);
+
+/* ==== pooling, pad, softmax, add ========================================================= */
+
+/**
+ * Input gradient of average pooling: each output gradient is spread evenly over the
+ * window's in-bounds inputs (padding not counted, as the forward).
+ * @param[in]  s           pooling window (s->in: x's dims; in->c == out->c)
+ * @param[in]  grad_y      (s->out)
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (s->in)
+ */
+void tt_avg_pool2d_grad_input_f32(const tt_conv_shape *s, const float *grad_y,
                                   int32_t accumulate, float *grad_x);
-void tt_max_pool2d_grad_input_s8(const int8_t *x, const tt_dims *in,
-                                 const float *grad_y, const tt_dims *out,
-                                 int32_t kh, int32_t kw, const tt_geom *g,
+
+/**
+ * Input gradient of max pooling: the gradient goes to the window's max, recomputed from
+ * the saved input x (on ties the first in row-major window order).
+ * @param[in]  s           pooling window
+ * @param[in]  x           (s->in) the saved input (_s8: int8)
+ * @param[in]  grad_y      (s->out)
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (s->in)
+ */
+void tt_max_pool2d_grad_input_f32(const tt_conv_shape *s, const float *x, const float *grad_y,
+                                  int32_t accumulate, float *grad_x);
+void tt_max_pool2d_grad_input_s8(const tt_conv_shape *s, const int8_t *x, const float *grad_y,
                                  int32_t accumulate, float *grad_x);
-/* grad_x[h][w][c] = grad_y[c] / (in->h * in->w). */
-void tt_global_avg_pool_grad_input_f32(const float *grad_y, const tt_dims *in,
+
+/**
+ * Input gradient of the mean over H and W: grad_x[h][w][c] = grad_y[c] / (in->h * in->w).
+ * @param[in]  in          x's dims
+ * @param[in]  grad_y      in->c floats
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (in)
+ */
+void tt_global_avg_pool_grad_input_f32(const tt_dims *in, const float *grad_y,
                                        int32_t accumulate, float *grad_x);
-/* Crop: grad_x (in) = grad_y (out) without the padding. */
-void tt_pad_grad_input_f32(const float *grad_y, const tt_dims *out,
-                           int32_t pad_top, int32_t pad_left,
-                           int32_t accumulate, float *grad_x, const tt_dims *in);
-/* From the saved softmax output y (rows x depth): grad_x = y * (grad_y - sum(grad_y * y)).
- * For an int8 softmax dequantize y first (tt_dequantize_s8_f32). */
-void tt_softmax_grad_input_f32(const float *y, const float *grad_y, int32_t rows, int32_t depth,
+
+/**
+ * Input gradient of pad: grad_y without the padding (a crop).
+ * @param[in]  in, out     x's and y's dims
+ * @param[in]  pad_top, pad_left  padding before the first row / column
+ * @param[in]  grad_y      (out)
+ * @param[in]  accumulate  0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x      (in)
+ */
+void tt_pad_grad_input_f32(const tt_dims *in, const tt_dims *out, int32_t pad_top,
+                           int32_t pad_left, const float *grad_y, int32_t accumulate,
+                           float *grad_x);
+
+/**
+ * Input gradient of softmax from its saved output y: grad_x = y * (grad_y - sum(grad_y * y))
+ * per row. (For an int8 softmax dequantize y first: tt_dequantize_s8_f32.)
+ * @param[in]  rows, depth  softmax over the last axis of (rows, depth)
+ * @param[in]  y            (rows, depth) saved output
+ * @param[in]  grad_y       (rows, depth)
+ * @param[in]  accumulate   0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x       (rows, depth)
+ */
+void tt_softmax_grad_input_f32(int32_t rows, int32_t depth, const float *y, const float *grad_y,
                                int32_t accumulate, float *grad_x);
-/* dst[i] += src[i]: the gradient of an add passes unchanged to both inputs. */
+
+/**
+ * Hard swish: grad_x = grad_y * d/dx hard_swish(x) (0 below -3, 1 above 3, (2x + 3) / 6
+ * between), from the saved input x; the int8 form reads the real input xq (x).
+ * @param[in]  n            elements
+ * @param[in]  x, xq        saved input (int8: its quantization)
+ * @param[in]  grad_y       n floats
+ * @param[in]  accumulate   0: overwrite grad_x, 1: add into it
+ * @param[out] grad_x       n floats
+ */
+void tt_hard_swish_grad_input_f32(int32_t n, const float *x, const float *grad_y, int32_t accumulate,
+                                  float *grad_x);
+void tt_hard_swish_grad_input_s8(int32_t n, const int8_t *x, const tt_act_quant *xq, const float *grad_y,
+                                 int32_t accumulate, float *grad_x);
+
+/* dst[i] += src[i], n floats: the gradient of an add passes unchanged to both inputs. */
 void tt_add_grad_f32(float *dst, const float *src, int32_t n);
 
-/* ---- losses (return the loss; write d loss / d input) --------------------------------- */
-/* -log softmax(logits)[label], numerically stable; grad = softmax - onehot(label). */
+/* ---- elementwise ops (tinytrain/ops/: add, sub, mul, maximum, minimum, logistic, tanh,
+ * leaky_relu, prelu, concatenation) --------------------------------------------------------
+ * Binary ops take the tt_bcast of the operand x whose gradient they write (x's strides as
+ * a, the other operand's as b); an operand that was broadcast receives the sum over the
+ * output positions that read it. */
+/* sign * grad_y, summed onto each element of x (add: sign 1; sub's second operand: -1). */
+void tt_add_grad_bcast_f32(const float *grad_y, const tt_bcast *bc, float sign, int32_t accumulate,
+                           float *grad_x);
+/* mul: grad_x = grad_y * other (int8: other's real values scale * (q - zp)). */
+void tt_mul_grad_input_f32(const float *other, const tt_bcast *bc, const float *grad_y, int32_t accumulate,
+                           float *grad_x);
+void tt_mul_grad_input_s8(const int8_t *other, float scale, int32_t zp, const tt_bcast *bc,
+                          const float *grad_y, int32_t accumulate, float *grad_x);
+/* maximum / minimum: grad_y where x wins against other; `first` (x is the op's first
+ * operand) wins ties, as TensorFlow's gradient. */
+void tt_maximum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+                               const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_maximum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+                              const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_minimum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+                               const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_minimum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+                              const float *grad_y, int32_t accumulate, float *grad_x);
+/* prelu (x: the output's shape; alpha constant, broadcast as b): grad_y where x > 0, alpha *
+ * grad_y elsewhere. */
+void tt_prelu_grad_input_f32(const float *x, const float *alpha, const tt_bcast *bc, const float *grad_y,
+                             int32_t accumulate, float *grad_x);
+void tt_prelu_grad_input_s8(const int8_t *x, int32_t x_zp, const int8_t *alpha, float alpha_scale,
+                            int32_t alpha_zp, const tt_bcast *bc, const float *grad_y,
+                            int32_t accumulate, float *grad_x);
+/* leaky relu from the saved input: grad_y where x > 0, alpha * grad_y elsewhere. */
+void tt_leaky_relu_grad_input_f32(const float *x, int32_t n, float alpha, const float *grad_y,
+                                  int32_t accumulate, float *grad_x);
+void tt_leaky_relu_grad_input_s8(const int8_t *x, int32_t n, int32_t zp, float alpha, const float *grad_y,
+                                 int32_t accumulate, float *grad_x);
+/* logistic / tanh from the saved output y: grad_y * y (1 - y) / grad_y * (1 - y^2). */
+void tt_logistic_grad_input_f32(const float *y, int32_t n, const float *grad_y, int32_t accumulate,
+                                float *grad_x);
+void tt_logistic_grad_input_s8(const int8_t *y, int32_t n, float scale, int32_t zp,
+                               const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_tanh_grad_input_f32(const float *y, int32_t n, const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_tanh_grad_input_s8(const int8_t *y, int32_t n, float scale, int32_t zp,
+                           const float *grad_y, int32_t accumulate, float *grad_x);
+/* concatenation: an input's slice of grad_y (the forward's outer / blocks / offset). */
+void tt_concatenation_grad_input_f32(const float *grad_y, int32_t outer, int32_t in_block, int32_t out_block,
+                                     int32_t offset, int32_t accumulate, float *grad_x);
+
+
+/* ==== losses (return the loss; write d loss / d input) ==================================== */
+
+/**
+ * Softmax cross-entropy: -log softmax(logits)[label], numerically stable;
+ * grad = softmax - onehot(label). An out-of-range label gives a zero gradient and NaN.
+ * @param[in]  logits  n values (_s8: int8, real = q->scale * (logit - q->zero_point))
+ * @param[in]  q       (_s8) quantization of the logits
+ * @param[in]  label   the target class, 0..n-1
+ * @param[out] grad    n floats, w.r.t. the real logits
+ */
 float tt_softmax_cross_entropy_f32(const float *logits, int32_t n, int32_t label, float *grad);
-/* Same on int8 logits: real = scale * (q - zp); grad w.r.t. the real logits. */
-float tt_softmax_cross_entropy_s8(const int8_t *logits, int32_t n, float scale, int32_t zp,
+float tt_softmax_cross_entropy_s8(const int8_t *logits, const tt_act_quant *q, int32_t n,
                                   int32_t label, float *grad);
-/* mean((y - target)^2); grad = 2 (y - target) / n. */
+
+/* mean((y - target)^2) over n values; grad = 2 (y - target) / n. */
 float tt_mse_f32(const float *y, const float *target, int32_t n, float *grad);
 
-/* ---- updates (rules at the top of this file) ------------------------------------------- */
-void tt_sgd_update_f32(float *w, const float *grad, int32_t n, float lr, float momentum,
-                       float weight_decay, float *m_buf);
-/* Strided SGD: `rows` rows of `row_len` trained elements, row r at w + r * w_stride
- * (e.g. conv2d weights with k_in < in_channels: rows = out*kh*kw, row_len = k_in,
- * w_stride = in_channels). grad and m_buf are compact (rows, row_len). */
-void tt_sgd_update_rows_f32(float *w, int32_t w_stride, const float *grad, int32_t rows,
-                            int32_t row_len, float lr, float momentum, float weight_decay,
-                            float *m_buf);
-/* QAS update of int8 weights laid out (out_ch, spatial, in_ch) (conv2d: spatial = kh*kw;
- * fc: spatial = 1), the first k_in input channels trained; grad_real, m_buf and shadow
- * (both nullable) are (out_ch, spatial, k_in). Scale of output channel o: w_scale[o]
- * (per_channel) or w_scale[0]. */
-void tt_qas_update_weight_s8(int8_t *w, const float *grad_real, int32_t out_ch, int32_t spatial,
-                             int32_t in_ch, int32_t k_in, const float *w_scale, int32_t per_channel,
-                             float lr, float momentum, float weight_decay,
-                             float *m_buf, float *shadow);
-/* QAS update of depthwise int8 weights (spatial, channels), the first k_ch channels
- * trained; channel c has scale w_scale[c] (per_channel) or w_scale[0]; grad_real,
- * m_buf, shadow are (spatial, k_ch). */
-void tt_qas_update_dw_weight_s8(int8_t *w, const float *grad_real, int32_t spatial,
-                                int32_t channels, int32_t k_ch, const float *w_scale,
-                                int32_t per_channel, float lr, float momentum,
-                                float weight_decay, float *m_buf, float *shadow);
-/* QAS update of an int32 bias of n channels: scale w_scale[o] * x_scale. */
-void tt_qas_update_bias_s32(int32_t *b, const float *grad_real, int32_t n,
-                            const float *w_scale, int32_t per_channel, float x_scale,
-                            float lr, float momentum, float weight_decay, float *m_buf);
+/* ==== update state from the parameters (tt_model_reset_optimizer) ======================= */
+
+/**
+ * Shadows of TT_UPDATE_SHADOW from the parameters as they are now.
+ * @param[in]  ch      (_s8) trained channels of the weight (ch->in_channels: row length)
+ * @param[in]  rows    (_s8) weight rows: out_c * kh * kw (conv2d), kh * kw (depthwise),
+ *                     out_features (fully connected)
+ * @param[in]  w       (_s8) (rows, ch->in_channels) int8 weights
+ * @param[in]  n, b    (_s32) n int32 biases
+ * @param[out] shadow  (rows, ch->k) (_s8) or n (_s32) floats: (float) of each element
+ */
+void tt_qas_shadow_init_s8(const tt_channels *ch, int32_t rows, const int8_t *w, float *shadow);
+void tt_qas_shadow_init_s32(int32_t n, const int32_t *b, float *shadow);
+
+/* ---- resampling and windows: input gradients (plain arguments, no weight updates) ------- */
+/* Transposed convolution: grad_x[iy][ix][i] = sum over the taps (ky, kx) that took input
+ * pixel (iy, ix) to output (iy*stride - pad + ky, ix*stride - pad + kx) inside `out`, and
+ * over output channels o, of grad_y * w[o][ky][kx][i] (w OHWI; its own weights are frozen).
+ * _s8: int8 weights with their tt_weight_quant (a scale per output channel, or one). */
+void tt_transpose_conv_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                      const float *w, int32_t kh, int32_t kw, const tt_geom *g,
+                                      int32_t accumulate, float *grad_x, const tt_dims *in);
+void tt_transpose_conv_grad_input_s8(const float *grad_y, const tt_dims *out,
+                                     const int8_t *w, const tt_weight_quant *wq,
+                                     int32_t kh, int32_t kw, const tt_geom *g,
+                                     int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Nearest resize: grad_y (oy, ox) added into grad_x (rows[oy], cols[ox]) (the forward's tables). */
+void tt_resize_nearest_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                      const int32_t *rows, const int32_t *cols,
+                                      int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Bilinear resize: grad_y spread over the four source pixels with weights (1 - wy)(1 - wx),
+ * wy (1 - wx), (1 - wy) wx, wy wx; index tables as the forward's, row_weight / col_weight the
+ * fractions as floats (an int8 forward's 1/1024 units divided out). */
+void tt_resize_bilinear_grad_input_f32(const float *grad_y, const tt_dims *out,
+                                       const int32_t *row_index, const float *row_weight,
+                                       const int32_t *col_index, const float *col_weight,
+                                       int32_t accumulate, float *grad_x, const tt_dims *in);
+/* Strided slice: grad_y scattered into grad_x at the sliced positions, zeros elsewhere. */
+void tt_strided_slice_grad_input_f32(const float *grad_y, const tt_dims *out, const tt_slice_params *p,
+                                     int32_t accumulate, float *grad_x, const tt_dims *in);
 
 #endif

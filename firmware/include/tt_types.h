@@ -21,12 +21,30 @@ typedef struct {
     int32_t h, w, c;
 } tt_dims;
 
+/* A strided window (strided_slice forward and backward): element (i, j, k) of the window
+ * is (begin_h + i*stride_h, begin_w + j*stride_w, begin_c + k*stride_c); strides non-zero,
+ * may be negative. */
+typedef struct {
+    int32_t begin_h, begin_w, begin_c;
+    int32_t stride_h, stride_w, stride_c;
+} tt_slice_params;
+
 /* Convolution geometry (conv2d, depthwise_conv2d, pooling). */
 typedef struct {
     int32_t stride_h, stride_w;
     int32_t pad_top, pad_left;   /* bottom/right padding follow from the output size */
     int32_t dil_h, dil_w;
 } tt_geom;
+
+/* Broadcast of a binary elementwise op (tinytrain/ops/elementwise.py): the output is walked as
+ * h x w x c (batch 1); the element of operand a at output position (y, x, ch) is
+ * a[y * a_sh + x * a_sw + ch * a_sc], of b likewise; a stride is 0 along an axis the operand
+ * broadcasts (a scalar has all three 0, a per-channel vector (C,) has 0, 0, 1). */
+typedef struct {
+    int32_t h, w, c;
+    int32_t a_sh, a_sw, a_sc;
+    int32_t b_sh, b_sw, b_sc;
+} tt_bcast;
 
 /* Requantization of an int8 op: per-tensor (n == 1) or per output channel. */
 typedef struct {

@@ -1,64 +1,146 @@
-/* The element-wise update rules of tt_train_kernels.h (SGD and QAS), shared by the
- * plain and the fused update kernels so that every path computes the same floats.
- * Header only: static inline functions, no state. */
+/* The element-wise update rules of tt_train_kernels.h (SGD and QAS with its four update
+ * modes), shared by every update kernel (weights and biases) so that every path computes
+ * the same floats. Header only: static inline functions, no state of its own.
+ * tinytrain/training/qas.py is the numpy twin of every function here, bit for bit
+ * (tests/test_update_modes.py). */
 #ifndef TT_UPDATE_RULES_H
 #define TT_UPDATE_RULES_H
 
 #include <math.h>
 #include <stdint.h>
+#include "tt_train_kernels.h"
 
 #define TT_QAS_S8_MIN (-127)
 #define TT_QAS_S8_MAX 127
 
-/* SGD on one float parameter: returns the new value; m (nullable) is its momentum. */
-static inline float tt_sgd_rule(float w, float grad, float lr, float momentum,
-                                float weight_decay, float *m)
+/* The rules take the kernel's copy of the hyper-parameters (`const tt_hparams hp =
+ * *u->hp;` once per call: the parameters a kernel writes may alias them, which would
+ * otherwise reload them for every element) and the update `u`, whose arrays they index at
+ * element e. */
+
+/* SGD on element e of a float parameter w: returns the new value. */
+static inline float tt_sgd_rule(float w, float grad, const tt_hparams *hp, const tt_update *u,
+                                int32_t e)
 {
-    float g = grad + weight_decay * w;
-    if (m) {
-        *m = momentum * *m + g;
+    float g = grad + hp->weight_decay * w;
+    if (u->momentum) {
+        float *m = &u->momentum[e];
+        *m = hp->momentum * *m + g;
         g = *m;
     }
-    return w - lr * g;
+    return w - hp->lr * g;
 }
 
-/* round_half_away(q - step) computed exactly (no intermediate float rounding of the
- * difference), saturated to [qmin, qmax]. NaN step: q unchanged. */
+/* ---- the update PRNG (TT_UPDATE_STOCHASTIC) ----------------------------------------------
+ * Counter-based: draw e (0-based) of an update that starts at state s is
+ * hash(s + (e + 1) * GAMMA), and the update then advances the state by n * GAMMA for its n
+ * elements. The state walks a Weyl sequence (GAMMA odd: period 2^32 draws) through a
+ * 32-bit avalanche hash (Wellons' "lowbias32"), as SplitMix does; the draw of an element
+ * does not depend on the order a kernel visits the elements in, and the host reproduces
+ * any stretch of the stream in one vectorized numpy expression. */
+#define TT_RNG_GAMMA 0x9E3779B9u
+
+static inline uint32_t tt_rng_hash(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Draw e of the current update as a float in [0, 1) on a grid of 2^-24 (exact). */
+static inline float tt_rng_uniform(const tt_rng *r, int32_t e)
+{
+    return (float)(tt_rng_hash(r->state + ((uint32_t)e + 1u) * TT_RNG_GAMMA) >> 8) * 0x1p-24f;
+}
+
+/* After an update of n elements: every draw it could make is consumed. */
+static inline void tt_update_advance(const tt_update *u, int32_t n)
+{
+    if (u->mode == TT_UPDATE_STOCHASTIC) {
+        u->rng->state += (uint32_t)n * TT_RNG_GAMMA;
+    }
+}
+
+/* ---- rounding an integer parameter after a step ------------------------------------------- */
+
+/* Split a step into whole = floor(step) and frac = step - whole in [0, 1) (exact: the
+ * fraction of a float is a float); |step| is first limited to 2^40, beyond which every
+ * result saturates anyway. */
+static inline void tt_step_split(float step, float *whole, float *frac)
+{
+    const float big = 1099511627776.0f;   /* 2^40 */
+    if (step > big) step = big;
+    if (step < -big) step = -big;
+    *whole = floorf(step);
+    *frac = step - *whole;
+}
+
+static inline int64_t tt_sat_s64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* round_half_away(v - step) computed exactly (the difference is not rounded to a float
+ * first), saturated to [lo, hi]. NaN step: v unchanged. */
+static inline int64_t tt_round_exact_s64(int64_t v, float step, int64_t lo, int64_t hi)
+{
+    float whole, frac;
+    int64_t m;
+    if (step != step) return v;
+    tt_step_split(step, &whole, &frac);
+    m = v - (int64_t)whole;               /* v - step = m - frac, frac in [0, 1) */
+    if (frac > 0.5f || (frac == 0.5f && m < 1)) m -= 1;
+    return tt_sat_s64(m, lo, hi);
+}
+
 static inline int32_t tt_qas_round_exact(int32_t q, float step, int32_t qmin, int32_t qmax)
 {
-    const float big = 1099511627776.0f;   /* 2^40: beyond it the result saturates anyway */
+    return (int32_t)tt_round_exact_s64(q, step, qmin, qmax);
+}
+
+/* Stochastic rounding of q - step: down to floor(q - step) with probability
+ * frac(q - step), else up, decided by u in [0, 1); unbiased: E[result] = q - step. */
+static inline int32_t tt_qas_round_stochastic(int32_t q, float step, float u, int32_t qmin, int32_t qmax)
+{
     float whole, frac;
     int64_t m;
     if (step != step) return q;
-    if (step > big) step = big;
-    if (step < -big) step = -big;
-    whole = floorf(step);
-    frac = step - whole;                  /* exact: the fraction of a float is a float */
-    m = (int64_t)q - (int64_t)whole;      /* q - step = m - frac, frac in [0, 1) */
-    if (frac > 0.5f || (frac == 0.5f && m < 1)) m -= 1;
-    if (m < qmin) m = qmin;
-    if (m > qmax) m = qmax;
-    return (int32_t)m;
+    tt_step_split(step, &whole, &frac);
+    m = (int64_t)q - (int64_t)whole;      /* q - step = m - frac: m - 1 with probability frac */
+    if (frac > u) m -= 1;
+    return (int32_t)tt_sat_s64(m, qmin, qmax);
 }
 
-/* One QAS step on a quantized parameter q with scale s (rules at the top of
- * tt_train_kernels.h); m and shadow are nullable. Returns the new q. */
-static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, float lr, float momentum,
-                                  float weight_decay, float *m, float *shadow,
-                                  int32_t qmin, int32_t qmax)
+/* The compact residual: the parameter's value is q + r / 256 (r: int8, 8 bits of fraction),
+ * kept as one fixed-point number v = 256 q + r in [256 qmin - 128, 256 qmax + 127].
+ * v - 256 step is rounded exactly to the nearest 1/256 (half away from zero), then split
+ * again: q = floor((v + 128) / 256) (the nearest integer, halves up), r = v - 256 q in
+ * [-128, 127]. Steps below 1/512 of a step are lost, larger ones accumulate. */
+static inline int64_t tt_floor_div256(int64_t v)
 {
-    float v = shadow ? *shadow : (float)q;
-    float g = grad_real / s;
-    float step;
-    g = g + weight_decay * v;
-    if (m) {
-        *m = momentum * *m + g;
-        g = *m;
-    }
-    step = lr * g;
-    if (!shadow) return tt_qas_round_exact(q, step, qmin, qmax);
+    return v >= 0 ? v / 256 : -((-v + 255) / 256);
+}
+
+static inline int32_t tt_qas_residual_step(int32_t q, int8_t *r, float step, int32_t qmin, int32_t qmax)
+{
+    const int64_t lo = (int64_t)qmin * 256 - 128, hi = (int64_t)qmax * 256 + 127;
+    int64_t v = (int64_t)q * 256 + *r, qn;
     if (step != step) return q;
-    v = v - step;
+    v = tt_round_exact_s64(v, step * 256.0f, lo, hi);   /* * 256: exact, or +-inf -> 2^40 */
+    qn = tt_floor_div256(v + 128);
+    *r = (int8_t)(v - qn * 256);
+    return (int32_t)qn;
+}
+
+/* The fp32 shadow: shadow = clamp(shadow - step, qmin, qmax); q = round_half_away(shadow). */
+static inline int32_t tt_qas_shadow_step(int32_t q, float *shadow, float step, int32_t qmin, int32_t qmax)
+{
+    float v;
+    if (step != step) return q;
+    v = *shadow - step;
     if (v < (float)qmin) v = (float)qmin;
     if (v > (float)qmax) v = (float)qmax;
     *shadow = v;
@@ -66,6 +148,37 @@ static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, float lr,
     if (v >= (float)qmax) return qmax;    /* (float)INT32_MAX rounds up to 2^31 */
     if (v <= (float)qmin) return qmin;
     return (int32_t)v;
+}
+
+/* One QAS step on element e of a quantized parameter q with scale s (rules at the top of
+ * tt_train_kernels.h); u->mode TT_UPDATE_FLOAT or NEAREST rounds to nearest. Returns the
+ * new q. The value weight decay reads: the shadow, q + r / 256, or q. */
+static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_hparams *hp,
+                                  const tt_update *u, int32_t e, int32_t qmin, int32_t qmax)
+{
+    float v, g, step;
+    if (u->mode == TT_UPDATE_SHADOW) {
+        v = u->shadow[e];
+    } else if (u->mode == TT_UPDATE_RESIDUAL) {
+        v = (float)q + (float)u->residual[e] * 0x1p-8f;
+    } else {
+        v = (float)q;
+    }
+    g = grad_real / s;
+    g = g + hp->weight_decay * v;
+    if (u->momentum) {
+        float *m = &u->momentum[e];
+        *m = hp->momentum * *m + g;
+        g = *m;
+    }
+    step = hp->lr * g;
+    switch (u->mode) {
+    case TT_UPDATE_SHADOW: return tt_qas_shadow_step(q, &u->shadow[e], step, qmin, qmax);
+    case TT_UPDATE_RESIDUAL: return tt_qas_residual_step(q, &u->residual[e], step, qmin, qmax);
+    case TT_UPDATE_STOCHASTIC:
+        return tt_qas_round_stochastic(q, step, tt_rng_uniform(u->rng, e), qmin, qmax);
+    default: return tt_qas_round_exact(q, step, qmin, qmax);
+    }
 }
 
 #endif

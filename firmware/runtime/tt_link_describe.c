@@ -79,7 +79,7 @@ static void describe_records(tlv_writer *w)
     uint32_t trainable = 0, nparams = 0, spare = 0;
 #if TT_MODEL_TRAINABLE
     caps |= TT_CAP_TRAIN | TT_CAP_HPARAMS;
-    trainable = tt_link_params_total();
+    trainable = TT_TRAINABLE_BYTES;           /* parameters + everything their update keeps */
     nparams = tt_model_num_params();
     spare = tt_link_spare_bytes();
     if (tt_link_spare_holds_params())

@@ -12,7 +12,9 @@ Scratch memory: an op with attrs["scratch"] uses that non-constant tensor's aren
 from __future__ import annotations
 
 from ..ir import Graph, Op
-from .fuse_pw_dw import FUSED, fuse_pw_dw, ring_rows, split_op
+from ..ops import unit
+from ..ops.pointwise_depthwise_conv2d import FUSED, ring_rows, split_op
+from .fuse_pw_dw import fuse_pw_dw
 from .inplace_dw import inplace_dw
 
 __all__ = ["FUSED", "ring_rows", "optimize_for_memory", "frozen_prefix", "scratch_bytes", "scratch_tensors",
@@ -43,13 +45,7 @@ def frozen_prefix(graph: Graph, scheme) -> set[str]:
 
 def scratch_bytes(graph: Graph, op: Op) -> int:
     """Arena bytes of the scratch of op (0 if it has none)."""
-    name = op.attrs.get("scratch")
-    if name is None:
-        return 0
-    if op.type == FUSED:
-        mid = graph.tensors[op.attrs["intermediate"]]
-        return ring_rows(graph, op) * mid.shape[2] * mid.shape[3] * (1 if mid.dtype == "int8" else 4)
-    return graph.tensors[name].nbytes
+    return unit(op.type).scratch_bytes(graph, op)
 
 
 def scratch_tensors(graph: Graph) -> dict[str, tuple[int, int]]:

@@ -33,4 +33,4 @@ def inplace_dw(graph: Graph, allowed: set[str] | None = None) -> Graph:
             tensors[scratch] = Tensor(scratch, (h * w,), "int8")
             op = replace(op, attrs={**op.attrs, "inplace": True, "scratch": scratch})
         ops.append(op)
-    return Graph(graph.name, tensors, ops, list(graph.inputs), list(graph.outputs))
+    return Graph(graph.name, tensors, ops, list(graph.inputs), list(graph.outputs), dict(graph.layer_names))

@@ -1,7 +1,7 @@
 """Run a generated training build on the host: compile it with firmware/host/tt_train_main.c
 and talk to the process over pipes (the protocol is at the top of that file).
 
-    with HostTrainer.build(graph, "last:2", tmp_dir, lr=0.05) as ht:
+    with tinytrain.compile(graph, scheme="last:2", lr=0.05).host_trainer() as ht:
         loss, pred = ht.train_step(x, label)
         ht.params()          # {name: array}, the device's trainable parameters
 
@@ -16,21 +16,28 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dtypes import BY_CODE
 from ..errors import TinyTrainError
 from ..hostbuild import compile_host
 from ..ir import Graph, NP_DTYPES
 from ..resources import firmware_dir
 
-_DTYPE_CODES = {1: "int8", 2: "int32", 3: "float32"}
 _CHUNK = 256     # samples written before their replies are read (keeps pipes from filling)
 
 
 class HostTrainer:
-    """A running host build of a training model."""
+    """A running host build of a compiled training model (tinytrain.compile(..., scheme=))."""
 
-    def __init__(self, model_dir: Path, graph: Graph):
-        self.graph = graph
-        exe = compile_host(Path(model_dir), firmware_dir() / "host" / "tt_train_main.c")
+    def __init__(self, compiled, work_dir: Path | None = None):
+        import tempfile
+        self.compiled = compiled
+        self.program = compiled.program
+        self.graph = graph = compiled.graph
+        self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="tinytrain-train-")
+        model_dir = Path(work_dir or self._tmp.name)
+        compiled.write_c(model_dir)
+        exe = compile_host(model_dir, firmware_dir() / "host" / "tt_train_main.c",
+                           kernels=compiled.kernel_files())
         self.proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.input = graph.tensors[graph.inputs[0]]
@@ -39,14 +46,11 @@ class HostTrainer:
 
     @classmethod
     def build(cls, graph: Graph, scheme, out_dir: Path, **kwargs) -> "HostTrainer":
-        """Generate the training C of `graph` under `scheme` into out_dir and start it.
-        kwargs go to generate_training_model; `.artifacts` and `.program` are kept."""
-        from .codegen import generate_training_model
-        art = generate_training_model(graph, scheme, Path(out_dir), **kwargs)
-        prog = art.extra["program"]
-        ht = cls(Path(out_dir), prog.graph)
-        ht.artifacts, ht.program = art, prog
-        return ht
+        """Compile the training step of `graph` under `scheme` (tinytrain.compile, no memory
+        passes unless passes=True is given; kwargs go to compile) into out_dir and start it."""
+        from ..compiler import compile as compile_model
+        kwargs.setdefault("passes", False)
+        return cls(compile_model(graph, scheme=scheme, **kwargs), Path(out_dir))
 
     # --- plumbing -----------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
@@ -74,7 +78,7 @@ class HostTrainer:
         for _ in range(n):
             name = self._recv(self._u32()).decode()
             nbytes = self._u32()
-            dtype = _DTYPE_CODES[self._recv(1)[0]]
+            dtype = BY_CODE[self._recv(1)[0]].name
             self.param_specs.append((name, nbytes, dtype))
         if self.input_size != self.input.size or self.output_size != self.output.size:
             raise TinyTrainError("host training build does not match the graph it was built from")
@@ -135,7 +139,13 @@ class HostTrainer:
         self._flush()
 
     def reset_optimizer(self) -> None:
+        """tt_model_reset_optimizer: re-derive the update state from the parameters."""
         self._send(b"R")
+        self._flush()
+
+    def set_update_seed(self, seed: int) -> None:
+        """tt_model_set_update_seed: restart the stochastic-rounding PRNG at `seed`."""
+        self._send(b"E" + struct.pack("<I", seed))
         self._flush()
 
     def close(self) -> None:
@@ -152,6 +162,8 @@ class HostTrainer:
                 self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> "HostTrainer":
         return self

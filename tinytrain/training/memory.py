@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import DTYPE_BYTES, Graph
+from ..ops import unit
 from .program import TrainingProgram, trained_in_channels
 
 ALIGN = 4    # every arena buffer starts on a word boundary (float / int32 access)
@@ -93,10 +94,12 @@ def plan_arena(lts: dict[str, Lifetime]) -> tuple[dict[str, int], int]:
 
 
 def param_bytes(prog: TrainingProgram) -> dict[str, int]:
-    """Parameters: trained ones (and optimizer state) in SRAM, the rest in flash."""
+    """Parameters: trained ones and everything their update keeps (momentum, the update
+    mode's state) in SRAM, the rest in flash."""
+    from .qas import RNG_STATE_BYTES, update_mode
     g = prog.graph
     trained_sram = 0
-    state = 0
+    elements = 0           # trained elements (the compact layout of the updates)
     trained_names = set()
     for name, u in prog.scheme.layers.items():
         op = next(o for o in g.ops if o.name == name)
@@ -104,32 +107,28 @@ def param_bytes(prog: TrainingProgram) -> dict[str, int]:
         if u.weight:
             trained_sram += w.nbytes
             trained_names.add(w.name)
-            n = w.size * trained_in_channels(g, op, u) // _in(w, op)
-            state += 4 * n * (int(prog.momentum) + int(prog.shadow))
+            elements += w.size * trained_in_channels(g, op, u) // _in(w, op)
         if u.bias:
             trained_sram += b.nbytes
             trained_names.add(b.name)
-            state += 4 * b.size * (int(prog.momentum) + int(prog.shadow and b.dtype == "int32"))
+            elements += b.size
+    mode = update_mode(prog.update)
+    update_state = elements * mode.bytes_per_element + (RNG_STATE_BYTES if mode.name == "stochastic" else 0)
+    momentum = 4 * elements * int(prog.momentum)
     frozen = sum(t.nbytes for t in g.constants() if t.name not in trained_names)
-    return {"trainable_weights": trained_sram, "optimizer_state": state,
+    return {"trainable_weights": trained_sram, "momentum": momentum, "update_state": update_state,
+            "optimizer_state": momentum + update_state,
             "frozen": frozen, "requant_tables": _requant_bytes(g), "all_params": frozen + trained_sram}
 
 
 def _in(w, op) -> int:
-    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
+    return w.shape[unit(op.type).weight_in_axis]
 
 
 def _requant_bytes(g: Graph) -> int:
-    """int8 graphs: an int32 multiplier and shift per output channel of every weighted op."""
-    if not g.is_quantized:
-        return 0
-    n = 0
-    for op in g.ops:
-        if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            n += 8 * g.tensors[op.outputs[0]].shape[-1]
-        elif op.type == "pointwise_depthwise_conv2d":      # both halves keep their tables
-            n += 8 * (g.tensors[op.attrs["intermediate"]].shape[-1] + g.tensors[op.outputs[0]].shape[-1])
-    return n
+    """int8 graphs: an int32 multiplier and shift per output channel of every op that
+    requantizes per channel (a first estimate: Compiled.memory counts what the C holds)."""
+    return sum(unit(op.type).requant_table_bytes(g, op) for op in g.ops)
 
 
 def forward_peak(prog: TrainingProgram) -> int:
@@ -172,7 +171,10 @@ def memory_report(prog: TrainingProgram) -> dict:
         "arena_bytes": arena,
         "trainable_param_bytes": trainable,
         "trainable_weight_bytes": params["trainable_weights"],
-        "optimizer_state_bytes": params["optimizer_state"],
+        "optimizer_state_bytes": params["optimizer_state"],     # momentum + update state
+        "momentum_bytes": params["momentum"],
+        "update_mode": prog.update,
+        "update_state_bytes": params["update_state"],           # what the update mode keeps
         "frozen_param_bytes": params["frozen"],
         # breakdown: per kind, the most bytes of that kind live at once; at_peak: at the arena peak
         "total_sram_bytes": arena + trainable,

@@ -18,20 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..dtypes import nbytes as dtype_nbytes
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
+from ..ops import unit
 from ..passes import scratch_tensors
 from .scheme import LayerUpdate, Scheme, bind_scheme
 
 LOSSES = ("softmax_cross_entropy", "mse")
-# ops with an int8 clamp (act_min/act_max) whose derivative is a mask in int8 mode
-_CLAMPED_S8 = ("conv2d", "depthwise_conv2d", "fully_connected", "add",
-               "avg_pool2d", "max_pool2d", "relu", "relu6")
-_BACKWARD_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d",
-                 "max_pool2d", "global_avg_pool", "relu", "relu6", "reshape", "softmax",
-                 "pad", "quantize", "dequantize")
-# forward-only ops of tinytrain.passes: allowed in the frozen prefix (no gradient through them)
-_FORWARD_ONLY_OPS = ("pointwise_depthwise_conv2d",)
 
 
 @dataclass
@@ -52,9 +46,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        if self.dtype == "bits":
-            return (self.size + 7) // 8
-        return self.size * {"int8": 1, "int32": 4, "float32": 4}[self.dtype]
+        return dtype_nbytes(self.dtype, self.size)
 
 
 @dataclass
@@ -90,6 +82,21 @@ class BackwardStep:
     def computes_bias_grad(self) -> bool:
         return self.update is not None and self.update.bias
 
+    def channel_index(self):
+        """The explicit input channels the weight update trains (reorder fallback), or None."""
+        u = self.update
+        if u is None or not u.weight or u.channel_index is None:
+            return None
+        import numpy as np
+        return np.asarray(u.channel_index, dtype=np.int64)
+
+    def trained_in_channels(self, full: int) -> int:
+        """Input channels of the weight this step trains (of `full`)."""
+        u = self.update
+        if u.channel_index is not None:
+            return len(u.channel_index)
+        return u.in_channels if u.in_channels is not None else full
+
 
 @dataclass
 class TrainingProgram:
@@ -98,7 +105,8 @@ class TrainingProgram:
     loss: str
     quantized: bool                    # int8 graph: QAS updates of int8 weights / int32 biases
     momentum: bool
-    shadow: bool                       # fp32 shadow copy of trained int8 parameters
+    update: str                        # update mode of int8/int32 parameters (qas.UPDATE_MODES), "float"
+    update_seed: int                   # the stochastic mode's compiled-in PRNG seed
     buffers: dict[str, Buffer]
     tensor_buffer: dict[str, str]      # forward tensor -> its buffer (reshape aliases)
     forward: list[ForwardStep]
@@ -107,6 +115,11 @@ class TrainingProgram:
     requires_grad: set[str]
 
     # --- queries used by the memory plan, simulation and code generator ----------------
+    @property
+    def shadow(self) -> bool:
+        """The fp32 shadow update mode."""
+        return self.update == "shadow"
+
     def check_momentum(self, momentum: float) -> None:
         """A momentum > 0 updates momentum buffers, which only a program built with them has."""
         if momentum and not self.momentum:
@@ -129,7 +142,7 @@ class TrainingProgram:
         for b in self.backward:
             op = _op(g, b.op)
             m = op_macs(g, op)
-            if op.type in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            if unit(op.type).weighted:
                 if b.grad_inputs:
                     gin += m
                 if b.computes_weight_grad:
@@ -144,8 +157,7 @@ def trained_in_channels(graph: Graph, op: Op, u: LayerUpdate) -> int:
 
 
 def _in_channels(graph: Graph, op: Op) -> int:
-    w = graph.tensors[op.inputs[1]]
-    return w.shape[-1] if op.type in ("conv2d", "fully_connected") else w.shape[2]
+    return unit(op.type).in_channels(graph, op)
 
 
 def _op(graph: Graph, name: str) -> Op:
@@ -157,17 +169,25 @@ def _act_inputs(graph: Graph, op: Op) -> list[str]:
 
 
 def _has_mask(graph: Graph, op: Op, quantized: bool) -> bool:
+    """int8: the output clamp's derivative; float: the activation's (1-bit masks)."""
+    u = unit(op.type)
     if quantized:
-        return op.type in _CLAMPED_S8
-    if op.type in ("relu", "relu6"):
-        return True
-    return op.attrs.get("activation", "none") != "none"
+        return u.clamp(graph, op) is not None
+    return u.activation(op) != "none"
 
 
 def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
-                  momentum: bool = False, shadow: bool = False) -> TrainingProgram:
+                  momentum: bool = False, shadow: bool = False, update: str | None = None,
+                  update_seed: int | None = None) -> TrainingProgram:
     """Build the pruned, in-place-ordered training step of `graph` under `scheme`
-    (a Scheme, a SchemeSpec or the text of --train)."""
+    (a Scheme, a SchemeSpec or the text of --train). `update`: how int8/int32 parameters
+    keep the part of a step below one quantization step (qas.UPDATE_MODES; None: the
+    default); `shadow=True` is `update="shadow"`."""
+    from .qas import DEFAULT_UPDATE_SEED, resolve_update
+    if shadow:
+        if update not in (None, "shadow"):
+            raise TinyTrainError(f"shadow=True and update={update!r} contradict each other")
+        update = "shadow"
     if loss not in LOSSES:
         raise TinyTrainError(f"unknown loss {loss!r}: expected one of {', '.join(LOSSES)}")
     if not isinstance(scheme, Scheme):
@@ -177,13 +197,15 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
     quantized = graph.is_quantized
-    for op in graph.ops:
-        if op.type not in _BACKWARD_OPS + _FORWARD_ONLY_OPS:
-            raise UnsupportedError(op.name, f"op {op.type!r} in a training graph")
+    update = resolve_update(update, quantized)
+    seed = DEFAULT_UPDATE_SEED if update_seed is None else int(update_seed)
+    if not 0 <= seed < 2 ** 32:
+        raise TinyTrainError(f"update seed {update_seed}: expected an integer in [0, 2^32)")
 
     # the loss reads the logits: the input of a final softmax for cross-entropy
     last = graph.producer(graph.outputs[0])
-    skip_softmax = loss == "softmax_cross_entropy" and last is not None and last.type == "softmax"
+    skip_softmax = (loss == "softmax_cross_entropy" and last is not None
+                    and unit(last.type).loss_reads_input)
     logits = last.inputs[0] if skip_softmax else graph.outputs[0]
     loss_ops = [op for op in graph.ops if not (skip_softmax and op is last)]
 
@@ -195,7 +217,11 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     if logits not in requires_grad:
         raise TinyTrainError(f"training scheme {scheme.name!r}: no trained parameter reaches the loss")
     for op in loss_ops:
-        if op.type in _FORWARD_ONLY_OPS and (scheme.trains(op.name) or op.outputs[0] in requires_grad):
+        needs_backward = scheme.trains(op.name) or op.outputs[0] in requires_grad
+        why = unit(op.type).backward_unsupported(graph, op) if needs_backward else None
+        if why:
+            raise UnsupportedError(op.name, why)
+        if unit(op.type).frozen_only and needs_backward:
             raise UnsupportedError(op.name, f"{op.type} has no backward: run tinytrain.passes with "
                                             "frozen_ops=frozen_prefix(graph, scheme) so it stays frozen")
 
@@ -209,7 +235,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
             continue
         alias = None
         prod = graph.producer(t.name)
-        if prod is not None and prod.type == "reshape":
+        if prod is not None and unit(prod.type).aliases_input:
             alias = tensor_buffer[prod.inputs[0]]
         buffers[t.name] = Buffer(t.name, t.shape, t.dtype, "activation", alias_of=alias)
         tensor_buffer[t.name] = alias or t.name
@@ -230,12 +256,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     def grad_buffer(t: str) -> str:
         name = grad_name[t]
         if name not in buffers:
-            tt = graph.tensors[t]
-            prod = graph.producer(t)
-            alias = None
-            if prod is not None and prod.type == "reshape" and prod.inputs[0] in requires_grad:
-                alias = None   # a reshape's gradient is its own buffer aliased below
-            buffers[name] = Buffer(name, tt.shape, "float32", "gradient", alias_of=alias)
+            buffers[name] = Buffer(name, graph.tensors[t].shape, "float32", "gradient")
         return name
 
     for op in backward_ops:
@@ -250,7 +271,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
                 step.grad_inputs[x] = grad_buffer(x)
                 step.accumulate[x] = x in written
                 written.add(x)
-        if op.type == "reshape" and step.grad_inputs:
+        if unit(op.type).aliases_input and step.grad_inputs:
             # the gradient of a reshape is the gradient of its output, reinterpreted
             (gx,) = step.grad_inputs.values()
             if not step.accumulate[op.inputs[0]]:
@@ -270,17 +291,13 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
                     buffers[saved] = Buffer(saved, shape, graph.tensors[x].dtype, "saved")
                     step.saved["x"] = saved
                     _producer_step(graph, forward, x).saves.append((x, saved, k))
-                if op.type != "fully_connected":
-                    w = graph.tensors[op.inputs[1]]
-                    per_channel = (w.shape[1] * w.shape[2] * k if op.type == "conv2d"
-                                   else w.shape[0] * w.shape[1])
+                per_channel = unit(op.type).update_scratch(graph, op, k)
+                if per_channel:
                     scratch = f"{op.name}.wgrad_scratch"
                     buffers[scratch] = Buffer(scratch, (per_channel,), "float32", "scratch")
                     step.scratch = scratch
-        if op.type == "max_pool2d" and step.grad_inputs:
-            step.saved["x"] = op.inputs[0]
-        if op.type == "softmax" and step.grad_inputs:
-            step.saved["y"] = op.outputs[0]
+        if step.grad_inputs:
+            step.saved.update(unit(op.type).backward_reads(graph, op))
         backward.append(step)
 
     loss_grad = grad_buffer(logits)
@@ -292,7 +309,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
             if name in graph.tensors:
                 buffers[tensor_buffer[name]].kind = "saved"
     return TrainingProgram(graph=graph, scheme=scheme, loss=loss, quantized=quantized,
-                           momentum=momentum, shadow=shadow and quantized, buffers=buffers,
+                           momentum=momentum, update=update, update_seed=seed, buffers=buffers,
                            tensor_buffer=tensor_buffer,
                            forward=[forward[op.name] for op in graph.ops],
                            loss_step=loss_step, backward=backward, requires_grad=requires_grad)

@@ -10,7 +10,7 @@ device updates channels [0, k).
 
 Where the permutation cannot be absorbed (the channels come from the graph input, reach
 the graph output, or pass a flatten of a spatial map) the layer falls back to an explicit
-`LayerUpdate.channel_index` (the kernels take a ch_index list).
+`LayerUpdate.channel_index` (the kernels take it as tt_channels.index).
 """
 from __future__ import annotations
 
@@ -19,11 +19,9 @@ import copy
 import numpy as np
 
 from ..ir import Graph, Op
+from ..ops import unit
 from .scheme import Scheme, bind_scheme
 
-# ops whose output channel c depends only on input channel(s) c
-_CHANNELWISE = ("depthwise_conv2d", "relu", "relu6", "pad", "avg_pool2d", "max_pool2d",
-                "global_avg_pool", "quantize", "dequantize", "softmax", "add")
 
 
 def input_channel_importance(graph: Graph, op: Op) -> np.ndarray:
@@ -35,7 +33,7 @@ def input_channel_importance(graph: Graph, op: Op) -> np.ndarray:
         if w.quant.per_channel:
             shape[w.quant.axis] = -1
         data = data * w.quant.scale.reshape(shape)
-    axis = {"conv2d": 3, "fully_connected": 1, "depthwise_conv2d": 2}[op.type]
+    axis = unit(op.type).weight_in_axis % data.ndim
     return data.sum(axis=tuple(i for i in range(data.ndim) if i != axis))
 
 
@@ -62,22 +60,26 @@ def channel_closure(graph: Graph, tensor: str) -> tuple[set[str], dict[str, set[
         if t in graph.outputs or t in graph.inputs:
             return None
         prod = graph.producer(t)
-        if prod.type in ("conv2d", "fully_connected"):
-            axis(prod.inputs[1], 0)
+        pu = unit(prod.type)
+        if pu.channelwise:
+            for name, ax in pu.channel_params(graph, prod).items():
+                axis(name, ax)
+            # an operand broadcast along the channels (one channel) is the same for all of them
+            channels = graph.tensors[t].shape[-1:]
+            todo.extend(x for x in prod.inputs
+                        if not graph.tensors[x].is_const and graph.tensors[x].shape[-1:] == channels)
+        elif pu.weighted:                       # mixes channels: its output channels are its own
+            axis(prod.inputs[1], pu.weight_out_axis)
             axis(prod.inputs[2], 0)
-        elif prod.type in _CHANNELWISE:
-            if prod.type == "depthwise_conv2d":
-                axis(prod.inputs[1], 2)
-                axis(prod.inputs[2], 0)
-            todo.extend(x for x in prod.inputs if not graph.tensors[x].is_const)
-        elif prod.type == "reshape" and _spatial_is_one(graph, prod.inputs[0]):
+        elif pu.aliases_input and _spatial_is_one(graph, prod.inputs[0]):
             todo.append(prod.inputs[0])
         else:
             return None
         for c in graph.consumers(t):
-            if c.type in ("conv2d", "fully_connected") and c.inputs[0] == t:
-                axis(c.inputs[1], 3 if c.type == "conv2d" else 1)
-            elif c.type in _CHANNELWISE or (c.type == "reshape" and _spatial_is_one(graph, t)):
+            cu = unit(c.type)
+            if cu.weighted and not cu.channelwise and c.inputs[0] == t:
+                axis(c.inputs[1], cu.weight_in_axis)
+            elif cu.channelwise or (cu.aliases_input and _spatial_is_one(graph, t)):
                 todo.extend(c.outputs)          # (a depthwise's own axes: its output's producer rule)
             else:
                 return None

@@ -13,9 +13,9 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 kind = board.get("build.tt_kind")
 
-# The same float results on host and device: no fused multiply-add anywhere.
-COMMON_FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra",
-                "-ffunction-sections", "-fdata-sections"]
+# The C flags (standard, warnings, no fused multiply-add) come from the project's
+# platformio.ini `build_flags`, generated from tinytrain/cflags.py; the core's flags from the
+# board manifest (boards/<board>.json, generated from tinytrain's boards/*.json).
 
 if kind == "qemu":
     cpu_flags = board.get("build.cpu_flags").split()
@@ -32,7 +32,7 @@ if kind == "qemu":
     ldscript = board.get("build.ldscript")
     ldscript_path = os.path.join(env.subst("$PROJECT_DIR"), "ld", ldscript)
     env.Append(
-        CCFLAGS=cpu_flags + COMMON_FLAGS,
+        CCFLAGS=cpu_flags,
         ASFLAGS=cpu_flags,
         CPPDEFINES=[("F_CPU", board.get("build.f_cpu"))],
         LINKFLAGS=cpu_flags + ["-Wl,--gc-sections", "-Wl,-T," + ldscript_path,
@@ -43,7 +43,7 @@ if kind == "qemu":
     env.Replace(LDSCRIPT_PATH=ldscript_path)
 elif kind == "native":
     env.Replace(PROGSUFFIX="", SIZETOOL="size")
-    env.Append(CCFLAGS=COMMON_FLAGS, LINKFLAGS=["-Wl,--gc-sections"], LIBS=["m", "util"])
+    env.Append(LINKFLAGS=["-Wl,--gc-sections"], LIBS=["m", "util"])
 else:
     raise SystemExit("tinytrain platform: board %s has no build.tt_kind" % env.subst("$BOARD"))
 

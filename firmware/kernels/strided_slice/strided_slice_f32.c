@@ -1,0 +1,23 @@
+/* float32 strided slice of HWC: y[i][j][k] = x[begin_h + i*stride_h][begin_w + j*stride_w]
+ * [begin_c + k*stride_c] (tinytrain.ops.strided_slice). */
+#include <string.h>
+#include "tt_kernels.h"
+
+void tt_strided_slice_f32(const float *x, const tt_dims *in, const tt_slice_params *p,
+                          float *y, const tt_dims *out)
+{
+    int32_t i, j, k;
+    for (i = 0; i < out->h; ++i) {
+        const int32_t h = p->begin_h + i * p->stride_h;
+        for (j = 0; j < out->w; ++j) {
+            const int32_t w = p->begin_w + j * p->stride_w;
+            const float *xp = x + ((size_t)h * in->w + w) * in->c + p->begin_c;
+            float *yp = y + ((size_t)i * out->w + j) * out->c;
+            if (p->stride_c == 1) {
+                memcpy(yp, xp, (size_t)out->c * sizeof(float));
+            } else {
+                for (k = 0; k < out->c; ++k) yp[k] = xp[k * p->stride_c];
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+"""maximum / minimum: the larger (smaller) of a and b, broadcast (either may be a constant).
+
+int8: LiteRT's reference MAXIMUM / MINIMUM (MaximumMinimumBroadcastSlow, one path for every
+shape) compares the raw int8 values and ignores the quantization; the converter gives both
+inputs and the output one scale and zero point. A model whose quantizations differ would
+compare values of different meaning there, and is refused.
+
+Gradient (TensorFlow's _MaximumGrad / _MinimumGrad): to a where a >= b (a <= b for minimum),
+else to b; ties go to a."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from .elementwise import BinaryOp, reduce_to
+
+
+class _MaxMin(BinaryOp):
+    attrs: dict = {}
+    fused_activation = False
+    keras_inputs = None
+    pick = None                     # np.maximum / np.minimum
+
+    def check(self, g, op):
+        super().check(g, op)
+        if self.is_int8(g, op):
+            qs = {(round(float(g.tensors[t].scale), 12), g.tensors[t].zero_point) for t in (*op.inputs, *op.outputs)}
+            if len(qs) != 1:
+                raise UnsupportedError(op.name, f"int8 {op.type.upper()} of operands quantized differently "
+                                                f"{sorted(qs)} (LiteRT compares the raw int8 values)")
+
+    def clamp(self, g, op):
+        return None
+
+    def s8(self, a, b, p):
+        return type(self).pick(np.asarray(a, np.int8), np.asarray(b, np.int8))
+
+    def f32(self, a, b):
+        return type(self).pick(a, b)
+
+    def emit(self, em, op):
+        g = em.graph
+        a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
+        t = "s8" if self.is_int8(g, op) else "f32"
+        if self.broadcasts(g, op):
+            return [em.call(em.kernel(f"tt_{self.type}_bcast_{t}"), a, b, self.bcast(em, op), out)]
+        return [em.call(em.kernel(f"tt_{self.type}_{t}"), a, b, g.tensors[op.outputs[0]].size, out)]
+
+    # --- training ------------------------------------------------------------------------------
+    def wins(self, x, other, first: bool) -> np.ndarray:
+        """Where operand x (the first operand if `first`) receives the gradient."""
+        raise NotImplementedError
+
+    def backward_reads(self, g, op):
+        return {role: t for role, t in (("a", op.inputs[0]), ("b", op.inputs[1])) if not g.tensors[t].is_const}
+
+    def vjp(self, ctx, op, dy, step):
+        g = ctx.graph
+        y_shape = g.tensors[op.outputs[0]].shape
+        vals = [np.broadcast_to(ctx.real(t).reshape(g.tensors[t].shape), y_shape) for t in op.inputs]
+        grads: dict[str, np.ndarray] = {}
+        for k, x in enumerate(op.inputs):
+            if x in step.grad_inputs:
+                d = np.where(self.wins(vals[k], vals[1 - k], k == 0), dy, np.float32(0)).astype(np.float32)
+                d = reduce_to(d, g.tensors[x].shape)
+                grads[x] = grads[x] + d if x in grads else d
+        return grads, {}
+
+    def emit_backward(self, em, op, step, t):
+        g = em.graph
+        lines, done = [], set()
+        for k, x in enumerate(op.inputs):
+            if x not in step.grad_inputs:
+                continue
+            other = op.inputs[1 - k]
+            dt = "s8" if g.tensors[x].dtype == "int8" else "f32"
+            acc = 1 if x in done else t.acc(step, x)
+            lines.append(em.call(em.kernel(f"tt_{self.type}_grad_input_{dt}"), em.ptr(x), em.ptr(other),
+                                 self.bcast(em, op, x), int(k == 0), t.grad(step.grad_out), acc,
+                                 t.grad(step.grad_inputs[x])))
+            done.add(x)
+        return lines
+
+
+class Maximum(_MaxMin):
+    type = "maximum"
+    summary = "larger of a and b, broadcast (constant operands allowed)"
+    tflite_ops = ("MAXIMUM",)
+    keras_layers = ("Maximum",)
+    keras_ops = ("Maximum",)
+    pick = staticmethod(np.maximum)
+
+    def wins(self, x, other, first):
+        return x >= other if first else x > other
+
+
+class Minimum(_MaxMin):
+    type = "minimum"
+    summary = "smaller of a and b, broadcast (constant operands allowed)"
+    tflite_ops = ("MINIMUM",)
+    keras_layers = ("Minimum",)
+    keras_ops = ("Minimum",)
+    pick = staticmethod(np.minimum)
+
+    def wins(self, x, other, first):
+        return x <= other if first else x < other
+
+
+UNITS = [Maximum(), Minimum()]
