@@ -82,6 +82,33 @@ def test_infer_matches_reference(link):
     assert link.stats().infer_count == 6
 
 
+def test_pipelined_inference_of_outputs_larger_than_a_reply(link_build_dir, tmp_path):
+    """100 float logits (400 bytes) do not fit one reply (256): the rest of each output is
+    read with OUTPUT_READ before the next pipelined sample runs (it used to be read after,
+    and got the next sample's logits)."""
+    binary = build_host_device(link_build_dir, defines=["-DTT_TEST_OUTPUTS=100"], name="link_device_wide")
+    dev = HostDevice(binary, tmp_path / "nv.bin").start()
+    try:
+        with Link.open(dev.url, timeout=0.5) as lk:
+            rng = np.random.default_rng(4)
+            params = {"fc.weight": rng.normal(0, 0.5, 1600).astype(np.float32),
+                      "fc.bias": rng.normal(0, 0.5, 100).astype(np.float32)}
+            lk.write_params(params)
+            assert lk.description.output_size * 4 > lk.reply_room
+            samples = rng.integers(-128, 128, (6, 16)).astype(np.int8)
+            results = lk.infer_many(samples)
+            w = params["fc.weight"].reshape(100, 16)
+            for q, r in zip(samples, results):
+                x = (q.astype(np.int32) - IN_ZP).astype(np.float32) * IN_SCALE
+                ref = params["fc.bias"].copy()
+                for i in range(16):
+                    ref = (ref + w[:, i] * x[i]).astype(np.float32)
+                np.testing.assert_array_equal(r.outputs.reshape(-1), ref)
+                assert r.predicted == int(np.argmax(ref))
+    finally:
+        dev.stop()
+
+
 def test_float_samples_are_quantized(link):
     rng = np.random.default_rng(2)
     params = random_params(rng)

@@ -737,27 +737,40 @@ class Link:
         return self.infer_many([sample])[0]
 
     def infer_many(self, samples: Iterable) -> list[InferResult]:
-        reqs = []
+        """Pipelined: every sample's INFER is queued without waiting. An output larger than
+        one reply is read with OUTPUT_READs queued right behind its INFER, so the device
+        answers them before the next sample (or its INPUT_WRITEs, which may share the arena
+        with the output) runs."""
+        d = self.description
+        total = d.output_size * (1 if d.output_dtype == P.DTYPE_S8 else 4)
+        head = P.LAYOUT["INFER_REPLY"].size
+        first = min(total, self.reply_room - head)     # what INFER's own reply carries
+        pending = []
         for s in samples:
             data = self.sample_bytes(s)
             if len(data) <= self.payload_room:
-                reqs.append(self.submit(P.INFER, data))
+                req = self.submit(P.INFER, data)
             else:
                 self._stage_input(data)
-                reqs.append(self.submit(P.INFER))
+                req = self.submit(P.INFER)
+            reads = [self.submit(P.OUTPUT_READ, struct.pack("<IH", off, min(self.reply_room, total - off)))
+                     for off in range(first, total, self.reply_room)]
+            pending.append((req, reads, first))
             self._throttle()
-        return [self._infer_result(r) for r in reqs]
+        return [self._infer_result(*p) for p in pending]
 
-    def _infer_result(self, req: Request) -> InferResult:
+    def _infer_result(self, req: Request, reads: list[Request], first: int) -> InferResult:
         p = self.wait(req)
         head = P.LAYOUT["INFER_REPLY"]
         pred, work, total = head.unpack_from(p)
-        out = bytearray(p[head.size:])
-        while len(out) < total:
-            n = min(self.reply_room, total - len(out))
-            out += self.request(P.OUTPUT_READ, struct.pack("<IH", len(out), n))
+        out = bytes(p[head.size:])
+        if len(out) != first:
+            raise LinkError(f"INFER reply carries {len(out)} output bytes, {first} expected")
+        out += b"".join(self.wait(r) for r in reads)
+        if len(out) != total:
+            raise LinkError(f"the device's output has {total} bytes, {len(out)} were read")
         dt = "<i1" if self.description.output_dtype == P.DTYPE_S8 else "<f4"
-        outputs = np.frombuffer(bytes(out), dtype=dt).reshape(self.description.output_shape)
+        outputs = np.frombuffer(out, dtype=dt).reshape(self.description.output_shape)
         return InferResult(pred, outputs, work)
 
     def batch_size(self) -> int:

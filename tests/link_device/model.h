@@ -3,7 +3,8 @@
  * trained with softmax cross-entropy and SGD with momentum. It really computes, so the
  * tests can compare weights of a clean run and a run through a faulty link.
  * Build with -DTT_TEST_INFER_ONLY for an inference-only model.h, with -DTT_TEST_FLOAT_INPUT
- * for float32 inputs (int8 otherwise). */
+ * for float32 inputs (int8 otherwise), with -DTT_TEST_OUTPUTS=N for N logits (an output
+ * larger than one reply frame). */
 #ifndef TT_MODEL_H
 #define TT_MODEL_H
 
@@ -12,10 +13,13 @@
 #define TT_MODEL_NAME        "link_test_linear"
 #define TT_MODEL_HASH        "1122334455667788"
 #define TT_INPUT_SIZE        16
-#define TT_OUTPUT_SIZE       4
+#ifndef TT_TEST_OUTPUTS
+#define TT_TEST_OUTPUTS      4
+#endif
+#define TT_OUTPUT_SIZE       TT_TEST_OUTPUTS
 #define TT_INPUT_SHAPE       { 1, 4, 4, 1 }
 #define TT_INPUT_RANK        4
-#define TT_OUTPUT_SHAPE      { 1, 4 }
+#define TT_OUTPUT_SHAPE      { 1, TT_TEST_OUTPUTS }
 #define TT_OUTPUT_RANK       2
 #define TT_ARENA_BYTES       32u
 #define TT_FLASH_DATA_BYTES  0u
@@ -60,7 +64,7 @@ const tt_param_info *tt_model_state(uint32_t i);
 void tt_model_set_hparams(float lr, float momentum, float weight_decay);
 void tt_model_get_hparams(float *lr, float *momentum, float *weight_decay);
 void tt_model_reset_optimizer(void);
-#define TT_TRAINABLE_BYTES (4u * (16u * 4u + 4u) * 2u)
+#define TT_TRAINABLE_BYTES (4u * (16u * TT_TEST_OUTPUTS + TT_TEST_OUTPUTS) * 2u)
 #endif
 
 #endif
