@@ -39,10 +39,17 @@ def device(tmp_path_factory):
 
 
 def test_describe(device):
-    _, _, url = device
+    _, fw, url = device
     d = json.loads(ok(tinytrain("describe", "--port", url, "--json")))
     assert d["board"] == "native" and d["trainable"] and d["model_name"] == "digits_cnn"
     assert d["input_shape"] == [1, 8, 8, 1] and d["trainable_bytes"] > 0
+    # issue 10: the learning rate, the update mode and its bytes, dtype names; the trainable
+    # bytes are everything the update keeps, as the build counted them
+    memory = json.loads((fw / ".tinytrain.json").read_text())["memory"]
+    assert (d["input_dtype"], d["output_dtype"], d["mode"]) == ("int8", "int8", "train")
+    assert d["update_mode"] == "stochastic" and d["update_bytes"] == memory["update_state_bytes"] == 4
+    assert d["trainable_bytes"] == memory["trainable_param_bytes"] == d["param_bytes"] + d["momentum_bytes"] + 4
+    assert d["learning_rate"] == pytest.approx(0.01)
 
 
 def test_train_writes_curve_and_keeps_learning(device):

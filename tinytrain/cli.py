@@ -280,10 +280,7 @@ def _open_link(url: str):
 
 
 def _description_dict(d, link=None) -> dict:
-    from dataclasses import asdict
-    data = asdict(d)
-    data["trainable"] = d.trainable
-    data["simd"] = d.simd
+    data = d.report()
     if link is not None:
         data["authenticated"] = link.authenticated
     return data
@@ -326,7 +323,7 @@ def describe(url, as_json, as_td, gateway, project):
     with _open_link(url) as link:
         d = link.describe()
         data = _description_dict(d, link)
-    text = "\n".join(f"{k:18s} {v}" for k, v in data.items())
+    text = "\n".join(f"{k:18s} {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in data.items())
     _emit(data, as_json, text)
 
 

@@ -97,6 +97,15 @@ class Description:
     max_reply: int = 0
     key_id: str = ""
     spare_bytes: int = 0
+    # training builds: the optimizer now, and what the update keeps
+    # (trainable_bytes = param_bytes + momentum_bytes + update_bytes)
+    learning_rate: float = 0.0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    update_mode: str = ""
+    update_bytes: int = 0
+    momentum_bytes: int = 0
+    param_bytes: int = 0
 
     @property
     def simd(self) -> bool:
@@ -118,6 +127,19 @@ class Description:
     def input_bytes(self) -> int:
         return self.input_size * (1 if self.input_dtype == P.DTYPE_S8 else 4)
 
+    def report(self) -> dict:
+        """The description for people (describe, JSON): codes as names (dtypes, mode,
+        capabilities); an inference-only device has no optimizer fields."""
+        data = dataclasses.asdict(self)
+        data.update(input_dtype=_dtype_name(self.input_dtype), output_dtype=_dtype_name(self.output_dtype),
+                    mode=P.MODE_NAMES.get(self.mode, f"mode {self.mode}"),
+                    capabilities=[n for bit, n in P.CAPABILITY_NAMES.items() if self.capabilities & bit],
+                    trainable=self.trainable, simd=self.simd)
+        if not self.trainable:
+            for k in TRAINING_FIELDS:
+                data.pop(k)
+        return data
+
     @classmethod
     def parse(cls, blob: bytes) -> "Description":
         rec = P.parse_tlv(blob)
@@ -127,6 +149,10 @@ class Description:
             rec["key_id"] = rec["key_id"].hex()
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in rec.items() if k in names})
+
+
+TRAINING_FIELDS = ("learning_rate", "momentum", "weight_decay", "update_mode", "update_bytes",
+                   "momentum_bytes", "param_bytes", "trainable_bytes", "num_params", "spare_bytes")
 
 
 @dataclass(frozen=True)
@@ -250,7 +276,7 @@ def param_bytes(name: str, values, dtype: int, nbytes: int) -> bytes:
 
 
 def _dtype_name(dtype: int) -> str:
-    return {code: ir for ir, code in P.DTYPE_OF_IR.items()}.get(dtype, f"dtype {dtype}")
+    return P.DTYPE_NAMES.get(dtype, f"dtype {dtype}")
 
 
 # ---- the request engine ------------------------------------------------------------------

@@ -55,6 +55,9 @@ for _name, _code, _np, _ir in S.DTYPES:
     globals()[f"DTYPE_{_name}"] = _code
 DTYPE_NUMPY = {code: np for _, code, np, _ in S.DTYPES}
 DTYPE_OF_IR = {ir: code for _, code, _, ir in S.DTYPES}
+DTYPE_NAMES = {code: ir for _, code, _, ir in S.DTYPES}          # 1 -> "int8"
+MODE_NAMES = {value: name.lower() for name, value in S.MODES}    # 0 -> "train"
+CAPABILITY_NAMES = {value: name.lower() for name, value, _ in S.CAPABILITIES}
 
 # The fixed layouts as struct.Struct objects: LAYOUT["TRAIN_RESULT"].unpack(...).
 LAYOUT = {name: struct.Struct(S.struct_format(name)) for name in S.LAYOUTS}

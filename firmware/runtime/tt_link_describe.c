@@ -120,6 +120,19 @@ static void describe_records(tlv_writer *w)
     tlv_u16(w, TT_DESC_MAX_REPLY, (uint16_t)TT_PROTO_MAX_REPLY);
     tlv(w, TT_DESC_KEY_ID, tt_auth_key_id(), TT_PROTO_KEY_ID_BYTES);
     tlv_u32(w, TT_DESC_SPARE_BYTES, spare);
+#if TT_MODEL_TRAINABLE
+    {
+        float lr, momentum, weight_decay;
+        tt_model_get_hparams(&lr, &momentum, &weight_decay);
+        tlv_f32(w, TT_DESC_LEARNING_RATE, lr);
+        tlv_f32(w, TT_DESC_MOMENTUM, momentum);
+        tlv_f32(w, TT_DESC_WEIGHT_DECAY, weight_decay);
+        tlv_str(w, TT_DESC_UPDATE_MODE, TT_UPDATE_MODE_NAME);
+        tlv_u32(w, TT_DESC_UPDATE_BYTES, (uint32_t)TT_UPDATE_EXTRA_BYTES);
+        tlv_u32(w, TT_DESC_MOMENTUM_BYTES, (uint32_t)TT_MOMENTUM_BYTES);
+        tlv_u32(w, TT_DESC_PARAM_BYTES, tt_link_params_total());
+    }
+#endif
 }
 
 int tt_link_describe(const uint8_t *q, size_t n, uint8_t *p, size_t cap)
