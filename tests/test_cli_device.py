@@ -269,7 +269,7 @@ def test_bad_data_is_refused_before_the_first_sample(device):
     np.savez(tmp / "nan.npz", x=x_nan, y=y)
     np.savez(tmp / "labels-2d.npz", x=x, y=np.stack([y, y], axis=1))
     before = _steps(url)
-    for name, why in [("truncated.npz", "cannot be read"), ("label-big.npz", "label 3 is 8589934592"),
+    for name, why in [("truncated.npz", "not a readable .npz"), ("label-big.npz", "label 3 is 8589934592"),
                       ("label-late.npz", "label 46 is 10"), ("shape.npz", "(7, 7"), ("nan.npz", "sample 9"),
                       ("labels-2d.npz", "labels of shape")]:
         proc = tinytrain("train", "--port", url, "--data", tmp / name, "--curve", tmp / "c4", cwd=tmp)
