@@ -112,8 +112,8 @@ def step_rate(link, xs, ys, batches: int = 8) -> float:
 def measure(board: str, prepared, n_samples: int, window: int) -> dict:
     import serial
     with tempfile.TemporaryDirectory() as tmp:
-        graph, program, _ = ondevice.compile_training(prepared.model, prepared.data, Path(tmp) / "fw", board)
-        _, xs, ys = ondevice.device_inputs(graph, prepared.data)
+        compiled, _ = ondevice.compile_training(prepared.model, prepared.data, Path(tmp) / "fw", board)
+        _, xs, ys = ondevice.device_inputs(compiled.graph, prepared.data)
         xs, ys = xs[:n_samples], ys[:n_samples]
         with boot(Path(tmp) / "fw") as running:
             port = CountingPort(serial.serial_for_url(running.url, baudrate=115200, timeout=0))
