@@ -31,8 +31,13 @@ if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$cache"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip setuptools wheel >&2
-  "$venv/bin/pip" install -q "$root[test]" >&2
+  # pip's own chatter (and the build backend's warnings) go to a log, shown only on failure
+  log="$cache/setup-pip.log"
+  if ! { "$venv/bin/pip" install -q --upgrade pip setuptools wheel && "$venv/bin/pip" install -q "$root[test]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "setup: pip failed (whole log: $log)" >&2
+    exit 1
+  fi
   touch "$venv/.complete"
 fi
 # This clone's code, editable (fast: no dependencies resolved); skipped when the venv already

@@ -22,7 +22,10 @@ if [ ! -f "$dir/.complete" ]; then
   rm -rf "$dir"
   mkdir -p "$dir"
   cp "$root/tests/wot/package.json" "$lock" "$dir/"
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  if ! log=$(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error 2>&1); then
+    echo "$log" >&2
+    exit 1
+  fi
   touch "$dir/.complete"
 fi
 echo "$dir/node_modules"

@@ -12,6 +12,7 @@ from tinytrain.training.program import build_program
 from tinytrain.training.simulate import Trainer
 
 from graphs import GraphBuilder, quantize_graph, tf_forward
+from trainsteps import assert_int8_c_step_equals_simulation
 
 
 def _graph():
@@ -65,19 +66,7 @@ def test_float_gradients_and_c_step_equal_gradient_tape(tmp_path):
 def test_int8_c_step_equals_the_simulation(tmp_path):
     g = _graph()
     calib = np.random.default_rng(7).standard_normal((16, 1, 6, 6, 3)).astype(np.float32)
-    gq = quantize_graph(g, calib)
-    m = tinytrain.compile(gq, scheme="full", lr=0.05, update="nearest", passes=False)
-    inp = gq.tensors[gq.inputs[0]]
-    x = np.clip(np.round(calib[:4] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
-    labels = [0, 1, 2, 1]
-    sim = m.simulator()
-    with m.host_trainer(tmp_path) as ht:
-        losses = [loss for loss, _ in ht.train_many(x, labels)]
-        params = ht.params()
-    np.testing.assert_allclose(losses, [sim.step(xi, y).loss for xi, y in zip(x, labels)], rtol=1e-5)
-    for name, value in params.items():
-        d = np.abs(value.astype(np.int64) - sim.params[name].astype(np.int64))
-        assert d.max() <= 1 and (d == 0).mean() >= 0.98, name
+    assert_int8_c_step_equals_simulation(g, calib, "full", tmp_path)
 
 
 def _se_graph():

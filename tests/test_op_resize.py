@@ -19,7 +19,8 @@ from tinytrain.ops.resize import bilinear_axis_s8, resize_bilinear_grad, resize_
 
 import ckernels as ck
 import tflite_models as tm
-from graphs import GraphBuilder, quantize_graph
+from graphs import GraphBuilder
+from trainsteps import assert_int8_c_step_equals_simulation
 
 # (H, W, OH, OW): x2 up, fractional up, down, to 1x1, from a single row
 SIZES = [(4, 5, 8, 10), (4, 5, 7, 9), (7, 9, 3, 4), (5, 5, 1, 1), (1, 3, 4, 6)]
@@ -246,16 +247,4 @@ def test_float_training_step_through_resizes_equals_gradient_tape(tmp_path):
 def test_int8_training_step_through_resizes_equals_the_simulation(tmp_path):
     g = _graph_with_resizes()
     calib = np.random.default_rng(9).standard_normal((16, 1, 4, 4, 3)).astype(np.float32)
-    gq = quantize_graph(g, calib)
-    m = tinytrain.compile(gq, scheme="last:4", lr=0.05, update="nearest", passes=False)
-    inp = gq.tensors[gq.inputs[0]]
-    x = np.clip(np.round(calib[:4] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
-    labels = [0, 1, 2, 1]
-    sim = m.simulator()
-    with m.host_trainer(tmp_path) as ht:
-        losses = [loss for loss, _ in ht.train_many(x, labels)]
-        params = ht.params()
-    np.testing.assert_allclose(losses, [sim.step(xi, y).loss for xi, y in zip(x, labels)], rtol=1e-5)
-    for name, value in params.items():
-        d = np.abs(value.astype(np.int64) - sim.params[name].astype(np.int64))
-        assert d.max() <= 1 and (d == 0).mean() >= 0.98, name
+    assert_int8_c_step_equals_simulation(g, calib, "last:4", tmp_path)

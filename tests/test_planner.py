@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinytrain.errors import TinyTrainError
-from tinytrain.ir import Graph, Op, Tensor
+from tinytrain.ir import Graph, Op, QuantParams, Tensor
 from tinytrain.planner import (STRATEGIES, Buffer, Plan, check_plan, graph_buffers, lower_bound,
                                naive_bytes, plan, plan_graph)
 
@@ -348,8 +348,10 @@ def test_empty_plan():
 # --- graphs ---------------------------------------------------------------------------------
 
 def tensor(name, shape, dtype="int8", const=False):
+    """A tensor of a test graph; int8 activations quantized per tensor, as every importer gives them."""
     data = np.zeros(shape, dtype=np.int8 if dtype == "int8" else np.int32) if const else None
-    return Tensor(name, shape, dtype, data=data)
+    quant = QuantParams(0.05, 0) if dtype == "int8" and not const else None
+    return Tensor(name, shape, dtype, quant, data=data)
 
 
 def residual_graph():

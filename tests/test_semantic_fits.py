@@ -119,7 +119,8 @@ def test_the_real_build_gives_the_same_answer(registry, tte_models, tmp_path, mo
         else:      # the scheme does not apply to the model: both refuse with the same message
             assert fleet.returncode == 2 and fleet.stderr.strip() == proc.stderr.strip()
     verdict = "fits" if proc.returncode == 0 else ("refused" if "does not fit" in proc.stderr else "error")
-    expected = {"pico": "fits", "nucleo_h743zi": "refused", "mps3-an547": "refused", "native": "error"}[board]
+    # mps3-an547 links its constants to the 8 MiB QSPI flash (docs/boards.md): MCUNet fits there
+    expected = {"pico": "fits", "nucleo_h743zi": "refused", "mps3-an547": "fits", "native": "error"}[board]
     assert verdict == expected, proc.stderr[-500:]
 
 
