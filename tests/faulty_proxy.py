@@ -14,7 +14,14 @@ The first four make exactly one invalid frame each (counted in `damaged`), so a 
 require the receiver to have detected every one. `drop` and `duplicate` leave valid
 frames the protocol must handle by sequence number.
 
+  forge      (only when asked for) change a payload byte and fix the CRC, as an attacker on
+             the line would: only an authentication tag can tell. Applied to frames of an
+             authenticated session (not HELLO / AUTH, not BUSY or short error notices);
+             counted in `forge` only when applied.
+
     proxy = FaultyProxy(("127.0.0.1", device_port), rate=0.05, seed=1)
+    cut = FaultyProxy(("127.0.0.1", device_port), rate=0, cut_after=(0x0F, 3))   # the link dies
+                                              # after the 3rd WEIGHTS_WRITE frame to the device
     url = f"socket://127.0.0.1:{proxy.port}"; ...; proxy.stop()
 
 Run as a script to put it in front of a device by hand:
@@ -24,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import struct
+import zlib
 import select
 import socket
 import threading
@@ -34,8 +43,12 @@ ALL_FAULTS = DAMAGING + ("drop", "duplicate")
 
 
 class _Direction:
-    def __init__(self, name: str, seed: int, rate: float, faults: tuple[str, ...], oversize: int):
+    def __init__(self, name: str, seed: int, rate: float, faults: tuple[str, ...], oversize: int,
+                 cut_after: tuple[int, int] | None = None):
         self.name = name
+        self.cut_after = cut_after       # (frame type, n): forward n frames of that type, then nothing
+        self.cut = False
+        self.cut_with: _Direction | None = None   # the other direction, whose cut is ours too
         self.rng = random.Random(seed)
         self.rate = rate
         self.faults = faults
@@ -56,14 +69,55 @@ class _Direction:
             if not frame:
                 out += b"\x00"
                 continue
+            if self.cut or (self.cut_with is not None and self.cut_with.cut):
+                self.stats["cut"] += 1
+                continue
             self.stats["frames"] += 1
             out += self._fault(frame)
+            if self.cut_after is not None and self._frame_type(frame) == self.cut_after[0]:
+                self.stats["cut_type_seen"] += 1
+                self.cut = self.stats["cut_type_seen"] >= self.cut_after[1]
+
+    @staticmethod
+    def _frame_type(frame: bytes) -> int | None:
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tinytrain import cobs
+        try:
+            body = cobs.decode(frame)
+        except cobs.CobsError:
+            return None
+        return body[1] if len(body) > 1 else None
+
+    def _forge(self, frame: bytes) -> bytes | None:
+        """The frame with one payload byte changed and its CRC fixed, or None if not eligible."""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tinytrain import cobs
+        try:
+            body = bytearray(cobs.decode(frame))
+        except cobs.CobsError:
+            return None
+        if len(body) < 10 + 5 or body[1] & 0x7F in (0x01, 0x14) or body[1] in (0xFE,):
+            return None                          # HELLO / AUTH, BUSY, short notices
+        i = self.rng.randrange(6, len(body) - 4 - 16)   # payload, not the tag itself
+        body[i] ^= 1 << self.rng.randrange(8)
+        body[-4:] = struct.pack("<I", zlib.crc32(bytes(body[:-4])))
+        return cobs.encode(bytes(body))
 
     def _fault(self, frame: bytes) -> bytes:
         rng = self.rng
         if rng.random() >= self.rate:
             return frame + b"\x00"
         kind = rng.choice(self.faults)
+        if kind == "forge":
+            forged = self._forge(frame)
+            if forged is None:
+                return frame + b"\x00"
+            self.stats["forge"] += 1
+            return forged + b"\x00"
         self.stats[kind] += 1
         if kind in DAMAGING:
             self.stats["damaged"] += 1
@@ -98,10 +152,14 @@ class FaultyProxy:
     forwarded to `upstream`. `stats["to_device"]`, `stats["to_host"]` count frames and faults."""
 
     def __init__(self, upstream: tuple[str, int], *, rate: float = 0.02, seed: int = 0,
-                 faults: tuple[str, ...] = ALL_FAULTS, oversize: int = 2048, listen_port: int = 0):
+                 faults: tuple[str, ...] = ALL_FAULTS, oversize: int = 2048, listen_port: int = 0,
+                 cut_after: tuple[int, int] | None = None):
         self.upstream = upstream
-        self.to_device = _Direction("to_device", seed * 2 + 1, rate, faults, oversize)
+        self.to_device = _Direction("to_device", seed * 2 + 1, rate, faults, oversize, cut_after)
         self.to_host = _Direction("to_host", seed * 2 + 2, rate, faults, oversize)
+        if cut_after is not None:
+            self.to_host.cut_after = None
+            self.to_host.cut_with = self.to_device      # replies die with the requests
         self._listen = socket.socket()
         self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listen.bind(("127.0.0.1", listen_port))

@@ -55,7 +55,7 @@ def description(model: str, board_name: str, steps: int = 0, trainable: bool = T
         sram_bytes=board.sram_usable_bytes, flash_bytes=board.flash_usable_bytes, nv_bytes=board.nv_bytes,
         link_ram_bytes=2048, trainable_bytes=memory["trainable_param_bytes"] if trainable else 0,
         num_params=n_params if trainable else 0, steps=steps,
-        loaded_generation=0, mode=P.MODE_TRAIN, simd=board.simd != "none", reply_ring=4)
+        loaded_generation=0, mode=P.MODE_TRAIN, simd_kind=board.simd, reply_ring=4)
 
 
 def device_td(model: str, board: str, port: str = "socket://127.0.0.1:5000", host: str = "host-a",

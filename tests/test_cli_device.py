@@ -39,10 +39,17 @@ def device(tmp_path_factory):
 
 
 def test_describe(device):
-    _, _, url = device
+    _, fw, url = device
     d = json.loads(ok(tinytrain("describe", "--port", url, "--json")))
     assert d["board"] == "native" and d["trainable"] and d["model_name"] == "digits_cnn"
     assert d["input_shape"] == [1, 8, 8, 1] and d["trainable_bytes"] > 0
+    # issue 10: the learning rate, the update mode and its bytes, dtype names; the trainable
+    # bytes are everything the update keeps, as the build counted them
+    memory = json.loads((fw / ".tinytrain.json").read_text())["memory"]
+    assert (d["input_dtype"], d["output_dtype"], d["mode"]) == ("int8", "int8", "train")
+    assert d["update_mode"] == "stochastic" and d["update_bytes"] == memory["update_state_bytes"] == 4
+    assert d["trainable_bytes"] == memory["trainable_param_bytes"] == d["param_bytes"] + d["momentum_bytes"] + 4
+    assert d["learning_rate"] == pytest.approx(0.01)
 
 
 def test_train_writes_curve_and_keeps_learning(device):
@@ -150,3 +157,138 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(device):
     assert int(lines[-1].split(",")[0]) == done
     after = json.loads(ok(tinytrain("describe", "--port", url, "--json")))["steps"]
     assert after - before == done, "every acknowledged step stays on the device, none is lost or doubled"
+
+
+# --- issue 11: what a clumsy user (or an attacker) meets ---------------------------------------
+
+def test_describe_reports_the_boards_simd(device):
+    _, _, url = device
+    d = json.loads(ok(tinytrain("describe", "--port", url, "--json")))
+    assert d["simd_kind"] == "none" and d["simd"] is False      # boards/native.json: "simd": "none"
+    assert d["authenticated"] is True and d["key_id"]
+
+
+def test_the_key_stays_private(device):
+    tmp, fw, url = device
+    from tinytrain import keystore
+    key = keystore.read_project_key(fw)
+    for path in (fw / keystore.PROJECT_KEY_FILE, fw / "src" / keystore.KEY_HEADER):
+        assert path.stat().st_mode & 0o777 == 0o600
+    kid = keystore.key_id(key).hex()
+    listed = ok(tinytrain("key", "list"))
+    assert kid in listed and key.hex() not in listed
+    manifest = (fw / ".tinytrain.json").read_text()
+    assert kid in manifest and key.hex() not in manifest
+    out = ok(tinytrain("describe", "--port", url))
+    assert key.hex() not in out
+
+
+def test_a_host_without_the_key_cannot_train_but_can_read(device, tmp_path):
+    tmp, fw, url = device
+    import os
+    env_store = tmp_path / "other-host"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "tinytrain", *map(str, a)], capture_output=True,  # noqa: E731
+                                    text=True, env=dict(os.environ, TINYTRAIN_KEYS=str(env_store)), cwd=tmp)
+    assert run("describe", "--port", url).returncode == 0                # reads are open on this build
+    proc = run("train", "--port", url, "--data", tmp / "train.npz", "--curve", tmp_path / "c")
+    assert proc.returncode == 2 and "tinytrain key add" in proc.stderr and "Traceback" not in proc.stderr
+    assert run("key", "add", fw).returncode == 0                         # the owner shares the key
+    proc = run("weights", "save", "--port", url)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_second_client_is_told_who_holds_the_port(device):
+    tmp, _, url = device
+    feeder = _start_train(url, tmp, tmp / "held")
+    try:
+        _wait_until_feeding(url, feeder)
+        for args in (("weights", "pull", "--port", url, tmp / "stolen.npz"), ("describe", "--port", url),
+                     ("train", "--port", url, "--data", tmp / "train.npz", "--curve", tmp / "c3")):
+            proc = tinytrain(*args, cwd=tmp)
+            assert proc.returncode == 2 and f"in use by PID {feeder.pid}" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+        assert not (tmp / "stolen.npz").exists()
+        assert feeder.poll() is None                 # the owner goes on undisturbed
+    finally:
+        feeder.send_signal(2)
+        out, err = feeder.communicate(timeout=60)
+    assert feeder.returncode == 130, err
+
+
+def _pulled(url, tmp, name):
+    ok(tinytrain("weights", "pull", "--port", url, tmp / name))
+    with np.load(tmp / name) as z:
+        return dict(z)
+
+
+def _crc_of(url, tmp):
+    return int(_pulled(url, tmp, "crc-check.npz")["crc32"])
+
+
+def test_push_refuses_values_the_parameter_cannot_hold(device):
+    tmp, _, url = device
+    good = _pulled(url, tmp, "good.npz")
+    names = [str(n) for n in good["order"]]
+    int8 = next(n for n in names if good[f"param/{n}"].dtype == np.int8)
+    int32 = next(n for n in names if good[f"param/{n}"].dtype == np.int32)
+    import zlib
+    for name, value, why in [(int8, 300, "outside [-128, 127]"), (int32, 1e12, "outside"),
+                             (int32, 0.5, "not whole numbers")]:
+        data = dict(good)
+        arr = data[f"param/{name}"].astype(np.float64 if isinstance(value, float) else np.int32)
+        arr.flat[0] = value
+        data[f"param/{name}"] = arr
+        blob = b"".join(np.ascontiguousarray(data[f"param/{n}"]).tobytes() for n in names)
+        data["crc32"] = np.array(zlib.crc32(blob), dtype=np.uint32)
+        np.savez(tmp / "bad.npz", **data)
+        proc = tinytrain("weights", "push", "--port", url, tmp / "bad.npz")
+        assert proc.returncode == 2 and name in proc.stderr and why in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert _crc_of(url, tmp) == int(good["crc32"])           # nothing reached the weights
+
+
+def _steps(url):
+    return json.loads(ok(tinytrain("describe", "--port", url, "--json")))["steps"]
+
+
+def test_bad_data_is_refused_before_the_first_sample(device):
+    tmp, _, url = device
+    z = np.load(DIGITS / "digits_test.npz")
+    x, y = z["x"][:100], z["y"][:100].copy()
+    raw = (tmp / "train.npz").read_bytes()
+    (tmp / "truncated.npz").write_bytes(raw[:len(raw) // 2])
+    y_big = y.astype(np.int64)
+    y_big[3] = 2**33
+    np.savez(tmp / "label-big.npz", x=x, y=y_big)
+    y_late = y.copy()
+    y_late[46] = 10                                          # the 47th label: no such class
+    np.savez(tmp / "label-late.npz", x=x, y=y_late)
+    np.savez(tmp / "shape.npz", x=x[:, :7, :7], y=y)
+    x_nan = x.copy()
+    x_nan[9, 2, 2] = np.nan
+    np.savez(tmp / "nan.npz", x=x_nan, y=y)
+    np.savez(tmp / "labels-2d.npz", x=x, y=np.stack([y, y], axis=1))
+    before = _steps(url)
+    for name, why in [("truncated.npz", "not a readable .npz"), ("label-big.npz", "label 3 is 8589934592"),
+                      ("label-late.npz", "label 46 is 10"), ("shape.npz", "(7, 7"), ("nan.npz", "sample 9"),
+                      ("labels-2d.npz", "labels of shape")]:
+        proc = tinytrain("train", "--port", url, "--data", tmp / name, "--curve", tmp / "c4", cwd=tmp)
+        assert proc.returncode == 2 and why in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        proc = tinytrain("train", "--port", url, "--data", tmp / "train.npz", "--eval", tmp / name,
+                         "--curve", tmp / "c4", cwd=tmp)
+        assert proc.returncode == 2 and why in proc.stderr, (name, proc.stderr)
+    assert _steps(url) == before                             # not one sample was trained
+
+
+def test_train_sets_the_mode_it_needs(device):
+    tmp, fw, url = device
+    from tinytrain.link import Link
+    with Link.open(url) as link:
+        link.set_mode("eval")                                # as a dead link's evaluation left it
+    before = _steps(url)
+    res = json.loads(ok(tinytrain("train", "--port", url, "--data", tmp / "train.npz", "--lr", "0.001",
+                                  "--curve", tmp / "c5", "--json", cwd=tmp)))
+    assert res["steps"] - before == 120 == res["samples"] and res["rolled_back"] == 0
+    with Link.open(url) as link:
+        assert link.stats().mode == 0

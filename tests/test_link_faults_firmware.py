@@ -35,17 +35,18 @@ def test_training_through_a_faulty_link_equals_a_clean_run(tmp_path):
     data = np.load(ROOT / "examples" / "digits" / "digits_test.npz")
     inp = program.graph.tensors[program.graph.inputs[0]]
     from tinytrain.hostmodel import quantize_input
-    x = quantize_input(data["x"][:160], inp.scale, inp.zero_point)
-    y = (data["y"][:160] + 1) % 10          # relabelled: every step changes the weights
+    x = quantize_input(data["x"][:240], inp.scale, inp.zero_point)
+    y = (data["y"][:240] + 1) % 10          # relabelled: every step changes the weights
 
-    with emulator.boot(fw) as running, Link.open(running.url) as link:
+    # Two samples per TRAIN request: batched, and enough frames for the faults to hit both ways.
+    with emulator.boot(fw) as running, Link.open(running.url, batch=2) as link:
         clean, clean_w = train(link, x, y)
     (fw / project.NV_FILE).unlink(missing_ok=True)
     with emulator.boot(fw) as running:
         host, port = running.url.removeprefix("socket://").rsplit(":", 1)
-        proxy = FaultyProxy((host, int(port)), rate=0.03, seed=7)
+        proxy = FaultyProxy((host, int(port)), rate=0.08, seed=7)
         try:
-            with Link.open(proxy.url, timeout=0.3, retries=30) as link:
+            with Link.open(proxy.url, timeout=0.3, retries=30, batch=2) as link:
                 faulty, faulty_w = train(link, x, y)
                 proxy.to_device.rate = proxy.to_host.rate = 0.0     # a quiet link to read the counters
                 counters = link.device_counters()

@@ -56,8 +56,10 @@ def reference_train(params, vel, q, label, lr, mom, wd):
 
 def test_hello_and_describe(link):
     d = link.description
-    assert (d.protocol_version, d.max_payload, d.reply_ring) == (P.VERSION, 256, 4)
-    assert link.max_payload == 256 and link.window == 4
+    assert (d.protocol_version, d.max_payload, d.max_reply, d.reply_ring) == (P.VERSION, 1024, 256, 4)
+    assert link.max_payload == 1024 and link.max_reply == 256 and link.window == 4
+    assert link.authenticated and d.key_id == link.key_id.hex() and d.capabilities & P.CAP_AUTH
+    assert d.simd_kind == "none" and not d.simd
     assert d.model_hash == "1122334455667788" and d.model_name == "link_test_linear"
     assert d.board == "host-socket" and d.firmware_version == "test-1" and d.work_unit == "us"
     assert d.input_shape == (1, 4, 4, 1) and d.output_shape == (1, 4)
@@ -66,6 +68,17 @@ def test_hello_and_describe(link):
     assert d.trainable and d.capabilities & P.CAP_NV_STORE
     assert (d.num_params, d.trainable_bytes, d.nv_bytes) == (2, 544, 4096)   # parameters + momentum
     assert d.sram_bytes == 262144 and d.link_ram_bytes > 0 and d.steps == 0
+    # the optimizer and what the update keeps: float32 SGD with momentum
+    assert (d.learning_rate, d.momentum, d.weight_decay, d.update_mode) == (np.float32(0.1), 0.0, 0.0, "float")
+    assert (d.param_bytes, d.momentum_bytes, d.update_bytes) == (272, 272, 0)
+    r = d.report()                                          # for people: names, not codes
+    assert (r["input_dtype"], r["output_dtype"], r["mode"]) == ("int8", "float32", "train")
+    assert r["capabilities"] == ["infer", "train", "nv_store", "hparams", "auth", "spare_ram"]
+    link.set_hparams(0.25, 0.5, 0.001)
+    link.set_mode("eval")
+    d = link.describe()
+    assert (d.learning_rate, d.momentum, d.weight_decay) == (0.25, 0.5, np.float32(0.001))
+    assert d.report()["mode"] == "eval"
 
 
 def test_infer_matches_reference(link):
@@ -78,6 +91,33 @@ def test_infer_matches_reference(link):
         np.testing.assert_array_equal(r.outputs.reshape(-1), ref)
         assert r.predicted == int(np.argmax(ref))
     assert link.stats().infer_count == 6
+
+
+def test_pipelined_inference_of_outputs_larger_than_a_reply(link_build_dir, tmp_path):
+    """100 float logits (400 bytes) do not fit one reply (256): the rest of each output is
+    read with OUTPUT_READ before the next pipelined sample runs (it used to be read after,
+    and got the next sample's logits)."""
+    binary = build_host_device(link_build_dir, defines=["-DTT_TEST_OUTPUTS=100"], name="link_device_wide")
+    dev = HostDevice(binary, tmp_path / "nv.bin").start()
+    try:
+        with Link.open(dev.url, timeout=0.5) as lk:
+            rng = np.random.default_rng(4)
+            params = {"fc.weight": rng.normal(0, 0.5, 1600).astype(np.float32),
+                      "fc.bias": rng.normal(0, 0.5, 100).astype(np.float32)}
+            lk.write_params(params)
+            assert lk.description.output_size * 4 > lk.reply_room
+            samples = rng.integers(-128, 128, (6, 16)).astype(np.int8)
+            results = lk.infer_many(samples)
+            w = params["fc.weight"].reshape(100, 16)
+            for q, r in zip(samples, results):
+                x = (q.astype(np.int32) - IN_ZP).astype(np.float32) * IN_SCALE
+                ref = params["fc.bias"].copy()
+                for i in range(16):
+                    ref = (ref + w[:, i] * x[i]).astype(np.float32)
+                np.testing.assert_array_equal(r.outputs.reshape(-1), ref)
+                assert r.predicted == int(np.argmax(ref))
+    finally:
+        dev.stop()
 
 
 def test_float_samples_are_quantized(link):
@@ -134,9 +174,13 @@ def test_train_matches_reference_and_counts(link):
     link.reset_stats()
     st = link.stats()
     assert (st.steps, st.train_samples, st.train_correct, st.train_loss_sum) == (5, 0, 0, 0.0)
-    with pytest.raises(DeviceError) as e:
-        link.train(samples[0], 4)                      # label out of range
-    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(TinyTrainError, match="4 classes"):
+        link.train(samples[0], 4)                      # label out of range: refused by the host
+    with pytest.raises(DeviceError) as e:              # and by the device, naming the sample
+        link.request(P.TRAIN, struct.pack("<BB", 0, 2) + struct.pack("<i", 1) + bytes(16)
+                     + struct.pack("<i", 4) + bytes(16))
+    assert (e.value.code, e.value.detail) == (P.ERR_RANGE, 1)
+    assert link.stats().steps == 5                     # the whole request was refused
 
 
 def test_eval_mode_does_not_train(link):
@@ -147,9 +191,13 @@ def test_eval_mode_does_not_train(link):
     labels = rng.integers(0, 4, 8)
     ev = link.evaluate(samples, labels)
     assert link.weights_crc() == before
-    assert ev.samples == 8 and all(np.isnan(r.loss) and r.mode == P.MODE_EVAL for r in ev.results)
+    assert ev.samples == 8 and all(np.isnan(r.loss) and r.evaluated for r in ev.results)
     st = link.stats()
     assert (st.mode, st.eval_samples, st.eval_correct, st.steps) == (P.MODE_TRAIN, 8, ev.correct, 0)
+    link.set_mode("eval")                              # eval mode: TRAIN only evaluates
+    assert all(r.evaluated and r.mode == P.MODE_EVAL for r in link.train_many(samples, labels))
+    assert link.weights_crc() == before and link.stats().steps == 0
+    link.set_mode("train")
     with pytest.raises(DeviceError):
         link.set_mode(7)
 
@@ -158,9 +206,11 @@ def test_hparams_roundtrip_and_range(link):
     assert link.set_hparams(0.25, 0.875, 0.5) == (0.25, 0.875, 0.5)
     assert link.get_hparams() == (0.25, 0.875, 0.5)
     for bad in [(0.1, 1.0, 0.0), (-0.1, 0.0, 0.0), (float("nan"), 0.0, 0.0), (0.1, 0.0, float("inf"))]:
-        with pytest.raises(DeviceError) as e:
-            link.set_hparams(*bad)
+        with pytest.raises(DeviceError) as e:          # the device checks, whatever the host sends
+            link.request(P.SET_HPARAMS, struct.pack("<fff", *bad))
         assert e.value.code == P.ERR_RANGE
+    with pytest.raises(TinyTrainError, match="not a finite"):
+        link.set_hparams(float("nan"))
     assert link.get_hparams() == (0.25, 0.875, 0.5)
 
 
@@ -174,9 +224,9 @@ def test_param_info_and_weights_read_write(link):
     assert link.weights_crc() == (272, zlib.crc32(blob))
     with pytest.raises(TinyTrainError):
         link.write_weights(blob[:-4])
-    with pytest.raises(DeviceError) as e:
-        link.request(P.WEIGHTS_WRITE, struct.pack("<I", 270) + bytes(4))
-    assert e.value.code == P.ERR_RANGE
+    with pytest.raises(DeviceError) as e:              # outside a transaction
+        link.request(P.WEIGHTS_WRITE, struct.pack("<I", 0) + bytes(4))
+    assert e.value.code == P.ERR_STATE
     with pytest.raises(DeviceError) as e:
         link.request(P.PARAM_INFO, struct.pack("<I", 2))
     assert e.value.code == P.ERR_RANGE
@@ -221,10 +271,14 @@ def test_error_replies_and_the_link_goes_on(link):
         link.request(P.INFER, bytes(15))
     assert e.value.code == P.ERR_BAD_LENGTH
     with pytest.raises(TinyTrainError):
-        link.echo(bytes(257))                  # refused by the host: larger than the device allows
-    assert link.echo(bytes(range(256))) == bytes(range(256))
+        link.echo(bytes(link.payload_room + 1))   # refused by the host: larger than the device allows
+    room = link.reply_room                        # an echo comes back in a reply
+    assert link.echo(bytes(range(256))[:room]) == bytes(range(256))[:room]
+    with pytest.raises(DeviceError) as e:
+        link.echo(bytes(room + 1))
+    assert e.value.code == P.ERR_BAD_LENGTH
     c = link.device_counters()
-    assert c["unknown_type"] == 1 and c["crc_errors"] == 0 and c["seq_errors"] == 0
+    assert c["unknown_type"] == 1 and c["crc_errors"] == 0 and c["seq_errors"] == 0 and c["bad_tags"] == 0
 
 
 def test_pipelined_requests_return_in_order(link):
@@ -259,6 +313,7 @@ def test_inference_only_build(link_build_dir, tmp_path):
         with Link.open(dev.url, timeout=0.5) as link:
             d = link.description
             assert not d.trainable and d.num_params == 0 and d.trainable_bytes == 0
+            assert d.update_mode == "" and "learning_rate" not in d.report()   # no optimizer fields
             q = np.zeros(16, np.int8)
             np.testing.assert_array_equal(link.infer(q).outputs, np.zeros((1, 4), np.float32))
             for call in (lambda: link.train(q, 1), lambda: link.set_hparams(0.1),

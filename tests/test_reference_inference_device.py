@@ -27,11 +27,10 @@ def test_mcunet_inference_on_the_emulated_m55_equals_the_host(tte_models, tmp_pa
 
     x = np.random.default_rng(11).integers(-128, 128, size=(1, 128, 128, 3), dtype=np.int8)
     want = HostModel(graph, tmp_path / "host").run(x).reshape(1, -1)   # one sample: ~13 s of QEMU
-    # one sample at a time: Link.infer_many pipelines the next sample before it reads the
-    # rest of an output larger than one frame (MCUNet's 1000 classes), and gets that
-    # sample's bytes instead (a link bug, reported separately)
+    # MCUNet's 1000 classes take several frames: infer_many reads the rest of each output
+    # before the next sample runs (tests/test_link_messages.py tests that with 6 samples)
     with emulator.boot(fw) as running, Link.open(running.url, timeout=5.0) as link:
-        results = [link.infer(s) for s in x.reshape(1, -1)]
+        results = link.infer_many(x.reshape(1, -1))
     got = np.stack([r.outputs.reshape(-1) for r in results]).astype(np.int8)
     np.testing.assert_array_equal(got, want)
     assert [r.predicted for r in results] == list(np.argmax(want, axis=1))

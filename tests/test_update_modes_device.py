@@ -48,8 +48,15 @@ def test_device_equals_host_after_a_run(digits, board, mode, tmp_path):
     graph, x, y = digits
     compiled = build_device(graph, mode, board, tmp_path / "fw")
     with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=10.0) as link:
+        d = link.describe()
         results = link.train_many(x, y)
         device = link.read_params()
+    # DESCRIBE reports the update and everything it keeps, as the compiler counted it
+    m = compiled.memory
+    assert (d.update_mode, d.learning_rate, d.momentum) == (mode, np.float32(LR), np.float32(MU))
+    assert (d.update_bytes, d.momentum_bytes, d.trainable_bytes) == (
+        m["update_state_bytes"], m["momentum_bytes"], m["trainable_param_bytes"])
+    assert d.param_bytes + d.momentum_bytes + d.update_bytes == d.trainable_bytes
     with compiled.host_trainer(tmp_path / "host") as host:      # the same compiled C, on the host
         host_results = host.train_many(x.reshape((N,) + graph.tensors[graph.inputs[0]].shape[1:]), y)
         want = host.params()
@@ -63,21 +70,33 @@ def test_device_equals_host_after_a_run(digits, board, mode, tmp_path):
     assert all(not np.array_equal(initial[n], v) for n, v in want.items()), "every trained tensor moved"
 
 
-@pytest.mark.xfail(strict=True, reason="firmware/runtime/tt_link.c (helper `link`, transactional pushes) "
-                                       "does not yet call tt_model_reset_optimizer() when a WEIGHTS_WRITE "
-                                       "push completes: the momentum / residual of the old weights survive")
-def test_native_weights_push_leaves_no_update_state_of_the_old_weights(digits, tmp_path):
+def _host_after(compiled, graph, start, x, y, tmp_path):
+    """The host build's parameters after training x, y from the parameters `start` with a
+    fresh optimizer (no momentum, no residual)."""
+    with compiled.host_trainer(tmp_path / "host") as host:
+        host.set_params({n: v.reshape(graph.tensors[n].shape) for n, v in start.items()})
+        host.train_many(x.reshape((len(x),) + graph.tensors[graph.inputs[0]].shape[1:]), y)
+        return host.params()
+
+
+@pytest.mark.parametrize("how", ["push", "load"])
+def test_native_new_weights_leave_no_update_state_of_the_old_weights(digits, tmp_path, how):
+    """After a committed WEIGHTS_WRITE transaction, and after WEIGHTS_LOAD, the next step
+    starts from exactly the new weights: the momentum and residuals the old weights built
+    up are gone (residual mode with momentum keeps both)."""
     graph, x, y = digits
     compiled = build_device(graph, "residual", "native", tmp_path / "fw")
     with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=10.0) as link:
-        pushed = link.read_params()
+        new = link.read_params()
+        if how == "load":
+            link.save_weights()
         link.train_many(x[:100], y[:100])
-        link.write_params(pushed)
+        if how == "push":
+            link.write_params(new)
+        else:
+            link.load_weights()
         link.train_many(x[100:102], y[100:102])
         device = link.read_params()
-    with compiled.host_trainer(tmp_path / "host") as host:
-        host.set_params({n: v.reshape(graph.tensors[n].shape) for n, v in pushed.items()})
-        host.train_many(x[100:102].reshape((2,) + graph.tensors[graph.inputs[0]].shape[1:]), y[100:102])
-        want = host.params()
+    want = _host_after(compiled, graph, new, x[100:102], y[100:102], tmp_path)
     for name, value in want.items():
         np.testing.assert_array_equal(device[name].reshape(value.shape), value, err_msg=name)

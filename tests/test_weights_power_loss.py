@@ -24,12 +24,13 @@ from tinytrain.boards import load_board
 from tinytrain.frontends import load_model
 from tinytrain.link import Link
 from tinytrain.protocol import WEIGHTS_SAVE
+from tinytrain.protocol_spec import NV_RECORD_AREA, NV_SLOT_HEADER_BYTES, NV_SLOT_MAGIC
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None or
                                 shutil.which("arm-none-eabi-gcc") is None,
                                 reason="qemu-system-arm / arm-none-eabi-gcc not installed")
 
-MAGIC, HEADER = 0x31575454, 48     # firmware/runtime/tt_weights_store.h
+MAGIC, HEADER = NV_SLOT_MAGIC, NV_SLOT_HEADER_BYTES     # firmware/runtime/tt_weights_store.h
 KILLS = 20
 
 
@@ -49,7 +50,7 @@ NV_BYTES = load_board("mps2-an386").nv_bytes    # the file only grows as far as 
 
 def slot_headers(nv: bytes) -> list[dict | None]:
     """The A/B slot headers of the NV file: None where a slot holds no valid header."""
-    half = NV_BYTES // 2
+    half = (NV_BYTES - NV_RECORD_AREA) // 2    # two slots, then the device record
     out = []
     for s in range(2):
         h = nv[s * half:s * half + HEADER]

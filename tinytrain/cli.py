@@ -104,17 +104,20 @@ def with_train_options(fn):
 @click.option("--compile/--no-compile", "compile_", default=None,
               help="Also build the firmware with PlatformIO (default: yes for boards that run here).")
 @click.option("--force", is_flag=True, help="Replace an existing output folder not made by tinytrain.")
+@click.option("--reads", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="Whether the device answers reads (describe, weights pull...) outside an authenticated "
+                   "session; writes always need one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
 def build(model, quantize, calibration, scheme, num_classes, loss, momentum, update, update_seed, lr,
-          memory_passes, board, output, compile_, force, as_json):
+          memory_passes, board, output, compile_, force, reads, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, size_report
     board_info = load_board(board)
     compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
                         board=board_info, update=update, update_seed=update_seed)
-    result = compiled.write_project(Path(output), force=force)
+    result = compiled.write_project(Path(output), force=force, reads=reads)
     program = compiled.program
     lines = [f"emitted {compiled.graph.name} for {board} in {result['output']}"
              + (f" (training: {scheme}, update {program.update})" if scheme else ""), result["fit_table"]]
@@ -363,10 +366,10 @@ def _open_link(url: str):
         raise TinyTrainError(str(e) + (f" (the port is in use by {holder_text(held)})" if held else "")) from None
 
 
-def _description_dict(d) -> dict:
-    from dataclasses import asdict
-    data = asdict(d)
-    data["trainable"] = d.trainable
+def _description_dict(d, link=None) -> dict:
+    data = d.report()
+    if link is not None:
+        data["authenticated"] = link.authenticated
     return data
 
 
@@ -410,7 +413,7 @@ def describe(url, as_json, as_td, gateway, project):
     from .deviceinfo import description_fields, format_fields
     with _open_link(url) as link:
         d = link.describe()
-        reported = _description_dict(d)
+        reported = _description_dict(d, link)
         if d.trainable:                     # what the device applies now
             reported.update(zip(("lr", "momentum", "weight_decay"),
                                 (float(f"{v:.7g}") for v in link.get_hparams())))     # float32 as typed
@@ -436,7 +439,9 @@ def describe(url, as_json, as_td, gateway, project):
 @click.option("--epochs", type=int, default=1, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate (default: keep the device's).")
 @click.option("--momentum", type=float, default=None, help="SGD momentum (default: keep the device's).")
-@click.option("--chunk", type=int, default=16, show_default=True, help="Samples in flight per batch.")
+@click.option("--chunk", type=int, default=None,
+              help="Samples per step of the loop (progress, curve; default: 8 frames' worth); the link "
+                   "batches them into frames and pipelines them.")
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N samples (default: 4 times per epoch).")
 @click.option("--curve", "curve_prefix", type=click.Path(dir_okay=False), default="learning_curve",
               show_default=True, help="Write PREFIX.csv and PREFIX.png.")
@@ -453,21 +458,23 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
           save, as_json):
     """Stream samples to the device at --port and let it learn online.
 
+    Both files are read and checked against the device's model (shapes, values, labels)
+    before the first sample is sent. The device is put in train mode; the command fails
+    (exit 2) when its step count does not advance with the samples it acknowledged.
+
     With --eval, the held-out samples are evaluated on the device before the first sample
     (sample 0 of the curve) and every --eval-every samples; --groups reports them by group
     of classes as `tinytrain evaluate` does. Progress goes to stderr: a bar on a terminal,
     a few lines otherwise; the loss shown is the mean over the samples since the last update."""
-    from .datasets import load_samples
+    from .devicedata import check_samples, read_samples
     from .evaluate import device_predictions, group_line, parse_groups, summarize
     from .online import train_stream
     from .progress import Progress
     from .status import StatusWriter
-    x, y = load_samples(data_file)
-    if y is None:
-        raise TinyTrainError(f"{data_file}: training needs labels (y)")
-    ex, ey = load_samples(eval_file) if eval_file else (None, None)
-    if eval_file and ey is None:
-        raise TinyTrainError(f"{eval_file}: held-out samples need labels (y)")
+    if epochs < 1 or (chunk is not None and chunk < 1):
+        raise TinyTrainError("--epochs and --chunk must be at least 1")
+    raw_train = read_samples(data_file)
+    raw_eval = read_samples(eval_file) if eval_file else None
     if groups and eval_file is None:
         raise TinyTrainError("--groups needs --eval FILE (the held-out samples it reports on)")
     evaluations: list[dict] = []
@@ -477,9 +484,8 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
             raise TinyTrainError(f"the device at {url} runs an inference-only build of {d.model_name}; "
                                  "build it with --train SCHEME")
         groups_ = parse_groups(groups, d.output_size)
-        if ex is not None:
-            from .datasets import check_samples
-            ex, ey = check_samples(ex, ey, d.input_shape, d.output_size, eval_file, need_labels=True)
+        x, y = check_samples(data_file, *raw_train, d)
+        ex, ey = check_samples(eval_file, *raw_eval, d) if raw_eval else (None, None)
         cur = link.get_hparams()
         if lr is not None or momentum is not None:
             link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
@@ -509,6 +515,7 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
                 samples_per_second=round(report.samples_per_second, 2), interrupted=report.interrupted,
                 shuffle=shuffle, seed=seed if shuffle else None,
                 final_loss=last_loss, final_eval_accuracy=report.final_eval_accuracy,
+                rolled_back=report.rolled_back,
                 running_accuracy=report.running_accuracy,
                 eval_before=_eval_figures(evaluations[0]) if evaluations else None,
                 eval_after=_eval_figures(evaluations[-1]) if len(evaluations) > 1 else None,
@@ -520,6 +527,8 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     if report.running_accuracy is not None and last_loss is not None:
         lines.append(f"this run: loss {last_loss:.4f} (mean of the last interval), "
                      f"running accuracy {report.running_accuracy:.3f}")
+    if report.rolled_back:
+        lines.append(f"{report.rolled_back} steps rolled back (loss or update not finite)")
     if evaluations:
         lines.append(f"held-out before: {group_line(evaluations[0])}")
     if len(evaluations) > 1:
@@ -538,6 +547,15 @@ def _eval_figures(summary: dict) -> dict:
                 groups={k: g["accuracy"] for k, g in summary["groups"].items()})
 
 
+def _stats_line(st, counters, rate: str = "") -> str:
+    acc = st["train_correct"] / st["train_samples"] if st["train_samples"] else float("nan")
+    loss = st["train_loss_sum"] / st["train_samples"] if st["train_samples"] else float("nan")
+    return (f"steps {st['steps']:>7}  mode {'train' if st['mode'] == 0 else 'eval'}  "
+            f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st['eval_correct']}/{st['eval_samples']}  "
+            f"infer {st['infer_count']}  rolled back {st.get('rolled_back', 0)}  "
+            f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
+
+
 @main.command()
 @port_option
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between updates.")
@@ -550,8 +568,10 @@ def monitor(url, interval, count):
     monitor follows what that process reads from the device, live: its step rate and the
     mean loss over each interval, and its held-out evaluations; otherwise it polls the
     device itself. A port held by a process that publishes nothing is named (PID, command)."""
+    from dataclasses import asdict
+
     from .portowner import holder, holder_text
-    from .status import follow, live_lines, owner_alive, status_path
+    from .status import StatusWriter, follow, live_lines, owner_alive, status_path
     path = status_path(url)
     shown = 0
     try:
@@ -569,21 +589,18 @@ def monitor(url, interval, count):
             return
         import time
         from .link import dropped_frames
-        with _open_link(url) as link:
+        with _open_link(url) as link, StatusWriter(url) as status:
             d = link.describe()
             click.echo(f"{d.model_name} on {d.board} (firmware {d.firmware_version}, model {d.model_hash})")
             last = None
             while count is None or shown < count:
-                st = link.stats()
-                counters = link.device_counters()
-                acc = st.train_correct / st.train_samples if st.train_samples else float("nan")
-                loss = st.train_loss_sum / st.train_samples if st.train_samples else float("nan")
-                rate = "" if last is None else f"  {(st.steps - last) / interval:.1f} steps/s"
-                click.echo(f"steps {st.steps:>7}  mode {'train' if st.mode == 0 else 'eval'}  "
-                           f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st.eval_correct}/{st.eval_samples}  "
-                           f"infer {st.infer_count}  frames ok {counters['frames_ok']} "
-                           f"bad {dropped_frames(counters)}" + rate)
-                last = st.steps
+                st = asdict(link.stats())
+                c = link.device_counters()
+                counters = dict(frames_ok=c["frames_ok"], bad=dropped_frames(c))
+                rate = "" if last is None else f"  {(st['steps'] - last) / interval:.1f} steps/s"
+                click.echo(_stats_line(st, counters, rate))
+                status.write(kind="stats", stats=st, counters=counters)
+                last = st["steps"]
                 shown += 1
                 if count is None or shown < count:
                     time.sleep(interval)
@@ -637,13 +654,42 @@ def weights_pull(url, file):
 @click.option("--save", is_flag=True, help="Also save them to the device's store.")
 @user_errors
 def weights_push(url, file, save):
-    """Restore trainable parameters from FILE onto the device (same model only)."""
+    """Restore trainable parameters from FILE onto the device (same model only).
+
+    Every value is checked against its parameter's type first; the device then receives
+    them as one transaction: it runs exactly the old or the new weights, never a mix."""
     from .weightsfile import push
     with _open_link(url) as link:
         info = push(link, Path(file))
-        if save:
+        if save and info["staging"] != "nv":
             link.save_weights()
-    click.echo(f"restored {info['params']} parameters ({info['bytes']} B) from {file}" + (", saved" if save else ""))
+    click.echo(f"restored {info['params']} parameters ({info['bytes']} B) from {file}"
+               + (", saved" if save or info["staging"] == "nv" else ""))
+
+
+@main.group()
+def key():
+    """Device keys: a build provisions one per device; this host keeps them in its key store."""
+
+
+@key.command("add")
+@click.argument("project", type=click.Path(exists=True, file_okay=False))
+@user_errors
+def key_add(project):
+    """Add the key of PROJECT (a folder made by `tinytrain build`) to this host's key store."""
+    from . import keystore
+    k = keystore.read_project_key(Path(project))
+    keystore.add(k)
+    click.echo(f"added the key of device {keystore.key_id(k).hex()} to {keystore.store_dir()}")
+
+
+@key.command("list")
+@user_errors
+def key_list():
+    """The device ids whose keys this host holds (never the keys)."""
+    from . import keystore
+    for kid in keystore.ids():
+        click.echo(kid)
 
 
 # --- semantic device management (docs/semantic.md) -------------------------------------------

@@ -105,15 +105,16 @@ class Compiled:
         """The C kernel files (firmware/kernels/) this model calls."""
         return self.emission.kernel_files()
 
-    def write_project(self, out_dir, *, force: bool = False) -> dict:
-        """A PlatformIO project for the board (fit-checked first; atomic)."""
+    def write_project(self, out_dir, *, force: bool = False, reads: str = "open") -> dict:
+        """A PlatformIO project for the board (fit-checked first; atomic). It gets its device
+        key (tinytrain.keystore); reads="closed": reads only in an authenticated session."""
         from .project import emit_project
-        return emit_project(self, Path(out_dir), force=force)
+        return emit_project(self, Path(out_dir), force=force, reads=reads)
 
-    def build_project(self, out_dir, *, force: bool = False) -> dict:
+    def build_project(self, out_dir, *, force: bool = False, reads: str = "open") -> dict:
         """write_project, then `pio run`: returns the build figures read from the ELF."""
         from .project import build_project
-        result = self.write_project(out_dir, force=force)
+        result = self.write_project(out_dir, force=force, reads=reads)
         result["build"] = build_project(Path(out_dir))
         return result
 

@@ -1,9 +1,13 @@
 """Online learning over the serial link: stream samples to a device, watch it learn.
 
-The loop sends samples in pipelined chunks (tinytrain.link keeps several requests in
-flight), evaluates on held-out data on the device every `eval_every` samples, and records
-a learning curve. A KeyboardInterrupt stops after the chunk in flight: the device keeps
-every step it acknowledged, and the curve so far is still written.
+The loop puts the device in train mode, sends samples in pipelined chunks (tinytrain.link
+batches them into TRAIN requests and keeps several in flight), evaluates on held-out data on
+the device every `eval_every` samples (evaluation requests never change the device's mode),
+and records a learning curve. It fails loudly (DeviceNotLearning) when the device's step
+count does not advance as the samples it trained on say it must, or when every step of a
+chunk was rolled back (a loss or update that was not finite). A KeyboardInterrupt stops
+after the chunk in flight: the device keeps every step it acknowledged, and the curve so
+far is still written.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .errors import TinyTrainError
 
 CURVE_FIELDS = ("samples", "steps", "loss", "running_accuracy", "eval_accuracy", "seconds")
 
@@ -59,6 +65,10 @@ class Curve:
         plt.close(fig)
 
 
+class DeviceNotLearning(TinyTrainError):
+    """The device acknowledged samples without learning from them."""
+
+
 @dataclass
 class TrainReport:
     samples: int
@@ -69,6 +79,7 @@ class TrainReport:
     curve: Curve
     correct: int = 0            # samples of this run the device predicted right before its step
     judged: int = 0             # samples whose reply came (an interrupted chunk's did not)
+    rolled_back: int = 0        # steps the device undid (loss or update not finite)
 
     @property
     def running_accuracy(self) -> float | None:
@@ -80,7 +91,9 @@ class TrainReport:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
 
 
-def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
+def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int | None = None) -> float:
+    """Held-out accuracy on the device (evaluation requests: nothing learned, mode untouched)."""
+    chunk = chunk or 8 * max(link.batch_size(), 1)
     correct = 0
     for i in range(0, len(x), chunk):
         correct += link.evaluate(x[i:i + chunk], y[i:i + chunk]).correct
@@ -88,11 +101,12 @@ def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> float:
 
 
 def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None, epochs: int = 1,
-                 chunk: int = 16, eval_every: int | None = None, shuffle_seed: int | None = 0,
+                 chunk: int | None = None, eval_every: int | None = None, shuffle_seed: int | None = 0,
                  on_progress: Callable[[dict], None] | None = None,
                  status=None, evaluator: Callable[[], float] | None = None,
                  eval_at_start: bool = False) -> TrainReport:
-    """Train on (x, y) for `epochs`, streaming `chunk` samples per pipelined batch.
+    """Train on (x, y) for `epochs`, `chunk` samples at a time (default: 8 TRAIN requests'
+    worth, so the pipeline stays full; the link batches and pipelines within a chunk).
 
     shuffle_seed: every epoch goes through the samples in a new order drawn from one
     generator seeded with it; None keeps the order of (x, y). evaluator: what a held-out
@@ -101,6 +115,7 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
     chunk, the mean loss of that chunk and its sums (loss_sum, loss_count, correct)."""
     curve = Curve()
     n = len(x)
+    chunk = chunk or 8 * max(link.batch_size(), 1)
     eval_every = eval_every or max(n // 4, chunk)
     done = steps = 0
     window_loss, window_correct, window_n = 0.0, 0, 0
@@ -111,6 +126,8 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
         evaluator = lambda: evaluate(link, eval_x, eval_y)  # noqa: E731
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     next_eval = eval_every
+    rolled_back = 0
+    link.set_mode("train")                 # whatever an earlier session left behind
     start_steps = steps = link.stats().steps
     if eval_at_start and evaluator is not None:
         last_eval = evaluator()
@@ -128,6 +145,8 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
             for i in range(0, n, chunk):
                 idx = order[i:i + chunk]
                 results = link.train_many(x[idx], y[idx])
+                _check_learning(results, steps)
+                rolled_back += sum(r.rolled_back for r in results)
                 done += len(results)
                 steps = results[-1].steps
                 losses = [r.loss for r in results if not math.isnan(r.loss)]
@@ -165,4 +184,20 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
         curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
                   running_accuracy=window_correct / window_n if window_n else float("nan"),
                   eval_accuracy=None, seconds=round(time.perf_counter() - t0, 3))
-    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve, total_correct, judged)
+    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve, total_correct, judged,
+                       rolled_back)
+
+
+def _check_learning(results, steps_before: int) -> None:
+    """Every sample trained, or rolled back and counted; the step count says the same."""
+    evaluated = sum(r.evaluated for r in results)
+    if evaluated:
+        raise DeviceNotLearning(f"the device only evaluated {evaluated} of {len(results)} samples "
+                                f"(mode {results[-1].mode}: eval): nothing was learned")
+    trained = sum(not r.rolled_back for r in results)
+    if results[-1].steps - steps_before != trained:
+        raise DeviceNotLearning(f"the device's step count went from {steps_before} to {results[-1].steps} "
+                                f"over {trained} trained samples: steps are not advancing")
+    if trained == 0:
+        raise DeviceNotLearning(f"all {len(results)} steps of a chunk were rolled back: their loss or update "
+                                "was not finite (is the learning rate too large?)")

@@ -4,6 +4,7 @@ An emitted project holds everything it needs:
   platformio.ini               one env for the board
   src/model.* model_data.*     the generated model (tinytrain.cgen)
   src/tt_board.h               board facts for the HAL and the describe reply
+  src/tt_device_key.h          the device's secret key (mode 0600; also tt_device.key)
   src/main.c                   the main loop (firmware/runtime/main.c)
   src/tinytrain/{include,kernels,runtime,hal,startup}   copies of the C runtime (only the
                                kernel files the model calls)
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from . import __version__
+from . import __version__, keystore
 from .boards import Board, load_board
 from .elfsize import memory_use
 from .errors import TinyTrainError
@@ -81,6 +82,8 @@ def fit_check(memory: dict, board: Board) -> FitReport:
         dict(memory="SRAM", item="trainable parameters + optimizer", bytes=trainable),
         dict(memory="SRAM", item="stack reserve", bytes=STACK_RESERVE_BYTES),
         dict(memory="SRAM", item="runtime buffers (estimate)", bytes=RUNTIME_SRAM_BYTES[board.family]),
+        *([dict(memory="SRAM", item="link: spare copy of trainable state", bytes=int(memory["link_spare_bytes"]))]
+          if memory.get("link_spare_bytes") else []),
         dict(memory="flash", item="constants (weights, tables)", bytes=int(memory["flash_bytes"])),
         dict(memory="flash", item="code (estimate)", bytes=CODE_FLASH_BYTES[board.family]),
     ]
@@ -115,10 +118,15 @@ def board_header(board: Board, memory: dict) -> str:
         ("TT_NV_BYTES", f"{board.nv_bytes}u"),
         ("TT_NV_FILE", f'"{NV_FILE}"'),
         ("TT_WORK_UNIT", f'"{board.work_counter}"'),
+        # The link's RAM copy of the trainable state (exact rollback of a non-finite step,
+        # staging of weight pushes); 0 where it does not fit: pushes stage in NV instead.
+        ("TT_LINK_SPARE", "1" if memory.get("link_spare_bytes") else "0"),
     ]
     if board.family == "cmsdk":
         # SysTick ticks -> instructions under QEMU -icount shift=10 (1024 ns per instruction).
         ratio = Fraction(10**9, board.clock_hz * 1024)
+        if "uart_rx_irq" in board.qemu:   # receive by interrupt: requests arrive during a step
+            defs.append(("TT_UART_RX_IRQ", f"{int(board.qemu['uart_rx_irq'])}u"))
         defs += [("TT_UART_BASE", f"{board.qemu['uart_base']}u"),
                  ("TT_WORK_TICKS_NUM", f"{ratio.numerator}u"),
                  ("TT_WORK_TICKS_DEN", f"{ratio.denominator}u")]
@@ -199,12 +207,14 @@ def _linker_script(board: Board) -> str:
     return text
 
 
-def emit_project(compiled, out_dir, *, force: bool = False) -> dict:
+def emit_project(compiled, out_dir, *, force: bool = False, reads: str = "open") -> dict:
     """Write a PlatformIO project of a compiled model (tinytrain.compile) for its board into
     out_dir (atomically).
 
     Raises DoesNotFitError (with the table) if the memory plan exceeds the board; then
-    out_dir is left as it was (the check runs before anything is written)."""
+    out_dir is left as it was (the check runs before anything is written). The project gets
+    its device key (tinytrain.keystore; a rebuild keeps the key), also stored on this host;
+    reads="closed" makes the device answer reads only in an authenticated session."""
     board = compiled.board
     graph = compiled.graph
     out_dir = Path(out_dir)
@@ -212,11 +222,18 @@ def emit_project(compiled, out_dir, *, force: bool = False) -> dict:
     report = fit_check(memory, board)
     if not report.fits:
         raise DoesNotFitError(board.name, report.table(), report.rows)
+    if compiled.trainable:
+        # The link's spare copy of the trainable state where it fits (exact rollback of a
+        # non-finite step, RAM staging of pushes); a board without room stages in NV.
+        with_spare = dict(memory, link_spare_bytes=int(memory.get("trainable_param_bytes", 0)))
+        if fit_check(with_spare, board).fits:
+            memory, report = with_spare, fit_check(with_spare, board)
     meta: dict = dict(board=board.name, model=graph.name, env=env_name(board), family=board.family,
                       tinytrain_version=__version__)
     with atomic_output_dir(out_dir, force=force, meta=meta) as tmp:
         src = tmp / "src"
         compiled.write_c(src)
+        key_id = keystore.provision_project(tmp, previous=out_dir if out_dir.is_dir() else None, reads=reads)
         _copy_runtime(board, src, compiled.kernel_files())
         (src / "tt_board.h").write_text(board_header(board, memory))
         (tmp / "platformio.ini").write_text(platformio_ini(board))
@@ -231,7 +248,8 @@ def emit_project(compiled, out_dir, *, force: bool = False) -> dict:
             shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
         meta.update(model_hash=compiled.model_hash, macs=compiled.macs, memory=memory,
                     fit=dict(rows=report.rows, totals=report.totals), train=compiled.trainable,
-                    scheme=compiled.scheme_text, **_training_manifest(compiled))
+                    scheme=compiled.scheme_text, key_id=key_id.hex(), reads=reads,
+                    **_training_manifest(compiled))
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
 
 

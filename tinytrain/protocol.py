@@ -1,83 +1,68 @@
-"""Wire format of the tinytrain serial protocol (docs/protocol.md, firmware/runtime/tt_proto.h).
+"""Wire format of the tinytrain serial protocol (docs/protocol.md).
 
 A frame on the wire is COBS(body) + b"\\x00"; body = header (version u8, type u8, seq u16,
-length u16) + payload + CRC-32 (zlib) of header and payload, all little-endian.
-This module only builds and parses frames and payloads; tinytrain.link moves them.
+length u16) + payload + CRC-32 (zlib) of header and payload, all little-endian. In an
+authenticated session the payload's last TAG_BYTES are an HMAC tag (tinytrain.link).
+Every constant and fixed layout comes from tinytrain/protocol_spec.py, the one table the
+device's firmware/runtime/tt_proto.h is generated from. This module only builds and parses
+frames and payloads; tinytrain.link moves them.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 from . import cobs
+from . import protocol_spec as S
 
-VERSION = 1
+VERSION = S.VERSION
 HEADER = struct.Struct("<BBHH")
 HEADER_BYTES = HEADER.size
-CRC_BYTES = 4
-SEQ_NONE = 0xFFFF
-# Largest payload any device may announce; a device's own limit comes with HELLO.
+CRC_BYTES = S.CRC_BYTES
+TAG_BYTES = S.TAG_BYTES
+NONCE_BYTES = S.NONCE_BYTES
+KEY_BYTES = S.KEY_BYTES
+KEY_ID_BYTES = S.KEY_ID_BYTES
+SEQ_NONE = S.SEQ_NONE
+# Largest payload any device may announce; a device's own limits come with HELLO.
 MAX_PAYLOAD_LIMIT = 65535
 
-# Request types (reply = type | REPLY).
-HELLO = 0x01
-DESCRIBE = 0x02
-INFER = 0x03
-TRAIN = 0x04
-INPUT_WRITE = 0x05
-OUTPUT_READ = 0x06
-SET_MODE = 0x07
-GET_STATS = 0x08
-RESET_STATS = 0x09
-SET_HPARAMS = 0x0A
-GET_HPARAMS = 0x0B
-PARAM_INFO = 0x0C
-WEIGHTS_READ = 0x0D
-WEIGHTS_CRC = 0x0E
-WEIGHTS_WRITE = 0x0F
-WEIGHTS_SAVE = 0x10
-WEIGHTS_LOAD = 0x11
-LINK_STATS = 0x12
-ECHO = 0x13
-REPLY = 0x80
-BUSY = 0xFE      # device -> host: the request with this seq was accepted and is computing
-ERROR = 0xFF
-REQUEST_NAMES = {
-    HELLO: "hello", DESCRIBE: "describe", INFER: "infer", TRAIN: "train",
-    INPUT_WRITE: "input_write", OUTPUT_READ: "output_read", SET_MODE: "set_mode",
-    GET_STATS: "get_stats", RESET_STATS: "reset_stats", SET_HPARAMS: "set_hparams",
-    GET_HPARAMS: "get_hparams", PARAM_INFO: "param_info", WEIGHTS_READ: "weights_read",
-    WEIGHTS_CRC: "weights_crc", WEIGHTS_WRITE: "weights_write", WEIGHTS_SAVE: "weights_save",
-    WEIGHTS_LOAD: "weights_load", LINK_STATS: "link_stats", ECHO: "echo",
-}
+# Request types (reply = type | REPLY), as module constants: HELLO, TRAIN, ...
+for _name, _code, _access, _what in S.MESSAGES:
+    globals()[_name] = _code
+REPLY, BUSY, ERROR = S.REPLY, S.BUSY, S.ERROR
+REQUEST_NAMES = {code: name.lower() for name, code, _, _ in S.MESSAGES}
+ACCESS = {code: access for _, code, access, _ in S.MESSAGES}      # open / read / write
 
-# Error codes.
-ERR_CRC = 1
-ERR_TOO_LONG = 2
-ERR_MALFORMED = 3
-ERR_VERSION = 4
-ERR_UNKNOWN_TYPE = 5
-ERR_BAD_LENGTH = 6
-ERR_SEQ = 7
-ERR_RANGE = 8
-ERR_NOT_TRAINABLE = 9
-ERR_NV = 10
-ERR_NO_SAVED = 11
-ERR_WEIGHTS_CRC = 12
-ERROR_NAMES = {
-    ERR_CRC: "crc", ERR_TOO_LONG: "too_long", ERR_MALFORMED: "malformed",
-    ERR_VERSION: "version", ERR_UNKNOWN_TYPE: "unknown_type", ERR_BAD_LENGTH: "bad_length",
-    ERR_SEQ: "seq", ERR_RANGE: "range", ERR_NOT_TRAINABLE: "not_trainable", ERR_NV: "nv",
-    ERR_NO_SAVED: "no_saved", ERR_WEIGHTS_CRC: "weights_crc",
-}
+# Error codes: ERR_CRC, ERR_AUTH, ...
+for _name, _code, _kind, _what in S.ERRORS:
+    globals()[f"ERR_{_name}"] = _code
+ERROR_NAMES = {code: name.lower() for name, code, _, _ in S.ERRORS}
 # Errors about a frame the device dropped without executing it.
-DROP_ERRORS = (ERR_CRC, ERR_TOO_LONG, ERR_MALFORMED, ERR_VERSION, ERR_SEQ)
+DROP_ERRORS = tuple(code for _, code, kind, _ in S.ERRORS if kind == "drop")
 
-CAP_INFER, CAP_TRAIN, CAP_NV_STORE, CAP_HPARAMS = 0x01, 0x02, 0x04, 0x08
-MODE_TRAIN, MODE_EVAL = 0, 1
-DTYPE_S8, DTYPE_S32, DTYPE_F32, DTYPE_F16 = 1, 2, 3, 4
-DTYPE_NUMPY = {DTYPE_S8: "<i1", DTYPE_S32: "<i4", DTYPE_F32: "<f4", DTYPE_F16: "<f2"}
+for _prefix, _table in (("HELLO_", S.HELLO_FLAGS), ("CAP_", S.CAPABILITIES), ("TRAIN_", S.TRAIN_FLAGS),
+                        ("RESULT_", S.RESULT_FLAGS)):
+    for _name, _value, _what in _table:
+        globals()[_prefix + _name] = _value
+for _name, _value in S.MODES:
+    globals()[f"MODE_{_name}"] = _value
+for _name, _value in S.STAGING:
+    globals()[f"STAGING_{_name}"] = _value
+for _name, _code, _np, _ir in S.DTYPES:
+    globals()[f"DTYPE_{_name}"] = _code
+DTYPE_NUMPY = {code: np for _, code, np, _ in S.DTYPES}
+DTYPE_OF_IR = {ir: code for _, code, _, ir in S.DTYPES}
+DTYPE_NAMES = {code: ir for _, code, _, ir in S.DTYPES}          # 1 -> "int8"
+MODE_NAMES = {value: name.lower() for name, value in S.MODES}    # 0 -> "train"
+CAPABILITY_NAMES = {value: name.lower() for name, value, _ in S.CAPABILITIES}
+
+# The fixed layouts as struct.Struct objects: LAYOUT["TRAIN_RESULT"].unpack(...).
+LAYOUT = {name: struct.Struct(S.struct_format(name)) for name in S.LAYOUTS}
+LINK_STAT_NAMES = tuple(n for n, _ in S.LAYOUTS["LINK_STATS_REPLY"])
+STATS_NAMES = tuple(n for n, _ in S.LAYOUTS["GET_STATS_REPLY"] if n != "_")
 
 
 @dataclass(frozen=True)
@@ -87,6 +72,7 @@ class Frame:
     seq: int
     payload: bytes
     crc: int
+    body: bytes = b""          # the whole body (header, payload, CRC), for tag checks
 
 
 class FrameError(ValueError):
@@ -97,14 +83,20 @@ class FrameError(ValueError):
         self.kind = kind
 
 
-def build_body(type_: int, seq: int, payload: bytes = b"", version: int = VERSION) -> bytes:
-    head = HEADER.pack(version, type_, seq & 0xFFFF, len(payload)) + payload
+def build_body(type_: int, seq: int, payload: bytes = b"", version: int = VERSION,
+               tagger: Callable[[bytes], bytes] | None = None) -> bytes:
+    """Header + payload (+ tagger(header and payload), the length counting it) + CRC."""
+    extra = TAG_BYTES if tagger else 0
+    head = HEADER.pack(version, type_, seq & 0xFFFF, len(payload) + extra) + payload
+    if tagger:
+        head += tagger(head)
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def encode_frame(type_: int, seq: int, payload: bytes = b"") -> bytes:
+def encode_frame(type_: int, seq: int, payload: bytes = b"",
+                 tagger: Callable[[bytes], bytes] | None = None) -> bytes:
     """The bytes to write for one frame, delimiter included."""
-    return cobs.encode(build_body(type_, seq, payload)) + b"\x00"
+    return cobs.encode(build_body(type_, seq, payload, tagger=tagger)) + b"\x00"
 
 
 def parse_frame(encoded: bytes) -> Frame:
@@ -121,7 +113,32 @@ def parse_frame(encoded: bytes) -> Frame:
     version, type_, seq, length = HEADER.unpack_from(body)
     if length + HEADER_BYTES + CRC_BYTES != len(body):
         raise FrameError("malformed", f"length field {length} disagrees with the frame")
-    return Frame(version, type_, seq, bytes(body[HEADER_BYTES:-4]), crc)
+    return Frame(version, type_, seq, bytes(body[HEADER_BYTES:-4]), crc, bytes(body))
+
+
+def parse_tlv(blob: bytes) -> dict:
+    """DESCRIBE's records -> {field name: value}; unknown tags are skipped (a newer device)."""
+    kinds = {tag: (name, kind) for tag, name, kind in S.DESCRIBE_TAGS}
+    out: dict = {}
+    i = 0
+    while i + 2 <= len(blob):
+        tag, n = blob[i], blob[i + 1]
+        value = blob[i + 2:i + 2 + n]
+        i += 2 + n
+        if len(value) != n:
+            break
+        if tag not in kinds:
+            continue
+        name, kind = kinds[tag]
+        if kind == "str":
+            out[name] = value.decode("ascii", "replace")
+        elif kind == "bytes":
+            out[name] = bytes(value)
+        elif kind == "u32s":
+            out[name] = tuple(struct.unpack(f"<{n // 4}I", value[:n - n % 4]))
+        elif n == S.field_size(kind):
+            out[name] = struct.unpack("<" + S.SCALARS[kind], value)[0]
+    return out
 
 
 class FrameSplitter:

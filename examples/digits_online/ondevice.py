@@ -149,7 +149,7 @@ def run(board: str = "mps2-an386", out: Path | None = None, epochs: int = EPOCHS
         say(f"      held-out accuracy before: all {before['all']:.3f}, new classes {before['new']:.3f}, "
             f"old classes {before['old']:.3f}")
         say(f"[4/4] streaming {len(xs)} samples x {epochs} epochs for on-device learning")
-        report = train_stream(link, xs, ys, epochs=epochs, chunk=16, shuffle_seed=None,
+        report = train_stream(link, xs, ys, epochs=epochs, shuffle_seed=None,
                               eval_every=len(xs) * epochs)
         after = accuracy_by_group(link, x_test, data.y_test)
         counters = link.device_counters()

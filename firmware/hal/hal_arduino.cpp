@@ -84,6 +84,14 @@ extern "C" void tt_hal_idle(void)
     yield();   /* lets USB / RTOS housekeeping run */
 }
 
+extern "C" int tt_hal_entropy(uint8_t *buf, size_t n)
+{
+    /* No portable TRNG across the Arduino cores: nonces come from the NV store's counter. */
+    (void)buf;
+    (void)n;
+    return 0;
+}
+
 extern "C" size_t tt_hal_nv_size(void)
 {
     return TT_EEPROM_BYTES < (size_t)TT_NV_BYTES ? TT_EEPROM_BYTES : (size_t)TT_NV_BYTES;

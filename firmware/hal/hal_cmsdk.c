@@ -1,9 +1,14 @@
 /* hal_cmsdk.c - HAL of the QEMU boards (mps2-an386, mps3-an547).
- *   UART: CMSDK APB UART0 at TT_UART_BASE (tt_board.h), polled.
+ *   UART: CMSDK APB UART0 at TT_UART_BASE (tt_board.h). With TT_UART_RX_IRQ (the board's
+ *     UART0 receive interrupt) bytes are taken by an interrupt into a ring buffer, so the
+ *     next request arrives while the device computes; otherwise it is polled. The UART
+ *     holds one byte (no FIFO): polled, nothing arrives during a training step.
  *   Work counter: instructions executed. SysTick counts the core clock; under QEMU
  *     `-icount shift=10` every instruction advances virtual time by 1024 ns, so
  *     instructions = ticks * TT_WORK_TICKS_NUM / TT_WORK_TICKS_DEN (1e9 / (clock * 1024)),
- *     exact and repeatable from run to run.
+ *     exact and repeatable from run to run. The receive interrupt's own instructions are
+ *     left out (measured by the handler, its entry and exit calibrated at boot), so a
+ *     step costs the same whether bytes arrived during it or not.
  *   NV store: a host file through ARM semihosting (QEMU -semihosting-config enable=on). */
 #include "tt_hal.h"
 #include "tt_board.h"
@@ -14,14 +19,16 @@
 typedef struct {
     volatile uint32_t data;
     volatile uint32_t state;     /* bit 0: TX buffer full, bit 1: RX buffer full */
-    volatile uint32_t ctrl;      /* bit 0: TX enable, bit 1: RX enable */
-    volatile uint32_t intstatus;
+    volatile uint32_t ctrl;      /* bit 0: TX enable, bit 1: RX enable, bit 3: RX interrupt */
+    volatile uint32_t intstatus; /* bit 1: RX interrupt (write 1 to clear) */
     volatile uint32_t bauddiv;
 } cmsdk_uart;
 
 #define UART ((cmsdk_uart *)TT_UART_BASE)
 #define UART_STATE_TXFULL 1u
 #define UART_STATE_RXFULL 2u
+#define UART_CTRL_RX_IRQ  8u
+#define UART_INT_RX       2u
 
 /* ---- SysTick ---------------------------------------------------------------------------- */
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
@@ -37,21 +44,137 @@ void SysTick_Handler(void)
     systick_wraps++;
 }
 
+static uint32_t ticks_to_instructions(uint64_t ticks)
+{
+    /* A tick (one core clock) is a fraction of an instruction's 1024 ns, so a tick count
+     * sits up to one tick below the exact instruction boundary: round to nearest. */
+    return (uint32_t)((ticks * TT_WORK_TICKS_NUM + TT_WORK_TICKS_DEN / 2u) / TT_WORK_TICKS_DEN);
+}
+
+#ifdef TT_UART_RX_IRQ
+/* ---- interrupt-driven receive ----------------------------------------------------------- */
+#ifndef TT_UART_RX_RING
+#define TT_UART_RX_RING 4096u                  /* a power of two: the requests in flight */
+#endif
+#define SCB_VTOR  (*(volatile uint32_t *)0xE000ED08u)
+#define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
+#define NVIC_ICER ((volatile uint32_t *)0xE000E180u)
+#define NVIC_ISPR ((volatile uint32_t *)0xE000E200u)
+#define NVIC_ICPR ((volatile uint32_t *)0xE000E280u)
+#define N_VECTORS 64u                          /* 16 exceptions + IRQs 0..47 */
+
+typedef void (*vector_fn)(void);
+static vector_fn ram_vectors[N_VECTORS] __attribute__((aligned(256)));
+static volatile uint8_t rx_ring[TT_UART_RX_RING];
+static volatile uint32_t rx_head, rx_tail;     /* head: the handler's; tail: the reader's */
+static volatile uint32_t irq_instructions;     /* measured inside the handler */
+static volatile uint32_t irq_calls;
+static uint32_t irq_overhead;                  /* per call, outside the handler's measurement */
+static volatile int rx_stalled;                /* ring full: the byte waits in the UART */
+
+/* With the ring full the handler leaves the byte in the UART and turns its interrupt off:
+ * the UART then holds the line back (as polling does), and the reader resumes it. */
+void tt_uart_rx_handler(void);
+void tt_uart_rx_handler(void)
+{
+    uint32_t t0 = SYST_CVR, t1;
+    UART->intstatus = UART_INT_RX;             /* first: a byte arriving after the loop re-raises it */
+    while (UART->state & UART_STATE_RXFULL) {
+        if (rx_head - rx_tail >= TT_UART_RX_RING) {
+            rx_stalled = 1;
+            UART->ctrl = 3u;
+            break;
+        }
+        rx_ring[rx_head % TT_UART_RX_RING] = (uint8_t)UART->data;
+        rx_head++;
+    }
+    irq_calls++;
+    t1 = SYST_CVR;
+    irq_instructions += ticks_to_instructions((t0 - t1) & SYSTICK_RELOAD);   /* counts down */
+}
+
+static void unexpected_irq(void)
+{
+    for (;;) {
+    }
+}
+
+/* The cost of taking the interrupt that the handler cannot see itself (entry, prologue,
+ * epilogue, return): the same each time, so measured once with a software-pended IRQ. */
+static uint32_t raw_work_count(void);
+static void calibrate_irq_overhead(void)
+{
+    const uint32_t bit = 1u << (TT_UART_RX_IRQ % 32u);
+    uint32_t with, without, a, b, inside;
+    NVIC_ICER[TT_UART_RX_IRQ / 32u] = bit;
+    a = raw_work_count();
+    NVIC_ISPR[TT_UART_RX_IRQ / 32u] = bit;     /* pending but disabled: not taken */
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    b = raw_work_count();
+    without = b - a;
+    NVIC_ICPR[TT_UART_RX_IRQ / 32u] = bit;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    NVIC_ISER[TT_UART_RX_IRQ / 32u] = bit;     /* taken as soon as it is pending */
+    inside = irq_instructions;
+    a = raw_work_count();
+    NVIC_ISPR[TT_UART_RX_IRQ / 32u] = bit;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    b = raw_work_count();
+    with = b - a;
+    inside = irq_instructions - inside;
+    irq_overhead = with - without - inside;
+    irq_calls = 0;
+    irq_instructions = 0;
+}
+
+static void rx_irq_init(void)
+{
+    const vector_fn *boot = (const vector_fn *)SCB_VTOR;
+    uint32_t i;
+    for (i = 0; i < N_VECTORS; i++)
+        ram_vectors[i] = i < 16u ? boot[i] : unexpected_irq;
+    ram_vectors[16u + TT_UART_RX_IRQ] = tt_uart_rx_handler;
+    SCB_VTOR = (uint32_t)(uintptr_t)ram_vectors;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    calibrate_irq_overhead();
+    UART->ctrl = 3u | UART_CTRL_RX_IRQ;
+    /* A byte that arrived before the interrupt was on raised none: take it now. */
+    if (UART->state & UART_STATE_RXFULL)
+        NVIC_ISPR[TT_UART_RX_IRQ / 32u] = 1u << (TT_UART_RX_IRQ % 32u);
+}
+#endif
+
 void tt_hal_init(void)
 {
     UART->bauddiv = 16;                    /* the smallest divider the CMSDK UART accepts */
-    UART->ctrl = 3u;                       /* TX and RX on, no interrupts */
+    UART->ctrl = 3u;                       /* TX and RX on */
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 7u;                         /* core clock, interrupt on wrap, enabled */
+#ifdef TT_UART_RX_IRQ
+    rx_irq_init();
+#endif
 }
 
 int tt_hal_uart_read(uint8_t *buf, size_t max)
 {
     size_t n = 0;
+#ifdef TT_UART_RX_IRQ
+    while (n < max && rx_tail != rx_head) {
+        buf[n++] = rx_ring[rx_tail % TT_UART_RX_RING];
+        rx_tail++;
+    }
+    if (rx_stalled && rx_head - rx_tail < TT_UART_RX_RING) {
+        rx_stalled = 0;
+        UART->ctrl = 3u | UART_CTRL_RX_IRQ;     /* the waiting byte raises it again */
+        if (UART->state & UART_STATE_RXFULL)
+            NVIC_ISPR[TT_UART_RX_IRQ / 32u] = 1u << (TT_UART_RX_IRQ % 32u);
+    }
+#else
     while (n < max && (UART->state & UART_STATE_RXFULL)) {
         buf[n++] = (uint8_t)UART->data;
     }
+#endif
     return (int)n;
 }
 
@@ -75,13 +198,25 @@ static uint64_t systick_ticks(void)
     return (uint64_t)wraps * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - current);
 }
 
+/* Instructions since boot, scaled from a 64-bit tick count so it wraps cleanly at 2^32. */
+static uint32_t raw_work_count(void)
+{
+    return ticks_to_instructions(systick_ticks());
+}
+
 uint32_t tt_hal_work_count(void)
 {
-    /* Scaled from a 64-bit tick count, so it wraps cleanly at 2^32 instructions. A tick
-     * (one core clock) is a fraction of an instruction's 1024 ns, so the tick count sits
-     * up to one tick below the exact instruction boundary: round to nearest, or two
-     * reads around the same work could differ by one. */
-    return (uint32_t)((systick_ticks() * TT_WORK_TICKS_NUM + TT_WORK_TICKS_DEN / 2u) / TT_WORK_TICKS_DEN);
+#ifdef TT_UART_RX_IRQ
+    uint32_t raw, inside, calls;
+    do {   /* a consistent triple: no receive interrupt between the reads */
+        calls = irq_calls;
+        inside = irq_instructions;
+        raw = raw_work_count();
+    } while (calls != irq_calls);
+    return raw - inside - calls * irq_overhead;
+#else
+    return raw_work_count();
+#endif
 }
 
 const char *tt_hal_work_unit(void)
@@ -93,6 +228,14 @@ void tt_hal_idle(void)
 {
     /* No UART interrupt is enabled, so WFI would sleep until the next SysTick wrap:
      * just poll again. */
+}
+
+int tt_hal_entropy(uint8_t *buf, size_t n)
+{
+    /* QEMU's MPS boards model no TRNG: nonces come from the NV store's counter. */
+    (void)buf;
+    (void)n;
+    return 0;
 }
 
 /* ---- NV store: semihosting file ------------------------------------------------------- */

@@ -92,6 +92,17 @@ void tt_hal_idle(void)
     usleep(200);
 }
 
+int tt_hal_entropy(uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        got = fread(buf, 1, n, f);
+        fclose(f);
+    }
+    return got == n ? (int)n : 0;
+}
+
 /* ---- NV store: a file ------------------------------------------------------------------ */
 static const char *nv_path(void)
 {

@@ -1,7 +1,8 @@
 /* tt_hal.h - the small hardware abstraction the runtime (tt_link, main) uses.
  *
  * One implementation per board family:
- *   hal_cmsdk.c    QEMU mps2-an386 / mps3-an547: CMSDK UART0, SysTick under -icount,
+ *   hal_cmsdk.c    QEMU mps2-an386 / mps3-an547: CMSDK UART0 (RX interrupt into a ring
+ *                  buffer where the board has one), SysTick under -icount,
  *                  non-volatile store in a host file through ARM semihosting
  *   hal_native.c   host process: a pty, a monotonic clock in microseconds, a plain file
  *   hal_arduino.cpp real boards: the framework's Serial, cycle counter or micros(),
@@ -41,6 +42,11 @@ int    tt_hal_nv_write(uint32_t off, const void *src, size_t n);
 
 /* Called by the main loop when no byte is pending (WFI / short sleep). */
 void tt_hal_idle(void);
+
+/* Fills buf with n bytes from a true random source and returns n, or returns 0 when the
+ * board has none (QEMU's boards): authentication nonces then rely on the counter the
+ * NV store persists (tt_weights_store.h). */
+int tt_hal_entropy(uint8_t *buf, size_t n);
 
 #define TT_HAL_ERR_RANGE (-1)
 #define TT_HAL_ERR_IO    (-2)

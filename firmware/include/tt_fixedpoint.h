@@ -16,6 +16,15 @@ static inline int32_t tt_clamp_i32(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* a + b saturated to the int32 range. Where a trained (and so possibly saturated) bias meets
+ * an accumulator, a plain + would overflow: undefined behaviour. Equal to a + b whenever that
+ * does not overflow, so LiteRT's results are unchanged. */
+static inline int32_t tt_sat_add_s32(int32_t a, int32_t b)
+{
+    int64_t s = (int64_t)a + (int64_t)b;
+    return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
+
 /* round(a * b / 2^31), saturating the single overflow case (INT32_MIN * INT32_MIN). */
 static inline int32_t tt_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
@@ -67,7 +76,7 @@ static inline int32_t tt_mul_by_quantized_multiplier(int32_t x, int32_t multipli
  * channel's multiplier (TFLite's double rounding), add the output zero point, clamp. */
 static inline int8_t tt_requantize_s8(int32_t acc, const tt_requant *q, int32_t c)
 {
-    acc = tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]) + q->out_zp;
+    acc = tt_sat_add_s32(tt_mul_by_quantized_multiplier(acc, q->multiplier[c], q->shift[c]), q->out_zp);
     return (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
 }
 

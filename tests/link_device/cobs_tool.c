@@ -1,5 +1,8 @@
 /* Test helper: "enc" / "dec" stdin -> stdout with tt_cobs, "crc" prints tt_crc32 of stdin,
- * "frame TYPE SEQ" wraps stdin as a protocol body (header, payload, CRC) and COBS-encodes it. */
+ * "frame TYPE SEQ" wraps stdin as a protocol body (header, payload, CRC) and COBS-encodes it,
+ * "sha256" / "hmac KEYHEX" print the digest of stdin (tt_sha256.c), fed in pieces of
+ * CHUNK bytes (argv[3] for hmac, argv[2] for sha256; default all at once), "eq N" compares the
+ * two halves of stdin's first 2N bytes with tt_ct_equal. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +10,17 @@
 #include "tt_cobs.h"
 #include "tt_crc.h"
 #include "tt_proto.h"
+#include "tt_sha256.h"
 
-static uint8_t in[70000], out[80000];
+static void hex(const uint8_t *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        printf("%02x", p[i]);
+    printf("\n");
+}
+
+static uint8_t in[1100000], out[1200000];
 
 int main(int argc, char **argv)
 {
@@ -42,6 +54,45 @@ int main(int argc, char **argv)
         fwrite(out, 1, k, stdout);
         return 0;
     }
-    fprintf(stderr, "usage: cobs_tool enc|dec|crc|frame TYPE SEQ\n");
+    if (argc >= 2 && strcmp(argv[1], "sha256") == 0) {
+        tt_sha256_ctx c;
+        uint8_t d[TT_SHA256_BYTES];
+        size_t chunk = argc >= 3 ? (size_t)atoi(argv[2]) : n, off = 0;
+        tt_sha256_init(&c);
+        while (off < n) {
+            size_t k = n - off < chunk ? n - off : chunk;
+            tt_sha256_update(&c, in + off, k);
+            off += k;
+        }
+        tt_sha256_final(&c, d);
+        hex(d, sizeof d);
+        return 0;
+    }
+    if (argc >= 3 && strcmp(argv[1], "hmac") == 0) {
+        static uint8_t key[512];
+        tt_hmac_ctx c;
+        uint8_t d[TT_SHA256_BYTES];
+        size_t klen = strlen(argv[2]) / 2, i, chunk = argc >= 4 ? (size_t)atoi(argv[3]) : n, off = 0;
+        for (i = 0; i < klen && i < sizeof key; i++) {
+            unsigned v;
+            sscanf(argv[2] + 2 * i, "%2x", &v);
+            key[i] = (uint8_t)v;
+        }
+        tt_hmac_init(&c, key, klen);
+        while (off < n) {
+            size_t k = n - off < chunk ? n - off : chunk;
+            tt_hmac_update(&c, in + off, k);
+            off += k;
+        }
+        tt_hmac_final(&c, d);
+        hex(d, sizeof d);
+        return 0;
+    }
+    if (argc >= 3 && strcmp(argv[1], "eq") == 0) {
+        size_t k = (size_t)atoi(argv[2]);
+        printf("%d\n", 2 * k <= n ? tt_ct_equal(in, in + k, k) : -1);
+        return 0;
+    }
+    fprintf(stderr, "usage: cobs_tool enc|dec|crc|frame TYPE SEQ|sha256 [CHUNK]|hmac KEYHEX [CHUNK]|eq N\n");
     return 2;
 }

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RUNTIME = ROOT / "firmware" / "runtime"
 INCLUDES = [RUNTIME, ROOT / "firmware" / "hal", ROOT / "firmware" / "include", HERE]
-LINK_SOURCES = [RUNTIME / f for f in ("tt_link.c", "tt_cobs.c", "tt_crc.c", "tt_weights_store.c")]
+# The runtime as a project carries it (firmware/runtime/*.c), without its main loop.
+LINK_SOURCES = sorted(p for p in RUNTIME.glob("*.c") if p.name != "main.c")
+from conftest import LINK_TEST_KEY as TEST_KEY  # noqa: E402  (the key tt_device_key.h compiles in)
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-ffp-contract=off"]
 
 
@@ -37,15 +39,17 @@ def _compile(sources, out: Path, defines=()) -> Path:
     return out
 
 
-def build_host_device(out_dir: Path, *, infer_only: bool = False, defines=()) -> Path:
-    name = "link_device_infer" if infer_only else "link_device"
+def build_host_device(out_dir: Path, *, infer_only: bool = False, defines=(), name: str | None = None,
+                      flags=()) -> Path:
+    """The link test device; `defines` (-DX=Y) select variants, `name` names the binary."""
     defs = ["-DTT_TEST_INFER_ONLY"] if infer_only else []
+    name = name or ("link_device_infer" if infer_only else "link_device")
     sources = LINK_SOURCES + [HERE / "model.c", HERE / "main.c", HERE / "host_hal.c"]
-    return _compile(sources, out_dir / name, [*defs, *defines])
+    return _compile(sources, out_dir / name, [*defs, *defines, *flags])
 
 
 def build_cobs_tool(out_dir: Path) -> Path:
-    return _compile([RUNTIME / "tt_cobs.c", RUNTIME / "tt_crc.c", HERE / "cobs_tool.c"],
+    return _compile([RUNTIME / "tt_cobs.c", RUNTIME / "tt_crc.c", RUNTIME / "tt_sha256.c", HERE / "cobs_tool.c"],
                     out_dir / "cobs_tool")
 
 

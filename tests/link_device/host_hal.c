@@ -4,7 +4,8 @@
  *   TT_LINK_PORT     TCP port on 127.0.0.1 (0: any free port). Prints "PORT <n>" on stdout.
  *   TT_NV_PATH       NV store file (created with 0xFF bytes); unset: no NV store
  *   TT_NV_BYTES      its size (default 4096)
- *   TT_NV_CRASH_AT   exit(3) in the middle of the n-th nv_write (power loss during a save) */
+ *   TT_NV_CRASH_AT   exit(3) in the middle of the n-th nv_write (power loss during a save)
+ *   TT_NO_ENTROPY    set: no random source (as on QEMU's boards: nonces need the NV store) */
 #define _POSIX_C_SOURCE 200809L
 #include "tt_hal.h"
 
@@ -128,6 +129,20 @@ int tt_hal_nv_write(uint32_t off, const void *src, size_t n)
         _exit(3);
     }
     return pwrite(nv_fd, src, n, off) == (ssize_t)n ? 0 : TT_HAL_ERR_IO;
+}
+
+int tt_hal_entropy(uint8_t *buf, size_t n)
+{
+    ssize_t got = -1;
+    int fd;
+    if (getenv("TT_NO_ENTROPY"))
+        return 0;
+    fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        got = read(fd, buf, n);
+        close(fd);
+    }
+    return got == (ssize_t)n ? (int)n : 0;
 }
 
 void tt_hal_idle(void)

@@ -6,5 +6,5 @@
 #define TT_SRAM_BYTES       262144u
 #define TT_FLASH_BYTES      1048576u
 #define TT_CORE             "host"
-#define TT_SIMD             0
+#define TT_SIMD             "none"
 #endif

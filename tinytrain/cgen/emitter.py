@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import DTYPES
 from ..errors import TinyTrainError
 from ..ir import Graph, Op, Tensor
 from .cformat import CTYPES, NP_DTYPES, NULL, CExpr, c_identifier, c_value
@@ -75,6 +76,11 @@ class CState:
     @property
     def nbytes(self) -> int:
         return self.count * np.dtype(NP_DTYPES[self.dtype]).itemsize
+
+    @property
+    def dtype_code(self) -> str:
+        """Its TT_DTYPE_* (tt_model_state(i)->dtype)."""
+        return f"TT_DTYPE_{DTYPES[self.dtype].c_suffix.upper()}"
 
 
 @dataclass

@@ -28,7 +28,7 @@ void tt_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
                              * (int32_t)w[((size_t)ky * kw + kx) * ch + c];
                     }
                 }
-                if (bias) acc += bias[c];
+                if (bias) acc = tt_sat_add_s32(acc, bias[c]);
                 yp[c] = tt_requantize_s8(acc, q, c);
             }
         }

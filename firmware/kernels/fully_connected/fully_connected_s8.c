@@ -15,9 +15,9 @@ void tt_fully_connected_s8(const int8_t *x, int32_t in_features,
         int32_t acc = 0;
         for (i = 0; i < in_features; i++)
             acc += ((int32_t)x[i] - q->in_zp) * (int32_t)wp[i];
-        if (bias) acc += bias[o];
+        if (bias) acc = tt_sat_add_s32(acc, bias[o]);
         acc = tt_mul_by_quantized_multiplier_single_round(acc, q->multiplier[o], q->shift[o]);
-        acc += q->out_zp;
+        acc = tt_sat_add_s32(acc, q->out_zp);
         y[o] = (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
     }
 }

@@ -22,7 +22,7 @@ static void pointwise_row(const int8_t *x, const tt_dims *in, int32_t row,
             int32_t acc = 0;
             for (ic = 0; ic < cin; ic++)
                 acc += ((int32_t)xp[ic] - q->in_zp) * (int32_t)wp[ic];
-            if (bias) acc += bias[oc];
+            if (bias) acc = tt_sat_add_s32(acc, bias[oc]);
             dp[oc] = tt_requantize_s8(acc, q, oc);
         }
     }
@@ -65,7 +65,7 @@ void tt_pointwise_depthwise_conv2d_s8(const int8_t *x, const tt_dims *in,
                              * (int32_t)w_dw[((size_t)ky * kw + kx) * mid_c + c];
                     }
                 }
-                if (b_dw) acc += b_dw[c];
+                if (b_dw) acc = tt_sat_add_s32(acc, b_dw[c]);
                 yp[c] = tt_requantize_s8(acc, q_dw, c);
             }
         }

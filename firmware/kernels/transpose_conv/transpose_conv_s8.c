@@ -37,7 +37,7 @@ void tt_transpose_conv_s8(const int8_t *x, const tt_dims *in,
                             acc += ((int32_t)xp[ic] - q->in_zp) * (int32_t)wp[ic];
                     }
                 }
-                if (bias) acc += bias[oc];
+                if (bias) acc = tt_sat_add_s32(acc, bias[oc]);
                 yp[oc] = tt_requantize_s8(acc, q, oc);
             }
         }
