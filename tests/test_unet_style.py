@@ -1,10 +1,9 @@
 """A small U-Net-style model (encoder, Conv2DTranspose and UpSampling2D nearest / bilinear
-decoders, skip connections, Cropping2D): converted with the converter's default dynamic batch
+decoders, skip connections joined by Concatenate, Cropping2D): converted with the converter's default dynamic batch
 it imports, plans and runs bit-exact against LiteRT's reference kernels on 50 inputs; in
 float32 it matches TensorFlow; training with `last:2` and a bias-only scheme (gradients
 through the transposed convolution, both resizes and the crop) equals GradientTape's step in
-float32 and the numpy simulation in int8. (Skip connections are Adds here: CONCATENATION is
-another unit's.)"""
+float32 and the numpy simulation in int8."""
 import numpy as np
 import pytest
 
@@ -24,10 +23,10 @@ def _unet():
     e2 = L.Conv2D(16, 3, padding="same", activation="relu", name="enc2")(L.MaxPooling2D(2)(e1))
     mid = L.Conv2D(16, 3, padding="same", activation="relu", name="mid")(L.MaxPooling2D(2)(e2))
     up2 = L.Conv2DTranspose(16, 2, strides=2, name="up2")(mid)
-    d2 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec2")(L.Add()([up2, e2]))
+    d2 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec2")(L.Concatenate(name="skip2")([up2, e2]))
     near = L.UpSampling2D(2, name="up1_nearest")(d2)
     bil = L.UpSampling2D(2, interpolation="bilinear", name="up1_bilinear")(d2)
-    d1 = L.Cropping2D(1, name="crop")(L.Add()([L.Add()([near, e1]), bil]))
+    d1 = L.Cropping2D(1, name="crop")(L.Concatenate(name="skip1")([L.Add()([near, bil]), e1]))
     d1 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec1")(d1)
     model = keras.Model(inp, L.Dense(4, name="head")(L.GlobalAveragePooling2D()(d1)))
     rng = np.random.default_rng(22)
@@ -48,7 +47,7 @@ def test_int8_converter_default_runs_bit_exact_on_50_inputs(model):
     data = tm.int8_tflite(model, [calib])
     compiled = tinytrain.compile(data)
     types = [op.type for op in compiled.graph.ops]
-    assert {"transpose_conv", "resize_nearest", "resize_bilinear", "strided_slice"} <= set(types)
+    assert {"transpose_conv", "resize_nearest", "resize_bilinear", "strided_slice", "concatenation"} <= set(types)
     assert compiled.memory["arena_bytes"] > 0
     interp = tm.reference_interpreter(tm.reference_runnable(data))
     x = np.random.default_rng(24).integers(-128, 128, (50, 1) + SHAPE).astype(np.int8)
@@ -89,9 +88,10 @@ def test_float_training_step_equals_gradient_tape(model, tmp_path, scheme, train
         np.testing.assert_allclose(after[name], want, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_int8_bias_only_steps_equal_the_simulation(model, tmp_path):
+@pytest.mark.parametrize("scheme", ["last:2", "bias-only:6"])
+def test_int8_steps_equal_the_simulation(model, tmp_path, scheme):
     calib = np.random.default_rng(27).uniform(-1, 1, (64,) + SHAPE).astype(np.float32)
-    compiled = tinytrain.compile(model, quantize="int8", calibration=calib, scheme="bias-only:6", lr=0.05,
+    compiled = tinytrain.compile(model, quantize="int8", calibration=calib, scheme=scheme, lr=0.05,
                                  update="nearest", passes=False)
     inp = compiled.graph.tensors[compiled.graph.inputs[0]]
     x = np.clip(np.round(calib[:4] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
