@@ -43,7 +43,7 @@ def softmax_backward(y, dy, beta=1.0):
 class Softmax(OpUnit):
     channelwise = True
     type = "softmax"
-    summary = "softmax over the last axis"
+    summary = "softmax over the last axis (int8: a row whose exponentials sum to >= 512, where LiteRT aborts, is -128)"
     attrs = {"beta": 1.0}
     tflite_ops = ("SOFTMAX",)
     loss_reads_input = True
