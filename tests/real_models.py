@@ -99,6 +99,32 @@ def resnet_style():
     return model
 
 
+@functools.lru_cache(maxsize=None)
+def unet_style():
+    """A small U-Net: encoder, Conv2DTranspose and UpSampling2D nearest / bilinear decoders,
+    skip connections joined by Concatenate, Cropping2D, a dense head on global pooling."""
+    import keras
+    L = keras.layers
+    keras.utils.set_random_seed(21)
+    inp = keras.Input((16, 16, 3))
+    e1 = L.Conv2D(8, 3, padding="same", activation="relu", name="enc1")(inp)
+    e2 = L.Conv2D(16, 3, padding="same", activation="relu", name="enc2")(L.MaxPooling2D(2)(e1))
+    mid = L.Conv2D(16, 3, padding="same", activation="relu", name="mid")(L.MaxPooling2D(2)(e2))
+    up2 = L.Conv2DTranspose(16, 2, strides=2, name="up2")(mid)
+    d2 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec2")(L.Concatenate(name="skip2")([up2, e2]))
+    near = L.UpSampling2D(2, name="up1_nearest")(d2)
+    bil = L.UpSampling2D(2, interpolation="bilinear", name="up1_bilinear")(d2)
+    d1 = L.Cropping2D(1, name="crop")(L.Concatenate(name="skip1")([L.Add()([near, bil]), e1]))
+    d1 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec1")(d1)
+    model = keras.Model(inp, L.Dense(4, name="head")(L.GlobalAveragePooling2D()(d1)), name="unet_style")
+    rng = np.random.default_rng(22)
+    for layer in model.layers:
+        for v in layer.weights:
+            if "bias" in v.path:
+                v.assign(rng.normal(0, 0.2, v.shape).astype(np.float32))
+    return model
+
+
 def calibration(model, n: int = 32, seed: int = 96) -> np.ndarray:
     """Uniform float32 samples in the model's input range ([0, 255] for MobileNetV3's built-in
     preprocessing, [-1, 1] otherwise)."""
@@ -135,3 +161,70 @@ def cached_int8_tflite(model, calib: np.ndarray) -> bytes:
     tmp.write_bytes(data)
     tmp.replace(path)
     return data
+
+
+# --- a float32 training step against GradientTape ------------------------------------------------
+
+def gradient_tape(model, x, label: int) -> dict[str, np.ndarray]:
+    """GradientTape's gradients of the softmax cross-entropy of the logits, by variable path."""
+    import tensorflow as tf
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = model(tf.constant(x), training=False)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([label], tf.reshape(logits, (1, -1)))
+    return {v.path: g.numpy() for v, g in zip(variables, tape.gradient(loss, variables))}
+
+
+def keras_variable_of(model, param: str) -> str:
+    """The Keras variable whose gradient moves the IR parameter `param` ("layer.weight" or
+    "layer.bias"): the layer's own kernel or bias, or, for a conv without bias whose batch
+    norm was folded into it, that batch norm's beta (the folded bias is beta plus constants)."""
+    layer_name, kind = param.rsplit(".", 1)
+    layer = model.get_layer(layer_name)
+    own = [v.path for v in layer.trainable_variables if ("bias" in v.path) == (kind == "bias")]
+    if own:
+        return own[0]
+    assert kind == "bias", param
+    for bn in model.layers:
+        if type(bn).__name__ == "BatchNormalization" and bn.input._keras_history[0] is layer:
+            return bn.beta.path
+    raise AssertionError(f"no Keras variable for {param}")
+
+
+def trained(compiled) -> list[str]:
+    """The parameters a compiled training step updates."""
+    ops = {op.name: op for op in compiled.graph.ops}
+    names = []
+    for step in compiled.program.backward:
+        if step.update is not None:
+            op = ops[step.op]
+            names += [op.inputs[1]] * bool(step.update.weight) + [op.inputs[2]] * bool(step.update.bias)
+    return names
+
+
+def ir_layout(value: np.ndarray, ir_shape) -> np.ndarray:
+    """A Keras kernel in the IR's layout (HWIO -> OHWI, Dense IO -> OI, a bias as it is)."""
+    if value.ndim == 4 and len(ir_shape) == 4:
+        return value.transpose(3, 0, 1, 2)
+    if value.ndim == 2:
+        return value.T
+    return value.reshape(ir_shape)
+
+
+def float_step_gradients(model, scheme: str, x, label: int, work_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One float32 training step of the host build of `model` under `scheme`: for every trained
+    parameter, (the gradient the step applied, GradientTape's), in the IR layout. The applied
+    gradient is read back as (before - after) / lr, with lr making the largest step about 1:
+    a small step would drown in the float32 rounding of the parameters."""
+    import tinytrain
+    grads = gradient_tape(model, x, label)
+    names = trained(tinytrain.compile(model, scheme=scheme, passes=False))
+    lr = 1.0 / max(np.abs(grads[keras_variable_of(model, n)]).max() for n in names)
+    compiled = tinytrain.compile(model, scheme=scheme, lr=lr, passes=False)
+    with compiled.host_trainer(work_dir) as ht:
+        before = ht.params()
+        ht.train_step(x[0], label)
+        after = ht.params()
+    assert sorted(after) == sorted(names)
+    return {n: ((before[n].astype(np.float64) - after[n]) / lr,
+                ir_layout(grads[keras_variable_of(model, n)], after[n].shape)) for n in names}

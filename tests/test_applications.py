@@ -53,70 +53,14 @@ def test_float_matches_tensorflow(name):
     assert x.shape[1:] == shape
 
 
-def _gradient_tape(model, x, label):
-    """GradientTape's gradients of the softmax cross-entropy of the logits, by Keras variable."""
-    import tensorflow as tf
-    variables = model.trainable_variables
-    with tf.GradientTape() as tape:
-        logits = model(tf.constant(x), training=False)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([label], tf.reshape(logits, (1, -1)))
-    return {v.path: g.numpy() for v, g in zip(variables, tape.gradient(loss, variables))}
-
-
-def _keras_variable_of(model, param: str) -> str:
-    """The Keras variable whose gradient moves the IR parameter `param` ("layer.weight" or
-    "layer.bias"): the layer's own kernel or bias, or, for a conv without bias whose batch
-    norm was folded into it, that batch norm's beta (the folded bias is beta plus constants)."""
-    layer_name, kind = param.rsplit(".", 1)
-    layer = model.get_layer(layer_name)
-    own = [v.path for v in layer.trainable_variables if ("bias" in v.path) == (kind == "bias")]
-    if own:
-        return own[0]
-    assert kind == "bias", param
-    for bn in model.layers:
-        if type(bn).__name__ == "BatchNormalization" and bn.input._keras_history[0] is layer:
-            return bn.beta.path
-    raise AssertionError(f"no Keras variable for {param}")
-
-
-def _trained(compiled) -> list[str]:
-    """The parameters a compiled training step updates."""
-    ops = {op.name: op for op in compiled.graph.ops}
-    names = []
-    for step in compiled.program.backward:
-        if step.update is not None:
-            op = ops[step.op]
-            names += [op.inputs[1]] * bool(step.update.weight) + [op.inputs[2]] * bool(step.update.bias)
-    return names
-
-
-def _ir_layout(value: np.ndarray, ir_shape) -> np.ndarray:
-    if value.ndim == 4 and len(ir_shape) == 4:
-        return value.transpose(3, 0, 1, 2)                # HWIO -> OHWI
-    return value.reshape(ir_shape)
-
-
 @pytest.mark.parametrize("scheme", ["last:2", "bias-only:6"])
 def test_mobilenet_v3_small_float_training_step_equals_gradient_tape(tmp_path, scheme):
     model = rm.mobilenet_v3_small()
     x = rm.calibration(model, n=1, seed=99)
-    label = 7
-    grads = _gradient_tape(model, x, label)
-    compiled = tinytrain.compile(model, scheme=scheme, passes=False)
-    # a step of about 1 on the largest gradient: the gradient is read back as (before - after)
-    # / lr from float32 parameters, and a small step would drown in their rounding
-    lr = 1.0 / max(np.abs(grads[_keras_variable_of(model, n)]).max() for n in _trained(compiled))
-    compiled = tinytrain.compile(model, scheme=scheme, lr=lr, passes=False)
-    with compiled.host_trainer(tmp_path) as ht:
-        before = ht.params()
-        ht.train_step(x[0], label)
-        after = ht.params()
+    steps = rm.float_step_gradients(model, scheme, x, 7, tmp_path)
     n = int(scheme.split(":")[1])
-    assert sorted(after) == sorted(_trained(compiled))
-    assert len(after) == (2 * n if scheme.startswith("last") else n)
-    for name in after:
-        want = _ir_layout(grads[_keras_variable_of(model, name)], after[name].shape)
-        got = (before[name].astype(np.float64) - after[name]) / lr
+    assert len(steps) == (2 * n if scheme.startswith("last") else n)
+    for name, (got, want) in steps.items():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
