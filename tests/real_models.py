@@ -218,10 +218,11 @@ def float_step_gradients(model, scheme: str, x, label: int, work_dir) -> dict[st
     a small step would drown in the float32 rounding of the parameters."""
     import tinytrain
     grads = gradient_tape(model, x, label)
-    names = trained(tinytrain.compile(model, scheme=scheme, passes=False))
+    compiled = tinytrain.compile(model, scheme=scheme, passes=False)
+    names = trained(compiled)
     lr = 1.0 / max(np.abs(grads[keras_variable_of(model, n)]).max() for n in names)
-    compiled = tinytrain.compile(model, scheme=scheme, lr=lr, passes=False)
     with compiled.host_trainer(work_dir) as ht:
+        ht.set_hparams(lr)
         before = ht.params()
         ht.train_step(x[0], label)
         after = ht.params()
