@@ -216,7 +216,7 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
         raise TinyTrainError(f"precision {precision} on a graph {'with' if half else 'without'} float16 tensors "
                              "(tinytrain.compile converts the graph: pass precision= there)")
     dynamic = loss_scale == "dynamic"
-    scale = 2.0 ** 15 if dynamic else float(loss_scale)
+    scale = 2.0 ** 16 if dynamic else float(loss_scale)    # dynamic: from the top (at most 2^16)
     if not (scale > 0 and np.isfinite(scale) and np.log2(scale) == round(np.log2(scale))):
         raise TinyTrainError(f"loss scale {loss_scale!r}: a power of two (e.g. 1, 1024) or 'dynamic'")
     if scale != 1.0 and not half:

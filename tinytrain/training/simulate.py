@@ -212,7 +212,7 @@ class Trainer:
         else:
             self.loss_scale_good_steps += 1
             if self.loss_scale_good_steps >= self.prog.loss_scale_interval:
-                if self.loss_scale_value < 32768:
+                if self.loss_scale_value < 65536:
                     self.loss_scale_value = F32(self.loss_scale_value * F32(2))
                 self.loss_scale_good_steps = 0
         self.overflow = False

@@ -69,7 +69,7 @@ void tt_loss_scale_after_step(tt_loss_scale *ls)
         if (ls->scale > 1.0f) ls->scale = ls->scale * 0.5f;
         ls->good_steps = 0;
     } else if (++ls->good_steps >= ls->interval) {
-        if (ls->scale < 32768.0f) ls->scale = ls->scale * 2.0f;
+        if (ls->scale < 65536.0f) ls->scale = ls->scale * 2.0f;
         ls->good_steps = 0;
     }
     ls->overflow = 0;
