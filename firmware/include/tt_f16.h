@@ -15,16 +15,18 @@
 #include "tt_types.h"
 
 #if defined(__FLT16_MANT_DIG__) && !defined(TT_F16_SOFT)
+__extension__ typedef _Float16 tt_half_native;     /* __extension__: accepted with -Wpedantic */
+
 static inline float tt_h2f(tt_f16 h)
 {
-    _Float16 v;
+    tt_half_native v;
     memcpy(&v, &h, 2);
     return (float)v;
 }
 
 static inline tt_f16 tt_f2h(float f)
 {
-    _Float16 v = (_Float16)f;
+    tt_half_native v = (tt_half_native)f;
     tt_f16 h;
     memcpy(&h, &v, 2);
     return h;

@@ -169,6 +169,13 @@ void tt_max_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t k
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);
+/* Helium variants (Cortex-M55; the same arguments): half arithmetic, fused multiply-adds in 8
+ * lanes, the order documented in their files (conv2d_f16_mve.c, fully_connected_f16_mve.c). */
+void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, const tt_f16 *bias,
+                       int32_t kh, int32_t kw, const tt_geom *g, int32_t act, tt_f16 *y,
+                       const tt_dims *out);
+void tt_fully_connected_f16_mve(const tt_f16 *x, int32_t in_features, const tt_f16 *w,
+                                const tt_f16 *bias, int32_t out_features, int32_t act, tt_f16 *y);
 
 /* ---- resampling and windows (transpose_conv, resize, strided_slice): int8 and float32 --- */
 /* Transposed convolution (TFLite TRANSPOSE_CONV): x HWC, w OHWI (out->c, kh, kw, in->c),

@@ -601,6 +601,16 @@ void tt_fully_connected_grad_input_f16(int32_t in_features, int32_t out_features
                                        int32_t accumulate, tt_f16 *grad_x);
 void tt_fully_connected_update_weight_f16(int32_t out_features, const tt_channels *ch, tt_f16 *w,
                                           const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u);
+/* Helium variants (Cortex-M55; the same arguments; conv2d_f16_mve.c documents the order).
+ * The conv2d update keeps the channel's gradient as halves in the scratch. */
+void tt_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y, const tt_f16 *w,
+                                  int32_t accumulate, tt_f16 *grad_x);
+void tt_conv2d_update_weight_f16_mve(const tt_conv_shape *s, const tt_channels *ch, tt_f16 *w,
+                                     const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u,
+                                     float *scratch);
+void tt_fully_connected_grad_input_f16_mve(int32_t in_features, int32_t out_features,
+                                           const tt_f16 *grad_y, const tt_f16 *w,
+                                           int32_t accumulate, tt_f16 *grad_x);
 /* Max pooling backward, windows that do not overlap (stride >= kernel). */
 void tt_max_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
                                   int32_t accumulate, tt_f16 *grad_x);

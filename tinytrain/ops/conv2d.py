@@ -112,8 +112,9 @@ class Conv2D(WeightedOp):
     def ref_f16(self, g, op, args):
         stride, pad, dil = geometry(op)
         out = g.tensors[op.outputs[0]]
-        return f16.conv2d(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
-                          self.attr(op, "activation"), out.shape[1:3])
+        fn = f16.conv2d_mve if self.helium(op) else f16.conv2d
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad, dil, self.attr(op, "activation"),
+                  out.shape[1:3])
 
     def ref_f32(self, g, op, args):
         stride, pad, dil = geometry(op)
@@ -137,8 +138,11 @@ class Conv2D(WeightedOp):
     def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
         stride, pad, dil = geometry(op)
         dy = dy[0]
-        dx = f16.conv2d_grad_input(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
-        dw = f16.conv2d_grad_weight(x[0], dy, w.shape[1], w.shape[2], stride, pad, dil, k)
+        mve = self.helium(op)
+        gin = f16.conv2d_grad_input_mve if mve else f16.conv2d_grad_input
+        gw = f16.conv2d_grad_weight_mve if mve else f16.conv2d_grad_weight
+        dx = gin(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
+        dw = gw(x[0], dy, w.shape[1], w.shape[2], stride, pad, dil, k)
         return dx, dw, f16.bias_grad(dy)
 
     def emit_grad_input(self, em, op, t, gy, gx, acc):

@@ -242,3 +242,130 @@ def sgd(w, grad, lr, momentum, weight_decay, scale, m=None, master=None):
     if master is not None:
         master[...] = new
     return new.astype(F16)
+
+
+# --- the Helium variants (_f16_mve): half lanes, fused multiply-adds ---------------------------
+
+LANES = 8
+
+
+def _lanes_sum(start: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """bias + lane 0 + ... + lane 7, in float32 in that order."""
+    s = np.asarray(start, F32)
+    for lane in range(LANES):
+        s = (s + acc[..., lane].astype(F32)).astype(F32)
+    return s
+
+
+def _fma_runs(acc, xs, ws, valid=None):
+    """Runs of products into the lanes: element e of the run (its last axis) into lane e % 8,
+    a partial last 8 predicated (inactive lanes keep their value). xs (..., L), ws broadcast;
+    valid (...,) or None: where False the run is skipped."""
+    n = xs.shape[-1]
+    for c in range(0, n, LANES):
+        m = min(LANES, n - c)
+        a = np.zeros(xs.shape[:-1] + (LANES,), F16)
+        b = np.zeros(ws.shape[:-1] + (LANES,), F16)
+        a[..., :m] = xs[..., c:c + m]
+        b[..., :m] = ws[..., c:c + m]
+        new = fma16(a, b, acc)
+        active = np.arange(LANES) < m
+        keep = active if valid is None else (active & np.asarray(valid)[..., None])
+        acc = np.where(keep, new, acc)
+    return acc
+
+
+@_ieee
+def conv2d_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_conv2d_f16_mve: per output 8 half lanes; per kernel row the contiguous run of valid
+    taps (dilation 1; else one run per tap) x[ih][iw..][:] against w[o][ky][kx..][:]."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    oh_n, ow_n = out_hw
+    cout, kh, kw, cin = w.shape
+    H, W = x.shape[:2]
+    y = np.zeros((oh_n, ow_n, cout), F16)
+    # the runs of an output column: ((kx, ...), ...) of taps inside the input
+    col_runs = {}
+    for ow in range(ow_n):
+        iw0 = ow * stride[1] - pad[2]
+        taps = [kx for kx in range(kw) if 0 <= iw0 + kx * dil[1] < W]
+        runs = (tuple(taps),) if dil[1] == 1 and taps else tuple((t,) for t in taps)
+        col_runs.setdefault(runs, []).append(ow)
+    row_taps = {}
+    for oh in range(oh_n):
+        ih0 = oh * stride[0] - pad[0]
+        rows = tuple(ky for ky in range(kh) if 0 <= ih0 + ky * dil[0] < H)
+        row_taps.setdefault(rows, []).append(oh)
+    b = np.zeros(cout, F32) if bias is None else f32(bias)
+    for rows, ohs in row_taps.items():
+        ohs = np.array(ohs)
+        for runs, ows in col_runs.items():
+            ows = np.array(ows)
+            acc = np.zeros((len(ohs), len(ows), cout, LANES), F16)
+            for ky in rows:
+                ih = ohs * stride[0] - pad[0] + ky * dil[0]
+                for run in runs:
+                    iws = [ows * stride[1] - pad[2] + kx * dil[1] for kx in run]
+                    xs = np.concatenate([x[ih][:, iw] for iw in iws], axis=-1)        # (nh, nw, L)
+                    ws = np.concatenate([w[:, ky, kx] for kx in run], axis=-1)         # (cout, L)
+                    acc = _fma_runs(acc, xs[:, :, None, :], ws[None, None])
+            y[np.ix_(ohs, ows)] = activate(_lanes_sum(b, acc), act)
+    return y
+
+
+def _grad_store(acc16: np.ndarray) -> np.ndarray:
+    """Half sums as float32 (exact): the simulation's round_grad then keeps them, and adds an
+    old value in one rounding (vaddq_f16)."""
+    return acc16.astype(F32)
+
+
+@_ieee
+def conv2d_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    """tt_conv2d_grad_input_f16_mve: per input element (lanes over its channels) fma over
+    ky, kx, o of gy * w, in half."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F16)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]
+            for o in range(cout):
+                acc = np.where(valid, fma16(g[..., o:o + 1], w[o, ky, kx, :], acc), acc)
+    return _grad_store(acc)
+
+
+@_ieee
+def conv2d_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """tt_conv2d_update_weight_f16_mve's gradient: half sums over the output pixels
+    (row-major) of gy * x by fma; returned as float32 (exact)."""
+    x, gy = np.asarray(x, F16)[..., :k], np.asarray(gy, F16)
+    acc = np.zeros((gy.shape[2], kh, kw, k), F16)
+    ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
+    for oh in range(gy.shape[0]):
+        ys = oh * stride[0] - pad[0] + ih
+        vy = (ys >= 0) & (ys < x.shape[0])
+        for ow in range(gy.shape[1]):
+            xs = ow * stride[1] - pad[2] + iw
+            vx = (xs >= 0) & (xs < x.shape[1])
+            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
+            valid = (vy[:, None] & vx[None, :])[None, :, :, None]
+            acc = np.where(valid, fma16(gy[oh, ow][:, None, None, None], patch[None], acc), acc)
+    return acc.astype(F32)
+
+
+@_ieee
+def fully_connected_mve(x, w, bias, act) -> np.ndarray:
+    x, w = np.asarray(x, F16).reshape(-1), np.asarray(w, F16)
+    acc = _fma_runs(np.zeros((w.shape[0], LANES), F16), x[None, :], w)
+    b = np.zeros(w.shape[0], F32) if bias is None else f32(bias)
+    return activate(_lanes_sum(b, acc), act)
+
+
+@_ieee
+def fully_connected_grad_input_mve(gy, w) -> np.ndarray:
+    gy, w = np.asarray(gy, F16).reshape(-1), np.asarray(w, F16)
+    acc = np.zeros(w.shape[1], F16)
+    for o in range(w.shape[0]):
+        acc = fma16(gy[o], w[o], acc)
+    return _grad_store(acc)

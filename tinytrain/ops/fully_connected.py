@@ -122,12 +122,14 @@ class FullyConnected(WeightedOp):
 
     def ref_f16(self, g, op, args):
         w = args[1]
-        rows = [f16.fully_connected(r, w, args[2], self.attr(op, "activation"))
+        fn = f16.fully_connected_mve if self.helium(op) else f16.fully_connected
+        rows = [fn(r, w, args[2], self.attr(op, "activation"))
                 for r in np.asarray(args[0]).reshape(-1, w.shape[1])]
         return np.stack(rows)
 
     def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
-        dx = f16.fully_connected_grad_input(dy, w).reshape(x_shape) if need_dx else None
+        gin = f16.fully_connected_grad_input_mve if self.helium(op) else f16.fully_connected_grad_input
+        dx = gin(dy, w).reshape(x_shape) if need_dx else None
         return dx, f16.fully_connected_grad_weight(x, dy, k), f16.bias_grad(dy.reshape(1, -1))
 
     def ref_f32(self, g, op, args):

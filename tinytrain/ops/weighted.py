@@ -157,6 +157,10 @@ class WeightedOp(OpUnit):
             return self.kernel_f16(em, op, f"{base}_f16"), ACT_CODES[self.attr(op, "activation")]
         return em.kernel(f"{base}_f32"), ACT_CODES[self.attr(op, "activation")]
 
+    def helium(self, op) -> bool:
+        """The layer runs the Helium float16 variants (its numpy reference models them)."""
+        return op.attrs.get("f16_variant") == "mve"
+
     def kernel_f16(self, em, op, name: str) -> str:
         """A float16 kernel: the Helium variant where the compiler chose it for this layer
         (op.attrs["f16_variant"] == "mve", tinytrain.precision), else the portable one."""

@@ -1,0 +1,26 @@
+"""The Helium half-precision kernels (_f16_mve) on the emulated Cortex-M55 (QEMU, mps3-an547):
+each output equals its numpy model (tinytrain/ops/f16.py: fused multiply-adds in half, the
+lane order) byte for byte, on shapes with tails, padding, strides, dilation and accumulation."""
+import pytest
+
+from kernel_harness import have_tools, run_cases
+
+import f16_cases
+
+pytestmark = pytest.mark.skipif(not have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm missing")
+
+
+def test_helium_f16_kernels_equal_their_numpy_model(tmp_path):
+    cases = []
+    cases += f16_cases.conv_cases(6, 7, 8, 8, seed=1)
+    cases += f16_cases.conv_cases(5, 5, 3, 5, seed=2, stride=2, acc=1)                  # tails, stride
+    cases += f16_cases.conv_cases(7, 6, 12, 9, k=3, pad=2, dil=2, seed=3)               # dilation
+    cases += f16_cases.conv_cases(4, 4, 17, 4, k=1, pad=0, seed=4, acc=1)               # 1x1, 2 tails
+    cases += f16_cases.conv_cases(8, 8, 1, 8, seed=5)                                   # cin 1 (digits conv1)
+    cases += f16_cases.fc_cases(64, 10, seed=6)
+    cases += f16_cases.fc_cases(21, 7, seed=7, acc=1)
+    results = run_cases("mps3-an547", cases, tmp_path, kernels=f16_cases.kernels())
+    for r in results:
+        assert r.ref_expected, r.name
+        assert r.guards_ok, r.name
+        assert r.var_instr is not None
