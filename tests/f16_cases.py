@@ -43,13 +43,24 @@ def _shape(case: Case, x_shape, y_shape, kh, kw, stride, pad, dil) -> str:
     return "&" + name
 
 
-def _update(case: Case, lr: float) -> str:
+def _update(case: Case, lr: float, n: int = 0, momentum: float = 0.0, wd: float = 0.0, scale: float = 1.0,
+            master: np.ndarray | None = None) -> str:
+    """&tt_update: SGD (momentum over n elements from 0, weight decay, a static loss scale,
+    an fp32 master copy)."""
     hp, ls, u = case._name("hp"), case._name("ls"), case._name("upd")
     case.decls.append('#include "tt_train_kernels.h"')
-    case.decls.append(f"static tt_hparams {hp} = {{ .lr = {lr!r}f, .momentum = 0.0f, .weight_decay = 0.0f }};")
-    case.decls.append(f"static tt_loss_scale {ls} = {{ .scale = 1.0f, .dynamic = 0, .overflow = 0, "
+    case.decls.append(f"static tt_hparams {hp} = {{ .lr = {lr!r}f, .momentum = {momentum!r}f, "
+                      f".weight_decay = {wd!r}f }};")
+    case.decls.append(f"static tt_loss_scale {ls} = {{ .scale = {scale!r}f, .dynamic = 0, .overflow = 0, "
                       ".good_steps = 0, .interval = 1000 };")
-    case.decls.append(f"static const tt_update {u} = {{ .hp = &{hp}, .mode = TT_UPDATE_FLOAT, .ls = &{ls} }};")
+    extra = ""
+    if momentum:
+        extra += f", .momentum = {case.array('mom', np.zeros(n, np.uint32), ram=True)}".replace(
+            ".momentum = ", ".momentum = (float *)")
+    if master is not None:
+        extra += f", .shadow = (float *){case.array('master', np.asarray(master, np.float32).view(np.uint32), ram=True)}"
+    mode = "TT_UPDATE_MASTER" if master is not None else "TT_UPDATE_FLOAT"
+    case.decls.append(f"static const tt_update {u} = {{ .hp = &{hp}, .mode = {mode}, .ls = &{ls}{extra} }};")
     return "&" + u
 
 
@@ -59,7 +70,7 @@ def conv_geometry(h, w, cin, cout, k, stride, pad, dil):
     return oh, ow
 
 
-def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0.01, f32=False):
+def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0.01, f32=False, rule=None):
     """(forward, grad input, update) Cases of one conv2d layer: the Helium f16 kernel as `ref`
     (checked against the numpy model), the portable f16 kernel as `var`; with f32 also the
     float32 scalar kernels (and their Helium variants, where they exist) as extra cases."""
@@ -96,20 +107,36 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=macs,
                scratch_bytes=4 * k * k * cin)
     gw = f16.conv2d_grad_weight_mve(x, gy, k, k, st, pd, dl, cin)
-    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, 0.0, 0.0, 1.0))
+    rule = rule or {}
+    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
     shape = _shape(upd, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
     ch = upd._name("ch")
     upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
                      f".x_channels = {cin} }};")
     w0 = _half(upd, "w0", wt)
     upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
-    args = (f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {_update(upd, lr)}, "
-            "(float *)tt_scratch")
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
+    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
     upd.ref, upd.var = f"tt_conv2d_update_weight_f16_mve({args});", f"tt_conv2d_update_weight_f16({args});"
     cases.append(upd)
     if f32:
         cases += conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, (oh, ow), lr)
     return cases
+
+
+def exact_f32_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0):
+    """The float32 scalar kernels against their Helium variants on small integers (and a
+    power-of-two learning rate), where every product and sum is exact, so fused and unfused
+    arithmetic agree: the outputs must be identical byte for byte."""
+    rng = np.random.default_rng(seed)
+    oh, ow = conv_geometry(h, w, cin, cout, k, stride, pad, dil)
+    ints = lambda *s: rng.integers(-3, 4, s).astype(np.float32)
+    return conv_cases_f32(ints(h, w, cin), ints(cout, k, k, cin), ints(cout), ints(oh, ow, cout),
+                          f"exact conv {h}x{w}x{cin}->{k}x{k}->{cout} s{stride} p{pad} d{dil}", k, (stride, stride),
+                          (pad,) * 4, (dil, dil), (oh, ow), 2.0 ** -10)
 
 
 def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):

@@ -47,3 +47,36 @@ def test_fp16_digits_on_device_equals_numpy_reference(board, precision, scheme, 
             assert got.dtype == np.float16
             np.testing.assert_array_equal(got.view(np.uint16), value.view(np.uint16), err_msg=name)
     assert set(device) and all(n in sim.params for n in device)
+
+
+def test_fp16_weights_pull_and_push_as_fp16_or_fp32_without_loss(tmp_path):
+    """The native board over the link: an FP16 model's weights read as float16 or float32 (the
+    same values), written back from float32 arrays exactly; a float32 value that is no half is
+    refused, naming the parameter, and nothing is written."""
+    from tinytrain.errors import TinyTrainError
+    compiled = tinytrain.compile(str(DIGITS / "digits_cnn.keras"), scheme="last:2", board="native",
+                                 precision="fp16", lr=0.05)
+    compiled.build_project(tmp_path / "fw")
+    z = np.load(DIGITS / "digits_test.npz")
+    x, y = z["x"][:8].reshape(8, -1).astype(np.float32), z["y"][:8]
+    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
+        link.train_many(x, y)
+        h = link.read_params()
+        f = link.read_params(as_float32=True)
+        for name in h:
+            assert h[name].dtype == np.float16 and f[name].dtype == np.float32
+            np.testing.assert_array_equal(f[name], h[name].astype(np.float32))
+        pushed = {n: -v for n, v in f.items()}                              # negation is exact
+        link.write_params(pushed)
+        back = link.read_params()
+        for name, v in pushed.items():
+            np.testing.assert_array_equal(back[name].astype(np.float32), v)
+        bad = dict(pushed)
+        name = sorted(bad)[0]
+        bad[name] = bad[name].copy()
+        bad[name][0] = np.float32(0.1)                                      # not a half
+        with pytest.raises(TinyTrainError, match=name):
+            link.write_params(bad)
+        after = link.read_params()
+        for n in back:
+            np.testing.assert_array_equal(after[n].view(np.uint16), back[n].view(np.uint16))

@@ -633,22 +633,24 @@ class Link:
         if crc != zlib.crc32(blob):
             raise LinkError("weights written do not match their CRC on the device")
 
-    def read_params(self) -> dict[str, np.ndarray]:
-        """The trainable parameters by name (flat arrays in the device's dtype)."""
+    def read_params(self, as_float32: bool = False) -> dict[str, np.ndarray]:
+        """The trainable parameters by name (flat arrays in the device's dtype; half ones
+        widened to float32, exactly, with as_float32)."""
+        from .paramcast import from_device
         infos = self.param_info()
         blob = self.read_weights()
-        return {i.name: np.frombuffer(blob[i.offset:i.offset + i.bytes],
-                                      dtype=P.DTYPE_NUMPY.get(i.dtype, "u1")).copy()
+        return {i.name: from_device(blob[i.offset:i.offset + i.bytes], P.DTYPE_NUMPY.get(i.dtype, "u1"), as_float32)
                 for i in infos}
 
     def write_params(self, params: dict[str, np.ndarray]) -> None:
+        from .paramcast import to_device
         infos = self.param_info()
         missing = [i.name for i in infos if i.name not in params]
         if missing:
             raise TinyTrainError(f"write_params: missing parameters {missing}")
         parts = []
         for i in infos:
-            b = np.ascontiguousarray(params[i.name], dtype=P.DTYPE_NUMPY.get(i.dtype, "u1")).tobytes()
+            b = to_device(i.name, params[i.name], P.DTYPE_NUMPY.get(i.dtype, "u1"))   # half: exact or refused
             if len(b) != i.bytes:
                 raise TinyTrainError(f"parameter {i.name!r}: {len(b)} bytes, expected {i.bytes}")
             parts.append(b)
