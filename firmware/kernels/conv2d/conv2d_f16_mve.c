@@ -33,32 +33,6 @@ static inline float16x8_t fma_run(float16x8_t acc, const float16_t *xp, const fl
     return acc;
 }
 
-/* Four output channels at once (weights ws apart) share each load of x; each keeps its own
- * lanes, in the same order as fma_run. */
-static inline void fma_run4(float16x8_t acc[4], const float16_t *xp, const float16_t *wp, int32_t ws, int32_t n)
-{
-    float16x8_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (; n >= 8; n -= 8, xp += 8, wp += 8) {
-        const float16x8_t xv = vld1q_f16(xp);
-        a0 = vfmaq_f16(a0, xv, vld1q_f16(wp));
-        a1 = vfmaq_f16(a1, xv, vld1q_f16(wp + ws));
-        a2 = vfmaq_f16(a2, xv, vld1q_f16(wp + 2 * ws));
-        a3 = vfmaq_f16(a3, xv, vld1q_f16(wp + 3 * ws));
-    }
-    if (n > 0) {
-        const mve_pred16_t p = vctp16q((uint32_t)n);
-        const float16x8_t xv = vldrhq_z_f16(xp, p);
-        a0 = vfmaq_m_f16(a0, xv, vldrhq_z_f16(wp, p), p);
-        a1 = vfmaq_m_f16(a1, xv, vldrhq_z_f16(wp + ws, p), p);
-        a2 = vfmaq_m_f16(a2, xv, vldrhq_z_f16(wp + 2 * ws, p), p);
-        a3 = vfmaq_m_f16(a3, xv, vldrhq_z_f16(wp + 3 * ws, p), p);
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
 static inline float lanes_sum(float s, float16x8_t acc)
 {
     s += (float)vgetq_lane_f16(acc, 0);
@@ -72,12 +46,70 @@ static inline float lanes_sum(float s, float16x8_t acc)
     return s;
 }
 
-/* The runs of output (oh, ow) for output channels o .. o+m-1 (m = 1 or 4) into acc. */
-static inline void output_runs(const float16_t *x, const tt_dims *in, const float16_t *w, int32_t kh, int32_t kw,
-                               const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
-                               int32_t m, float16x8_t acc[4])
+/* Output (oh, ow), channels o .. o+3: four accumulators share each load of x; every channel
+ * keeps its own lanes in the order of fma_run (runs per kernel row, 8 at a time, the tail
+ * predicated). */
+static void four_outputs(const float16_t *x, const tt_dims *in, const float16_t *w, int32_t kh, int32_t kw,
+                         const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
+                         const tt_f16 *bias, int32_t act, tt_f16 *yp)
 {
     const int32_t cin = in->c, ws = kh * kw * cin;
+    float16x8_t a0 = vdupq_n_f16(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int32_t ky, kx, t;
+    for (ky = 0; ky < kh; ++ky) {
+        const int32_t ih = ih0 + ky * g->dil_h;
+        if (ih < 0 || ih >= in->h) continue;
+        for (kx = kx0; kx < kx1; ++kx) {
+            const int32_t iw = iw0 + kx * g->dil_w;
+            const float16_t *xp, *w0, *w1, *w2, *w3;
+            int32_t n;
+            if (g->dil_w == 1) {           /* the whole run of the row at once */
+                n = (kx1 - kx0) * cin;
+                kx = kx1;
+            } else {
+                if (iw < 0 || iw >= in->w) continue;
+                n = cin;
+            }
+            xp = x + (ih * in->w + iw) * cin;
+            w0 = w + ((o * kh + ky) * kw + (g->dil_w == 1 ? kx0 : kx)) * cin;
+            w1 = w0 + ws;
+            w2 = w1 + ws;
+            w3 = w2 + ws;
+            for (t = n >> 3; t > 0; --t) {
+                const float16x8_t xv = vld1q_f16(xp);
+                a0 = vfmaq_f16(a0, xv, vld1q_f16(w0));
+                a1 = vfmaq_f16(a1, xv, vld1q_f16(w1));
+                a2 = vfmaq_f16(a2, xv, vld1q_f16(w2));
+                a3 = vfmaq_f16(a3, xv, vld1q_f16(w3));
+                xp += 8;
+                w0 += 8;
+                w1 += 8;
+                w2 += 8;
+                w3 += 8;
+            }
+            if (n & 7) {
+                const mve_pred16_t p = vctp16q((uint32_t)(n & 7));
+                const float16x8_t xv = vldrhq_z_f16(xp, p);
+                a0 = vfmaq_m_f16(a0, xv, vldrhq_z_f16(w0, p), p);
+                a1 = vfmaq_m_f16(a1, xv, vldrhq_z_f16(w1, p), p);
+                a2 = vfmaq_m_f16(a2, xv, vldrhq_z_f16(w2, p), p);
+                a3 = vfmaq_m_f16(a3, xv, vldrhq_z_f16(w3, p), p);
+            }
+        }
+    }
+    yp[o] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o]) : 0.0f, a0), act));
+    yp[o + 1] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o + 1]) : 0.0f, a1), act));
+    yp[o + 2] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o + 2]) : 0.0f, a2), act));
+    yp[o + 3] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o + 3]) : 0.0f, a3), act));
+}
+
+/* The same for one output channel. */
+static void one_output(const float16_t *x, const tt_dims *in, const float16_t *w, int32_t kh, int32_t kw,
+                       const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
+                       const tt_f16 *bias, int32_t act, tt_f16 *yp)
+{
+    const int32_t cin = in->c;
+    float16x8_t acc = vdupq_n_f16(0.0f);
     int32_t ky, kx;
     for (ky = 0; ky < kh; ++ky) {
         const int32_t ih = ih0 + ky * g->dil_h;
@@ -86,19 +118,16 @@ static inline void output_runs(const float16_t *x, const tt_dims *in, const floa
         xr = x + ih * in->w * cin;
         wr = w + (o * kh + ky) * kw * cin;
         if (g->dil_w == 1) {
-            if (kx1 > kx0) {
-                if (m == 4) fma_run4(acc, xr + (iw0 + kx0) * cin, wr + kx0 * cin, ws, (kx1 - kx0) * cin);
-                else acc[0] = fma_run(acc[0], xr + (iw0 + kx0) * cin, wr + kx0 * cin, (kx1 - kx0) * cin);
-            }
+            if (kx1 > kx0) acc = fma_run(acc, xr + (iw0 + kx0) * cin, wr + kx0 * cin, (kx1 - kx0) * cin);
             continue;
         }
         for (kx = 0; kx < kw; ++kx) {
             const int32_t iw = iw0 + kx * g->dil_w;
             if (iw < 0 || iw >= in->w) continue;
-            if (m == 4) fma_run4(acc, xr + iw * cin, wr + kx * cin, ws, cin);
-            else acc[0] = fma_run(acc[0], xr + iw * cin, wr + kx * cin, cin);
+            acc = fma_run(acc, xr + iw * cin, wr + kx * cin, cin);
         }
     }
+    yp[o] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o]) : 0.0f, acc), act));
 }
 
 void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, const tt_f16 *bias,
@@ -106,7 +135,7 @@ void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, cons
                        const tt_dims *out)
 {
     const float16_t *xh = (const float16_t *)x, *wh = (const float16_t *)w;
-    int32_t oh, ow, o, j;
+    int32_t oh, ow, o;
     for (oh = 0; oh < out->h; ++oh) {
         const int32_t ih0 = oh * g->stride_h - g->pad_top;
         for (ow = 0; ow < out->w; ++ow) {
@@ -117,16 +146,8 @@ void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, cons
                 if (iw0 < 0) kx0 = -iw0;
                 if (iw0 + kw > in->w) kx1 = in->w - iw0;
             }
-            for (o = 0; o < out->c; o += 4) {
-                const int32_t m = out->c - o >= 4 ? 4 : 1;
-                float16x8_t acc[4];
-                acc[0] = acc[1] = acc[2] = acc[3] = vdupq_n_f16(0.0f);
-                output_runs(xh, in, wh, kh, kw, g, ih0, iw0, kx0, kx1, o, m, acc);
-                for (j = 0; j < m; ++j) {
-                    yp[o + j] = tt_f2h(tt_act_f16(lanes_sum(bias ? tt_h2f(bias[o + j]) : 0.0f, acc[j]), act));
-                }
-                if (m == 1) o -= 3;        /* the last channels one at a time */
-            }
+            for (o = 0; o + 3 < out->c; o += 4) four_outputs(xh, in, wh, kh, kw, g, ih0, iw0, kx0, kx1, o, bias, act, yp);
+            for (; o < out->c; ++o) one_output(xh, in, wh, kh, kw, g, ih0, iw0, kx0, kx1, o, bias, act, yp);
         }
     }
 }

@@ -21,32 +21,6 @@ static inline float32x4_t fma_run(float32x4_t acc, const float *xp, const float 
     return acc;
 }
 
-/* Four output channels at once (weights ws apart) share each load of x; each keeps its own
- * lanes, in the same order as fma_run. */
-static inline void fma_run4(float32x4_t acc[4], const float *xp, const float *wp, int32_t ws, int32_t n)
-{
-    float32x4_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (; n >= 4; n -= 4, xp += 4, wp += 4) {
-        const float32x4_t xv = vld1q_f32(xp);
-        a0 = vfmaq_f32(a0, xv, vld1q_f32(wp));
-        a1 = vfmaq_f32(a1, xv, vld1q_f32(wp + ws));
-        a2 = vfmaq_f32(a2, xv, vld1q_f32(wp + 2 * ws));
-        a3 = vfmaq_f32(a3, xv, vld1q_f32(wp + 3 * ws));
-    }
-    if (n > 0) {
-        const mve_pred16_t p = vctp32q((uint32_t)n);
-        const float32x4_t xv = vldrwq_z_f32(xp, p);
-        a0 = vfmaq_m_f32(a0, xv, vldrwq_z_f32(wp, p), p);
-        a1 = vfmaq_m_f32(a1, xv, vldrwq_z_f32(wp + ws, p), p);
-        a2 = vfmaq_m_f32(a2, xv, vldrwq_z_f32(wp + 2 * ws, p), p);
-        a3 = vfmaq_m_f32(a3, xv, vldrwq_z_f32(wp + 3 * ws, p), p);
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
 static inline float lanes_sum(float s, float32x4_t acc)
 {
     s += vgetq_lane_f32(acc, 0);
@@ -56,12 +30,67 @@ static inline float lanes_sum(float s, float32x4_t acc)
     return s;
 }
 
-/* The runs of output (oh, ow) for output channels o .. o+m-1 (m = 1 or 4) into acc. */
-static inline void output_runs(const float *x, const tt_dims *in, const float *w, int32_t kh, int32_t kw,
-                               const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
-                               int32_t m, float32x4_t acc[4])
+/* Output (oh, ow), channels o .. o+3: four accumulators share each load of x. */
+static void four_outputs(const float *x, const tt_dims *in, const float *w, int32_t kh, int32_t kw,
+                         const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
+                         const float *bias, int32_t act, float *yp)
 {
     const int32_t cin = in->c, ws = kh * kw * cin;
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int32_t ky, kx, t;
+    for (ky = 0; ky < kh; ++ky) {
+        const int32_t ih = ih0 + ky * g->dil_h;
+        if (ih < 0 || ih >= in->h) continue;
+        for (kx = kx0; kx < kx1; ++kx) {
+            const int32_t iw = iw0 + kx * g->dil_w;
+            const float *xp, *w0, *w1, *w2, *w3;
+            int32_t n;
+            if (g->dil_w == 1) {
+                n = (kx1 - kx0) * cin;
+                kx = kx1;
+            } else {
+                if (iw < 0 || iw >= in->w) continue;
+                n = cin;
+            }
+            xp = x + (ih * in->w + iw) * cin;
+            w0 = w + ((o * kh + ky) * kw + (g->dil_w == 1 ? kx0 : kx)) * cin;
+            w1 = w0 + ws;
+            w2 = w1 + ws;
+            w3 = w2 + ws;
+            for (t = n >> 2; t > 0; --t) {
+                const float32x4_t xv = vld1q_f32(xp);
+                a0 = vfmaq_f32(a0, xv, vld1q_f32(w0));
+                a1 = vfmaq_f32(a1, xv, vld1q_f32(w1));
+                a2 = vfmaq_f32(a2, xv, vld1q_f32(w2));
+                a3 = vfmaq_f32(a3, xv, vld1q_f32(w3));
+                xp += 4;
+                w0 += 4;
+                w1 += 4;
+                w2 += 4;
+                w3 += 4;
+            }
+            if (n & 3) {
+                const mve_pred16_t p = vctp32q((uint32_t)(n & 3));
+                const float32x4_t xv = vldrwq_z_f32(xp, p);
+                a0 = vfmaq_m_f32(a0, xv, vldrwq_z_f32(w0, p), p);
+                a1 = vfmaq_m_f32(a1, xv, vldrwq_z_f32(w1, p), p);
+                a2 = vfmaq_m_f32(a2, xv, vldrwq_z_f32(w2, p), p);
+                a3 = vfmaq_m_f32(a3, xv, vldrwq_z_f32(w3, p), p);
+            }
+        }
+    }
+    yp[o] = tt_act_f32(lanes_sum(bias ? bias[o] : 0.0f, a0), act);
+    yp[o + 1] = tt_act_f32(lanes_sum(bias ? bias[o + 1] : 0.0f, a1), act);
+    yp[o + 2] = tt_act_f32(lanes_sum(bias ? bias[o + 2] : 0.0f, a2), act);
+    yp[o + 3] = tt_act_f32(lanes_sum(bias ? bias[o + 3] : 0.0f, a3), act);
+}
+
+static void one_output(const float *x, const tt_dims *in, const float *w, int32_t kh, int32_t kw,
+                       const tt_geom *g, int32_t ih0, int32_t iw0, int32_t kx0, int32_t kx1, int32_t o,
+                       const float *bias, int32_t act, float *yp)
+{
+    const int32_t cin = in->c;
+    float32x4_t acc = vdupq_n_f32(0.0f);
     int32_t ky, kx;
     for (ky = 0; ky < kh; ++ky) {
         const int32_t ih = ih0 + ky * g->dil_h;
@@ -70,47 +99,35 @@ static inline void output_runs(const float *x, const tt_dims *in, const float *w
         xr = x + ih * in->w * cin;
         wr = w + (o * kh + ky) * kw * cin;
         if (g->dil_w == 1) {
-            if (kx1 > kx0) {
-                if (m == 4) fma_run4(acc, xr + (iw0 + kx0) * cin, wr + kx0 * cin, ws, (kx1 - kx0) * cin);
-                else acc[0] = fma_run(acc[0], xr + (iw0 + kx0) * cin, wr + kx0 * cin, (kx1 - kx0) * cin);
-            }
+            if (kx1 > kx0) acc = fma_run(acc, xr + (iw0 + kx0) * cin, wr + kx0 * cin, (kx1 - kx0) * cin);
             continue;
         }
         for (kx = 0; kx < kw; ++kx) {
             const int32_t iw = iw0 + kx * g->dil_w;
             if (iw < 0 || iw >= in->w) continue;
-            if (m == 4) fma_run4(acc, xr + iw * cin, wr + kx * cin, ws, cin);
-            else acc[0] = fma_run(acc[0], xr + iw * cin, wr + kx * cin, cin);
+            acc = fma_run(acc, xr + iw * cin, wr + kx * cin, cin);
         }
     }
+    yp[o] = tt_act_f32(lanes_sum(bias ? bias[o] : 0.0f, acc), act);
 }
 
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,
                        int32_t kh, int32_t kw, const tt_geom *g, int32_t act, float *y,
                        const tt_dims *out)
 {
-    const float *xh = x, *wh = w;
-    int32_t oh, ow, o, j;
+    int32_t oh, ow, o;
     for (oh = 0; oh < out->h; ++oh) {
         const int32_t ih0 = oh * g->stride_h - g->pad_top;
         for (ow = 0; ow < out->w; ++ow) {
             const int32_t iw0 = ow * g->stride_w - g->pad_left;
             int32_t kx0 = 0, kx1 = kw;
             float *yp = y + (oh * out->w + ow) * out->c;
-            if (g->dil_w == 1) {           /* the valid taps of a row: one contiguous run */
+            if (g->dil_w == 1) {
                 if (iw0 < 0) kx0 = -iw0;
                 if (iw0 + kw > in->w) kx1 = in->w - iw0;
             }
-            for (o = 0; o < out->c; o += 4) {
-                const int32_t m = out->c - o >= 4 ? 4 : 1;
-                float32x4_t acc[4];
-                acc[0] = acc[1] = acc[2] = acc[3] = vdupq_n_f32(0.0f);
-                output_runs(xh, in, wh, kh, kw, g, ih0, iw0, kx0, kx1, o, m, acc);
-                for (j = 0; j < m; ++j) {
-                    yp[o + j] = tt_act_f32(lanes_sum(bias ? bias[o + j] : 0.0f, acc[j]), act);
-                }
-                if (m == 1) o -= 3;        /* the last channels one at a time */
-            }
+            for (o = 0; o + 3 < out->c; o += 4) four_outputs(x, in, w, kh, kw, g, ih0, iw0, kx0, kx1, o, bias, act, yp);
+            for (; o < out->c; ++o) one_output(x, in, w, kh, kw, g, ih0, iw0, kx0, kx1, o, bias, act, yp);
         }
     }
 }
