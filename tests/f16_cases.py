@@ -198,3 +198,32 @@ def fc_cases(n_in, n_out, seed=0, acc=0):
     gin.ref = f"tt_fully_connected_grad_input_f16_mve({args});"
     gin.var = f"tt_fully_connected_grad_input_f16({args});"
     return [fwd, gin]
+
+
+def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu"):
+    """(forward, grad input) Cases of a depthwise layer: the Helium kernel against its model."""
+    rng = np.random.default_rng(seed)
+    oh, ow = conv_geometry(h, w, c, c, k, stride, pad, dil)
+    x = rng.standard_normal((h, w, c)).astype(F16)
+    wt = (0.5 * rng.standard_normal((k, k, c))).astype(F16)
+    b = (0.1 * rng.standard_normal(c)).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, c))).astype(F16)
+    gx_old = (0.1 * rng.standard_normal((h, w, c))).astype(F16)
+    st, pd, dl = (stride, stride), (pad,) * 4, (dil, dil)
+    name = f"dw {h}x{w}x{c} {k}x{k} s{stride} p{pad} d{dil} {act}"
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    fwd = Case(f"{name} forward", out_bytes=oh * ow * c * 2, macs=oh * ow * c * k * k)
+    fwd.expected = _out_bytes(f16.depthwise_mve(x, wt, b, st, pd, dl, act, (oh, ow)))
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, {k}, {k}, "
+            f"{fwd.geom(st, pd, dl)}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, c))}")
+    fwd.ref, fwd.var = f"tt_depthwise_conv2d_f16_mve({args});", f"tt_depthwise_conv2d_f16({args});"
+    gin = Case(f"{name} grad input", out_bytes=h * w * c * 2, macs=oh * ow * c * k * k)
+    gin.expected = _out_bytes(f16.round_grad(f16.depthwise_grad_input_mve(gy, wt, (h, w), st, pd, dl),
+                                             gx_old if acc else None))
+    shape = _shape(gin, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
+    old = _half(gin, "gxold", gx_old)
+    gin.pre = f"memcpy(tt_out, {old}, {h * w * c * 2});"
+    args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
+    gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
+    gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
+    return [fwd, gin]

@@ -20,6 +20,9 @@ def test_helium_f16_kernels_equal_their_numpy_model(tmp_path):
     cases += f16_cases.conv_cases(16, 16, 32, 4, seed=13)                               # 32 channels: full blocks
     cases += f16_cases.conv_cases(8, 8, 32, 4, seed=11, rule=dict(momentum=0.5, wd=0.01, scale=8.0))
     cases += f16_cases.conv_cases(8, 8, 16, 3, seed=12, rule=dict(master=True, momentum=0.9, scale=256.0))
+    cases += f16_cases.depthwise_cases(6, 7, 8, seed=14)
+    cases += f16_cases.depthwise_cases(7, 5, 13, stride=2, seed=15, acc=1, act="relu6")      # a tail of 5
+    cases += f16_cases.depthwise_cases(6, 6, 20, pad=2, dil=2, seed=16, act="none")
     cases += f16_cases.fc_cases(64, 10, seed=6)
     cases += f16_cases.fc_cases(21, 7, seed=7, acc=1)
     exact = f16_cases.exact_f32_cases(6, 7, 20, 6, seed=8) + f16_cases.exact_f32_cases(5, 5, 3, 5, stride=2, seed=9) \

@@ -100,7 +100,7 @@ def _unique_op(graph: Graph, base: str) -> str:
 
 
 # Ops with a Helium float16 variant (forward, grad input, fused weight update), by unit type.
-HELIUM_OPS = ("conv2d", "fully_connected")
+HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
 def half_variants(graph: Graph, board) -> Graph:
@@ -121,8 +121,8 @@ def half_variants(graph: Graph, board) -> Graph:
 def storage_note(board) -> str:
     """How a board computes half precision (the memory plan's note)."""
     if board.simd == "helium":
-        return (f"{board.name}: FP16 storage; conv2d / fully connected compute in FP16 with Helium "
-                "(vfmaq_f16, fused, half accumulators), the other kernels in FP32")
+        return (f"{board.name}: FP16 storage; conv2d, depthwise and fully connected compute in FP16 with "
+                "Helium (vfmaq_f16, fused, half accumulators), the other kernels in FP32")
     if board.arch == "arm":
         return (f"{board.name} ({board.core}): FP16 is a storage format (half the bytes) computed in FP32: "
                 "the core has no half-precision arithmetic, only conversions")

@@ -176,6 +176,9 @@ void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, cons
                        const tt_dims *out);
 void tt_fully_connected_f16_mve(const tt_f16 *x, int32_t in_features, const tt_f16 *w,
                                 const tt_f16 *bias, int32_t out_features, int32_t act, tt_f16 *y);
+void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
+                                 const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
+                                 int32_t act, tt_f16 *y, const tt_dims *out);
 /* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it). */
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,
                        int32_t kh, int32_t kw, const tt_geom *g, int32_t act, float *y,

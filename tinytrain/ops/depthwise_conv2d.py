@@ -117,13 +117,15 @@ class DepthwiseConv2D(WeightedOp):
 
     def ref_f16(self, g, op, args):
         stride, pad, dil = geometry(op)
-        return f16.depthwise(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
-                             self.attr(op, "activation"), g.tensors[op.outputs[0]].shape[1:3])
+        fn = f16.depthwise_mve if self.helium(op) else f16.depthwise
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad, dil, self.attr(op, "activation"),
+                  g.tensors[op.outputs[0]].shape[1:3])
 
     def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
         stride, pad, dil = geometry(op)
         dy = dy[0]
-        dx = f16.depthwise_grad_input(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
+        gin = f16.depthwise_grad_input_mve if self.helium(op) else f16.depthwise_grad_input
+        dx = gin(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
         dw = f16.depthwise_grad_weight(x[0], dy, w.shape[0], w.shape[1], stride, pad, dil, k)
         return dx, dw, f16.bias_grad(dy)
 

@@ -50,11 +50,17 @@ def round_grad(acc: np.ndarray, old: np.ndarray | None = None) -> np.ndarray:
 @_ieee
 def activate(acc: np.ndarray, act: str) -> np.ndarray:
     """tt_act_f16 then the rounding to half (relu / relu6 commute with the rounding)."""
-    if act in ("relu", "relu6"):
-        acc = np.maximum(acc, F32(0))
-    if act == "relu6":
-        acc = np.minimum(acc, F32(6))
+    acc = _act(np.asarray(acc), act)
     return acc.astype(F16)
+
+
+def _act(v: np.ndarray, act: str) -> np.ndarray:
+    """`if (v < 0) v = 0; if (relu6 && v > 6) v = 6;` exactly (a -0 stays -0, a NaN stays)."""
+    if act in ("relu", "relu6"):
+        v = np.where(v < 0, v.dtype.type(0), v)
+    if act == "relu6":
+        v = np.where(v > 6, v.dtype.type(6), v)
+    return v
 
 
 @_ieee
@@ -368,4 +374,31 @@ def fully_connected_grad_input_mve(gy, w) -> np.ndarray:
     acc = np.zeros(w.shape[1], F16)
     for o in range(w.shape[0]):
         acc = fma16(gy[o], w[o], acc)
+    return _grad_store(acc)
+
+
+@_ieee
+def depthwise_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_depthwise_conv2d_f16_mve: channels in the lanes, in half: acc = bias, then fma of
+    x * w over the taps ky, kx inside the input, then the activation (no rounding after)."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    kh, kw, c = w.shape
+    acc = np.zeros(tuple(out_hw) + (c,), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
+    for ky, iy, vy in _axis_taps(out_hw[0], x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(out_hw[1], x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, fma16(x[iy][:, ix], w[ky, kx], acc), acc)
+    return _act(acc, act).astype(F16)
+
+
+@_ieee
+def depthwise_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    """tt_depthwise_conv2d_grad_input_f16_mve: fma of gy * w over ky, kx, in half."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    kh, kw, c = w.shape
+    acc = np.zeros(tuple(in_hw) + (c,), F16)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, fma16(gy[oy][:, ox], w[ky, kx], acc), acc)
     return _grad_store(acc)
