@@ -1,6 +1,6 @@
 """The digits CNN trained in FP16 on the emulated boards, over the serial link, equals the
 numpy reference bit for bit (losses, predictions, every trained parameter): on the Cortex-M55
-(mps3-an547) with the Helium _f16_mve kernels in conv2d and the classifier, on the Cortex-M4F
+(mps3-an547) with the Helium _f16_mve kernels in conv2d, depthwise and the classifier, on the Cortex-M4F
 (mps2-an386) with the portable ones (FP16 storage computed in FP32). The float .keras model
 is compiled to FP16 directly; its input and output stay float32 on the link."""
 import shutil
