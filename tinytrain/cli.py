@@ -654,7 +654,8 @@ def fleet_remove(ids, store):
 @json_option
 @user_errors
 def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quantize, calibration, scheme,
-                num_classes, loss, momentum, update, update_seed, lr, memory_passes, store, as_json):
+                num_classes, loss, momentum, update, update_seed, lr, memory_passes, precision, loss_scale, store,
+                as_json):
     """Ask the registry: --hash H, --fits MODEL, --diverged, or any SPARQL FILE.rq.
 
     A SPARQL file sees every registered graph as its default graph (on a remote store, if
@@ -667,7 +668,7 @@ def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quant
         from .semantic.figures import memory_figures
         figures = memory_figures(fits_model, scheme, num_classes=num_classes, loss=loss, momentum=momentum,
                                  memory_passes=memory_passes, quantize=quantize, calibration=calibration,
-                                 update=update)
+                                 update=update, precision=precision, loss_scale=loss_scale)
     with _registry(store) as reg:
         if model_hash:
             rows = queries.by_hash(reg, model_hash)
