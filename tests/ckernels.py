@@ -151,10 +151,11 @@ class TtHparams(ctypes.Structure):
 class TtUpdate(ctypes.Structure):
     _fields_ = [("hp", ctypes.POINTER(TtHparams)), ("mode", ctypes.c_uint8),
                 ("momentum", ctypes.POINTER(ctypes.c_float)), ("shadow", ctypes.POINTER(ctypes.c_float)),
-                ("residual", ctypes.POINTER(ctypes.c_int8)), ("rng", ctypes.POINTER(TtRng))]
+                ("residual", ctypes.POINTER(ctypes.c_int8)), ("rng", ctypes.POINTER(TtRng)),
+                ("ls", ctypes.c_void_p)]          # tt_loss_scale *: half-precision updates only
 
 
-UPDATE_CODES = {"float": 0, "nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4}
+UPDATE_CODES = {"float": 0, "nearest": 1, "shadow": 2, "residual": 3, "stochastic": 4, "master": 5}
 
 
 def conv_shape(in_shape, out_shape, kh, kw, stride=(1, 1), pad=(0, 0, 0, 0), dilation=(1, 1)):

@@ -68,7 +68,7 @@ def _c_array(ctype: str, name: str, values, const: bool = True, align: int = 16)
 _ids = itertools.count()   # C names unique across every case of the process
 
 _CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
-          np.dtype(np.uint8): "uint8_t"}
+          np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint32): "uint32_t"}
 
 
 @dataclass
@@ -350,9 +350,10 @@ def parse(cases: list[Case], text: str) -> list[Result]:
     return results
 
 
-def run_cases(board_name: str, cases: list[Case], build_dir=None, opt: str = "-O2") -> list[Result]:
-    """Build and run one program holding every case; results in the cases' order."""
+def run_cases(board_name: str, cases: list[Case], build_dir=None, opt: str = "-O2", kernels=None) -> list[Result]:
+    """Build and run one program holding every case; results in the cases' order (`kernels`:
+    the kernel sources, default every int8 forward kernel)."""
     if build_dir is not None:
-        return parse(cases, run_elf(board_name, build(board_name, cases, Path(build_dir), opt=opt)))
+        return parse(cases, run_elf(board_name, build(board_name, cases, Path(build_dir), kernels, opt=opt)))
     with tempfile.TemporaryDirectory(prefix="tt-harness-") as tmp:
-        return parse(cases, run_elf(board_name, build(board_name, cases, Path(tmp), opt=opt)))
+        return parse(cases, run_elf(board_name, build(board_name, cases, Path(tmp), kernels, opt=opt)))

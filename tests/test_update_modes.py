@@ -40,7 +40,8 @@ def vp(a):
 def test_mode_codes_are_the_c_headers():
     text = (ROOT / "firmware" / "include" / "tt_train_kernels.h").read_text()
     codes = {m.lower(): int(c) for m, c in re.findall(r"#define TT_UPDATE_(\w+)\s+(\d+)", text)}
-    assert codes == {**{m.name: m.code for m in qas.UPDATE_MODES.values()}, "float": qas.FLOAT_UPDATE.code}
+    assert codes == {**{m.name: m.code for m in qas.UPDATE_MODES.values()}, "float": qas.FLOAT_UPDATE.code,
+                     "master": qas.MASTER_UPDATE.code}
     assert ck.UPDATE_CODES == codes
     rules = (ROOT / "firmware" / "include" / "tt_update_rules.h").read_text()
     assert f"#define TT_RNG_GAMMA 0x{int(qas.RNG_GAMMA):08X}u" in rules

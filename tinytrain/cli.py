@@ -36,12 +36,20 @@ def _emit(data, as_json: bool, text: str) -> None:
 
 def _compile(model: str, quantize: str | None, calibration: str | None, scheme=None, num_classes=None,
              loss="softmax_cross_entropy", momentum=False, lr=0.01, memory_passes=True, board="native",
-             update=None, update_seed=None):
+             update=None, update_seed=None, precision="fp32", loss_scale="1"):
     """tinytrain.compile with the CLI's options."""
     from .compiler import compile as compile_model
+    scale = loss_scale if loss_scale == "dynamic" else _loss_scale(loss_scale)
     return compile_model(model, scheme=scheme, board=board, passes=memory_passes, quantize=quantize,
                          calibration=calibration, num_classes=num_classes, loss=loss, momentum=momentum, lr=lr,
-                         update=update, update_seed=update_seed)
+                         update=update, update_seed=update_seed, precision=precision, loss_scale=scale)
+
+
+def _loss_scale(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TinyTrainError(f"--loss-scale {text!r}: a power of two (e.g. 1024) or 'dynamic'") from None
 
 
 model_options = [
@@ -86,6 +94,12 @@ train_options = [
     click.option("--memory-passes/--no-memory-passes", default=True, show_default=True,
                  help="Fuse pointwise+depthwise convs and run depthwise in place where no backward "
                       "needs them (int8 graphs): a smaller arena, the same results bit for bit."),
+    click.option("--precision", type=click.Choice(["fp32", "fp16", "mixed"]), default="fp32", show_default=True,
+                 help="Float models: fp16 keeps activations, gradients and trained weights in half "
+                      "precision; mixed adds an fp32 master copy of the trained weights."),
+    click.option("--loss-scale", default="1", show_default=True, metavar="S|dynamic",
+                 help="fp16 / mixed: multiply the loss gradient by S (a power of two), or 'dynamic' "
+                      "(halved on overflow, which skips the rest of that step's updates)."),
 ]
 
 
@@ -110,13 +124,14 @@ def with_train_options(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @user_errors
 def build(model, quantize, calibration, scheme, num_classes, loss, momentum, update, update_seed, lr,
-          memory_passes, board, output, compile_, force, reads, as_json):
+          memory_passes, precision, loss_scale, board, output, compile_, force, reads, as_json):
     """Compile MODEL into a PlatformIO project for BOARD (with a training step if --train)."""
     from .boards import load_board
     from .project import build_project, size_report
     board_info = load_board(board)
     compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
-                        board=board_info, update=update, update_seed=update_seed)
+                        board=board_info, update=update, update_seed=update_seed, precision=precision,
+                        loss_scale=loss_scale)
     result = compiled.write_project(Path(output), force=force, reads=reads)
     program = compiled.program
     lines = [f"emitted {compiled.graph.name} for {board} in {result['output']}"
@@ -288,13 +303,13 @@ def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, sc
 @with_train_options
 @user_errors
 def inspect(model, quantize, calibration, as_json, tensors, scheme, num_classes, loss, momentum, update,
-            update_seed, lr, memory_passes):
+            update_seed, lr, memory_passes, precision, loss_scale):
     """Print MODEL's layer table (op, shapes, parameters, MACs) and its memory plan
     (the training step's memory plan with --train)."""
     from . import report
     from .planner import plan_graph
     compiled = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, lr, memory_passes,
-                        update=update, update_seed=update_seed)
+                        update=update, update_seed=update_seed, precision=precision, loss_scale=loss_scale)
     graph, program = compiled.graph, compiled.program
     plan = plan_graph(graph)
     layers = report.layer_rows(graph)
@@ -834,7 +849,8 @@ def fleet_remove(ids, store):
 @json_option
 @user_errors
 def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quantize, calibration, scheme,
-                num_classes, loss, momentum, update, update_seed, lr, memory_passes, store, as_json):
+                num_classes, loss, momentum, update, update_seed, lr, memory_passes, precision, loss_scale, store,
+                as_json):
     """Ask the registry: --hash H, --fits MODEL, --diverged, or any SPARQL FILE.rq.
 
     A SPARQL file sees every registered graph as its default graph (on a remote store, if
@@ -847,7 +863,7 @@ def fleet_query(sparql_file, model_hash, fits_model, diverged, no_devices, quant
         from .semantic.figures import memory_figures
         figures = memory_figures(fits_model, scheme, num_classes=num_classes, loss=loss, momentum=momentum,
                                  memory_passes=memory_passes, quantize=quantize, calibration=calibration,
-                                 update=update)
+                                 update=update, precision=precision, loss_scale=loss_scale)
     with _registry(store) as reg:
         if model_hash:
             rows = queries.by_hash(reg, model_hash)

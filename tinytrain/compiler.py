@@ -40,6 +40,7 @@ class Compiled:
     momentum_value: float = 0.0
     weight_decay: float = 0.0
     scheme_text: str | None = None
+    precision: str = "fp32"              # fp32 | fp16 | mixed (tinytrain.precision)
     _plan: Any = field(default=None, repr=False)
 
     # --- figures ----------------------------------------------------------------------------
@@ -87,8 +88,14 @@ class Compiled:
     @property
     def memory(self) -> dict:
         """arena_bytes, trainable_param_bytes, total_sram_bytes, flash_bytes (the constants the
-        C holds), frozen_param_bytes, and for training the breakdown of the arena."""
-        return dict(self.emission.memory)
+        C holds), frozen_param_bytes, and for training the breakdown of the arena; precision
+        and, for half precision, a note on how the board computes it."""
+        mem = dict(self.emission.memory)
+        mem["precision"] = self.precision
+        if self.precision != "fp32":
+            from .precision import storage_note
+            mem["notes"] = [storage_note(self.board)]
+        return mem
 
     def fit(self, board: str | Board | None = None):
         """The fit check against a board (default: the one compiled for)."""
@@ -181,7 +188,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
             loss: str = "softmax_cross_entropy", momentum: bool = False, shadow: bool = False,
             update: str | None = None, update_seed: int | None = None,
             lr: float = 0.01, momentum_value: float = 0.0, weight_decay: float = 0.0,
-            reorder: bool = True) -> Compiled:
+            reorder: bool = True, precision: str = "fp32", loss_scale: float | str = 1.0) -> Compiled:
     """Compile `model` (a Graph, a path to .keras/.h5/.tflite/.json, a Keras model, or
     .tflite bytes) for `board`; with `scheme` (full, last:K, bias-only:N, a scheme JSON, or a
     bound Scheme) also its training step.
@@ -193,19 +200,26 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     default: training.qas.DEFAULT_UPDATE; shadow=True means "shadow"), update_seed: the
     stochastic rounding PRNG's seed;
     lr, momentum_value, weight_decay: the hyper-parameters compiled in (changeable at run
-    time). reorder: move a partial update's trained channels to the front."""
+    time). reorder: move a partial update's trained channels to the front.
+    precision: "fp32" (as imported), "fp16" (half activations, gradients and trained
+    weights) or "mixed" (fp16 plus an fp32 master copy of the trained weights) for a float
+    model (tinytrain.precision); loss_scale: a power of two or "dynamic" (half precision)."""
     from .passes import frozen_prefix, optimize_for_memory
     board = board if isinstance(board, Board) else load_board(board)
     scheme_text = None if scheme is None else str(getattr(scheme, "name", scheme))
     if scheme is not None and not hasattr(scheme, "layers"):
         _check_scheme_early(model, scheme)
+    from .precision import check_precision, half_variants, to_float16
+    check_precision(precision)
     graph = load(model, quantize=quantize, calibration=calibration)
     if num_classes is not None:
         from .training.head import replace_classifier
         graph = replace_classifier(graph, num_classes)
+    if precision != "fp32":
+        graph = half_variants(to_float16(graph), board)
     if scheme is None:
         graph = optimize_for_memory(graph) if passes else graph
-        return Compiled(graph, board, None, lr, momentum_value, weight_decay)
+        return Compiled(graph, board, None, lr, momentum_value, weight_decay, precision=precision)
     from .training.program import build_program
     from .training.scheme import bind_scheme
     if reorder:
@@ -216,5 +230,5 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     if passes:
         graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
     program = build_program(graph, bound, loss=loss, momentum=momentum, shadow=shadow, update=update,
-                            update_seed=update_seed)
-    return Compiled(program.graph, board, program, lr, momentum_value, weight_decay, scheme_text)
+                            update_seed=update_seed, precision=precision, loss_scale=loss_scale)
+    return Compiled(program.graph, board, program, lr, momentum_value, weight_decay, scheme_text, precision)

@@ -6,6 +6,7 @@ Layouts (converted once, by the frontends, at import):
   depthwise weights  HWC    (kh, kw, channels); depth multiplier 1 only
   fully_connected    OI     (out_features, in_features)
   biases             (out_channels,), int32 for int8 graphs, float32 for float graphs
+                     (float16 for a graph compiled with precision fp16 / mixed, tinytrain.precision)
 
 Quantization: int8 tensors carry `QuantParams`: scale (float64 array) and zero point
 (int array), one entry per tensor, or one per channel along `axis` (weights: axis 0 for
@@ -31,7 +32,7 @@ from .errors import TinyTrainError
 
 ACTIVATIONS = ("none", "relu", "relu6")
 ACT_CODES = {"none": 0, "relu": 1, "relu6": 2}     # the float kernels' `act` argument
-DTYPES = ("int8", "int32", "float32")          # the dtypes a graph may hold (see tinytrain.dtypes)
+DTYPES = ("int8", "int32", "float32", "float16")   # the dtypes a graph may hold (see tinytrain.dtypes)
 DTYPE_BYTES = {n: _dtypes.DTYPES[n].nbytes for n in DTYPES}
 NP_DTYPES = {n: _dtypes.DTYPES[n].numpy for n in DTYPES}
 

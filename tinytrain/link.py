@@ -955,21 +955,34 @@ class Link:
     def abort_weights(self) -> None:
         self.request(P.WEIGHTS_ABORT)
 
-    def read_params(self) -> dict[str, np.ndarray]:
-        """The trainable parameters by name (flat arrays in the device's dtype)."""
+    def read_params(self, as_float32: bool = False) -> dict[str, np.ndarray]:
+        """The trainable parameters by name (flat arrays in the device's dtype; half ones
+        widened to float32, exactly, with as_float32)."""
+        from .paramcast import from_device
         infos = self.param_info()
         blob = self.read_weights()
-        return {i.name: np.frombuffer(blob[i.offset:i.offset + i.bytes],
-                                      dtype=P.DTYPE_NUMPY.get(i.dtype, "u1")).copy()
+        return {i.name: from_device(blob[i.offset:i.offset + i.bytes], P.DTYPE_NUMPY.get(i.dtype, "u1"), as_float32)
                 for i in infos}
 
     def params_blob(self, params: dict[str, np.ndarray]) -> bytes:
-        """The device's bytes of params (by name), every value checked against its type."""
+        """The device's bytes of params (by name), every value checked against its type (half
+        parameters: float16, or float arrays whose values are all exactly halves)."""
+        from .paramcast import to_device
         infos = self.param_info()
         missing = [i.name for i in infos if i.name not in params]
         if missing:
             raise TinyTrainError(f"write_params: missing parameters {missing}")
-        return b"".join(param_bytes(i.name, params[i.name], i.dtype, i.bytes) for i in infos)
+        parts = []
+        for i in infos:
+            np_dtype = P.DTYPE_NUMPY.get(i.dtype, "u1")
+            if np.dtype(np_dtype) == np.dtype("<f2"):
+                b = to_device(i.name, params[i.name], np_dtype)      # exact or refused
+                if len(b) != i.bytes:
+                    raise TinyTrainError(f"parameter {i.name!r}: {len(b)} bytes, expected {i.bytes}")
+            else:
+                b = param_bytes(i.name, params[i.name], i.dtype, i.bytes)
+            parts.append(b)
+        return b"".join(parts)
 
     def write_params(self, params: dict[str, np.ndarray]) -> CommitInfo:
         return self.write_weights(self.params_blob(params))

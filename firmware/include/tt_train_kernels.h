@@ -126,6 +126,20 @@ typedef struct {
 #define TT_UPDATE_SHADOW     2   /* fp32 shadow: 4 B per trained element */
 #define TT_UPDATE_RESIDUAL   3   /* 8-bit fraction residual: 1 B per trained element */
 #define TT_UPDATE_STOCHASTIC 4   /* stochastic rounding: the PRNG state only */
+#define TT_UPDATE_MASTER     5   /* half parameters with an fp32 master copy (mixed precision) */
+
+/* Loss scaling of a half-precision training step (the model's one instance): the gradient
+ * entering the half backward is multiplied by `scale` (tt_cast_grad_f32_to_f16) and every
+ * update divides by it. dynamic: a non-finite weight/bias gradient sets `overflow`, and the
+ * step's updates from that element on are skipped; after the step
+ * (tt_loss_scale_after_step) an overflow halves the scale, `interval` good steps double it. */
+typedef struct {
+    float scale;
+    int32_t dynamic;
+    int32_t overflow;
+    int32_t good_steps;
+    int32_t interval;
+} tt_loss_scale;
 
 typedef struct {
     uint32_t state;              /* Weyl-sequence counter (tt_update_rules.h) */
@@ -137,9 +151,11 @@ typedef struct {
     const tt_hparams *hp;        /* read once per kernel call */
     uint8_t mode;                /* TT_UPDATE_FLOAT (float) or NEAREST .. STOCHASTIC */
     float *momentum;             /* nullable: momentum buffer */
-    float *shadow;               /* TT_UPDATE_SHADOW: fp32 shadow, quantized units */
+    float *shadow;               /* TT_UPDATE_SHADOW: fp32 shadow, quantized units;
+                                    TT_UPDATE_MASTER: the fp32 master copy */
     int8_t *residual;            /* TT_UPDATE_RESIDUAL: 1/256 units */
     tt_rng *rng;                 /* TT_UPDATE_STOCHASTIC: the model's stream */
+    tt_loss_scale *ls;           /* half parameters: the model's loss scale (else NULL) */
 } tt_update;
 
 /* ==== forward helpers the backward needs ============================================ */
@@ -553,5 +569,58 @@ void tt_resize_bilinear_grad_input_f32(const float *grad_y, const tt_dims *out,
 /* Strided slice: grad_y scattered into grad_x at the sliced positions, zeros elsewhere. */
 void tt_strided_slice_grad_input_f32(const float *grad_y, const tt_dims *out, const tt_slice_params *p,
                                      int32_t accumulate, float *grad_x, const tt_dims *in);
+
+/* ==== float16 (precision fp16 / mixed) ===============================================
+ * Half storage; the portable kernels compute in float32 and round each stored result to
+ * half once (gradients: sum, or old + sum when accumulating). Input gradients are in
+ * gather form: each input element sums its contributions in the documented order. The
+ * fused updates keep the weight gradient in float32 scratch (as the float32 kernels) and
+ * apply tt_sgd_rule_f16 (tt_update_f16.h): loss scale, fp32 master copy (mixed). */
+void tt_mask_relu_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_relu6_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_apply_f16(tt_f16 *grad, int32_t n, const uint8_t *mask);
+void tt_save_channels_f16(const tt_channels *ch, int32_t pixels, const tt_f16 *x, tt_f16 *dst);
+void tt_bias_update_f16(const tt_dims *out, tt_f16 *b, const tt_f16 *grad_y, const tt_update *u);
+/* The fp32 master copy of a half weight's trained elements (compact layout; ch NULL: a
+ * bias of `rows` elements). */
+void tt_master_init_f16(const tt_channels *ch, int32_t rows, const tt_f16 *w, float *master);
+void tt_loss_scale_after_step(tt_loss_scale *ls);
+/* d input (half) = half(d output (float32) * loss scale): where the gradient enters half. */
+void tt_cast_grad_f32_to_f16(const float *grad_y, int32_t n, const tt_loss_scale *ls, tt_f16 *grad_x);
+void tt_conv2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *grad_y, const tt_f16 *w,
+                              int32_t accumulate, tt_f16 *grad_x);
+void tt_conv2d_update_weight_f16(const tt_conv_shape *s, const tt_channels *ch, tt_f16 *w,
+                                 const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u,
+                                 float *scratch);
+void tt_depthwise_conv2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                        const tt_f16 *w, int32_t accumulate, tt_f16 *grad_x);
+void tt_depthwise_conv2d_update_weight_f16(const tt_conv_shape *s, const tt_channels *ch,
+                                           tt_f16 *w, const tt_f16 *x, const tt_f16 *grad_y,
+                                           const tt_update *u, float *scratch);
+void tt_fully_connected_grad_input_f16(int32_t in_features, int32_t out_features,
+                                       const tt_f16 *grad_y, const tt_f16 *w,
+                                       int32_t accumulate, tt_f16 *grad_x);
+void tt_fully_connected_update_weight_f16(int32_t out_features, const tt_channels *ch, tt_f16 *w,
+                                          const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u);
+/* Helium variants (Cortex-M55; the same arguments; conv2d_f16_mve.c documents the order).
+ * The conv2d update keeps the channel's gradient as halves in the scratch. */
+void tt_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y, const tt_f16 *w,
+                                  int32_t accumulate, tt_f16 *grad_x);
+void tt_conv2d_update_weight_f16_mve(const tt_conv_shape *s, const tt_channels *ch, tt_f16 *w,
+                                     const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u,
+                                     float *scratch);
+void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                            const tt_f16 *w, int32_t accumulate, tt_f16 *grad_x);
+void tt_fully_connected_grad_input_f16_mve(int32_t in_features, int32_t out_features,
+                                           const tt_f16 *grad_y, const tt_f16 *w,
+                                           int32_t accumulate, tt_f16 *grad_x);
+void tt_conv2d_grad_input_f32_mve(const tt_conv_shape *s, const float *grad_y, const float *w,
+                                  int32_t accumulate, float *grad_x);
+void tt_conv2d_update_weight_f32_mve(const tt_conv_shape *s, const tt_channels *ch, float *w,
+                                     const float *x, const float *grad_y, const tt_update *u,
+                                     float *scratch);
+/* Max pooling backward, windows that do not overlap (stride >= kernel). */
+void tt_max_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
+                                  int32_t accumulate, tt_f16 *grad_x);
 
 #endif

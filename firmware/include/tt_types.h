@@ -17,6 +17,9 @@
 #define TT_DTYPE_F32 3
 #define TT_DTYPE_F16 4
 
+/* A half-precision (IEEE binary16) value as stored: its bits (tt_f16.h converts). */
+typedef uint16_t tt_f16;
+
 typedef struct {
     int32_t h, w, c;
 } tt_dims;

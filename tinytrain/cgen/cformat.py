@@ -69,7 +69,9 @@ NULL = CExpr("NULL")
 def format_array(values: np.ndarray, per_line: int = 24) -> str:
     """The body of a C array initializer, `per_line` values per line."""
     flat = np.asarray(values).reshape(-1)
-    if flat.dtype.kind == "f":
+    if flat.dtype == np.float16:         # tt_f16 arrays hold the bits
+        items = [f"0x{int(v):04X}u" for v in flat.view(np.uint16)]
+    elif flat.dtype.kind == "f":
         items = [c_float(v) for v in flat.astype(np.float32)]
     else:
         items = [str(int(v)) for v in flat]

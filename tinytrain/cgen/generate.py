@@ -119,7 +119,7 @@ def emit_model(graph: Graph, arena: dict[str, ArenaSlot], memory: dict, *, simd:
             lr=train.initial_hparams[0], momentum=train.initial_hparams[1],
             weight_decay=train.initial_hparams[2], state_init=train.state_init, loss=loss,
             update_mode=qas.update_mode(program.update), update_seed=f"0x{program.update_seed:08X}u",
-            backward=backward,
+            backward=backward, precision=program.precision, loss_scale=train.loss_scale_init(),
             params=[dict(name=p.name, cname=p.cname, nbytes=p.nbytes,
                          dtype_code=f"TT_DTYPE_{DTYPES[p.dtype].c_suffix.upper()}") for p in train.params])
     emission.memory["flash_bytes"] = emission.flash_bytes

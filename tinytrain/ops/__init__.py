@@ -37,6 +37,7 @@ MODULES = (
     "transpose_conv",
     "resize",
     "strided_slice",
+    "cast",
 )
 
 _UNITS: dict[str, OpUnit] = {}

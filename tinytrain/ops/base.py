@@ -29,7 +29,8 @@ from ..ir import Graph, Op, Tensor
 
 
 # Attributes any op may carry: memory-pass marks, and where a layer came from (frontends).
-META_ATTRS = {"scratch", "inplace", "conv_index", "role", "keras_name"}
+META_ATTRS = {"scratch", "inplace", "conv_index", "role", "keras_name",
+              "f16_variant"}     # tinytrain.precision: the float16 kernel variant the board runs
 
 
 class OpUnit:
@@ -46,6 +47,10 @@ class OpUnit:
                                                 # input (the logits of a final softmax)
     int8: ClassVar[bool] = True                 # has an int8 form
     float32: ClassVar[bool] = True              # has a float32 form
+    update_channel_first: ClassVar[bool] = False  # the fused weight update visits the weight
+                                                # channel by channel (depthwise), not row-major
+    float16: ClassVar[bool] = False             # has a float16 form (ref_f16, _f16 kernels):
+                                                # precision fp16 / mixed (tinytrain.precision)
     tflite_ops: ClassVar[tuple[str, ...]] = ()  # TFLite builtin operators this unit imports
     tflite_inputs: ClassVar[int] = 1            # inputs those operators must have
     keras_layers: ClassVar[tuple[str, ...]] = ()       # Keras layer classes this unit imports (float)
@@ -102,10 +107,16 @@ class OpUnit:
     def ref_f32(self, g: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
         raise UnsupportedError(op.name, f"float32 {op.type}")
 
+    def ref_f16(self, g: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
+        """float16 operands -> float16 output, bit for bit as the op's _f16 C kernel (the
+        variant the board runs: `g.f16_variant`; tinytrain/ops/f16.py)."""
+        raise UnsupportedError(op.name, f"float16 {op.type}")
+
     def run(self, g: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
         """The reference on the op's input arrays (constants included), shaped as its output."""
         out = g.tensors[op.outputs[0]]
-        ref = self.ref_s8 if self.is_int8(g, op) else self.ref_f32
+        dt = g.tensors[op.inputs[0]].dtype
+        ref = self.ref_s8 if dt == "int8" else self.ref_f16 if dt == "float16" else self.ref_f32
         return np.asarray(ref(g, op, args)).reshape(out.shape)
 
     # --- import -------------------------------------------------------------------------
@@ -178,9 +189,11 @@ class OpUnit:
             if t.same_bytes(gx, step.grad_out):
                 continue      # a reshape's gradient is a view of the same arena bytes
             if step.accumulate[x]:
+                if t.half:
+                    raise UnsupportedError(op.name, f"{op.type} whose input gradient accumulates, in float16")
                 lines.append(em.call("tt_add_grad_f32", t.grad(gx), gy, n))
             else:
-                lines.append(f"memcpy({t.grad(gx)}, {gy}, {4 * n});")
+                lines.append(f"memcpy({t.grad(gx)}, {gy}, {(2 if t.half else 4) * n});")
         return lines
 
 

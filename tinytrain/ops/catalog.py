@@ -19,15 +19,16 @@ def markdown() -> str:
             "checks this file is current. *int8*: bit-exact with LiteRT's reference kernels. *train*: the",
             "op has a VJP and a C backward, so it may sit in the trained part of a graph (weighted ops",
             "also train their parameters). Imported from TFLite operators and Keras layers/activations",
-            "as listed; an op that is not here is refused with the layer's name (exit 2).",
+            "as listed; an op that is not here is refused with the layer's name (exit 2). *float16*:",
+            "the op compiles in a half-precision build (`--precision fp16|mixed`, docs/training.md).",
             "",
-            "| op | what | int8 | float32 | train | TFLite | Keras |",
-            "|---|---|---|---|---|---|---|"]
+            "| op | what | int8 | float32 | float16 | train | TFLite | Keras |",
+            "|---|---|---|---|---|---|---|---|"]
     yes = {True: "yes", False: "-"}
     for u in sorted(units(), key=lambda u: u.type):
         train = "weights + input" if u.weighted and trains(u) else yes[trains(u)]
         keras = ", ".join(list(u.keras_layers) + [f"activation {a}" for a in u.keras_activations]) or "-"
-        rows.append(f"| `{u.type}` | {u.summary} | {yes[u.int8]} | {yes[u.float32]} | {train} | "
+        rows.append(f"| `{u.type}` | {u.summary} | {yes[u.int8]} | {yes[u.float32]} | {yes[u.float16]} | {train} | "
                     f"{', '.join(u.tflite_ops) or '-'} | {keras} |")
     return "\n".join(rows) + "\n"
 

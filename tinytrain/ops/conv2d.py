@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import ACT_CODES
 from ..fixedpoint import requantize_s8, wrap32
+from . import f16
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
 from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
@@ -108,6 +109,13 @@ class Conv2D(WeightedOp):
         return conv2d_s8(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
                          self.params(g, op), out.shape[1:3])
 
+    def ref_f16(self, g, op, args):
+        stride, pad, dil = geometry(op)
+        out = g.tensors[op.outputs[0]]
+        fn = f16.conv2d_mve if self.helium(op) else f16.conv2d
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad, dil, self.attr(op, "activation"),
+                  out.shape[1:3])
+
     def ref_f32(self, g, op, args):
         stride, pad, dil = geometry(op)
         out = g.tensors[op.outputs[0]]
@@ -118,10 +126,7 @@ class Conv2D(WeightedOp):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
         kh, kw = self.kernel_hw(g, op)
-        if self.is_int8(g, op):
-            fn, last = em.kernel("tt_conv2d_s8"), em.requant(op, self.params(g, op))
-        else:
-            fn, last = em.kernel("tt_conv2d_f32"), ACT_CODES[self.attr(op, "activation")]
+        fn, last = self.forward_kernel(em, op, "tt_conv2d")
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
                         kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y))]
 
@@ -130,11 +135,23 @@ class Conv2D(WeightedOp):
         stride, pad, dil = geometry(op)
         return conv2d_backward(x, w, dy, stride, pad, dil, need_dx, k)
 
+    def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
+        stride, pad, dil = geometry(op)
+        dy = dy[0]
+        mve = self.helium(op)
+        gin = f16.conv2d_grad_input_mve if mve else f16.conv2d_grad_input
+        gw = f16.conv2d_grad_weight_mve if mve else f16.conv2d_grad_weight
+        dx = gin(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
+        dw = gw(x[0], dy, w.shape[1], w.shape[2], stride, pad, dil, k)
+        return dx, dw, f16.bias_grad(dy)
+
     def emit_grad_input(self, em, op, t, gy, gx, acc):
         shape = t.conv_shape(op, *self.kernel_hw(em.graph, op))
         w = em.ptr(op.inputs[1])
         if t.quantized:
             return [em.call(em.kernel("tt_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op), acc, gx)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_conv2d_grad_input_f16"), shape, gy, w, acc, gx)]
         return [em.call(em.kernel("tt_conv2d_grad_input_f32"), shape, gy, w, acc, gx)]
 
     def emit_weight_update(self, em, op, b, t, gy):
@@ -146,6 +163,9 @@ class Conv2D(WeightedOp):
         if t.quantized:
             return [em.call(em.kernel("tt_conv2d_update_weight_s8"), shape, ch, w, t.weight_quant(op), x,
                             t.act_quant(op.inputs[0]), gy, u, scratch)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_conv2d_update_weight_f16"), shape, ch, w, x, gy, u,
+                            scratch)]
         return [em.call(em.kernel("tt_conv2d_update_weight_f32"), shape, ch, w, x, gy, u, scratch)]
 
 

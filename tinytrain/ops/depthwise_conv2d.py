@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..fixedpoint import requantize_s8, wrap32
 from ..ir import ACT_CODES
+from . import f16
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
 from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
@@ -92,6 +93,8 @@ class DepthwiseConv2D(WeightedOp):
         if op.attrs.get("inplace") and not self.is_int8(g, op):
             raise UnsupportedError(op.name, "in-place float depthwise")
 
+    update_channel_first = True
+
     def output_shape(self, g, op):
         return window_output_shape(g, op, self.kernel_hw(g, op), self.out_channels(g, op))
 
@@ -112,6 +115,20 @@ class DepthwiseConv2D(WeightedOp):
         return depthwise_conv2d_s8(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
                                    self.params(g, op), g.tensors[op.outputs[0]].shape[1:3])
 
+    def ref_f16(self, g, op, args):
+        stride, pad, dil = geometry(op)
+        fn = f16.depthwise_mve if self.helium(op) else f16.depthwise
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad, dil, self.attr(op, "activation"),
+                  g.tensors[op.outputs[0]].shape[1:3])
+
+    def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
+        stride, pad, dil = geometry(op)
+        dy = dy[0]
+        gin = f16.depthwise_grad_input_mve if self.helium(op) else f16.depthwise_grad_input
+        dx = gin(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
+        dw = f16.depthwise_grad_weight(x[0], dy, w.shape[0], w.shape[1], stride, pad, dil, k)
+        return dx, dw, f16.bias_grad(dy)
+
     def ref_f32(self, g, op, args):
         stride, pad, dil = geometry(op)
         return depthwise_conv2d_f32(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
@@ -124,8 +141,8 @@ class DepthwiseConv2D(WeightedOp):
         args = [em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
                 kh, kw, em.geom(op)]
         if not self.is_int8(g, op):
-            fn = em.kernel("tt_depthwise_conv2d_f32")
-            return [em.call(fn, *args, ACT_CODES[self.attr(op, "activation")], em.ptr(op.outputs[0]), em.dims(y))]
+            fn, last = self.forward_kernel(em, op, "tt_depthwise_conv2d")
+            return [em.call(fn, *args, last, em.ptr(op.outputs[0]), em.dims(y))]
         rq = em.requant(op, self.params(g, op))
         if op.attrs.get("inplace"):     # tinytrain.passes.inplace_dw: y may sit on x
             fn = em.kernel("tt_depthwise_conv2d_inplace_s8")
@@ -143,6 +160,8 @@ class DepthwiseConv2D(WeightedOp):
         if t.quantized:
             return [em.call(em.kernel("tt_depthwise_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op),
                             acc, gx)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_depthwise_conv2d_grad_input_f16"), shape, gy, w, acc, gx)]
         return [em.call(em.kernel("tt_depthwise_conv2d_grad_input_f32"), shape, gy, w, acc, gx)]
 
     def emit_weight_update(self, em, op, b, t, gy):
@@ -153,6 +172,9 @@ class DepthwiseConv2D(WeightedOp):
         if t.quantized:
             return [em.call(em.kernel("tt_depthwise_conv2d_update_weight_s8"), shape, ch, w, t.weight_quant(op),
                             x, t.act_quant(op.inputs[0]), gy, u, scratch)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_depthwise_conv2d_update_weight_f16"), shape, ch, w, x, gy,
+                            u, scratch)]
         return [em.call(em.kernel("tt_depthwise_conv2d_update_weight_f32"), shape, ch, w, x, gy, u, scratch)]
 
 

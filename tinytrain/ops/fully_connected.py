@@ -14,6 +14,7 @@ from ..errors import UnsupportedError
 from ..fixedpoint import clamp_s8, mul_by_quantized_multiplier_single_round, wrap32
 from ..ir import ACT_CODES
 from .weighted import WeightedOp
+from . import f16
 from .window import activate_f32
 
 
@@ -119,16 +120,25 @@ class FullyConnected(WeightedOp):
         w = args[1]
         return fully_connected_s8(args[0].reshape(-1, w.shape[1]), w, args[2], self.params(g, op))
 
+    def ref_f16(self, g, op, args):
+        w = args[1]
+        fn = f16.fully_connected_mve if self.helium(op) else f16.fully_connected
+        rows = [fn(r, w, args[2], self.attr(op, "activation"))
+                for r in np.asarray(args[0]).reshape(-1, w.shape[1])]
+        return np.stack(rows)
+
+    def backward_f16(self, x, w, dy, op, need_dx, k, x_shape):
+        gin = f16.fully_connected_grad_input_mve if self.helium(op) else f16.fully_connected_grad_input
+        dx = gin(dy, w).reshape(x_shape) if need_dx else None
+        return dx, f16.fully_connected_grad_weight(x, dy, k), f16.bias_grad(dy.reshape(1, -1))
+
     def ref_f32(self, g, op, args):
         return fully_connected_f32(args[0], args[1], args[2], self.attr(op, "activation"))
 
     def emit(self, em, op):
         g = em.graph
         w = g.tensors[op.inputs[1]]
-        if self.is_int8(g, op):
-            fn, last = em.kernel("tt_fully_connected_s8"), em.requant(op, self.params(g, op))
-        else:
-            fn, last = em.kernel("tt_fully_connected_f32"), ACT_CODES[self.attr(op, "activation")]
+        fn, last = self.forward_kernel(em, op, "tt_fully_connected")
         out_f, in_f = int(w.shape[0]), int(w.shape[1])
         rows = self.rows(g, op)
         if rows == 1:
@@ -150,6 +160,9 @@ class FullyConnected(WeightedOp):
         if t.quantized:
             return [em.call(em.kernel("tt_fully_connected_grad_input_s8"), in_f, out_f, gy, w, t.weight_quant(op),
                             acc, gx)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_fully_connected_grad_input_f16"), in_f, out_f, gy, w,
+                            acc, gx)]
         return [em.call(em.kernel("tt_fully_connected_grad_input_f32"), in_f, out_f, gy, w, acc, gx)]
 
     def emit_weight_update(self, em, op, b, t, gy):
@@ -159,6 +172,9 @@ class FullyConnected(WeightedOp):
         if t.quantized:
             return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), out_f, ch, w, t.weight_quant(op), x,
                             t.act_quant(op.inputs[0]), gy, u)]
+        if t.half:
+            return [em.call(self.kernel_f16(em, op, "tt_fully_connected_update_weight_f16"), out_f, ch, w, x, gy,
+                            u)]
         return [em.call(em.kernel("tt_fully_connected_update_weight_f32"), out_f, ch, w, x, gy, u)]
 
 

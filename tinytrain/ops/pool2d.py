@@ -153,7 +153,8 @@ class _Pool2D(OpUnit):
             p = self.params(g, op)
             fn, act = em.kernel(f"tt_{self.type}_s8"), [int(p["act_min"]), int(p["act_max"])]
         else:
-            fn, act = em.kernel(f"tt_{self.type}_f32"), [ACT_CODES[self.attr(op, "activation")]]
+            suffix = "f16" if x.dtype == "float16" else "f32"
+            fn, act = em.kernel(f"tt_{self.type}_{suffix}"), [ACT_CODES[self.attr(op, "activation")]]
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), kh, kw, em.geom(op), *act,
                         em.ptr(op.outputs[0]), em.dims(y))]
 
@@ -165,7 +166,7 @@ class _Pool2D(OpUnit):
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[op.inputs[0]]), t.acc(step, op.inputs[0])
         if self.kind == "avg":
             return [em.call(em.kernel("tt_avg_pool2d_grad_input_f32"), shape, gy, acc, gx)]
-        fn = em.kernel(f"tt_max_pool2d_grad_input_{'s8' if x.dtype == 'int8' else 'f32'}")
+        fn = em.kernel(f"tt_max_pool2d_grad_input_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }")
         return [em.call(fn, shape, t.view(op.inputs[0]), gy, acc, gx)]
 
     def vjp(self, ctx, op, dy, step):
@@ -191,8 +192,20 @@ class MaxPool2D(_Pool2D):
     tflite_ops = ("MAX_POOL_2D",)
     keras_layers = ("MaxPooling2D", "MaxPooling1D")
 
+    float16 = True
+
     def backward_reads(self, g, op):
         return {"x": op.inputs[0]}
+
+    def ref_f16(self, g, op, args):
+        """The largest half of each window (exact), as tt_max_pool2d_f16."""
+        return self.ref_f32(g, op, [np.asarray(args[0], np.float16).astype(np.float32)]).astype(np.float16)
+
+    def backward_unsupported(self, g, op):
+        k, s = op.attrs["kernel"], op.attrs.get("stride", self.attrs["stride"])
+        if g.tensors[op.inputs[0]].dtype == "float16" and (s[0] < k[0] or s[1] < k[1]):
+            return f"backward of a float16 max pool with overlapping windows (kernel {tuple(k)}, stride {tuple(s)})"
+        return None
 
 
 UNITS = [AvgPool2D(), MaxPool2D()]

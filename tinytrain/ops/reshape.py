@@ -13,6 +13,7 @@ class Reshape(OpUnit):
     type = "reshape"
     summary = "same values, another shape (no code: an arena alias)"
     aliases_input = True
+    float16 = True
     tflite_ops = ("RESHAPE", "EXPAND_DIMS", "SQUEEZE")
     keras_layers = ("Flatten", "Reshape")
 

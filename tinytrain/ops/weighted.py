@@ -16,6 +16,7 @@ from .base import OpUnit, same_dtype
 
 class WeightedOp(OpUnit):
     weighted = True
+    float16 = True
     weight_out_axis = 0
     weight_in_axis = -1
 
@@ -28,7 +29,7 @@ class WeightedOp(OpUnit):
         if not (w.is_const and b.is_const):
             raise UnsupportedError(op.name, f"{op.type} with non-constant weight or bias")
         x = g.tensors[op.inputs[0]]
-        want_b = "int32" if x.dtype == "int8" else "float32"
+        want_b = {"int8": "int32", "float16": "float16"}.get(x.dtype, "float32")
         if w.dtype != x.dtype or b.dtype != want_b:
             raise UnsupportedError(op.name, f"{op.type} with {w.dtype} weights and {b.dtype} bias "
                                             f"on {x.dtype} activations")
@@ -139,6 +140,32 @@ class WeightedOp(OpUnit):
         """(dx or None, dW over input channels [0, k), db) on real (float32) values."""
         raise NotImplementedError
 
+    def backward_f16(self, x, w, dy, op, need_dx: bool, k: int, x_shape):
+        """The same for a float16 layer, bit for bit as its _f16 kernels: float32 sums
+        before their rounding (tinytrain/ops/f16.py); dx the input gradient's sums."""
+        raise NotImplementedError
+
+    def forward_kernel(self, em, op, base: str):
+        """(kernel, last argument) of the forward: int8 (requantization), float16 or float32
+        (activation code); a Helium float16 variant where the layer was given one."""
+        g = em.graph
+        dt = g.tensors[op.inputs[0]].dtype
+        if dt == "int8":
+            return em.kernel(f"{base}_s8"), em.requant(op, self.params(g, op))
+        from ..ir import ACT_CODES
+        if dt == "float16":
+            return self.kernel_f16(em, op, f"{base}_f16"), ACT_CODES[self.attr(op, "activation")]
+        return em.kernel(f"{base}_f32"), ACT_CODES[self.attr(op, "activation")]
+
+    def helium(self, op) -> bool:
+        """The layer runs the Helium float16 variants (its numpy reference models them)."""
+        return op.attrs.get("f16_variant") == "mve"
+
+    def kernel_f16(self, em, op, name: str) -> str:
+        """A float16 kernel: the Helium variant where the compiler chose it for this layer
+        (op.attrs["f16_variant"] == "mve", tinytrain.precision), else the portable one."""
+        return em.kernel(name, allowed={"mve": op.attrs.get("f16_variant") == "mve"})
+
     def vjp(self, ctx, op, dy, step):
         """Input gradient and the trained parameters' gradients of one backward step.
 
@@ -154,7 +181,10 @@ class WeightedOp(OpUnit):
         x = ctx.real(op.inputs[0])
         w = ctx.real(op.inputs[1])
         need_dx = op.inputs[0] in need
-        dx, dw, db = self.backward(x, w, dy, op, need_dx, k)
+        if g.tensors[op.inputs[0]].dtype == "float16":
+            dx, dw, db = self.backward_f16(x, w, dy, op, need_dx, k, x.shape)
+        else:
+            dx, dw, db = self.backward(x, w, dy, op, need_dx, k)
         grads = {}
         if step.computes_weight_grad:
             grads[op.inputs[1]] = dw[..., index] if index is not None else dw

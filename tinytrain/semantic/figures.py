@@ -29,12 +29,13 @@ class ModelFigures:
 def memory_figures(model: str, scheme: str | None = None, *, num_classes: int | None = None,
                    loss: str = "softmax_cross_entropy", momentum: bool = False, memory_passes: bool = True,
                    quantize: str | None = None, calibration: str | None = None,
-                   board: str = "native", update: str | None = None) -> ModelFigures:
+                   board: str = "native", update: str | None = None, precision: str = "fp32",
+                   loss_scale: str = "1") -> ModelFigures:
     """Memory figures of MODEL compiled as `tinytrain build MODEL [--train SCHEME] ...` would
     (for `board`: the kernel variants it runs decide some constants)."""
     from ..cli import _compile
     m = _compile(model, quantize, calibration, scheme, num_classes, loss, momentum, memory_passes=memory_passes,
-                 board=board, update=update)
+                 board=board, update=update, precision=precision, loss_scale=loss_scale)
     memory = m.memory
     return ModelFigures(m.graph.name, m.model_hash, scheme, int(memory["arena_bytes"]),
                         int(memory["trainable_param_bytes"]), int(memory["flash_bytes"]))

@@ -74,6 +74,7 @@ class TrainEmit:
         self.em = em
         self.g = prog.graph
         self.quantized = prog.quantized
+        self.half = prog.half                # precision fp16 / mixed: half parameters and gradients
         self.hparams = HPARAMS
         self.initial_hparams = (c_float(lr), c_float(momentum), c_float(weight_decay))
         self.ops = {op.name: op for op in self.g.ops}
@@ -87,7 +88,21 @@ class TrainEmit:
         return self.em.view(buf, dtype)
 
     def grad(self, buf: str) -> CExpr:
-        return self.em.view(buf, "float32")
+        """A gradient buffer (float32, or float16 for a half tensor's gradient)."""
+        return self.em.view(buf, self.prog.buffers[buf].dtype)
+
+    def loss_scale(self) -> CExpr:
+        """&tt_loss_scale of a half-precision step (model.c's one instance)."""
+        return CExpr("&tt_train_loss_scale")
+
+    def loss_scale_init(self) -> dict | None:
+        """The initial loss scale (model.c.j2), None unless the step is half precision."""
+        p = self.prog
+        if not p.half:
+            return None
+        self.em.use("tt_loss_scale_after_step")
+        return dict(scale=c_float(p.loss_scale), dynamic=int(p.dynamic_loss_scale),
+                    interval=int(p.loss_scale_interval))
 
     def same_bytes(self, a: str, b: str) -> bool:
         return self.em.arena[a].offset == self.em.arena[b].offset
@@ -159,7 +174,11 @@ class TrainEmit:
         if self.prog.momentum:
             fields["momentum"] = em.state(f"m_{name}", "float32", n, f"{name} momentum")
         shadow = None
-        if mode == "shadow":
+        if self.half:
+            fields["ls"] = self.loss_scale()
+        if mode == "master":
+            shadow = fields["shadow"] = em.state(f"master_{name}", "float32", n, f"{name} fp32 master copy")
+        elif mode == "shadow":
             shadow = fields["shadow"] = em.state(f"shadow_{name}", "float32", n,
                                                  f"{name} fp32 shadow (quantized units)")
         elif mode == "residual":
@@ -167,7 +186,7 @@ class TrainEmit:
         elif mode == "stochastic":
             fields["rng"] = CExpr("&tt_update_rng")
         own = any(k in fields for k in ("momentum", "shadow", "residual"))
-        base = f"update_{name}" if own else f"update_{'sgd' if mode == 'float' else mode}"
+        base = f"update_{name}" if own else f"update_{'sgd' if mode == 'float' else mode}{'_f16' if self.half else ''}"
         return em.struct("tt_update", base, **fields), shadow
 
     def weight_update(self, op: Op, step: BackwardStep, rows: int) -> tuple[CExpr, CExpr, CExpr]:
@@ -178,7 +197,9 @@ class TrainEmit:
         k = trained_in_channels(self.g, op, step.update)
         u, sh = self.update(op.inputs[1], rows * k)
         w = self.em.ptr(op.inputs[1])
-        if sh is not None:
+        if sh is not None and self.half:
+            self.state_init.append(self.em.call("tt_master_init_f16", ch, rows, w, sh))
+        elif sh is not None:
             self.state_init.append(self.em.call("tt_qas_shadow_init_s8", ch, rows, w, sh))
         return w, ch, u
 
@@ -188,6 +209,10 @@ class TrainEmit:
         bp = self.em.ptr(op.inputs[2])
         out = self.em.dims(self.g.tensors[op.outputs[0]])
         u, sh = self.update(b_t.name, b_t.size)
+        if self.half:
+            if sh is not None:
+                self.state_init.append(self.em.call("tt_master_init_f16", NULL, b_t.size, bp, sh))
+            return self.em.call(self.em.kernel("tt_bias_update_f16"), out, bp, gy, u)
         if not self.quantized:
             return self.em.call(self.em.kernel("tt_bias_update_f32"), out, bp, gy, u)
         s = qas.scales(self.g, op, b_t.name).reshape(-1).astype(np.float32)
@@ -210,14 +235,15 @@ class TrainEmit:
                                      self.view(f.mask)))
             else:
                 act = unit(op.type).activation(op)
-                lines.append(em.call(em.kernel(f"tt_mask_{act}_f32"), self.view(op.outputs[0]), y.size,
+                sfx = "f16" if y.dtype == "float16" else "f32"
+                lines.append(em.call(em.kernel(f"tt_mask_{act}_{sfx}"), self.view(op.outputs[0]), y.size,
                                      self.view(f.mask)))
         for tensor, saved, _ in f.saves:
             t = g.tensors[tensor]
             b = next(b for b in self.prog.backward if b.saved.get("x") == saved)
             ch = self.channels(self.ops[b.op], b)
             pixels = t.size // unit(self.ops[b.op].type).in_channels(g, self.ops[b.op])
-            fn = em.kernel(f"tt_save_channels_{'s8' if t.dtype == 'int8' else 'f32'}")
+            fn = em.kernel(f"tt_save_channels_{ {'int8': 's8', 'float16': 'f16'}.get(t.dtype, 'f32') }")
             lines.append(em.call(fn, ch, pixels, self.view(tensor), self.view(saved, t.dtype)))
         return lines
 
@@ -245,6 +271,7 @@ class TrainEmit:
         lines = []
         if step.mask:
             n = self.g.tensors[op.outputs[0]].size
-            lines.append(self.em.call(self.em.kernel("tt_mask_apply_f32"), self.grad(step.grad_out), n,
+            sfx = "f16" if self.prog.buffers[step.grad_out].dtype == "float16" else "f32"
+            lines.append(self.em.call(self.em.kernel(f"tt_mask_apply_{sfx}"), self.grad(step.grad_out), n,
                                       self.view(step.mask)))
         return lines + unit(op.type).emit_backward(self.em, op, step, self)

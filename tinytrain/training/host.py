@@ -125,12 +125,13 @@ class HostTrainer:
 
     def set_params(self, values: dict[str, np.ndarray]) -> None:
         """Write every trainable parameter (all must be given), then reset the optimizer."""
+        from ..paramcast import to_device
         data = b""
         for name, nbytes, dtype in self.param_specs:
-            arr = np.ascontiguousarray(values[name], dtype=NP_DTYPES[dtype])
-            if arr.nbytes != nbytes:
-                raise TinyTrainError(f"parameter {name!r}: {arr.nbytes} bytes given, {nbytes} expected")
-            data += arr.tobytes()
+            b = to_device(name, values[name], np.dtype(NP_DTYPES[dtype]).str)     # half: exact or refused
+            if len(b) != nbytes:
+                raise TinyTrainError(f"parameter {name!r}: {len(b)} bytes given, {nbytes} expected")
+            data += b
         self._send(b"S" + data + b"R")
         self._flush()
 

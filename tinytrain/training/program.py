@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..dtypes import nbytes as dtype_nbytes
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
@@ -113,6 +115,15 @@ class TrainingProgram:
     loss_step: LossStep
     backward: list[BackwardStep]
     requires_grad: set[str]
+    precision: str = "fp32"            # fp32 | fp16 | mixed (tinytrain.precision)
+    loss_scale: float = 1.0            # half precision: the initial loss scale
+    dynamic_loss_scale: bool = False   # lower it on overflow (skipping the rest of the step), raise it
+    loss_scale_interval: int = 1000    # after this many steps without overflow
+
+    @property
+    def half(self) -> bool:
+        """Half-precision parameters and gradients (precision fp16 / mixed)."""
+        return self.precision in ("fp16", "mixed")
 
     # --- queries used by the memory plan, simulation and code generator ----------------
     @property
@@ -178,7 +189,8 @@ def _has_mask(graph: Graph, op: Op, quantized: bool) -> bool:
 
 def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
                   momentum: bool = False, shadow: bool = False, update: str | None = None,
-                  update_seed: int | None = None) -> TrainingProgram:
+                  update_seed: int | None = None, precision: str = "fp32", loss_scale: float | str = 1.0,
+                  loss_scale_interval: int = 1000) -> TrainingProgram:
     """Build the pruned, in-place-ordered training step of `graph` under `scheme`
     (a Scheme, a SchemeSpec or the text of --train). `update`: how int8/int32 parameters
     keep the part of a step below one quantization step (qas.UPDATE_MODES; None: the
@@ -197,7 +209,22 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
     quantized = graph.is_quantized
-    update = resolve_update(update, quantized)
+    from ..precision import check_precision
+    check_precision(precision)
+    half = any(t.dtype == "float16" for t in graph.tensors.values())
+    if half != (precision in ("fp16", "mixed")):
+        raise TinyTrainError(f"precision {precision} on a graph {'with' if half else 'without'} float16 tensors "
+                             "(tinytrain.compile converts the graph: pass precision= there)")
+    dynamic = loss_scale == "dynamic"
+    scale = 2.0 ** 16 if dynamic else float(loss_scale)    # dynamic: from the top (at most 2^16)
+    if not (scale > 0 and np.isfinite(scale) and np.log2(scale) == round(np.log2(scale))):
+        raise TinyTrainError(f"loss scale {loss_scale!r}: a power of two (e.g. 1, 1024) or 'dynamic'")
+    if scale != 1.0 and not half:
+        raise TinyTrainError("loss scaling is for precision fp16 / mixed")
+    if half and update not in (None, "float", "master"):
+        raise TinyTrainError(f"--update {update}: update modes are for int8 parameters; precision "
+                             f"{precision} updates half parameters by SGD")
+    update = "master" if precision == "mixed" else resolve_update(None if half else update, quantized)
     seed = DEFAULT_UPDATE_SEED if update_seed is None else int(update_seed)
     if not 0 <= seed < 2 ** 32:
         raise TinyTrainError(f"update seed {update_seed}: expected an integer in [0, 2^32)")
@@ -256,7 +283,8 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
     def grad_buffer(t: str) -> str:
         name = grad_name[t]
         if name not in buffers:
-            buffers[name] = Buffer(name, graph.tensors[t].shape, "float32", "gradient")
+            dt = "float16" if graph.tensors[t].dtype == "float16" else "float32"
+            buffers[name] = Buffer(name, graph.tensors[t].shape, dt, "gradient")
         return name
 
     for op in backward_ops:
@@ -312,7 +340,9 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
                            momentum=momentum, update=update, update_seed=seed, buffers=buffers,
                            tensor_buffer=tensor_buffer,
                            forward=[forward[op.name] for op in graph.ops],
-                           loss_step=loss_step, backward=backward, requires_grad=requires_grad)
+                           loss_step=loss_step, backward=backward, requires_grad=requires_grad,
+                           precision=precision, loss_scale=scale, dynamic_loss_scale=dynamic,
+                           loss_scale_interval=int(loss_scale_interval))
 
 
 def _producer_step(graph: Graph, forward: dict[str, ForwardStep], tensor: str) -> ForwardStep:

@@ -46,6 +46,8 @@ UPDATE_MODES = {m.name: m for m in (
                                    "4 bytes of PRNG state)"),
 )}
 FLOAT_UPDATE = UpdateMode("float", 0, 0, "float32 parameters: plain SGD")
+MASTER_UPDATE = UpdateMode("master", 5, 4, "half parameters with an fp32 master copy (mixed precision): "
+                                           "SGD on the copy, the parameter its rounding")
 DEFAULT_UPDATE = "stochastic"        # chosen from bench/bench_learning.py: see docs/training.md
 DEFAULT_UPDATE_SEED = 0x2545F491     # the PRNG's compiled-in seed (any value works)
 RNG_STATE_BYTES = 4
@@ -67,6 +69,8 @@ def resolve_update(update: str | None, quantized: bool) -> str:
 
 
 def update_mode(name: str) -> UpdateMode:
+    if name == MASTER_UPDATE.name:
+        return MASTER_UPDATE
     return FLOAT_UPDATE if name == FLOAT_UPDATE.name else UPDATE_MODES[name]
 
 

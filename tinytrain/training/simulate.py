@@ -1,6 +1,9 @@
 """Host simulation of the training step of a TrainingProgram, in numpy.
 
 Float graphs: fp32 forward and backward (checked against TensorFlow's GradientTape).
+Half-precision graphs (precision fp16 / mixed): the op units' float16 references
+(tinytrain/ops/f16.py), bit for bit as the _f16 kernels: gradients rounded to half where the
+C stores them, updates by tt_sgd_rule_f16 (loss scale, fp32 master copy, dynamic overflow).
 int8 graphs: the int8 forward of inference (tinytrain.refops, bit-exact with the C
 kernels), fp32 gradients w.r.t. real (dequantized) values with requantization treated
 as identity and the int8 clamp as a mask, and quantization-aware-scaled updates of the
@@ -15,6 +18,7 @@ import numpy as np
 
 from ..ir import Op
 from ..ops import unit
+from ..ops import f16
 from . import qas, vjp
 from .program import TrainingProgram
 
@@ -45,12 +49,18 @@ class Trainer:
         self.rng_state = prog.update_seed               # "stochastic": the PRNG's state
         self.ops = {op.name: op for op in self.g.ops}
         self._vals: dict[str, np.ndarray] = {}
+        # half precision: the fp32 master copies (mixed) and the loss scale's state
+        self.master: dict[str, np.ndarray] = {}
+        self.loss_scale_value = F32(prog.loss_scale)
+        self.loss_scale_good_steps = 0
+        self.overflow = False
 
     def reset_optimizer(self) -> None:
         """As tt_model_reset_optimizer: momentum zeroed, shadows and residuals re-derived from
         the parameters (after the parameters were written); the PRNG stream goes on."""
         self.state.clear()
         self.shadow.clear()
+        self.master.clear()
         self.residual.clear()
 
     # --- forward --------------------------------------------------------------------------
@@ -110,15 +120,20 @@ class Trainer:
             op = self.ops[b.op]
             dy = grads.pop(op.outputs[0])
             if b.mask:
-                dy = np.where(self.mask(op, vals), dy, F32(0)).astype(F32)
+                dy = np.where(self.mask(op, vals), dy, dy.dtype.type(0)).astype(dy.dtype)
             dxs, pgrads = unit(op.type).vjp(self, op, dy, b)
             for t, dx in dxs.items():
                 dx = np.asarray(dx, F32).reshape(self.g.tensors[t].shape)
-                grads[t] = grads[t] + dx if b.accumulate[t] else dx
+                if self.g.tensors[t].dtype == "float16":      # the _f16 kernels' one rounding
+                    grads[t] = f16.round_grad(dx, grads[t] if b.accumulate[t] else None)
+                else:
+                    grads[t] = grads[t] + dx if b.accumulate[t] else dx
                 res.input_grads[t] = grads[t]
             for name, grad in pgrads.items():       # the weight first, then the bias
                 res.grads[name] = grad
                 self._update(op, name, grad, b)
+        if prog.half:
+            self._after_step()
         return res
 
     @property
@@ -135,6 +150,9 @@ class Trainer:
         if self.prog.quantized:
             qas.update_int(self, op, name, p, grad, sub)
             return
+        if self.prog.half:
+            self._update_half(op, name, p, grad, sub)
+            return
         cur = p[sub]
         g = grad.astype(F32)
         if self.weight_decay:
@@ -145,3 +163,56 @@ class Trainer:
             g = m
         p[sub] = (cur - self.lr * g).astype(F32)
         del t
+
+    # --- half precision ---------------------------------------------------------------------
+    def _update_half(self, op: Op, name: str, p: np.ndarray, grad: np.ndarray, sub) -> None:
+        """tt_sgd_rule_f16 over the trained elements, in the order the C kernel visits them:
+        with dynamic loss scaling, from the first non-finite gradient on nothing changes."""
+        cur = p[sub]
+        g = np.asarray(grad, F32)
+        allowed = np.ones(g.shape, bool)
+        if self.prog.dynamic_loss_scale:
+            if self.overflow:
+                return
+            bad = ~np.isfinite(g)
+            if bad.any():
+                channel_first = name == op.inputs[1] and unit(op.type).update_channel_first
+                order = np.moveaxis(np.arange(g.size).reshape(g.shape), -1, 0).reshape(-1) if channel_first \
+                    else np.arange(g.size)
+                flat_bad = bad.reshape(-1)[order]
+                first = int(np.argmax(flat_bad))
+                rank = np.empty(g.size, np.int64)
+                rank[order] = np.arange(g.size)
+                allowed = (rank < first).reshape(g.shape)
+                self.overflow = True
+                g = np.where(allowed, g, F32(0))
+        m = self.state.setdefault(name, np.zeros(g.shape, F32)) if self.momentum else None
+        master = None
+        if self.prog.update == "master":
+            master = self.master.setdefault(name, f16.f32(cur).copy())
+        m_old = None if m is None else m.copy()
+        master_old = None if master is None else master.copy()
+        new = f16.sgd(cur, g, self.lr, self.momentum, self.weight_decay, self.loss_scale_value, m, master)
+        if not allowed.all():
+            new = np.where(allowed, new, cur)
+            if m is not None:
+                m[...] = np.where(allowed, m, m_old)
+            if master is not None:
+                master[...] = np.where(allowed, master, master_old)
+        p[sub] = new
+
+    def _after_step(self) -> None:
+        """tt_loss_scale_after_step."""
+        if not self.prog.dynamic_loss_scale:
+            return
+        if self.overflow:
+            if self.loss_scale_value > 1:
+                self.loss_scale_value = F32(self.loss_scale_value * F32(0.5))
+            self.loss_scale_good_steps = 0
+        else:
+            self.loss_scale_good_steps += 1
+            if self.loss_scale_good_steps >= self.prog.loss_scale_interval:
+                if self.loss_scale_value < 65536:
+                    self.loss_scale_value = F32(self.loss_scale_value * F32(2))
+                self.loss_scale_good_steps = 0
+        self.overflow = False

@@ -1,0 +1,92 @@
+/* Half-precision depthwise conv2d for Helium (MVE, Cortex-M55): forward and input gradient
+ * with 8 channels in the lanes, in half with fused multiply-adds (vfmaq_f16), no reduction
+ * across lanes (the fused weight update is the portable one). tinytrain/ops/f16.py models
+ * them bit for bit:
+ * forward      acc = bias (half), then fma of x * w over the taps ky, kx inside the input,
+ *              then the activation on the half value (`v < 0 -> 0`, relu6 `v > 6 -> 6`).
+ * grad input   gather form: acc = fma over ky, kx of gy * w; stored as is, or old + acc (one
+ *              half add) when accumulating.
+ * A last partial 8 channels is predicated. Empty where __ARM_FEATURE_MVE & 2 is not set. */
+#include "tt_kernels.h"
+#include "tt_train_kernels.h"
+#include "tt_f16.h"
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+#include <arm_mve.h>
+
+static inline float16x8_t act_f16(float16x8_t v, int32_t act)
+{
+    if (act == 0) return v;
+    v = vpselq_f16(vdupq_n_f16(0.0f), v, vcmpltq_n_f16(v, 0.0f));
+    if (act == 2) v = vpselq_f16(vdupq_n_f16(6.0f), v, vcmpgtq_n_f16(v, 6.0f));
+    return v;
+}
+
+void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
+                                 const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
+                                 int32_t act, tt_f16 *y, const tt_dims *out)
+{
+    const int32_t ch = out->c;
+    const float16_t *xh = (const float16_t *)x, *wh = (const float16_t *)w;
+    float16_t *yh = (float16_t *)y;
+    int32_t oh, ow, c, ky, kx;
+    for (oh = 0; oh < out->h; ++oh) {
+        for (ow = 0; ow < out->w; ++ow) {
+            for (c = 0; c < ch; c += 8) {
+                const mve_pred16_t p = vctp16q((uint32_t)(ch - c));
+                float16x8_t acc = bias ? vldrhq_z_f16((const float16_t *)bias + c, p) : vdupq_n_f16(0.0f);
+                for (ky = 0; ky < kh; ++ky) {
+                    const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
+                    if (ih < 0 || ih >= in->h) continue;
+                    for (kx = 0; kx < kw; ++kx) {
+                        const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
+                        if (iw < 0 || iw >= in->w) continue;
+                        acc = vfmaq_f16(acc, vldrhq_z_f16(xh + (ih * in->w + iw) * in->c + c, p),
+                                        vldrhq_z_f16(wh + (ky * kw + kx) * ch + c, p));
+                    }
+                }
+                vstrhq_p_f16(yh + (oh * out->w + ow) * ch + c, act_f16(acc, act), p);
+            }
+        }
+    }
+}
+
+static int32_t source(int32_t i, int32_t t, int32_t stride, int32_t pad, int32_t dil, int32_t n_out)
+{
+    const int32_t num = i + pad - t * dil;
+    if (num < 0 || num % stride) return -1;
+    return num / stride < n_out ? num / stride : -1;
+}
+
+void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                            const tt_f16 *w, int32_t accumulate, tt_f16 *grad_x)
+{
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw, ch = in->c;
+    const float16_t *gyh = (const float16_t *)grad_y, *wh = (const float16_t *)w;
+    float16_t *gxh = (float16_t *)grad_x;
+    int32_t ih, iw, c, ky, kx;
+    for (ih = 0; ih < in->h; ++ih) {
+        for (iw = 0; iw < in->w; ++iw) {
+            for (c = 0; c < ch; c += 8) {
+                const mve_pred16_t p = vctp16q((uint32_t)(ch - c));
+                float16_t *gx = gxh + (ih * in->w + iw) * ch + c;
+                float16x8_t acc = vdupq_n_f16(0.0f);
+                for (ky = 0; ky < kh; ++ky) {
+                    const int32_t oh = source(ih, ky, g->stride_h, g->pad_top, g->dil_h, out->h);
+                    if (oh < 0) continue;
+                    for (kx = 0; kx < kw; ++kx) {
+                        const int32_t ow = source(iw, kx, g->stride_w, g->pad_left, g->dil_w, out->w);
+                        if (ow < 0) continue;
+                        acc = vfmaq_f16(acc, vldrhq_z_f16(gyh + (oh * out->w + ow) * ch + c, p),
+                                        vldrhq_z_f16(wh + (ky * kw + kx) * ch + c, p));
+                    }
+                }
+                if (accumulate) acc = vaddq_f16(vldrhq_z_f16(gx, p), acc);
+                vstrhq_p_f16(gx, acc, p);
+            }
+        }
+    }
+}
+#endif

@@ -1,0 +1,229 @@
+"""Kernel-harness cases of the half-precision kernels (tests/kernel_harness.py): one Case per
+kernel call, its output checked against the numpy model (tinytrain/ops/f16.py) byte for byte
+and its instructions counted. Used by tests/test_fp16_mve.py and bench/bench_fp16.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinytrain.ops import f16
+from tinytrain.resources import firmware_dir
+
+from kernel_harness import Case
+
+F16 = np.float16
+
+
+def kernels() -> list:
+    """Every float16 kernel file, the float32 conv2d / fully connected ones (the baselines)
+    and their Helium variants."""
+    k = firmware_dir() / "kernels"
+    files = sorted(k.glob("*/*_f16*.c"))
+    for op in ("conv2d", "fully_connected"):
+        files += sorted((k / op).glob(f"{op}_f32*.c")) + sorted((k / op).glob(f"{op}_backward_f32*.c"))
+    return files
+
+
+def _half(case: Case, what: str, a: np.ndarray, ram: bool = False) -> str:
+    return f"(tt_f16 *){case.array(what, np.asarray(a, F16).view(np.uint16), ram=ram)}"
+
+
+def _float(case: Case, what: str, a: np.ndarray) -> str:
+    return f"(const float *){case.array(what, np.asarray(a, np.float32).view(np.uint32))}"
+
+
+def _out_bytes(y: np.ndarray) -> np.ndarray:
+    return np.frombuffer(np.ascontiguousarray(y).tobytes(), np.int8)
+
+
+def _shape(case: Case, x_shape, y_shape, kh, kw, stride, pad, dil) -> str:
+    name = case._name("shape")
+    case.decls.append('#include "tt_train_kernels.h"')
+    case.decls.append(f"static const tt_conv_shape {name} = {{{case.dims(x_shape)}, {case.dims(y_shape)}, {kh}, "
+                      f"{kw}, {case.geom(stride, pad, dil)}}};")
+    return "&" + name
+
+
+def _update(case: Case, lr: float, n: int = 0, momentum: float = 0.0, wd: float = 0.0, scale: float = 1.0,
+            master: np.ndarray | None = None) -> str:
+    """&tt_update: SGD (momentum over n elements from 0, weight decay, a static loss scale,
+    an fp32 master copy)."""
+    hp, ls, u = case._name("hp"), case._name("ls"), case._name("upd")
+    case.decls.append('#include "tt_train_kernels.h"')
+    case.decls.append(f"static tt_hparams {hp} = {{ .lr = {lr!r}f, .momentum = {momentum!r}f, "
+                      f".weight_decay = {wd!r}f }};")
+    case.decls.append(f"static tt_loss_scale {ls} = {{ .scale = {scale!r}f, .dynamic = 0, .overflow = 0, "
+                      ".good_steps = 0, .interval = 1000 };")
+    extra = ""
+    if momentum:
+        extra += f", .momentum = {case.array('mom', np.zeros(n, np.uint32), ram=True)}".replace(
+            ".momentum = ", ".momentum = (float *)")
+    if master is not None:
+        extra += f", .shadow = (float *){case.array('master', np.asarray(master, np.float32).view(np.uint32), ram=True)}"
+    mode = "TT_UPDATE_MASTER" if master is not None else "TT_UPDATE_FLOAT"
+    case.decls.append(f"static const tt_update {u} = {{ .hp = &{hp}, .mode = {mode}, .ls = &{ls}{extra} }};")
+    return "&" + u
+
+
+def conv_geometry(h, w, cin, cout, k, stride, pad, dil):
+    oh = (h + 2 * pad - (k - 1) * dil - 1) // stride + 1
+    ow = (w + 2 * pad - (k - 1) * dil - 1) // stride + 1
+    return oh, ow
+
+
+def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0.01, f32=False, rule=None):
+    """(forward, grad input, update) Cases of one conv2d layer: the Helium f16 kernel as `ref`
+    (checked against the numpy model), the portable f16 kernel as `var`; with f32 also the
+    float32 scalar kernels (and their Helium variants, where they exist) as extra cases."""
+    rng = np.random.default_rng(seed)
+    oh, ow = conv_geometry(h, w, cin, cout, k, stride, pad, dil)
+    x = rng.standard_normal((h, w, cin)).astype(F16)
+    wt = (rng.standard_normal((cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(F16)
+    b = (0.1 * rng.standard_normal(cout)).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, cout))).astype(F16)
+    gx_old = (0.1 * rng.standard_normal((h, w, cin))).astype(F16)
+    st, pd, dl = (stride, stride), (pad, pad, pad, pad), (dil, dil)
+    macs = oh * ow * cout * k * k * cin
+    name = f"conv {h}x{w}x{cin}->{k}x{k}->{cout} s{stride} p{pad} d{dil}"
+    cases = []
+
+    fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs)
+    y = f16.conv2d_mve(x, wt, b, st, pd, dl, "relu", (oh, ow))
+    fwd.expected = _out_bytes(y)
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, "
+            f"{k}, {k}, {fwd.geom(st, pd, dl)}, 1, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
+    fwd.ref, fwd.var = f"tt_conv2d_f16_mve({args});", f"tt_conv2d_f16({args});"
+    cases.append(fwd)
+
+    gin = Case(f"{name} grad input", out_bytes=h * w * cin * 2, macs=macs)
+    g = f16.round_grad(f16.conv2d_grad_input_mve(gy, wt, (h, w), st, pd, dl), gx_old if acc else None)
+    gin.expected = _out_bytes(g)
+    shape = _shape(gin, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
+    old = _half(gin, "gxold", gx_old)
+    gin.pre = f"memcpy(tt_out, {old}, {h * w * cin * 2});"
+    args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
+    gin.ref, gin.var = f"tt_conv2d_grad_input_f16_mve({args});", f"tt_conv2d_grad_input_f16({args});"
+    cases.append(gin)
+
+    upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=macs,
+               scratch_bytes=4 * k * k * cin)
+    gw = f16.conv2d_grad_weight_mve(x, gy, k, k, st, pd, dl, cin)
+    rule = rule or {}
+    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
+    shape = _shape(upd, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
+    ch = upd._name("ch")
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
+                     f".x_channels = {cin} }};")
+    w0 = _half(upd, "w0", wt)
+    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
+    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
+    upd.ref, upd.var = f"tt_conv2d_update_weight_f16_mve({args});", f"tt_conv2d_update_weight_f16({args});"
+    cases.append(upd)
+    if f32:
+        cases += conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, (oh, ow), lr)
+    return cases
+
+
+def exact_f32_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0):
+    """The float32 scalar kernels against their Helium variants on small integers (and a
+    power-of-two learning rate), where every product and sum is exact, so fused and unfused
+    arithmetic agree: the outputs must be identical byte for byte."""
+    rng = np.random.default_rng(seed)
+    oh, ow = conv_geometry(h, w, cin, cout, k, stride, pad, dil)
+    ints = lambda *s: rng.integers(-3, 4, s).astype(np.float32)
+    return conv_cases_f32(ints(h, w, cin), ints(cout, k, k, cin), ints(cout), ints(oh, ow, cout),
+                          f"exact conv {h}x{w}x{cin}->{k}x{k}->{cout} s{stride} p{pad} d{dil}", k, (stride, stride),
+                          (pad,) * 4, (dil, dil), (oh, ow), 2.0 ** -10)
+
+
+def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):
+    """The float32 scalar kernels (ref) and their Helium variants (var, where they exist) on
+    the same values: instruction counts only."""
+    h, w, cin = x.shape
+    oh, ow = out_hw
+    cout = wt.shape[0]
+    xf, wf, bf, gyf = (np.asarray(a, np.float32) for a in (x, wt, b, gy))
+    macs = oh * ow * cout * k * k * cin
+    from tinytrain.cgen.kernels import kernel_index
+    have = kernel_index().has
+    out = []
+    c = Case(f"{name} forward f32", out_bytes=oh * ow * cout * 4, macs=macs)
+    args = (f"{_float(c, 'x', xf)}, {c.dims((h, w, cin))}, {_float(c, 'w', wf)}, {_float(c, 'b', bf)}, {k}, {k}, "
+            f"{c.geom(st, pd, dl)}, 1, (float *)tt_out, {c.dims((oh, ow, cout))}")
+    c.ref = f"tt_conv2d_f32({args});"
+    c.var = f"tt_conv2d_f32_mve({args});" if have("tt_conv2d_f32_mve") else None
+    out.append(c)
+    c = Case(f"{name} grad input f32", out_bytes=h * w * cin * 4, macs=macs)
+    shape = _shape(c, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
+    args = f"{shape}, {_float(c, 'gy', gyf)}, {_float(c, 'w', wf)}, 0, (float *)tt_out"
+    c.ref = f"tt_conv2d_grad_input_f32({args});"
+    c.var = f"tt_conv2d_grad_input_f32_mve({args});" if have("tt_conv2d_grad_input_f32_mve") else None
+    out.append(c)
+    c = Case(f"{name} grad weight + update f32", out_bytes=wt.size * 4, macs=macs, scratch_bytes=4 * k * k * cin)
+    shape = _shape(c, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
+    ch = c._name("ch")
+    c.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
+                   f".x_channels = {cin} }};")
+    w0 = _float(c, "w0", wf)
+    c.pre = f"memcpy(tt_out, {w0}, {wt.size * 4});"
+    args = (f"{shape}, &{ch}, (float *)tt_out, {_float(c, 'x', xf)}, {_float(c, 'gy', gyf)}, {_update(c, lr)}, "
+            "(float *)tt_scratch")
+    c.ref = f"tt_conv2d_update_weight_f32({args});"
+    c.var = f"tt_conv2d_update_weight_f32_mve({args});" if have("tt_conv2d_update_weight_f32_mve") else None
+    out.append(c)
+    return out
+
+
+def fc_cases(n_in, n_out, seed=0, acc=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n_in).astype(F16)
+    wt = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(F16)
+    b = (0.1 * rng.standard_normal(n_out)).astype(F16)
+    gy = (0.1 * rng.standard_normal(n_out)).astype(F16)
+    gx_old = (0.1 * rng.standard_normal(n_in)).astype(F16)
+    name = f"fc {n_in}->{n_out}"
+    fwd = Case(f"{name} forward", out_bytes=n_out * 2, macs=n_in * n_out)
+    fwd.expected = _out_bytes(f16.fully_connected_mve(x, wt, b, "none"))
+    args = f"{_half(fwd, 'x', x)}, {n_in}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, {n_out}, 0, (tt_f16 *)tt_out"
+    fwd.ref, fwd.var = f"tt_fully_connected_f16_mve({args});", f"tt_fully_connected_f16({args});"
+    gin = Case(f"{name} grad input", out_bytes=n_in * 2, macs=n_in * n_out)
+    gin.expected = _out_bytes(f16.round_grad(f16.fully_connected_grad_input_mve(gy, wt), gx_old if acc else None))
+    old = _half(gin, "gxold", gx_old)
+    gin.pre = f"memcpy(tt_out, {old}, {n_in * 2});"
+    gin.decls.append('#include "tt_train_kernels.h"')
+    args = f"{n_in}, {n_out}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
+    gin.ref = f"tt_fully_connected_grad_input_f16_mve({args});"
+    gin.var = f"tt_fully_connected_grad_input_f16({args});"
+    return [fwd, gin]
+
+
+def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu"):
+    """(forward, grad input) Cases of a depthwise layer: the Helium kernel against its model."""
+    rng = np.random.default_rng(seed)
+    oh, ow = conv_geometry(h, w, c, c, k, stride, pad, dil)
+    x = rng.standard_normal((h, w, c)).astype(F16)
+    wt = (0.5 * rng.standard_normal((k, k, c))).astype(F16)
+    b = (0.1 * rng.standard_normal(c)).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, c))).astype(F16)
+    gx_old = (0.1 * rng.standard_normal((h, w, c))).astype(F16)
+    st, pd, dl = (stride, stride), (pad,) * 4, (dil, dil)
+    name = f"dw {h}x{w}x{c} {k}x{k} s{stride} p{pad} d{dil} {act}"
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    fwd = Case(f"{name} forward", out_bytes=oh * ow * c * 2, macs=oh * ow * c * k * k)
+    fwd.expected = _out_bytes(f16.depthwise_mve(x, wt, b, st, pd, dl, act, (oh, ow)))
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, {k}, {k}, "
+            f"{fwd.geom(st, pd, dl)}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, c))}")
+    fwd.ref, fwd.var = f"tt_depthwise_conv2d_f16_mve({args});", f"tt_depthwise_conv2d_f16({args});"
+    gin = Case(f"{name} grad input", out_bytes=h * w * c * 2, macs=oh * ow * c * k * k)
+    gin.expected = _out_bytes(f16.round_grad(f16.depthwise_grad_input_mve(gy, wt, (h, w), st, pd, dl),
+                                             gx_old if acc else None))
+    shape = _shape(gin, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
+    old = _half(gin, "gxold", gx_old)
+    gin.pre = f"memcpy(tt_out, {old}, {h * w * c * 2});"
+    args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
+    gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
+    gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
+    return [fwd, gin]

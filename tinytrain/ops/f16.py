@@ -1,0 +1,404 @@
+"""numpy references of the float16 kernels, bit for bit.
+
+The portable `_f16` kernels (firmware/kernels/<op>/<op>_f16.c, firmware/include/tt_f16.h)
+hold tensors in half precision and compute in float32: each half operand is widened
+exactly, every product and sum is rounded to float32 in the kernel's order (all C is
+compiled with -ffp-contract=off), and each result is rounded to half once. The functions
+below loop over the reduction index in the kernel's order, vectorized over the outputs, so
+numpy rounds exactly where the C does.
+
+Gradient functions return the float32 sums before their rounding to half: the C kernels
+round `sum` (or, when accumulating into a gradient another op already wrote, `old + sum`)
+once, which the training simulation does (`round_grad`); weight and bias gradients are
+never stored in half (the fused update consumes the float32 sums).
+
+The Helium `_f16_mve` variants compute in half with fused multiply-adds instead (see
+`fma16` and the `mve` functions below).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+F16, F32 = np.float16, np.float32
+
+
+def _ieee(fn):
+    """inf - inf, 0 * inf, overflow: NaN / inf as the C computes them, without numpy's warnings."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def f32(a) -> np.ndarray:
+    """Half operands widened to float32 (exact)."""
+    return np.asarray(a, F16).astype(F32)
+
+
+@_ieee
+def round_grad(acc: np.ndarray, old: np.ndarray | None = None) -> np.ndarray:
+    """A gradient kernel's store: half(sum), or half(old + sum) when accumulating."""
+    acc = np.asarray(acc, F32)
+    if old is not None:
+        acc = (f32(old) + acc).astype(F32)
+    return acc.astype(F16)
+
+
+@_ieee
+def activate(acc: np.ndarray, act: str) -> np.ndarray:
+    """tt_act_f16 then the rounding to half (relu / relu6 commute with the rounding)."""
+    acc = _act(np.asarray(acc), act)
+    return acc.astype(F16)
+
+
+def _act(v: np.ndarray, act: str) -> np.ndarray:
+    """`if (v < 0) v = 0; if (relu6 && v > 6) v = 6;` exactly (a -0 stays -0, a NaN stays)."""
+    if act in ("relu", "relu6"):
+        v = np.where(v < 0, v.dtype.type(0), v)
+    if act == "relu6":
+        v = np.where(v > 6, v.dtype.type(6), v)
+    return v
+
+
+@_ieee
+def fma16(a, b, c) -> np.ndarray:
+    """Fused multiply-add of halves, one rounding (vfmaq_f16): a*b is exact in float64 and,
+    for every finite half result, a*b + c rounds to float64 without changing the half it
+    rounds to (the exponent span a finite half result allows fits 53 bits)."""
+    return (np.asarray(a, F16).astype(np.float64) * np.asarray(b, F16).astype(np.float64)
+            + np.asarray(c, F16).astype(np.float64)).astype(F16)
+
+
+def _axis_taps(n_out: int, n_in: int, k: int, stride: int, pad: int, dil: int):
+    """For each tap t: (input index of every output position, valid mask)."""
+    o = np.arange(n_out)
+    for t in range(k):
+        i = o * stride - pad + t * dil
+        yield t, np.clip(i, 0, n_in - 1), (i >= 0) & (i < n_in)
+
+
+def _axis_sources(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int):
+    """For each tap t: (output index feeding every input position, valid mask): the gather
+    form of a transposed window (grad input)."""
+    i = np.arange(n_in)
+    for t in range(k):
+        num = i + pad - t * dil
+        o = num // stride
+        ok = (num >= 0) & (num % stride == 0) & (o < n_out)
+        yield t, np.clip(o, 0, n_out - 1), ok
+
+
+# --- conv2d -------------------------------------------------------------------------------------
+
+@_ieee
+def conv2d(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_conv2d_f16: x (H, W, C), w OHWI; acc = bias, then + x*w over ky, kx, i (taps
+    outside the input skipped), relu, one rounding."""
+    x, w = f32(x), f32(w)
+    oh, ow = out_hw
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros((oh, ow, cout), F32) + (f32(bias) if bias is not None else F32(0))
+    for ky, iy, vy in _axis_taps(oh, x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(ow, x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]                                   # (OH, OW, Cin)
+            for i in range(cin):
+                acc = np.where(valid, acc + xs[..., i:i + 1] * w[:, ky, kx, i], acc)
+    return activate(acc, act)
+
+
+@_ieee
+def conv2d_grad_input(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    """tt_conv2d_grad_input_f16 (gather form): gx[ih, iw, i] = sum over ky, kx, o (in that
+    order) of gy[oh, ow, o] * w[o, ky, kx, i] where (oh, ow) reaches (ih, iw) by that tap."""
+    gy, w = f32(gy), f32(w)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F32)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]                                   # (H, W, Cout)
+            for o in range(cout):
+                acc = np.where(valid, acc + g[..., o:o + 1] * w[o, ky, kx, :], acc)
+    return acc
+
+
+@_ieee
+def conv2d_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """The float32 weight gradient (Cout, kh, kw, k) the fused update of tt_conv2d_update_
+    weight_f16 computes per output channel: a sum over the output pixels in row-major order."""
+    x, gy = f32(x)[..., :k], f32(gy)
+    oh_n, ow_n, cout = gy.shape
+    acc = np.zeros((cout, kh, kw, k), F32)
+    ih = np.arange(kh) * dil[0]
+    iw = np.arange(kw) * dil[1]
+    for oh in range(oh_n):
+        ys = oh * stride[0] - pad[0] + ih
+        vy = (ys >= 0) & (ys < x.shape[0])
+        for ow in range(ow_n):
+            xs = ow * stride[1] - pad[2] + iw
+            vx = (xs >= 0) & (xs < x.shape[1])
+            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]   # (kh, kw, k)
+            valid = (vy[:, None] & vx[None, :])[None, :, :, None]
+            acc = np.where(valid, acc + gy[oh, ow][:, None, None, None] * patch[None], acc)
+    return acc
+
+
+@_ieee
+def bias_grad(gy) -> np.ndarray:
+    """tt_bias_update_f16's gradient: per channel, the sum over pixels in order (float32)."""
+    g = f32(gy).reshape(-1, np.shape(gy)[-1])
+    acc = np.zeros(g.shape[1], F32)
+    for p in range(g.shape[0]):
+        acc = acc + g[p]
+    return acc
+
+
+# --- depthwise conv2d -----------------------------------------------------------------------------
+
+@_ieee
+def depthwise(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_depthwise_conv2d_f16: w (kh, kw, C); acc = bias, + x*w over ky, kx."""
+    x, w = f32(x), f32(w)
+    oh, ow = out_hw
+    kh, kw, c = w.shape
+    acc = np.zeros((oh, ow, c), F32) + (f32(bias) if bias is not None else F32(0))
+    for ky, iy, vy in _axis_taps(oh, x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(ow, x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, acc + x[iy][:, ix] * w[ky, kx], acc)
+    return activate(acc, act)
+
+
+@_ieee
+def depthwise_grad_input(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    gy, w = f32(gy), f32(w)
+    kh, kw, c = w.shape
+    acc = np.zeros(tuple(in_hw) + (c,), F32)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, acc + gy[oy][:, ox] * w[ky, kx], acc)
+    return acc
+
+
+@_ieee
+def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """(kh, kw, k): per channel, a sum over the output pixels in row-major order."""
+    x, gy = f32(x)[..., :k], f32(gy)[..., :k]
+    acc = np.zeros((kh, kw, k), F32)
+    ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
+    for oh in range(gy.shape[0]):
+        ys = oh * stride[0] - pad[0] + ih
+        vy = (ys >= 0) & (ys < x.shape[0])
+        for ow in range(gy.shape[1]):
+            xs = ow * stride[1] - pad[2] + iw
+            vx = (xs >= 0) & (xs < x.shape[1])
+            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, acc + gy[oh, ow] * patch, acc)
+    return acc
+
+
+# --- fully connected ---------------------------------------------------------------------------
+
+@_ieee
+def fully_connected(x, w, bias, act) -> np.ndarray:
+    """tt_fully_connected_f16: acc = bias, + x[i] * w[o, i] for i in order."""
+    x, w = f32(x).reshape(-1), f32(w)
+    acc = (f32(bias) if bias is not None else np.zeros(w.shape[0], F32)).copy()
+    for i in range(w.shape[1]):
+        acc = acc + x[i] * w[:, i]
+    return activate(acc, act)
+
+
+@_ieee
+def fully_connected_grad_input(gy, w) -> np.ndarray:
+    gy, w = f32(gy).reshape(-1), f32(w)
+    acc = np.zeros(w.shape[1], F32)
+    for o in range(w.shape[0]):
+        acc = acc + gy[o] * w[o]
+    return acc
+
+
+@_ieee
+def fully_connected_grad_weight(x, gy, k) -> np.ndarray:
+    """dW[o, j] = gy[o] * x[j]: one product each (float32)."""
+    return (f32(gy).reshape(-1)[:, None] * f32(x).reshape(-1)[None, :k]).astype(F32)
+
+
+# --- the update ---------------------------------------------------------------------------------
+
+@_ieee
+def sgd(w, grad, lr, momentum, weight_decay, scale, m=None, master=None):
+    """tt_sgd_rule_f16 on float32 gradients: g = grad / loss scale + wd * w; momentum;
+    w - lr * g, from the fp32 master copy (mixed) or the half weight (fp16); returns the new
+    half weight (and updates m / master in place)."""
+    F = F32
+    w32 = master if master is not None else f32(w)
+    g = (np.asarray(grad, F) / F(scale)).astype(F)
+    g = (g + (F(weight_decay) * w32).astype(F)).astype(F)
+    if m is not None:
+        m[...] = ((F(momentum) * m).astype(F) + g).astype(F)
+        g = m
+    new = (w32 - (F(lr) * g).astype(F)).astype(F)
+    if master is not None:
+        master[...] = new
+    return new.astype(F16)
+
+
+# --- the Helium variants (_f16_mve): half lanes, fused multiply-adds ---------------------------
+
+LANES = 8
+
+
+def _lanes_sum(start: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """bias + lane 0 + ... + lane 7, in float32 in that order."""
+    s = np.asarray(start, F32)
+    for lane in range(LANES):
+        s = (s + acc[..., lane].astype(F32)).astype(F32)
+    return s
+
+
+def _fma_runs(acc, xs, ws, valid=None):
+    """Runs of products into the lanes: element e of the run (its last axis) into lane e % 8,
+    a partial last 8 predicated (inactive lanes keep their value). xs (..., L), ws broadcast;
+    valid (...,) or None: where False the run is skipped."""
+    n = xs.shape[-1]
+    for c in range(0, n, LANES):
+        m = min(LANES, n - c)
+        a = np.zeros(xs.shape[:-1] + (LANES,), F16)
+        b = np.zeros(ws.shape[:-1] + (LANES,), F16)
+        a[..., :m] = xs[..., c:c + m]
+        b[..., :m] = ws[..., c:c + m]
+        new = fma16(a, b, acc)
+        active = np.arange(LANES) < m
+        keep = active if valid is None else (active & np.asarray(valid)[..., None])
+        acc = np.where(keep, new, acc)
+    return acc
+
+
+@_ieee
+def conv2d_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_conv2d_f16_mve: per output 8 half lanes; per kernel row the contiguous run of valid
+    taps (dilation 1; else one run per tap) x[ih][iw..][:] against w[o][ky][kx..][:]."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    oh_n, ow_n = out_hw
+    cout, kh, kw, cin = w.shape
+    H, W = x.shape[:2]
+    y = np.zeros((oh_n, ow_n, cout), F16)
+    # the runs of an output column: ((kx, ...), ...) of taps inside the input
+    col_runs = {}
+    for ow in range(ow_n):
+        iw0 = ow * stride[1] - pad[2]
+        taps = [kx for kx in range(kw) if 0 <= iw0 + kx * dil[1] < W]
+        runs = (tuple(taps),) if dil[1] == 1 and taps else tuple((t,) for t in taps)
+        col_runs.setdefault(runs, []).append(ow)
+    row_taps = {}
+    for oh in range(oh_n):
+        ih0 = oh * stride[0] - pad[0]
+        rows = tuple(ky for ky in range(kh) if 0 <= ih0 + ky * dil[0] < H)
+        row_taps.setdefault(rows, []).append(oh)
+    b = np.zeros(cout, F32) if bias is None else f32(bias)
+    for rows, ohs in row_taps.items():
+        ohs = np.array(ohs)
+        for runs, ows in col_runs.items():
+            ows = np.array(ows)
+            acc = np.zeros((len(ohs), len(ows), cout, LANES), F16)
+            for ky in rows:
+                ih = ohs * stride[0] - pad[0] + ky * dil[0]
+                for run in runs:
+                    iws = [ows * stride[1] - pad[2] + kx * dil[1] for kx in run]
+                    xs = np.concatenate([x[ih][:, iw] for iw in iws], axis=-1)        # (nh, nw, L)
+                    ws = np.concatenate([w[:, ky, kx] for kx in run], axis=-1)         # (cout, L)
+                    acc = _fma_runs(acc, xs[:, :, None, :], ws[None, None])
+            y[np.ix_(ohs, ows)] = activate(_lanes_sum(b, acc), act)
+    return y
+
+
+def _grad_store(acc16: np.ndarray) -> np.ndarray:
+    """Half sums as float32 (exact): the simulation's round_grad then keeps them, and adds an
+    old value in one rounding (vaddq_f16)."""
+    return acc16.astype(F32)
+
+
+@_ieee
+def conv2d_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    """tt_conv2d_grad_input_f16_mve: per input element (lanes over its channels) fma over
+    ky, kx, o of gy * w, in half."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F16)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]
+            for o in range(cout):
+                acc = np.where(valid, fma16(g[..., o:o + 1], w[o, ky, kx, :], acc), acc)
+    return _grad_store(acc)
+
+
+@_ieee
+def conv2d_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """tt_conv2d_update_weight_f16_mve's gradient: half sums over the output pixels
+    (row-major) of gy * x by fma; returned as float32 (exact)."""
+    x, gy = np.asarray(x, F16)[..., :k], np.asarray(gy, F16)
+    acc = np.zeros((gy.shape[2], kh, kw, k), F16)
+    ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
+    for oh in range(gy.shape[0]):
+        ys = oh * stride[0] - pad[0] + ih
+        vy = (ys >= 0) & (ys < x.shape[0])
+        for ow in range(gy.shape[1]):
+            xs = ow * stride[1] - pad[2] + iw
+            vx = (xs >= 0) & (xs < x.shape[1])
+            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
+            valid = (vy[:, None] & vx[None, :])[None, :, :, None]
+            acc = np.where(valid, fma16(gy[oh, ow][:, None, None, None], patch[None], acc), acc)
+    return acc.astype(F32)
+
+
+@_ieee
+def fully_connected_mve(x, w, bias, act) -> np.ndarray:
+    x, w = np.asarray(x, F16).reshape(-1), np.asarray(w, F16)
+    acc = _fma_runs(np.zeros((w.shape[0], LANES), F16), x[None, :], w)
+    b = np.zeros(w.shape[0], F32) if bias is None else f32(bias)
+    return activate(_lanes_sum(b, acc), act)
+
+
+@_ieee
+def fully_connected_grad_input_mve(gy, w) -> np.ndarray:
+    gy, w = np.asarray(gy, F16).reshape(-1), np.asarray(w, F16)
+    acc = np.zeros(w.shape[1], F16)
+    for o in range(w.shape[0]):
+        acc = fma16(gy[o], w[o], acc)
+    return _grad_store(acc)
+
+
+@_ieee
+def depthwise_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
+    """tt_depthwise_conv2d_f16_mve: channels in the lanes, in half: acc = bias, then fma of
+    x * w over the taps ky, kx inside the input, then the activation (no rounding after)."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    kh, kw, c = w.shape
+    acc = np.zeros(tuple(out_hw) + (c,), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
+    for ky, iy, vy in _axis_taps(out_hw[0], x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(out_hw[1], x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, fma16(x[iy][:, ix], w[ky, kx], acc), acc)
+    return _act(acc, act).astype(F16)
+
+
+@_ieee
+def depthwise_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
+    """tt_depthwise_conv2d_grad_input_f16_mve: fma of gy * w over ky, kx, in half."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    kh, kw, c = w.shape
+    acc = np.zeros(tuple(in_hw) + (c,), F16)
+    for ky, oy, vy in _axis_sources(in_hw[0], gy.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ox, vx in _axis_sources(in_hw[1], gy.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, fma16(gy[oy][:, ox], w[ky, kx], acc), acc)
+    return _grad_store(acc)
