@@ -12,7 +12,8 @@
 The CLI (`build`, `inspect`, `run`), the benchmarks, the examples and the tests all go
 through `compile`. Steps: import (tinytrain.frontends) -> optional fresh classifier head
 (transfer learning) -> scheme binding and channel reordering (training) -> memory passes
-on the frozen part -> memory plan (tinytrain.planner / training.memory) -> C emission
+on the frozen part -> the board's kernel variants (passes.select_kernels: their scratch is
+planned) -> memory plan (tinytrain.planner / training.memory) -> C emission
 (tinytrain.cgen) whose emitted constants give the flash figure.
 """
 from __future__ import annotations
@@ -193,7 +194,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     stochastic rounding PRNG's seed;
     lr, momentum_value, weight_decay: the hyper-parameters compiled in (changeable at run
     time). reorder: move a partial update's trained channels to the front."""
-    from .passes import frozen_prefix, optimize_for_memory
+    from .passes import frozen_prefix, optimize_for_memory, select_kernels
     board = board if isinstance(board, Board) else load_board(board)
     scheme_text = None if scheme is None else str(getattr(scheme, "name", scheme))
     if scheme is not None and not hasattr(scheme, "layers"):
@@ -204,7 +205,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
         graph = replace_classifier(graph, num_classes)
     if scheme is None:
         graph = optimize_for_memory(graph) if passes else graph
-        return Compiled(graph, board, None, lr, momentum_value, weight_decay)
+        return Compiled(select_kernels(graph, board.simd), board, None, lr, momentum_value, weight_decay)
     from .training.program import build_program
     from .training.scheme import bind_scheme
     if reorder:
@@ -214,6 +215,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
         bound = scheme if hasattr(scheme, "layers") else bind_scheme(scheme, graph)
     if passes:
         graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
+    graph = select_kernels(graph, board.simd)     # before the plan: variants size their scratch
     program = build_program(graph, bound, loss=loss, momentum=momentum, shadow=shadow, update=update,
                             update_seed=update_seed)
     return Compiled(program.graph, board, program, lr, momentum_value, weight_decay, scheme_text)

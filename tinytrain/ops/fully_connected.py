@@ -122,11 +122,14 @@ class FullyConnected(WeightedOp):
     def ref_f32(self, g, op, args):
         return fully_connected_f32(args[0], args[1], args[2], self.attr(op, "activation"))
 
+    def simd_kernel(self, g, op):
+        return "tt_fully_connected_s8" if self.is_int8(g, op) else None    # same arguments
+
     def emit(self, em, op):
         g = em.graph
         w = g.tensors[op.inputs[1]]
         if self.is_int8(g, op):
-            fn, last = em.kernel("tt_fully_connected_s8"), em.requant(op, self.params(g, op))
+            fn, last = em.variant_kernel("tt_fully_connected_s8", op), em.requant(op, self.params(g, op))
         else:
             fn, last = em.kernel("tt_fully_connected_f32"), ACT_CODES[self.attr(op, "activation")]
         out_f, in_f = int(w.shape[0]), int(w.shape[1])
