@@ -1,4 +1,4 @@
-/* tt_kernels_simd.h - optimised int8 forward kernels: variants of the reference kernels
+/* tt_kernels_simd.h - optimised int8 kernels (the forward ones, and the conv2d input gradient): variants of the reference kernels
  * of tt_kernels.h for the Cortex-M DSP extension (`_dsp`: Cortex-M4/M7/M33/M55) and for
  * Helium MVE (`_mve`: Cortex-M55). Each variant gives the very same bytes as its reference
  * kernel (tests/test_kernels_simd.py checks it on the host and under QEMU).
@@ -22,6 +22,7 @@
 #include "tt_types.h"
 #include "tt_fixedpoint.h"
 #include "tt_simd.h"
+#include "tt_train_kernels.h"
 
 /* ---- requantisation ---------------------------------------------------------------------
  * The reference (tt_requantize_s8): y = clamp(RDBP(SRDHM(acc << l, m), r) + out_zp) with
@@ -314,6 +315,19 @@ void tt_fully_connected_s8_dsp(const int8_t *x, int32_t in_features,
 void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
                                const int8_t *w, const int32_t *bias, int32_t out_features,
                                const tt_requant *q, int8_t *y);
+#endif
+
+/* ---- conv2d input gradient (training, int8 graphs) ----------------------------------------
+ * tt_conv2d_grad_input_s8_dsp / _mve: tt_conv2d_grad_input_s8's arguments and its floats,
+ * bit for bit (each input gradient element takes the same products in the same order: the
+ * output channel loop runs inside the element loop, the element stays in a register; why
+ * this keeps every rounding is in the files' comments). _mve runs the reference where a
+ * denormal could arise (Helium flushes them). No scratch (~0.5 KB of stack). */
+void tt_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                 const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#if defined(__ARM_FEATURE_MVE)
+void tt_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                 const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
 #endif
 
 /* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----
