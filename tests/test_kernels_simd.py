@@ -25,7 +25,8 @@ from tinytrain.resources import firmware_dir
 
 VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
             "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
-            "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve")}
+            "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve"),
+            "depthwise_conv2d_grad_input": ("dsp", "mve")}
 # every variant file (<op>_<t>_dsp.c / _mve.c in the per-op folders)
 VARIANT_SOURCES = sorted(p for p in (firmware_dir() / "kernels").glob("*/*.c") if p.stem.endswith(("_dsp", "_mve")))
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
@@ -134,7 +135,7 @@ def pw_dw_layers(seed=0):
 
 
 def grad_input_layers(seed=0):
-    """conv2d input gradients: 1x1 (the trained layers of the reference models), 3x3 with
+    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models), 3x3 with
     stride / padding / dilation, cin % 8 = 0..7 (the blocked elements and the tail), more
     output channels than one stack chunk (64), all-zero pixels, accumulate, per-tensor
     scales, and denormal products (the _mve variant's fallback)."""
@@ -144,7 +145,13 @@ def grad_input_layers(seed=0):
             G(6, 5, 12, 5, (3, 3), (1, 1), "same", accumulate=1), G(7, 7, 9, 4, (3, 3), (1, 1), "same", (2, 2)),
             G(5, 6, 20, 6, (2, 3), (2, 1), "valid", per_channel=False), G(4, 4, 8, 8, zeros=1.0),
             G(4, 4, 24, 12, tiny=True), G(3, 4, 10, 6, (3, 3), (1, 1), "same", accumulate=1, tiny=True),
-            G(2, 2, 1, 3, (3, 3), (1, 1), "same")]
+            G(2, 2, 1, 3, (3, 3), (1, 1), "same"),
+            # depthwise: groups of eight channels and the last group of 1-7, strides, 5x5 and
+            # 7x7, a kernel beyond the variants' 49 taps, denormals
+            G(6, 6, 16, None, (3, 3), (1, 1), "same"), G(7, 5, 13, None, (3, 3), (2, 2), "same", accumulate=1),
+            G(5, 5, 3, None, (5, 5), (1, 1), "same", per_channel=False), G(8, 8, 9, None, (7, 7), (2, 2), "same"),
+            G(9, 9, 8, None, (3, 3), (1, 1), "same", (2, 2), zeros=0.0), G(3, 3, 4, None, (8, 8), (1, 1), "same"),
+            G(4, 4, 12, None, (3, 3), (1, 1), "same", accumulate=1, tiny=True)]
 
 
 def check_nondegenerate(layer, want):
@@ -200,7 +207,7 @@ def test_pointwise_depthwise_dsp_host(lib, i):
 
 
 @pytest.mark.parametrize("i", range(len(grad_input_layers())))
-def test_conv2d_grad_input_dsp_host(lib, i):
+def test_grad_input_dsp_host(lib, i):
     """Float for float: the bytes of the _dsp variant's gradients equal the reference's."""
     layer = grad_input_layers()[i]
     want = layer.run_host(lib, None)

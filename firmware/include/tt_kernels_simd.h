@@ -23,6 +23,7 @@
 #include "tt_fixedpoint.h"
 #include "tt_simd.h"
 #include "tt_train_kernels.h"
+#include <string.h>
 
 /* ---- requantisation ---------------------------------------------------------------------
  * The reference (tt_requantize_s8): y = clamp(RDBP(SRDHM(acc << l, m), r) + out_zp) with
@@ -317,17 +318,90 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
                                const tt_requant *q, int8_t *y);
 #endif
 
-/* ---- conv2d input gradient (training, int8 graphs) ----------------------------------------
+/* ---- conv2d / depthwise input gradients (training, int8 graphs) ---------------------------
  * tt_conv2d_grad_input_s8_dsp / _mve: tt_conv2d_grad_input_s8's arguments and its floats,
  * bit for bit (each input gradient element takes the same products in the same order: the
  * output channel loop runs inside the element loop, the element stays in a register; why
  * this keeps every rounding is in the files' comments). _mve runs the reference where a
  * denormal could arise (Helium flushes them). No scratch (~0.5 KB of stack). */
+#if defined(__ARM_FEATURE_MVE)
+/* Helium's float instructions run with the standard FPSCR value (denormals flushed to
+ * zero), the scalar FPU does not: the float _mve kernels take their vector path only where
+ * no denormal can arise. If every nonzero d * scale (d: grad_y) and, accumulating, every
+ * nonzero grad_x element has a magnitude in [2^-103, FLT_MAX], every product d * w (w an
+ * int8) and every running sum is a multiple of 2^-126 (a float of magnitude >= 2^-103 has
+ * an ulp >= 2^-126; an exact sum below 2^-103 of such multiples is representable), so each
+ * nonzero value is at least 2^-126: normal. Otherwise the call runs the reference. */
+/* The checks read exponent fields as integers: a float compare could itself be
+ * vectorised, and would then see denormals as zeros. */
+static inline int32_t tt_gi_exponent(float v)
+{
+    uint32_t b;
+    memcpy(&b, &v, 4);
+    return (int32_t)((b >> 23) & 0xFFu);
+}
+
+static inline int32_t tt_gi_is_zero(float v)    /* +0 or -0 (a denormal is not) */
+{
+    uint32_t b;
+    memcpy(&b, &v, 4);
+    return (b & 0x7FFFFFFFu) == 0u;
+}
+
+/* v is 0, or normal with a magnitude in [2^-103, FLT_MAX] */
+static inline int32_t tt_gi_lane_safe(float v)
+{
+    const int32_t e = tt_gi_exponent(v);
+    return tt_gi_is_zero(v) || (e >= 127 - 103 && e < 255);
+}
+
+/* d * scale, for normal nonzero d and scale, has a magnitude in [2^-103, FLT_MAX]:
+ * |d| * |scale| >= 2^(ed - 127 + es - 127) and < 2^(ed - 126 + es - 126). */
+static inline int32_t tt_gi_product_safe(float d, float scale)
+{
+    const int32_t ed = tt_gi_exponent(d), es = tt_gi_exponent(scale);
+    return ed >= 1 && es >= 1 && ed < 255 && es < 255 && ed + es - 254 >= -103 && ed + es - 252 <= 127;
+}
+
+static inline int32_t tt_grad_input_vector_safe(const tt_conv_shape *s, const float *grad_y,
+                                                const tt_weight_quant *wq, int32_t accumulate,
+                                                const float *grad_x)
+{
+    const int32_t pixels = s->out->h * s->out->w, cout = s->out->c;
+    int32_t p, o;
+    for (p = 0; p < pixels; ++p)
+        for (o = 0; o < cout; ++o) {
+            const float d = grad_y[p * cout + o];
+            if (!tt_gi_is_zero(d) && !tt_gi_product_safe(d, wq->scale[wq->per_channel ? o : 0])) return 0;
+        }
+    if (accumulate) {
+        const int32_t n = s->in->h * s->in->w * s->in->c;
+        for (p = 0; p < n; ++p)
+            if (!tt_gi_lane_safe(grad_x[p])) return 0;
+    }
+    return 1;
+}
+
+#endif
+
 void tt_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                  const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
 #if defined(__ARM_FEATURE_MVE)
 void tt_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                  const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#endif
+
+/* tt_depthwise_conv2d_grad_input_s8_dsp / _mve: the reference's arguments and floats. The
+ * channels are independent, so a group of eight channels at a time runs the whole window
+ * walk (each element still takes its taps in the reference's order): the group's weights
+ * converted to float once per call, d = grad_y * scale once per pixel instead of per tap.
+ * Kernels of more than TT_DW_GI_MAX_TAPS taps run the reference. ~1.6 KB of stack. */
+#define TT_DW_GI_MAX_TAPS 49
+void tt_depthwise_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                           const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#if defined(__ARM_FEATURE_MVE)
+void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                           const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
 #endif
 
 /* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----

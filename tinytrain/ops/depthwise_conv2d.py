@@ -161,7 +161,9 @@ class DepthwiseConv2D(WeightedOp):
         shape = t.conv_shape(op, *self.kernel_hw(em.graph, op))
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            return [em.call(em.kernel("tt_depthwise_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op),
+            # the variants take the reference's arguments and give its floats: any board's best
+            fn = em.kernel("tt_depthwise_conv2d_grad_input_s8", allowed={"dsp": True, "mve": True})
+            return [em.call(fn, shape, gy, w, t.weight_quant(op),
                             acc, gx)]
         return [em.call(em.kernel("tt_depthwise_conv2d_grad_input_f32"), shape, gy, w, acc, gx)]
 

@@ -8,71 +8,16 @@
  * VCVT, two VMUL by d (IEEE single rounding per lane, as the scalar code) and two VADD.
  * A last group of 1-7 elements is tail-predicated.
  *
- * Helium's float instructions run with the standard FPSCR value (denormals flushed to
- * zero), the scalar FPU does not: the vector path only runs where no denormal can arise.
- * If every nonzero d * scale and (accumulating) every nonzero grad_x element has a
- * magnitude in [2^-103, FLT_MAX], every product and every running sum is a multiple of
- * 2^-126 (a float of magnitude >= 2^-103 has an ulp >= 2^-126, an exact sum below 2^-103
- * of such multiples is representable), so each nonzero value is at least 2^-126: normal.
- * Otherwise (a pre-pass over grad_y and grad_x decides) the call runs the reference. */
+ * Helium flushes denormals, the scalar FPU does not: where one could arise the call runs
+ * the reference (tt_grad_input_vector_safe, tt_kernels_simd.h). */
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_kernels_simd.h"
 
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
-#include <string.h>
 
 #define TT_GI_CHUNK 64
-
-/* The checks read exponent fields as integers: a float compare could itself be
- * vectorised, and would then see denormals as zeros. */
-static int32_t tt_gi_exponent(float v)
-{
-    uint32_t b;
-    memcpy(&b, &v, 4);
-    return (int32_t)((b >> 23) & 0xFFu);
-}
-
-static int32_t tt_gi_is_zero(float v)    /* +0 or -0 (a denormal is not) */
-{
-    uint32_t b;
-    memcpy(&b, &v, 4);
-    return (b & 0x7FFFFFFFu) == 0u;
-}
-
-/* v is 0, or normal with a magnitude in [2^-103, FLT_MAX] */
-static int32_t tt_gi_lane_safe(float v)
-{
-    const int32_t e = tt_gi_exponent(v);
-    return tt_gi_is_zero(v) || (e >= 127 - 103 && e < 255);
-}
-
-/* d * scale, for normal nonzero d and scale, has a magnitude in [2^-103, FLT_MAX]:
- * |d| * |scale| >= 2^(ed - 127 + es - 127) and < 2^(ed - 126 + es - 126). */
-static int32_t tt_gi_product_safe(float d, float scale)
-{
-    const int32_t ed = tt_gi_exponent(d), es = tt_gi_exponent(scale);
-    return ed >= 1 && es >= 1 && ed < 255 && es < 255 && ed + es - 254 >= -103 && ed + es - 252 <= 127;
-}
-
-static int32_t tt_gi_vector_safe(const tt_conv_shape *s, const float *grad_y, const tt_weight_quant *wq,
-                                 int32_t accumulate, const float *grad_x)
-{
-    const int32_t pixels = s->out->h * s->out->w, cout = s->out->c;
-    int32_t p, o;
-    for (p = 0; p < pixels; ++p)
-        for (o = 0; o < cout; ++o) {
-            const float d = grad_y[p * cout + o];
-            if (!tt_gi_is_zero(d) && !tt_gi_product_safe(d, wq->scale[wq->per_channel ? o : 0])) return 0;
-        }
-    if (accumulate) {
-        const int32_t n = s->in->h * s->in->w * s->in->c;
-        for (p = 0; p < n; ++p)
-            if (!tt_gi_lane_safe(grad_x[p])) return 0;
-    }
-    return 1;
-}
 
 void tt_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                  const tt_weight_quant *wq, int32_t accumulate, float *grad_x)
@@ -84,7 +29,7 @@ void tt_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, co
     float dv[TT_GI_CHUNK];
     const int8_t *wo[TT_GI_CHUNK];
     int32_t oh, ow, ky, kx, o0, o, n, j, i;
-    if (!tt_gi_vector_safe(s, grad_y, wq, accumulate, grad_x)) {
+    if (!tt_grad_input_vector_safe(s, grad_y, wq, accumulate, grad_x)) {
         tt_conv2d_grad_input_s8(s, grad_y, w, wq, accumulate, grad_x);
         return;
     }
