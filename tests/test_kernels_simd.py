@@ -135,7 +135,8 @@ def pw_dw_layers(seed=0):
 
 
 def grad_input_layers(seed=0):
-    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models), 3x3 with
+    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models:
+    groups of 8 pixels, blocks of 32 output channels, stride and padding), 3x3 with
     stride / padding / dilation, cin % 8 = 0..7 (the blocked elements and the tail), more
     output channels than one stack chunk (64), all-zero pixels, accumulate, per-tensor
     scales, and denormal products (the _mve variant's fallback)."""
@@ -146,6 +147,8 @@ def grad_input_layers(seed=0):
             G(5, 6, 20, 6, (2, 3), (2, 1), "valid", per_channel=False), G(4, 4, 8, 8, zeros=1.0),
             G(4, 4, 24, 12, tiny=True), G(3, 4, 10, 6, (3, 3), (1, 1), "same", accumulate=1, tiny=True),
             G(2, 2, 1, 3, (3, 3), (1, 1), "same"),
+            G(7, 5, 11, 40, (1, 1), (2, 2), (1, 0, 0, 1), accumulate=1),   # 1x1 strided, padded
+            G(3, 7, 9, 33, zeros=0.8),                                       # 1x1, sparse, 2 blocks
             # depthwise: groups of eight channels and the last group of 1-7, strides, 5x5 and
             # 7x7, a kernel beyond the variants' 49 taps, denormals
             G(6, 6, 16, None, (3, 3), (1, 1), "same"), G(7, 5, 13, None, (3, 3), (2, 2), "same", accumulate=1),
