@@ -71,7 +71,7 @@ def measure(board: str):
     rows = []
     for (label, layer), r in zip(items, results):
         unit = "output" if layer.kind == "requantize" else "MAC"
-        ok = r.identical and r.ref_expected and r.guards_ok
+        ok = r.identical and r.ref_expected is not False and r.guards_ok
         rows.append([label, f"{layer.kind} {layer.name.split(' relu')[0].split(' none')[0]}",
                      f"{r.macs:,} {unit}s", f"{r.ref_instr:,}", f"{r.ref_instr / r.macs:.2f}",
                      f"{r.var_instr:,}", f"{r.var_instr / r.macs:.2f}", f"{r.ref_instr / r.var_instr:.1f}x",

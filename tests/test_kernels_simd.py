@@ -135,8 +135,8 @@ def pw_dw_layers(seed=0):
 
 
 def grad_input_layers(seed=0):
-    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models:
-    groups of 8 pixels, blocks of 32 output channels, stride and padding), 3x3 with
+    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models;
+    strided and padded too), 3x3 with
     stride / padding / dilation, cin % 8 = 0..7 (the blocked elements and the tail), more
     output channels than one stack chunk (64), all-zero pixels, accumulate, per-tensor
     scales, and denormal products (the _mve variant's fallback)."""

@@ -332,54 +332,54 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
  * int8) and every running sum is a multiple of 2^-126 (a float of magnitude >= 2^-103 has
  * an ulp >= 2^-126; an exact sum below 2^-103 of such multiples is representable), so each
  * nonzero value is at least 2^-126: normal. Otherwise the call runs the reference. */
-/* The checks read exponent fields as integers: a float compare could itself be
- * vectorised, and would then see denormals as zeros. */
-static inline int32_t tt_gi_exponent(float v)
+#include <arm_mve.h>
+/* The checks read the exponent fields as integers (a float compare would itself see
+ * denormals as zeros), four lanes at a time, conservatively: d * scale is safe for every
+ * channel when d's exponent ed satisfies ed + min(es) - 254 >= -103 and ed + max(es) - 252
+ * <= 127 over the channels' scale exponents es (scales are normal and finite). */
+static inline mve_pred16_t tt_gi_bad_lanes(float32x4_t v, uint32_t lo, uint32_t hi, mve_pred16_t p)
 {
-    uint32_t b;
-    memcpy(&b, &v, 4);
-    return (int32_t)((b >> 23) & 0xFFu);
+    const uint32x4_t b = vreinterpretq_u32_f32(v);
+    const uint32x4_t e = vandq_u32(vshrq_n_u32(b, 23), vdupq_n_u32(0xFFu));
+    const mve_pred16_t nonzero = vcmpneq_n_u32(vandq_u32(b, vdupq_n_u32(0x7FFFFFFFu)), 0u);
+    const mve_pred16_t outside = vcmphiq_u32(vdupq_n_u32(lo), e) | vcmphiq_n_u32(e, hi);  /* e < lo or e > hi */
+    return nonzero & outside & p;
 }
 
-static inline int32_t tt_gi_is_zero(float v)    /* +0 or -0 (a denormal is not) */
+static inline int32_t tt_gi_all_safe(const float *v, int32_t n, uint32_t lo, uint32_t hi)
 {
-    uint32_t b;
-    memcpy(&b, &v, 4);
-    return (b & 0x7FFFFFFFu) == 0u;
-}
-
-/* v is 0, or normal with a magnitude in [2^-103, FLT_MAX] */
-static inline int32_t tt_gi_lane_safe(float v)
-{
-    const int32_t e = tt_gi_exponent(v);
-    return tt_gi_is_zero(v) || (e >= 127 - 103 && e < 255);
-}
-
-/* d * scale, for normal nonzero d and scale, has a magnitude in [2^-103, FLT_MAX]:
- * |d| * |scale| >= 2^(ed - 127 + es - 127) and < 2^(ed - 126 + es - 126). */
-static inline int32_t tt_gi_product_safe(float d, float scale)
-{
-    const int32_t ed = tt_gi_exponent(d), es = tt_gi_exponent(scale);
-    return ed >= 1 && es >= 1 && ed < 255 && es < 255 && ed + es - 254 >= -103 && ed + es - 252 <= 127;
+    int32_t k;
+    mve_pred16_t bad = 0;
+    for (k = 0; k < n; k += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - k));
+        bad |= tt_gi_bad_lanes(vldrwq_z_f32(v + k, p), lo, hi, p);
+    }
+    return bad == 0;
 }
 
 static inline int32_t tt_grad_input_vector_safe(const tt_conv_shape *s, const float *grad_y,
                                                 const tt_weight_quant *wq, int32_t accumulate,
                                                 const float *grad_x)
 {
-    const int32_t pixels = s->out->h * s->out->w, cout = s->out->c;
-    int32_t p, o;
-    for (p = 0; p < pixels; ++p)
-        for (o = 0; o < cout; ++o) {
-            const float d = grad_y[p * cout + o];
-            if (!tt_gi_is_zero(d) && !tt_gi_product_safe(d, wq->scale[wq->per_channel ? o : 0])) return 0;
-        }
-    if (accumulate) {
-        const int32_t n = s->in->h * s->in->w * s->in->c;
-        for (p = 0; p < n; ++p)
-            if (!tt_gi_lane_safe(grad_x[p])) return 0;
+    const int32_t nscale = wq->per_channel ? s->out->c : 1;
+    int32_t es_min = 255, es_max = 0, o, lo, hi;
+    for (o = 0; o < nscale; ++o) {
+        uint32_t b;
+        int32_t e;
+        memcpy(&b, &wq->scale[o], 4);
+        e = (int32_t)((b >> 23) & 0xFFu);
+        if (e == 0 || e == 255) return 0;       /* a zero, denormal or non-finite scale */
+        es_min = e < es_min ? e : es_min;
+        es_max = e > es_max ? e : es_max;
     }
-    return 1;
+    lo = 254 - 103 - es_min;       /* ed >= lo: |d * scale| >= 2^-103 */
+    hi = 252 + 127 - es_max;       /* ed <= hi: |d * scale| < 2^128 */
+    if (lo < 1) lo = 1;            /* d itself normal */
+    if (hi > 254) hi = 254;
+    if (lo > hi) return 0;
+    if (!tt_gi_all_safe(grad_y, s->out->h * s->out->w * s->out->c, (uint32_t)lo, (uint32_t)hi)) return 0;
+    /* accumulating: every element 0 or in [2^-103, FLT_MAX] */
+    return !accumulate || tt_gi_all_safe(grad_x, s->in->h * s->in->w * s->in->c, 127u - 103u, 254u);
 }
 
 #endif

@@ -11,98 +11,12 @@
  * cost around the products: the reference loads and stores the element per MAC and
  * rescales d per tap; here the pixel's nonzero d * scale are computed once, into a
  * stack list of TT_GI_CHUNK channels at a time (ascending, so the order holds across
- * chunks), and eight elements stay in float registers over the whole channel list.
- *
- * A 1x1 kernel reaches each input element from one output pixel only, so there the pixels
- * may be taken TT_GI_PIX at a time: the weights of a chunk of output channels and eight
- * input channels are converted to float once per pixel group (not once per pixel) and the
- * products read them from the stack. */
+ * chunks), and eight elements stay in float registers over the whole channel list. */
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_kernels_simd.h"
 
 #define TT_GI_CHUNK 64
-#define TT_GI_PIX 8           /* 1x1: pixels sharing one conversion of the weights */
-#define TT_GI_OCH 32          /* 1x1: output channels per converted block */
-
-/* 1x1 kernels (any stride and padding): see the file comment. */
-static void grad_input_1x1(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
-                           const tt_weight_quant *wq, float *grad_x)
-{
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t cin = in->c, cout = out->c, npix = out->h * out->w;
-    float wf[TT_GI_OCH * 8];
-    float dv[TT_GI_PIX][TT_GI_OCH];
-    uint8_t oi[TT_GI_PIX][TT_GI_OCH];
-    int32_t n[TT_GI_PIX], xo[TT_GI_PIX];
-    int32_t p0, pn, p, o0, o1, o, i, j, k, any;
-    for (p0 = 0; p0 < npix; p0 += TT_GI_PIX) {
-        pn = npix - p0 < TT_GI_PIX ? npix - p0 : TT_GI_PIX;
-        for (p = 0; p < pn; ++p) {    /* the input pixel each output pixel reads, or -1 */
-            const int32_t oh = (p0 + p) / out->w, ow = (p0 + p) % out->w;
-            const int32_t ih = oh * g->stride_h - g->pad_top, iw = ow * g->stride_w - g->pad_left;
-            xo[p] = ih >= 0 && ih < in->h && iw >= 0 && iw < in->w ? (ih * in->w + iw) * cin : -1;
-        }
-        for (o0 = 0; o0 < cout; o0 += TT_GI_OCH) {
-            o1 = cout - o0 < TT_GI_OCH ? cout : o0 + TT_GI_OCH;
-            any = 0;
-            for (p = 0; p < pn; ++p) {
-                const float *gy = grad_y + (p0 + p) * cout;
-                n[p] = 0;
-                if (xo[p] < 0) continue;
-                for (o = o0; o < o1; ++o) {
-                    const float d = gy[o];
-                    if (d == 0.0f) continue;
-                    dv[p][n[p]] = d * wq->scale[wq->per_channel ? o : 0];
-                    oi[p][n[p]] = (uint8_t)(o - o0);
-                    n[p]++;
-                }
-                any |= n[p];
-            }
-            if (!any) continue;
-            for (i = 0; i < cin; i += 8) {
-                const int32_t nb = cin - i < 8 ? cin - i : 8;
-                for (o = o0; o < o1; ++o) {
-                    const int8_t *wp = w + o * cin + i;
-                    float *f = wf + (o - o0) * 8;
-                    if (nb == 8) {
-                        const int32_t lo = tt_load_s8x4(wp), hi = tt_load_s8x4(wp + 4);
-                        f[0] = (float)(int8_t)lo; f[1] = (float)(int8_t)(lo >> 8);
-                        f[2] = (float)(int8_t)(lo >> 16); f[3] = (float)(lo >> 24);
-                        f[4] = (float)(int8_t)hi; f[5] = (float)(int8_t)(hi >> 8);
-                        f[6] = (float)(int8_t)(hi >> 16); f[7] = (float)(hi >> 24);
-                    } else {
-                        for (k = 0; k < nb; ++k) f[k] = (float)wp[k];
-                    }
-                }
-                for (p = 0; p < pn; ++p) {
-                    float *gx;
-                    if (n[p] == 0) continue;
-                    gx = grad_x + xo[p] + i;
-                    if (nb == 8) {
-                        float a0 = gx[0], a1 = gx[1], a2 = gx[2], a3 = gx[3];
-                        float a4 = gx[4], a5 = gx[5], a6 = gx[6], a7 = gx[7];
-                        for (j = 0; j < n[p]; ++j) {
-                            const float d = dv[p][j];
-                            const float *f = wf + oi[p][j] * 8;
-                            a0 += d * f[0]; a1 += d * f[1]; a2 += d * f[2]; a3 += d * f[3];
-                            a4 += d * f[4]; a5 += d * f[5]; a6 += d * f[6]; a7 += d * f[7];
-                        }
-                        gx[0] = a0; gx[1] = a1; gx[2] = a2; gx[3] = a3;
-                        gx[4] = a4; gx[5] = a5; gx[6] = a6; gx[7] = a7;
-                    } else {
-                        for (k = 0; k < nb; ++k) {
-                            float a = gx[k];
-                            for (j = 0; j < n[p]; ++j) a += dv[p][j] * wf[oi[p][j] * 8 + k];
-                            gx[k] = a;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 void tt_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                  const tt_weight_quant *wq, int32_t accumulate, float *grad_x)
@@ -115,10 +29,6 @@ void tt_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, co
     const int8_t *wo[TT_GI_CHUNK];
     int32_t oh, ow, ky, kx, o0, o, n, j, i;
     tt_zero_unless_f32(grad_x, in->h * in->w * cin, accumulate);
-    if (kh == 1 && kw == 1) {
-        grad_input_1x1(s, grad_y, w, wq, grad_x);
-        return;
-    }
     for (oh = 0; oh < out->h; ++oh) {
         for (ow = 0; ow < out->w; ++ow) {
             const float *gy = grad_y + (oh * out->w + ow) * cout;

@@ -8,6 +8,7 @@
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_kernels_simd.h"
+#include "tt_window.h"
 
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
@@ -19,6 +20,9 @@ void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *
     const tt_geom *g = s->g;
     const int32_t kh = s->kh, kw = s->kw, ch = out->c, taps = kh * kw;
     float wf[8 * TT_DW_GI_MAX_TAPS] TT_ALIGNED(16), sc[8] TT_ALIGNED(16);
+    const int32_t sh = g->stride_h, sw = g->stride_w, pt = g->pad_top, pl = g->pad_left;
+    const int32_t dh = g->dil_h, dw = g->dil_w, in_h = in->h, in_w = in->w, in_c = in->c;
+    float32x4_t s0, s1;
     int32_t c0, n, j, t, oh, ow, ky, kx;
     if (taps > TT_DW_GI_MAX_TAPS || !tt_grad_input_vector_safe(s, grad_y, wq, accumulate, grad_x)) {
         tt_depthwise_conv2d_grad_input_s8(s, grad_y, w, wq, accumulate, grad_x);
@@ -33,26 +37,39 @@ void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *
             for (; j < 8; ++j) wf[t * 8 + j] = 0.0f;
         }
         for (j = 0; j < 8; ++j) sc[j] = j < n ? wq->scale[wq->per_channel ? c0 + j : 0] : 0.0f;
+        s0 = vld1q_f32(sc);
+        s1 = vld1q_f32(sc + 4);
         for (oh = 0; oh < out->h; ++oh) {
+            const int32_t ih0 = oh * sh - pt;
+            int32_t ky0, ky1;
+            tt_window_taps(ih0, kh, dh, in_h, &ky0, &ky1);
             for (ow = 0; ow < out->w; ++ow) {
                 const float *gy = grad_y + (oh * out->w + ow) * ch + c0;
-                /* d = grad_y * scale in the scalar unit, as the reference rounds it */
-                float dd[8] TT_ALIGNED(16);
-                float32x4_t d0, d1;
-                for (j = 0; j < 8; ++j) dd[j] = j < n ? gy[j] * sc[j] : 0.0f;
-                d0 = vld1q_f32(dd);
-                d1 = vld1q_f32(dd + 4);
-                for (ky = 0; ky < kh; ++ky) {
-                    const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                    if (ih < 0 || ih >= in->h) continue;
-                    for (kx = 0; kx < kw; ++kx) {
-                        const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                        const float *wt = wf + (ky * kw + kx) * 8;
-                        float *gx;
-                        if (iw < 0 || iw >= in->w) continue;
-                        gx = grad_x + (ih * in->w + iw) * in->c + c0;
-                        vstrwq_p_f32(gx, vaddq_f32(vldrwq_z_f32(gx, p0), vmulq_f32(d0, vld1q_f32(wt))), p0);
-                        vstrwq_p_f32(gx + 4, vaddq_f32(vldrwq_z_f32(gx + 4, p1), vmulq_f32(d1, vld1q_f32(wt + 4))), p1);
+                const int32_t iw0 = ow * sw - pl;
+                int32_t kx0, kx1;
+                /* d = grad_y * scale: normal operands and a normal product (the guard), so the
+                 * vector multiply rounds it as the reference's scalar one */
+                const float32x4_t d0 = vmulq_f32(vldrwq_z_f32(gy, p0), s0);
+                const float32x4_t d1 = vmulq_f32(vldrwq_z_f32(gy + 4, p1), s1);
+                tt_window_taps(iw0, kw, dw, in_w, &kx0, &kx1);
+                for (ky = ky0; ky < ky1; ++ky) {
+                    float *grow = grad_x + (ih0 + ky * dh) * in_w * in_c + c0;
+                    const float *wrow = wf + ky * kw * 8;
+                    if (n == 8) {
+                        for (kx = kx0; kx < kx1; ++kx) {
+                            float *gx = grow + (iw0 + kx * dw) * in_c;
+                            const float *wt = wrow + kx * 8;
+                            vst1q_f32(gx, vaddq_f32(vld1q_f32(gx), vmulq_f32(d0, vld1q_f32(wt))));
+                            vst1q_f32(gx + 4, vaddq_f32(vld1q_f32(gx + 4), vmulq_f32(d1, vld1q_f32(wt + 4))));
+                        }
+                    } else {
+                        for (kx = kx0; kx < kx1; ++kx) {
+                            float *gx = grow + (iw0 + kx * dw) * in_c;
+                            const float *wt = wrow + kx * 8;
+                            vstrwq_p_f32(gx, vaddq_f32(vldrwq_z_f32(gx, p0), vmulq_f32(d0, vld1q_f32(wt))), p0);
+                            vstrwq_p_f32(gx + 4, vaddq_f32(vldrwq_z_f32(gx + 4, p1), vmulq_f32(d1, vld1q_f32(wt + 4))),
+                                         p1);
+                        }
                     }
                 }
             }
