@@ -174,3 +174,11 @@ def test_dsp_variants_in_a_training_step_on_the_host_equal_the_reference_build(t
     assert steps == want_steps
     for name, value in want.items():
         np.testing.assert_array_equal(params[name], value, err_msg=name)
+
+
+def test_the_host_refuses_helium_kernels_with_a_clear_error():
+    """A model compiled for the Cortex-M55 calls _mve kernels, which only exist there."""
+    from tinytrain.errors import TinyTrainError
+    m = tinytrain.compile(int8_graph("cnn"), board="mps3-an547")
+    with pytest.raises(TinyTrainError, match="Helium kernels .*board='native'"):
+        HostModel(m)
