@@ -6,7 +6,7 @@
  * (no bounds check per tap); with dil_w == 1 a kernel row's valid taps are one contiguous
  * span of x and of each weight row (kx then i: the same order), and four output channels
  * are summed at once, each in its own accumulator, sharing the loads of x. A small layer
- * (kh * kw * cin * cout <= TT_CONV_F32_SMALL, cout <= 64: a first layer on 1-3 channels,
+ * (kh * kw * cin * cout <= TT_CONV_F32_SMALL = 256, cout <= 64: a first layer on 1-3 channels,
  * whose spans are too short for that) instead copies its weights tap-major onto the stack
  * and adds each tap into every output channel of the pixel at once (accumulators on the
  * stack), still tap by tap in order. */
@@ -14,7 +14,7 @@
 #include "tt_float_util.h"
 #include "tt_window.h"
 
-#define TT_CONV_F32_SMALL 512
+#define TT_CONV_F32_SMALL 256      /* floats of weights (and tap offsets) on the stack: 2 KB */
 #define TT_CONV_F32_SMALL_OUT 64
 
 static void conv2d_f32_small(const float *x, const tt_dims *in, const float *w, const float *bias,
