@@ -182,3 +182,22 @@ def test_the_host_refuses_helium_kernels_with_a_clear_error():
     m = tinytrain.compile(int8_graph("cnn"), board="mps3-an547")
     with pytest.raises(TinyTrainError, match="Helium kernels .*board='native'"):
         HostModel(m)
+
+
+def test_no_kernel_uses_soft_double_precision_on_the_m4(tmp_path):
+    """Every kernel file, built for the Cortex-M4F (single-precision FPU), calls no libgcc
+    double-precision helper (a float -> int64 conversion used to: __aeabi_f2lz goes through
+    __aeabi_f2d / __aeabi_dmul, ~100 instructions per QAS-updated weight)."""
+    import shutil
+    from tinytrain import cflags
+    from tinytrain.resources import firmware_dir
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    board = load_board("mps2-an386")
+    sources = sorted((firmware_dir() / "kernels").glob("*/*.c"))
+    subprocess.run(["arm-none-eabi-gcc", *cflags.cross(board), f"-I{firmware_dir() / 'include'}", "-c",
+                    *map(str, sources)], cwd=tmp_path, check=True, capture_output=True)
+    nm = subprocess.run(["arm-none-eabi-nm", "-u", *sorted(map(str, tmp_path.glob("*.o")))], capture_output=True,
+                        text=True, check=True).stdout
+    soft = sorted(set(re.findall(r"\b(__aeabi_(?:d\w+|f2d|f2lz|f2ulz|l2d|ul2d|i2d|ui2d)|__\w+df\w*)\b", nm)))
+    assert not soft, soft
