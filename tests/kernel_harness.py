@@ -52,15 +52,21 @@ def have_tools() -> bool:
 
 
 def kernel_sources() -> list[Path]:
-    """The int8 forward kernels: the reference files and every variant in the per-op folders
-    (the training kernels are left out: the harness calls forward kernels only)."""
+    """The int8 kernels: the reference files and every variant in the per-op folders, forward
+    and backward (the float kernels of int8 training: conv2d's input gradient has variants)."""
     kernels = firmware_dir() / "kernels"
-    return sorted(p for p in kernels.glob("*/*_s8*.c") if "backward" not in p.stem)
+    return sorted(kernels.glob("*/*_s8*.c"))
+
+
+def _c_value(v) -> str:
+    if isinstance(v, np.floating):      # exact: a C99 hexadecimal float
+        return float(v).hex() + "f"
+    return str(int(v))
 
 
 def _c_array(ctype: str, name: str, values, const: bool = True, align: int = 16) -> str:
     flat = np.asarray(values).reshape(-1)
-    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
+    body = ",".join(_c_value(v) for v in flat) if flat.size else "0"
     qual = "static const" if const else "static"
     return f"{qual} {ctype} {name}[{max(flat.size, 1)}] TT_ALIGNED({align}) = {{{body}}};"
 
@@ -68,7 +74,8 @@ def _c_array(ctype: str, name: str, values, const: bool = True, align: int = 16)
 _ids = itertools.count()   # C names unique across every case of the process
 
 _CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
-          np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint32): "uint32_t"}
+          np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.uint32): "uint32_t",
+          np.dtype(np.float32): "float"}
 
 
 @dataclass
@@ -288,7 +295,8 @@ def program_source(cases: list[Case]) -> str:
                                          var=case.var or "/* no variant */", pre=case.pre))
         expect = "(void)0;"
         if case.expected is not None:
-            exp = np.ascontiguousarray(case.expected, dtype=np.int8).reshape(-1)
+            exp = np.ascontiguousarray(case.expected)
+            exp = (exp.view(np.int8) if exp.dtype == np.float32 else exp.astype(np.int8)).reshape(-1)
             if exp.size != case.out_bytes:
                 raise ValueError(f"case {case.name}: expected has {exp.size} bytes, out_bytes {case.out_bytes}")
             name = f"c{i}_expected"

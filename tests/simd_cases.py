@@ -9,6 +9,7 @@ connected: in*out; fused pointwise+depthwise: both parts).
 """
 from __future__ import annotations
 
+import ctypes
 from ctypes import byref
 from dataclasses import dataclass, field
 
@@ -468,3 +469,110 @@ def requant_case(rng, pixels, channels, *, edges=False, act="none", name="") -> 
         small = rng.integers(-4096, 4097, size=acc[specials.size:].shape)
         acc[specials.size:specials.size + small.shape[0] // 2] = small[: small.shape[0] // 2]
     return Requantize(acc.astype(I32), q, name or f"{pixels}x{channels} {act}" + (" edges" if edges else ""))
+
+
+# --- training: conv2d input gradient (float, int8 weights) ------------------------------------
+
+F32 = np.float32
+
+
+@dataclass
+class ConvGradInput:
+    """tt_conv2d_grad_input_s8 and its variants: float gradients of an int8-weight conv2d.
+    Their floats must equal the reference's bit for bit: there is no numpy expectation (the
+    C's order of float additions is the contract), the host build of the reference is it."""
+    in_shape: tuple           # (h, w, cin)
+    out_shape: tuple          # (oh, ow, cout)
+    w: np.ndarray             # (cout, kh, kw, cin) int8
+    scales: np.ndarray        # float32, cout or 1
+    gy: np.ndarray            # (oh, ow, cout) float32
+    gx0: np.ndarray           # (h, w, cin) float32: the destination before the call
+    stride: tuple
+    pad: tuple                # (top, bottom, left, right)
+    dil: tuple
+    accumulate: int
+    name: str = ""
+    op: str = "conv2d"        # or depthwise_conv2d (w: (kh, kw, c))
+
+    @property
+    def kind(self):
+        return f"{self.op}_grad_input"
+
+    @property
+    def khw(self):
+        return self.w.shape[:2] if self.op == "depthwise_conv2d" else self.w.shape[1:3]
+
+    @property
+    def macs(self):
+        return int(self.gy.size * (self.khw[0] * self.khw[1] if self.op == "depthwise_conv2d" else self.w[0].size))
+
+    def run_host(self, lib, variant):
+        fn = getattr(lib, f"tt_{self.kind}_s8" + (f"_{variant}" if variant else ""))
+        s = ck.conv_shape(self.in_shape, self.out_shape, *self.khw, self.stride, self.pad, self.dil)
+        wq = ck.weight_quant(self.scales, int(self.scales.size > 1))
+        gy, w = ck.carray(self.gy, F32), ck.carray(self.w, I8)
+        gx = ck.carray(self.gx0, F32).copy()
+        fn(s, ck.ptr(gy), ck.ptr(w), wq, ctypes.c_int32(self.accumulate), ck.ptr(gx))
+        return gx
+
+    def case(self, variant, expected=None):
+        c = kh.Case(f"{self.kind} {self.name}", out_bytes=int(self.gx0.size) * 4, macs=self.macs,
+                    expected=expected)
+        gy, w = c.array("gy", self.gy.astype(F32)), c.array("w", self.w.astype(I8))
+        scales, gx0 = c.array("scale", self.scales.astype(F32)), c.array("gx0", self.gx0.astype(F32))
+        din, dout = c.dims(self.in_shape), c.dims(self.out_shape)
+        geom = c.geom(self.stride, self.pad, self.dil)
+        shape, wq = c._name("shape"), c._name("wq")
+        c.decls.append(f"static const tt_conv_shape {shape} = {{{din}, {dout}, {self.khw[0]}, "
+                       f"{self.khw[1]}, {geom}}};")
+        c.decls.append(f"static const tt_weight_quant {wq} = {{{scales}, {int(self.scales.size > 1)}}};")
+        c.pre = f"memcpy(tt_out, {gx0}, {self.gx0.size * 4});"
+        args = f"&{shape}, {gy}, {w}, &{wq}, {self.accumulate}, (float *)tt_out"
+        c.ref = f"tt_{self.kind}_s8({args});"
+        if variant:
+            c.var = f"tt_{self.kind}_s8_{variant}({args});"
+        return c
+
+
+def grad_input_case(rng, h, w, cin, cout, k=(1, 1), stride=(1, 1), pad="valid", dil=(1, 1), *,
+                    per_channel=True, accumulate=0, zeros=0.3, tiny=False, name="") -> ConvGradInput:
+    """cout None: a depthwise layer (cout = cin)."""
+    """Random gradients (a fraction `zeros` of them 0, as a ReLU mask leaves them), int8
+    weights with both extremes; tiny=True: gradients and scales whose products and sums are
+    denormal (the _mve variant must then fall back to the reference)."""
+    kh_, kw_ = k
+    pad4 = sc_pad(h, w, k, stride, pad, dil)
+    oh = (h + pad4[0] + pad4[1] - ((kh_ - 1) * dil[0] + 1)) // stride[0] + 1
+    ow = (w + pad4[2] + pad4[3] - ((kw_ - 1) * dil[1] + 1)) // stride[1] + 1
+    op = "depthwise_conv2d" if cout is None else "conv2d"
+    cout = cin if cout is None else cout
+    wt = rng.integers(-128, 128, size=(kh_, kw_, cin) if op == "depthwise_conv2d" else (cout, kh_, kw_, cin)).astype(I8)
+    wt.reshape(-1)[:2] = [-128, 127]
+    scales = (rng.uniform(0.5, 2.0, size=cout if per_channel else 1) * 0.01).astype(F32)
+    gy = rng.standard_normal((oh, ow, cout)).astype(F32) * F32(1e-3)
+    gy[rng.random(gy.shape) < zeros] = 0.0
+    if tiny:
+        gy = (gy * F32(1e-33)).astype(F32)
+        scales = (scales * F32(1e-3)).astype(F32)
+    gx0 = (rng.standard_normal((h, w, cin)).astype(F32) * F32(1e-3) if accumulate
+           else np.full((h, w, cin), 7.0, F32))       # overwritten (accumulate 0)
+    if accumulate and tiny:
+        gx0.reshape(-1)[::7] = F32(1e-40)           # a denormal already in the destination
+    label = name or (f"{h}x{w}x{cin} -> {'dw' if op == 'depthwise_conv2d' else cout} k{kh_}{kw_} s{stride[0]}{stride[1]} d{dil[0]}{dil[1]} "
+                     f"{'pc' if per_channel else 'pt'}{' acc' if accumulate else ''}{' tiny' if tiny else ''}")
+    return ConvGradInput((h, w, cin), (oh, ow, cout), wt, scales, gy, gx0, tuple(stride), tuple(pad4), tuple(dil),
+                         accumulate, label, op)
+
+
+def sc_pad(h, w, k, stride, pad, dil):
+    """(top, bottom, left, right) of "valid", "same" (TFLite's) or an explicit 4-tuple."""
+    if not isinstance(pad, str):
+        return tuple(pad)
+    if pad == "valid":
+        return (0, 0, 0, 0)
+    out = []
+    for n, kk, s, d in ((h, k[0], stride[0], dil[0]), (w, k[1], stride[1], dil[1])):
+        eff = (kk - 1) * d + 1
+        total = max((-(-n // s) - 1) * s + eff - n, 0)
+        out += [total // 2, total - total // 2]
+    return tuple(out)

@@ -25,7 +25,8 @@ from tinytrain.resources import firmware_dir
 
 VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
             "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
-            "requantize": ("dsp", "mve")}
+            "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve"),
+            "depthwise_conv2d_grad_input": ("dsp", "mve")}
 # every variant file (<op>_<t>_dsp.c / _mve.c in the per-op folders)
 VARIANT_SOURCES = sorted(p for p in (firmware_dir() / "kernels").glob("*/*.c") if p.stem.endswith(("_dsp", "_mve")))
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
@@ -133,6 +134,29 @@ def pw_dw_layers(seed=0):
             P(1, 1, 8, 16)]
 
 
+def grad_input_layers(seed=0):
+    """conv2d and depthwise input gradients: 1x1 (the trained layers of the reference models;
+    strided and padded too), 3x3 with
+    stride / padding / dilation, cin % 8 = 0..7 (the blocked elements and the tail), more
+    output channels than one stack chunk (64), all-zero pixels, accumulate, per-tensor
+    scales, and denormal products (the _mve variant's fallback)."""
+    rng = np.random.default_rng(seed)
+    G = lambda *a, **k: sc.grad_input_case(rng, *a, **k)  # noqa: E731
+    return [G(4, 4, 16, 8), G(5, 3, 13, 7), G(3, 3, 8, 70, zeros=0.6), G(4, 4, 3, 16, (3, 3), (2, 2), "same"),
+            G(6, 5, 12, 5, (3, 3), (1, 1), "same", accumulate=1), G(7, 7, 9, 4, (3, 3), (1, 1), "same", (2, 2)),
+            G(5, 6, 20, 6, (2, 3), (2, 1), "valid", per_channel=False), G(4, 4, 8, 8, zeros=1.0),
+            G(4, 4, 24, 12, tiny=True), G(3, 4, 10, 6, (3, 3), (1, 1), "same", accumulate=1, tiny=True),
+            G(2, 2, 1, 3, (3, 3), (1, 1), "same"),
+            G(7, 5, 11, 40, (1, 1), (2, 2), (1, 0, 0, 1), accumulate=1),   # 1x1 strided, padded
+            G(3, 7, 9, 33, zeros=0.8),                                       # 1x1, sparse, 2 blocks
+            # depthwise: groups of eight channels and the last group of 1-7, strides, 5x5 and
+            # 7x7, a kernel beyond the variants' 49 taps, denormals
+            G(6, 6, 16, None, (3, 3), (1, 1), "same"), G(7, 5, 13, None, (3, 3), (2, 2), "same", accumulate=1),
+            G(5, 5, 3, None, (5, 5), (1, 1), "same", per_channel=False), G(8, 8, 9, None, (7, 7), (2, 2), "same"),
+            G(9, 9, 8, None, (3, 3), (1, 1), "same", (2, 2), zeros=0.0), G(3, 3, 4, None, (8, 8), (1, 1), "same"),
+            G(4, 4, 12, None, (3, 3), (1, 1), "same", accumulate=1, tiny=True)]
+
+
 def check_nondegenerate(layer, want):
     """Random layers must produce varied outputs, or the comparison proves little."""
     if "exact" in layer.name or "x=" in layer.name or want.size < 8:
@@ -185,6 +209,17 @@ def test_pointwise_depthwise_dsp_host(lib, i):
     np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
 
 
+@pytest.mark.parametrize("i", range(len(grad_input_layers())))
+def test_grad_input_dsp_host(lib, i):
+    """Float for float: the bytes of the _dsp variant's gradients equal the reference's."""
+    layer = grad_input_layers()[i]
+    want = layer.run_host(lib, None)
+    assert np.isfinite(want).all()
+    assert len(np.unique(want)) > 3 or not layer.gy.any(), layer.name      # not degenerate
+    got = layer.run_host(lib, "dsp")
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32), err_msg=layer.name)
+
+
 def test_requant_dsp_formula_on_int32_edges():
     """kernel_prep.requant_dsp's table + the one-SMLAL formula == TFLite's double rounding,
     for every right shift, edge multipliers and zero points, and edge accumulators."""
@@ -224,7 +259,10 @@ def qemu_cases(variant: str) -> list:
     layers = (conv_layers(seed=1) + dw_layers(seed=1) + fc_layers(seed=1) + inplace_layers(seed=1)
               + pw_dw_layers(seed=1) + [sc.requant_case(rng, 64, 37, edges=True),
                                         sc.requant_case(rng, 16, 12, edges=True, act="relu6")])
-    return [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
+    cases = [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
+    # the device's reference must also give the host reference's floats (IEEE single, no FMA)
+    lib = ck.load_kernels(pattern="*.c")
+    return cases + [g.case(variant, expected=g.run_host(lib, None)) for g in grad_input_layers(seed=1)]
 
 
 @NEEDS_ARM

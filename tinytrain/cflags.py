@@ -7,6 +7,7 @@ device compute the same floats (kernels that fuse on purpose use intrinsics and 
 from __future__ import annotations
 
 STANDARD = ["-std=c99", "-O2", "-ffp-contract=off"]
+HOST_VECTORIZE = ["-fvect-cost-model=cheap"]
 WARNINGS = ["-Wall", "-Wextra"]
 STRICT = WARNINGS + ["-Werror"]              # a warning fails a host build or a test
 SECTIONS = ["-ffunction-sections", "-fdata-sections"]   # firmware: the linker drops what is unused
@@ -14,7 +15,7 @@ SECTIONS = ["-ffunction-sections", "-fdata-sections"]   # firmware: the linker d
 
 def host() -> list[str]:
     """The host gcc: the reference build of the generated C (tinytrain.hostbuild) and tests."""
-    return STANDARD + STRICT
+    return STANDARD + HOST_VECTORIZE + STRICT
 
 
 def firmware() -> list[str]:

@@ -12,7 +12,8 @@
 The CLI (`build`, `inspect`, `run`), the benchmarks, the examples and the tests all go
 through `compile`. Steps: import (tinytrain.frontends) -> optional fresh classifier head
 (transfer learning) -> scheme binding and channel reordering (training) -> memory passes
-on the frozen part -> memory plan (tinytrain.planner / training.memory) -> C emission
+on the frozen part -> the board's kernel variants (passes.select_kernels: their scratch is
+planned) -> memory plan (tinytrain.planner / training.memory) -> C emission
 (tinytrain.cgen) whose emitted constants give the flash figure.
 """
 from __future__ import annotations
@@ -204,7 +205,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     precision: "fp32" (as imported), "fp16" (half activations, gradients and trained
     weights) or "mixed" (fp16 plus an fp32 master copy of the trained weights) for a float
     model (tinytrain.precision); loss_scale: a power of two or "dynamic" (half precision)."""
-    from .passes import frozen_prefix, optimize_for_memory
+    from .passes import frozen_prefix, optimize_for_memory, select_kernels
     board = board if isinstance(board, Board) else load_board(board)
     scheme_text = None if scheme is None else str(getattr(scheme, "name", scheme))
     if scheme is not None and not hasattr(scheme, "layers"):
@@ -219,7 +220,8 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
         graph = half_variants(to_float16(graph), board)
     if scheme is None:
         graph = optimize_for_memory(graph) if passes else graph
-        return Compiled(graph, board, None, lr, momentum_value, weight_decay, precision=precision)
+        return Compiled(select_kernels(graph, board.simd), board, None, lr, momentum_value, weight_decay,
+                        precision=precision)
     from .training.program import build_program
     from .training.scheme import bind_scheme
     if reorder:
@@ -229,6 +231,7 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
         bound = scheme if hasattr(scheme, "layers") else bind_scheme(scheme, graph)
     if passes:
         graph = optimize_for_memory(graph, frozen_prefix(graph, bound))
+    graph = select_kernels(graph, board.simd)     # before the plan: variants size their scratch
     program = build_program(graph, bound, loss=loss, momentum=momentum, shadow=shadow, update=update,
                             update_seed=update_seed, precision=precision, loss_scale=loss_scale)
     return Compiled(program.graph, board, program, lr, momentum_value, weight_decay, scheme_text, precision)

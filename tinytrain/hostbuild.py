@@ -73,3 +73,15 @@ def run_batch(exe: Path, inputs: np.ndarray, input_dtype, output_dtype, output_s
         raise TinyTrainError(f"host model run failed: {proc.stderr.decode(errors='replace')[-2000:]}")
     out = np.frombuffer(proc.stdout, dtype=output_dtype)
     return out.reshape(len(data), output_size)
+
+
+def check_host_runnable(compiled) -> None:
+    """A compiled model's C must run on the host: the Helium (_mve) kernels of a model
+    compiled for a Cortex-M55 board do not exist there (the _dsp ones do, in portable C)."""
+    mve = sorted(f for f in compiled.emission.em.functions if f.endswith("_mve"))
+    if mve:
+        raise TinyTrainError(f"model {compiled.graph.name!r} was compiled for {compiled.board.name} and calls "
+                             f"Helium kernels ({', '.join(mve[:3])}{', ...' if len(mve) > 3 else ''}), which the "
+                             "host cannot run: compile it for board='native' to run it on the host (the "
+                             "kernels give the same bytes)")
+

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TinyTrainError
-from .hostbuild import compile_host, run_batch
+from .hostbuild import check_host_runnable, compile_host, run_batch
 from .ir import NP_DTYPES, Graph
 
 
@@ -27,6 +27,7 @@ class HostModel:
         if isinstance(compiled, Graph):
             from .compiler import compile as compile_model
             compiled = compile_model(compiled, passes=False)
+        check_host_runnable(compiled)
         self.compiled = compiled
         self.graph = graph = compiled.graph
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="tinytrain-host-")

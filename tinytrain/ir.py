@@ -32,6 +32,9 @@ from .errors import TinyTrainError
 
 ACTIVATIONS = ("none", "relu", "relu6")
 ACT_CODES = {"none": 0, "relu": 1, "relu6": 2}     # the float kernels' `act` argument
+# Op attributes that record how a board runs the op (tinytrain.passes.select_kernels), not
+# what it computes: the model hash (Graph.fingerprint) leaves them out.
+BOARD_ATTRS = frozenset({"variant"})
 DTYPES = ("int8", "int32", "float32", "float16")   # the dtypes a graph may hold (see tinytrain.dtypes)
 DTYPE_BYTES = {n: _dtypes.DTYPES[n].nbytes for n in DTYPES}
 NP_DTYPES = {n: _dtypes.DTYPES[n].numpy for n in DTYPES}
@@ -152,7 +155,8 @@ class Graph:
         """A short hash of structure and constants: the model hash firmware reports."""
         h = hashlib.sha256()
         for op in self.ops:
-            h.update(repr((op.type, op.inputs, op.outputs, sorted(op.attrs.items()))).encode())
+            attrs = sorted((k, v) for k, v in op.attrs.items() if k not in BOARD_ATTRS)
+            h.update(repr((op.type, op.inputs, op.outputs, attrs)).encode())
         for name in sorted(self.tensors):
             t = self.tensors[name]
             h.update(repr((name, t.shape, t.dtype)).encode())

@@ -71,3 +71,27 @@ def conv2d_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
     """tt_conv2d_s8_mve_scratch_bytes: cout int32 (rounded up to 4) of bias - in_zp * sum(w),
     then four im2col rows of K = kh*kw*cin bytes (rounded up to a multiple of 4)."""
     return 4 * ((cout + 3) & ~3) + 4 * ((kh * kw * cin + 3) & ~3)
+
+
+# TT_DW_MAX_KH, TT_DW_DSP_MAX_TAPS / TT_DW_MVE_MAX_TAPS: the depthwise variants' limits
+DW_MAX_KH = 8
+DW_MAX_TAPS = 49
+DW_RING_GROUP = {"dsp": 4, "mve": 8}     # channels per ring slot
+
+
+def dw_inplace_scratch_bytes(variant: str, h: int, w: int, kh: int, kw: int, dil_h: int) -> int:
+    """tt_depthwise_conv2d_inplace_s8_{dsp,mve}_scratch_bytes: a ring of the input rows one
+    output row spans, `group` channels wide ((kh - 1) * dil_h + 1 rows of w * group bytes);
+    kernels beyond the variants' limits run the reference, which needs its plane (h * w)."""
+    if kh > DW_MAX_KH or kh * kw > DW_MAX_TAPS:
+        return h * w
+    return ((kh - 1) * dil_h + 1) * w * DW_RING_GROUP[variant]
+
+
+def conv2d_scratch_bytes(variant: str, kh: int, kw: int, cin: int, cout: int) -> int:
+    """The scratch of tt_conv2d_s8_<variant> (also the pointwise part of the fused kernel's)."""
+    if variant == "dsp":
+        return conv2d_dsp_scratch_bytes(kh, kw, cin)
+    if variant == "mve":
+        return conv2d_mve_scratch_bytes(kh, kw, cin, cout)
+    raise ValueError(f"no conv2d variant {variant!r}")

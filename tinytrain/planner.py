@@ -147,10 +147,11 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
     the last step that reads it; graph inputs are live from step 0, graph outputs to the
     last step. A reshape's output aliases its input. An op's scratch tensor
     (attrs["scratch"], tinytrain.passes) is live during that op only, sized by
-    passes.scratch_bytes; an in-place depthwise output may start at its input.
+    passes.scratch_bytes, and so is the scratch of the kernel variant chosen for it
+    (passes.kernel_scratch); an in-place depthwise output may start at its input.
     """
     from .ops import unit
-    from .passes import scratch_tensors
+    from .passes import kernel_scratch, scratch_tensors
     scratch = scratch_tensors(graph)
     last_step = max(len(graph.ops) - 1, 0)
     first: dict[str, int] = {name: 0 for name in graph.inputs}
@@ -177,6 +178,8 @@ def graph_buffers(graph) -> tuple[list[Buffer], dict[str, str]]:
         start = first[t.name]
         buffers.append(Buffer(t.name, t.nbytes, start, max(last.get(t.name, start), start),
                               inplace_of=inplace.get(t.name)))
+    for name, (step, nbytes) in kernel_scratch(graph).items():
+        buffers.append(Buffer(name, nbytes, step, step))
     return buffers, aliases
 
 

@@ -1,4 +1,4 @@
-/* tt_kernels_simd.h - optimised int8 forward kernels: variants of the reference kernels
+/* tt_kernels_simd.h - optimised int8 kernels (the forward ones, and the conv2d input gradient): variants of the reference kernels
  * of tt_kernels.h for the Cortex-M DSP extension (`_dsp`: Cortex-M4/M7/M33/M55) and for
  * Helium MVE (`_mve`: Cortex-M55). Each variant gives the very same bytes as its reference
  * kernel (tests/test_kernels_simd.py checks it on the host and under QEMU).
@@ -22,6 +22,8 @@
 #include "tt_types.h"
 #include "tt_fixedpoint.h"
 #include "tt_simd.h"
+#include "tt_train_kernels.h"
+#include <string.h>
 
 /* ---- requantisation ---------------------------------------------------------------------
  * The reference (tt_requantize_s8): y = clamp(RDBP(SRDHM(acc << l, m), r) + out_zp) with
@@ -314,6 +316,92 @@ void tt_fully_connected_s8_dsp(const int8_t *x, int32_t in_features,
 void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
                                const int8_t *w, const int32_t *bias, int32_t out_features,
                                const tt_requant *q, int8_t *y);
+#endif
+
+/* ---- conv2d / depthwise input gradients (training, int8 graphs) ---------------------------
+ * tt_conv2d_grad_input_s8_dsp / _mve: tt_conv2d_grad_input_s8's arguments and its floats,
+ * bit for bit (each input gradient element takes the same products in the same order: the
+ * output channel loop runs inside the element loop, the element stays in a register; why
+ * this keeps every rounding is in the files' comments). _mve runs the reference where a
+ * denormal could arise (Helium flushes them). No scratch (~0.5 KB of stack). */
+#if defined(__ARM_FEATURE_MVE)
+/* Helium's float instructions run with the standard FPSCR value (denormals flushed to
+ * zero), the scalar FPU does not: the float _mve kernels take their vector path only where
+ * no denormal can arise. If every nonzero d * scale (d: grad_y) and, accumulating, every
+ * nonzero grad_x element has a magnitude in [2^-103, FLT_MAX], every product d * w (w an
+ * int8) and every running sum is a multiple of 2^-126 (a float of magnitude >= 2^-103 has
+ * an ulp >= 2^-126; an exact sum below 2^-103 of such multiples is representable), so each
+ * nonzero value is at least 2^-126: normal. Otherwise the call runs the reference. */
+#include <arm_mve.h>
+/* The checks read the exponent fields as integers (a float compare would itself see
+ * denormals as zeros), four lanes at a time, conservatively: d * scale is safe for every
+ * channel when d's exponent ed satisfies ed + min(es) - 254 >= -103 and ed + max(es) - 252
+ * <= 127 over the channels' scale exponents es (scales are normal and finite). */
+static inline mve_pred16_t tt_gi_bad_lanes(float32x4_t v, uint32_t lo, uint32_t hi, mve_pred16_t p)
+{
+    const uint32x4_t b = vreinterpretq_u32_f32(v);
+    const uint32x4_t e = vandq_u32(vshrq_n_u32(b, 23), vdupq_n_u32(0xFFu));
+    const mve_pred16_t nonzero = vcmpneq_n_u32(vandq_u32(b, vdupq_n_u32(0x7FFFFFFFu)), 0u);
+    const mve_pred16_t outside = vcmphiq_u32(vdupq_n_u32(lo), e) | vcmphiq_n_u32(e, hi);  /* e < lo or e > hi */
+    return nonzero & outside & p;
+}
+
+static inline int32_t tt_gi_all_safe(const float *v, int32_t n, uint32_t lo, uint32_t hi)
+{
+    int32_t k;
+    mve_pred16_t bad = 0;
+    for (k = 0; k < n; k += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - k));
+        bad |= tt_gi_bad_lanes(vldrwq_z_f32(v + k, p), lo, hi, p);
+    }
+    return bad == 0;
+}
+
+static inline int32_t tt_grad_input_vector_safe(const tt_conv_shape *s, const float *grad_y,
+                                                const tt_weight_quant *wq, int32_t accumulate,
+                                                const float *grad_x)
+{
+    const int32_t nscale = wq->per_channel ? s->out->c : 1;
+    int32_t es_min = 255, es_max = 0, o, lo, hi;
+    for (o = 0; o < nscale; ++o) {
+        uint32_t b;
+        int32_t e;
+        memcpy(&b, &wq->scale[o], 4);
+        e = (int32_t)((b >> 23) & 0xFFu);
+        if (e == 0 || e == 255) return 0;       /* a zero, denormal or non-finite scale */
+        es_min = e < es_min ? e : es_min;
+        es_max = e > es_max ? e : es_max;
+    }
+    lo = 254 - 103 - es_min;       /* ed >= lo: |d * scale| >= 2^-103 */
+    hi = 252 + 127 - es_max;       /* ed <= hi: |d * scale| < 2^128 */
+    if (lo < 1) lo = 1;            /* d itself normal */
+    if (hi > 254) hi = 254;
+    if (lo > hi) return 0;
+    if (!tt_gi_all_safe(grad_y, s->out->h * s->out->w * s->out->c, (uint32_t)lo, (uint32_t)hi)) return 0;
+    /* accumulating: every element 0 or in [2^-103, FLT_MAX] */
+    return !accumulate || tt_gi_all_safe(grad_x, s->in->h * s->in->w * s->in->c, 127u - 103u, 254u);
+}
+
+#endif
+
+void tt_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                 const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#if defined(__ARM_FEATURE_MVE)
+void tt_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                 const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#endif
+
+/* tt_depthwise_conv2d_grad_input_s8_dsp / _mve: the reference's arguments and floats. The
+ * channels are independent, so a group of eight channels at a time runs the whole window
+ * walk (each element still takes its taps in the reference's order): the group's weights
+ * converted to float once per call, d = grad_y * scale once per pixel instead of per tap.
+ * Kernels of more than TT_DW_GI_MAX_TAPS taps run the reference. ~1.6 KB of stack. */
+#define TT_DW_GI_MAX_TAPS 49
+void tt_depthwise_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                           const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#if defined(__ARM_FEATURE_MVE)
+void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+                                           const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
 #endif
 
 /* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----

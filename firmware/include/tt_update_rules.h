@@ -78,6 +78,18 @@ static inline void tt_step_split(float step, float *whole, float *frac)
     *frac = step - *whole;
 }
 
+/* (int64_t)x for an integral float |x| <= 2^40, without a float -> int64 conversion: on the
+ * Cortex-M that is libgcc's __aeabi_f2lz, which goes through soft double precision
+ * (__aeabi_f2d, __aeabi_dmul, ~100 instructions). x = hi * 2^20 + lo with hi = floor(x /
+ * 2^20) and lo in [0, 2^20): every step is exact (scaling by a power of two, floor of a
+ * float, an integer difference below 2^24), and each part fits an int32 (VCVT). */
+static inline int64_t tt_whole_to_s64(float x)
+{
+    const float hi = floorf(x * 0x1p-20f);
+    const float lo = x - hi * 0x1p20f;
+    return (int64_t)(int32_t)hi * 1048576 + (int32_t)lo;
+}
+
 static inline int64_t tt_sat_s64(int64_t v, int64_t lo, int64_t hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -91,7 +103,7 @@ static inline int64_t tt_round_exact_s64(int64_t v, float step, int64_t lo, int6
     int64_t m;
     if (step != step) return v;
     tt_step_split(step, &whole, &frac);
-    m = v - (int64_t)whole;               /* v - step = m - frac, frac in [0, 1) */
+    m = v - tt_whole_to_s64(whole);       /* v - step = m - frac, frac in [0, 1) */
     if (frac > 0.5f || (frac == 0.5f && m < 1)) m -= 1;
     return tt_sat_s64(m, lo, hi);
 }
@@ -109,7 +121,7 @@ static inline int32_t tt_qas_round_stochastic(int32_t q, float step, float u, in
     int64_t m;
     if (step != step) return q;
     tt_step_split(step, &whole, &frac);
-    m = (int64_t)q - (int64_t)whole;      /* q - step = m - frac: m - 1 with probability frac */
+    m = (int64_t)q - tt_whole_to_s64(whole);  /* q - step = m - frac: m - 1 with probability frac */
     if (frac > u) m -= 1;
     return (int32_t)tt_sat_s64(m, qmin, qmax);
 }

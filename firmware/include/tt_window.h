@@ -24,4 +24,15 @@ static inline tt_window tt_window_clip(int32_t out_pos, int32_t stride, int32_t 
     return w;
 }
 
+/* [k0, k1): the taps k of a window starting at p0 (tap k at p0 + k * dil) that fall inside
+ * [0, n); found once per output pixel instead of a bounds check per tap. */
+static inline void tt_window_taps(int32_t p0, int32_t k, int32_t dil, int32_t n, int32_t *k0, int32_t *k1)
+{
+    int32_t a = 0, b = k;
+    while (a < k && p0 + a * dil < 0) a++;
+    while (b > a && p0 + (b - 1) * dil >= n) b--;
+    *k0 = a;
+    *k1 = b;
+}
+
 #endif

@@ -211,6 +211,33 @@ class Emitter:
         self.functions.add(name)
         return name
 
+    def variant_kernel(self, function: str, op: Op) -> str:
+        """The kernel for `op`, whose variant of `function` tinytrain.passes.select_kernels chose
+        (attrs["variant"]; the reference when none). The memory plan sized the op's scratch
+        for that kernel, so a board that cannot run it is an error, not a silent fallback."""
+        v = op.attrs.get("variant")
+        name = self.kernel(function, {v: True} if v else None)
+        if v and name != f"{function}_{v}":
+            raise TinyTrainError(f"internal: layer {op.name!r} was planned for {function}_{v}, which a "
+                                 f"board with simd={self.simd!r} does not run")
+        return name
+
+    def rq_dsp(self, op: Op, params: dict, name: str | None = None) -> CExpr:
+        """The `rq` table (tt_rq_dsp per output channel) the _dsp kernels take, made offline by
+        tinytrain.kernel_prep.requant_dsp from the layer's requantisation (a flash array)."""
+        from ..kernel_prep import requant_dsp
+        key = ("rq_dsp", name or op.name)
+        if key not in self.cache:
+            arr = self.array("rqd_" + (name or op.name), "int32", requant_dsp(params).reshape(-1),
+                             f"{name or op.name} tt_rq_dsp (mult, hi, shift) per channel")
+            self.cache[key] = CExpr(f"(const tt_rq_dsp *){arr.text}")
+        return self.cache[key]
+
+    def kernel_scratch(self, op: Op) -> CExpr:
+        """The arena view of the scratch buffer of op's kernel variant (passes.kernel_scratch)."""
+        from ..passes import kernel_scratch_name
+        return self.view(kernel_scratch_name(op))
+
     def use(self, function: str) -> str:
         """Record a runtime function a statement calls (kernel files are found from it)."""
         self.functions.add(function)

@@ -57,6 +57,7 @@ class Emission:
                    arrays=[dict(cname=a.cname, ctype=a.ctype, count=a.count, mutable=a.mutable,
                                 comment=a.comment, body=format_array(a.values)) for a in em.arrays],
                    arrays_bytes=sum(a.nbytes for a in em.arrays),
+                   simd_kernels=any(f.endswith(("_dsp", "_mve")) for f in em.functions),
                    train=self.train_ctx or None)
         return {out: env.get_template(tpl).render(**ctx) for tpl, out in TEMPLATES}
 
@@ -78,8 +79,12 @@ class Emission:
 
 
 def inference_arena(graph: Graph, offsets: dict[str, int]) -> dict[str, ArenaSlot]:
-    """Arena slots of the activations of an inference plan (planner.Plan.offsets)."""
-    return {t.name: ArenaSlot(int(offsets[t.name]), t.dtype) for t in graph.activations()}
+    """Arena slots of the activations of an inference plan (planner.Plan.offsets), and of the
+    chosen kernel variants' scratch buffers."""
+    from ..passes import kernel_scratch
+    arena = {t.name: ArenaSlot(int(offsets[t.name]), t.dtype) for t in graph.activations()}
+    arena.update({name: ArenaSlot(int(offsets[name]), "int8") for name in kernel_scratch(graph)})
+    return arena
 
 
 def emit_model(graph: Graph, arena: dict[str, ArenaSlot], memory: dict, *, simd: str = "none",

@@ -28,8 +28,9 @@ from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, Tensor
 
 
-# Attributes any op may carry: memory-pass marks, and where a layer came from (frontends).
-META_ATTRS = {"scratch", "inplace", "conv_index", "role", "keras_name",
+# Attributes any op may carry: memory-pass marks, the kernel variant chosen for the board
+# (tinytrain.passes.select_kernels), and where a layer came from (frontends).
+META_ATTRS = {"scratch", "inplace", "variant", "conv_index", "role", "keras_name",
               "f16_variant"}     # tinytrain.precision: the float16 kernel variant the board runs
 
 
@@ -86,6 +87,17 @@ class OpUnit:
         """Arena bytes of the op's scratch (attrs["scratch"], a memory pass), live during the op."""
         name = op.attrs.get("scratch")
         return g.tensors[name].nbytes if name else 0
+
+    def simd_kernel(self, g: Graph, op: Op) -> str | None:
+        """The reference kernel (e.g. "tt_conv2d_s8") whose optimised variants (`_dsp`, `_mve`)
+        this op's `emit` can call, with their extra arguments; None: emit calls no variant.
+        tinytrain.passes.select_kernels records the variant chosen as attrs["variant"]."""
+        return None
+
+    def kernel_scratch_bytes(self, g: Graph, op: Op) -> int:
+        """Arena bytes the chosen variant (attrs["variant"]) needs beside the op's tensors and
+        its `scratch` (an im2col row, ...), live during the op only; 0 for none."""
+        return 0
 
     def channel_params(self, g: Graph, op: Op) -> dict[str, int]:
         """Constant tensors with one entry per channel of a channelwise op, and that axis

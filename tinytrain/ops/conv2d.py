@@ -11,6 +11,7 @@ from ..errors import UnsupportedError
 from ..ir import ACT_CODES
 from ..fixedpoint import requantize_s8, wrap32
 from . import f16
+from ..kernel_prep import conv2d_scratch_bytes
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
 from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
@@ -122,13 +123,35 @@ class Conv2D(WeightedOp):
         return conv2d_f32(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
                           self.attr(op, "activation"), out.shape[1:3])
 
+    def simd_kernel(self, g, op):
+        return "tt_conv2d_s8" if self.is_int8(g, op) else None
+
+    def kernel_scratch_bytes(self, g, op):
+        variant = op.attrs.get("variant")
+        if not variant:
+            return 0
+        kh, kw = self.kernel_hw(g, op)
+        return conv2d_scratch_bytes(variant, kh, kw, g.tensors[op.inputs[0]].shape[3], self.out_channels(g, op))
+
     def emit(self, em, op):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
         kh, kw = self.kernel_hw(g, op)
-        fn, last = self.forward_kernel(em, op, "tt_conv2d")
-        return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
-                        kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y))]
+        head = [em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]), kh, kw, em.geom(op)]
+        if x.dtype == "float16":
+            return [em.call(self.kernel_f16(em, op, "tt_conv2d_f16"), *head, ACT_CODES[self.attr(op, "activation")],
+                            em.ptr(op.outputs[0]), em.dims(y))]
+        if not self.is_int8(g, op):
+            return [em.call(em.kernel("tt_conv2d_f32"), *head, ACT_CODES[self.attr(op, "activation")],
+                            em.ptr(op.outputs[0]), em.dims(y))]
+        q = self.params(g, op)
+        fn = em.variant_kernel("tt_conv2d_s8", op)
+        tail = [em.ptr(op.outputs[0]), em.dims(y)]
+        if fn.endswith("_dsp"):     # the prepared requantisation table, and an im2col scratch
+            return [em.call(fn, *head, em.requant(op, q), em.rq_dsp(op, q), *tail, em.kernel_scratch(op))]
+        if fn.endswith("_mve"):
+            return [em.call(fn, *head, em.requant(op, q), *tail, em.kernel_scratch(op))]
+        return [em.call(fn, *head, em.requant(op, q), *tail)]
 
     # --- training ---------------------------------------------------------------------------
     def backward(self, x, w, dy, op, need_dx, k):
@@ -149,7 +172,9 @@ class Conv2D(WeightedOp):
         shape = t.conv_shape(op, *self.kernel_hw(em.graph, op))
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            return [em.call(em.kernel("tt_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op), acc, gx)]
+            # the variants take the reference's arguments and give its floats: any board's best
+            fn = em.kernel("tt_conv2d_grad_input_s8", allowed={"dsp": True, "mve": True})
+            return [em.call(fn, shape, gy, w, t.weight_quant(op), acc, gx)]
         if t.half:
             return [em.call(self.kernel_f16(em, op, "tt_conv2d_grad_input_f16"), shape, gy, w, acc, gx)]
         return [em.call(em.kernel("tt_conv2d_grad_input_f32"), shape, gy, w, acc, gx)]

@@ -3,7 +3,8 @@ weight HWC, bias (C,)].
 
 Attributes: stride, pad, dilation, activation (as conv2d). Memory-pass attributes
 (tinytrain.passes.inplace_dw): `inplace` (the output may overwrite the input) with
-`scratch` (a plane of H*W bytes). int8: TFLite's reference DepthwiseConvPerChannel.
+`scratch` (a plane of H*W bytes for the reference kernel, a ring of input rows for its
+variants). int8: TFLite's reference DepthwiseConvPerChannel.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..errors import UnsupportedError
 from ..fixedpoint import requantize_s8, wrap32
 from ..ir import ACT_CODES
 from . import f16
+from ..kernel_prep import dw_inplace_scratch_bytes
 from .base import expect_rank4, hwc_of
 from .weighted import WeightedOp
 from .window import activate_f32, geometry, window_output_shape, pad4, taps, unpad4, window4, window_input
@@ -134,6 +136,21 @@ class DepthwiseConv2D(WeightedOp):
         return depthwise_conv2d_f32(hwc_of(args[0], op), args[1], args[2], stride, pad, dil,
                                     self.attr(op, "activation"), g.tensors[op.outputs[0]].shape[1:3])
 
+    def simd_kernel(self, g, op):
+        if not self.is_int8(g, op):
+            return None
+        return "tt_depthwise_conv2d_inplace_s8" if op.attrs.get("inplace") else "tt_depthwise_conv2d_s8"
+
+    def scratch_bytes(self, g, op):
+        """In place: the reference copies one channel plane (h * w bytes); its variants keep
+        a ring of the input rows one output row spans instead (kernel_prep)."""
+        variant = op.attrs.get("variant")
+        if not (op.attrs.get("inplace") and variant):
+            return super().scratch_bytes(g, op)
+        _, h, w, _ = g.tensors[op.inputs[0]].shape
+        kh, kw = self.kernel_hw(g, op)
+        return dw_inplace_scratch_bytes(variant, h, w, kh, kw, self.attr(op, "dilation")[0])
+
     def emit(self, em, op):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
@@ -143,12 +160,15 @@ class DepthwiseConv2D(WeightedOp):
         if not self.is_int8(g, op):
             fn, last = self.forward_kernel(em, op, "tt_depthwise_conv2d")
             return [em.call(fn, *args, last, em.ptr(op.outputs[0]), em.dims(y))]
-        rq = em.requant(op, self.params(g, op))
+        q = self.params(g, op)
+        fn = em.variant_kernel(self.simd_kernel(g, op), op)
+        args.append(em.requant(op, q))
+        if fn.endswith("_dsp"):
+            args.append(em.rq_dsp(op, q))
+        args += [em.ptr(op.outputs[0]), em.dims(y)]
         if op.attrs.get("inplace"):     # tinytrain.passes.inplace_dw: y may sit on x
-            fn = em.kernel("tt_depthwise_conv2d_inplace_s8")
-            return [em.call(fn, *args, rq, em.ptr(op.outputs[0]), em.dims(y), em.view(op.attrs["scratch"]))]
-        fn = em.kernel("tt_depthwise_conv2d_s8")
-        return [em.call(fn, *args, rq, em.ptr(op.outputs[0]), em.dims(y))]
+            args.append(em.view(op.attrs["scratch"]))
+        return [em.call(fn, *args)]
 
     def backward(self, x, w, dy, op, need_dx, k):
         stride, pad, dil = geometry(op)
@@ -158,7 +178,9 @@ class DepthwiseConv2D(WeightedOp):
         shape = t.conv_shape(op, *self.kernel_hw(em.graph, op))
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            return [em.call(em.kernel("tt_depthwise_conv2d_grad_input_s8"), shape, gy, w, t.weight_quant(op),
+            # the variants take the reference's arguments and give its floats: any board's best
+            fn = em.kernel("tt_depthwise_conv2d_grad_input_s8", allowed={"dsp": True, "mve": True})
+            return [em.call(fn, shape, gy, w, t.weight_quant(op),
                             acc, gx)]
         if t.half:
             return [em.call(self.kernel_f16(em, op, "tt_depthwise_conv2d_grad_input_f16"), shape, gy, w, acc, gx)]

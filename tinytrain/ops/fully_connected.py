@@ -135,6 +135,9 @@ class FullyConnected(WeightedOp):
     def ref_f32(self, g, op, args):
         return fully_connected_f32(args[0], args[1], args[2], self.attr(op, "activation"))
 
+    def simd_kernel(self, g, op):
+        return "tt_fully_connected_s8" if self.is_int8(g, op) else None    # same arguments
+
     def emit(self, em, op):
         g = em.graph
         w = g.tensors[op.inputs[1]]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
+from ..kernel_prep import conv2d_scratch_bytes
 from .base import OpUnit, expect_rank4
 
 FUSED = "pointwise_depthwise_conv2d"
+FUSED_KERNEL = "tt_pointwise_depthwise_conv2d_s8"
 
 
 def split_op(op: Op) -> tuple[Op, Op]:
@@ -98,6 +100,17 @@ class PointwiseDepthwiseConv2D(OpUnit):
         mid = unit("conv2d").run(g, pw, args[:3])
         return unit("depthwise_conv2d").run(g, dw, [mid, *args[3:]])
 
+    def simd_kernel(self, g, op):
+        return FUSED_KERNEL
+
+    def kernel_scratch_bytes(self, g, op):
+        """The variants compute the pointwise rows as their conv2d does: its scratch for a 1x1."""
+        variant = op.attrs.get("variant")
+        if not variant:
+            return 0
+        cin, mid_c = g.tensors[op.inputs[0]].shape[3], g.tensors[op.attrs["intermediate"]].shape[3]
+        return conv2d_scratch_bytes(variant, 1, 1, cin, mid_c)
+
     def emit(self, em, op):
         from . import unit
         g = em.graph
@@ -105,12 +118,17 @@ class PointwiseDepthwiseConv2D(OpUnit):
         mid = g.tensors[op.attrs["intermediate"]]
         kh, kw, _ = g.tensors[op.inputs[3]].shape
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-        return [em.call(em.kernel("tt_pointwise_depthwise_conv2d_s8"), em.ptr(op.inputs[0]), em.dims(x),
-                        em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
-                        em.requant(pw, unit("conv2d").params(g, pw)), mid.shape[3],
-                        em.ptr(op.inputs[3]), em.ptr(op.inputs[4]), kh, kw, em.geom(op),
-                        em.requant(dw, unit("depthwise_conv2d").params(g, dw)), em.ptr(op.outputs[0]),
-                        em.dims(y), em.view(op.attrs["scratch"]), ring_rows(g, op))]
+        q_pw, q_dw = unit("conv2d").params(g, pw), unit("depthwise_conv2d").params(g, dw)
+        fn = em.variant_kernel(FUSED_KERNEL, op)
+        dsp = fn.endswith("_dsp")
+        args = [em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
+                em.requant(pw, q_pw), *([em.rq_dsp(pw, q_pw)] if dsp else []), mid.shape[3],
+                em.ptr(op.inputs[3]), em.ptr(op.inputs[4]), kh, kw, em.geom(op),
+                em.requant(dw, q_dw), *([em.rq_dsp(dw, q_dw)] if dsp else []), em.ptr(op.outputs[0]),
+                em.dims(y), em.view(op.attrs["scratch"]), ring_rows(g, op)]
+        if fn != FUSED_KERNEL:
+            args.append(em.kernel_scratch(op))
+        return [em.call(fn, *args)]
 
 
 UNIT = PointwiseDepthwiseConv2D()

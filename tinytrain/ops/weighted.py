@@ -150,8 +150,8 @@ class WeightedOp(OpUnit):
         (activation code); a Helium float16 variant where the layer was given one."""
         g = em.graph
         dt = g.tensors[op.inputs[0]].dtype
-        if dt == "int8":
-            return em.kernel(f"{base}_s8"), em.requant(op, self.params(g, op))
+        if dt == "int8":     # the variant select_kernels chose, where it takes the reference's arguments
+            return em.variant_kernel(f"{base}_s8", op), em.requant(op, self.params(g, op))
         from ..ir import ACT_CODES
         if dt == "float16":
             return self.kernel_f16(em, op, f"{base}_f16"), ACT_CODES[self.attr(op, "activation")]

@@ -6,8 +6,12 @@
         returned unchanged). For training pass `frozen_ops` (see frozen_prefix): only
         those ops are rewritten, as their backward is never run.
 
+    select_kernels(graph, simd) -> Graph
+        record, per op, the optimised kernel variant the board runs (attrs["variant"]).
+
 Scratch memory: an op with attrs["scratch"] uses that non-constant tensor's arena bytes
-(scratch_bytes) during its own step only; planners size and place it as such.
+(scratch_bytes) during its own step only; planners size and place it as such. A chosen
+variant may need one more buffer for that step (kernel_scratch: not a graph tensor).
 """
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ from ..ops import unit
 from ..ops.pointwise_depthwise_conv2d import FUSED, ring_rows, split_op
 from .fuse_pw_dw import fuse_pw_dw
 from .inplace_dw import inplace_dw
+from .select_kernels import kernel_scratch, kernel_scratch_name, select_kernels
 
 __all__ = ["FUSED", "ring_rows", "optimize_for_memory", "frozen_prefix", "scratch_bytes", "scratch_tensors",
-           "split_op", "fuse_pw_dw", "inplace_dw"]
+           "split_op", "fuse_pw_dw", "inplace_dw", "select_kernels", "kernel_scratch", "kernel_scratch_name"]
 
 
 def optimize_for_memory(graph: Graph, frozen_ops: set[str] | None = None) -> Graph:

@@ -30,6 +30,8 @@ class HostTrainer:
 
     def __init__(self, compiled, work_dir: Path | None = None):
         import tempfile
+        from ..hostbuild import check_host_runnable
+        check_host_runnable(compiled)
         self.compiled = compiled
         self.program = compiled.program
         self.graph = graph = compiled.graph

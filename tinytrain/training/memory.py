@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..ir import DTYPE_BYTES, Graph
 from ..ops import unit
+from ..passes import kernel_scratch_name
 from .program import TrainingProgram, trained_in_channels
 
 ALIGN = 4    # every arena buffer starts on a word boundary (float / int32 access)
@@ -46,6 +47,8 @@ def lifetimes(prog: TrainingProgram) -> dict[str, Lifetime]:
             use(t, i)
         if op.attrs.get("scratch"):          # tinytrain.passes: live during this op only
             use(op.attrs["scratch"], i)
+        if kernel_scratch_name(op) in prog.buffers:    # the op's kernel variant's (select_kernels)
+            use(kernel_scratch_name(op), i)
         if f.mask:
             use(f.mask, i)
         for _, saved, _ in f.saves:

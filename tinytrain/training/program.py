@@ -24,7 +24,7 @@ from ..dtypes import nbytes as dtype_nbytes
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
 from ..ops import unit
-from ..passes import scratch_tensors
+from ..passes import kernel_scratch, scratch_tensors
 from .scheme import LayerUpdate, Scheme, bind_scheme
 
 LOSSES = ("softmax_cross_entropy", "mse")
@@ -266,6 +266,8 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
             alias = tensor_buffer[prod.inputs[0]]
         buffers[t.name] = Buffer(t.name, t.shape, t.dtype, "activation", alias_of=alias)
         tensor_buffer[t.name] = alias or t.name
+    for name, (_, nbytes) in kernel_scratch(graph).items():    # the chosen kernel variants' own
+        buffers[name] = Buffer(name, (nbytes,), "int8", "scratch")
     # graph.activations() follows dict order; make reshape aliases point at real buffers
     for name, b in buffers.items():
         while b.alias_of is not None and buffers[b.alias_of].alias_of is not None:
