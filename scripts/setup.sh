@@ -41,8 +41,10 @@ if [ ! -x "$venv/bin/tinytrain" ] || [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 # This clone's code, editable (fast: no dependencies resolved); skipped when the venv already
-# points here. The build backend's deprecation warnings are shown only if the install fails.
-if [ "$("$venv/bin/python" -c 'import pathlib, tinytrain; print(pathlib.Path(tinytrain.__file__).resolve().parent.parent)' 2>/dev/null)" != "$(cd "$root" && pwd -P)" ]; then
+# points here (asked from / : in the clone, `import tinytrain` would find the clone's folder even
+# when the venv holds a copy, which the tests' subprocesses in other folders would then run).
+# The build backend's deprecation warnings are shown only if the install fails.
+if [ "$(cd / && "$venv/bin/python" -c 'import pathlib, tinytrain; print(pathlib.Path(tinytrain.__file__).resolve().parent.parent)' 2>/dev/null)" != "$(cd "$root" && pwd -P)" ]; then
   if ! log=$("$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" 2>&1); then
     echo "$log" >&2
     exit 1

@@ -204,6 +204,83 @@ def stop(project):
     click.echo("stopped" if stop_board(Path(project)) else "nothing was running")
 
 
+groups_option = click.option(
+    "--groups", default=None, metavar="NAME=CLASSES,...",
+    help="Named groups of classes to report apart, e.g. old=0-4,new=5-9 (ranges, or classes joined by +).")
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--port", "url", default=None, metavar="URL",
+              help="Evaluate on the device at URL (evaluation passes: nothing is learned).")
+@click.option("--data", "data_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Held-out samples with labels (.npz with x, y, or .csv, label last).")
+@groups_option
+@click.option("--plot", "plot_file", default=None, type=click.Path(dir_okay=False),
+              help="Also write the confusion matrix as a PNG image.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="With MODEL: as `build --quantize`.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With MODEL: as `build --calibration`.")
+@click.option("--train", "scheme", default=None, metavar="SCHEME",
+              help="With MODEL and --weights: the scheme the device's firmware was built with.")
+@click.option("--num-classes", type=int, default=None, help="With MODEL and --weights: as `build --num-classes`.")
+@click.option("--weights", "weights_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="With MODEL: evaluate the host build holding these trainable parameters "
+                   "(a file of `tinytrain weights pull`) instead of the model's own.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@user_errors
+def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, scheme, num_classes, weights_file,
+             as_json):
+    """Held-out accuracy of the device at --port, or of MODEL on the host build: overall,
+    per group of classes (--groups), per class, and the confusion matrix.
+
+    MODEL --train SCHEME --weights FILE evaluates on the host what a device learned: the
+    host build of the training firmware, holding the parameters pulled from the device."""
+    from .datasets import check_samples, load_samples
+    from .evaluate import (device_predictions, format_summary, host_predictions, parse_groups, summarize,
+                           write_confusion_png)
+    if (model is None) == (url is None):
+        raise TinyTrainError("give either --port URL (a device) or MODEL (the host build), not both")
+    if url is not None and (scheme or num_classes or weights_file or quantize or calibration):
+        raise TinyTrainError("--train, --num-classes, --weights, --quantize and --calibration go with MODEL, "
+                             "not --port (the device runs what it was built with)")
+    x, y = load_samples(data_file)
+    if url is not None:
+        with _open_link(url) as link:
+            d = link.describe()
+            num_classes = d.output_size
+            groups_ = parse_groups(groups, num_classes)
+            x, y = check_samples(x, y, d.input_shape, num_classes, data_file, need_labels=True)
+            predicted = device_predictions(link, x, y)
+        where = dict(port=url, model=d.model_name, model_hash=d.model_hash, board=d.board)
+    else:
+        if (weights_file is None) != (scheme is None):
+            raise TinyTrainError("--weights FILE and --train SCHEME go together (the parameters of a training build)")
+        compiled = _compile(model, quantize, calibration, scheme, num_classes)
+        graph = compiled.graph
+        params = None
+        if weights_file:
+            from .weightsfile import read as read_weights
+            file_hash, params = read_weights(Path(weights_file))
+            if file_hash != compiled.model_hash:
+                raise TinyTrainError(f"{weights_file} holds weights of model {file_hash}; {model} with --train "
+                                     f"{scheme} compiles to model {compiled.model_hash} (same options as the build?)")
+        num_classes = graph.tensors[graph.outputs[0]].size
+        groups_ = parse_groups(groups, num_classes)
+        x, y = check_samples(x, y, graph.tensors[graph.inputs[0]].shape, num_classes, data_file,
+                             need_labels=True)
+        predicted = host_predictions(compiled, x, params)
+        where = dict(model=graph.name, model_hash=compiled.model_hash, board="host", weights=weights_file)
+    summary = summarize(y, predicted, num_classes, groups_)
+    if plot_file:
+        write_confusion_png(summary, plot_file, title=f"{where['model']} on {where['board']}")
+    data = dict(where, data=data_file, **summary, plot=plot_file)
+    text = (f"{where['model']} on {where['board']}" + (f" with {weights_file}" if weights_file else "")
+            + f", {data_file}:\n" + format_summary(summary)
+            + (f"\nconfusion matrix image: {plot_file}" if plot_file else ""))
+    _emit(data, as_json, text)
+
+
 @main.command()
 @with_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print the layer table and memory plan as JSON.")
@@ -274,9 +351,19 @@ port_option = click.option("--port", "url", required=True, metavar="URL",
 
 
 def _open_link(url: str):
-    """The port, held exclusively (another client gets "port in use by PID ...")."""
+    """The device's port; refused, naming the process, while another tinytrain process holds it
+    (two readers of one port steal each other's replies)."""
     from .link import Link
-    return Link.open(url)
+    from .portowner import holder, holder_text
+    held = holder(url)
+    if held is not None:
+        raise TinyTrainError(f"port {url} is in use by {holder_text(held)}; "
+                             f"`tinytrain monitor --port {url}` follows it")
+    try:
+        return Link.open(url)
+    except TinyTrainError as e:
+        held = holder(url)
+        raise TinyTrainError(str(e) + (f" (the port is in use by {holder_text(held)})" if held else "")) from None
 
 
 def _description_dict(d, link=None) -> dict:
@@ -308,10 +395,13 @@ def _project_manifest(project: str | None) -> dict | None:
 @click.option("--gateway", default="http://127.0.0.1:8080", show_default=True, metavar="URL",
               help="With --td: the `tinytrain serve` the TD's forms point to.")
 @click.option("--project", default=None, type=click.Path(exists=True, file_okay=False),
-              help="With --td: the project folder the firmware was built in (adds scheme and MACs).")
+              help="The project folder the firmware was built in: adds what the build knows (learning rate, "
+                   "update mode and its bytes, scheme; with --td also MACs). Default: the project of a board "
+                   "started with `tinytrain flash --detach` at this port.")
 @user_errors
 def describe(url, as_json, as_td, gateway, project):
-    """Print what the device at --port is: board, firmware, model, memory, capabilities."""
+    """Print what the device at --port is: board, firmware, model, memory, capabilities,
+    and what its build knows (learning rate, update mode, the bytes the update keeps)."""
     if as_td:
         from .semantic.device import Device
         from .semantic.td import thing_description
@@ -320,11 +410,24 @@ def describe(url, as_json, as_td, gateway, project):
             state = device.state()
         click.echo(json.dumps(thing_description(state, gateway=gateway, project=manifest), indent=1))
         return
+    from .deviceinfo import description_fields, format_fields
     with _open_link(url) as link:
         d = link.describe()
-        data = _description_dict(d, link)
-    text = "\n".join(f"{k:18s} {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in data.items())
-    _emit(data, as_json, text)
+        reported = _description_dict(d, link)
+        if d.trainable:                     # what the device applies now
+            reported.update(zip(("lr", "momentum", "weight_decay"),
+                                (float(f"{v:.7g}") for v in link.get_hparams())))     # float32 as typed
+    if project is None:
+        from .emulator import project_of
+        project = project_of(url)
+    manifest = None
+    if project is not None:
+        try:
+            manifest = _project_manifest(project)
+        except TinyTrainError:
+            manifest = None
+    data = description_fields(reported, manifest)
+    _emit(data, as_json, format_fields(data, str(project) if project else None))
 
 
 @main.command()
@@ -342,22 +445,39 @@ def describe(url, as_json, as_td, gateway, project):
 @click.option("--eval-every", type=int, default=None, help="Evaluate every N samples (default: 4 times per epoch).")
 @click.option("--curve", "curve_prefix", type=click.Path(dir_okay=False), default="learning_curve",
               show_default=True, help="Write PREFIX.csv and PREFIX.png.")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True,
+              help="Go through the samples in a new random order every epoch (drawn from --seed), or in "
+                   "the file's order.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
+              help="Seed of the shuffling: the same seed, the same order of samples.")
+@groups_option
 @click.option("--save/--no-save", default=False, help="Save the learned weights to the device's store at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final figures as JSON.")
 @user_errors
-def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, curve_prefix, save, as_json):
+def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, curve_prefix, shuffle, seed, groups,
+          save, as_json):
     """Stream samples to the device at --port and let it learn online.
+
+    With --eval, the held-out samples are evaluated on the device before the first sample
+    (sample 0 of the curve) and every --eval-every samples; --groups reports them by group
+    of classes as `tinytrain evaluate` does. Progress goes to stderr: a bar on a terminal,
+    a few lines otherwise; the loss shown is the mean over the samples since the last update.
 
     Both files are read and checked against the device's model (shapes, values, labels)
     before the first sample is sent. The device is put in train mode; the command fails
     (exit 2) when its step count does not advance with the samples it acknowledged."""
     from .devicedata import check_samples, read_samples
+    from .evaluate import device_predictions, group_line, parse_groups, summarize
     from .online import train_stream
+    from .progress import Progress
     from .status import StatusWriter
     if epochs < 1 or (chunk is not None and chunk < 1):
         raise TinyTrainError("--epochs and --chunk must be at least 1")
+    if groups and eval_file is None:
+        raise TinyTrainError("--groups needs --eval FILE (the held-out samples it reports on)")
     raw_train = read_samples(data_file)
     raw_eval = read_samples(eval_file) if eval_file else None
+    evaluations: list[dict] = []
     with _open_link(url) as link, StatusWriter(url) as status:
         d = link.describe()
         if not d.trainable:
@@ -365,41 +485,57 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
                                  "build it with --train SCHEME")
         x, y = check_samples(data_file, *raw_train, d)
         ex, ey = check_samples(eval_file, *raw_eval, d) if raw_eval else (None, None)
+        groups_ = parse_groups(groups, d.output_size)
         cur = link.get_hparams()
         if lr is not None or momentum is not None:
             link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
-        bar = click.progressbar(length=len(x) * epochs, label="training", show_pos=True,
-                                file=sys.stderr if as_json else None)
-        state = {"shown": 0}
+
+        def held_out() -> float:
+            summary = summarize(ey, device_predictions(link, ex, ey), d.output_size, groups_)
+            evaluations.append(summary)
+            return summary["accuracy"]
 
         def progress(p):
-            bar.label = (f"loss {p['loss']:.3f}" + (f" held-out {p['eval_accuracy']:.3f}"
-                                                    if p["eval_accuracy"] is not None else ""))
-            bar.update(p["samples"] - state["shown"])
-            state["shown"] = p["samples"]
-            status.write(kind="progress", samples=p["samples"], steps=p["steps"], loss=p["loss"])
+            if p["row"] is not None and p["eval_accuracy"] is not None and evaluations:
+                p["held_out"] = group_line(evaluations[-1]) if groups_ else None
+            bar.update(p)
+            status.write(kind="progress", samples=p["samples"], total=p["total"], steps=p["steps"],
+                         loss_sum=p["loss_sum"], loss_count=p["loss_count"], correct=p["correct"])
 
-        with bar:
+        with Progress(len(x) * epochs) as bar:
             report = train_stream(link, x, y, eval_x=ex, eval_y=ey, epochs=epochs, chunk=chunk,
-                                  eval_every=eval_every, on_progress=progress, status=status)
-        stats = link.stats()
+                                  eval_every=eval_every, shuffle_seed=seed if shuffle else None,
+                                  on_progress=progress, status=status,
+                                  evaluator=held_out if ex is not None else None, eval_at_start=ex is not None)
         saved = link.save_weights() if save else None
     report.curve.write_csv(Path(curve_prefix + ".csv"))
     report.curve.write_png(Path(curve_prefix + ".png"), title=f"{d.model_name} on {d.board}")
+    last_loss = next((r["loss"] for r in reversed(report.curve.rows) if r.get("loss") is not None), None)
     data = dict(samples=report.samples, steps=report.steps, seconds=round(report.seconds, 3),
                 samples_per_second=round(report.samples_per_second, 2), interrupted=report.interrupted,
-                rolled_back=report.rolled_back, final_eval_accuracy=report.final_eval_accuracy,
-                running_accuracy=stats.train_correct / max(stats.train_samples, 1),
+                shuffle=shuffle, seed=seed if shuffle else None,
+                final_loss=last_loss, final_eval_accuracy=report.final_eval_accuracy, rolled_back=report.rolled_back,
+                running_accuracy=report.running_accuracy,
+                eval_before=_eval_figures(evaluations[0]) if evaluations else None,
+                eval_after=_eval_figures(evaluations[-1]) if len(evaluations) > 1 else None,
                 curve_csv=curve_prefix + ".csv", curve_png=curve_prefix + ".png",
                 saved_generation=saved.generation if saved else None)
-    text = (("interrupted: " if report.interrupted else "") +
-            f"{report.samples} samples, {report.steps} device steps, {report.samples_per_second:.1f} samples/s"
-            + (f", held-out accuracy {report.final_eval_accuracy:.3f}" if report.final_eval_accuracy is not None
-               else "")
-            + (f", {report.rolled_back} steps rolled back (not finite)" if report.rolled_back else "")
-            + f"\ncurve: {curve_prefix}.csv, {curve_prefix}.png"
-            + (f"\nweights saved (generation {saved.generation})" if saved else ""))
-    _emit(data, as_json, text)
+    lines = [("interrupted: " if report.interrupted else "")
+             + f"{report.samples} samples, {report.steps} device steps, {report.samples_per_second:.1f} samples/s"
+             + (f", shuffled (seed {seed})" if shuffle else ", in the file's order")]
+    if report.running_accuracy is not None and last_loss is not None:
+        lines.append(f"this run: loss {last_loss:.4f} (mean of the last interval), "
+                     f"running accuracy {report.running_accuracy:.3f}")
+    if report.rolled_back:
+        lines.append(f"{report.rolled_back} steps rolled back (loss or update not finite)")
+    if evaluations:
+        lines.append(f"held-out before: {group_line(evaluations[0])}")
+    if len(evaluations) > 1:
+        lines.append(f"held-out after:  {group_line(evaluations[-1])}")
+    lines.append(f"curve: {curve_prefix}.csv, {curve_prefix}.png")
+    if saved:
+        lines.append(f"weights saved (generation {saved.generation})")
+    _emit(data, as_json, "\n".join(lines))
     if report.interrupted:
         sys.exit(130)
 
@@ -413,6 +549,12 @@ def _stats_line(st, counters, rate: str = "") -> str:
             f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
 
 
+def _eval_figures(summary: dict) -> dict:
+    """A held-out evaluation in train's JSON: overall and by group (evaluate --json has the rest)."""
+    return dict(accuracy=summary["accuracy"], samples=summary["samples"],
+                groups={k: g["accuracy"] for k, g in summary["groups"].items()})
+
+
 @main.command()
 @port_option
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between updates.")
@@ -421,36 +563,28 @@ def _stats_line(st, counters, rate: str = "") -> str:
 def monitor(url, interval, count):
     """Live view of a device's counters and learning curve.
 
-    A port has one owner at a time. When another tinytrain process holds it (a `train`,
-    or another monitor), the monitor follows what that process publishes in its status
-    file; otherwise it opens the port and polls the device itself (publishing in turn)."""
+    When another tinytrain process is feeding the device (the port has one owner), the
+    monitor follows what that process reads from the device, live: its step rate and the
+    mean loss over each interval, and its held-out evaluations; otherwise it polls the
+    device itself. A port held by a process that publishes nothing is named (PID, command)."""
     from dataclasses import asdict
 
-    from .portlock import owner as port_owner
-    from .status import StatusWriter, follow, owner_alive, status_path
+    from .portowner import holder, holder_text
+    from .status import StatusWriter, follow, live_lines, owner_alive, status_path
     path = status_path(url)
     shown = 0
     try:
-        holder = port_owner(url)
-        if holder is not None:
+        held = holder(url)
+        if held is not None:
             if not (path.exists() and owner_alive(path)):
-                raise TinyTrainError(f"port {url} in use by PID {holder.get('pid', '?')} "
-                                     f"({holder.get('command', '')}), which publishes no status to follow")
-            click.echo(f"following the process that feeds {url} (PID {holder.get('pid', '?')})")
-            for rec in follow(path, poll=min(interval, 0.5)):
-                if rec.get("kind") == "curve":
-                    ev = rec.get("eval_accuracy")
-                    click.echo(f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  loss {rec['loss']:.4f}  "
-                               f"running acc {rec['running_accuracy']:.3f}"
-                               + (f"  held-out {ev:.3f}" if ev is not None else ""))
-                elif rec.get("kind") == "stats":
-                    click.echo(_stats_line(rec["stats"], rec["counters"]))
-                else:
-                    continue
+                raise TinyTrainError(f"port {url} is in use by {holder_text(held)}, which publishes no status")
+            click.echo(f"following the process that feeds {url}: {holder_text(held)}")
+            for line in live_lines(follow(path, poll=min(interval, 0.5), from_end=True), interval):
+                click.echo(line)
                 shown += 1
                 if count and shown >= count:
                     return
-            click.echo("the owner closed the port")
+            click.echo("the feeding process closed the port")
             return
         import time
         from .link import dropped_frames

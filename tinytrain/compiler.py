@@ -152,11 +152,11 @@ def _inference_memory(graph: Graph, plan) -> dict:
 
 def _check_scheme_early(model, scheme) -> None:
     """A scheme checked before the model is loaded (a Keras model's int8 conversion takes
-    tens of seconds): its syntax and JSON, and for a .keras file the layer names and counts
-    against the file's config (read without TensorFlow)."""
+    tens of seconds): its syntax and JSON, and for a .keras (or .h5) file the layer names and
+    counts against the file's config (read without TensorFlow)."""
     from .training.scheme import check_spec_against_layers, parse_scheme
     spec = parse_scheme(scheme)
-    if isinstance(model, (str, Path)) and str(model).lower().endswith(".keras"):
+    if isinstance(model, (str, Path)) and str(model).lower().endswith((".keras", ".h5")):
         from .frontends.keras import keras_file_weighted_layers
         names = keras_file_weighted_layers(model)
         if names:

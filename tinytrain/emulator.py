@@ -13,6 +13,7 @@ kills the process group. With detach=True the process outlives the caller and
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import re
@@ -176,11 +177,30 @@ def boot(out_dir, detach: bool = False, *, timeout: float = 20.0, paced: bool = 
         if detach:
             (out_dir / RUN_RECORD).write_text(json.dumps(
                 dict(pid=proc.pid, url=running.url, board=board.name, command=cmd), indent=1))
+            _remember_project(running.url, out_dir)
             _live.discard(running)
     except BaseException:
         running.stop()
         raise
     return running
+
+
+def _remember_project(url: str, out_dir: Path) -> None:
+    """Which project a detached board's port belongs to (`describe` shows its manifest)."""
+    from .status import status_dir
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    (status_dir() / f"{key}.project").write_text(str(out_dir))
+
+
+def project_of(url: str) -> Path | None:
+    """The project whose detached board runs at url (recorded by boot), if it still runs there."""
+    from .status import status_dir
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    try:
+        out_dir = Path((status_dir() / f"{key}.project").read_text())
+        return out_dir if running_url(out_dir) == url else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _is_ours(pid: int, command: list[str]) -> bool:

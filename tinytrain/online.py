@@ -45,12 +45,14 @@ class Curve:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax1 = plt.subplots(figsize=(7, 4))
-        xs = [r["samples"] for r in self.rows]
-        ax1.plot(xs, [r["loss"] for r in self.rows], color="tab:red", label="loss (window)")
+        trained = [r for r in self.rows if r.get("loss") is not None]      # not the point before training
+        ax1.plot([r["samples"] for r in trained], [r["loss"] for r in trained], color="tab:red",
+                 label="loss (mean of the interval)")
         ax1.set_xlabel("samples trained")
         ax1.set_ylabel("loss", color="tab:red")
         ax2 = ax1.twinx()
-        ax2.plot(xs, [r["running_accuracy"] for r in self.rows], color="tab:blue", label="running accuracy")
+        ax2.plot([r["samples"] for r in trained], [r["running_accuracy"] for r in trained], color="tab:blue",
+                 label="running accuracy")
         ev = [(r["samples"], r["eval_accuracy"]) for r in self.rows if r.get("eval_accuracy") is not None]
         if ev:
             ax2.plot(*zip(*ev), "o-", color="tab:green", label="held-out accuracy")
@@ -76,6 +78,13 @@ class TrainReport:
     final_eval_accuracy: float | None
     curve: Curve
     rolled_back: int = 0        # steps the device undid (loss or update not finite)
+    correct: int = 0            # samples of this run the device predicted right before its step
+    judged: int = 0             # samples whose reply came (an interrupted chunk's did not)
+
+    @property
+    def running_accuracy(self) -> float | None:
+        """Of this run only (the device's own counters cover every run since they were reset)."""
+        return self.correct / self.judged if self.judged else None
 
     @property
     def samples_per_second(self) -> float:
@@ -94,23 +103,42 @@ def evaluate(link, x: np.ndarray, y: np.ndarray, chunk: int | None = None) -> fl
 def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None, epochs: int = 1,
                  chunk: int | None = None, eval_every: int | None = None, shuffle_seed: int | None = 0,
                  on_progress: Callable[[dict], None] | None = None,
-                 status=None) -> TrainReport:
+                 status=None, evaluator: Callable[[], float] | None = None,
+                 eval_at_start: bool = False) -> TrainReport:
     """Train on (x, y) for `epochs`, `chunk` samples at a time (default: 8 TRAIN requests'
-    worth, so the pipeline stays full; the link batches and pipelines within a chunk)."""
+    worth, so the pipeline stays full; the link batches and pipelines within a chunk).
+
+    shuffle_seed: every epoch goes through the samples in a new order drawn from one
+    generator seeded with it; None keeps the order of (x, y). evaluator: what a held-out
+    evaluation runs (default: accuracy on eval_x, eval_y); eval_at_start puts an
+    evaluation at sample 0, before anything is learned. on_progress gets, after every
+    chunk, the mean loss of that chunk and its sums (loss_sum, loss_count, correct)."""
     curve = Curve()
     n = len(x)
     chunk = chunk or 8 * max(link.batch_size(), 1)
     eval_every = eval_every or max(n // 4, chunk)
-    t0 = time.perf_counter()
     done = steps = 0
     window_loss, window_correct, window_n = 0.0, 0, 0
     interrupted = False
+    total_correct = judged = 0
     last_eval = None
+    if evaluator is None and eval_x is not None:
+        evaluator = lambda: evaluate(link, eval_x, eval_y)  # noqa: E731
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     next_eval = eval_every
     rolled_back = 0
     link.set_mode("train")                 # whatever an earlier session left behind
     start_steps = steps = link.stats().steps
+    if eval_at_start and evaluator is not None:
+        last_eval = evaluator()
+        row = curve.add(samples=0, steps=steps, loss=None, running_accuracy=None, eval_accuracy=last_eval,
+                        seconds=0.0)
+        if status is not None:
+            status.write(kind="curve", **row)
+        if on_progress:
+            on_progress(dict(samples=0, total=n * epochs, steps=steps, loss=None, loss_sum=0.0, loss_count=0,
+                             correct=0, eval_accuracy=last_eval, row=row))
+    t0 = time.perf_counter()
     try:
         for _ in range(epochs):
             order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -121,20 +149,26 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
                 rolled_back += sum(r.rolled_back for r in results)
                 done += len(results)
                 steps = results[-1].steps
-                window_loss += sum(r.loss for r in results if not math.isnan(r.loss))
-                window_correct += sum(r.correct for r in results)
+                losses = [r.loss for r in results if not math.isnan(r.loss)]
+                chunk_correct = sum(r.correct for r in results)
+                window_loss += sum(losses)
+                window_correct += chunk_correct
+                total_correct += chunk_correct
+                judged += len(results)
                 window_n += len(results)
                 row = None
                 if done >= next_eval or (done == n * epochs):
                     next_eval += eval_every
-                    if eval_x is not None:
-                        last_eval = evaluate(link, eval_x, eval_y)
+                    if evaluator is not None:
+                        last_eval = evaluator()
                     row = curve.add(samples=done, steps=steps, loss=window_loss / window_n,
                                     running_accuracy=window_correct / window_n, eval_accuracy=last_eval,
                                     seconds=round(time.perf_counter() - t0, 3))
                     window_loss, window_correct, window_n = 0.0, 0, 0
                 progress = dict(samples=done, total=n * epochs, steps=steps,
-                                loss=results[-1].loss, eval_accuracy=last_eval, row=row)
+                                loss=sum(losses) / len(losses) if losses else float("nan"),
+                                loss_sum=sum(losses), loss_count=len(losses), correct=chunk_correct,
+                                eval_accuracy=last_eval, row=row)
                 if status is not None and row is not None:
                     status.write(kind="curve", **row)
                 if on_progress:
@@ -150,7 +184,8 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
         curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
                   running_accuracy=window_correct / window_n if window_n else float("nan"),
                   eval_accuracy=None, seconds=round(time.perf_counter() - t0, 3))
-    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve, rolled_back)
+    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve,
+                       rolled_back=rolled_back, correct=total_correct, judged=judged)
 
 
 def _check_learning(results, steps_before: int) -> None:

@@ -248,8 +248,18 @@ def emit_project(compiled, out_dir, *, force: bool = False, reads: str = "open")
             shutil.copy2(out_dir / NV_FILE, tmp / NV_FILE)
         meta.update(model_hash=compiled.model_hash, macs=compiled.macs, memory=memory,
                     fit=dict(rows=report.rows, totals=report.totals), train=compiled.trainable,
-                    scheme=compiled.scheme_text, key_id=key_id.hex(), reads=reads)
+                    scheme=compiled.scheme_text, key_id=key_id.hex(), reads=reads,
+                    **_training_manifest(compiled))
     return dict(meta, output=str(out_dir.resolve()), fit_table=report.table())
+
+
+def _training_manifest(compiled) -> dict:
+    """What the host knows of a training build and the device may not report (`describe`)."""
+    prog = compiled.program
+    if prog is None:
+        return {}
+    return dict(lr=float(compiled.lr), momentum=float(compiled.momentum_value), update=prog.update,
+                update_seed=prog.update_seed, update_state_bytes=compiled.memory.get("update_state_bytes"))
 
 
 # --- building ------------------------------------------------------------------------------

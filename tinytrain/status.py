@@ -41,7 +41,8 @@ class StatusWriter:
     def __init__(self, url: str):
         self.path = status_path(url)
         self._f = open(self.path, "w", buffering=1)
-        self.write(kind="owner", pid=os.getpid(), url=url)
+        from .portowner import command_of
+        self.write(kind="owner", pid=os.getpid(), url=url, command=command_of(os.getpid()))
 
     def write(self, **record) -> None:
         record.setdefault("time", time.time())
@@ -58,9 +59,12 @@ class StatusWriter:
         self.close()
 
 
-def follow(path: Path, poll: float = 0.5):
-    """Yield status records as they are appended, until the owner closes or dies."""
+def follow(path: Path, poll: float = 0.5, from_end: bool = False):
+    """Yield status records as they are appended, until the owner closes or dies; with
+    from_end, only those appended from now on (a live view, not the history)."""
     with open(path) as f:
+        if from_end:
+            f.seek(0, os.SEEK_END)
         while True:
             line = f.readline()
             if line:
@@ -72,3 +76,42 @@ def follow(path: Path, poll: float = 0.5):
             if not owner_alive(path):
                 return
             time.sleep(poll)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def live_lines(records, interval: float = 1.0):
+    """The lines `tinytrain monitor` prints while it follows a feeding process: from its
+    progress records, at most one line per `interval` seconds of the feeder's clock, with
+    the step rate and the mean loss over the samples since the line before; from its curve
+    records, one line per held-out evaluation."""
+    last = None                 # (time, steps) of the last progress line
+    loss_sum, loss_count, correct = 0.0, 0, 0
+    samples = None
+    for rec in records:
+        kind = rec.get("kind")
+        if kind == "progress":
+            t, steps = rec["time"], rec["steps"]
+            if last is None:            # the reference point: its samples came before it
+                last, samples = (t, steps), rec["samples"]
+                continue
+            loss_sum += rec.get("loss_sum", 0.0)
+            loss_count += rec.get("loss_count", 0)
+            correct += rec.get("correct", 0)
+            if t - last[0] < interval and rec["samples"] < rec.get("total", float("inf")):
+                continue
+            rate = (steps - last[1]) / (t - last[0]) if t > last[0] else None
+            total = rec.get("total")
+            seen = rec["samples"] - samples
+            yield (f"samples {rec['samples']:>7}" + (f"/{total}" if total else "") + f"  steps {steps:>7}  "
+                   f"{_fmt(rate, '.1f')} steps/s  loss {_fmt(loss_sum / loss_count if loss_count else None, '.4f')}"
+                   + (f"  acc {correct / seen:.3f}" if "correct" in rec and seen > 0 else ""))
+            last, samples = (t, steps), rec["samples"]
+            loss_sum, loss_count, correct = 0.0, 0, 0
+        elif kind == "curve" and rec.get("eval_accuracy") is not None:
+            ev = rec.get("eval_accuracy")
+            yield (f"samples {rec['samples']:>7}  steps {rec['steps']:>7}  held-out {ev:.3f}"
+                   + (f"  (interval loss {_fmt(rec.get('loss'), '.4f')}, running acc "
+                      f"{_fmt(rec.get('running_accuracy'), '.3f')})" if rec.get("loss") is not None else ""))

@@ -29,6 +29,21 @@ def pull(link, path: Path) -> dict:
     return dict(params=len(params), bytes=len(blob), model_hash=d.model_hash)
 
 
+def read(path: Path) -> tuple[str, dict[str, np.ndarray]]:
+    """(model hash, {name: array}) of a weights file, its CRC checked."""
+    try:
+        with np.load(path) as z:
+            model_hash = str(z["model_hash"])
+            crc = int(z["crc32"])
+            order = [str(n) for n in z["order"]]
+            params = {n: z[f"param/{n}"] for n in order}
+    except (OSError, KeyError, ValueError, EOFError) as exc:
+        raise TinyTrainError(f"{path}: not a tinytrain weights file ({exc})") from None
+    if zlib.crc32(b"".join(np.ascontiguousarray(params[n]).tobytes() for n in order)) != crc:
+        raise TinyTrainError(f"{path}: CRC mismatch, the file is damaged")
+    return model_hash, params
+
+
 def push(link, path: Path) -> dict:
     """Checks the file (CRC, model, every value against its parameter's type) before the
     device sees a byte, then writes it as one transaction (Link.write_weights)."""

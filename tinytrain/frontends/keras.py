@@ -107,16 +107,41 @@ def keras_layer_map(model, graph) -> dict[str, str]:
     return {k: v for k, v in pairs if k != v}
 
 
+def _h5_config(path):
+    """The model config a legacy .h5 Keras file keeps in its model_config attribute."""
+    import json
+    try:
+        import h5py
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+    except (OSError, ValueError):
+        return None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except ValueError:
+        return None
+
+
 def keras_file_weighted_layers(path) -> list[str] | None:
-    """Names of the weighted layers of a .keras file, read from its config.json without
-    importing TensorFlow (None when the file is not a readable .keras archive)."""
+    """Names of the weighted layers of a .keras (or legacy .h5) file, read from its config
+    without importing TensorFlow (None when the file is not a readable Keras file)."""
     import json
     import zipfile
-    try:
-        with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
+    if str(path).lower().endswith(".h5"):
+        config = _h5_config(path)
+        if config is None:
+            return None
+    else:
+        try:
+            with zipfile.ZipFile(path) as z:
+                config = json.loads(z.read("config.json"))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
     names = []
 
     def walk(node):
