@@ -43,7 +43,7 @@ def _check_unary(lib, op, in_q, out_q, options=None):
     if options is None:
         data = tm.unary_tflite(op, ALL_INT8.shape, in_q, out_q)
     else:
-        data = tm.op_tflite(op, [dict(shape=ALL_INT8.shape, q=in_q)], ALL_INT8.shape, out_q, options)
+        data = tm.op_tflite(op, [dict(shape=ALL_INT8.shape, q=in_q)], dict(shape=ALL_INT8.shape, q=out_q), options)
     want = tm.invoke(tm.reference_interpreter(data), [ALL_INT8])
     g = load_tflite(data)
     (op_ir,) = g.ops

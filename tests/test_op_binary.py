@@ -56,7 +56,7 @@ def random_s8(shape):
 
 def check(lib, op, operands, out_shape, out_q, options=None, inputs=None):
     """LiteRT's reference kernel == the numpy reference (the imported graph) == the C kernel."""
-    data = tm.op_tflite(op, operands, out_shape, out_q, options)
+    data = tm.op_tflite(op, operands, dict(shape=out_shape, q=out_q), options)
     g = load_tflite(data)
     (ir_op,) = g.ops
     if inputs is None:
@@ -204,9 +204,9 @@ def test_prelu(lib, k):
 def test_what_litert_cannot_run_is_refused():
     tiny = 2.0 / (1 << 20) * 0.99         # an ADD/SUB output multiplier >= 1
     for op in ("ADD", "SUB"):
-        data = tm.op_tflite(op, [q(1.0, 0, (1, 4)), q(1.0, 0, (1, 4))], (1, 4), (tiny, 0))
+        data = tm.op_tflite(op, [q(1.0, 0, (1, 4)), q(1.0, 0, (1, 4))], dict(shape=(1, 4), q=(tiny, 0)))
         with pytest.raises(UnsupportedError, match=r"output multiplier >= 1"):
             load_tflite(data)
-    data = tm.op_tflite("MAXIMUM", [q(0.05, 3, (1, 4)), q(0.06, 3, (1, 4))], (1, 4), (0.05, 3))
+    data = tm.op_tflite("MAXIMUM", [q(0.05, 3, (1, 4)), q(0.06, 3, (1, 4))], dict(shape=(1, 4), q=(0.05, 3)))
     with pytest.raises(UnsupportedError, match="quantized differently"):
         load_tflite(data)

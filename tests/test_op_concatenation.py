@@ -32,7 +32,7 @@ def test_int8_equals_litert(lib, k):
     shapes, axis = CASES[k]
     out_shape = list(shapes[0])
     out_shape[axis] = sum(s[axis] for s in shapes)
-    data = tm.op_tflite("CONCATENATION", [dict(shape=s, q=Q) for s in shapes], out_shape, Q, {"axis": axis})
+    data = tm.op_tflite("CONCATENATION", [dict(shape=s, q=Q) for s in shapes], dict(shape=out_shape, q=Q), {"axis": axis})
     rng = np.random.default_rng(k)
     xs = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
     want = tm.invoke(tm.reference_interpreter(data), xs)
@@ -49,7 +49,7 @@ def test_int8_equals_litert(lib, k):
 
 def test_inputs_quantized_unlike_the_output_are_refused_as_litert_does():
     data = tm.op_tflite("CONCATENATION", [dict(shape=(1, 2, 2, 3), q=Q), dict(shape=(1, 2, 2, 3), q=(0.07, 3))],
-                        (1, 2, 2, 6), Q, {"axis": 3})
+                        dict(shape=(1, 2, 2, 6), q=Q), {"axis": 3})
     with pytest.raises(RuntimeError):
         tm.reference_interpreter(data)
     with pytest.raises(UnsupportedError, match="quantized differently"):

@@ -31,10 +31,8 @@ C = 3
 def _model(op, size, align, half, float32=False):
     h, w, oh, ow = size
     act = dict(type="FLOAT32") if float32 else dict(type="INT8", q=(0.05, -3))
-    opts = ("ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions",
-            dict(alignCorners=align, halfPixelCenters=half))
-    return tm.typed_op_tflite(op, [dict(shape=(1, h, w, C), **act), dict(shape=[2], type="INT32", data=[oh, ow])],
-                        dict(shape=(1, oh, ow, C), **act), opts, version=3)
+    return tm.op_tflite(op, [dict(shape=(1, h, w, C), **act), dict(shape=[2], type="INT32", data=[oh, ow])],
+                        dict(shape=(1, oh, ow, C), **act), dict(alignCorners=align, halfPixelCenters=half), version=3)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +110,7 @@ def test_bilinear_with_both_flags_is_refused():
 
 def test_a_tile_that_is_not_an_upsampling_is_refused():
     act = dict(type="INT8", q=(0.05, 0))
-    data = tm.typed_op_tflite("TILE", [dict(shape=(1, 2, 3, 4), **act), dict(shape=[4], type="INT32", data=[1, 2, 1, 1])],
+    data = tm.op_tflite("TILE", [dict(shape=(1, 2, 3, 4), **act), dict(shape=[4], type="INT32", data=[1, 2, 1, 1])],
                         dict(shape=(1, 4, 3, 4), **act))
     with pytest.raises(UnsupportedError, match="TILE"):
         load_tflite(data)

@@ -39,8 +39,8 @@ CASES = {
 def _model(shape, begin, end, strides, masks, out, float32=False):
     act = dict(type="FLOAT32") if float32 else dict(type="INT8", q=(0.03, 5))
     idx = [dict(shape=[len(v)], type="INT32", data=v) for v in (begin, end, strides)]
-    return tm.typed_op_tflite("STRIDED_SLICE", [dict(shape=shape, **act), *idx], dict(shape=out, **act),
-                        ("StridedSliceOptions", masks), version=2)
+    return tm.op_tflite("STRIDED_SLICE", [dict(shape=shape, **act), *idx], dict(shape=out, **act), masks,
+                        version=2)
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,10 @@ def _model(case, rng, *, per_channel=True, bias=True, act=0, in_zp=-5, float32=F
                   dict(shape=(1, h, w, cin), type="INT8", q=(s_in, in_zp)),
                   dict(shape=[cout], type="INT32", q=bq, data=rng.integers(-3000, 3000, cout)) if bias else None]
         out = dict(shape=(1, oh, ow, cout), type="INT8", q=(s_out, 7))
-    opts = ("TransposeConvOptions", dict(padding=0 if padding == "SAME" else 1, strideH=sh, strideW=sw,
-                                         fusedActivationFunction=act))
+    opts = dict(padding=0 if padding == "SAME" else 1, strideH=sh, strideW=sw, fusedActivationFunction=act)
     if not bias:
         inputs = inputs[:3]
-    return tm.typed_op_tflite("TRANSPOSE_CONV", inputs, out, opts, version=4 if act else 3)
+    return tm.op_tflite("TRANSPOSE_CONV", inputs, out, opts, version=4 if act else 3)
 
 
 @pytest.fixture(scope="module")

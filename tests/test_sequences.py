@@ -85,6 +85,37 @@ def test_dense_on_sequence_with_keep_num_dims_runs_bit_exact():
     np.testing.assert_array_equal(compiled.run(x), _litert_outputs(data, x))
 
 
+def test_kws_through_tinytrains_own_int8_conversion_runs_bit_exact():
+    """`tinytrain compile --quantize int8`'s path (a batch-1 wrapper, no dynamic batch):
+    Conv1D / DepthwiseConv1D as CONV_2D / DEPTHWISE_CONV_2D between EXPAND_DIMS and SQUEEZE."""
+    model = _kws_model()
+    calib = np.random.default_rng(20).uniform(-1, 1, (64, 49, 10)).astype(np.float32)
+    data = keras_to_int8_tflite(model, calib)
+    compiled = tinytrain.compile(data)
+    assert {"conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "pad"} <= {op.type for op in compiled.graph.ops}
+    x = _int8_inputs((49, 10), seed=21)
+    np.testing.assert_array_equal(compiled.run(x), _litert_outputs(data, x))
+
+
+def test_int8_training_of_the_kws_model_steps_like_the_simulation(tmp_path):
+    """QAS on an int8 Conv1D model: the last Conv1D and the classifier (`last:2`)."""
+    calib = np.random.default_rng(22).uniform(-1, 1, (64, 49, 10)).astype(np.float32)
+    compiled = tinytrain.compile(_kws_model(), quantize="int8", calibration=calib, scheme="last:2", lr=0.05,
+                                 update="nearest", passes=False)
+    inp = compiled.graph.tensors[compiled.graph.inputs[0]]
+    x = np.clip(np.round(calib[:4] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    labels = [1, 5, 7, 11]
+    sim = compiled.simulator()
+    with compiled.host_trainer(tmp_path) as ht:
+        losses = [loss for loss, _ in ht.train_many(x.reshape((4,) + inp.shape), labels)]
+        params = ht.params()
+    np.testing.assert_allclose(losses, [sim.step(xi.reshape(inp.shape), y).loss for xi, y in zip(x, labels)],
+                               rtol=1e-5)
+    for name, value in params.items():
+        d = np.abs(value.astype(np.int64) - sim.params[name].astype(np.int64))
+        assert d.max() <= 1 and (d == 0).mean() >= 0.98, name
+
+
 @pytest.mark.parametrize("build", [_kws_model, _dense_on_sequence_model], ids=["kws", "dense-on-sequence"])
 def test_float_models_match_tensorflow(build):
     model = build()

@@ -1,46 +1,24 @@
-"""A small U-Net-style model (encoder, Conv2DTranspose and UpSampling2D nearest / bilinear
-decoders, skip connections, Cropping2D): converted with the converter's default dynamic batch
-it imports, plans and runs bit-exact against LiteRT's reference kernels on 50 inputs; in
-float32 it matches TensorFlow; training with `last:2` and a bias-only scheme (gradients
-through the transposed convolution, both resizes and the crop) equals GradientTape's step in
-float32 and the numpy simulation in int8. (Skip connections are Adds here: CONCATENATION is
-another unit's.)"""
+"""A small U-Net-style model (tests/real_models.unet_style: encoder, Conv2DTranspose and
+UpSampling2D nearest / bilinear decoders, skip connections joined by Concatenate, Cropping2D):
+converted with the converter's default dynamic batch it imports, plans and runs bit-exact
+against LiteRT's reference kernels on 50 inputs; in float32 it matches TensorFlow; training
+with `last:2` and a bias-only scheme (gradients through the concatenations, the transposed
+convolution, both resizes and the crop) takes GradientTape's gradients in float32 (rtol 1e-4)
+and steps like the numpy simulation in int8."""
 import numpy as np
 import pytest
 
 import tinytrain
 
+import real_models as rm
 import tflite_models as tm
 
 SHAPE = (16, 16, 3)
 
 
-def _unet():
-    import keras
-    L = keras.layers
-    keras.utils.set_random_seed(21)
-    inp = keras.Input(SHAPE)
-    e1 = L.Conv2D(8, 3, padding="same", activation="relu", name="enc1")(inp)
-    e2 = L.Conv2D(16, 3, padding="same", activation="relu", name="enc2")(L.MaxPooling2D(2)(e1))
-    mid = L.Conv2D(16, 3, padding="same", activation="relu", name="mid")(L.MaxPooling2D(2)(e2))
-    up2 = L.Conv2DTranspose(16, 2, strides=2, name="up2")(mid)
-    d2 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec2")(L.Add()([up2, e2]))
-    near = L.UpSampling2D(2, name="up1_nearest")(d2)
-    bil = L.UpSampling2D(2, interpolation="bilinear", name="up1_bilinear")(d2)
-    d1 = L.Cropping2D(1, name="crop")(L.Add()([L.Add()([near, e1]), bil]))
-    d1 = L.Conv2D(8, 3, padding="same", activation="relu", name="dec1")(d1)
-    model = keras.Model(inp, L.Dense(4, name="head")(L.GlobalAveragePooling2D()(d1)))
-    rng = np.random.default_rng(22)
-    for layer in model.layers:
-        for v in layer.weights:
-            if "bias" in v.path:
-                v.assign(rng.normal(0, 0.2, v.shape).astype(np.float32))
-    return model
-
-
 @pytest.fixture(scope="module")
 def model():
-    return _unet()
+    return rm.unet_style()
 
 
 def test_int8_converter_default_runs_bit_exact_on_50_inputs(model):
@@ -48,7 +26,7 @@ def test_int8_converter_default_runs_bit_exact_on_50_inputs(model):
     data = tm.int8_tflite(model, [calib])
     compiled = tinytrain.compile(data)
     types = [op.type for op in compiled.graph.ops]
-    assert {"transpose_conv", "resize_nearest", "resize_bilinear", "strided_slice"} <= set(types)
+    assert {"transpose_conv", "resize_nearest", "resize_bilinear", "strided_slice", "concatenation"} <= set(types)
     assert compiled.memory["arena_bytes"] > 0
     interp = tm.reference_interpreter(tm.reference_runnable(data))
     x = np.random.default_rng(24).integers(-128, 128, (50, 1) + SHAPE).astype(np.int8)
@@ -65,33 +43,17 @@ def test_float_matches_tensorflow(model):
     ("last:2", ["dec1.weight", "dec1.bias", "head.weight", "head.bias"]),
     ("bias-only:6", ["enc1.bias", "enc2.bias", "mid.bias", "dec2.bias", "dec1.bias", "head.bias"])])
 def test_float_training_step_equals_gradient_tape(model, tmp_path, scheme, trained):
-    import tensorflow as tf
     x = np.random.default_rng(26).standard_normal((1,) + SHAPE).astype(np.float32)
-    label = 3
-    variables = {f"{v.path.split('/')[0]}.{'bias' if 'bias' in v.path else 'weight'}": v
-                 for v in model.trainable_variables}
-    with tf.GradientTape() as tape:
-        logits = model(tf.constant(x), training=False)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([label], logits)
-    grads = dict(zip(variables, tape.gradient(loss, list(variables.values()))))
-    lr = 0.05
-    compiled = tinytrain.compile(model, scheme=scheme, lr=lr, passes=False)
-    with compiled.host_trainer(tmp_path) as ht:
-        ht.train_step(x[0], label)
-        after = ht.params()
-    assert sorted(after) == sorted(trained)
-    for name in trained:
-        want = variables[name].numpy() - lr * grads[name].numpy()
-        if name.endswith(".weight") and want.ndim == 4:
-            want = want.transpose(3, 0, 1, 2)            # HWIO -> OHWI
-        elif name.endswith(".weight"):
-            want = want.T                                 # IO -> OI
-        np.testing.assert_allclose(after[name], want, rtol=1e-4, atol=1e-6, err_msg=name)
+    steps = rm.float_step_gradients(model, scheme, x, 3, tmp_path)
+    assert sorted(steps) == sorted(trained)
+    for name, (got, want) in steps.items():
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
-def test_int8_bias_only_steps_equal_the_simulation(model, tmp_path):
+@pytest.mark.parametrize("scheme", ["last:2", "bias-only:6"])
+def test_int8_steps_equal_the_simulation(model, tmp_path, scheme):
     calib = np.random.default_rng(27).uniform(-1, 1, (64,) + SHAPE).astype(np.float32)
-    compiled = tinytrain.compile(model, quantize="int8", calibration=calib, scheme="bias-only:6", lr=0.05,
+    compiled = tinytrain.compile(model, quantize="int8", calibration=calib, scheme=scheme, lr=0.05,
                                  update="nearest", passes=False)
     inp = compiled.graph.tensors[compiled.graph.inputs[0]]
     x = np.clip(np.round(calib[:4] / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)

@@ -121,140 +121,24 @@ def single_op_tflite(name: str) -> tuple[bytes, object]:
 
 # --- hand-built models (quantization the converter would not choose) -----------------------------
 
-def mean_tflite(in_shape, axes, keep_dims: bool, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
-    """A one-op int8 MEAN flatbuffer written with the schema's object API, with exactly the
-    given (scale, zero point) of input and output: LiteRT's int8 MEAN picks its code path
-    from keep_dims, the axes and whether the two quantizations are equal, so each path can
-    be reached on purpose."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as s
-    axes = [a % len(in_shape) for a in axes]
-    out_shape = ([1 if i in axes else d for i, d in enumerate(in_shape)] if keep_dims
-                 else [d for i, d in enumerate(in_shape) if i not in axes])
-
-    def tensor(name, shape, ttype, buffer, q=None):
-        t = s.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, list(shape), ttype, buffer
-        if q is not None:
-            t.quantization = s.QuantizationParametersT()
-            t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
-        return t
-
-    code = s.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.MEAN
-    code.version = 2
-    axes_buf = s.BufferT()
-    axes_buf.data = np.array(axes, np.int32).tobytes()
-    op = s.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
-    op.builtinOptionsType = s.BuiltinOptions.ReducerOptions
-    op.builtinOptions = s.ReducerOptionsT()
-    op.builtinOptions.keepDims = keep_dims
-    graph = s.SubGraphT()
-    graph.tensors = [tensor("x", in_shape, s.TensorType.INT8, 1, in_q),
-                     tensor("axes", [len(axes)], s.TensorType.INT32, 2),
-                     tensor("y", out_shape, s.TensorType.INT8, 3, out_q)]
-    graph.operators, graph.inputs, graph.outputs = [op], [0], [2]
-    model = s.ModelT()
-    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
-    model.buffers = [s.BufferT(), s.BufferT(), axes_buf, s.BufferT()]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+# options tables not named after their operator (the rest: ADD -> AddOptions, LEAKY_RELU ->
+# LeakyReluOptions, TRANSPOSE_CONV -> TransposeConvOptions, ...)
+_OPTIONS_TABLES = {"MEAN": "ReducerOptions", "SUM": "ReducerOptions", "REDUCE_MAX": "ReducerOptions",
+                   "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions"}
+_NP_TYPES = {"INT8": np.int8, "INT32": np.int32, "FLOAT32": np.float32, "INT64": np.int64}
 
 
-def unary_tflite(op: str, shape, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
-    """A one-op int8 flatbuffer of an elementwise operator without options (HARD_SWISH,
-    LOGISTIC, ...) with exactly the given (scale, zero point) of input and output."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as s
-
-    def tensor(name, q, buffer):
-        t = s.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, list(shape), s.TensorType.INT8, buffer
-        t.quantization = s.QuantizationParametersT()
-        t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
-        return t
-
-    code = s.OperatorCodeT()
-    builtin = getattr(s.BuiltinOperator, op)
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-    operator = s.OperatorT()
-    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0], [1]
-    graph = s.SubGraphT()
-    graph.tensors = [tensor("x", in_q, 1), tensor("y", out_q, 2)]
-    graph.operators, graph.inputs, graph.outputs = [operator], [0], [1]
-    model = s.ModelT()
-    model.version, model.operatorCodes, model.subgraphs = 3, [code], [graph]
-    model.buffers = [s.BufferT(), s.BufferT(), s.BufferT()]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def op_tflite(op: str, operands: list[dict], out_shape, out_q: tuple[float, int] | None, options: dict | None = None,
-              float_model: bool = False) -> bytes:
-    """A one-op flatbuffer of any builtin `op` with exactly the given operands and output:
-    each operand is dict(shape=..., q=(scale, zero point), data=None or a constant array);
-    the graph inputs are the operands without data. `options`: the op's builtin options, by
-    their schema names (AddOptions: fusedActivationFunction; LeakyReluOptions: alpha;
-    ConcatenationOptions: axis, fusedActivationFunction), the options type following `op`.
-    int8 tensors (float32 when float_model, without quantization)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as s
-    ttype = s.TensorType.FLOAT32 if float_model else s.TensorType.INT8
-    np_type = np.float32 if float_model else np.int8
-    buffers = [s.BufferT()]
-    tensors = []
-
-    def tensor(name, shape, q, data=None):
-        t = s.TensorT()
-        t.name, t.shape, t.type = name, list(shape), ttype
-        if q is not None and not float_model:
-            t.quantization = s.QuantizationParametersT()
-            t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
-        b = s.BufferT()
-        if data is not None:
-            b.data = np.ascontiguousarray(np.asarray(data, np_type).reshape(shape)).tobytes()
-        buffers.append(b)
-        t.buffer = len(buffers) - 1
-        tensors.append(t)
-        return len(tensors) - 1
-
-    ins = [tensor(f"in{k}", d["shape"], d.get("q"), d.get("data")) for k, d in enumerate(operands)]
-    out = tensor("y", out_shape, out_q)
-    code = s.OperatorCodeT()
-    builtin = getattr(s.BuiltinOperator, op)
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-    operator = s.OperatorT()
-    operator.opcodeIndex, operator.inputs, operator.outputs = 0, ins, [out]
-    opts_name = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions", "LEAKY_RELU": "LeakyReluOptions",
-                 "CONCATENATION": "ConcatenationOptions"}.get(op)
-    if opts_name is not None:
-        opts = getattr(s, opts_name + "T")()
-        for k, v in (options or {}).items():
-            setattr(opts, k, v)
-        operator.builtinOptionsType = getattr(s.BuiltinOptions, opts_name)
-        operator.builtinOptions = opts
-    graph = s.SubGraphT()
-    graph.tensors, graph.operators = tensors, [operator]
-    graph.inputs = [i for i, d in zip(ins, operands) if d.get("data") is None]
-    graph.outputs = [out]
-    model = s.ModelT()
-    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], buffers
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def typed_op_tflite(op: str, inputs: list[dict], output: dict, options: tuple[str, dict] | None = None,
-                    version: int = 1) -> bytes:
+def op_tflite(op: str, inputs: list[dict | None], output: dict, options: dict | None = None,
+              version: int = 1) -> bytes:
     """A one-op flatbuffer of builtin `op` with exactly the given tensors, for reaching each
-    branch of a LiteRT kernel on purpose. Each tensor is a dict: shape, type ("INT8",
-    "FLOAT32", "INT32"), optional q = (scale, zero_point) or (scales, zero_points, axis), and
-    `data` for a constant (inputs without data are the model's inputs; an input None is an
-    absent optional operand). `options`: (options table name, {field: value}) of the object API,
-    e.g. ("TransposeConvOptions", {"padding": 0, "strideH": 2, "strideW": 2})."""
+    branch of a LiteRT kernel on purpose. Each tensor is a dict: shape; type ("INT8" unless
+    given: "FLOAT32", "INT32", "INT64"); q = (scale, zero_point), or (scales, zero_points,
+    axis) per channel, none for a float or index tensor; `data` for a constant. Inputs without
+    data are the model's inputs; an input None is an absent optional operand. `options`: the
+    fields of the op's options table by their object-API names (AddOptions:
+    fusedActivationFunction; ConcatenationOptions: axis; TransposeConvOptions: padding,
+    strideH, ...; ReducerOptions: keepDims); the table is written, with its defaults, whenever
+    the schema has one for `op`."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
@@ -262,13 +146,13 @@ def typed_op_tflite(op: str, inputs: list[dict], output: dict, options: tuple[st
     tensors = []
 
     def add(spec: dict, name: str) -> int:
+        ttype = spec.get("type", "INT8")
         t = s.TensorT()
         t.name, t.shape = name, [int(d) for d in spec["shape"]]
-        t.type = getattr(s.TensorType, spec["type"])
+        t.type = getattr(s.TensorType, ttype)
         buf = s.BufferT()
         if spec.get("data") is not None:
-            np_type = {"INT8": np.int8, "INT32": np.int32, "FLOAT32": np.float32, "INT64": np.int64}[spec["type"]]
-            buf.data = np.ascontiguousarray(np.asarray(spec["data"], np_type)).tobytes()
+            buf.data = np.ascontiguousarray(np.asarray(spec["data"], _NP_TYPES[ttype]).reshape(t.shape)).tobytes()
         buffers.append(buf)
         t.buffer = len(buffers) - 1
         q = spec.get("q")
@@ -288,12 +172,16 @@ def typed_op_tflite(op: str, inputs: list[dict], output: dict, options: tuple[st
     code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
     operator = s.OperatorT()
     operator.opcodeIndex, operator.inputs, operator.outputs = 0, in_idx, [out_idx]
-    if options is not None:
-        kind, fields = options
-        operator.builtinOptionsType = getattr(s.BuiltinOptions, kind)
-        operator.builtinOptions = getattr(s, kind + "T")()
-        for k, v in fields.items():
+    table = _OPTIONS_TABLES.get(op, "".join(w.capitalize() for w in op.split("_")) + "Options")
+    if hasattr(s.BuiltinOptions, table):
+        operator.builtinOptionsType = getattr(s.BuiltinOptions, table)
+        operator.builtinOptions = getattr(s, table + "T")()
+        for k, v in (options or {}).items():
+            if not hasattr(operator.builtinOptions, k):
+                raise ValueError(f"{table} has no field {k!r}")
             setattr(operator.builtinOptions, k, v)
+    elif options:
+        raise ValueError(f"{op} has no options table ({table})")
     graph = s.SubGraphT()
     graph.tensors, graph.operators = tensors, [operator]
     graph.inputs = [i for i, spec in zip(in_idx, inputs) if spec is not None and spec.get("data") is None]
@@ -303,6 +191,23 @@ def typed_op_tflite(op: str, inputs: list[dict], output: dict, options: tuple[st
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def mean_tflite(in_shape, axes, keep_dims: bool, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
+    """A one-op int8 MEAN with exactly the given (scale, zero point) of input and output:
+    LiteRT's int8 MEAN picks its code path from keep_dims, the axes and whether the two
+    quantizations are equal, so each path can be reached on purpose."""
+    axes = [a % len(in_shape) for a in axes]
+    out_shape = ([1 if i in axes else d for i, d in enumerate(in_shape)] if keep_dims
+                 else [d for i, d in enumerate(in_shape) if i not in axes])
+    return op_tflite("MEAN", [dict(shape=in_shape, q=in_q), dict(shape=[len(axes)], type="INT32", data=axes)],
+                     dict(shape=out_shape, q=out_q), {"keepDims": keep_dims}, version=2)
+
+
+def unary_tflite(op: str, shape, in_q: tuple[float, int], out_q: tuple[float, int]) -> bytes:
+    """A one-op int8 elementwise operator (HARD_SWISH, LOGISTIC, ...) with exactly the given
+    (scale, zero point) of input and output."""
+    return op_tflite(op, [dict(shape=shape, q=in_q)], dict(shape=shape, q=out_q))
 
 
 def reference_runnable(data: bytes) -> bytes:

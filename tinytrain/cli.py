@@ -458,14 +458,14 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
           save, as_json):
     """Stream samples to the device at --port and let it learn online.
 
+    Both files are read and checked against the device's model (shapes, values, labels)
+    before the first sample is sent. The device is put in train mode; the command fails
+    (exit 2) when its step count does not advance with the samples it acknowledged.
+
     With --eval, the held-out samples are evaluated on the device before the first sample
     (sample 0 of the curve) and every --eval-every samples; --groups reports them by group
     of classes as `tinytrain evaluate` does. Progress goes to stderr: a bar on a terminal,
-    a few lines otherwise; the loss shown is the mean over the samples since the last update.
-
-    Both files are read and checked against the device's model (shapes, values, labels)
-    before the first sample is sent. The device is put in train mode; the command fails
-    (exit 2) when its step count does not advance with the samples it acknowledged."""
+    a few lines otherwise; the loss shown is the mean over the samples since the last update."""
     from .devicedata import check_samples, read_samples
     from .evaluate import device_predictions, group_line, parse_groups, summarize
     from .online import train_stream
@@ -473,19 +473,19 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     from .status import StatusWriter
     if epochs < 1 or (chunk is not None and chunk < 1):
         raise TinyTrainError("--epochs and --chunk must be at least 1")
-    if groups and eval_file is None:
-        raise TinyTrainError("--groups needs --eval FILE (the held-out samples it reports on)")
     raw_train = read_samples(data_file)
     raw_eval = read_samples(eval_file) if eval_file else None
+    if groups and eval_file is None:
+        raise TinyTrainError("--groups needs --eval FILE (the held-out samples it reports on)")
     evaluations: list[dict] = []
     with _open_link(url) as link, StatusWriter(url) as status:
         d = link.describe()
         if not d.trainable:
             raise TinyTrainError(f"the device at {url} runs an inference-only build of {d.model_name}; "
                                  "build it with --train SCHEME")
+        groups_ = parse_groups(groups, d.output_size)
         x, y = check_samples(data_file, *raw_train, d)
         ex, ey = check_samples(eval_file, *raw_eval, d) if raw_eval else (None, None)
-        groups_ = parse_groups(groups, d.output_size)
         cur = link.get_hparams()
         if lr is not None or momentum is not None:
             link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
@@ -514,7 +514,8 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     data = dict(samples=report.samples, steps=report.steps, seconds=round(report.seconds, 3),
                 samples_per_second=round(report.samples_per_second, 2), interrupted=report.interrupted,
                 shuffle=shuffle, seed=seed if shuffle else None,
-                final_loss=last_loss, final_eval_accuracy=report.final_eval_accuracy, rolled_back=report.rolled_back,
+                final_loss=last_loss, final_eval_accuracy=report.final_eval_accuracy,
+                rolled_back=report.rolled_back,
                 running_accuracy=report.running_accuracy,
                 eval_before=_eval_figures(evaluations[0]) if evaluations else None,
                 eval_after=_eval_figures(evaluations[-1]) if len(evaluations) > 1 else None,
@@ -540,6 +541,12 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
         sys.exit(130)
 
 
+def _eval_figures(summary: dict) -> dict:
+    """A held-out evaluation in train's JSON: overall and by group (evaluate --json has the rest)."""
+    return dict(accuracy=summary["accuracy"], samples=summary["samples"],
+                groups={k: g["accuracy"] for k, g in summary["groups"].items()})
+
+
 def _stats_line(st, counters, rate: str = "") -> str:
     acc = st["train_correct"] / st["train_samples"] if st["train_samples"] else float("nan")
     loss = st["train_loss_sum"] / st["train_samples"] if st["train_samples"] else float("nan")
@@ -547,12 +554,6 @@ def _stats_line(st, counters, rate: str = "") -> str:
             f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st['eval_correct']}/{st['eval_samples']}  "
             f"infer {st['infer_count']}  rolled back {st.get('rolled_back', 0)}  "
             f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
-
-
-def _eval_figures(summary: dict) -> dict:
-    """A held-out evaluation in train's JSON: overall and by group (evaluate --json has the rest)."""
-    return dict(accuracy=summary["accuracy"], samples=summary["samples"],
-                groups={k: g["accuracy"] for k, g in summary["groups"].items()})
 
 
 @main.command()

@@ -77,9 +77,9 @@ class TrainReport:
     interrupted: bool
     final_eval_accuracy: float | None
     curve: Curve
-    rolled_back: int = 0        # steps the device undid (loss or update not finite)
     correct: int = 0            # samples of this run the device predicted right before its step
     judged: int = 0             # samples whose reply came (an interrupted chunk's did not)
+    rolled_back: int = 0        # steps the device undid (loss or update not finite)
 
     @property
     def running_accuracy(self) -> float | None:
@@ -184,8 +184,8 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
         curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
                   running_accuracy=window_correct / window_n if window_n else float("nan"),
                   eval_accuracy=None, seconds=round(time.perf_counter() - t0, 3))
-    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve,
-                       rolled_back=rolled_back, correct=total_correct, judged=judged)
+    return TrainReport(done, steps, time.perf_counter() - t0, interrupted, last_eval, curve, total_correct, judged,
+                       rolled_back)
 
 
 def _check_learning(results, steps_before: int) -> None:

@@ -449,47 +449,48 @@ void tt_add_grad_f32(float *dst, const float *src, int32_t n);
 
 /* ---- elementwise ops (tinytrain/ops/: add, sub, mul, maximum, minimum, logistic, tanh,
  * leaky_relu, prelu, concatenation) --------------------------------------------------------
- * Binary ops take the tt_bcast of the operand x whose gradient they write (x's strides as
- * a, the other operand's as b); an operand that was broadcast receives the sum over the
- * output positions that read it. */
+ * Arguments as elsewhere in this header: the size first (n, or for a binary op the tt_bcast
+ * of the operand x whose gradient it writes: x's strides as a, the other operand's as b),
+ * then the saved tensors (int8 ones followed by their tt_act_quant), grad_y, accumulate,
+ * grad_x. An operand that was broadcast receives the sum over the output positions that
+ * read it. */
 /* sign * grad_y, summed onto each element of x (add: sign 1; sub's second operand: -1). */
 void tt_add_grad_bcast_f32(const float *grad_y, const tt_bcast *bc, float sign, int32_t accumulate,
                            float *grad_x);
-/* mul: grad_x = grad_y * other (int8: other's real values scale * (q - zp)). */
-void tt_mul_grad_input_f32(const float *other, const tt_bcast *bc, const float *grad_y, int32_t accumulate,
+/* mul: grad_x = grad_y * other (int8: other's real values otherq->scale * (q - otherq->zero_point)). */
+void tt_mul_grad_input_f32(const tt_bcast *bc, const float *other, const float *grad_y, int32_t accumulate,
                            float *grad_x);
-void tt_mul_grad_input_s8(const int8_t *other, float scale, int32_t zp, const tt_bcast *bc,
+void tt_mul_grad_input_s8(const tt_bcast *bc, const int8_t *other, const tt_act_quant *otherq,
                           const float *grad_y, int32_t accumulate, float *grad_x);
 /* maximum / minimum: grad_y where x wins against other; `first` (x is the op's first
  * operand) wins ties, as TensorFlow's gradient. */
-void tt_maximum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+void tt_maximum_grad_input_f32(const tt_bcast *bc, const float *x, const float *other, int32_t first,
                                const float *grad_y, int32_t accumulate, float *grad_x);
-void tt_maximum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+void tt_maximum_grad_input_s8(const tt_bcast *bc, const int8_t *x, const int8_t *other, int32_t first,
                               const float *grad_y, int32_t accumulate, float *grad_x);
-void tt_minimum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+void tt_minimum_grad_input_f32(const tt_bcast *bc, const float *x, const float *other, int32_t first,
                                const float *grad_y, int32_t accumulate, float *grad_x);
-void tt_minimum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+void tt_minimum_grad_input_s8(const tt_bcast *bc, const int8_t *x, const int8_t *other, int32_t first,
                               const float *grad_y, int32_t accumulate, float *grad_x);
 /* prelu (x: the output's shape; alpha constant, broadcast as b): grad_y where x > 0, alpha *
  * grad_y elsewhere. */
-void tt_prelu_grad_input_f32(const float *x, const float *alpha, const tt_bcast *bc, const float *grad_y,
+void tt_prelu_grad_input_f32(const tt_bcast *bc, const float *x, const float *alpha, const float *grad_y,
                              int32_t accumulate, float *grad_x);
-void tt_prelu_grad_input_s8(const int8_t *x, int32_t x_zp, const int8_t *alpha, float alpha_scale,
-                            int32_t alpha_zp, const tt_bcast *bc, const float *grad_y,
-                            int32_t accumulate, float *grad_x);
+void tt_prelu_grad_input_s8(const tt_bcast *bc, const int8_t *x, const tt_act_quant *xq, const int8_t *alpha,
+                            const tt_act_quant *alphaq, const float *grad_y, int32_t accumulate, float *grad_x);
 /* leaky relu from the saved input: grad_y where x > 0, alpha * grad_y elsewhere. */
-void tt_leaky_relu_grad_input_f32(const float *x, int32_t n, float alpha, const float *grad_y,
+void tt_leaky_relu_grad_input_f32(int32_t n, const float *x, float alpha, const float *grad_y,
                                   int32_t accumulate, float *grad_x);
-void tt_leaky_relu_grad_input_s8(const int8_t *x, int32_t n, int32_t zp, float alpha, const float *grad_y,
-                                 int32_t accumulate, float *grad_x);
+void tt_leaky_relu_grad_input_s8(int32_t n, const int8_t *x, const tt_act_quant *xq, float alpha,
+                                 const float *grad_y, int32_t accumulate, float *grad_x);
 /* logistic / tanh from the saved output y: grad_y * y (1 - y) / grad_y * (1 - y^2). */
-void tt_logistic_grad_input_f32(const float *y, int32_t n, const float *grad_y, int32_t accumulate,
+void tt_logistic_grad_input_f32(int32_t n, const float *y, const float *grad_y, int32_t accumulate,
                                 float *grad_x);
-void tt_logistic_grad_input_s8(const int8_t *y, int32_t n, float scale, int32_t zp,
-                               const float *grad_y, int32_t accumulate, float *grad_x);
-void tt_tanh_grad_input_f32(const float *y, int32_t n, const float *grad_y, int32_t accumulate, float *grad_x);
-void tt_tanh_grad_input_s8(const int8_t *y, int32_t n, float scale, int32_t zp,
-                           const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_logistic_grad_input_s8(int32_t n, const int8_t *y, const tt_act_quant *yq, const float *grad_y,
+                               int32_t accumulate, float *grad_x);
+void tt_tanh_grad_input_f32(int32_t n, const float *y, const float *grad_y, int32_t accumulate, float *grad_x);
+void tt_tanh_grad_input_s8(int32_t n, const int8_t *y, const tt_act_quant *yq, const float *grad_y,
+                           int32_t accumulate, float *grad_x);
 /* concatenation: an input's slice of grad_y (the forward's outer / blocks / offset). */
 void tt_concatenation_grad_input_f32(const float *grad_y, int32_t outer, int32_t in_block, int32_t out_block,
                                      int32_t offset, int32_t accumulate, float *grad_x);

@@ -112,9 +112,9 @@ class LeakyRelu(OpUnit):
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[x]), t.acc(step, x)
         alpha = CExpr(c_float(self.alpha(op)))
         if xt.dtype == "int8":
-            return [em.call(em.kernel("tt_leaky_relu_grad_input_s8"), t.view(x), xt.size, xt.zero_point, alpha,
+            return [em.call(em.kernel("tt_leaky_relu_grad_input_s8"), xt.size, t.view(x), t.act_quant(x), alpha,
                             gy, acc, gx)]
-        return [em.call(em.kernel("tt_leaky_relu_grad_input_f32"), t.view(x), xt.size, alpha, gy, acc, gx)]
+        return [em.call(em.kernel("tt_leaky_relu_grad_input_f32"), xt.size, t.view(x), alpha, gy, acc, gx)]
 
 
 UNIT = LeakyRelu()

@@ -23,7 +23,6 @@ import functools
 
 import numpy as np
 
-from ..cgen.cformat import CExpr, c_float
 from .base import OpUnit, same_dtype
 
 F32 = np.float32
@@ -147,6 +146,6 @@ class LutActivation(OpUnit):
         yt = em.graph.tensors[op.outputs[0]]
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[x]), t.acc(step, x)
         if yt.dtype == "int8":
-            return [em.call(em.kernel(f"tt_{self.type}_grad_input_s8"), t.view(op.outputs[0]), yt.size,
-                            CExpr(c_float(yt.scale)), yt.zero_point, gy, acc, gx)]
-        return [em.call(em.kernel(f"tt_{self.type}_grad_input_f32"), t.view(op.outputs[0]), yt.size, gy, acc, gx)]
+            return [em.call(em.kernel(f"tt_{self.type}_grad_input_s8"), yt.size, t.view(op.outputs[0]),
+                            t.act_quant(op.outputs[0]), gy, acc, gx)]
+        return [em.call(em.kernel(f"tt_{self.type}_grad_input_f32"), yt.size, t.view(op.outputs[0]), gy, acc, gx)]

@@ -75,8 +75,8 @@ class _MaxMin(BinaryOp):
             other = op.inputs[1 - k]
             dt = "s8" if g.tensors[x].dtype == "int8" else "f32"
             acc = 1 if x in done else t.acc(step, x)
-            lines.append(em.call(em.kernel(f"tt_{self.type}_grad_input_{dt}"), em.ptr(x), em.ptr(other),
-                                 self.bcast(em, op, x), int(k == 0), t.grad(step.grad_out), acc,
+            lines.append(em.call(em.kernel(f"tt_{self.type}_grad_input_{dt}"), self.bcast(em, op, x), em.ptr(x),
+                                 em.ptr(other), int(k == 0), t.grad(step.grad_out), acc,
                                  t.grad(step.grad_inputs[x])))
             done.add(x)
         return lines

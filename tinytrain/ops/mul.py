@@ -88,11 +88,10 @@ class Mul(BinaryOp):
             gy, gx = t.grad(step.grad_out), t.grad(step.grad_inputs[x])
             src = em.ptr(other.name)
             if other.dtype == "int8":
-                from ..cgen.cformat import CExpr, c_float
-                lines.append(em.call(em.kernel("tt_mul_grad_input_s8"), src, CExpr(c_float(other.scale)),
-                                     other.zero_point, self.bcast(em, op, x), gy, acc, gx))
+                lines.append(em.call(em.kernel("tt_mul_grad_input_s8"), self.bcast(em, op, x), src,
+                                     t.act_quant(other.name), gy, acc, gx))
             else:
-                lines.append(em.call(em.kernel("tt_mul_grad_input_f32"), src, self.bcast(em, op, x), gy, acc, gx))
+                lines.append(em.call(em.kernel("tt_mul_grad_input_f32"), self.bcast(em, op, x), src, gy, acc, gx))
             done.add(x)
         return lines
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import quant
-from ..cgen.cformat import CExpr, c_float
 from ..errors import UnsupportedError
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
 from .elementwise import BinaryOp
@@ -103,12 +102,12 @@ class Prelu(BinaryOp):
         if x not in step.grad_inputs:
             return []
         g = em.graph
-        xt, at = g.tensors[x], g.tensors[alpha]
+        xt = g.tensors[x]
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[x]), t.acc(step, x)
         if xt.dtype == "int8":
-            return [em.call(em.kernel("tt_prelu_grad_input_s8"), t.view(x), xt.zero_point, em.ptr(alpha),
-                            CExpr(c_float(at.scale)), at.zero_point, self.bcast(em, op), gy, acc, gx)]
-        return [em.call(em.kernel("tt_prelu_grad_input_f32"), t.view(x), em.ptr(alpha), self.bcast(em, op),
+            return [em.call(em.kernel("tt_prelu_grad_input_s8"), self.bcast(em, op), t.view(x), t.act_quant(x),
+                            em.ptr(alpha), t.act_quant(alpha), gy, acc, gx)]
+        return [em.call(em.kernel("tt_prelu_grad_input_f32"), self.bcast(em, op), t.view(x), em.ptr(alpha),
                         gy, acc, gx)]
 
 

@@ -21,9 +21,12 @@ def softmax_s8(x, p: dict) -> np.ndarray:
     # the F12 sum wraps like gemmlowp's int32 adds (it cannot for depth < 4096)
     sum_of_exps = wrap32(np.where(valid, sat_rounding_mul_by_pot(e, -12), 0).sum(axis=-1, keepdims=True))
     shifted_scale, bits_over_unit = get_reciprocal(sum_of_exps, 12)
-    unsat = rounding_divide_by_pot(sat_rounding_doubling_high_mul(shifted_scale, e), bits_over_unit + 31 - 8)
+    exponent = bits_over_unit + 31 - 8
+    unsat = rounding_divide_by_pot(sat_rounding_doubling_high_mul(shifted_scale, e), exponent)
     out = np.clip(unsat - 128, -128, 127)
-    return np.where(valid, out, -128).astype(np.int8)
+    # a sum of exponentials >= 512 (exponent > 31; LiteRT aborts there, see
+    # docs/architecture.md): every probability is below half a step and rounds to 0
+    return np.where(valid & (exponent <= 31), out, -128).astype(np.int8)
 
 
 def softmax_f32(x, beta: float = 1.0) -> np.ndarray:
@@ -40,7 +43,7 @@ def softmax_backward(y, dy, beta=1.0):
 class Softmax(OpUnit):
     channelwise = True
     type = "softmax"
-    summary = "softmax over the last axis"
+    summary = "softmax over the last axis (int8: a row whose exponentials sum to >= 512, where LiteRT aborts, is -128)"
     attrs = {"beta": 1.0}
     tflite_ops = ("SOFTMAX",)
     loss_reads_input = True

@@ -1,9 +1,8 @@
-/* Gradient of logistic from the saved output y: grad_x = grad_y * (y * (1 - y)) (the int8
- * form reads real values scale * (y - zp)). */
+/* Gradient of logistic from the saved output y: grad_x = grad_y * (y * (1 - y)) (the int8 form
+ * reads real values yq->scale * (y - yq->zero_point)). */
 #include "tt_train_kernels.h"
 
-void tt_logistic_grad_input_f32(const float *y, int32_t n, const float *grad_y, int32_t accumulate,
-                                float *grad_x)
+void tt_logistic_grad_input_f32(int32_t n, const float *y, const float *grad_y, int32_t accumulate, float *grad_x)
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
@@ -12,12 +11,12 @@ void tt_logistic_grad_input_f32(const float *y, int32_t n, const float *grad_y, 
     }
 }
 
-void tt_logistic_grad_input_s8(const int8_t *y, int32_t n, float scale, int32_t zp,
-                               const float *grad_y, int32_t accumulate, float *grad_x)
+void tt_logistic_grad_input_s8(int32_t n, const int8_t *y, const tt_act_quant *yq, const float *grad_y,
+                               int32_t accumulate, float *grad_x)
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
-        const float v = scale * (float)((int32_t)y[i] - zp);
+        const float v = yq->scale * (float)((int32_t)y[i] - yq->zero_point);
         const float g = grad_y[i] * (v * (1.0f - v));
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }

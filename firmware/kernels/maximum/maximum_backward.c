@@ -47,25 +47,25 @@ static void grad_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, in
     }
 }
 
-void tt_maximum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+void tt_maximum_grad_input_f32(const tt_bcast *bc, const float *x, const float *other, int32_t first,
                                const float *grad_y, int32_t accumulate, float *grad_x)
 {
     grad_f32(x, other, bc, first, 0, grad_y, accumulate, grad_x);
 }
 
-void tt_minimum_grad_input_f32(const float *x, const float *other, const tt_bcast *bc, int32_t first,
+void tt_minimum_grad_input_f32(const tt_bcast *bc, const float *x, const float *other, int32_t first,
                                const float *grad_y, int32_t accumulate, float *grad_x)
 {
     grad_f32(x, other, bc, first, 1, grad_y, accumulate, grad_x);
 }
 
-void tt_maximum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+void tt_maximum_grad_input_s8(const tt_bcast *bc, const int8_t *x, const int8_t *other, int32_t first,
                               const float *grad_y, int32_t accumulate, float *grad_x)
 {
     grad_s8(x, other, bc, first, 0, grad_y, accumulate, grad_x);
 }
 
-void tt_minimum_grad_input_s8(const int8_t *x, const int8_t *other, const tt_bcast *bc, int32_t first,
+void tt_minimum_grad_input_s8(const tt_bcast *bc, const int8_t *x, const int8_t *other, int32_t first,
                               const float *grad_y, int32_t accumulate, float *grad_x)
 {
     grad_s8(x, other, bc, first, 1, grad_y, accumulate, grad_x);

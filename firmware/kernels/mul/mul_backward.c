@@ -1,6 +1,7 @@
 /* Gradient of mul w.r.t. one operand x: grad_y times the other operand, summed over the
  * output positions that read each element of x. bc: x's strides as a, the other's as b
- * (tt_bcast); the int8 form reads the other operand's real values scale * (q - zp). */
+ * (tt_bcast); the int8 form reads the other operand's real values
+ * otherq->scale * (q - otherq->zero_point). */
 #include "tt_train_kernels.h"
 
 static void zero_touched(const tt_bcast *bc, float *grad_x)
@@ -11,7 +12,7 @@ static void zero_touched(const tt_bcast *bc, float *grad_x)
             for (k = 0; k < bc->c; ++k) grad_x[i * bc->a_sh + j * bc->a_sw + k * bc->a_sc] = 0.0f;
 }
 
-void tt_mul_grad_input_f32(const float *other, const tt_bcast *bc, const float *grad_y, int32_t accumulate,
+void tt_mul_grad_input_f32(const tt_bcast *bc, const float *other, const float *grad_y, int32_t accumulate,
                            float *grad_x)
 {
     int32_t i, j, k;
@@ -25,9 +26,11 @@ void tt_mul_grad_input_f32(const float *other, const tt_bcast *bc, const float *
     }
 }
 
-void tt_mul_grad_input_s8(const int8_t *other, float scale, int32_t zp, const tt_bcast *bc,
+void tt_mul_grad_input_s8(const tt_bcast *bc, const int8_t *other, const tt_act_quant *otherq,
                           const float *grad_y, int32_t accumulate, float *grad_x)
 {
+    const float scale = otherq->scale;
+    const int32_t zp = otherq->zero_point;
     int32_t i, j, k;
     if (!accumulate) zero_touched(bc, grad_x);
     for (i = 0; i < bc->h; ++i) {
