@@ -47,9 +47,9 @@ def test_describe(device):
     # bytes are everything the update keeps, as the build counted them
     memory = json.loads((fw / ".tinytrain.json").read_text())["memory"]
     assert (d["input_dtype"], d["output_dtype"], d["mode"]) == ("int8", "int8", "train")
-    assert d["update_mode"] == "stochastic" and d["update_bytes"] == memory["update_state_bytes"] == 4
+    assert d["update_mode"] == "stochastic" and d["update_extra_bytes"] == memory["update_state_bytes"] == 4
     assert d["trainable_bytes"] == memory["trainable_param_bytes"] == d["param_bytes"] + d["momentum_bytes"] + 4
-    assert d["learning_rate"] == pytest.approx(0.01)
+    assert d["lr"] == pytest.approx(0.01)
 
 
 def test_train_writes_curve_and_keeps_learning(device):

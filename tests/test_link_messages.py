@@ -69,15 +69,15 @@ def test_hello_and_describe(link):
     assert (d.num_params, d.trainable_bytes, d.nv_bytes) == (2, 544, 4096)   # parameters + momentum
     assert d.sram_bytes == 262144 and d.link_ram_bytes > 0 and d.steps == 0
     # the optimizer and what the update keeps: float32 SGD with momentum
-    assert (d.learning_rate, d.momentum, d.weight_decay, d.update_mode) == (np.float32(0.1), 0.0, 0.0, "float")
-    assert (d.param_bytes, d.momentum_bytes, d.update_bytes) == (272, 272, 0)
+    assert (d.lr, d.momentum, d.weight_decay, d.update_mode) == (np.float32(0.1), 0.0, 0.0, "float")
+    assert (d.param_bytes, d.momentum_bytes, d.update_extra_bytes) == (272, 272, 0)
     r = d.report()                                          # for people: names, not codes
     assert (r["input_dtype"], r["output_dtype"], r["mode"]) == ("int8", "float32", "train")
     assert r["capabilities"] == ["infer", "train", "nv_store", "hparams", "auth", "spare_ram"]
     link.set_hparams(0.25, 0.5, 0.001)
     link.set_mode("eval")
     d = link.describe()
-    assert (d.learning_rate, d.momentum, d.weight_decay) == (0.25, 0.5, np.float32(0.001))
+    assert (d.lr, d.momentum, d.weight_decay) == (0.25, 0.5, np.float32(0.001))
     assert d.report()["mode"] == "eval"
 
 
@@ -313,7 +313,7 @@ def test_inference_only_build(link_build_dir, tmp_path):
         with Link.open(dev.url, timeout=0.5) as link:
             d = link.description
             assert not d.trainable and d.num_params == 0 and d.trainable_bytes == 0
-            assert d.update_mode == "" and "learning_rate" not in d.report()   # no optimizer fields
+            assert d.update_mode == "" and "lr" not in d.report()   # no optimizer fields
             q = np.zeros(16, np.int8)
             np.testing.assert_array_equal(link.infer(q).outputs, np.zeros((1, 4), np.float32))
             for call in (lambda: link.train(q, 1), lambda: link.set_hparams(0.1),

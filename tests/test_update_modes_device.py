@@ -53,10 +53,10 @@ def test_device_equals_host_after_a_run(digits, board, mode, tmp_path):
         device = link.read_params()
     # DESCRIBE reports the update and everything it keeps, as the compiler counted it
     m = compiled.memory
-    assert (d.update_mode, d.learning_rate, d.momentum) == (mode, np.float32(LR), np.float32(MU))
-    assert (d.update_bytes, d.momentum_bytes, d.trainable_bytes) == (
+    assert (d.update_mode, d.lr, d.momentum) == (mode, np.float32(LR), np.float32(MU))
+    assert (d.update_extra_bytes, d.momentum_bytes, d.trainable_bytes) == (
         m["update_state_bytes"], m["momentum_bytes"], m["trainable_param_bytes"])
-    assert d.param_bytes + d.momentum_bytes + d.update_bytes == d.trainable_bytes
+    assert d.param_bytes + d.momentum_bytes + d.update_extra_bytes == d.trainable_bytes
     with compiled.host_trainer(tmp_path / "host") as host:      # the same compiled C, on the host
         host_results = host.train_many(x.reshape((N,) + graph.tensors[graph.inputs[0]].shape[1:]), y)
         want = host.params()

@@ -51,7 +51,8 @@ def description_fields(reported: dict, manifest: dict | None = None) -> dict:
 
 def format_fields(data: dict, project: str | None = None) -> str:
     host_known = set(data.get("host_known", ()))
-    lines = [f"{k:18s} {v}" for k, v in data.items() if k not in host_known and k != "host_known"]
+    lines = [f"{k:18s} {', '.join(map(str, v)) if isinstance(v, list) else v}"      # capabilities: names
+             for k, v in data.items() if k not in host_known and k != "host_known"]
     if host_known:
         lines.append(f"as built (project {project}):" if project else "as built (project manifest):")
         lines += [f"  {k:24s} {_value(k, data[k])}" for k in data if k in host_known]

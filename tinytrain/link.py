@@ -98,12 +98,12 @@ class Description:
     key_id: str = ""
     spare_bytes: int = 0
     # training builds: the optimizer now, and what the update keeps
-    # (trainable_bytes = param_bytes + momentum_bytes + update_bytes)
-    learning_rate: float = 0.0
+    # (trainable_bytes = param_bytes + momentum_bytes + update_extra_bytes)
+    lr: float = 0.0
     momentum: float = 0.0
     weight_decay: float = 0.0
     update_mode: str = ""
-    update_bytes: int = 0
+    update_extra_bytes: int = 0
     momentum_bytes: int = 0
     param_bytes: int = 0
 
@@ -151,7 +151,7 @@ class Description:
         return cls(**{k: v for k, v in rec.items() if k in names})
 
 
-TRAINING_FIELDS = ("learning_rate", "momentum", "weight_decay", "update_mode", "update_bytes",
+TRAINING_FIELDS = ("lr", "momentum", "weight_decay", "update_mode", "update_extra_bytes",
                    "momentum_bytes", "param_bytes", "trainable_bytes", "num_params", "spare_bytes")
 
 

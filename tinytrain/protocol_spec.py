@@ -207,12 +207,12 @@ DESCRIBE_TAGS = (
     (32, "key_id", "bytes"),
     (33, "spare_bytes", "u32"),
     # training builds: the optimizer as it is now, and what the update keeps
-    # (trainable_bytes = param_bytes + momentum_bytes + update_bytes)
-    (34, "learning_rate", "f32"),
+    # (trainable_bytes = param_bytes + momentum_bytes + update_extra_bytes)
+    (34, "lr", "f32"),
     (35, "momentum", "f32"),
     (36, "weight_decay", "f32"),
     (37, "update_mode", "str"),          # nearest, shadow, residual, stochastic; float (float32 models)
-    (38, "update_bytes", "u32"),         # SRAM the update mode keeps (shadows, residuals, PRNG state)
+    (38, "update_extra_bytes", "u32"),         # SRAM the update mode keeps (shadows, residuals, PRNG state)
     (39, "momentum_bytes", "u32"),
     (40, "param_bytes", "u32"),          # the trainable parameters alone
 )

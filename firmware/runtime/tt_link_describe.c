@@ -124,11 +124,11 @@ static void describe_records(tlv_writer *w)
     {
         float lr, momentum, weight_decay;
         tt_model_get_hparams(&lr, &momentum, &weight_decay);
-        tlv_f32(w, TT_DESC_LEARNING_RATE, lr);
+        tlv_f32(w, TT_DESC_LR, lr);
         tlv_f32(w, TT_DESC_MOMENTUM, momentum);
         tlv_f32(w, TT_DESC_WEIGHT_DECAY, weight_decay);
         tlv_str(w, TT_DESC_UPDATE_MODE, TT_UPDATE_MODE_NAME);
-        tlv_u32(w, TT_DESC_UPDATE_BYTES, (uint32_t)TT_UPDATE_EXTRA_BYTES);
+        tlv_u32(w, TT_DESC_UPDATE_EXTRA_BYTES, (uint32_t)TT_UPDATE_EXTRA_BYTES);
         tlv_u32(w, TT_DESC_MOMENTUM_BYTES, (uint32_t)TT_MOMENTUM_BYTES);
         tlv_u32(w, TT_DESC_PARAM_BYTES, tt_link_params_total());
     }

@@ -271,11 +271,11 @@
 #define TT_DESC_MAX_REPLY                  31u             /* u16 */
 #define TT_DESC_KEY_ID                     32u             /* bytes */
 #define TT_DESC_SPARE_BYTES                33u             /* u32 */
-#define TT_DESC_LEARNING_RATE              34u             /* f32 */
+#define TT_DESC_LR                         34u             /* f32 */
 #define TT_DESC_MOMENTUM                   35u             /* f32 */
 #define TT_DESC_WEIGHT_DECAY               36u             /* f32 */
 #define TT_DESC_UPDATE_MODE                37u             /* str */
-#define TT_DESC_UPDATE_BYTES               38u             /* u32 */
+#define TT_DESC_UPDATE_EXTRA_BYTES         38u             /* u32 */
 #define TT_DESC_MOMENTUM_BYTES             39u             /* u32 */
 #define TT_DESC_PARAM_BYTES                40u             /* u32 */
 
