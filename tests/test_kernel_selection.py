@@ -1,7 +1,7 @@
 """The board's optimised kernel variants in compiled models (tinytrain.passes.select_kernels):
 which variant each op gets on each board, that every variant the kernels define is tested
-against the reference (tests/test_kernels_simd.py), that the memory plan holds the
-variants' scratch (the in-place depthwise ring instead of the reference's plane), that the
+against the reference (tests/kernel_variants.py lists them, tests/test_kernels_simd.py tests
+them), that the memory plan holds the variants' scratch (the in-place depthwise ring instead of the reference's plane), that the
 flash figure counts their requantisation tables, that the model hash does not depend on the
 board, and that whole models run on the host through the `_dsp` variants (tt_simd.h's
 portable C) with the reference's outputs and training step, bit for bit. (The QEMU boards
@@ -24,7 +24,7 @@ from tinytrain.planner import check_plan, graph_buffers
 from tinytrain.refops import run_graph
 
 import ckernels as ck
-import test_kernels_simd
+from kernel_variants import VARIANTS
 from conftest import ROOT
 from graphs import MODELS, int8_graph, int8_inputs, scheme_file
 
@@ -41,7 +41,7 @@ def variant_functions() -> set[str]:
 
 
 def test_every_variant_kernel_is_tested_against_the_reference():
-    tested = {f"tt_{kind}_s8_{v}" for kind, vs in test_kernels_simd.VARIANTS.items() if kind != "requantize"
+    tested = {f"tt_{kind}_s8_{v}" for kind, vs in VARIANTS.items() if kind != "requantize"
               for v in vs}
     # the float Helium variants: the cases of tests/f16_cases.py (run by tests/test_fp16_mve.py)
     tested |= set(re.findall(r"\b(tt_\w+_f(?:16|32)_mve)\(", (ROOT / "tests" / "f16_cases.py").read_text()))

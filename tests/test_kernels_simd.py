@@ -18,15 +18,13 @@ import numpy as np
 import pytest
 
 import ckernels as ck
+import fc_backward_cases as fcb
 import kernel_harness as kh
 import simd_cases as sc
+from kernel_variants import VARIANTS
 from tinytrain import fixedpoint, kernel_prep
 from tinytrain.resources import firmware_dir
 
-VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
-            "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
-            "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve"),
-            "depthwise_conv2d_grad_input": ("dsp", "mve")}
 # every variant file (<op>_<t>_dsp.c / _mve.c in the per-op folders)
 VARIANT_SOURCES = sorted(p for p in (firmware_dir() / "kernels").glob("*/*.c") if p.stem.endswith(("_dsp", "_mve")))
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
@@ -220,6 +218,18 @@ def test_grad_input_dsp_host(lib, i):
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32), err_msg=layer.name)
 
 
+@pytest.mark.parametrize("i", range(len(fcb.fc_backward_cases())))
+def test_fc_backward_dsp_host(lib, i):
+    """The fully connected input / weight gradients and the QAS update of every mode: the
+    _dsp variant's floats and bytes (weights, momentum, shadow, residual, PRNG state) equal
+    the reference's."""
+    case = fcb.fc_backward_cases()[i]
+    want = case.run_host(lib, None)
+    assert not np.array_equal(want.reshape(-1).view(np.int8), case.before()), case.name    # the call wrote
+    got = case.run_host(lib, "dsp")
+    np.testing.assert_array_equal(got.view(np.int8), want.view(np.int8), err_msg=case.name)
+
+
 def test_requant_dsp_formula_on_int32_edges():
     """kernel_prep.requant_dsp's table + the one-SMLAL formula == TFLite's double rounding,
     for every right shift, edge multipliers and zero points, and edge accumulators."""
@@ -262,7 +272,9 @@ def qemu_cases(variant: str) -> list:
     cases = [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
     # the device's reference must also give the host reference's floats (IEEE single, no FMA)
     lib = ck.load_kernels(pattern="*.c")
-    return cases + [g.case(variant, expected=g.run_host(lib, None)) for g in grad_input_layers(seed=1)]
+    float_cases = grad_input_layers(seed=1) + fcb.fc_backward_cases(seed=1)
+    return cases + [g.case(variant, expected=g.run_host(lib, None)) for g in float_cases
+                    if variant in VARIANTS[g.kind]]
 
 
 @NEEDS_ARM

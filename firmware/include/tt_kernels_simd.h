@@ -318,6 +318,43 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
                                const tt_requant *q, int8_t *y);
 #endif
 
+/* tt_fully_connected_grad_input_s8_dsp / _mve, _grad_weight_s8_dsp / _mve,
+ * _update_weight_s8_dsp (training, int8 graphs): the reference kernels' arguments, floats
+ * and bytes (every update mode, the PRNG's draws included). grad_input runs the conv2d
+ * input gradient variant on a 1x1 shape; grad_weight and update_weight convert the inputs
+ * (x - zp) to float once per TT_FC_CHUNK of them (on the stack), the update rounds through
+ * tt_update_fast.h. The update has no _mve variant: its rule divides by the scale per
+ * weight and Helium has no vector float division, so the Cortex-M55 runs the _dsp one
+ * (scalar FPU). _mve grad_weight runs a row in scalar where Helium's flushed denormals
+ * could change a float (fully_connected_backward_s8_mve.c). No scratch. */
+#define TT_FC_CHUNK 64
+/* xf[i] = (float)(x[i] - zp), i < n: exact (|x - zp| <= 255). */
+static inline void tt_fc_inputs_f32(const int8_t *x, int32_t zp, int32_t n, float *xf)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) xf[i] = (float)((int32_t)x[i] - zp);
+}
+void tt_fully_connected_grad_input_s8_dsp(int32_t in_features, int32_t out_features,
+                                          const float *grad_y, const int8_t *w,
+                                          const tt_weight_quant *wq, int32_t accumulate,
+                                          float *grad_x);
+void tt_fully_connected_grad_weight_s8_dsp(int32_t out_features, const tt_channels *ch,
+                                           const int8_t *x, const tt_act_quant *xq,
+                                           const float *grad_y, int32_t accumulate, float *grad_w);
+void tt_fully_connected_update_weight_s8_dsp(int32_t out_features, const tt_channels *ch, int8_t *w,
+                                             const tt_weight_quant *wq, const int8_t *x,
+                                             const tt_act_quant *xq, const float *grad_y,
+                                             const tt_update *u);
+#if defined(__ARM_FEATURE_MVE)
+void tt_fully_connected_grad_input_s8_mve(int32_t in_features, int32_t out_features,
+                                          const float *grad_y, const int8_t *w,
+                                          const tt_weight_quant *wq, int32_t accumulate,
+                                          float *grad_x);
+void tt_fully_connected_grad_weight_s8_mve(int32_t out_features, const tt_channels *ch,
+                                           const int8_t *x, const tt_act_quant *xq,
+                                           const float *grad_y, int32_t accumulate, float *grad_w);
+#endif
+
 /* ---- conv2d / depthwise input gradients (training, int8 graphs) ---------------------------
  * tt_conv2d_grad_input_s8_dsp / _mve: tt_conv2d_grad_input_s8's arguments and its floats,
  * bit for bit (each input gradient element takes the same products in the same order: the

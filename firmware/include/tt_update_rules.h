@@ -162,13 +162,13 @@ static inline int32_t tt_qas_shadow_step(int32_t q, float *shadow, float step, i
     return (int32_t)v;
 }
 
-/* One QAS step on element e of a quantized parameter q with scale s (rules at the top of
- * tt_train_kernels.h); u->mode TT_UPDATE_FLOAT or NEAREST rounds to nearest. Returns the
- * new q. The value weight decay reads: the shadow, q + r / 256, or q. */
-static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_hparams *hp,
-                                  const tt_update *u, int32_t e, int32_t qmin, int32_t qmax)
+/* The step of one QAS update on element e before its rounding: lr * (grad_real / s + weight
+ * decay, through the momentum buffer). The first half of tt_qas_rule, shared with the
+ * optimised update kernels (tt_update_fast.h rounds it the same way, faster). */
+static inline float tt_qas_step(int32_t q, float grad_real, float s, const tt_hparams *hp,
+                                const tt_update *u, int32_t e)
 {
-    float v, g, step;
+    float v, g;
     if (u->mode == TT_UPDATE_SHADOW) {
         v = u->shadow[e];
     } else if (u->mode == TT_UPDATE_RESIDUAL) {
@@ -183,7 +183,16 @@ static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_
         *m = hp->momentum * *m + g;
         g = *m;
     }
-    step = hp->lr * g;
+    return hp->lr * g;
+}
+
+/* One QAS step on element e of a quantized parameter q with scale s (rules at the top of
+ * tt_train_kernels.h); u->mode TT_UPDATE_FLOAT or NEAREST rounds to nearest. Returns the
+ * new q. The value weight decay reads: the shadow, q + r / 256, or q. */
+static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_hparams *hp,
+                                  const tt_update *u, int32_t e, int32_t qmin, int32_t qmax)
+{
+    const float step = tt_qas_step(q, grad_real, s, hp, u, e);
     switch (u->mode) {
     case TT_UPDATE_SHADOW: return tt_qas_shadow_step(q, &u->shadow[e], step, qmin, qmax);
     case TT_UPDATE_RESIDUAL: return tt_qas_residual_step(q, &u->residual[e], step, qmin, qmax);

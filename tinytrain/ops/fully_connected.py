@@ -44,6 +44,11 @@ def fully_connected_backward(x, w, dy, need_dx=True, k=None):
     return dx, dw, dy64.sum(axis=0).astype(np.float32)
 
 
+# The backward kernels' variants (fully_connected_backward_s8_dsp.c / _mve.c) take the
+# reference's arguments: every board may run its best one.
+SAME_ARGS = {"dsp": True, "mve": True}
+
+
 class FullyConnected(WeightedOp):
     type = "fully_connected"
     summary = "fully connected (OI weights), fused relu/relu6"
@@ -161,8 +166,9 @@ class FullyConnected(WeightedOp):
         out_f, in_f = em.graph.tensors[op.inputs[1]].shape
         w = em.ptr(op.inputs[1])
         if t.quantized:
-            return [em.call(em.kernel("tt_fully_connected_grad_input_s8"), in_f, out_f, gy, w, t.weight_quant(op),
-                            acc, gx)]
+            # the variants take the reference's arguments and give its floats: any board's best
+            fn = em.kernel("tt_fully_connected_grad_input_s8", allowed=SAME_ARGS)
+            return [em.call(fn, in_f, out_f, gy, w, t.weight_quant(op), acc, gx)]
         if t.half:
             return [em.call(self.kernel_f16(em, op, "tt_fully_connected_grad_input_f16"), in_f, out_f, gy, w,
                             acc, gx)]
@@ -172,9 +178,9 @@ class FullyConnected(WeightedOp):
         out_f = em.graph.tensors[op.inputs[1]].shape[0]
         w, ch, u = t.weight_update(op, b, out_f)
         x = t.saved_x(b, op)
-        if t.quantized:
-            return [em.call(em.kernel("tt_fully_connected_update_weight_s8"), out_f, ch, w, t.weight_quant(op), x,
-                            t.act_quant(op.inputs[0]), gy, u)]
+        if t.quantized:     # the variant (the reference's arguments and bytes; _dsp on the Cortex-M55 too)
+            fn = em.kernel("tt_fully_connected_update_weight_s8", allowed=SAME_ARGS)
+            return [em.call(fn, out_f, ch, w, t.weight_quant(op), x, t.act_quant(op.inputs[0]), gy, u)]
         if t.half:
             return [em.call(self.kernel_f16(em, op, "tt_fully_connected_update_weight_f16"), out_f, ch, w, x, gy,
                             u)]

@@ -1,0 +1,13 @@
+"""The optimised kernel variants the tests know, by kernel: `tt_<kind>_s8` has the variants
+listed (tt_<kind>_s8_dsp / _mve). tests/test_kernels_simd.py tests each one against its
+reference; tests/test_kernel_selection.py checks that the kernel folders define no other
+(a variant nobody tests) and no fewer. "requantize" is a building block, not a kernel."""
+
+VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully_connected": ("dsp", "mve"),
+            "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
+            "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve"),
+            "depthwise_conv2d_grad_input": ("dsp", "mve"),
+            # the update's rule divides per weight (Helium has no vector float division): the
+            # Cortex-M55 runs its _dsp variant
+            "fully_connected_grad_input": ("dsp", "mve"), "fully_connected_grad_weight": ("dsp", "mve"),
+            "fully_connected_update_weight": ("dsp",)}
