@@ -60,6 +60,12 @@ def kernel_sources() -> list[Path]:
 
 def _c_value(v) -> str:
     if isinstance(v, np.floating):      # exact: a C99 hexadecimal float
+        if np.isnan(v):                  # the default quiet NaN (what numpy's nan is), bit for bit
+            if np.float32(v).view(np.uint32) != 0x7FC00000:
+                raise ValueError(f"a NaN other than 0x7FC00000: {np.float32(v).view(np.uint32):#x}")
+            return "__builtin_nanf(\"\")"
+        if np.isinf(v):
+            return "__builtin_inff()" if v > 0 else "(-__builtin_inff())"
         return float(v).hex() + "f"
     return str(int(v))
 

@@ -25,6 +25,7 @@ from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op, op_macs
 from ..ops import unit
 from ..passes import kernel_scratch, scratch_tensors
+from .qas import check_trainable_bias
 from .scheme import LayerUpdate, Scheme, bind_scheme
 
 LOSSES = ("softmax_cross_entropy", "mse")
@@ -309,6 +310,8 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
         u = scheme.update(op.name)
         if u is not None and (u.weight or u.bias):
             step.update = u
+            if quantized and u.bias:
+                check_trainable_bias(graph, op)
             if u.weight:
                 x = op.inputs[0]
                 k = trained_in_channels(graph, op, u)

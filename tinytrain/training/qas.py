@@ -21,12 +21,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TinyTrainError
+from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Graph, Op
 from ..ops import unit
 
 F32 = np.float32
-INT_RANGE = {"int8": (-127, 127), "int32": (-(2 ** 31), 2 ** 31 - 1)}
+# A trained int32 bias stays within +-2^30 (TT_QAS_BIAS_MIN / _MAX of tt_update_rules.h; a
+# test checks they agree), not the whole int32 range: then no int8 kernel's accumulator can
+# overflow. The reference kernels add the bias to the sum of (x - zp) * w with saturation,
+# LiteRT's with a plain (wrapping) add, and the SIMD variants fold the bias into their
+# running sums (bias - zp * sum(w) + sum(x * w)): the three agree exactly as long as no
+# partial sum leaves int32, i.e. |bias| + BIAS_ACC_PER_TAP * K <= 2^31 - 1 for K weights
+# per output. With |bias| <= 2^30 that holds up to K = MAX_BIAS_TAPS (32,896 inputs per
+# output); training a bias of a larger layer is refused (check_trainable_bias). A bias at
+# 2^30 already pins its output at the int8 limit for any realistic scale, so the range
+# costs nothing the training could use.
+BIAS_LIMIT = 2 ** 30
+BIAS_ACC_PER_TAP = 255 * 128            # |x - zp| <= 255, |w| <= 128
+MAX_BIAS_TAPS = (2 ** 31 - 1 - BIAS_LIMIT) // BIAS_ACC_PER_TAP
+INT_RANGE = {"int8": (-127, 127), "int32": (-BIAS_LIMIT, BIAS_LIMIT)}
+
+
+def check_trainable_bias(graph: Graph, op: Op) -> None:
+    """Refuse to train the int32 bias of a layer with more than MAX_BIAS_TAPS weights per
+    output (its accumulator could overflow at the bias range's limit)."""
+    w, b = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
+    taps = w.size // max(b.size, 1)
+    if taps > MAX_BIAS_TAPS:
+        raise UnsupportedError(op.name, f"training the int8 layer's bias with {taps:,} weights per output "
+                                        f"(at most {MAX_BIAS_TAPS:,}: beyond, a bias at the trained range's "
+                                        f"limit of +-2^30 could overflow the int32 accumulator)")
 
 
 @dataclass(frozen=True)
