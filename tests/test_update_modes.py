@@ -136,7 +136,7 @@ def test_int32_bias_rule_c_equals_numpy_bit_for_bit(lib, mode):
         grad = hard_gradients(rng, (n,), scale)
         grad[0], grad[1] = -1e9 * scale[0], 1e9 * scale[1]       # past INT32_MAX / INT32_MIN
         lib.tt_bias_update_s32(ck.ctypes.byref(ck.dims((1, 1, n))), vp(b), vp(scale), vp(grad), st.c_update(hp, m))
-        q_np = st.step_numpy(q_np, grad, scale, hp, m_np, -2 ** 31, 2 ** 31 - 1)
+        q_np = st.step_numpy(q_np, grad, scale, hp, m_np, *qas.INT_RANGE["int32"])     # +-2^30
         np.testing.assert_array_equal(b, q_np)
         st.assert_equal()
         np.testing.assert_array_equal(m.view(np.uint32), m_np.view(np.uint32))
