@@ -8,8 +8,10 @@ Counted the project's way: bare-metal programs under QEMU -icount shift=10, SysT
 variant's output equals the reference kernel's byte for byte and the reference's equals the
 numpy reference. MACs are counted the same way for every kernel: every tap of every output,
 padded taps included (conv: out_h*out_w*cout*kh*kw*cin; depthwise: out_h*out_w*c*kh*kw;
-fully connected: in*out; fused pointwise+depthwise: both parts); the requantisation row
-counts outputs instead. Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
+fully connected: in*out; fused pointwise+depthwise: both parts; a weight update: one per
+weight); the requantisation row counts outputs instead. A kernel without a Helium variant
+(the fully connected weight update) runs its _dsp variant on the Cortex-M55, as a compiled
+model does. Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
 """
 import argparse
 import sys
@@ -21,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import fc_backward_cases as fcb  # noqa: E402
 import kernel_harness as kh  # noqa: E402
 import simd_cases as sc  # noqa: E402
+from kernel_variants import VARIANTS  # noqa: E402
 from tinytrain.report import format_table  # noqa: E402
 
 VARIANT = {"mps2-an386": "dsp", "mps3-an547": "mve"}
@@ -61,18 +65,32 @@ def layers(seed=0):
                                               name="dy 16x16x16 -> dx 16 ch, 3x3")),
         ("grad-input dw 3x3", sc.grad_input_case(rng, 16, 16, 48, None, (3, 3), (1, 1), "same", zeros=0.5,
                                                  name="16x16x48, s1")),
+        # the fully connected backward of an int8 classifier (MCUNet's 160 -> 1000): gradients
+        # (MACs: in * out) and the fused QAS update (MACs: one product per weight), no momentum
+        ("FC grad-input", fcb.grad_input_case(rng, 160, 1000, zeros=0.0, name="dy 1000 -> dx 160")),
+        ("FC grad-weight", fcb.grad_weight_case(rng, 160, 1000, name="160 x 1000")),
+        ("FC update, stochastic", fcb.update_case(rng, 160, 1000, mode="stochastic", name="160 x 1000")),
+        ("FC update, nearest", fcb.update_case(rng, 160, 1000, mode="nearest", name="160 x 1000")),
     ]
 
 
+def board_variant(board: str, kind: str) -> str:
+    """The board's variant of a kernel: its own (_dsp / _mve), or the _dsp one where a
+    kernel has no Helium variant (the Cortex-M55 runs it, as a compiled model does)."""
+    v = VARIANT[board]
+    return v if v in VARIANTS[kind] else "dsp"
+
+
 def measure(board: str):
-    variant = VARIANT[board]
     items = layers()
-    results = kh.run_cases(board, [layer.case(variant) for _, layer in items])
+    results = kh.run_cases(board, [layer.case(board_variant(board, layer.kind)) for _, layer in items])
     rows = []
     for (label, layer), r in zip(items, results):
         unit = "output" if layer.kind == "requantize" else "MAC"
         ok = r.identical and r.ref_expected is not False and r.guards_ok
-        rows.append([label, f"{layer.kind} {layer.name.split(' relu')[0].split(' none')[0]}",
+        v = board_variant(board, layer.kind)
+        rows.append([label + ("" if v == VARIANT[board] else f" (_{v})"),
+                     f"{layer.kind} {layer.name.split(' relu')[0].split(' none')[0]}",
                      f"{r.macs:,} {unit}s", f"{r.ref_instr:,}", f"{r.ref_instr / r.macs:.2f}",
                      f"{r.var_instr:,}", f"{r.var_instr / r.macs:.2f}", f"{r.ref_instr / r.var_instr:.1f}x",
                      "yes" if ok else "NO",

@@ -3,34 +3,26 @@
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_update_rules.h"
+#include "tt_window.h"
 
 void tt_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                              const tt_weight_quant *wq, int32_t accumulate, float *grad_x)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw;
-    int32_t oh, ow, ky, kx, o, i;
-    tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            const float *gy = grad_y + (oh * out->w + ow) * out->c;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    float *gx;
-                    if (iw < 0 || iw >= in->w) continue;
-                    gx = grad_x + (ih * in->w + iw) * in->c;
-                    for (o = 0; o < out->c; ++o) {
-                        const int8_t *wp = w + ((o * kh + ky) * kw + kx) * in->c;
-                        float d = gy[o];
-                        if (d == 0.0f) continue;
-                        d = d * wq->scale[wq->per_channel ? o : 0];
-                        for (i = 0; i < in->c; ++i) gx[i] += d * (float)wp[i];
-                    }
-                }
+    const int32_t cin = s->in->c, cout = s->out->c, taps = s->kh * s->kw;
+    tt_conv_walk it;
+    int32_t o, i;
+    tt_zero_unless_f32(grad_x, s->in->h * s->in->w * cin, accumulate);
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        const float *gy = grad_y + it.out_pixel * cout;
+        while (tt_conv_walk_next_tap(&it)) {
+            float *gx = grad_x + it.in_pixel * cin;
+            for (o = 0; o < cout; ++o) {
+                const int8_t *wp = w + (o * taps + it.tap) * cin;
+                float d = gy[o];
+                if (d == 0.0f) continue;
+                d = d * wq->scale[wq->per_channel ? o : 0];
+                for (i = 0; i < cin; ++i) gx[i] += d * (float)wp[i];
             }
         }
     }
@@ -41,30 +33,20 @@ void tt_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y, const 
 static void grad_weight_channel(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
                                 const tt_act_quant *xq, const float *grad_y, int32_t o, float *gw)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, k = ch->k, xc = ch->x_channels;
+    const int32_t k = ch->k, xc = ch->x_channels, cout = s->out->c;
     const float x_scale = xq->scale;
     const int32_t x_zp = xq->zero_point;
-    int32_t oh, ow, ky, kx, i;
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            float d = grad_y[(oh * out->w + ow) * out->c + o];
-            if (d == 0.0f) continue;
-            d = d * x_scale;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    const int8_t *xp;
-                    float *gp;
-                    if (iw < 0 || iw >= in->w) continue;   /* padding: real value 0 */
-                    xp = x + (ih * in->w + iw) * xc;
-                    gp = gw + (ky * kw + kx) * k;
-                    for (i = 0; i < k; ++i) gp[i] += d * (float)((int32_t)xp[i] - x_zp);
-                }
-            }
+    tt_conv_walk it;
+    int32_t i;
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        float d = grad_y[it.out_pixel * cout + o];
+        if (d == 0.0f) continue;
+        d = d * x_scale;
+        while (tt_conv_walk_next_tap(&it)) {      /* padding taps: real value 0, absent */
+            const int8_t *xp = x + it.in_pixel * xc;
+            float *gp = gw + it.tap * k;
+            for (i = 0; i < k; ++i) gp[i] += d * (float)((int32_t)xp[i] - x_zp);
         }
     }
 }

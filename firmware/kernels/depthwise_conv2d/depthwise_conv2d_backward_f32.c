@@ -4,30 +4,22 @@
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_update_rules.h"
+#include "tt_window.h"
 
 void tt_depthwise_conv2d_grad_input_f32(const tt_conv_shape *s, const float *grad_y,
                                         const float *w, int32_t accumulate, float *grad_x)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, ch = out->c;
-    int32_t oh, ow, ky, kx, c;
-    tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            const float *gy = grad_y + (oh * out->w + ow) * ch;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    const float *wp = w + (ky * kw + kx) * ch;
-                    float *gx;
-                    if (iw < 0 || iw >= in->w) continue;
-                    gx = grad_x + (ih * in->w + iw) * in->c;
-                    for (c = 0; c < ch; ++c) gx[c] += gy[c] * wp[c];
-                }
-            }
+    const int32_t ch = s->out->c, in_c = s->in->c;
+    tt_conv_walk it;
+    int32_t c;
+    tt_zero_unless_f32(grad_x, s->in->h * s->in->w * in_c, accumulate);
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        const float *gy = grad_y + it.out_pixel * ch;
+        while (tt_conv_walk_next_tap(&it)) {
+            const float *wp = w + it.tap * ch;
+            float *gx = grad_x + it.in_pixel * in_c;
+            for (c = 0; c < ch; ++c) gx[c] += gy[c] * wp[c];
         }
     }
 }
@@ -38,24 +30,13 @@ static void grad_weight_channel(const tt_conv_shape *s, const tt_channels *ch, c
                                 const float *grad_y, int32_t j, int32_t yc, float *gw,
                                 int32_t stride)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, xc = ch->x_channels;
-    int32_t oh, ow, ky, kx;
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            const float d = grad_y[(oh * out->w + ow) * out->c + yc];
-            if (d == 0.0f) continue;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    if (iw < 0 || iw >= in->w) continue;
-                    gw[(ky * kw + kx) * stride] += d * x[(ih * in->w + iw) * xc + j];
-                }
-            }
-        }
+    const int32_t xc = ch->x_channels, out_c = s->out->c;
+    tt_conv_walk it;
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        const float d = grad_y[it.out_pixel * out_c + yc];
+        if (d == 0.0f) continue;
+        while (tt_conv_walk_next_tap(&it)) gw[it.tap * stride] += d * x[it.in_pixel * xc + j];
     }
 }
 

@@ -3,32 +3,24 @@
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_update_rules.h"
+#include "tt_window.h"
 
 void tt_depthwise_conv2d_grad_input_s8(const tt_conv_shape *s, const float *grad_y,
                                        const int8_t *w, const tt_weight_quant *wq,
                                        int32_t accumulate, float *grad_x)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, ch = out->c;
-    int32_t oh, ow, ky, kx, c;
-    tt_zero_unless_f32(grad_x, in->h * in->w * in->c, accumulate);
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            const float *gy = grad_y + (oh * out->w + ow) * ch;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    const int8_t *wp = w + (ky * kw + kx) * ch;
-                    float *gx;
-                    if (iw < 0 || iw >= in->w) continue;
-                    gx = grad_x + (ih * in->w + iw) * in->c;
-                    for (c = 0; c < ch; ++c) {
-                        gx[c] += (gy[c] * wq->scale[wq->per_channel ? c : 0]) * (float)wp[c];
-                    }
-                }
+    const int32_t ch = s->out->c, in_c = s->in->c;
+    tt_conv_walk it;
+    int32_t c;
+    tt_zero_unless_f32(grad_x, s->in->h * s->in->w * in_c, accumulate);
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        const float *gy = grad_y + it.out_pixel * ch;
+        while (tt_conv_walk_next_tap(&it)) {
+            const int8_t *wp = w + it.tap * ch;
+            float *gx = grad_x + it.in_pixel * in_c;
+            for (c = 0; c < ch; ++c) {
+                gx[c] += (gy[c] * wq->scale[wq->per_channel ? c : 0]) * (float)wp[c];
             }
         }
     }
@@ -40,27 +32,17 @@ static void grad_weight_channel(const tt_conv_shape *s, const tt_channels *ch, c
                                 const tt_act_quant *xq, const float *grad_y, int32_t j,
                                 int32_t yc, float *gw, int32_t stride)
 {
-    const tt_dims *in = s->in, *out = s->out;
-    const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, xc = ch->x_channels;
+    const int32_t xc = ch->x_channels, out_c = s->out->c;
     const float x_scale = xq->scale;
     const int32_t x_zp = xq->zero_point;
-    int32_t oh, ow, ky, kx;
-    for (oh = 0; oh < out->h; ++oh) {
-        for (ow = 0; ow < out->w; ++ow) {
-            float d = grad_y[(oh * out->w + ow) * out->c + yc];
-            if (d == 0.0f) continue;
-            d = d * x_scale;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
-                if (ih < 0 || ih >= in->h) continue;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
-                    if (iw < 0 || iw >= in->w) continue;
-                    gw[(ky * kw + kx) * stride] +=
-                        d * (float)((int32_t)x[(ih * in->w + iw) * xc + j] - x_zp);
-                }
-            }
+    tt_conv_walk it;
+    tt_conv_walk_start(&it, s->in, s->out, s->kh, s->kw, s->g);
+    while (tt_conv_walk_next_pixel(&it)) {
+        float d = grad_y[it.out_pixel * out_c + yc];
+        if (d == 0.0f) continue;
+        d = d * x_scale;
+        while (tt_conv_walk_next_tap(&it)) {
+            gw[it.tap * stride] += d * (float)((int32_t)x[it.in_pixel * xc + j] - x_zp);
         }
     }
 }
