@@ -65,12 +65,15 @@ def layers(seed=0):
                                               name="dy 16x16x16 -> dx 16 ch, 3x3")),
         ("grad-input dw 3x3", sc.grad_input_case(rng, 16, 16, 48, None, (3, 3), (1, 1), "same", zeros=0.5,
                                                  name="16x16x48, s1")),
-        # the fully connected backward of an int8 classifier (MCUNet's 160 -> 1000): gradients
-        # (MACs: in * out) and the fused QAS update (MACs: one product per weight), no momentum
-        ("FC grad-input", fcb.grad_input_case(rng, 160, 1000, zeros=0.0, name="dy 1000 -> dx 160")),
-        ("FC grad-weight", fcb.grad_weight_case(rng, 160, 1000, name="160 x 1000")),
-        ("FC update, stochastic", fcb.update_case(rng, 160, 1000, mode="stochastic", name="160 x 1000")),
-        ("FC update, nearest", fcb.update_case(rng, 160, 1000, mode="nearest", name="160 x 1000")),
+        # the fully connected backward of an int8 classifier on MCUNet's 160 features, 100
+        # classes (the float gradients must fit the AN547's RAM twice): gradients (MACs: in *
+        # out) and the fused QAS update (MACs: one product per weight), no momentum
+        ("FC grad-input", fcb.grad_input_case(rng, 160, 100, zeros=0.0, name="dy 100 -> dx 160")),
+        ("FC grad-weight", fcb.grad_weight_case(rng, 160, 100, name="160 x 100")),
+        ("FC update, stochastic", fcb.update_case(rng, 160, 100, mode="stochastic", name="160 x 100")),
+        ("FC update, nearest", fcb.update_case(rng, 160, 100, mode="nearest", name="160 x 100")),
+        ("FC update, residual", fcb.update_case(rng, 160, 100, mode="residual", name="160 x 100")),
+        ("FC update, shadow", fcb.update_case(rng, 160, 100, mode="shadow", name="160 x 100")),
     ]
 
 

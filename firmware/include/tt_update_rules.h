@@ -169,28 +169,26 @@ static inline int32_t tt_qas_shadow_step(int32_t q, float *shadow, float step, i
     return (int32_t)v;
 }
 
-/* The step of one QAS update on element e before its rounding: lr * (grad_real / s + weight
- * decay, through the momentum buffer). The first half of tt_qas_rule, shared with the
- * optimised update kernels (tt_update_fast.h rounds it the same way, faster). */
-static inline float tt_qas_step(int32_t q, float grad_real, float s, const tt_hparams *hp,
-                                const tt_update *u, int32_t e)
+/* The step of one QAS update before its rounding, on an element whose value (the one weight
+ * decay reads) is v: lr * (grad_real / s + wd * v), through the momentum m (NULL: none).
+ * Scalar arguments, so that a kernel keeps them in registers across its loop. */
+static inline float tt_qas_step_of(float v, float grad_real, float s, float lr, float mu, float wd, float *m)
 {
-    float v, g;
-    if (u->mode == TT_UPDATE_SHADOW) {
-        v = u->shadow[e];
-    } else if (u->mode == TT_UPDATE_RESIDUAL) {
-        v = (float)q + (float)u->residual[e] * 0x1p-8f;
-    } else {
-        v = (float)q;
-    }
-    g = grad_real / s;
-    g = g + hp->weight_decay * v;
-    if (u->momentum) {
-        float *m = &u->momentum[e];
-        *m = hp->momentum * *m + g;
+    float g = grad_real / s;
+    g = g + wd * v;
+    if (m) {
+        *m = mu * *m + g;
         g = *m;
     }
-    return hp->lr * g;
+    return lr * g;
+}
+
+/* The value weight decay reads: the shadow, q + r / 256, or q. */
+static inline float tt_qas_value(int32_t q, const tt_update *u, int32_t e)
+{
+    if (u->mode == TT_UPDATE_SHADOW) return u->shadow[e];
+    if (u->mode == TT_UPDATE_RESIDUAL) return (float)q + (float)u->residual[e] * 0x1p-8f;
+    return (float)q;
 }
 
 /* One QAS step on element e of a quantized parameter q with scale s (rules at the top of
@@ -199,7 +197,8 @@ static inline float tt_qas_step(int32_t q, float grad_real, float s, const tt_hp
 static inline int32_t tt_qas_rule(int32_t q, float grad_real, float s, const tt_hparams *hp,
                                   const tt_update *u, int32_t e, int32_t qmin, int32_t qmax)
 {
-    const float step = tt_qas_step(q, grad_real, s, hp, u, e);
+    const float step = tt_qas_step_of(tt_qas_value(q, u, e), grad_real, s, hp->lr, hp->momentum, hp->weight_decay,
+                                      u->momentum ? &u->momentum[e] : 0);
     switch (u->mode) {
     case TT_UPDATE_SHADOW: return tt_qas_shadow_step(q, &u->shadow[e], step, qmin, qmax);
     case TT_UPDATE_RESIDUAL: return tt_qas_residual_step(q, &u->residual[e], step, qmin, qmax);

@@ -73,7 +73,18 @@ void tt_fully_connected_grad_weight_s8_mve(int32_t out_features, const tt_channe
                 for (i = 0; i < n; ++i) gp[i] = accumulate ? gp[i] + d * xf[i] : d * xf[i];   /* the reference's */
                 continue;
             }
-            for (i = 0; i < n; i += 4) {
+            if (accumulate) {
+                for (i = 0; i + 4 <= n; i += 4) {
+                    vst1q_f32(gp + i, vaddq_f32(vld1q_f32(gp + i), vmulq_n_f32(vld1q_f32(xf + i), d)));
+                }
+            } else {
+                for (i = 0; i + 8 <= n; i += 8) {
+                    vst1q_f32(gp + i, vmulq_n_f32(vld1q_f32(xf + i), d));
+                    vst1q_f32(gp + i + 4, vmulq_n_f32(vld1q_f32(xf + i + 4), d));
+                }
+                for (; i + 4 <= n; i += 4) vst1q_f32(gp + i, vmulq_n_f32(vld1q_f32(xf + i), d));
+            }
+            if (i < n) {      /* the last 1-3, tail-predicated */
                 const mve_pred16_t p = vctp32q((uint32_t)(n - i));
                 float32x4_t v = vmulq_n_f32(vldrwq_z_f32(xf + i, p), d);
                 if (accumulate) v = vaddq_f32(vldrwq_z_f32(gp + i, p), v);
