@@ -25,6 +25,24 @@ def _pad4(n: int) -> int:
     return (n + 3) & ~3
 
 
+def _host_fn(lib, kind: str, variant):
+    """The reference kernel tt_<kind>_s8, or its variant."""
+    return getattr(lib, f"tt_{kind}_s8" + (f"_{variant}" if variant else ""))
+
+
+def _float_case(kind: str, name: str, variant, expected, macs: int, initial: np.ndarray, args) -> kh.Case:
+    """A harness case whose kernel writes floats into tt_out, starting from `initial`;
+    args(c) gives the call's arguments (the output last: (float *)tt_out)."""
+    c = kh.Case(f"{kind} {name}", out_bytes=int(initial.size) * 4, macs=macs, expected=expected)
+    init = c.array("init", np.ascontiguousarray(initial, F32))
+    c.pre = f"memcpy(tt_out, {init}, {initial.size * 4});"
+    a = args(c)
+    c.ref = f"tt_{kind}_s8({a});"
+    if variant:
+        c.var = f"tt_{kind}_s8_{variant}({a});"
+    return c
+
+
 @dataclass
 class FcGradInput:
     w: np.ndarray           # (out, in) int8
@@ -44,25 +62,19 @@ class FcGradInput:
         return self.gx0.view(I8)
 
     def run_host(self, lib, variant):
-        fn = getattr(lib, f"tt_{self.kind}_s8" + (f"_{variant}" if variant else ""))
         gy, w, gx = ck.carray(self.gy, F32), ck.carray(self.w, I8), ck.carray(self.gx0, F32).copy()
-        fn(self.w.shape[1], self.w.shape[0], ck.ptr(gy), ck.ptr(w),
-           ck.weight_quant(self.scales, int(self.scales.size > 1)), self.accumulate, ck.ptr(gx))
+        _host_fn(lib, self.kind, variant)(self.w.shape[1], self.w.shape[0], ck.ptr(gy), ck.ptr(w),
+                                          ck.weight_quant(self.scales, int(self.scales.size > 1)), self.accumulate,
+                                          ck.ptr(gx))
         return gx
 
     def case(self, variant, expected=None):
-        c = kh.Case(f"{self.kind} {self.name}", out_bytes=int(self.gx0.size) * 4, macs=self.macs,
-                    expected=expected)
-        gy, w = c.array("gy", self.gy.astype(F32)), c.array("w", self.w.astype(I8))
-        scales, gx0 = c.array("scale", self.scales.astype(F32)), c.array("gx0", self.gx0.astype(F32))
-        wq = c._name("wq")
-        c.decls.append(f"static const tt_weight_quant {wq} = {{{scales}, {int(self.scales.size > 1)}}};")
-        c.pre = f"memcpy(tt_out, {gx0}, {self.gx0.size * 4});"
-        args = f"{self.w.shape[1]}, {self.w.shape[0]}, {gy}, {w}, &{wq}, {self.accumulate}, (float *)tt_out"
-        c.ref = f"tt_{self.kind}_s8({args});"
-        if variant:
-            c.var = f"tt_{self.kind}_s8_{variant}({args});"
-        return c
+        def args(c):
+            gy, w = c.array("gy", self.gy.astype(F32)), c.array("w", self.w.astype(I8))
+            scales, wq = c.array("scale", self.scales.astype(F32)), c._name("wq")
+            c.decls.append(f"static const tt_weight_quant {wq} = {{{scales}, {int(self.scales.size > 1)}}};")
+            return f"{self.w.shape[1]}, {self.w.shape[0]}, {gy}, {w}, &{wq}, {self.accumulate}, (float *)tt_out"
+        return _float_case(self.kind, self.name, variant, expected, self.macs, self.gx0, args)
 
 
 @dataclass
@@ -85,25 +97,20 @@ class FcGradWeight:
         return self.gw0.reshape(-1).view(I8)
 
     def run_host(self, lib, variant):
-        fn = getattr(lib, f"tt_{self.kind}_s8" + (f"_{variant}" if variant else ""))
         x, gy, gw = ck.carray(self.x, I8), ck.carray(self.gy, F32), ck.carray(self.gw0, F32).copy()
-        fn(self.gy.size, ck.channels(self.x.size, self.k), ck.ptr(x), ck.act_quant(self.x_scale, self.x_zp),
-           ck.ptr(gy), self.accumulate, ck.ptr(gw))
+        _host_fn(lib, self.kind, variant)(self.gy.size, ck.channels(self.x.size, self.k), ck.ptr(x),
+                                          ck.act_quant(self.x_scale, self.x_zp), ck.ptr(gy), self.accumulate,
+                                          ck.ptr(gw))
         return gw
 
     def case(self, variant, expected=None):
-        c = kh.Case(f"{self.kind} {self.name}", out_bytes=int(self.gw0.size) * 4, macs=self.macs,
-                    expected=expected)
-        x, gy, gw0 = c.array("x", self.x.astype(I8)), c.array("gy", self.gy.astype(F32)), c.array("gw0", self.gw0)
-        ch, aq = c._name("ch"), c._name("aq")
-        c.decls.append(f"static const tt_channels {ch} = {{{self.x.size}, {self.k}, NULL, {self.x.size}}};")
-        c.decls.append(f"static const tt_act_quant {aq} = {{{float(F32(self.x_scale)).hex()}f, {self.x_zp}}};")
-        c.pre = f"memcpy(tt_out, {gw0}, {self.gw0.size * 4});"
-        args = f"{self.gy.size}, &{ch}, {x}, &{aq}, {gy}, {self.accumulate}, (float *)tt_out"
-        c.ref = f"tt_{self.kind}_s8({args});"
-        if variant:
-            c.var = f"tt_{self.kind}_s8_{variant}({args});"
-        return c
+        def args(c):
+            x, gy = c.array("x", self.x.astype(I8)), c.array("gy", self.gy.astype(F32))
+            ch, aq = c._name("ch"), c._name("aq")
+            c.decls.append(f"static const tt_channels {ch} = {{{self.x.size}, {self.k}, NULL, {self.x.size}}};")
+            c.decls.append(f"static const tt_act_quant {aq} = {{{float(F32(self.x_scale)).hex()}f, {self.x_zp}}};")
+            return f"{self.gy.size}, &{ch}, {x}, &{aq}, {gy}, {self.accumulate}, (float *)tt_out"
+        return _float_case(self.kind, self.name, variant, expected, self.macs, self.gw0, args)
 
 
 @dataclass
@@ -160,8 +167,7 @@ class FcUpdate:
         return buf
 
     def run_host(self, lib, variant) -> np.ndarray:
-        fn = getattr(lib, f"tt_{self.kind}_s8" + (f"_{variant}" if variant else ""))
-        off, total = self.layout()
+        fn = _host_fn(lib, self.kind, variant)
         w = ck.carray(self.w, I8).copy()
         state = {n: (None if getattr(self, n) is None else ck.carray(getattr(self, n), d).copy())
                  for n, d in (("momentum", F32), ("shadow", F32), ("residual", I8))}

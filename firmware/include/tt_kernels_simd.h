@@ -328,6 +328,28 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
  * (scalar FPU). _mve grad_weight runs a row in scalar where Helium's flushed denormals
  * could change a float (fully_connected_backward_s8_mve.c). No scratch. */
 #define TT_FC_CHUNK 64
+/* A fully connected layer as a 1x1 convolution of one pixel, the shape its input-gradient
+ * variants hand to conv2d's: tt_fc_as_conv(&c, in, out) fills c and returns &c.s. (A struct
+ * tag, not a typedef: the typedef structs of these headers are the parameter structs whose
+ * sizes tinytrain.cgen.kernels reads.) */
+struct tt_fc_conv {
+    tt_dims in, out;
+    tt_geom g;
+    tt_conv_shape s;
+};
+static inline const tt_conv_shape *tt_fc_as_conv(struct tt_fc_conv *c, int32_t in_features, int32_t out_features)
+{
+    const tt_dims in = {1, 1, in_features}, out = {1, 1, out_features};
+    const tt_geom g = {1, 1, 0, 0, 1, 1};
+    c->in = in;
+    c->out = out;
+    c->g = g;
+    c->s.in = &c->in;
+    c->s.out = &c->out;
+    c->s.kh = c->s.kw = 1;
+    c->s.g = &c->g;
+    return &c->s;
+}
 /* xf[i] = (float)(x[i] - zp), i < n: exact (|x - zp| <= 255). */
 static inline void tt_fc_inputs_f32(const int8_t *x, int32_t zp, int32_t n, float *xf)
 {

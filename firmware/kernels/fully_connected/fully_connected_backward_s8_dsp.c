@@ -23,10 +23,8 @@ void tt_fully_connected_grad_input_s8_dsp(int32_t in_features, int32_t out_featu
                                           const tt_weight_quant *wq, int32_t accumulate,
                                           float *grad_x)
 {
-    const tt_dims in = {1, 1, in_features}, out = {1, 1, out_features};
-    const tt_geom g = {1, 1, 0, 0, 1, 1};
-    const tt_conv_shape s = {&in, &out, 1, 1, &g};
-    tt_conv2d_grad_input_s8_dsp(&s, grad_y, w, wq, accumulate, grad_x);
+    struct tt_fc_conv c;
+    tt_conv2d_grad_input_s8_dsp(tt_fc_as_conv(&c, in_features, out_features), grad_y, w, wq, accumulate, grad_x);
 }
 
 void tt_fully_connected_grad_weight_s8_dsp(int32_t out_features, const tt_channels *ch,

@@ -25,10 +25,8 @@ void tt_fully_connected_grad_input_s8_mve(int32_t in_features, int32_t out_featu
                                           const tt_weight_quant *wq, int32_t accumulate,
                                           float *grad_x)
 {
-    const tt_dims in = {1, 1, in_features}, out = {1, 1, out_features};
-    const tt_geom g = {1, 1, 0, 0, 1, 1};
-    const tt_conv_shape s = {&in, &out, 1, 1, &g};
-    tt_conv2d_grad_input_s8_mve(&s, grad_y, w, wq, accumulate, grad_x);
+    struct tt_fc_conv c;
+    tt_conv2d_grad_input_s8_mve(tt_fc_as_conv(&c, in_features, out_features), grad_y, w, wq, accumulate, grad_x);
 }
 
 /* The biased exponent of f (0: zero or denormal, 255: infinity or NaN). */
