@@ -178,6 +178,18 @@ def test_dsp_variants_in_a_training_step_on_the_host_equal_the_reference_build(t
         np.testing.assert_array_equal(params[name], value, err_msg=name)
 
 
+@pytest.mark.parametrize("board,gi,update", [("native", "", ""), ("mps2-an386", "_dsp", "_dsp"),
+                                             ("mps3-an547", "_mve", "_dsp")])
+def test_training_steps_call_the_boards_fully_connected_backward_variants(tmp_path, board, gi, update):
+    """The fully connected input gradient and fused update of an int8 training step: the
+    board's variant (the update has no Helium one: the M55 runs its _dsp variant)."""
+    m = tinytrain.compile(int8_graph("residual"), scheme=scheme_file(tmp_path), board=board)
+    fns = m.emission.em.functions
+    assert f"tt_fully_connected_grad_input_s8{gi}" in fns and f"tt_fully_connected_update_weight_s8{update}" in fns
+    assert sum(f.startswith("tt_fully_connected_grad_input_s8") for f in fns) == 1      # that one alone
+    assert sum(f.startswith("tt_fully_connected_update_weight_s8") for f in fns) == 1
+
+
 def test_the_host_refuses_helium_kernels_with_a_clear_error():
     """A model compiled for the Cortex-M55 calls _mve kernels, which only exist there."""
     from tinytrain.errors import TinyTrainError

@@ -1,4 +1,5 @@
-/* tt_kernels_simd.h - optimised int8 kernels (the forward ones, and the conv2d input gradient): variants of the reference kernels
+/* tt_kernels_simd.h - optimised int8 kernels (the forward ones, the conv2d / depthwise input
+ * gradients, the fully connected backward): variants of the reference kernels
  * of tt_kernels.h for the Cortex-M DSP extension (`_dsp`: Cortex-M4/M7/M33/M55) and for
  * Helium MVE (`_mve`: Cortex-M55). Each variant gives the very same bytes as its reference
  * kernel (tests/test_kernels_simd.py checks it on the host and under QEMU).
