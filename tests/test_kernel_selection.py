@@ -25,6 +25,8 @@ from tinytrain.refops import run_graph
 
 import ckernels as ck
 import test_kernels_simd
+import test_kernels_add_simd
+import test_kernels_update_simd
 from conftest import ROOT
 from graphs import MODELS, int8_graph, int8_inputs, scheme_file
 
@@ -45,6 +47,8 @@ def test_every_variant_kernel_is_tested_against_the_reference():
               for v in vs}
     # the float Helium variants: the cases of tests/f16_cases.py (run by tests/test_fp16_mve.py)
     tested |= set(re.findall(r"\b(tt_\w+_f(?:16|32)_mve)\(", (ROOT / "tests" / "f16_cases.py").read_text()))
+    # the weight-gradient / fused-update variants: tests/test_kernels_update_simd.py
+    tested |= test_kernels_update_simd.TESTED | test_kernels_add_simd.TESTED
     assert variant_functions() == tested
 
 

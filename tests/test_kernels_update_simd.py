@@ -19,6 +19,9 @@ import ckernels as ck
 import kernel_harness as kh
 import update_cases as uc
 
+# the variants these tests check (tests/test_kernel_selection.py: every variant is tested)
+TESTED = {f"tt_{op}_{what}_weight_s8_{v}" for op, vs in (("conv2d", ("dsp", "mve")), ("depthwise_conv2d", ("dsp",)))
+          for what in ("grad", "update") for v in vs}
 NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
 
 

@@ -23,6 +23,7 @@
 #include "tt_fixedpoint.h"
 #include "tt_simd.h"
 #include "tt_train_kernels.h"
+#include "tt_kernels.h"       /* tt_add_params */
 #include <string.h>
 
 /* ---- requantisation ---------------------------------------------------------------------
@@ -432,6 +433,13 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_weight_quant *wq, const int8_t *x,
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch);
+#endif
+
+/* ---- add (equal shapes) -------------------------------------------------------------------
+ * tt_add_s8_mve: tt_add_s8's arguments and bytes, four elements per step in int32 lanes
+ * (the reference's integer steps; add_s8_mve.c). */
+#if defined(__ARM_FEATURE_MVE)
+void tt_add_s8_mve(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
 #endif
 
 /* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----
