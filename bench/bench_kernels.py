@@ -8,8 +8,10 @@ Counted the project's way: bare-metal programs under QEMU -icount shift=10, SysT
 variant's output equals the reference kernel's byte for byte and the reference's equals the
 numpy reference. MACs are counted the same way for every kernel: every tap of every output,
 padded taps included (conv: out_h*out_w*cout*kh*kw*cin; depthwise: out_h*out_w*c*kh*kw;
-fully connected: in*out; fused pointwise+depthwise: both parts); the requantisation row
-counts outputs instead. Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
+fully connected: in*out; fused pointwise+depthwise: both parts; the fused weight-gradient
++ update rows: every tap of every output over the trained channels, tests/update_cases.py);
+the requantisation row counts outputs instead, the add row (Cortex-M55 only: tt_add_s8_mve)
+elements. Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
 """
 import argparse
 import sys
@@ -23,6 +25,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import kernel_harness as kh  # noqa: E402
 import simd_cases as sc  # noqa: E402
+import test_kernels_add_simd as add_cases  # noqa: E402
+import update_cases as uc  # noqa: E402
 from tinytrain.report import format_table  # noqa: E402
 
 VARIANT = {"mps2-an386": "dsp", "mps3-an547": "mve"}
@@ -61,15 +65,42 @@ def layers(seed=0):
                                               name="dy 16x16x16 -> dx 16 ch, 3x3")),
         ("grad-input dw 3x3", sc.grad_input_case(rng, 16, 16, 48, None, (3, 3), (1, 1), "same", zeros=0.5,
                                                  name="16x16x48, s1")),
+        # the fused weight gradient + QAS update (stochastic rounding, the default), as the
+        # reference models' trained 1x1 layers: MACs over the trained channels
+        ("update 1x1 8x8", uc.make(rng, "conv2d", "update", 8, 8, 32, 192, zeros=0.5, name="8x8x32 -> 192, k 32")),
+        ("update 1x1 4x4", uc.make(rng, "conv2d", "update", 4, 4, 192, 56, trained=48, zeros=0.5,
+                                   name="4x4x192 -> 56, k 48 of 192")),
+        ("update dw 3x3", uc.make(rng, "depthwise_conv2d", "update", 8, 8, 192, None, (3, 3), (1, 1), "same",
+                                  trained=42, zeros=0.5, name="8x8x192, k 42")),
     ]
+
+
+# variants a row's kernel has where the board's own does not exist (the depthwise update's
+# _dsp serves the Cortex-M55; add has only a Helium variant)
+VARIANT_OF = {("depthwise_conv2d_update_weight", "mve"): "dsp", ("add", "dsp"): None}
+
+
+def add_row(rng):
+    """The elementwise add of MbV2's first residual (32x32x8), per element."""
+    c = add_cases.case(rng, 32 * 32 * 8, add_cases.params(rng), "32x32x8")
+    return c
 
 
 def measure(board: str):
     variant = VARIANT[board]
     items = layers()
-    results = kh.run_cases(board, [layer.case(variant) for _, layer in items])
+    cases = [layer.case(VARIANT_OF.get((layer.kind, variant), variant)) for _, layer in items]
+    if variant == "mve":
+        items.append(("add", None))
+        cases.append(add_row(np.random.default_rng(1)))
+    results = kh.run_cases(board, cases)
     rows = []
     for (label, layer), r in zip(items, results):
+        if layer is None:   # the add row
+            rows.append([label, "add 32x32x8", f"{r.macs:,} elements", f"{r.ref_instr:,}",
+                         f"{r.ref_instr / r.macs:.2f}", f"{r.var_instr:,}", f"{r.var_instr / r.macs:.2f}",
+                         f"{r.ref_instr / r.var_instr:.1f}x", "yes" if r.ok and r.identical else "NO", "", ""])
+            continue
         unit = "output" if layer.kind == "requantize" else "MAC"
         ok = r.identical and r.ref_expected is not False and r.guards_ok
         rows.append([label, f"{layer.kind} {layer.name.split(' relu')[0].split(' none')[0]}",

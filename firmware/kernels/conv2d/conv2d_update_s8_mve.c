@@ -15,8 +15,9 @@
  * in [2^-103, 2^100] (and, accumulating, every element of grad_w is 0 or in [2^-103,
  * FLT_MAX]), every product d * (x - zp) and every running sum is a multiple of 2^-126,
  * hence 0 or normal (tt_kernels_simd.h, tt_grad_input_vector_safe, has the argument): the
- * vector sums are the scalar ones. An output channel with a d outside that range takes the
- * scalar arrangement (tt_conv2d_wgrad_channel_scalar, the reference's floats on any FPU). */
+ * vector sums are the scalar ones. From a chunk with a d outside that range on, an output
+ * channel takes the scalar rows (tt_wgrad_tap_scalar, the reference's floats on any FPU);
+ * accumulating into a grad_w with an element outside it, the whole call does. */
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
 #include "tt_kernels_simd.h"
