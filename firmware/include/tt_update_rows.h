@@ -40,8 +40,7 @@ static inline int32_t tt_floor_small(float step)
 }
 
 /* The reference's g -> step of element e (tt_qas_rule), v the value weight decay reads, mom
- * the momentum buffer (u->momentum, read once per run: the int8 stores of the run may alias
- * anything, so the compiler would reload it per element). */
+ * the momentum buffer (u->momentum). */
 static inline float tt_qas_step(float grad, float s, float v, const tt_hparams *hp, float *mom, int32_t e)
 {
     float g = grad / s;
@@ -66,7 +65,6 @@ static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t 
                                         int32_t e0, int32_t estride)
 {
     const float lim = 4194304.0f;   /* 2^22 */
-    float *const mom = u->momentum;
     int32_t t, e = e0;
     if (u->mode == TT_UPDATE_STOCHASTIC) {
         const uint32_t gstep = (uint32_t)estride * TT_RNG_GAMMA;
@@ -74,7 +72,7 @@ static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t 
         for (t = 0; t < n; ++t, e += estride, ctr += gstep) {
             int8_t *wp = w + (widx ? widx[t] : t * wstride);
             const int32_t q = *wp;
-            const float step = tt_qas_step(grad[t], s, (float)q, hp, mom, e);
+            const float step = tt_qas_step(grad[t], s, (float)q, hp, u->momentum, e);
             const float r = (float)(tt_rng_hash(ctr) >> 8) * 0x1p-24f;
             if (step > -lim && step < lim) {
                 const int32_t whole = tt_floor_small(step);
@@ -93,7 +91,7 @@ static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t 
         for (t = 0; t < n; ++t, e += estride) {
             int8_t *wp = w + (widx ? widx[t] : t * wstride);
             const int32_t q = *wp;
-            const float step = tt_qas_step(grad[t], s, (float)q, hp, mom, e);
+            const float step = tt_qas_step(grad[t], s, (float)q, hp, u->momentum, e);
             if (step > -lim && step < lim) {
                 const int32_t whole = tt_floor_small(step);
                 const float frac = step - (float)whole;

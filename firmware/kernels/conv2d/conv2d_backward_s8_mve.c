@@ -5,8 +5,8 @@
  * reference's products in the reference's order), with the row's elements in vector
  * lanes: sixteen per pass in four float32x4 registers; per listed output channel four
  * VLDRB.S32 (four int8 weights widened to int32), four VCVT, four VMUL by d (IEEE single
- * rounding per lane, as the scalar code) and four VADD. The last 1-15 elements go four at
- * a time, the last group tail-predicated.
+ * rounding per lane, as the scalar code) and four VADD. Then eight more if there are, and
+ * the last 1-7 four at a time, the last group tail-predicated.
  *
  * Helium flushes denormals, the scalar FPU does not: where one could arise the call runs
  * the reference (tt_grad_input_vector_safe, tt_kernels_simd.h). */
@@ -37,7 +37,19 @@ static void row_mve(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap)
         vst1q_f32(gx + i + 8, a2);
         vst1q_f32(gx + i + 12, a3);
     }
-    for (; i < cin; i += 4) {
+    if (i + 8 <= cin) {     /* eight more, unpredicated */
+        float32x4_t a0 = vld1q_f32(gx + i), a1 = vld1q_f32(gx + i + 4);
+        for (j = 0; j < n; ++j) {
+            const int8_t *wp = l->w[j] + tap + i;
+            const float d = l->d[j];
+            a0 = vaddq_f32(a0, vmulq_n_f32(vcvtq_f32_s32(vldrbq_s32(wp)), d));
+            a1 = vaddq_f32(a1, vmulq_n_f32(vcvtq_f32_s32(vldrbq_s32(wp + 4)), d));
+        }
+        vst1q_f32(gx + i, a0);
+        vst1q_f32(gx + i + 4, a1);
+        i += 8;
+    }
+    for (; i < cin; i += 4) {   /* 1-7 more, four at a time, the last group predicated */
         const mve_pred16_t p = vctp32q((uint32_t)(cin - i));
         float32x4_t a = vldrwq_z_f32(gx + i, p);
         for (j = 0; j < n; ++j) {
