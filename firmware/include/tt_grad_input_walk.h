@@ -25,11 +25,18 @@ typedef struct {
     int32_t n;
 } tt_gi_list;
 
+/* The walk and the rows are inlined into each other (a call per tap would cost ~2%). */
+#if defined(__GNUC__)
+#define TT_GI_INLINE static inline __attribute__((always_inline))
+#else
+#define TT_GI_INLINE static inline
+#endif
+
 /* gx[i] += sum over the list (in order) of d * (float)w[tap + i], i < cin. */
 typedef void (*tt_gi_row_fn)(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap);
 
 /* The whole input gradient through `row` (inlined where the caller passes its own). */
-static inline void tt_conv2d_grad_input_walk(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
+TT_GI_INLINE void tt_conv2d_grad_input_walk(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                              const tt_weight_quant *wq, int32_t accumulate, float *grad_x,
                                              tt_gi_row_fn row)
 {

@@ -7,7 +7,7 @@
 #include "tt_kernels_simd.h"
 #include "tt_grad_input_walk.h"
 
-static void row_dsp(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap)
+TT_GI_INLINE void row_dsp(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap)
 {
     const int32_t n = l->n;
     int32_t i, j;

@@ -17,7 +17,7 @@
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
 
-static void row_mve(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap)
+TT_GI_INLINE void row_mve(float *gx, int32_t cin, const tt_gi_list *l, int32_t tap)
 {
     const int32_t n = l->n;
     int32_t i, j;
