@@ -8,10 +8,13 @@ Counted the project's way: bare-metal programs under QEMU -icount shift=10, SysT
 variant's output equals the reference kernel's byte for byte and the reference's equals the
 numpy reference. MACs are counted the same way for every kernel: every tap of every output,
 padded taps included (conv: out_h*out_w*cout*kh*kw*cin; depthwise: out_h*out_w*c*kh*kw;
-fully connected: in*out; fused pointwise+depthwise: both parts; a weight update: one per
-weight); the requantisation row counts outputs instead. A kernel without a Helium variant
-(the fully connected weight update) runs its _dsp variant on the Cortex-M55, as a compiled
-model does. Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
+fully connected: in*out; fused pointwise+depthwise: both parts; a fully connected weight
+update: one per weight; the fused weight-gradient + update rows of conv2d / depthwise: every
+tap of every output over the trained channels, tests/update_cases.py); the requantisation
+row counts outputs instead, the add row (Cortex-M55 only: tt_add_s8_mve) elements. A kernel
+without a Helium variant (the fully connected and depthwise weight updates) runs its _dsp
+variant on the Cortex-M55, as a compiled model does.
+Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
 """
 import argparse
 import sys
@@ -27,6 +30,8 @@ import fc_backward_cases as fcb  # noqa: E402
 import kernel_harness as kh  # noqa: E402
 import simd_cases as sc  # noqa: E402
 from kernel_variants import VARIANTS  # noqa: E402
+import test_kernels_add_simd as add_cases  # noqa: E402
+import update_cases as uc  # noqa: E402
 from tinytrain.report import format_table  # noqa: E402
 
 VARIANT = {"mps2-an386": "dsp", "mps3-an547": "mve"}
@@ -65,6 +70,13 @@ def layers(seed=0):
                                               name="dy 16x16x16 -> dx 16 ch, 3x3")),
         ("grad-input dw 3x3", sc.grad_input_case(rng, 16, 16, 48, None, (3, 3), (1, 1), "same", zeros=0.5,
                                                  name="16x16x48, s1")),
+        # the fused weight gradient + QAS update (stochastic rounding, the default), as the
+        # reference models' trained 1x1 layers: MACs over the trained channels
+        ("update 1x1 8x8", uc.make(rng, "conv2d", "update", 8, 8, 32, 192, zeros=0.5, name="8x8x32 -> 192, k 32")),
+        ("update 1x1 4x4", uc.make(rng, "conv2d", "update", 4, 4, 192, 56, trained=48, zeros=0.5,
+                                   name="4x4x192 -> 56, k 48 of 192")),
+        ("update dw 3x3", uc.make(rng, "depthwise_conv2d", "update", 8, 8, 192, None, (3, 3), (1, 1), "same",
+                                  trained=42, zeros=0.5, name="8x8x192, k 42")),
         # the fully connected backward of an int8 classifier on MCUNet's 160 features, 100
         # classes (the float gradients must fit the AN547's RAM twice): gradients (MACs: in *
         # out) and the fused QAS update (MACs: one product per weight), no momentum
@@ -77,6 +89,11 @@ def layers(seed=0):
     ]
 
 
+def add_row(rng):
+    """The elementwise add of MbV2's first residual (32x32x8), per element."""
+    return add_cases.case(rng, 32 * 32 * 8, add_cases.params(rng), "32x32x8")
+
+
 def board_variant(board: str, kind: str) -> str:
     """The board's variant of a kernel: its own (_dsp / _mve), or the _dsp one where a
     kernel has no Helium variant (the Cortex-M55 runs it, as a compiled model does)."""
@@ -86,9 +103,19 @@ def board_variant(board: str, kind: str) -> str:
 
 def measure(board: str):
     items = layers()
-    results = kh.run_cases(board, [layer.case(board_variant(board, layer.kind)) for _, layer in items])
+    variant = VARIANT[board]
+    cases = [layer.case(board_variant(board, layer.kind)) for _, layer in items]
+    if variant == "mve":   # add has only a Helium variant
+        items.append(("add", None))
+        cases.append(add_row(np.random.default_rng(1)))
+    results = kh.run_cases(board, cases)
     rows = []
     for (label, layer), r in zip(items, results):
+        if layer is None:   # the add row
+            rows.append([label, "add 32x32x8", f"{r.macs:,} elements", f"{r.ref_instr:,}",
+                         f"{r.ref_instr / r.macs:.2f}", f"{r.var_instr:,}", f"{r.var_instr / r.macs:.2f}",
+                         f"{r.ref_instr / r.var_instr:.1f}x", "yes" if r.ok and r.identical else "NO", "", ""])
+            continue
         unit = "output" if layer.kind == "requantize" else "MAC"
         ok = r.identical and r.ref_expected is not False and r.guards_ok
         v = board_variant(board, layer.kind)

@@ -147,6 +147,7 @@ def grad_input_layers(seed=0):
             G(2, 2, 1, 3, (3, 3), (1, 1), "same"),
             G(7, 5, 11, 40, (1, 1), (2, 2), (1, 0, 0, 1), accumulate=1),   # 1x1 strided, padded
             G(3, 7, 9, 33, zeros=0.8),                                       # 1x1, sparse, 2 blocks
+            G(3, 3, 37, 9), G(2, 3, 48, 20, accumulate=1),                  # Helium rows: 16s + tail
             # depthwise: groups of eight channels and the last group of 1-7, strides, 5x5 and
             # 7x7, a kernel beyond the variants' 49 taps, denormals
             G(6, 6, 16, None, (3, 3), (1, 1), "same"), G(7, 5, 13, None, (3, 3), (2, 2), "same", accumulate=1),

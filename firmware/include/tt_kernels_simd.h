@@ -24,6 +24,7 @@
 #include "tt_fixedpoint.h"
 #include "tt_simd.h"
 #include "tt_train_kernels.h"
+#include "tt_kernels.h"       /* tt_add_params */
 #include <string.h>
 
 /* ---- requantisation ---------------------------------------------------------------------
@@ -462,6 +463,43 @@ void tt_depthwise_conv2d_grad_input_s8_dsp(const tt_conv_shape *s, const float *
 #if defined(__ARM_FEATURE_MVE)
 void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *grad_y, const int8_t *w,
                                            const tt_weight_quant *wq, int32_t accumulate, float *grad_x);
+#endif
+
+/* ---- conv2d / depthwise weight gradients and fused QAS updates (training, int8 graphs) ----
+ * tt_conv2d_grad_weight_s8_dsp / _mve, tt_conv2d_update_weight_s8_dsp / _mve,
+ * tt_depthwise_conv2d_grad_weight_s8_dsp, tt_depthwise_conv2d_update_weight_s8_dsp: the
+ * reference's arguments (scratch included), floats and bytes in every update mode
+ * (tt_update_rows.h has the arrangement: pixel lists, the rule with its mode decided once
+ * per run). The depthwise ones also serve the Cortex-M55 (a small share of a step). */
+void tt_conv2d_grad_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
+                                  const tt_act_quant *xq, const float *grad_y, int32_t accumulate,
+                                  float *grad_w);
+void tt_conv2d_update_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch, int8_t *w,
+                                    const tt_weight_quant *wq, const int8_t *x,
+                                    const tt_act_quant *xq, const float *grad_y, const tt_update *u,
+                                    float *scratch);
+void tt_depthwise_conv2d_grad_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch,
+                                            const int8_t *x, const tt_act_quant *xq,
+                                            const float *grad_y, int32_t accumulate, float *grad_w);
+void tt_depthwise_conv2d_update_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch,
+                                              int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+                                              const tt_act_quant *xq, const float *grad_y,
+                                              const tt_update *u, float *scratch);
+#if defined(__ARM_FEATURE_MVE)
+void tt_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
+                                  const tt_act_quant *xq, const float *grad_y, int32_t accumulate,
+                                  float *grad_w);
+void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch, int8_t *w,
+                                    const tt_weight_quant *wq, const int8_t *x,
+                                    const tt_act_quant *xq, const float *grad_y, const tt_update *u,
+                                    float *scratch);
+#endif
+
+/* ---- add (equal shapes) -------------------------------------------------------------------
+ * tt_add_s8_mve: tt_add_s8's arguments and bytes, four elements per step in int32 lanes
+ * (the reference's integer steps; add_s8_mve.c). */
+#if defined(__ARM_FEATURE_MVE)
+void tt_add_s8_mve(const int8_t *a, const int8_t *b, int32_t n, const tt_add_params *p, int8_t *y);
 #endif
 
 /* ---- pointwise_depthwise_conv2d (1x1 conv fused with the depthwise conv reading it) -----

@@ -47,6 +47,7 @@ class Add(BinaryOp):
     keras_layers = ("Add",)
     keras_inputs = None                 # two or more: a chain of adds
     keras_ops = ("Add",)
+    s8_variants = {"mve": True}         # tt_add_s8_mve: the reference's arguments and bytes
 
     def check(self, g, op):
         super().check(g, op)

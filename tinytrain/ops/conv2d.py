@@ -186,7 +186,9 @@ class Conv2D(WeightedOp):
         w, ch, u = t.weight_update(op, b, self.out_channels(g, op) * kh * kw)
         x, scratch = t.saved_x(b, op), t.view(b.scratch)
         if t.quantized:
-            return [em.call(em.kernel("tt_conv2d_update_weight_s8"), shape, ch, w, t.weight_quant(op), x,
+            # the variants take the reference's arguments (its scratch) and give its bytes
+            fn = em.kernel("tt_conv2d_update_weight_s8", allowed={"dsp": True, "mve": True})
+            return [em.call(fn, shape, ch, w, t.weight_quant(op), x,
                             t.act_quant(op.inputs[0]), gy, u, scratch)]
         if t.half:
             return [em.call(self.kernel_f16(em, op, "tt_conv2d_update_weight_f16"), shape, ch, w, x, gy, u,

@@ -83,6 +83,7 @@ class BinaryOp(OpUnit):
     tflite_inputs = 2
     keras_inputs = 2
     fused_activation = True           # a fused relu/relu6 (TFLite's ADD/SUB/MUL options)
+    s8_variants = None                # variants of the equal-shape int8 kernel (em.kernel's allowed)
 
     # --- graph facts -----------------------------------------------------------------------
     def check(self, g, op):
@@ -168,7 +169,8 @@ class BinaryOp(OpUnit):
             [ACT_CODES[self.activation(op)]] if self.fused_activation else [])
         if self.broadcasts(g, op):
             return [em.call(em.kernel(f"tt_{self.type}_bcast_{t}"), a, b, self.bcast(em, op), *extra, out)]
-        return [em.call(em.kernel(f"tt_{self.type}_{t}"), a, b, y.size, *extra, out)]
+        allowed = self.s8_variants if t == "s8" else None
+        return [em.call(em.kernel(f"tt_{self.type}_{t}", allowed), a, b, y.size, *extra, out)]
 
     # --- import ----------------------------------------------------------------------------------
     def output_shape(self, g, op):

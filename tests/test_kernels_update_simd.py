@@ -1,0 +1,103 @@
+"""The weight-gradient and fused-update variants of conv2d and depthwise_conv2d
+(firmware/kernels/<op>/<op>_update_s8_dsp.c, _mve.c) give the reference kernels' floats and
+bytes: the updated int8 weights, the momentum buffer, the shadow / residual state and the
+PRNG state after the call, or the weight gradient (accumulating or not). In every update
+mode (nearest, stochastic with its seeded counter-based draws, residual, shadow, and
+"float" on an integer parameter), with momentum and weight decay, per-channel and
+per-tensor scales, trained channel counts that are no multiple of 4, 8 or 16 (the vector
+tails), trained-channel indices and saved channel copies, 1x1 and general windows (padding,
+stride, dilation), more output pixels than one list chunk (64), steps beyond the int32 path
+(2^22) and gradients whose products would be subnormal (the Helium variant's guard):
+  - on the host: the _dsp variants against the reference kernels (ctypes);
+  - under QEMU: _dsp on mps2-an386 (Cortex-M4), _mve and _dsp on mps3-an547 (Cortex-M55), in
+    one program per board (tests/kernel_harness.py), where the device's reference must also
+    equal the host's reference."""
+import numpy as np
+import pytest
+
+import ckernels as ck
+import kernel_harness as kh
+import update_cases as uc
+from kernel_variants import VARIANTS
+
+# the variants these tests check (tests/test_kernel_selection.py: every variant is tested)
+NEEDS_ARM = pytest.mark.skipif(not kh.have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
+
+
+def cases(seed=0):
+    rng = np.random.default_rng(seed)
+    C = lambda *a, **k: uc.make(rng, "conv2d", "update", *a, **k)        # noqa: E731
+    D = lambda *a, **k: uc.make(rng, "depthwise_conv2d", "update", *a, **k)  # noqa: E731
+    out = []
+    # 1x1, every mode, trained channel counts reaching each vector tail (16, 8, 4, 1-3)
+    for kt in (1, 3, 4, 5, 7, 8, 12, 13, 16, 21, 29, 32):
+        out.append(C(4, 4, 32, 6, trained=kt, mode=uc.MODES[kt % len(uc.MODES)]))
+    for mode in uc.MODES:
+        out.append(C(5, 3, 19, 5, mode=mode))
+        out.append(C(4, 4, 24, 3, trained=7, index=True, mode=mode, momentum=0.9, weight_decay=1e-3))
+        out.append(C(3, 4, 40, 4, trained=11, index=True, saved=True, mode=mode, per_channel=False))
+        out.append(D(5, 5, 13, None, (3, 3), (1, 1), "same", mode=mode))
+        out.append(D(6, 6, 24, None, (3, 3), (2, 2), "same", trained=7, index=True, saved=True, mode=mode,
+                     momentum=0.9, weight_decay=1e-3))
+    out += [
+        C(9, 9, 20, 4, mode="stochastic", zeros=0.1),                         # 81 pixels: two chunks
+        C(12, 11, 6, 3, (3, 3), (1, 1), "same", mode="nearest"),              # general windows
+        C(9, 8, 10, 5, (3, 3), (2, 2), "same", mode="stochastic", momentum=0.5),
+        C(9, 9, 5, 2, (3, 3), (1, 1), "same", (2, 2), mode="residual"),
+        C(6, 5, 17, 3, (2, 3), (2, 1), "valid", mode="shadow"),
+        C(5, 5, 3, 2, (3, 3), (1, 1), (2, 0, 1, 2), mode="stochastic", zp=-128),
+        C(4, 4, 16, 4, mode="stochastic", lr=3e5),                            # |step| >= 2^22
+        C(4, 4, 16, 4, mode="nearest", lr=3e5),
+        C(4, 4, 18, 4, mode="stochastic", tiny=True),                         # subnormal products
+        C(4, 4, 16, 4, mode="nearest", zeros=1.0),                            # all gradients zero
+        D(9, 9, 8, None, (3, 3), (1, 1), "same", mode="stochastic", zeros=0.1),
+        D(7, 7, 5, None, (5, 5), (2, 2), "same", (1, 1), mode="nearest", lr=3e5),
+        D(5, 6, 6, None, (3, 2), (1, 2), (2, 0, 1, 1), mode="stochastic", tiny=True),
+    ]
+    G = lambda op, *a, **k: uc.make(rng, op, "grad", *a, **k)             # noqa: E731
+    out += [
+        G("conv2d", 4, 4, 32, 5, trained=21),
+        G("conv2d", 9, 9, 12, 3, trained=7, index=True, accumulate=1),
+        G("conv2d", 7, 7, 6, 3, (3, 3), (2, 2), "same", accumulate=1),
+        G("conv2d", 4, 4, 18, 4, tiny=True, accumulate=1),
+        G("conv2d", 4, 4, 9, 2, tiny=True),
+        G("depthwise_conv2d", 6, 6, 11, None, (3, 3), (1, 1), "same"),
+        G("depthwise_conv2d", 6, 6, 12, None, (3, 3), (2, 2), "same", trained=5, index=True, saved=True,
+          accumulate=1),
+    ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return ck.load_kernels(pattern="*.c", build_dir=tmp_path_factory.mktemp("ck_update"))
+
+
+def bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.int32) if a.dtype == np.float32 else a
+
+
+@pytest.mark.parametrize("i", range(len(cases())))
+def test_update_dsp_host(lib, i):
+    c = cases()[i]
+    want, got = c.run_host(lib, None), c.run_host(lib, "dsp")
+    if c.what == "update":   # not degenerate: the call changed weights (unless nothing to learn)
+        assert (want["w"] != c.w.astype(np.int8).reshape(want["w"].shape)).any() or not np.abs(c.gy).max() > 1e-20
+    for name in want:
+        np.testing.assert_array_equal(bits(got[name]), bits(want[name]), err_msg=f"{c.name}: {name}")
+
+
+@NEEDS_ARM
+@pytest.mark.parametrize("board,variants", [("mps2-an386", ("dsp",)), ("mps3-an547", ("mve", "dsp"))])
+def test_update_variants_bit_exact_under_qemu(board, variants, lib, tmp_path):
+    qc = []
+    for v in variants:
+        for c in cases(seed=1):
+            if v not in VARIANTS[f"{c.op}_{c.what}_weight"]:
+                continue          # no Helium variant: the Cortex-M55 runs the _dsp one
+            qc.append(c.case(v, expected=c.run_host(lib, None)))
+    results = kh.run_cases(board, qc, build_dir=tmp_path)
+    bad = [r for r in results if not r.ok or r.identical is not True or r.ref_expected is not True]
+    assert not bad, "\n".join(f"{r.name}: identical={r.identical} ref==host={r.ref_expected} "
+                              f"guards={r.guards_ok}" for r in bad)
