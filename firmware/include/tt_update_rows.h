@@ -4,12 +4,7 @@
  *
  * 1. tt_qas_update_run_s8: tt_qas_rule over a run of elements with the update mode decided
  *    once per run instead of once per element. Stochastic and nearest rounding (the
- *    default modes) take an int32 path wherever |step| < 2^22: floor(step) is then the
- *    truncated integer, one lower when that exceeds step (exact: such a float is an integer
- *    or has a fraction the int32 conversion drops), frac = step - floor(step) is the
- *    reference's exact subtraction, and q - floor(step) fits an int32, so the int64
- *    arithmetic and the split of tt_whole_to_s64 (which exist for |step| up to 2^40) are not
- *    needed; the draws of tt_rng_uniform are made from a Weyl counter advanced by one gamma
+ *    default modes) take tt_update_fast.h's int32 path wherever |step| < 2^20; the draws of tt_rng_uniform are made from a Weyl counter advanced by one gamma
  *    per element (the same numbers: element e draws hash(state + (e + 1) * gamma)). Any
  *    other step (NaN, huge), and the shadow and residual modes, take tt_qas_rule itself.
  *    The float operations before the rounding (g = grad / s, weight decay, momentum, lr)
@@ -28,43 +23,18 @@
 #include <stdint.h>
 #include "tt_train_kernels.h"
 #include "tt_update_rules.h"
+#include "tt_update_fast.h"
 #include "tt_simd.h"
 
 /* ---- 1. the update rule over a run ------------------------------------------------------ */
 
-/* (int32)floor(step) for |step| < 2^22 (the caller checks), exactly. */
-static inline int32_t tt_floor_small(float step)
-{
-    int32_t t = (int32_t)step;             /* toward zero */
-    return (float)t > step ? t - 1 : t;
-}
-
-/* The reference's g -> step of element e (tt_qas_rule), v the value weight decay reads, mom
- * the momentum buffer (u->momentum). */
-static inline float tt_qas_step(float grad, float s, float v, const tt_hparams *hp, float *mom, int32_t e)
-{
-    float g = grad / s;
-    g = g + hp->weight_decay * v;
-    if (mom) {
-        float *m = &mom[e];
-        *m = hp->momentum * *m + g;
-        g = *m;
-    }
-    return hp->lr * g;
-}
-
-static inline int32_t tt_sat_s8q(int32_t m)
-{
-    return m < TT_QAS_S8_MIN ? TT_QAS_S8_MIN : (m > TT_QAS_S8_MAX ? TT_QAS_S8_MAX : m);
-}
-
 /* Update n int8 weights: element t is w[widx ? widx[t] : t * wstride], its gradient grad[t]
- * (real units), its update element e0 + t * estride, its QAS scale s. */
+ * (real units), its update element e0 + t * estride, its QAS scale s. The roundings are
+ * tt_update_fast.h's (the reference's bits without floorf / int64 where |step| < 2^20). */
 static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t wstride, const float *grad,
                                         int32_t n, float s, const tt_hparams *hp, const tt_update *u,
                                         int32_t e0, int32_t estride)
 {
-    const float lim = 4194304.0f;   /* 2^22 */
     int32_t t, e = e0;
     if (u->mode == TT_UPDATE_STOCHASTIC) {
         const uint32_t gstep = (uint32_t)estride * TT_RNG_GAMMA;
@@ -72,15 +42,10 @@ static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t 
         for (t = 0; t < n; ++t, e += estride, ctr += gstep) {
             int8_t *wp = w + (widx ? widx[t] : t * wstride);
             const int32_t q = *wp;
-            const float step = tt_qas_step(grad[t], s, (float)q, hp, u->momentum, e);
+            const float step = tt_qas_step_of((float)q, grad[t], s, hp->lr, hp->momentum, hp->weight_decay,
+                                              u->momentum ? &u->momentum[e] : 0);
             const float r = (float)(tt_rng_hash(ctr) >> 8) * 0x1p-24f;
-            if (step > -lim && step < lim) {
-                const int32_t whole = tt_floor_small(step);
-                const float frac = step - (float)whole;
-                *wp = (int8_t)tt_sat_s8q(q - whole - (frac > r ? 1 : 0));
-            } else {
-                *wp = (int8_t)tt_qas_round_stochastic(q, step, r, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
-            }
+            *wp = (int8_t)tt_qas_round_stochastic_fast(q, step, r, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
         }
     } else if (u->mode == TT_UPDATE_SHADOW || u->mode == TT_UPDATE_RESIDUAL) {
         for (t = 0; t < n; ++t, e += estride) {
@@ -91,16 +56,9 @@ static inline void tt_qas_update_run_s8(int8_t *w, const int32_t *widx, int32_t 
         for (t = 0; t < n; ++t, e += estride) {
             int8_t *wp = w + (widx ? widx[t] : t * wstride);
             const int32_t q = *wp;
-            const float step = tt_qas_step(grad[t], s, (float)q, hp, u->momentum, e);
-            if (step > -lim && step < lim) {
-                const int32_t whole = tt_floor_small(step);
-                const float frac = step - (float)whole;
-                int32_t m = q - whole;         /* q - step = m - frac */
-                if (frac > 0.5f || (frac == 0.5f && m < 1)) m -= 1;
-                *wp = (int8_t)tt_sat_s8q(m);
-            } else {
-                *wp = (int8_t)tt_qas_round_exact(q, step, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
-            }
+            const float step = tt_qas_step_of((float)q, grad[t], s, hp->lr, hp->momentum, hp->weight_decay,
+                                              u->momentum ? &u->momentum[e] : 0);
+            *wp = (int8_t)tt_qas_round_exact_fast(q, step, TT_QAS_S8_MIN, TT_QAS_S8_MAX);
         }
     }
 }
