@@ -86,12 +86,13 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     name = f"conv {h}x{w}x{cin}->{k}x{k}->{cout} s{stride} p{pad} d{dil}"
     cases = []
 
-    fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs)
+    fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs,
+               scratch_bytes=f16.conv2d_mve_scratch_bytes(k, k, cin, cout))
     y = f16.conv2d_mve(x, wt, b, st, pd, dl, "relu", (oh, ow))
     fwd.expected = _out_bytes(y)
     args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, "
             f"{k}, {k}, {fwd.geom(st, pd, dl)}, 1, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
-    fwd.ref, fwd.var = f"tt_conv2d_f16_mve({args});", f"tt_conv2d_f16({args});"
+    fwd.ref, fwd.var = f"tt_conv2d_f16_mve({args}, tt_scratch);", f"tt_conv2d_f16({args});"
     cases.append(fwd)
 
     gin = Case(f"{name} grad input", out_bytes=h * w * cin * 2, macs=macs)
@@ -150,11 +151,12 @@ def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):
     from tinytrain.cgen.kernels import kernel_index
     have = kernel_index().has
     out = []
-    c = Case(f"{name} forward f32", out_bytes=oh * ow * cout * 4, macs=macs)
+    c = Case(f"{name} forward f32", out_bytes=oh * ow * cout * 4, macs=macs,
+             scratch_bytes=4 * k * k * cin * min(-(-cout // 4) * 4, 16))
     args = (f"{_float(c, 'x', xf)}, {c.dims((h, w, cin))}, {_float(c, 'w', wf)}, {_float(c, 'b', bf)}, {k}, {k}, "
             f"{c.geom(st, pd, dl)}, 1, (float *)tt_out, {c.dims((oh, ow, cout))}")
     c.ref = f"tt_conv2d_f32({args});"
-    c.var = f"tt_conv2d_f32_mve({args});" if have("tt_conv2d_f32_mve") else None
+    c.var = f"tt_conv2d_f32_mve({args}, tt_scratch);" if have("tt_conv2d_f32_mve") else None
     out.append(c)
     c = Case(f"{name} grad input f32", out_bytes=h * w * cin * 4, macs=macs)
     shape = _shape(c, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)

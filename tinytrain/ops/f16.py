@@ -281,42 +281,31 @@ def _fma_runs(acc, xs, ws, valid=None):
     return acc
 
 
+CONV_MVE_BLOCK = 4 * LANES      # output channels per pass of tt_conv2d_f16_mve (tt_conv2d_mve_body.h)
+
+
+def conv2d_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
+    """tt_conv2d_f16_mve's scratch: one block of output channels' weights, tap-major (halves)."""
+    block = min(-(-cout // LANES) * LANES, CONV_MVE_BLOCK)
+    return 2 * kh * kw * cin * block
+
+
 @_ieee
 def conv2d_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
-    """tt_conv2d_f16_mve: per output 8 half lanes; per kernel row the contiguous run of valid
-    taps (dilation 1; else one run per tap) x[ih][iw..][:] against w[o][ky][kx..][:]."""
+    """tt_conv2d_f16_mve: output channels in the lanes, in half: acc = bias, then fma of
+    x * w over the taps inside the input in (ky, kx, i) order, then the activation (as the
+    depthwise kernel: no rounding after)."""
     x, w = np.asarray(x, F16), np.asarray(w, F16)
     oh_n, ow_n = out_hw
     cout, kh, kw, cin = w.shape
-    H, W = x.shape[:2]
-    y = np.zeros((oh_n, ow_n, cout), F16)
-    # the runs of an output column: ((kx, ...), ...) of taps inside the input
-    col_runs = {}
-    for ow in range(ow_n):
-        iw0 = ow * stride[1] - pad[2]
-        taps = [kx for kx in range(kw) if 0 <= iw0 + kx * dil[1] < W]
-        runs = (tuple(taps),) if dil[1] == 1 and taps else tuple((t,) for t in taps)
-        col_runs.setdefault(runs, []).append(ow)
-    row_taps = {}
-    for oh in range(oh_n):
-        ih0 = oh * stride[0] - pad[0]
-        rows = tuple(ky for ky in range(kh) if 0 <= ih0 + ky * dil[0] < H)
-        row_taps.setdefault(rows, []).append(oh)
-    b = np.zeros(cout, F32) if bias is None else f32(bias)
-    for rows, ohs in row_taps.items():
-        ohs = np.array(ohs)
-        for runs, ows in col_runs.items():
-            ows = np.array(ows)
-            acc = np.zeros((len(ohs), len(ows), cout, LANES), F16)
-            for ky in rows:
-                ih = ohs * stride[0] - pad[0] + ky * dil[0]
-                for run in runs:
-                    iws = [ows * stride[1] - pad[2] + kx * dil[1] for kx in run]
-                    xs = np.concatenate([x[ih][:, iw] for iw in iws], axis=-1)        # (nh, nw, L)
-                    ws = np.concatenate([w[:, ky, kx] for kx in run], axis=-1)         # (cout, L)
-                    acc = _fma_runs(acc, xs[:, :, None, :], ws[None, None])
-            y[np.ix_(ohs, ows)] = activate(_lanes_sum(b, acc), act)
-    return y
+    acc = np.zeros((oh_n, ow_n, cout), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
+    for ky, iy, vy in _axis_taps(oh_n, x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(ow_n, x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]                                   # (OH, OW, Cin)
+            for i in range(cin):
+                acc = np.where(valid, fma16(xs[..., i:i + 1], w[:, ky, kx, i], acc), acc)
+    return _act(acc, act).astype(F16)
 
 
 def _grad_store(acc16: np.ndarray) -> np.ndarray:
