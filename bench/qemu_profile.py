@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _IN = re.compile(r"^IN: ?(\S*)")
-_INSN = re.compile(r"^0x([0-9a-f]+):")
-_EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\] (\S*)")
+_INSN = re.compile(r"^0x([0-9a-f]+):\s+([0-9a-f]{4})?")
+_BYTES = re.compile(r"\.byte\s+0x([0-9a-f]+),\s*0x([0-9a-f]+)\s*$")
+_EXEC = re.compile(r"^Trace \d+: (0x[0-9a-f]+) \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\] (\S*)")
 
 
 @contextmanager
@@ -26,7 +27,7 @@ def logging_qemu(log: Path):
     orig = emulator.qemu_command
 
     def cmd(*a, **k):
-        return orig(*a, **k) + ["-d", "in_asm,exec,nochain", "-D", str(log)]
+        return without_icount(orig(*a, **k)) + ["-d", "in_asm,exec,nochain", "-D", str(log)]
     emulator.qemu_command = cmd
     try:
         yield
@@ -34,31 +35,65 @@ def logging_qemu(log: Path):
         emulator.qemu_command = orig
 
 
+def without_icount(cmd: list[str]) -> list[str]:
+    """-icount ends translation blocks early when its budget runs out (the same address then
+    has blocks of several lengths): the profile runs without it (the count is the same)."""
+    out, skip = [], False
+    for a in cmd:
+        if skip:
+            skip = False
+            continue
+        if a == "-icount":
+            skip = True
+            continue
+        out.append(a)
+    return out
+
+
 def per_function(log: Path) -> dict[str, int]:
-    """{symbol: instructions executed} from a log written under logging_qemu."""
-    size: dict[int, int] = {}
+    """{symbol: instructions executed} from a log written under logging_qemu. A guest address
+    may be translated more than once with different lengths (icount ends blocks early), so
+    each translation is bound to the host block of the first execution that follows it."""
+    pending: dict[int, int] = {}          # guest pc -> length of its latest translation
+    size: dict[str, int] = {}             # host block -> guest instructions
     counts: collections.Counter = collections.Counter()
-    cur_pc, cur_n = None, 0
+    sym_of: dict[str, str] = {}
+    cur_pc, cur_n, half_of_32 = None, 0, False
+
+    def close():
+        if cur_pc is not None:
+            pending[cur_pc] = cur_n
     with open(log, errors="replace") as f:
         for line in f:
             if line.startswith("Trace"):
                 m = _EXEC.match(line)
                 if m:
-                    counts[(int(m.group(1), 16), m.group(2))] += 1
+                    ptr, pc = m.group(1), int(m.group(2), 16)
+                    if cur_pc is not None:
+                        close()
+                        cur_pc, cur_n = None, 0
+                    if pc in pending:
+                        size[ptr] = pending.pop(pc)
+                    counts[ptr] += 1
+                    sym_of[ptr] = m.group(3) or f"0x{pc:x}"
                 continue
             if line.startswith("IN:"):
-                if cur_pc is not None:
-                    size[cur_pc] = cur_n
+                close()
                 cur_pc, cur_n = None, 0
                 continue
             m = _INSN.match(line)
             if m:
                 if cur_pc is None:
                     cur_pc = int(m.group(1), 16)
+                if half_of_32:          # the second halfword of an instruction QEMU's
+                    half_of_32 = False  # disassembler printed as two .byte lines (MVE)
+                    continue
+                b = _BYTES.search(line)
+                if b:
+                    hw = int(b.group(2), 16) << 8 | int(b.group(1), 16)
+                    half_of_32 = (hw >> 11) in (0b11101, 0b11110, 0b11111)
                 cur_n += 1
-    if cur_pc is not None:
-        size[cur_pc] = cur_n
     out: collections.Counter = collections.Counter()
-    for (pc, sym), n in counts.items():
-        out[sym or f"0x{pc:x}"] += n * size.get(pc, 0)
+    for ptr, n in counts.items():
+        out[sym_of[ptr]] += n * size.get(ptr, 0)
     return dict(out)
