@@ -136,64 +136,69 @@ static int32_t source(int32_t i, int32_t t, int32_t stride, int32_t pad, int32_t
     return num / stride < n_out ? num / stride : -1;
 }
 
-static void conv_grad_input(const tt_conv_shape *s, const TT_T *grad_y, const TT_T *w, int32_t accumulate,
-                            TT_T *grad_x)
+/* Input element (ih, iw), channels i .. i + left (at most four vectors): a function of its
+ * own, so that its loop over the output channels keeps every pointer in a register. */
+static __attribute__((noinline)) void gi_pixel(const tt_conv_shape *s, const TT_T *grad_y, const TT_T *w,
+                                               int32_t ih, int32_t iw, int32_t i, int32_t accumulate, TT_T *gx)
 {
     const tt_dims *in = s->in, *out = s->out;
     const tt_geom *g = s->g;
-    const int32_t kh = s->kh, kw = s->kw, cin = in->c, wstride = kh * kw * cin;
-    int32_t ih, iw, i, ky, kx, o;
-    for (ih = 0; ih < in->h; ++ih) {
-        for (iw = 0; iw < in->w; ++iw) {
-            TT_T *gx = grad_x + (ih * in->w + iw) * cin;
-            for (i = 0; i < cin; i += TT_BLOCK) {          /* four vectors of channels */
-                const int32_t left = cin - i;
-                const mve_pred16_t p0 = TT_CTP((uint32_t)left);
-                const mve_pred16_t p1 = TT_CTP((uint32_t)(left > TT_LANES ? left - TT_LANES : 0));
-                const mve_pred16_t p2 = TT_CTP((uint32_t)(left > 2 * TT_LANES ? left - 2 * TT_LANES : 0));
-                const mve_pred16_t p3 = TT_CTP((uint32_t)(left > 3 * TT_LANES ? left - 3 * TT_LANES : 0));
-                TT_V a0 = TT_DUP(0), a1 = a0, a2 = a0, a3 = a0;
-                for (ky = 0; ky < kh; ++ky) {
-                    const int32_t oh = source(ih, ky, g->stride_h, g->pad_top, g->dil_h, out->h);
-                    if (oh < 0) continue;
-                    for (kx = 0; kx < kw; ++kx) {
-                        const int32_t ow = source(iw, kx, g->stride_w, g->pad_left, g->dil_w, out->w);
-                        const TT_T *gy, *wp;
-                        if (ow < 0) continue;
-                        gy = grad_y + (oh * out->w + ow) * out->c;
-                        wp = w + (ky * kw + kx) * cin + i;
-                        if (left >= TT_BLOCK) {
-                            for (o = 0; o < out->c; ++o, wp += wstride) {
-                                const TT_S d = TT_LDS(gy + o);
-                                a0 = TT_FMAN(a0, TT_LD(wp), d);
-                                a1 = TT_FMAN(a1, TT_LD(wp + TT_LANES), d);
-                                a2 = TT_FMAN(a2, TT_LD(wp + 2 * TT_LANES), d);
-                                a3 = TT_FMAN(a3, TT_LD(wp + 3 * TT_LANES), d);
-                            }
-                            continue;
-                        }
-                        for (o = 0; o < out->c; ++o, wp += wstride) {
-                            const TT_S d = TT_LDS(gy + o);
-                            a0 = TT_FMAN(a0, TT_LDZ(wp, p0), d);
-                            if (left > TT_LANES) a1 = TT_FMAN(a1, TT_LDZ(wp + TT_LANES, p1), d);
-                            if (left > 2 * TT_LANES) a2 = TT_FMAN(a2, TT_LDZ(wp + 2 * TT_LANES, p2), d);
-                            if (left > 3 * TT_LANES) a3 = TT_FMAN(a3, TT_LDZ(wp + 3 * TT_LANES, p3), d);
-                        }
-                    }
+    const int32_t kh = s->kh, kw = s->kw, cin = in->c, wstride = kh * kw * cin, left = cin - i;
+    const mve_pred16_t p0 = TT_CTP((uint32_t)left);
+    const mve_pred16_t p1 = TT_CTP((uint32_t)(left > TT_LANES ? left - TT_LANES : 0));
+    const mve_pred16_t p2 = TT_CTP((uint32_t)(left > 2 * TT_LANES ? left - 2 * TT_LANES : 0));
+    const mve_pred16_t p3 = TT_CTP((uint32_t)(left > 3 * TT_LANES ? left - 3 * TT_LANES : 0));
+    TT_V a0 = TT_DUP(0), a1 = a0, a2 = a0, a3 = a0;
+    int32_t ky, kx, o;
+    for (ky = 0; ky < kh; ++ky) {
+        const int32_t oh = source(ih, ky, g->stride_h, g->pad_top, g->dil_h, out->h);
+        if (oh < 0) continue;
+        for (kx = 0; kx < kw; ++kx) {
+            const int32_t ow = source(iw, kx, g->stride_w, g->pad_left, g->dil_w, out->w);
+            const TT_T *gy, *wp;
+            if (ow < 0) continue;
+            gy = grad_y + (oh * out->w + ow) * out->c;
+            wp = w + (ky * kw + kx) * cin + i;
+            if (left >= TT_BLOCK) {
+                for (o = 0; o < out->c; ++o, wp += wstride) {
+                    const TT_S d = TT_LDS(gy + o);
+                    a0 = TT_FMAN(a0, TT_LD(wp), d);
+                    a1 = TT_FMAN(a1, TT_LD(wp + TT_LANES), d);
+                    a2 = TT_FMAN(a2, TT_LD(wp + 2 * TT_LANES), d);
+                    a3 = TT_FMAN(a3, TT_LD(wp + 3 * TT_LANES), d);
                 }
-                if (accumulate) {
-                    a0 = TT_ADD(TT_LDZ(gx + i, p0), a0);
-                    a1 = TT_ADD(TT_LDZ(gx + i + TT_LANES, p1), a1);
-                    a2 = TT_ADD(TT_LDZ(gx + i + 2 * TT_LANES, p2), a2);
-                    a3 = TT_ADD(TT_LDZ(gx + i + 3 * TT_LANES, p3), a3);
-                }
-                TT_STP(gx + i, a0, p0);
-                TT_STP(gx + i + TT_LANES, a1, p1);
-                TT_STP(gx + i + 2 * TT_LANES, a2, p2);
-                TT_STP(gx + i + 3 * TT_LANES, a3, p3);
+                continue;
+            }
+            for (o = 0; o < out->c; ++o, wp += wstride) {
+                const TT_S d = TT_LDS(gy + o);
+                a0 = TT_FMAN(a0, TT_LDZ(wp, p0), d);
+                if (left > TT_LANES) a1 = TT_FMAN(a1, TT_LDZ(wp + TT_LANES, p1), d);
+                if (left > 2 * TT_LANES) a2 = TT_FMAN(a2, TT_LDZ(wp + 2 * TT_LANES, p2), d);
+                if (left > 3 * TT_LANES) a3 = TT_FMAN(a3, TT_LDZ(wp + 3 * TT_LANES, p3), d);
             }
         }
     }
+    if (accumulate) {
+        a0 = TT_ADD(TT_LDZ(gx, p0), a0);
+        a1 = TT_ADD(TT_LDZ(gx + TT_LANES, p1), a1);
+        a2 = TT_ADD(TT_LDZ(gx + 2 * TT_LANES, p2), a2);
+        a3 = TT_ADD(TT_LDZ(gx + 3 * TT_LANES, p3), a3);
+    }
+    TT_STP(gx, a0, p0);
+    TT_STP(gx + TT_LANES, a1, p1);
+    TT_STP(gx + 2 * TT_LANES, a2, p2);
+    TT_STP(gx + 3 * TT_LANES, a3, p3);
+}
+
+static void conv_grad_input(const tt_conv_shape *s, const TT_T *grad_y, const TT_T *w, int32_t accumulate,
+                            TT_T *grad_x)
+{
+    const tt_dims *in = s->in;
+    int32_t ih, iw, i;
+    for (ih = 0; ih < in->h; ++ih)
+        for (iw = 0; iw < in->w; ++iw)
+            for (i = 0; i < in->c; i += TT_BLOCK)          /* four vectors of channels */
+                gi_pixel(s, grad_y, w, ih, iw, i, accumulate, grad_x + (ih * in->w + iw) * in->c + i);
 }
 
 /* [lo, hi): the outputs o along one axis whose tap t lies inside the input. */
