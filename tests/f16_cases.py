@@ -179,7 +179,7 @@ def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):
     return out
 
 
-def fc_cases(n_in, n_out, seed=0, acc=0):
+def fc_cases(n_in, n_out, seed=0, acc=0, rule=None):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_in).astype(F16)
     wt = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(F16)
@@ -199,10 +199,31 @@ def fc_cases(n_in, n_out, seed=0, acc=0):
     args = f"{n_in}, {n_out}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
     gin.ref = f"tt_fully_connected_grad_input_f16_mve({args});"
     gin.var = f"tt_fully_connected_grad_input_f16({args});"
-    return [fwd, gin]
+    return [fwd, gin, _fc_update(name, x, wt, gy, rule or {})]
 
 
-def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu"):
+def _fc_update(name, x, wt, gy, rule, lr=0.01):
+    """The fused update (Helium: the portable kernel's bits, so ref and var must agree)."""
+    n_out, n_in = wt.shape
+    upd = Case(f"{name} update", out_bytes=wt.size * 2, macs=wt.size)
+    gw = f16.fully_connected_grad_weight(x, gy, n_in)
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m))
+    ch = upd._name("ch")
+    upd.decls.append('#include "tt_train_kernels.h"')
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {n_in}, .k = {n_in}, .index = NULL, "
+                     f".x_channels = {n_in} }};")
+    w0 = _half(upd, "w0", wt)
+    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0))
+    args = f"{n_out}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}"
+    upd.ref = f"tt_fully_connected_update_weight_f16_mve({args});"
+    upd.var = f"tt_fully_connected_update_weight_f16({args});"
+    return upd
+
+
+def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu", rule=None):
     """(forward, grad input) Cases of a depthwise layer: the Helium kernel against its model."""
     rng = np.random.default_rng(seed)
     oh, ow = conv_geometry(h, w, c, c, k, stride, pad, dil)
@@ -228,4 +249,35 @@ def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="re
     args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
     gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
     gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
-    return [fwd, gin]
+    rule = rule or {}
+    upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=oh * ow * c * k * k,
+               scratch_bytes=4 * k * k)
+    gw = f16.depthwise_grad_weight_mve(x, gy, k, k, st, pd, dl, c)
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, 0.01, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m))
+    shape = _shape(upd, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
+    ch = upd._name("ch")
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {c}, .k = {c}, .index = NULL, "
+                     f".x_channels = {c} }};")
+    w0 = _half(upd, "w0", wt)
+    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
+    u = _update(upd, 0.01, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0))
+    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
+    upd.ref = f"tt_depthwise_conv2d_update_weight_f16_mve({args});"
+    upd.var = f"tt_depthwise_conv2d_update_weight_f16({args});"
+    return [fwd, gin, upd]
+
+
+def fc_update_edges(seed=0):
+    """The fused fully connected update on operands the vector rule must leave to the scalar
+    one: zeros of both signs, subnormal inputs, weights whose update ends subnormal, near
+    65504 or overflows; and a zero / subnormal output gradient."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out = 40, 4
+    x = rng.standard_normal(n_in).astype(F16)
+    x[[0, 1, 9, 17]] = np.array([0.0, -0.0, 3e-6, -5e-7], F16)         # zeros, subnormals
+    wt = (rng.standard_normal((n_out, n_in)) * 0.5).astype(F16)
+    wt[0, 24:32] = np.array([6e-5, -6.2e-5, 1e-7, 0.0, -0.0, 6.1e-5, 65500, -65400], F16)
+    gy = np.array([0.5, 0.0, 2e-7, -3.0], F16)                           # zero and subnormal gy
+    return _fc_update("fc edges", x, wt, gy, {}, lr=0.01)

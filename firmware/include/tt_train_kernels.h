@@ -614,6 +614,11 @@ void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16
 void tt_fully_connected_grad_input_f16_mve(int32_t in_features, int32_t out_features,
                                            const tt_f16 *grad_y, const tt_f16 *w,
                                            int32_t accumulate, tt_f16 *grad_x);
+void tt_depthwise_conv2d_update_weight_f16_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                               tt_f16 *w, const tt_f16 *x, const tt_f16 *grad_y,
+                                               const tt_update *u, float *scratch);
+void tt_fully_connected_update_weight_f16_mve(int32_t out_features, const tt_channels *ch, tt_f16 *w,
+                                              const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u);
 void tt_conv2d_grad_input_f32_mve(const tt_conv_shape *s, const float *grad_y, const float *w,
                                   int32_t accumulate, float *grad_x);
 void tt_conv2d_update_weight_f32_mve(const tt_conv_shape *s, const tt_channels *ch, float *w,

@@ -391,3 +391,22 @@ def depthwise_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
             valid = (vy[:, None] & vx[None, :])[..., None]
             acc = np.where(valid, fma16(gy[oy][:, ox], w[ky, kx], acc), acc)
     return _grad_store(acc)
+
+
+@_ieee
+def depthwise_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """tt_depthwise_conv2d_update_weight_f16_mve's gradient (kh, kw, k): per channel and tap,
+    the half sum over the output pixels (row-major) of gy * x by fma; as float32 (exact)."""
+    x, gy = np.asarray(x, F16)[..., :k], np.asarray(gy, F16)[..., :k]
+    acc = np.zeros((kh, kw, k), F16)
+    ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
+    for oh in range(gy.shape[0]):
+        ys = oh * stride[0] - pad[0] + ih
+        vy = (ys >= 0) & (ys < x.shape[0])
+        for ow in range(gy.shape[1]):
+            xs = ow * stride[1] - pad[2] + iw
+            vx = (xs >= 0) & (xs < x.shape[1])
+            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, fma16(gy[oh, ow], patch, acc), acc)
+    return acc.astype(F32)

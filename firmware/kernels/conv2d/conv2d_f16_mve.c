@@ -21,6 +21,7 @@
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
 #include <arm_mve.h>
+#include "tt_update_f16_mve.h"
 
 /* The vector update converts half <-> float32 with integer operations (VMOVLB/T widen the
  * even / odd halves, VMOVNB/T narrow back; the exponent rebias and round-to-nearest-even by
@@ -64,26 +65,8 @@ static inline uint32x4_t narrow(float32x4_t v)  /* zero or a normal half: rounde
                      vpselq_u32(vdupq_n_u32(0u), r, vcmpeqq_n_u32(a, 0u)));
 }
 
-/* The plain rule (fp16 weights, no momentum, no weight decay: the usual case), lighter: a
- * normal half h is (h & 0x7FFF) << 13 read as a float32 (a normal float32, 2^-112 times its
- * value) times 2^112, and back the other way; the loss scale's inverse folds into that factor.
- * Only the operands (subnormal, inf, NaN) and the result (not zero and not a normal half) are
- * checked; a float32 subnormal cannot occur with lr and the scale in the ranges asked for. */
-static inline float32x4_t half_raw(int32x4_t s)  /* s: the half sign-extended to 32 bits */
-{
-    const uint32x4_t u = vreinterpretq_u32_s32(s);
-    return vreinterpretq_f32_u32(vorrq_u32(vandq_u32(u, vdupq_n_u32(0x80000000u)),
-                                           vandq_u32(vshlq_n_u32(u, 13), vdupq_n_u32(0x0FFFE000u))));
-}
-
-static inline uint32x4_t raw_half(float32x4_t v)  /* v * 2^-112: zero or a normal half's range */
-{
-    const uint32x4_t b = vreinterpretq_u32_f32(vmulq_n_f32(v, 0x1p-112f));
-    const uint32x4_t r = vshrq_n_u32(vaddq_u32(b, vaddq_u32(vdupq_n_u32(0x0FFFu), vandq_u32(vshrq_n_u32(b, 13),
-                                                                                     vdupq_n_u32(1u)))), 13);
-    return vorrq_u32(r, vandq_u32(vshrq_n_u32(b, 16), vdupq_n_u32(0x8000u)));
-}
-
+/* The plain rule (fp16 weights, no momentum, no weight decay: the usual case), lighter
+ * (tt_update_f16_mve.h); 0 when the update asks for more (sgd_block's general loop). */
 static int sgd_plain(tt_f16 *w, const float16_t *gw, int32_t n, const tt_hparams *hp, const tt_update *u,
                      int32_t e0)
 {
@@ -91,32 +74,17 @@ static int sgd_plain(tt_f16 *w, const float16_t *gw, int32_t n, const tt_hparams
     const float inv = 1.0f / ls->scale, lr = hp->lr;
     const float kg = inv * 0x1p112f;
     int32_t i = 0, j;
-    if (u->momentum || u->shadow || hp->weight_decay != 0.0f || !(inv >= 0x1p-20f && inv <= 0x1p8f)
-        || !(lr >= 0x1p-40f && lr <= 0x1p8f))
-        return 0;
+    if (!tt_sgd_plain_ok(hp, u)) return 0;
     for (; i + 8 <= n; i += 8) {
         const uint16x8_t g16 = vld1q_u16((const uint16_t *)(gw + i));
         const uint16x8_t w16 = vld1q_u16((const uint16_t *)(w + i));
         const uint16x8_t ag = vandq_u16(g16, vdupq_n_u16(0x7FFFu)), aw = vandq_u16(w16, vdupq_n_u16(0x7FFFu));
-        float32x4_t wb, wt;
-        uint32x4_t ab, at;
-        uint16x8_t r = vdupq_n_u16(0);
         if (ls->dynamic && ls->overflow) return 1;
         /* inf / NaN: max >= 0x7C00; subnormal: a - 1 < 0x3FF (a zero wraps to 0xFFFF) */
-        if (vcmpcsq_n_u16(vmaxq_u16(ag, aw), 0x7C00u) != 0
-            || vcmpcsq_n_u16(vminq_u16(vsubq_n_u16(ag, 1u), vsubq_n_u16(aw, 1u)), 0x3FFu) != 0xFFFF) goto scalar;
-        wb = vsubq_f32(vmulq_n_f32(half_raw(vmovlbq_s16(vreinterpretq_s16_u16(w16))), 0x1p112f),
-                       vmulq_n_f32(vmulq_n_f32(half_raw(vmovlbq_s16(vreinterpretq_s16_u16(g16))), kg), lr));
-        wt = vsubq_f32(vmulq_n_f32(half_raw(vmovltq_s16(vreinterpretq_s16_u16(w16))), 0x1p112f),
-                       vmulq_n_f32(vmulq_n_f32(half_raw(vmovltq_s16(vreinterpretq_s16_u16(g16))), kg), lr));
-        /* a normal half or zero: |v| < 65504 and (v == 0 or |v| >= 2^-14) */
-        ab = vandq_u32(vreinterpretq_u32_f32(wb), vdupq_n_u32(0x7FFFFFFFu));
-        at = vandq_u32(vreinterpretq_u32_f32(wt), vdupq_n_u32(0x7FFFFFFFu));
-        if (vcmpcsq_n_u32(vmaxq_u32(ab, at), 0x477FE000u) != 0
-            || vcmpcsq_n_u32(vminq_u32(vsubq_n_u32(ab, 1u), vsubq_n_u32(at, 1u)), 0x387FFFFFu) != 0xFFFF) goto scalar;
-        r = vmovnbq_u32(r, raw_half(wb));
-        r = vmovntq_u32(r, raw_half(wt));
-        vst1q_u16((uint16_t *)(w + i), r);
+        if (tt_odd_halves_f16(ag, aw)) goto scalar;
+        if (!tt_sgd_plain8_f16(w + i, w16, vmulq_n_f32(tt_half_raw_f16(vmovlbq_s16(vreinterpretq_s16_u16(g16))), kg),
+                               vmulq_n_f32(tt_half_raw_f16(vmovltq_s16(vreinterpretq_s16_u16(g16))), kg), lr))
+            goto scalar;
         continue;
     scalar:
         for (j = i; j < i + 8; ++j) w[j] = tt_sgd_rule_f16(w[j], (float)gw[j], hp, u, e0 + j);
