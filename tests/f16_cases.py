@@ -281,3 +281,30 @@ def fc_update_edges(seed=0):
     wt[0, 24:32] = np.array([6e-5, -6.2e-5, 1e-7, 0.0, -0.0, 6.1e-5, 65500, -65400], F16)
     gy = np.array([0.5, 0.0, 2e-7, -3.0], F16)                           # zero and subnormal gy
     return _fc_update("fc edges", x, wt, gy, {}, lr=0.01)
+
+
+def mask_cases(n=37, seed=0):
+    """The relu / relu6 masks and their use, Helium (ref) against the portable kernels (var):
+    identical bytes, on zeros of both signs, subnormals, 6, inf, NaN and a tail."""
+    rng = np.random.default_rng(seed)
+    y = (4 * rng.standard_normal(n)).astype(F16)
+    y[:8] = np.array([0.0, -0.0, 3e-6, -3e-6, 6.0, np.inf, -np.inf, np.nan], F16)
+    cases = []
+    for act in ("relu", "relu6"):
+        c = Case(f"mask {act} n{n}", out_bytes=(n + 7) // 8)
+        c.decls.append('#include "tt_train_kernels.h"')
+        args = f"{_half(c, 'y', y)}, {n}, (uint8_t *)tt_out"
+        c.ref, c.var = f"tt_mask_{act}_f16_mve({args});", f"tt_mask_{act}_f16({args});"
+        cases.append(c)
+    g = rng.standard_normal(n).astype(F16)
+    m = rng.integers(0, 256, (n + 7) // 8).astype(np.uint8)
+    m[0] = 0xFF
+    m[-1] &= (1 << (n % 8 or 8)) - 1
+    c = Case(f"mask apply n{n}", out_bytes=2 * n)
+    c.decls.append('#include "tt_train_kernels.h"')
+    mask = c.array("mask", m.view(np.int8))
+    c.pre = f"memcpy(tt_out, {_half(c, 'g', g)}, {2 * n});"
+    args = f"(tt_f16 *)tt_out, {n}, (const uint8_t *){mask}"
+    c.ref, c.var = f"tt_mask_apply_f16_mve({args});", f"tt_mask_apply_f16({args});"
+    cases.append(c)
+    return cases

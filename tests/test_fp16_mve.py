@@ -26,11 +26,13 @@ def test_helium_f16_kernels_equal_their_numpy_model(tmp_path):
     cases += f16_cases.fc_cases(64, 10, seed=6)
     cases += f16_cases.fc_cases(21, 7, seed=7, acc=1, rule=dict(scale=64.0))          # a tail of 5
     cases += [f16_cases.fc_update_edges()]
+    same = f16_cases.mask_cases(37) + f16_cases.mask_cases(16, seed=1)      # the portable kernels' bits
     exact = f16_cases.exact_f32_cases(6, 7, 20, 6, seed=8) + f16_cases.exact_f32_cases(5, 5, 3, 5, stride=2, seed=9) \
         + f16_cases.exact_f32_cases(7, 6, 5, 9, pad=2, dil=2, seed=10)
-    results = run_cases("mps3-an547", cases + exact, tmp_path, kernels=f16_cases.kernels())
-    for r in results[len(cases):]:     # the FP32 Helium baseline: identical where all is exact
+    results = run_cases("mps3-an547", cases + exact + same, tmp_path, kernels=f16_cases.kernels())
+    for r in results[len(cases):]:     # the FP32 Helium baseline where all is exact; the masks
         assert r.identical, r.name
+        assert r.guards_ok, r.name
     for r in results[:len(cases)]:
         assert r.ref_expected, r.name
         if r.name.startswith("fc") and r.name.endswith("update"):     # the portable kernel's bits

@@ -579,6 +579,10 @@ void tt_strided_slice_grad_input_f32(const float *grad_y, const tt_dims *out, co
 void tt_mask_relu_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
 void tt_mask_relu6_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
 void tt_mask_apply_f16(tt_f16 *grad, int32_t n, const uint8_t *mask);
+/* Their Helium variants (train_f16_mve.c: the same bits). */
+void tt_mask_relu_f16_mve(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_relu6_f16_mve(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_apply_f16_mve(tt_f16 *grad, int32_t n, const uint8_t *mask);
 void tt_save_channels_f16(const tt_channels *ch, int32_t pixels, const tt_f16 *x, tt_f16 *dst);
 void tt_bias_update_f16(const tt_dims *out, tt_f16 *b, const tt_f16 *grad_y, const tt_update *u);
 /* The fp32 master copy of a half weight's trained elements (compact layout; ch NULL: a
