@@ -308,3 +308,25 @@ def mask_cases(n=37, seed=0):
     c.ref, c.var = f"tt_mask_apply_f16_mve({args});", f"tt_mask_apply_f16({args});"
     cases.append(c)
     return cases
+
+
+def maxpool_cases(h=7, w=6, c=13, k=2, stride=2, seed=0, act=1):
+    """Max pooling forward and backward, Helium (ref) against the portable kernels (var):
+    identical bytes, with ties, zeros of both signs, a NaN, uncovered edge rows and a tail."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (h, w, c)).astype(F16)          # many ties
+    x[0, 0, :4] = np.array([-0.0, np.nan, 3e-6, -np.inf], F16)
+    x[0, 1, :4] = np.array([0.0, 1.0, 3e-6, -np.inf], F16)
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    gy = rng.standard_normal((oh, ow, c)).astype(F16)
+    st, pd, dl = (stride, stride), (0, 0, 0, 0), (1, 1)
+    fwd = Case(f"max pool {h}x{w}x{c} k{k} s{stride} act{act}", out_bytes=oh * ow * c * 2)
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd, dl)}, {act}, "
+            f"(tt_f16 *)tt_out, {fwd.dims((oh, ow, c))}")
+    fwd.ref, fwd.var = f"tt_max_pool2d_f16_mve({args});", f"tt_max_pool2d_f16({args});"
+    bwd = Case(f"max pool {h}x{w}x{c} k{k} s{stride} grad input", out_bytes=h * w * c * 2)
+    shape = _shape(bwd, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
+    bwd.pre = f"memset(tt_out, 0x5A, {h * w * c * 2});"
+    args = f"{shape}, {_half(bwd, 'x', x)}, {_half(bwd, 'gy', gy)}, 0, (tt_f16 *)tt_out"
+    bwd.ref, bwd.var = f"tt_max_pool2d_grad_input_f16_mve({args});", f"tt_max_pool2d_grad_input_f16({args});"
+    return [fwd, bwd]

@@ -27,6 +27,7 @@ def test_helium_f16_kernels_equal_their_numpy_model(tmp_path):
     cases += f16_cases.fc_cases(21, 7, seed=7, acc=1, rule=dict(scale=64.0))          # a tail of 5
     cases += [f16_cases.fc_update_edges()]
     same = f16_cases.mask_cases(37) + f16_cases.mask_cases(16, seed=1)      # the portable kernels' bits
+    same += f16_cases.maxpool_cases() + f16_cases.maxpool_cases(10, 5, 32, k=5, stride=5, seed=2, act=2)
     exact = f16_cases.exact_f32_cases(6, 7, 20, 6, seed=8) + f16_cases.exact_f32_cases(5, 5, 3, 5, stride=2, seed=9) \
         + f16_cases.exact_f32_cases(7, 6, 5, 9, pad=2, dil=2, seed=10)
     results = run_cases("mps3-an547", cases + exact + same, tmp_path, kernels=f16_cases.kernels())

@@ -9,7 +9,7 @@
  *   TT_STP(p, v, m)             predicated store
  *   TT_DUP(s)                   broadcast
  *   TT_S, TT_LDS(p), TT_FMAN(a, v, s)  a scalar operand loaded from p, a + v * s fused
- *   TT_ADD(a, b), TT_LT0(v), TT_GT6(v), TT_SEL(a, b, m)
+ *   TT_ADD(a, b), TT_LT0(v) (0 > v: MVE's "lt" is true for a NaN), TT_GT6(v), TT_SEL(a, b, m)
  *   sgd_block(w, gw, n, hp, u, e0) and TT_RULE(w, g, hp, u, e): the update of n contiguous
  *   weights and of one weight (the element type's rule).
  * and gets static functions conv_forward, conv_grad_input, conv_update_weight, which its

@@ -166,6 +166,9 @@ void tt_fully_connected_f16(const tt_f16 *x, int32_t in_features, const tt_f16 *
                             const tt_f16 *bias, int32_t out_features, int32_t act, tt_f16 *y);
 void tt_max_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+/* Its Helium variant (pool2d/max_pool2d_f16_mve.c: the same bits). */
+void tt_max_pool2d_f16_mve(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);

@@ -631,5 +631,7 @@ void tt_conv2d_update_weight_f32_mve(const tt_conv_shape *s, const tt_channels *
 /* Max pooling backward, windows that do not overlap (stride >= kernel). */
 void tt_max_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
                                   int32_t accumulate, tt_f16 *grad_x);
+void tt_max_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
 
 #endif

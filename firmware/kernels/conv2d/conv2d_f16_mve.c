@@ -173,7 +173,7 @@ static void sgd_block(tt_f16 *w, const float16_t *gw, int32_t n, const tt_hparam
 #define TT_LDS(p) (*(p))
 #define TT_FMAN(a, v, s) vfmaq_n_f16(a, v, s)
 #define TT_ADD(a, b) vaddq_f16(a, b)
-#define TT_LT0(v) vcmpltq_n_f16(v, (float16_t)0.0f)
+#define TT_LT0(v) vcmpgtq_f16(vdupq_n_f16(0.0f), v)
 #define TT_GT6(v) vcmpgtq_n_f16(v, (float16_t)6.0f)
 #define TT_SEL(a, b, m) vpselq_f16(a, b, m)
 #define TT_RULE(w, g, hp, u, e) tt_sgd_rule_f16(w, (float)(g), hp, u, e)

@@ -45,7 +45,7 @@ static void sgd_block(float *w, const float *gw, int32_t n, const tt_hparams *hp
 #define TT_LDS(p) (*(p))
 #define TT_FMAN(a, v, s) vfmaq_n_f32(a, v, s)
 #define TT_ADD(a, b) vaddq_f32(a, b)
-#define TT_LT0(v) vcmpltq_n_f32(v, 0.0f)
+#define TT_LT0(v) vcmpgtq_f32(vdupq_n_f32(0.0f), v)
 #define TT_GT6(v) vcmpgtq_n_f32(v, 6.0f)
 #define TT_SEL(a, b, m) vpselq_f32(a, b, m)
 #define TT_RULE(w, g, hp, u, e) tt_sgd_rule(w, g, hp, u, e)

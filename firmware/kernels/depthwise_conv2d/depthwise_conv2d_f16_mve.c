@@ -21,7 +21,7 @@
 static inline float16x8_t act_f16(float16x8_t v, int32_t act)
 {
     if (act == 0) return v;
-    v = vpselq_f16(vdupq_n_f16(0.0f), v, vcmpltq_n_f16(v, 0.0f));
+    v = vpselq_f16(vdupq_n_f16(0.0f), v, vcmpgtq_f16(vdupq_n_f16(0.0f), v));   /* 0 > v: false for a NaN (MVE "lt" is true for unordered) */
     if (act == 2) v = vpselq_f16(vdupq_n_f16(6.0f), v, vcmpgtq_n_f16(v, 6.0f));
     return v;
 }
