@@ -64,6 +64,26 @@ def _update(case: Case, lr: float, n: int = 0, momentum: float = 0.0, wd: float 
     return "&" + u
 
 
+def _conv_update_case(name, fn, x, wt, gy, gw, k, geom, out_shape, macs, scratch, lr, rule):
+    """A fused weight update of a conv-like layer (Helium kernel fn_mve against its model, the
+    portable fn beside it): SGD with the rule's momentum, weight decay, loss scale, master copy."""
+    upd = Case(name, out_bytes=wt.size * 2, macs=macs, scratch_bytes=scratch)
+    h, w, cin = x.shape
+    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
+    shape = _shape(upd, (h, w, cin), out_shape, k, k, *geom)
+    ch = upd._name("ch")
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
+                     f".x_channels = {cin} }};")
+    upd.pre = f"memcpy(tt_out, {_half(upd, 'w0', wt)}, {wt.size * 2});"
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
+    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
+    upd.ref, upd.var = f"{fn}_mve({args});", f"{fn}({args});"
+    return upd
+
+
 def conv_geometry(h, w, cin, cout, k, stride, pad, dil):
     oh = (h + 2 * pad - (k - 1) * dil - 1) // stride + 1
     ow = (w + 2 * pad - (k - 1) * dil - 1) // stride + 1
@@ -105,23 +125,9 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     gin.ref, gin.var = f"tt_conv2d_grad_input_f16_mve({args});", f"tt_conv2d_grad_input_f16({args});"
     cases.append(gin)
 
-    upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=macs,
-               scratch_bytes=4 * k * k * cin)
     gw = f16.conv2d_grad_weight_mve(x, gy, k, k, st, pd, dl, cin)
-    rule = rule or {}
-    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
-    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
-    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
-                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
-    shape = _shape(upd, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
-    ch = upd._name("ch")
-    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
-                     f".x_channels = {cin} }};")
-    w0 = _half(upd, "w0", wt)
-    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
-    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
-    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
-    upd.ref, upd.var = f"tt_conv2d_update_weight_f16_mve({args});", f"tt_conv2d_update_weight_f16({args});"
+    upd = _conv_update_case(f"{name} grad weight + update", "tt_conv2d_update_weight_f16", x, wt, gy, gw, k,
+                            (st, pd, dl), (oh, ow, cout), macs, 4 * k * k * cin, lr, rule or {})
     cases.append(upd)
     if f32:
         cases += conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, (oh, ow), lr)
@@ -249,23 +255,9 @@ def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="re
     args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
     gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
     gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
-    rule = rule or {}
-    upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=oh * ow * c * k * k,
-               scratch_bytes=4 * k * k)
     gw = f16.depthwise_grad_weight_mve(x, gy, k, k, st, pd, dl, c)
-    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
-    upd.expected = _out_bytes(f16.sgd(wt, gw, 0.01, rule.get("momentum", 0.0), rule.get("wd", 0.0),
-                                      rule.get("scale", 1.0), m))
-    shape = _shape(upd, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
-    ch = upd._name("ch")
-    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {c}, .k = {c}, .index = NULL, "
-                     f".x_channels = {c} }};")
-    w0 = _half(upd, "w0", wt)
-    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
-    u = _update(upd, 0.01, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0))
-    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
-    upd.ref = f"tt_depthwise_conv2d_update_weight_f16_mve({args});"
-    upd.var = f"tt_depthwise_conv2d_update_weight_f16({args});"
+    upd = _conv_update_case(f"{name} grad weight + update", "tt_depthwise_conv2d_update_weight_f16", x, wt, gy, gw,
+                            k, (st, pd, dl), (oh, ow, c), oh * ow * c * k * k, 4 * k * k, 0.01, rule or {})
     return [fwd, gin, upd]
 
 

@@ -23,6 +23,7 @@ def test_helium_f16_kernels_equal_their_numpy_model(tmp_path):
     cases += f16_cases.depthwise_cases(6, 7, 8, seed=14)
     cases += f16_cases.depthwise_cases(7, 5, 13, stride=2, seed=15, acc=1, act="relu6")      # a tail of 5
     cases += f16_cases.depthwise_cases(6, 6, 20, pad=2, dil=2, seed=16, act="none", rule=dict(momentum=0.9))
+    cases += f16_cases.depthwise_cases(12, 11, 9, k=9, pad=4, seed=17)       # 81 taps: a tap at a time
     cases += f16_cases.fc_cases(64, 10, seed=6)
     cases += f16_cases.fc_cases(21, 7, seed=7, acc=1, rule=dict(scale=64.0))          # a tail of 5
     cases += [f16_cases.fc_update_edges()]

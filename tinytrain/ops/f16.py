@@ -185,11 +185,9 @@ def depthwise_grad_input(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
     return acc
 
 
-@_ieee
-def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
-    """(kh, kw, k): per channel, a sum over the output pixels in row-major order."""
-    x, gy = f32(x)[..., :k], f32(gy)[..., :k]
-    acc = np.zeros((kh, kw, k), F32)
+def _depthwise_patches(x, gy, kh, kw, stride, pad, dil):
+    """For each output pixel in row-major order: (its gy, the x patch under its window
+    (kh, kw, C), the valid taps (kh, kw, 1))."""
     ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
     for oh in range(gy.shape[0]):
         ys = oh * stride[0] - pad[0] + ih
@@ -198,8 +196,15 @@ def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
             xs = ow * stride[1] - pad[2] + iw
             vx = (xs >= 0) & (xs < x.shape[1])
             patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
-            valid = (vy[:, None] & vx[None, :])[..., None]
-            acc = np.where(valid, acc + gy[oh, ow] * patch, acc)
+            yield gy[oh, ow], patch, (vy[:, None] & vx[None, :])[..., None]
+
+
+@_ieee
+def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """(kh, kw, k): per channel, a sum over the output pixels in row-major order."""
+    acc = np.zeros((kh, kw, k), F32)
+    for d, patch, valid in _depthwise_patches(f32(x)[..., :k], f32(gy)[..., :k], kh, kw, stride, pad, dil):
+        acc = np.where(valid, acc + d * patch, acc)
     return acc
 
 
@@ -397,16 +402,8 @@ def depthwise_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
 def depthwise_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
     """tt_depthwise_conv2d_update_weight_f16_mve's gradient (kh, kw, k): per channel and tap,
     the half sum over the output pixels (row-major) of gy * x by fma; as float32 (exact)."""
-    x, gy = np.asarray(x, F16)[..., :k], np.asarray(gy, F16)[..., :k]
     acc = np.zeros((kh, kw, k), F16)
-    ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
-    for oh in range(gy.shape[0]):
-        ys = oh * stride[0] - pad[0] + ih
-        vy = (ys >= 0) & (ys < x.shape[0])
-        for ow in range(gy.shape[1]):
-            xs = ow * stride[1] - pad[2] + iw
-            vx = (xs >= 0) & (xs < x.shape[1])
-            patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
-            valid = (vy[:, None] & vx[None, :])[..., None]
-            acc = np.where(valid, fma16(gy[oh, ow], patch, acc), acc)
+    for d, patch, valid in _depthwise_patches(np.asarray(x, F16)[..., :k], np.asarray(gy, F16)[..., :k],
+                                              kh, kw, stride, pad, dil):
+        acc = np.where(valid, fma16(d, patch, acc), acc)
     return acc.astype(F32)

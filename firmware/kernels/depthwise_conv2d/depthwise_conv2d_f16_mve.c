@@ -26,7 +26,17 @@ static inline float16x8_t act_f16(float16x8_t v, int32_t act)
     return v;
 }
 
-void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
+#define DW_TAPS 64     /* taps of a window listed on the stack; larger windows: a tap at a time */
+
+static int32_t source(int32_t i, int32_t t, int32_t stride, int32_t pad, int32_t dil, int32_t n_out)
+{
+    const int32_t num = i + pad - t * dil;
+    if (num < 0 || num % stride) return -1;
+    return num / stride < n_out ? num / stride : -1;
+}
+
+/* Windows of more than DW_TAPS taps: the bounds of every tap checked per channel block. */
+static void dw_forward_taps(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
                                  const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
                                  int32_t act, tt_f16 *y, const tt_dims *out)
 {
@@ -55,14 +65,8 @@ void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f1
     }
 }
 
-static int32_t source(int32_t i, int32_t t, int32_t stride, int32_t pad, int32_t dil, int32_t n_out)
-{
-    const int32_t num = i + pad - t * dil;
-    if (num < 0 || num % stride) return -1;
-    return num / stride < n_out ? num / stride : -1;
-}
 
-void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+static void dw_grad_input_taps(const tt_conv_shape *s, const tt_f16 *grad_y,
                                             const tt_f16 *w, int32_t accumulate, tt_f16 *grad_x)
 {
     const tt_dims *in = s->in, *out = s->out;
@@ -87,6 +91,85 @@ void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16
                                         vldrhq_z_f16(wh + (ky * kw + kx) * ch + c, p));
                     }
                 }
+                if (accumulate) acc = vaddq_f16(vldrhq_z_f16(gx, p), acc);
+                vstrhq_p_f16(gx, acc, p);
+            }
+        }
+    }
+}
+
+
+void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
+                                 const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
+                                 int32_t act, tt_f16 *y, const tt_dims *out)
+{
+    const int32_t ch = out->c;
+    const float16_t *xh = (const float16_t *)x, *wh = (const float16_t *)w;
+    float16_t *yh = (float16_t *)y;
+    int32_t xo[DW_TAPS], wo[DW_TAPS];        /* the valid taps of the pixel: x and w offsets */
+    int32_t oh, ow, c, ky, kx, t, nt;
+    if (kh * kw > DW_TAPS) {
+        dw_forward_taps(x, in, w, bias, kh, kw, g, act, y, out);
+        return;
+    }
+    for (oh = 0; oh < out->h; ++oh) {
+        for (ow = 0; ow < out->w; ++ow) {
+            nt = 0;                              /* in (ky, kx) order: the order of the sums */
+            for (ky = 0; ky < kh; ++ky) {
+                const int32_t ih = oh * g->stride_h - g->pad_top + ky * g->dil_h;
+                if (ih < 0 || ih >= in->h) continue;
+                for (kx = 0; kx < kw; ++kx) {
+                    const int32_t iw = ow * g->stride_w - g->pad_left + kx * g->dil_w;
+                    if (iw < 0 || iw >= in->w) continue;
+                    xo[nt] = (ih * in->w + iw) * in->c;
+                    wo[nt++] = (ky * kw + kx) * ch;
+                }
+            }
+            for (c = 0; c < ch; c += 8) {
+                const mve_pred16_t p = vctp16q((uint32_t)(ch - c));
+                float16x8_t acc = bias ? vldrhq_z_f16((const float16_t *)bias + c, p) : vdupq_n_f16(0.0f);
+                for (t = 0; t < nt; ++t)
+                    acc = vfmaq_f16(acc, vldrhq_z_f16(xh + xo[t] + c, p), vldrhq_z_f16(wh + wo[t] + c, p));
+                vstrhq_p_f16(yh + (oh * out->w + ow) * ch + c, act_f16(acc, act), p);
+            }
+        }
+    }
+}
+
+
+void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                            const tt_f16 *w, int32_t accumulate, tt_f16 *grad_x)
+{
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw, ch = in->c;
+    const float16_t *gyh = (const float16_t *)grad_y, *wh = (const float16_t *)w;
+    float16_t *gxh = (float16_t *)grad_x;
+    int32_t yo[DW_TAPS], wo[DW_TAPS];        /* the taps reaching the input: gy and w offsets */
+    int32_t ih, iw, c, ky, kx, t, nt;
+    if (kh * kw > DW_TAPS) {
+        dw_grad_input_taps(s, grad_y, w, accumulate, grad_x);
+        return;
+    }
+    for (ih = 0; ih < in->h; ++ih) {
+        for (iw = 0; iw < in->w; ++iw) {
+            nt = 0;                              /* in (ky, kx) order: the order of the sums */
+            for (ky = 0; ky < kh; ++ky) {
+                const int32_t oh = source(ih, ky, g->stride_h, g->pad_top, g->dil_h, out->h);
+                if (oh < 0) continue;
+                for (kx = 0; kx < kw; ++kx) {
+                    const int32_t ow = source(iw, kx, g->stride_w, g->pad_left, g->dil_w, out->w);
+                    if (ow < 0) continue;
+                    yo[nt] = (oh * out->w + ow) * ch;
+                    wo[nt++] = (ky * kw + kx) * ch;
+                }
+            }
+            for (c = 0; c < ch; c += 8) {
+                const mve_pred16_t p = vctp16q((uint32_t)(ch - c));
+                float16_t *gx = gxh + (ih * in->w + iw) * ch + c;
+                float16x8_t acc = vdupq_n_f16(0.0f);
+                for (t = 0; t < nt; ++t)
+                    acc = vfmaq_f16(acc, vldrhq_z_f16(gyh + yo[t] + c, p), vldrhq_z_f16(wh + wo[t] + c, p));
                 if (accumulate) acc = vaddq_f16(vldrhq_z_f16(gx, p), acc);
                 vstrhq_p_f16(gx, acc, p);
             }
