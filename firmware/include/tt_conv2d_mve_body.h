@@ -251,6 +251,63 @@ static __attribute__((noinline)) void gw_block(const TT_T *x, const TT_T *gy, in
     TT_STP(dst + 3 * TT_LANES, a3, p3);
 }
 
+/* The update of output channel o from its gradient gw (per_out elements, (tap, channel) order). */
+static void update_channel(const tt_channels *ch, int32_t spatial, int32_t o, TT_W *w, const TT_T *gw,
+                           const tt_hparams *hp, const tt_update *u)
+{
+    const int32_t k = ch->k, per_out = spatial * k;
+    int32_t p, j;
+    if (!ch->index && k == ch->in_channels) {      /* the channel's weights are contiguous */
+        sgd_block(w + o * per_out, gw, per_out, hp, u, o * per_out);
+        return;
+    }
+    for (p = 0; p < spatial; ++p) {
+        TT_W *wr = w + (o * spatial + p) * ch->in_channels;
+        for (j = 0; j < k; ++j) {
+            TT_W *wq = wr + (ch->index ? ch->index[j] : j);
+            *wq = TT_RULE(*wq, gw[p * k + j], hp, u, o * per_out + p * k + j);
+        }
+    }
+}
+
+#define TT_SMALL_K_BYTES 2048    /* the gradients of a block of output channels, on the stack */
+
+/* Fewer trained channels than lanes (a first layer on 1-3 channels): output channels in the
+ * lanes instead, gw_block with the roles of x and gy swapped (each element's sum is the same
+ * fma over the same pixels in the same order), then the update channel by channel. */
+static void conv_update_weight_small_k(const tt_conv_shape *s, const tt_channels *ch, TT_W *w, const TT_T *x,
+                                       const TT_T *grad_y, const tt_update *u, TT_T *gw)
+{
+    const tt_hparams hp = *u->hp;
+    const tt_dims *in = s->in, *out = s->out;
+    const tt_geom *g = s->g;
+    const int32_t kh = s->kh, kw = s->kw, spatial = kh * kw, k = ch->k, xc = ch->x_channels;
+    const int32_t per_out = spatial * k, oc = out->c;
+    TT_T buf[TT_SMALL_K_BYTES / sizeof(TT_T)];          /* buf[e][l]: element e of channel o0 + l */
+    int32_t o0, o, ky, kx, j, e;
+    for (o0 = 0; o0 < oc; o0 += TT_BLOCK) {
+        const int32_t nb = oc - o0 < TT_BLOCK ? oc - o0 : TT_BLOCK;
+        for (ky = 0; ky < kh; ++ky) {
+            int32_t oh0, oh1;
+            tap_range(ky, g->stride_h, g->pad_top, g->dil_h, in->h, out->h, &oh0, &oh1);
+            for (kx = 0; kx < kw; ++kx) {
+                const int32_t ih0 = oh0 * g->stride_h - g->pad_top + ky * g->dil_h;
+                int32_t ow0, ow1, iw0;
+                tap_range(kx, g->stride_w, g->pad_left, g->dil_w, in->w, out->w, &ow0, &ow1);
+                iw0 = ow0 * g->stride_w - g->pad_left + kx * g->dil_w;
+                for (j = 0; j < k; ++j)
+                    gw_block(grad_y + (oh0 * out->w + ow0) * oc + o0, x + (ih0 * in->w + iw0) * xc + j, oh1 - oh0,
+                             ow1 - ow0, out->w * oc, g->stride_h * in->w * xc, oc, g->stride_w * xc, nb,
+                             buf + ((ky * kw + kx) * k + j) * TT_BLOCK);
+            }
+        }
+        for (o = o0; o < o0 + nb; ++o) {
+            for (e = 0; e < per_out; ++e) gw[e] = buf[e * TT_BLOCK + (o - o0)];
+            update_channel(ch, spatial, o, w, gw, &hp, u);
+        }
+    }
+}
+
 static void conv_update_weight(const tt_conv_shape *s, const tt_channels *ch, TT_W *w, const TT_T *x,
                                const TT_T *grad_y, const tt_update *u, TT_T *gw)
 {
@@ -258,8 +315,12 @@ static void conv_update_weight(const tt_conv_shape *s, const tt_channels *ch, TT
     const tt_dims *in = s->in, *out = s->out;
     const tt_geom *g = s->g;
     const int32_t kh = s->kh, kw = s->kw, spatial = kh * kw, k = ch->k, xc = ch->x_channels;
-    const int32_t per_out = spatial * k, oc = out->c, xstep = g->stride_w * xc;
-    int32_t o, ky, kx, p, j;
+    const int32_t oc = out->c, xstep = g->stride_w * xc;
+    int32_t o, ky, kx, j;
+    if (k < TT_LANES && spatial * k * TT_BLOCK * (int32_t)sizeof(TT_T) <= TT_SMALL_K_BYTES) {
+        conv_update_weight_small_k(s, ch, w, x, grad_y, u, gw);
+        return;
+    }
     for (o = 0; o < oc; ++o) {
         for (ky = 0; ky < kh; ++ky) {
             int32_t oh0, oh1;
@@ -268,29 +329,15 @@ static void conv_update_weight(const tt_conv_shape *s, const tt_channels *ch, TT
                 int32_t ow0, ow1;
                 tap_range(kx, g->stride_w, g->pad_left, g->dil_w, in->w, out->w, &ow0, &ow1);
                 for (j = 0; j < k; j += TT_BLOCK) {      /* four vectors of channels */
-                    TT_T *dst = gw + (ky * kw + kx) * k + j;
-                    if (oh1 > oh0 && ow1 > ow0) {
-                        const int32_t ih0 = oh0 * g->stride_h - g->pad_top + ky * g->dil_h;
-                        const int32_t iw0 = ow0 * g->stride_w - g->pad_left + kx * g->dil_w;
-                        gw_block(x + (ih0 * in->w + iw0) * xc + j, grad_y + (oh0 * out->w + ow0) * oc + o, oh1 - oh0,
-                                 ow1 - ow0, g->stride_h * in->w * xc, out->w * oc, xstep, oc, k - j, dst);
-                    } else {
-                        gw_block(x, grad_y, 0, 0, 0, 0, 0, 0, k - j, dst);      /* no pixel: zeros */
-                    }
+                    const int32_t ih0 = oh0 * g->stride_h - g->pad_top + ky * g->dil_h;
+                    const int32_t iw0 = ow0 * g->stride_w - g->pad_left + kx * g->dil_w;
+                    gw_block(x + (ih0 * in->w + iw0) * xc + j, grad_y + (oh0 * out->w + ow0) * oc + o, oh1 - oh0,
+                             ow1 - ow0, g->stride_h * in->w * xc, out->w * oc, xstep, oc, k - j,
+                             gw + (ky * kw + kx) * k + j);
                 }
             }
         }
-        if (!ch->index && k == ch->in_channels) {      /* the channel's weights are contiguous */
-            sgd_block(w + o * per_out, gw, per_out, &hp, u, o * per_out);
-            continue;
-        }
-        for (p = 0; p < spatial; ++p) {
-            TT_W *wr = w + (o * spatial + p) * ch->in_channels;
-            for (j = 0; j < k; ++j) {
-                TT_W *wq = wr + (ch->index ? ch->index[j] : j);
-                *wq = TT_RULE(*wq, gw[p * k + j], &hp, u, o * per_out + p * k + j);
-            }
-        }
+        update_channel(ch, spatial, o, w, gw, &hp, u);
     }
 }
 
