@@ -64,9 +64,10 @@ def _update(case: Case, lr: float, n: int = 0, momentum: float = 0.0, wd: float 
     return "&" + u
 
 
-def _conv_update_case(name, fn, x, wt, gy, gw, k, geom, out_shape, macs, scratch, lr, rule):
-    """A fused weight update of a conv-like layer (Helium kernel fn_mve against its model, the
-    portable fn beside it): SGD with the rule's momentum, weight decay, loss scale, master copy."""
+def _conv_update_case(name, calls, x, wt, gy, gw, k, geom, out_shape, macs, scratch, lr, rule):
+    """A fused weight update of a conv-like layer (calls: the Helium kernel, checked against its
+    model, and the portable one beside it, each as "name("): SGD with the rule's momentum,
+    weight decay, loss scale, master copy."""
     upd = Case(name, out_bytes=wt.size * 2, macs=macs, scratch_bytes=scratch)
     h, w, cin = x.shape
     master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
@@ -80,7 +81,7 @@ def _conv_update_case(name, fn, x, wt, gy, gw, k, geom, out_shape, macs, scratch
     upd.pre = f"memcpy(tt_out, {_half(upd, 'w0', wt)}, {wt.size * 2});"
     u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
     args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
-    upd.ref, upd.var = f"{fn}_mve({args});", f"{fn}({args});"
+    upd.ref, upd.var = f"{calls[0]}{args});", f"{calls[1]}{args});"
     return upd
 
 
@@ -107,7 +108,7 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     cases = []
 
     fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs,
-               scratch_bytes=f16.conv2d_mve_scratch_bytes(k, k, cin, cout))
+               scratch_bytes=f16.conv2d_f16_mve_scratch_bytes(k, k, cin, cout))
     y = f16.conv2d_mve(x, wt, b, st, pd, dl, "relu", (oh, ow))
     fwd.expected = _out_bytes(y)
     args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, "
@@ -126,7 +127,8 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     cases.append(gin)
 
     gw = f16.conv2d_grad_weight_mve(x, gy, k, k, st, pd, dl, cin)
-    upd = _conv_update_case(f"{name} grad weight + update", "tt_conv2d_update_weight_f16", x, wt, gy, gw, k,
+    upd = _conv_update_case(f"{name} grad weight + update", ("tt_conv2d_update_weight_f16_mve(",
+                            "tt_conv2d_update_weight_f16("), x, wt, gy, gw, k,
                             (st, pd, dl), (oh, ow, cout), macs, 4 * k * k * cin, lr, rule or {})
     cases.append(upd)
     if f32:
@@ -256,8 +258,8 @@ def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="re
     gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
     gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
     gw = f16.depthwise_grad_weight_mve(x, gy, k, k, st, pd, dl, c)
-    upd = _conv_update_case(f"{name} grad weight + update", "tt_depthwise_conv2d_update_weight_f16", x, wt, gy, gw,
-                            k, (st, pd, dl), (oh, ow, c), oh * ow * c * k * k, 4 * k * k, 0.01, rule or {})
+    upd = _conv_update_case(f"{name} grad weight + update", ("tt_depthwise_conv2d_update_weight_f16_mve(",
+                            "tt_depthwise_conv2d_update_weight_f16("), x, wt, gy, gw, k, (st, pd, dl), (oh, ow, c), oh * ow * c * k * k, 4 * k * k, 0.01, rule or {})
     return [fwd, gin, upd]
 
 
@@ -282,11 +284,12 @@ def mask_cases(n=37, seed=0):
     y = (4 * rng.standard_normal(n)).astype(F16)
     y[:8] = np.array([0.0, -0.0, 3e-6, -3e-6, 6.0, np.inf, -np.inf, np.nan], F16)
     cases = []
-    for act in ("relu", "relu6"):
+    for act, mve, portable in (("relu", "tt_mask_relu_f16_mve(", "tt_mask_relu_f16("),
+                               ("relu6", "tt_mask_relu6_f16_mve(", "tt_mask_relu6_f16(")):
         c = Case(f"mask {act} n{n}", out_bytes=(n + 7) // 8)
         c.decls.append('#include "tt_train_kernels.h"')
         args = f"{_half(c, 'y', y)}, {n}, (uint8_t *)tt_out"
-        c.ref, c.var = f"tt_mask_{act}_f16_mve({args});", f"tt_mask_{act}_f16({args});"
+        c.ref, c.var = f"{mve}{args});", f"{portable}{args});"
         cases.append(c)
     g = rng.standard_normal(n).astype(F16)
     m = rng.integers(0, 256, (n + 7) // 8).astype(np.uint8)

@@ -175,7 +175,7 @@ void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);
 /* Helium variants (Cortex-M55; the same arguments): half arithmetic, fused multiply-adds in 8
  * lanes, the order documented in their files (conv2d_f16_mve.c, fully_connected_f16_mve.c).
  * The conv2d forward takes a scratch for its weights copied tap-major: kh * kw * in->c *
- * min(out->c rounded up to 8, 32) halves (tinytrain.ops.f16.conv2d_mve_scratch_bytes). */
+ * min(out->c rounded up to 8, 32) halves (tinytrain.ops.f16.conv2d_f16_mve_scratch_bytes). */
 void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, const tt_f16 *bias,
                        int32_t kh, int32_t kw, const tt_geom *g, int32_t act, tt_f16 *y,
                        const tt_dims *out, void *scratch);

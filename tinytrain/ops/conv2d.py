@@ -130,7 +130,7 @@ class Conv2D(WeightedOp):
         variant = op.attrs.get("variant")
         if self.helium(op):     # tt_conv2d_f16_mve: the weights of a block of outputs, tap-major
             kh, kw = self.kernel_hw(g, op)
-            return f16.conv2d_mve_scratch_bytes(kh, kw, g.tensors[op.inputs[0]].shape[3], self.out_channels(g, op))
+            return f16.conv2d_f16_mve_scratch_bytes(kh, kw, g.tensors[op.inputs[0]].shape[3], self.out_channels(g, op))
         if not variant:
             return 0
         kh, kw = self.kernel_hw(g, op)

@@ -289,7 +289,7 @@ def _fma_runs(acc, xs, ws, valid=None):
 CONV_MVE_BLOCK = 4 * LANES      # output channels per pass of tt_conv2d_f16_mve (tt_conv2d_mve_body.h)
 
 
-def conv2d_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
+def conv2d_f16_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
     """tt_conv2d_f16_mve's scratch: one block of output channels' weights, tap-major (halves)."""
     block = min(-(-cout // LANES) * LANES, CONV_MVE_BLOCK)
     return 2 * kh * kw * cin * block
