@@ -16,7 +16,10 @@ from the digits on-device transfer task.
    (the host build of each step: the portable kernels, bit for bit the Cortex-M4F's), and FP16
    with the Helium kernels (the numpy model of the Cortex-M55's step, one stream).
 
-    python bench/bench_fp16.py [--skip-device] [--skip-learning] [--streams 3]
+With --breakdown: the instructions of one training step per kernel and phase, FP32 against
+FP16, from QEMU's execution log (bench/qemu_profile.py).
+
+    python bench/bench_fp16.py [--skip-device] [--skip-learning] [--streams 3] [--breakdown]
 """
 from __future__ import annotations
 
@@ -108,6 +111,63 @@ def step_table(tmp: Path) -> str:
             + format_table(["model", "FP32", "FP16", "FP32 / FP16", "target"], rows))
 
 
+PHASES = (("grad weight + update", ("update_weight", "gw_block", "grad_weight")),
+          ("grad input", ("grad_input", "gi_pixel")),
+          ("relu masks (forward) and their use", ("mask_",)),
+          ("bias update", ("bias_update",)),
+          ("max pool", ("max_pool",)),
+          ("loss, casts", ("softmax", "cast_")),
+          ("memset / memcpy", ("memset", "memcpy")),
+          ("forward (conv2d, depthwise, fully connected)", ("conv2d", "fully_connected")))
+
+
+def phase_of(symbol: str) -> str | None:
+    for label, keys in PHASES:
+        if any(k in symbol for k in keys):
+            return label
+    return None
+
+
+def step_profile(graph, precision: str, tmp: Path, n: int = 2) -> dict[str, int]:
+    """{function: instructions per training step} of the firmware's kernels (QEMU's log)."""
+    import qemu_profile
+    import tinytrain
+    from tinytrain import emulator
+    from tinytrain.link import Link
+    c = tinytrain.compile(graph, scheme="full", board=BOARD, precision=precision, lr=0.01)
+    c.build_project(tmp)
+    shape = graph.tensors[graph.inputs[0]].shape
+    x = np.random.default_rng(0).random((n,) + shape[1:], dtype=np.float32).reshape(n, -1)
+    log = tmp / "qemu-exec.log"
+    with qemu_profile.logging_qemu(log):
+        with emulator.boot(tmp, timeout=60.0) as running, Link.open(running.url, timeout=120.0) as link:
+            link.train_many(x, [i % 10 for i in range(n)])
+    prof = qemu_profile.per_function(log)
+    log.unlink()
+    return {k: v // n for k, v in prof.items() if phase_of(k)}
+
+
+def breakdown_tables(tmp: Path) -> str:
+    out = []
+    for label, g in models().items():
+        p32 = step_profile(g, "fp32", tmp / f"{label[:6]}-prof32")
+        p16 = step_profile(g, "fp16", tmp / f"{label[:6]}-prof16")
+        rows, t32, t16 = [], 0, 0
+        for phase, _ in PHASES:
+            a = sum(v for k, v in p32.items() if phase_of(k) == phase)
+            b = sum(v for k, v in p16.items() if phase_of(k) == phase)
+            t32, t16 = t32 + a, t16 + b
+            rows.append([phase, f"{a:,}", f"{b:,}", f"{a / b:.2f}x" if b else ""])
+        rows.append(["kernels in all", f"{t32:,}", f"{t16:,}", f"**{t32 / t16:.2f}x**"])
+        out.append(f"{label}: one training step by phase on {BOARD} (instructions, QEMU's execution log)\n"
+                   + format_table(["phase", "FP32", "FP16", "FP32 / FP16"], rows))
+        funcs = sorted(set(p32) | set(p16), key=lambda k: -(p32.get(k, 0) + p16.get(k, 0)))
+        out.append(f"{label}: by function\n" + format_table(
+            ["function", "phase", "FP32", "FP16"],
+            [[k, phase_of(k), f"{p32[k]:,}" if k in p32 else "", f"{p16[k]:,}" if k in p16 else ""] for k in funcs]))
+    return "\n\n".join(out)
+
+
 def memory_table() -> str:
     import tinytrain
     rows = []
@@ -168,8 +228,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-device", action="store_true", help="skip the whole-step firmware runs")
     ap.add_argument("--skip-learning", action="store_true")
     ap.add_argument("--streams", type=int, default=3)
+    ap.add_argument("--breakdown", action="store_true", help="only the per-kernel breakdown of a training step")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.breakdown:
+        with tempfile.TemporaryDirectory(prefix="bench-fp16-") as tmp:
+            print(breakdown_tables(Path(tmp)))
+        return 0
     print(kernel_table(), "\n")
     print(memory_table(), "\n")
     with tempfile.TemporaryDirectory(prefix="bench-fp16-") as tmp:

@@ -64,6 +64,27 @@ def _update(case: Case, lr: float, n: int = 0, momentum: float = 0.0, wd: float 
     return "&" + u
 
 
+def _conv_update_case(name, calls, x, wt, gy, gw, k, geom, out_shape, macs, scratch, lr, rule):
+    """A fused weight update of a conv-like layer (calls: the Helium kernel, checked against its
+    model, and the portable one beside it, each as "name("): SGD with the rule's momentum,
+    weight decay, loss scale, master copy."""
+    upd = Case(name, out_bytes=wt.size * 2, macs=macs, scratch_bytes=scratch)
+    h, w, cin = x.shape
+    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
+    shape = _shape(upd, (h, w, cin), out_shape, k, k, *geom)
+    ch = upd._name("ch")
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
+                     f".x_channels = {cin} }};")
+    upd.pre = f"memcpy(tt_out, {_half(upd, 'w0', wt)}, {wt.size * 2});"
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
+    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
+    upd.ref, upd.var = f"{calls[0]}{args});", f"{calls[1]}{args});"
+    return upd
+
+
 def conv_geometry(h, w, cin, cout, k, stride, pad, dil):
     oh = (h + 2 * pad - (k - 1) * dil - 1) // stride + 1
     ow = (w + 2 * pad - (k - 1) * dil - 1) // stride + 1
@@ -86,12 +107,13 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     name = f"conv {h}x{w}x{cin}->{k}x{k}->{cout} s{stride} p{pad} d{dil}"
     cases = []
 
-    fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs)
+    fwd = Case(f"{name} forward", out_bytes=oh * ow * cout * 2, macs=macs,
+               scratch_bytes=f16.conv2d_f16_mve_scratch_bytes(k, k, cin, cout))
     y = f16.conv2d_mve(x, wt, b, st, pd, dl, "relu", (oh, ow))
     fwd.expected = _out_bytes(y)
     args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {_half(fwd, 'b', b)}, "
             f"{k}, {k}, {fwd.geom(st, pd, dl)}, 1, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
-    fwd.ref, fwd.var = f"tt_conv2d_f16_mve({args});", f"tt_conv2d_f16({args});"
+    fwd.ref, fwd.var = f"tt_conv2d_f16_mve({args}, tt_scratch);", f"tt_conv2d_f16({args});"
     cases.append(fwd)
 
     gin = Case(f"{name} grad input", out_bytes=h * w * cin * 2, macs=macs)
@@ -104,23 +126,10 @@ def conv_cases(h, w, cin, cout, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, lr=0
     gin.ref, gin.var = f"tt_conv2d_grad_input_f16_mve({args});", f"tt_conv2d_grad_input_f16({args});"
     cases.append(gin)
 
-    upd = Case(f"{name} grad weight + update", out_bytes=wt.size * 2, macs=macs,
-               scratch_bytes=4 * k * k * cin)
     gw = f16.conv2d_grad_weight_mve(x, gy, k, k, st, pd, dl, cin)
-    rule = rule or {}
-    master = (wt.astype(np.float32) + np.float32(1e-4)).astype(np.float32) if rule.get("master") else None
-    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
-    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
-                                      rule.get("scale", 1.0), m, None if master is None else master.copy()))
-    shape = _shape(upd, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
-    ch = upd._name("ch")
-    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {cin}, .k = {cin}, .index = NULL, "
-                     f".x_channels = {cin} }};")
-    w0 = _half(upd, "w0", wt)
-    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
-    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0), master)
-    args = f"{shape}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}, (float *)tt_scratch"
-    upd.ref, upd.var = f"tt_conv2d_update_weight_f16_mve({args});", f"tt_conv2d_update_weight_f16({args});"
+    upd = _conv_update_case(f"{name} grad weight + update", ("tt_conv2d_update_weight_f16_mve(",
+                            "tt_conv2d_update_weight_f16("), x, wt, gy, gw, k,
+                            (st, pd, dl), (oh, ow, cout), macs, 4 * k * k * cin, lr, rule or {})
     cases.append(upd)
     if f32:
         cases += conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, (oh, ow), lr)
@@ -150,11 +159,12 @@ def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):
     from tinytrain.cgen.kernels import kernel_index
     have = kernel_index().has
     out = []
-    c = Case(f"{name} forward f32", out_bytes=oh * ow * cout * 4, macs=macs)
+    c = Case(f"{name} forward f32", out_bytes=oh * ow * cout * 4, macs=macs,
+             scratch_bytes=4 * k * k * cin * min(-(-cout // 4) * 4, 16))
     args = (f"{_float(c, 'x', xf)}, {c.dims((h, w, cin))}, {_float(c, 'w', wf)}, {_float(c, 'b', bf)}, {k}, {k}, "
             f"{c.geom(st, pd, dl)}, 1, (float *)tt_out, {c.dims((oh, ow, cout))}")
     c.ref = f"tt_conv2d_f32({args});"
-    c.var = f"tt_conv2d_f32_mve({args});" if have("tt_conv2d_f32_mve") else None
+    c.var = f"tt_conv2d_f32_mve({args}, tt_scratch);" if have("tt_conv2d_f32_mve") else None
     out.append(c)
     c = Case(f"{name} grad input f32", out_bytes=h * w * cin * 4, macs=macs)
     shape = _shape(c, (h, w, cin), (oh, ow, cout), k, k, st, pd, dl)
@@ -177,7 +187,7 @@ def conv_cases_f32(x, wt, b, gy, name, k, st, pd, dl, out_hw, lr):
     return out
 
 
-def fc_cases(n_in, n_out, seed=0, acc=0):
+def fc_cases(n_in, n_out, seed=0, acc=0, rule=None):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_in).astype(F16)
     wt = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(F16)
@@ -197,10 +207,31 @@ def fc_cases(n_in, n_out, seed=0, acc=0):
     args = f"{n_in}, {n_out}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
     gin.ref = f"tt_fully_connected_grad_input_f16_mve({args});"
     gin.var = f"tt_fully_connected_grad_input_f16({args});"
-    return [fwd, gin]
+    return [fwd, gin, _fc_update(name, x, wt, gy, rule or {})]
 
 
-def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu"):
+def _fc_update(name, x, wt, gy, rule, lr=0.01):
+    """The fused update (Helium: the portable kernel's bits, so ref and var must agree)."""
+    n_out, n_in = wt.shape
+    upd = Case(f"{name} update", out_bytes=wt.size * 2, macs=wt.size)
+    gw = f16.fully_connected_grad_weight(x, gy, n_in)
+    m = np.zeros(wt.shape, np.float32) if rule.get("momentum") else None
+    upd.expected = _out_bytes(f16.sgd(wt, gw, lr, rule.get("momentum", 0.0), rule.get("wd", 0.0),
+                                      rule.get("scale", 1.0), m))
+    ch = upd._name("ch")
+    upd.decls.append('#include "tt_train_kernels.h"')
+    upd.decls.append(f"static const tt_channels {ch} = {{ .in_channels = {n_in}, .k = {n_in}, .index = NULL, "
+                     f".x_channels = {n_in} }};")
+    w0 = _half(upd, "w0", wt)
+    upd.pre = f"memcpy(tt_out, {w0}, {wt.size * 2});"
+    u = _update(upd, lr, wt.size, rule.get("momentum", 0.0), rule.get("wd", 0.0), rule.get("scale", 1.0))
+    args = f"{n_out}, &{ch}, (tt_f16 *)tt_out, {_half(upd, 'x', x)}, {_half(upd, 'gy', gy)}, {u}"
+    upd.ref = f"tt_fully_connected_update_weight_f16_mve({args});"
+    upd.var = f"tt_fully_connected_update_weight_f16({args});"
+    return upd
+
+
+def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="relu", rule=None):
     """(forward, grad input) Cases of a depthwise layer: the Helium kernel against its model."""
     rng = np.random.default_rng(seed)
     oh, ow = conv_geometry(h, w, c, c, k, stride, pad, dil)
@@ -226,4 +257,71 @@ def depthwise_cases(h, w, c, k=3, stride=1, pad=1, dil=1, seed=0, acc=0, act="re
     args = f"{shape}, {_half(gin, 'gy', gy)}, {_half(gin, 'w', wt)}, {acc}, (tt_f16 *)tt_out"
     gin.ref = f"tt_depthwise_conv2d_grad_input_f16_mve({args});"
     gin.var = f"tt_depthwise_conv2d_grad_input_f16({args});"
-    return [fwd, gin]
+    gw = f16.depthwise_grad_weight_mve(x, gy, k, k, st, pd, dl, c)
+    upd = _conv_update_case(f"{name} grad weight + update", ("tt_depthwise_conv2d_update_weight_f16_mve(",
+                            "tt_depthwise_conv2d_update_weight_f16("), x, wt, gy, gw, k, (st, pd, dl), (oh, ow, c), oh * ow * c * k * k, 4 * k * k, 0.01, rule or {})
+    return [fwd, gin, upd]
+
+
+def fc_update_edges(seed=0):
+    """The fused fully connected update on operands the vector rule must leave to the scalar
+    one: zeros of both signs, subnormal inputs, weights whose update ends subnormal, near
+    65504 or overflows; and a zero / subnormal output gradient."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out = 40, 4
+    x = rng.standard_normal(n_in).astype(F16)
+    x[[0, 1, 9, 17]] = np.array([0.0, -0.0, 3e-6, -5e-7], F16)         # zeros, subnormals
+    wt = (rng.standard_normal((n_out, n_in)) * 0.5).astype(F16)
+    wt[0, 24:32] = np.array([6e-5, -6.2e-5, 1e-7, 0.0, -0.0, 6.1e-5, 65500, -65400], F16)
+    gy = np.array([0.5, 0.0, 2e-7, -3.0], F16)                           # zero and subnormal gy
+    return _fc_update("fc edges", x, wt, gy, {}, lr=0.01)
+
+
+def mask_cases(n=37, seed=0):
+    """The relu / relu6 masks and their use, Helium (ref) against the portable kernels (var):
+    identical bytes, on zeros of both signs, subnormals, 6, inf, NaN and a tail."""
+    rng = np.random.default_rng(seed)
+    y = (4 * rng.standard_normal(n)).astype(F16)
+    y[:8] = np.array([0.0, -0.0, 3e-6, -3e-6, 6.0, np.inf, -np.inf, np.nan], F16)
+    cases = []
+    for act, mve, portable in (("relu", "tt_mask_relu_f16_mve(", "tt_mask_relu_f16("),
+                               ("relu6", "tt_mask_relu6_f16_mve(", "tt_mask_relu6_f16(")):
+        c = Case(f"mask {act} n{n}", out_bytes=(n + 7) // 8)
+        c.decls.append('#include "tt_train_kernels.h"')
+        args = f"{_half(c, 'y', y)}, {n}, (uint8_t *)tt_out"
+        c.ref, c.var = f"{mve}{args});", f"{portable}{args});"
+        cases.append(c)
+    g = rng.standard_normal(n).astype(F16)
+    m = rng.integers(0, 256, (n + 7) // 8).astype(np.uint8)
+    m[0] = 0xFF
+    m[-1] &= (1 << (n % 8 or 8)) - 1
+    c = Case(f"mask apply n{n}", out_bytes=2 * n)
+    c.decls.append('#include "tt_train_kernels.h"')
+    mask = c.array("mask", m.view(np.int8))
+    c.pre = f"memcpy(tt_out, {_half(c, 'g', g)}, {2 * n});"
+    args = f"(tt_f16 *)tt_out, {n}, (const uint8_t *){mask}"
+    c.ref, c.var = f"tt_mask_apply_f16_mve({args});", f"tt_mask_apply_f16({args});"
+    cases.append(c)
+    return cases
+
+
+def maxpool_cases(h=7, w=6, c=13, k=2, stride=2, seed=0, act=1):
+    """Max pooling forward and backward, Helium (ref) against the portable kernels (var):
+    identical bytes, with ties, zeros of both signs, a NaN, uncovered edge rows and a tail."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (h, w, c)).astype(F16)          # many ties
+    x[0, 0, :4] = np.array([-0.0, np.nan, 3e-6, -np.inf], F16)
+    x[0, 1, :4] = np.array([0.0, 1.0, 3e-6, -np.inf], F16)
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    gy = rng.standard_normal((oh, ow, c)).astype(F16)
+    st, pd, dl = (stride, stride), (0, 0, 0, 0), (1, 1)
+    fwd = Case(f"max pool {h}x{w}x{c} k{k} s{stride} act{act}", out_bytes=oh * ow * c * 2)
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd, dl)}, {act}, "
+            f"(tt_f16 *)tt_out, {fwd.dims((oh, ow, c))}")
+    fwd.ref, fwd.var = f"tt_max_pool2d_f16_mve({args});", f"tt_max_pool2d_f16({args});"
+    bwd = Case(f"max pool {h}x{w}x{c} k{k} s{stride} grad input", out_bytes=h * w * c * 2)
+    shape = _shape(bwd, (h, w, c), (oh, ow, c), k, k, st, pd, dl)
+    bwd.pre = f"memset(tt_out, 0x5A, {h * w * c * 2});"
+    args = f"{shape}, {_half(bwd, 'x', x)}, {_half(bwd, 'gy', gy)}, 0, (tt_f16 *)tt_out"
+    bwd.ref, bwd.var = f"tt_max_pool2d_grad_input_f16_mve({args});", f"tt_max_pool2d_grad_input_f16({args});"
+    return [fwd, bwd]

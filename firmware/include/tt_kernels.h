@@ -166,23 +166,29 @@ void tt_fully_connected_f16(const tt_f16 *x, int32_t in_features, const tt_f16 *
                             const tt_f16 *bias, int32_t out_features, int32_t act, tt_f16 *y);
 void tt_max_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+/* Its Helium variant (pool2d/max_pool2d_f16_mve.c: the same bits). */
+void tt_max_pool2d_f16_mve(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);
 /* Helium variants (Cortex-M55; the same arguments): half arithmetic, fused multiply-adds in 8
- * lanes, the order documented in their files (conv2d_f16_mve.c, fully_connected_f16_mve.c). */
+ * lanes, the order documented in their files (conv2d_f16_mve.c, fully_connected_f16_mve.c).
+ * The conv2d forward takes a scratch for its weights copied tap-major: kh * kw * in->c *
+ * min(out->c rounded up to 8, 32) halves (tinytrain.ops.f16.conv2d_f16_mve_scratch_bytes). */
 void tt_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w, const tt_f16 *bias,
                        int32_t kh, int32_t kw, const tt_geom *g, int32_t act, tt_f16 *y,
-                       const tt_dims *out);
+                       const tt_dims *out, void *scratch);
 void tt_fully_connected_f16_mve(const tt_f16 *x, int32_t in_features, const tt_f16 *w,
                                 const tt_f16 *bias, int32_t out_features, int32_t act, tt_f16 *y);
 void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
                                  const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
                                  int32_t act, tt_f16 *y, const tt_dims *out);
-/* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it). */
+/* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it);
+ * scratch: kh * kw * in->c * min(out->c rounded up to 4, 16) floats. */
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,
                        int32_t kh, int32_t kw, const tt_geom *g, int32_t act, float *y,
-                       const tt_dims *out);
+                       const tt_dims *out, void *scratch);
 
 /* ---- resampling and windows (transpose_conv, resize, strided_slice): int8 and float32 --- */
 /* Transposed convolution (TFLite TRANSPOSE_CONV): x HWC, w OHWI (out->c, kh, kw, in->c),

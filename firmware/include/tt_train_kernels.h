@@ -579,6 +579,10 @@ void tt_strided_slice_grad_input_f32(const float *grad_y, const tt_dims *out, co
 void tt_mask_relu_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
 void tt_mask_relu6_f16(const tt_f16 *y, int32_t n, uint8_t *mask);
 void tt_mask_apply_f16(tt_f16 *grad, int32_t n, const uint8_t *mask);
+/* Their Helium variants (train_f16_mve.c: the same bits). */
+void tt_mask_relu_f16_mve(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_relu6_f16_mve(const tt_f16 *y, int32_t n, uint8_t *mask);
+void tt_mask_apply_f16_mve(tt_f16 *grad, int32_t n, const uint8_t *mask);
 void tt_save_channels_f16(const tt_channels *ch, int32_t pixels, const tt_f16 *x, tt_f16 *dst);
 void tt_bias_update_f16(const tt_dims *out, tt_f16 *b, const tt_f16 *grad_y, const tt_update *u);
 /* The fp32 master copy of a half weight's trained elements (compact layout; ch NULL: a
@@ -614,6 +618,11 @@ void tt_depthwise_conv2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16
 void tt_fully_connected_grad_input_f16_mve(int32_t in_features, int32_t out_features,
                                            const tt_f16 *grad_y, const tt_f16 *w,
                                            int32_t accumulate, tt_f16 *grad_x);
+void tt_depthwise_conv2d_update_weight_f16_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                               tt_f16 *w, const tt_f16 *x, const tt_f16 *grad_y,
+                                               const tt_update *u, float *scratch);
+void tt_fully_connected_update_weight_f16_mve(int32_t out_features, const tt_channels *ch, tt_f16 *w,
+                                              const tt_f16 *x, const tt_f16 *grad_y, const tt_update *u);
 void tt_conv2d_grad_input_f32_mve(const tt_conv_shape *s, const float *grad_y, const float *w,
                                   int32_t accumulate, float *grad_x);
 void tt_conv2d_update_weight_f32_mve(const tt_conv_shape *s, const tt_channels *ch, float *w,
@@ -622,5 +631,7 @@ void tt_conv2d_update_weight_f32_mve(const tt_conv_shape *s, const tt_channels *
 /* Max pooling backward, windows that do not overlap (stride >= kernel). */
 void tt_max_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
                                   int32_t accumulate, tt_f16 *grad_x);
+void tt_max_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
 
 #endif

@@ -128,6 +128,9 @@ class Conv2D(WeightedOp):
 
     def kernel_scratch_bytes(self, g, op):
         variant = op.attrs.get("variant")
+        if self.helium(op):     # tt_conv2d_f16_mve: the weights of a block of outputs, tap-major
+            kh, kw = self.kernel_hw(g, op)
+            return f16.conv2d_f16_mve_scratch_bytes(kh, kw, g.tensors[op.inputs[0]].shape[3], self.out_channels(g, op))
         if not variant:
             return 0
         kh, kw = self.kernel_hw(g, op)
@@ -139,8 +142,9 @@ class Conv2D(WeightedOp):
         kh, kw = self.kernel_hw(g, op)
         head = [em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]), kh, kw, em.geom(op)]
         if x.dtype == "float16":
+            tail = [em.kernel_scratch(op)] if self.helium(op) else []
             return [em.call(self.kernel_f16(em, op, "tt_conv2d_f16"), *head, ACT_CODES[self.attr(op, "activation")],
-                            em.ptr(op.outputs[0]), em.dims(y))]
+                            em.ptr(op.outputs[0]), em.dims(y), *tail)]
         if not self.is_int8(g, op):
             return [em.call(em.kernel("tt_conv2d_f32"), *head, ACT_CODES[self.attr(op, "activation")],
                             em.ptr(op.outputs[0]), em.dims(y))]

@@ -128,7 +128,8 @@ class DepthwiseConv2D(WeightedOp):
         dy = dy[0]
         gin = f16.depthwise_grad_input_mve if self.helium(op) else f16.depthwise_grad_input
         dx = gin(dy, w, x_shape[1:3], stride, pad, dil)[None] if need_dx else None
-        dw = f16.depthwise_grad_weight(x[0], dy, w.shape[0], w.shape[1], stride, pad, dil, k)
+        gw = f16.depthwise_grad_weight_mve if self.helium(op) else f16.depthwise_grad_weight
+        dw = gw(x[0], dy, w.shape[0], w.shape[1], stride, pad, dil, k)
         return dx, dw, f16.bias_grad(dy)
 
     def ref_f32(self, g, op, args):

@@ -185,11 +185,9 @@ def depthwise_grad_input(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
     return acc
 
 
-@_ieee
-def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
-    """(kh, kw, k): per channel, a sum over the output pixels in row-major order."""
-    x, gy = f32(x)[..., :k], f32(gy)[..., :k]
-    acc = np.zeros((kh, kw, k), F32)
+def _depthwise_patches(x, gy, kh, kw, stride, pad, dil):
+    """For each output pixel in row-major order: (its gy, the x patch under its window
+    (kh, kw, C), the valid taps (kh, kw, 1))."""
     ih, iw = np.arange(kh) * dil[0], np.arange(kw) * dil[1]
     for oh in range(gy.shape[0]):
         ys = oh * stride[0] - pad[0] + ih
@@ -198,8 +196,15 @@ def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
             xs = ow * stride[1] - pad[2] + iw
             vx = (xs >= 0) & (xs < x.shape[1])
             patch = x[np.clip(ys, 0, x.shape[0] - 1)][:, np.clip(xs, 0, x.shape[1] - 1)]
-            valid = (vy[:, None] & vx[None, :])[..., None]
-            acc = np.where(valid, acc + gy[oh, ow] * patch, acc)
+            yield gy[oh, ow], patch, (vy[:, None] & vx[None, :])[..., None]
+
+
+@_ieee
+def depthwise_grad_weight(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """(kh, kw, k): per channel, a sum over the output pixels in row-major order."""
+    acc = np.zeros((kh, kw, k), F32)
+    for d, patch, valid in _depthwise_patches(f32(x)[..., :k], f32(gy)[..., :k], kh, kw, stride, pad, dil):
+        acc = np.where(valid, acc + d * patch, acc)
     return acc
 
 
@@ -281,42 +286,31 @@ def _fma_runs(acc, xs, ws, valid=None):
     return acc
 
 
+CONV_MVE_BLOCK = 4 * LANES      # output channels per pass of tt_conv2d_f16_mve (tt_conv2d_mve_body.h)
+
+
+def conv2d_f16_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
+    """tt_conv2d_f16_mve's scratch: one block of output channels' weights, tap-major (halves)."""
+    block = min(-(-cout // LANES) * LANES, CONV_MVE_BLOCK)
+    return 2 * kh * kw * cin * block
+
+
 @_ieee
 def conv2d_mve(x, w, bias, stride, pad, dil, act, out_hw) -> np.ndarray:
-    """tt_conv2d_f16_mve: per output 8 half lanes; per kernel row the contiguous run of valid
-    taps (dilation 1; else one run per tap) x[ih][iw..][:] against w[o][ky][kx..][:]."""
+    """tt_conv2d_f16_mve: output channels in the lanes, in half: acc = bias, then fma of
+    x * w over the taps inside the input in (ky, kx, i) order, then the activation (as the
+    depthwise kernel: no rounding after)."""
     x, w = np.asarray(x, F16), np.asarray(w, F16)
     oh_n, ow_n = out_hw
     cout, kh, kw, cin = w.shape
-    H, W = x.shape[:2]
-    y = np.zeros((oh_n, ow_n, cout), F16)
-    # the runs of an output column: ((kx, ...), ...) of taps inside the input
-    col_runs = {}
-    for ow in range(ow_n):
-        iw0 = ow * stride[1] - pad[2]
-        taps = [kx for kx in range(kw) if 0 <= iw0 + kx * dil[1] < W]
-        runs = (tuple(taps),) if dil[1] == 1 and taps else tuple((t,) for t in taps)
-        col_runs.setdefault(runs, []).append(ow)
-    row_taps = {}
-    for oh in range(oh_n):
-        ih0 = oh * stride[0] - pad[0]
-        rows = tuple(ky for ky in range(kh) if 0 <= ih0 + ky * dil[0] < H)
-        row_taps.setdefault(rows, []).append(oh)
-    b = np.zeros(cout, F32) if bias is None else f32(bias)
-    for rows, ohs in row_taps.items():
-        ohs = np.array(ohs)
-        for runs, ows in col_runs.items():
-            ows = np.array(ows)
-            acc = np.zeros((len(ohs), len(ows), cout, LANES), F16)
-            for ky in rows:
-                ih = ohs * stride[0] - pad[0] + ky * dil[0]
-                for run in runs:
-                    iws = [ows * stride[1] - pad[2] + kx * dil[1] for kx in run]
-                    xs = np.concatenate([x[ih][:, iw] for iw in iws], axis=-1)        # (nh, nw, L)
-                    ws = np.concatenate([w[:, ky, kx] for kx in run], axis=-1)         # (cout, L)
-                    acc = _fma_runs(acc, xs[:, :, None, :], ws[None, None])
-            y[np.ix_(ohs, ows)] = activate(_lanes_sum(b, acc), act)
-    return y
+    acc = np.zeros((oh_n, ow_n, cout), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
+    for ky, iy, vy in _axis_taps(oh_n, x.shape[0], kh, stride[0], pad[0], dil[0]):
+        for kx, ix, vx in _axis_taps(ow_n, x.shape[1], kw, stride[1], pad[2], dil[1]):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]                                   # (OH, OW, Cin)
+            for i in range(cin):
+                acc = np.where(valid, fma16(xs[..., i:i + 1], w[:, ky, kx, i], acc), acc)
+    return _act(acc, act).astype(F16)
 
 
 def _grad_store(acc16: np.ndarray) -> np.ndarray:
@@ -402,3 +396,14 @@ def depthwise_grad_input_mve(gy, w, in_hw, stride, pad, dil) -> np.ndarray:
             valid = (vy[:, None] & vx[None, :])[..., None]
             acc = np.where(valid, fma16(gy[oy][:, ox], w[ky, kx], acc), acc)
     return _grad_store(acc)
+
+
+@_ieee
+def depthwise_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
+    """tt_depthwise_conv2d_update_weight_f16_mve's gradient (kh, kw, k): per channel and tap,
+    the half sum over the output pixels (row-major) of gy * x by fma; as float32 (exact)."""
+    acc = np.zeros((kh, kw, k), F16)
+    for d, patch, valid in _depthwise_patches(np.asarray(x, F16)[..., :k], np.asarray(gy, F16)[..., :k],
+                                              kh, kw, stride, pad, dil):
+        acc = np.where(valid, fma16(d, patch, acc), acc)
+    return acc.astype(F32)

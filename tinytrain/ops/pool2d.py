@@ -154,7 +154,9 @@ class _Pool2D(OpUnit):
             fn, act = em.kernel(f"tt_{self.type}_s8"), [int(p["act_min"]), int(p["act_max"])]
         else:
             suffix = "f16" if x.dtype == "float16" else "f32"
-            fn, act = em.kernel(f"tt_{self.type}_{suffix}"), [ACT_CODES[self.attr(op, "activation")]]
+            # max_pool2d_f16_mve.c: the same arguments and bits, any board may run it
+            fn = em.kernel(f"tt_{self.type}_{suffix}", allowed={"mve": self.kind == "max"})
+            act = [ACT_CODES[self.attr(op, "activation")]]
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), kh, kw, em.geom(op), *act,
                         em.ptr(op.outputs[0]), em.dims(y))]
 
@@ -166,7 +168,8 @@ class _Pool2D(OpUnit):
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[op.inputs[0]]), t.acc(step, op.inputs[0])
         if self.kind == "avg":
             return [em.call(em.kernel("tt_avg_pool2d_grad_input_f32"), shape, gy, acc, gx)]
-        fn = em.kernel(f"tt_max_pool2d_grad_input_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }")
+        fn = em.kernel(f"tt_max_pool2d_grad_input_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }",
+                       allowed={"mve": x.dtype == "float16"})       # max_pool2d_f16_mve.c: the same bits
         return [em.call(fn, shape, t.view(op.inputs[0]), gy, acc, gx)]
 
     def vjp(self, ctx, op, dy, step):

@@ -24,6 +24,9 @@ from .program import BackwardStep, TrainingProgram, trained_in_channels
 # The model's one mutable tt_hparams (model.c.j2; tt_model_set_hparams writes it): every
 # tt_update points to it.
 HPARAMS = CExpr("&tt_train_hparams")
+# Kernels whose Helium variants take the same arguments and give the same bits (the masks of
+# train_f16_mve.c): any board may run them.
+SAME_BITS = {"mve": True}
 
 
 @dataclass
@@ -236,7 +239,7 @@ class TrainEmit:
             else:
                 act = unit(op.type).activation(op)
                 sfx = "f16" if y.dtype == "float16" else "f32"
-                lines.append(em.call(em.kernel(f"tt_mask_{act}_{sfx}"), self.view(op.outputs[0]), y.size,
+                lines.append(em.call(em.kernel(f"tt_mask_{act}_{sfx}", allowed=SAME_BITS), self.view(op.outputs[0]), y.size,
                                      self.view(f.mask)))
         for tensor, saved, _ in f.saves:
             t = g.tensors[tensor]
@@ -272,6 +275,6 @@ class TrainEmit:
         if step.mask:
             n = self.g.tensors[op.outputs[0]].size
             sfx = "f16" if self.prog.buffers[step.grad_out].dtype == "float16" else "f32"
-            lines.append(self.em.call(self.em.kernel(f"tt_mask_apply_{sfx}"), self.grad(step.grad_out), n,
+            lines.append(self.em.call(self.em.kernel(f"tt_mask_apply_{sfx}", allowed=SAME_BITS), self.grad(step.grad_out), n,
                                       self.view(step.mask)))
         return lines + unit(op.type).emit_backward(self.em, op, step, self)
