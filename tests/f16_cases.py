@@ -338,6 +338,36 @@ def softmax_cases(rows, depth, seed=0, acc=0):
     return [fwd, g]
 
 
+def copy_cases(seed=0):
+    """Standalone relu / relu6 and zero padding (forward, input gradient)."""
+    from tinytrain.ops.window import pad4
+    rng = np.random.default_rng(seed)
+    x = (4 * rng.standard_normal((1, 5, 4, 6))).astype(F16)
+    cases = []
+    for act, code in (("relu", 1), ("relu6", 2)):
+        c = Case(f"{act} 5x4x6", out_bytes=2 * x.size, macs=x.size)
+        c.expected = _out_bytes(f16.activate(f16.f32(x), act))
+        c.ref = f"tt_relu_f16({_half(c, 'x', x)}, {x.size}, {code}, (tt_f16 *)tt_out);"
+        cases.append(c)
+    pad = (1, 2, 0, 1)
+    y = pad4(x, pad)
+    c = Case("pad 5x4x6 (1, 2, 0, 1)", out_bytes=2 * y.size, macs=y.size)
+    c.expected = _out_bytes(y)
+    c.ref = (f"tt_pad_f16({_half(c, 'x', x)}, {c.dims(x.shape)}, 1, 0, (tt_f16 *)tt_out, {c.dims(y.shape)});")
+    cases.append(c)
+    gy = (0.1 * rng.standard_normal(y.shape)).astype(F16)
+    old = (0.1 * rng.standard_normal(x.shape)).astype(F16)
+    for acc in (0, 1):
+        c = Case(f"pad 5x4x6 grad input (acc {acc})", out_bytes=2 * x.size, macs=x.size)
+        c.expected = _out_bytes(f16.round_grad(f16.f32(gy[:, 1:6, 0:4]), old if acc else None))
+        c.pre = f"memcpy(tt_out, {_half(c, 'old', old)}, {2 * x.size});"
+        c.decls.append('#include "tt_train_kernels.h"')
+        c.ref = (f"tt_pad_grad_input_f16({c.dims(x.shape)}, {c.dims(y.shape)}, 1, 0, {_half(c, 'gy', gy)}, {acc}, "
+                 "(tt_f16 *)tt_out);")
+        cases.append(c)
+    return cases
+
+
 def op_cases() -> list:
     """Every case of the kernels above (tests/test_fp16_ops.py runs them on both boards)."""
     cases = []
@@ -354,4 +384,5 @@ def op_cases() -> list:
     cases += pool_cases(7, 5, 3, k=3, stride=2, pad=1, seed=10, acc=1)
     cases += softmax_cases(1, 10, seed=11)
     cases += softmax_cases(12, 7, seed=12, acc=1)
+    cases += copy_cases(seed=13)
     return cases

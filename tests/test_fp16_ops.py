@@ -16,14 +16,16 @@ from kernel_harness import have_tools, run_cases
 
 
 def ops_net(seed=0, final_softmax=False):
-    """conv -> residual add (relu) -> + per-channel constant -> 3x3 average pool (overlapping,
-    padded) -> softmax over channels -> conv -> (x - conv) -> + its own mean (a broadcast
-    activation) -> 2x2 average pool -> global mean -> dense (-> softmax)."""
+    """conv -> zero pad -> conv -> residual add (relu) -> + per-channel constant -> 3x3 average
+    pool (overlapping, padded) -> softmax over channels -> conv -> (x - conv) -> relu6 + the
+    mean of (x - conv) (a broadcast activation) -> 2x2 average pool -> global mean -> dense
+    (-> softmax)."""
     rng = np.random.default_rng(seed + 100)
     b = GraphBuilder("f16ops", (1, 6, 6, 3), seed)
     b.conv("conv1", 8, act="relu")
     c1 = b.last
-    b.conv("conv2", 8, act="none")
+    b.unary("zpad", "pad", (1, 8, 8, 8), pad=(1, 1, 1, 1))
+    b.conv("conv2", 8, pad=0, act="none")
     b.add("res", c1, b.last, act="relu")
     b.binary("shifted", "add", b.last, b.const("shift", 0.5 * rng.standard_normal(8)), act="none")
     b.pool("avg", "avg", k=3, stride=1, pad=(1, 1, 1, 1))
@@ -32,8 +34,10 @@ def ops_net(seed=0, final_softmax=False):
     b.conv("conv3", 8, act="none")
     b.binary("diff", "sub", s, b.last, act="none")
     d = b.last
+    r = b.unary("clip", "relu6")          # standalone: its input's gradient accumulates (se_pool)
+    b.last = d
     b.unary("se_pool", "global_avg_pool", (1, 1, 1, 8))
-    b.binary("se", "add", d, b.last, act="relu6")
+    b.binary("se", "add", r, b.last, act="relu")
     b.pool("avg2", "avg", k=2, stride=2)
     b.unary("gap", "global_avg_pool", (1, 1, 1, 8))
     b.unary("flatten", "reshape", (1, 8))
@@ -71,7 +75,7 @@ def test_host_build_equals_numpy_reference_bit_for_bit(tmp_path, precision, scal
     g = ops_net(final_softmax=final_softmax)
     m = tinytrain.compile(g, scheme="full", precision=precision, loss_scale=scale, lr=0.05, passes=False)
     types = {op.type for op in m.graph.ops}
-    assert {"add", "sub", "avg_pool2d", "global_avg_pool", "softmax"} <= types
+    assert {"add", "sub", "avg_pool2d", "global_avg_pool", "softmax", "pad", "relu6"} <= types
     if final_softmax:      # the probabilities stay float32: the loss reads the float32 logits
         probs = m.graph.producer(m.graph.outputs[0])
         assert probs.type == "softmax" and m.graph.tensors[probs.inputs[0]].dtype == "float32"

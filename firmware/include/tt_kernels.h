@@ -174,6 +174,9 @@ void tt_add_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int3
 void tt_sub_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
 void tt_sub_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
 void tt_softmax_f16(const tt_f16 *x, int32_t rows, int32_t depth, tt_f16 *y);
+void tt_relu_f16(const tt_f16 *x, int32_t n, int32_t act, tt_f16 *y);
+void tt_pad_f16(const tt_f16 *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
+                tt_f16 *y, const tt_dims *out);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);
