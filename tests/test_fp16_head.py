@@ -186,3 +186,33 @@ def test_on_device_equals_the_simulation(tmp_path, board, precision, scale):
         np.testing.assert_array_equal(v.reshape(sim.params[name].shape).view(np.uint16),
                                       sim.params[name].view(np.uint16), err_msg=name)
         np.testing.assert_array_equal(back[name].astype(np.float32), pushed[name])
+
+
+def test_an_int8_model_ending_in_softmax_keeps_it_float32(tmp_path):
+    """The probabilities of an int8 classifier: in the FP16 head the softmax comes after the
+    cast, in float32, and the loss reads its float32 input (as for a float model)."""
+    from graphs import GraphBuilder, quantize_graph
+    b = GraphBuilder("smx", (1, 6, 6, 2), seed=4)
+    b.conv("conv1", 6, act="relu")
+    b.conv("conv2", 8, stride=2, act="relu")
+    b.unary("flatten", "reshape", (1, 72))
+    b.dense("fc", 4)
+    b.unary("probs", "softmax", beta=1.0)
+    calib = np.random.default_rng(5).standard_normal((16, 1, 6, 6, 2)).astype(np.float32)
+    q = quantize_graph(b.build("smx"), calib)
+    m = tinytrain.compile(q, scheme="last:2", precision="fp16", lr=0.05, passes=False)
+    g = m.graph
+    last = g.producer(g.outputs[0])
+    assert last.type == "softmax" and g.tensors[last.inputs[0]].dtype == "float32"
+    assert g.tensors[m.program.loss_step.logits].dtype == "float32"
+    inp = g.tensors[g.inputs[0]]
+    x = np.clip(np.round(calib.reshape(16, -1) / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
+    y = np.arange(16) % 4
+    sim = m.simulator()
+    with m.host_trainer(tmp_path) as ht:
+        losses = [loss for loss, _ in ht.train_many(x, y)]
+        params = ht.params()
+    want = [sim.step(x[i].reshape(inp.shape), int(y[i])).loss for i in range(16)]
+    np.testing.assert_array_equal(np.float32(losses).view(np.uint32), np.float32(want).view(np.uint32))
+    for name, v in params.items():
+        np.testing.assert_array_equal(v.view(np.uint16), sim.params[name].view(np.uint16), err_msg=name)

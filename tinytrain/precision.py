@@ -107,7 +107,7 @@ def _final_softmaxes(graph: Graph) -> set[str]:
     out = set()
     for name in graph.outputs:
         op = graph.producer(name)
-        if op is not None and op.type == "softmax" and unit(op.type).loss_reads_input \
+        if op is not None and unit(op.type).loss_reads_input \
                 and op.inputs[0] not in graph.inputs and graph.tensors[op.inputs[0]].dtype == "float32":
             out.add(op.name)
     return out
@@ -170,6 +170,37 @@ def real_values(t: Tensor) -> np.ndarray:
     return (np.asarray(t.data, np.float64) - q.zero_point.reshape(shape)) * q.scale.reshape(shape)
 
 
+def _softmax_after_cast(ops: list[Op], tensors: dict, inserted: dict, out_name: str, graph: Graph) -> None:
+    """... -> x -> softmax -> p (half) -> cast -> output becomes ... -> x -> cast -> x.f32 ->
+    softmax -> output (float32): the loss reads the float32 logits."""
+    from .ops import unit
+    cast = next((op for op in ops if out_name in op.outputs), None)
+    soft = next((op for op in ops if cast is not None and cast.inputs[0] in op.outputs), None)
+    if soft is None or not unit(soft.type).loss_reads_input or not _converts_half(tensors, cast):
+        return
+    x, probs = soft.inputs[0], soft.outputs[0]
+    x32 = _unique(tensors, f"{x}.f32")
+    tensors[x32] = Tensor(x32, tensors[x].shape, "float32")
+    del tensors[probs]
+    for made in inserted.values():
+        if probs in made:
+            made.remove(probs)
+    ops.remove(cast)
+    ops.insert(ops.index(soft), Op(cast.name, "cast", [x], [x32]))
+    soft.inputs, soft.outputs = [x32], [out_name]
+    inserted.setdefault(x, []).append(x32)
+
+
+def _converts_half(tensors: dict, op: Op) -> bool:
+    return tensors[op.inputs[0]].dtype == "float16" and tensors[op.outputs[0]].dtype == "float32"
+
+
+def _converts(graph: Graph, op: Op) -> bool:
+    """The op converts between int8 and float32 (a QUANTIZE or DEQUANTIZE at an int8 model's edge)."""
+    dts = {graph.tensors[op.inputs[0]].dtype, graph.tensors[op.outputs[0]].dtype}
+    return dts == {"int8", "float32"}
+
+
 def head_start(graph: Graph, scheme) -> int:
     """The index of the first op the bound scheme trains: ops from there on are the head."""
     for i, op in enumerate(graph.ops):
@@ -194,9 +225,9 @@ def float_head(graph: Graph, scheme, half: bool) -> Graph:
     produced_frozen = {t for op in frozen for t in op.outputs} | set(graph.inputs)
     out_name = graph.outputs[0]
     last = graph.producer(out_name)
-    drop_final = last is not None and last.name in head_names and last.type == "dequantize"
+    drop_final = last is not None and last.name in head_names and _converts(graph, last)
     for op in head:
-        if op.type in ("quantize", "dequantize") and not (drop_final and op is last):
+        if _converts(graph, op) and not (drop_final and op is last):
             raise UnsupportedError(op.name, f"{op.type} inside the trained head of an int8 model")
         if half and not unit(op.type).float16:
             raise UnsupportedError(op.name, f"{op.type} in float16 (the FP16 head of an int8 model)")
@@ -278,6 +309,8 @@ def float_head(graph: Graph, scheme, half: bool) -> Graph:
             op.inputs = [h if t == out_name else t for t in op.inputs]
         new_ops.append(Op(_unique_op(graph, f"{out_name}_to_f32"), "cast", [h], [out_name]))
         inserted.setdefault(out_name, []).append(h)
+    if half:                 # a final softmax stays float32 after the cast (to_float16)
+        _softmax_after_cast(new_ops, tensors, inserted, out_name, graph)
     # schedule order of tensors (the planner walks activations in dict order): new tensors
     # right after the one they come from; the output last
     ordered: dict[str, Tensor] = {}
