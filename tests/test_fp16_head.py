@@ -151,6 +151,18 @@ def test_inspect_json_and_refusals(tmp_path):
     assert out.returncode == 0, out.stderr
     fp32 = json.loads(out.stdout)["memory"]
     assert fp32["trainable_param_bytes"] == 2 * m.memory["trainable_param_bytes"]
+    # the fit check and the fleet's figures take the plan's FP16 head as it is
+    from tinytrain.boards import load_board
+    from tinytrain.project import fit_check
+    from tinytrain.semantic.figures import memory_figures
+    rows = {r["item"]: r["bytes"] for r in fit_check(m.memory, load_board("mps2-an386")).rows}
+    assert rows["trainable parameters + optimizer"] == m.memory["trainable_param_bytes"]
+    assert rows["constants (weights, tables)"] == m.memory["flash_bytes"]
+    f = memory_figures(str(MODEL), str(SCHEME), precision="fp16")
+    assert (f.arena_bytes, f.trainable_param_bytes) == (m.memory["arena_bytes"], m.memory["trainable_param_bytes"])
+    q = tinytrain.compile(str(MODEL), scheme=str(SCHEME)).memory          # int8 QAS: 1-byte weights
+    head_weights = m.graph.tensors["output.weight"].size
+    assert m.memory["trainable_param_bytes"] - q["trainable_param_bytes"] >= head_weights - 4 * 64
     with pytest.raises(TinyTrainError, match="training scheme"):
         tinytrain.compile(str(MODEL), precision="fp16")
     bad = tmp_path / "bad.json"
