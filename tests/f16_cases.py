@@ -382,6 +382,7 @@ def op_cases() -> list:
     cases += pool_cases(6, 7, 5, seed=8)                                  # overlapping, padded
     cases += pool_cases(8, 8, 12, k=2, stride=2, pad=0, seed=9, acc=1, act="relu6")
     cases += pool_cases(7, 5, 3, k=3, stride=2, pad=1, seed=10, acc=1)
+    cases += pool_cases(4, 5, 40, k=3, stride=1, pad=1, seed=14, acc=1)               # 2 channel chunks
     cases += softmax_cases(1, 10, seed=11)
     cases += softmax_cases(12, 7, seed=12, acc=1)
     cases += copy_cases(seed=13)
