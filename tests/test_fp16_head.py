@@ -181,6 +181,7 @@ def test_on_device_equals_the_simulation(tmp_path, board, precision, scale):
     m.build_project(tmp_path / "fw")
     with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
         results = link.train_many(x, y)
+        outs = link.infer_many(x[:6])            # int8 in, the FP16 head's float32 logits out
         device = link.read_params()
         as32 = link.read_params(as_float32=True)
         pushed = {n: -v for n, v in as32.items()}                   # negation is exact
@@ -191,6 +192,10 @@ def test_on_device_equals_the_simulation(tmp_path, board, precision, scale):
     losses = np.array([sim.step(x[i].reshape(shape), int(y[i])).loss for i in range(N)], np.float32)
     np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
                                   losses.view(np.uint32))
+    for i, r in enumerate(outs):
+        want = np.asarray(sim.infer(x[i].reshape(shape)), np.float32).reshape(-1)
+        np.testing.assert_array_equal(np.asarray(r.outputs, np.float32).view(np.uint32), want.view(np.uint32))
+        assert r.predicted == int(np.argmax(want))
     assert sorted(device) == sorted(n for n in sim.params if m.graph.tensors[n].dtype == "float16"
                                     and any(m.program.scheme.trains(op.name) for op in m.graph.consumers(n)))
     for name, v in device.items():

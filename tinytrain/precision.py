@@ -261,7 +261,7 @@ def float_head(graph: Graph, scheme, half: bool) -> Graph:
         tensors[name] = Tensor(name, t.shape, dt)
     # the boundary: int8 activations of the frozen part that the head reads
     boundary: dict[str, str] = {}
-    new_ops: list[Op] = list(frozen)
+    new_ops = [Op(o.name, o.type, list(o.inputs), list(o.outputs), dict(o.attrs)) for o in frozen]   # the caller's stay
     inserted: dict[str, list[str]] = {}
     for op in head:
         for name in op.inputs:
@@ -323,6 +323,5 @@ def float_head(graph: Graph, scheme, half: bool) -> Graph:
     for made in inserted.get(out_name, []):
         ordered[made] = tensors[made]
     ordered[out_name] = tensors[out_name]
-    g = Graph(graph.name, ordered, new_ops, list(graph.inputs), list(graph.outputs),
-              dict(graph.layer_names)).validate()
-    return g
+    return Graph(graph.name, ordered, new_ops, list(graph.inputs), list(graph.outputs),
+                 dict(graph.layer_names)).validate()
