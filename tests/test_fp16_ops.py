@@ -13,6 +13,7 @@ from tinytrain.errors import UnsupportedError
 import f16_cases
 from graphs import GraphBuilder, tf_forward
 from kernel_harness import have_tools, run_cases
+from test_fp16 import assert_half_params_equal, run_both
 
 
 def ops_net(seed=0, final_softmax=False):
@@ -47,10 +48,6 @@ def ops_net(seed=0, final_softmax=False):
     return b.build("f16ops")
 
 
-def bits(a):
-    return np.asarray(a, np.float16).view(np.uint16)
-
-
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
     if not have_tools():
@@ -71,7 +68,7 @@ def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
 
 @pytest.mark.parametrize("precision,scale,final_softmax", [("fp16", 1.0, False), ("mixed", 64.0, True),
                                                            ("fp16", "dynamic", True)])
-def test_host_build_equals_numpy_reference_bit_for_bit(tmp_path, precision, scale, final_softmax):
+def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale, final_softmax):
     g = ops_net(final_softmax=final_softmax)
     m = tinytrain.compile(g, scheme="full", precision=precision, loss_scale=scale, lr=0.05, passes=False)
     types = {op.type for op in m.graph.ops}
@@ -84,25 +81,8 @@ def test_host_build_equals_numpy_reference_bit_for_bit(tmp_path, precision, scal
     rng = np.random.default_rng(3)
     xs = rng.standard_normal((10, 1, 6, 6, 3)).astype(np.float32)
     labels = rng.integers(0, 5, 10)
-    sim = m.simulator()
-    with m.host_trainer(tmp_path) as ht:
-        for x, y in zip(xs, labels):
-            r = sim.step(x, int(y))
-            loss, _ = ht.train_step(x, int(y))
-            assert np.float32(loss) == np.float32(r.loss)
-        params = ht.params()
-        out = ht.infer(xs[:1])
-    moved = 0
-    for name, v in params.items():
-        assert v.dtype == np.float16
-        np.testing.assert_array_equal(bits(v), bits(sim.params[name]), err_msg=name)
-        moved += int((bits(v) != bits(m.graph.tensors[name].data)).sum())
-    assert moved > 0
-    got, want = np.asarray(out, np.float32).reshape(-1), sim.infer(xs[0]).astype(np.float32).reshape(-1)
-    if final_softmax:      # float32 ops are not modelled bit for bit (the softmax after the cast)
-        np.testing.assert_allclose(got, want, rtol=1e-6)
-    else:
-        np.testing.assert_array_equal(got, want)
+    sim, params = run_both(m, xs, labels)          # equal losses, step after step
+    assert_half_params_equal(m, sim, params)
 
 
 def test_fp16_gradients_against_gradient_tape():
