@@ -325,3 +325,163 @@ def maxpool_cases(h=7, w=6, c=13, k=2, stride=2, seed=0, act=1):
     args = f"{shape}, {_half(bwd, 'x', x)}, {_half(bwd, 'gy', gy)}, 0, (tt_f16 *)tt_out"
     bwd.ref, bwd.var = f"tt_max_pool2d_grad_input_f16_mve({args});", f"tt_max_pool2d_grad_input_f16({args});"
     return [fwd, bwd]
+
+
+# --- the elementwise, pooling, mean and softmax kernels (portable; add's Helium variant) ------------
+
+def _bcast_decl(case: Case, f: dict) -> str:
+    name = case._name("bc")
+    case.decls.append(f"static const tt_bcast {name} = {{ .h = {f['h']}, .w = {f['w']}, .c = {f['c']}, "
+                      f".a_sh = {f['a_sh']}, .a_sw = {f['a_sw']}, .a_sc = {f['a_sc']}, "
+                      f".b_sh = {f['b_sh']}, .b_sw = {f['b_sw']}, .b_sc = {f['b_sc']} }};")
+    return "&" + name
+
+
+def add_cases(shape, other_shape=None, seed=0, act="relu", sub=False, acc=0):
+    """Forward (equal shapes: the Helium add as `var`; broadcast) and the gradients of add /
+    sub: the portable kernel as `ref`, checked against tinytrain/ops/f16.py."""
+    from tinytrain.ops.elementwise import bcast_fields
+    rng = np.random.default_rng(seed)
+    other_shape = tuple(other_shape or shape)
+    a = (4 * rng.standard_normal(shape)).astype(F16)
+    b = (4 * rng.standard_normal(other_shape)).astype(F16)
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    kind = "sub" if sub else "add"
+    fn = (lambda x, y: (x.astype(np.float64) - y).astype(np.float32)) if sub else \
+        (lambda x, y: (x.astype(np.float64) + y).astype(np.float32))
+    n = int(np.prod(shape))
+    name = f"{kind} {shape} {other_shape} {act}"
+    fwd = Case(f"{name} forward", out_bytes=2 * n, macs=n)
+    fwd.expected = _out_bytes(f16.binary(a, np.broadcast_to(b, shape), fn, act))
+    if other_shape == tuple(shape):
+        args = f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {n}, {codes[act]}, (tt_f16 *)tt_out"
+        fwd.ref = f"tt_{kind}_f16({args});"
+        fwd.var = f"tt_add_f16_mve({args});" if not sub else None
+    else:
+        f = bcast_fields(shape, other_shape, shape)
+        fwd.ref = (f"tt_{kind}_bcast_f16({_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {_bcast_decl(fwd, f)}, "
+                   f"{codes[act]}, (tt_f16 *)tt_out);")
+    cases = [fwd]
+    gy = (0.1 * rng.standard_normal(shape)).astype(F16)
+    old_b = (0.1 * rng.standard_normal(other_shape)).astype(F16)
+    if other_shape == tuple(shape) and not sub:        # an accumulating pass-through
+        g = Case(f"{name} grad accumulate", out_bytes=2 * n, macs=n)
+        g.expected = _out_bytes(f16.round_grad(f16.f32(gy), old_b))
+        g.pre = f"memcpy(tt_out, {_half(g, 'old', old_b)}, {2 * n});"
+        g.decls.append('#include "tt_train_kernels.h"')
+        src = _half(g, 'gy', gy)
+        g.ref, g.var = f"tt_add_grad_f16((tt_f16 *)tt_out, {src}, {n});", f"tt_add_grad_f16_mve((tt_f16 *)tt_out, {src}, {n});"
+        cases.append(g)
+    f = bcast_fields(other_shape, shape, shape)         # the gradient of the second operand
+    nb = int(np.prod(other_shape))
+    sign = -1.0 if sub else 1.0
+    g = Case(f"{name} grad of b (acc {acc})", out_bytes=2 * nb, macs=n)
+    g.expected = _out_bytes(f16.round_grad(f16.add_grad_bcast(gy, f, sign, other_shape), old_b if acc else None))
+    g.pre = f"memcpy(tt_out, {_half(g, 'old', old_b)}, {2 * nb});"
+    g.decls.append('#include "tt_train_kernels.h"')
+    g.ref = f"tt_add_grad_bcast_f16({_half(g, 'gy', gy)}, {_bcast_decl(g, f)}, {sign!r}f, {acc}, (tt_f16 *)tt_out);"
+    cases.append(g)
+    return cases
+
+
+def pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, acc=0, act="none"):
+    """Average pooling (forward, input gradient) and the global mean (forward, input gradient)."""
+    rng = np.random.default_rng(seed)
+    oh = (h + 2 * pad - k) // stride + 1
+    ow = (w + 2 * pad - k) // stride + 1
+    x = (3 * rng.standard_normal((h, w, c))).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, c))).astype(F16)
+    gx_old = (0.1 * rng.standard_normal((h, w, c))).astype(F16)
+    st, pd = (stride, stride), (pad,) * 4
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    name = f"avg pool {h}x{w}x{c} {k}x{k} s{stride} p{pad}"
+    fwd = Case(f"{name} forward", out_bytes=2 * oh * ow * c, macs=oh * ow * c * k * k)
+    fwd.expected = _out_bytes(f16.avg_pool2d(x, (k, k), st, pd, act, (oh, ow)))
+    fwd.ref = (f"tt_avg_pool2d_f16({_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd)}, "
+               f"{codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, c))});")
+    gin = Case(f"{name} grad input (acc {acc})", out_bytes=2 * h * w * c, macs=oh * ow * c * k * k)
+    gin.expected = _out_bytes(f16.round_grad(f16.avg_pool2d_grad(gy, (h, w), (k, k), st, pd), gx_old if acc else None))
+    shape = _shape(gin, (h, w, c), (oh, ow, c), k, k, st, pd, (1, 1))
+    gin.pre = f"memcpy(tt_out, {_half(gin, 'old', gx_old)}, {2 * h * w * c});"
+    gin.ref = f"tt_avg_pool2d_grad_input_f16({shape}, {_half(gin, 'gy', gy)}, {acc}, (tt_f16 *)tt_out);"
+    gap = Case(f"mean {h}x{w}x{c} forward", out_bytes=2 * c, macs=h * w * c)
+    gap.expected = _out_bytes(f16.global_avg_pool(x))
+    gap.ref = f"tt_global_avg_pool_f16({_half(gap, 'x', x)}, {gap.dims((h, w, c))}, (tt_f16 *)tt_out);"
+    ggap = Case(f"mean {h}x{w}x{c} grad input (acc {acc})", out_bytes=2 * h * w * c, macs=h * w * c)
+    gyc = gy[0, 0]
+    ggap.expected = _out_bytes(f16.round_grad(f16.global_avg_pool_grad(gyc, (h, w, c)), gx_old if acc else None))
+    ggap.pre = f"memcpy(tt_out, {_half(ggap, 'old', gx_old)}, {2 * h * w * c});"
+    ggap.decls.append('#include "tt_train_kernels.h"')
+    ggap.ref = (f"tt_global_avg_pool_grad_input_f16({ggap.dims((h, w, c))}, {_half(ggap, 'gy', gyc)}, {acc}, "
+                "(tt_f16 *)tt_out);")
+    return [fwd, gin, gap, ggap]
+
+
+def softmax_cases(rows, depth, seed=0, acc=0):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.standard_normal((rows, depth))).astype(F16)
+    gy = (0.1 * rng.standard_normal((rows, depth))).astype(F16)
+    old = (0.1 * rng.standard_normal((rows, depth))).astype(F16)
+    n = rows * depth
+    fwd = Case(f"softmax {rows}x{depth} forward", out_bytes=2 * n, macs=n)
+    y = f16.softmax(x)
+    fwd.expected = _out_bytes(y)
+    fwd.ref = f"tt_softmax_f16({_half(fwd, 'x', x)}, {rows}, {depth}, (tt_f16 *)tt_out);"
+    g = Case(f"softmax {rows}x{depth} grad input (acc {acc})", out_bytes=2 * n, macs=n)
+    g.expected = _out_bytes(f16.round_grad(f16.softmax_grad(y, gy), old if acc else None))
+    g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * n});"
+    g.decls.append('#include "tt_train_kernels.h"')
+    g.ref = (f"tt_softmax_grad_input_f16({rows}, {depth}, {_half(g, 'y', y)}, {_half(g, 'gy', gy)}, {acc}, "
+             "(tt_f16 *)tt_out);")
+    return [fwd, g]
+
+
+def copy_cases(seed=0):
+    """Standalone relu / relu6 and zero padding (forward, input gradient)."""
+    from tinytrain.ops.window import pad4
+    rng = np.random.default_rng(seed)
+    x = (4 * rng.standard_normal((1, 5, 4, 6))).astype(F16)
+    cases = []
+    for act, code in (("relu", 1), ("relu6", 2)):
+        c = Case(f"{act} 5x4x6", out_bytes=2 * x.size, macs=x.size)
+        c.expected = _out_bytes(f16.activate(f16.f32(x), act))
+        c.ref = f"tt_relu_f16({_half(c, 'x', x)}, {x.size}, {code}, (tt_f16 *)tt_out);"
+        cases.append(c)
+    pad = (1, 2, 0, 1)
+    y = pad4(x, pad)
+    c = Case("pad 5x4x6 (1, 2, 0, 1)", out_bytes=2 * y.size, macs=y.size)
+    c.expected = _out_bytes(y)
+    c.ref = (f"tt_pad_f16({_half(c, 'x', x)}, {c.dims(x.shape)}, 1, 0, (tt_f16 *)tt_out, {c.dims(y.shape)});")
+    cases.append(c)
+    gy = (0.1 * rng.standard_normal(y.shape)).astype(F16)
+    old = (0.1 * rng.standard_normal(x.shape)).astype(F16)
+    for acc in (0, 1):
+        c = Case(f"pad 5x4x6 grad input (acc {acc})", out_bytes=2 * x.size, macs=x.size)
+        c.expected = _out_bytes(f16.round_grad(f16.f32(gy[:, 1:6, 0:4]), old if acc else None))
+        c.pre = f"memcpy(tt_out, {_half(c, 'old', old)}, {2 * x.size});"
+        c.decls.append('#include "tt_train_kernels.h"')
+        c.ref = (f"tt_pad_grad_input_f16({c.dims(x.shape)}, {c.dims(y.shape)}, 1, 0, {_half(c, 'gy', gy)}, {acc}, "
+                 "(tt_f16 *)tt_out);")
+        cases.append(c)
+    return cases
+
+
+def op_cases() -> list:
+    """Every case of the kernels above (tests/test_fp16_ops.py runs them on both boards)."""
+    cases = []
+    cases += add_cases((1, 5, 6, 11), act="relu")                          # a tail of 3 lanes
+    cases += add_cases((1, 4, 4, 16), act="relu6", seed=1)
+    cases += add_cases((1, 5, 6, 7), (7,), seed=2, act="none", acc=1)     # per-channel constant
+    cases += add_cases((1, 4, 5, 6), (1, 1, 1, 6), seed=3, act="relu")   # squeeze-excite-like
+    cases += add_cases((1, 3, 4, 5), (1, 3, 1, 1), seed=4, act="none", acc=1)
+    cases += add_cases((1, 4, 4, 6), (), seed=5, act="none")              # a scalar
+    cases += add_cases((1, 4, 3, 6), seed=6, sub=True, act="none", acc=1)
+    cases += add_cases((1, 4, 3, 6), (6,), seed=7, sub=True, act="relu")
+    cases += pool_cases(6, 7, 5, seed=8)                                  # overlapping, padded
+    cases += pool_cases(8, 8, 12, k=2, stride=2, pad=0, seed=9, acc=1, act="relu6")
+    cases += pool_cases(7, 5, 3, k=3, stride=2, pad=1, seed=10, acc=1)
+    cases += pool_cases(4, 5, 40, k=3, stride=1, pad=1, seed=14, acc=1)               # 2 channel chunks
+    cases += softmax_cases(1, 10, seed=11)
+    cases += softmax_cases(12, 7, seed=12, acc=1)
+    cases += copy_cases(seed=13)
+    return cases

@@ -204,8 +204,8 @@ def tf_forward(graph: Graph, x, variables: dict):
             y = tf.reshape(v, graph.tensors[op.outputs[0]].shape)
         elif op.type in ("relu", "relu6"):
             y = tf.nn.relu(v) if op.type == "relu" else tf.nn.relu6(v)
-        elif op.type == "softmax":
-            y = v   # the loss takes logits (cross-entropy through a final softmax)
+        elif op.type == "softmax":   # the loss takes logits (cross-entropy through a final softmax)
+            y = v if op.outputs[0] in graph.outputs else tf.nn.softmax(v, axis=-1)
         elif op.type == "pad":
             t, bo, l, r = a["pad"]
             y = tf.pad(v, [[0, 0], [t, bo], [l, r], [0, 0]])

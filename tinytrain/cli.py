@@ -96,7 +96,9 @@ train_options = [
                       "needs them (int8 graphs): a smaller arena, the same results bit for bit."),
     click.option("--precision", type=click.Choice(["fp32", "fp16", "mixed"]), default="fp32", show_default=True,
                  help="Float models: fp16 keeps activations, gradients and trained weights in half "
-                      "precision; mixed adds an fp32 master copy of the trained weights."),
+                      "precision; mixed adds an fp32 master copy of the trained weights. int8 models "
+                      "with --train: the trained head in FP16, the frozen part int8 (a JSON scheme's "
+                      "\"head\": \"float\" asks for an FP32 head with fp32)."),
     click.option("--loss-scale", default="1", show_default=True, metavar="S|dynamic",
                  help="fp16 / mixed: multiply the loss gradient by S (a power of two), or 'dynamic' "
                       "(halved on overflow, which skips the rest of that step's updates)."),

@@ -171,6 +171,14 @@ def _check_scheme_early(model, scheme) -> None:
             check_spec_against_layers(spec, names)
 
 
+def _asks_float_head(scheme) -> bool:
+    """The scheme (a JSON scheme's "head": "float") trains an int8 model's head in float."""
+    if hasattr(scheme, "layers"):
+        return False
+    from .training.scheme import parse_scheme
+    return parse_scheme(scheme).head == "float"
+
+
 def load(model, *, quantize: str | None = None, calibration=None) -> Graph:
     """A model (Graph, path, Keras model, .tflite bytes) as a validated Graph."""
     if isinstance(model, Graph):
@@ -204,7 +212,10 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     time). reorder: move a partial update's trained channels to the front.
     precision: "fp32" (as imported), "fp16" (half activations, gradients and trained
     weights) or "mixed" (fp16 plus an fp32 master copy of the trained weights) for a float
-    model (tinytrain.precision); loss_scale: a power of two or "dynamic" (half precision)."""
+    model; for an int8 model with a scheme, fp16 / mixed train its head (the layers from the
+    first trained one on) in FP16 while the frozen part stays int8, and a JSON scheme's
+    "head": "float" asks for that head in FP32 with precision fp32 (tinytrain.precision);
+    loss_scale: a power of two or "dynamic" (half precision)."""
     from .passes import frozen_prefix, optimize_for_memory, select_kernels
     board = board if isinstance(board, Board) else load_board(board)
     scheme_text = None if scheme is None else str(getattr(scheme, "name", scheme))
@@ -216,7 +227,14 @@ def compile(model, *, scheme=None, board: str | Board = "native", passes: bool =
     if num_classes is not None:
         from .training.head import replace_classifier
         graph = replace_classifier(graph, num_classes)
-    if precision != "fp32":
+    if graph.is_quantized and scheme is not None and (precision != "fp32" or _asks_float_head(scheme)):
+        from .precision import float_head
+        from .training.scheme import bind_scheme
+        graph = float_head(graph, scheme if hasattr(scheme, "layers") else bind_scheme(scheme, graph),
+                           half=precision != "fp32")
+        if precision != "fp32":
+            graph = half_variants(graph, board)
+    elif precision != "fp32":
         graph = half_variants(to_float16(graph), board)
     if scheme is None:
         graph = optimize_for_memory(graph) if passes else graph

@@ -169,6 +169,17 @@ void tt_max_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t k
 /* Its Helium variant (pool2d/max_pool2d_f16_mve.c: the same bits). */
 void tt_max_pool2d_f16_mve(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
                            const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+void tt_avg_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
+                       const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+void tt_global_avg_pool_f16(const tt_f16 *x, const tt_dims *in, tt_f16 *y);
+void tt_add_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
+void tt_add_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
+void tt_sub_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
+void tt_sub_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
+void tt_softmax_f16(const tt_f16 *x, int32_t rows, int32_t depth, tt_f16 *y);
+void tt_relu_f16(const tt_f16 *x, int32_t n, int32_t act, tt_f16 *y);
+void tt_pad_f16(const tt_f16 *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
+                tt_f16 *y, const tt_dims *out);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);
@@ -184,6 +195,8 @@ void tt_fully_connected_f16_mve(const tt_f16 *x, int32_t in_features, const tt_f
 void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f16 *w,
                                  const tt_f16 *bias, int32_t kh, int32_t kw, const tt_geom *g,
                                  int32_t act, tt_f16 *y, const tt_dims *out);
+/* add_f16_mve.c: vaddq_f16, the same bits as tt_add_f16 (one rounding of the exact sum). */
+void tt_add_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
 /* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it);
  * scratch: kh * kw * in->c * min(out->c rounded up to 4, 16) floats. */
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,

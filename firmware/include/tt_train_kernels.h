@@ -633,5 +633,21 @@ void tt_max_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *x, const
                                   int32_t accumulate, tt_f16 *grad_x);
 void tt_max_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *x, const tt_f16 *grad_y,
                                       int32_t accumulate, tt_f16 *grad_x);
+/* The pooling, mean, softmax and add / sub gradients in half (each element rounded once: the
+ * gather forms their files document; the arguments of their float32 twins). */
+void tt_avg_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                  int32_t accumulate, tt_f16 *grad_x);
+void tt_global_avg_pool_grad_input_f16(const tt_dims *in, const tt_f16 *grad_y,
+                                       int32_t accumulate, tt_f16 *grad_x);
+void tt_softmax_grad_input_f16(int32_t rows, int32_t depth, const tt_f16 *y, const tt_f16 *grad_y,
+                               int32_t accumulate, tt_f16 *grad_x);
+void tt_add_grad_f16(tt_f16 *dst, const tt_f16 *src, int32_t n);
+void tt_pad_grad_input_f16(const tt_dims *in, const tt_dims *out, int32_t pad_top,
+                           int32_t pad_left, const tt_f16 *grad_y, int32_t accumulate,
+                           tt_f16 *grad_x);
+void tt_add_grad_bcast_f16(const tt_f16 *grad_y, const tt_bcast *bc, float sign, int32_t accumulate,
+                           tt_f16 *grad_x);
+/* Helium (add_f16_mve.c): the same bits as tt_add_grad_f16. */
+void tt_add_grad_f16_mve(tt_f16 *dst, const tt_f16 *src, int32_t n);
 
 #endif

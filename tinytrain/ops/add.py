@@ -13,7 +13,9 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier, wrap32
-from .elementwise import BinaryOp, reduce_to
+from ..ir import ACT_CODES
+from . import f16
+from .elementwise import BinaryOp, bcast_fields, reduce_to
 
 ADD_FIELDS = ("a_zp", "b_zp", "out_zp", "a_mult", "a_shift", "b_mult", "b_shift",
               "out_mult", "out_shift", "left_shift", "act_min", "act_max")
@@ -48,6 +50,7 @@ class Add(BinaryOp):
     keras_inputs = None                 # two or more: a chain of adds
     keras_ops = ("Add",)
     s8_variants = {"mve": True}         # tt_add_s8_mve: the reference's arguments and bytes
+    float16 = True          # add_f16.c (and sub_f16.c for Sub); Helium: add_f16_mve.c, the same bits
 
     def check(self, g, op):
         super().check(g, op)
@@ -63,6 +66,24 @@ class Add(BinaryOp):
     def f32(self, a, b):
         return (a.astype(np.float64) + b).astype(np.float32)
 
+    def ref_f16(self, g, op, args):
+        """tt_add_f16 / tt_sub_f16: self.f32 of two halves is their exact sum (or difference)
+        rounded once to float32, then the activation and the rounding to half."""
+        a, b = self.operands(g, op, args)
+        return f16.binary(a, b, self.f32, self.activation(op))
+
+    def emit(self, em, op):
+        g = em.graph
+        y = g.tensors[op.outputs[0]]
+        if y.dtype != "float16":
+            return super().emit(em, op)
+        a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
+        act = ACT_CODES[self.activation(op)]
+        if self.broadcasts(g, op):
+            return [em.call(em.kernel(f"tt_{self.type}_bcast_f16"), a, b, self.bcast(em, op), act, out)]
+        # the Helium variant stores the same bits (one rounding of the exact sum)
+        return [em.call(em.kernel(f"tt_{self.type}_f16", allowed={"mve": True}), a, b, y.size, act, out)]
+
     def params_struct(self, em, op):
         p = self.params(em.graph, op)
         return em.struct("tt_add_params", "addp_" + op.name, **{k: int(p[k]) for k in ADD_FIELDS})
@@ -70,14 +91,33 @@ class Add(BinaryOp):
     # --- training: d a = d y, d b = d y (summed over what each broadcast) ----------------------
     signs = (1.0, 1.0)
 
+    def backward_unsupported(self, g, op):
+        if g.tensors[op.outputs[0]].dtype == "float16" and op.inputs[0] == op.inputs[1]:
+            return f"backward of a float16 {op.type} of a tensor with itself"
+        return None
+
     def vjp(self, ctx, op, dy, step):
         g = ctx.graph
+        half = g.tensors[op.outputs[0]].dtype == "float16"
+        y = g.tensors[op.outputs[0]]
         grads: dict[str, np.ndarray] = {}
         for x, sign in zip(op.inputs, self.signs):
             if x in step.grad_inputs:
+                if half:      # the float32 sums tt_add_grad(_bcast)_f16 round once
+                    shape = g.tensors[x].shape
+                    d = f16.f32(dy).reshape(shape) if shape == y.shape and sign == 1.0 else \
+                        f16.add_grad_bcast(dy, self._grad_fields(g, op, x), sign, shape)
+                    grads[x] = d
+                    continue
                 d = reduce_to(dy * np.float32(sign), g.tensors[x].shape)
                 grads[x] = grads[x] + d if x in grads else d
         return grads, {}
+
+    @staticmethod
+    def _grad_fields(g, op, x) -> dict:
+        """The tt_bcast of operand x's gradient (x's strides as a), as BinaryOp.bcast makes it."""
+        other = op.inputs[1] if x == op.inputs[0] else op.inputs[0]
+        return bcast_fields(g.tensors[x].shape, g.tensors[other].shape, g.tensors[op.outputs[0]].shape)
 
     def emit_backward(self, em, op, step, t):
         g = em.graph
@@ -88,6 +128,15 @@ class Add(BinaryOp):
                 continue
             acc = 1 if x in done else t.acc(step, x)
             gy, gx = t.grad(step.grad_out), t.grad(step.grad_inputs[x])
+            if y.dtype == "float16":
+                if g.tensors[x].shape == y.shape and sign == 1.0:
+                    lines.append(em.call(em.kernel("tt_add_grad_f16", allowed={"mve": True}), gx, gy, y.size)
+                                 if acc else f"memcpy({gx}, {gy}, {2 * y.size});")
+                else:
+                    lines.append(em.call(em.kernel("tt_add_grad_bcast_f16"), gy, self.bcast(em, op, x),
+                                         float(sign), acc, gx))
+                done.add(x)
+                continue
             if g.tensors[x].shape == y.shape and sign == 1.0:
                 lines.append(em.call("tt_add_grad_f32", gx, gy, y.size) if acc else f"memcpy({gx}, {gy}, {4 * y.size});")
             else:

@@ -200,10 +200,9 @@ class OpUnit:
         for x, gx in step.grad_inputs.items():
             if t.same_bytes(gx, step.grad_out):
                 continue      # a reshape's gradient is a view of the same arena bytes
-            if step.accumulate[x]:
-                if t.half:
-                    raise UnsupportedError(op.name, f"{op.type} whose input gradient accumulates, in float16")
-                lines.append(em.call("tt_add_grad_f32", t.grad(gx), gy, n))
+            if step.accumulate[x]:       # half: one rounding of old + g (tt_add_grad_f16)
+                lines.append(em.call(em.kernel("tt_add_grad_f16") if t.half else "tt_add_grad_f32",
+                                     t.grad(gx), gy, n))
             else:
                 lines.append(f"memcpy({t.grad(gx)}, {gy}, {(2 if t.half else 4) * n});")
         return lines

@@ -407,3 +407,116 @@ def depthwise_grad_weight_mve(x, gy, kh, kw, stride, pad, dil, k) -> np.ndarray:
                                               kh, kw, stride, pad, dil):
         acc = np.where(valid, fma16(d, patch, acc), acc)
     return acc.astype(F32)
+
+
+# --- elementwise add / sub, pooling, mean, softmax (portable _f16; the Helium add is the same
+# bits: one rounding of an exact sum) -----------------------------------------------------------
+
+@_ieee
+def binary(a, b, fn, act) -> np.ndarray:
+    """tt_add_f16 / tt_sub_f16: fn(a, b) in float32 (a sum or difference of two halves,
+    rounded once), the activation, the rounding to half. Rounding the exact result to float32
+    and then to half gives the correctly rounded half (24 >= 2 * 11 + 2 bits), so vaddq_f16
+    (add_f16_mve.c) stores the same bits."""
+    return activate(fn(f32(a), f32(b)).astype(F32), act)
+
+
+@_ieee
+def add_grad_bcast(gy, fields: dict, sign: float, shape) -> np.ndarray:
+    """tt_add_grad_bcast_f16's float32 sums (before the rounding): per element of the operand
+    (strides fields a_sh, a_sw, a_sc; 0 where it broadcasts) the sum from 0 of grad_y over
+    the output positions that read it, broadcast axes in row-major order, times sign."""
+    g = f32(gy).reshape(fields["h"], fields["w"], fields["c"])
+    reduced = [ax for ax, k in enumerate(("a_sh", "a_sw", "a_sc")) if not fields[k]]
+    kept = [ax for ax in range(3) if ax not in reduced]
+    g = np.transpose(g, reduced + kept).reshape((-1,) + tuple(g.shape[ax] for ax in kept))
+    acc = np.zeros(g.shape[1:], F32)
+    for r in range(g.shape[0]):
+        acc = acc + g[r]
+    return (F32(sign) * acc).astype(F32).reshape(shape)
+
+
+@_ieee
+def global_avg_pool(x) -> np.ndarray:
+    """tt_global_avg_pool_f16: x (H, W, C) -> (C,): the float32 sum over the pixels in order,
+    / (H * W) in float32, one rounding."""
+    x = f32(x).reshape(-1, np.shape(x)[-1])
+    acc = np.zeros(x.shape[1], F32)
+    for p in range(x.shape[0]):
+        acc = acc + x[p]
+    return (acc / F32(x.shape[0])).astype(F32).astype(F16)
+
+
+@_ieee
+def global_avg_pool_grad(gy, in_shape) -> np.ndarray:
+    """tt_global_avg_pool_grad_input_f16's float32 values: grad_y[c] / (H * W) at every pixel."""
+    h, w = in_shape[-3], in_shape[-2]
+    v = (f32(gy).reshape(-1) / F32(h * w)).astype(F32)
+    return np.broadcast_to(v, tuple(in_shape)).astype(F32)
+
+
+def _window_count(n_out, n_in, k, stride, pad):
+    """In-bounds taps of each output's window along one axis (tt_window_clip's hi - lo)."""
+    o = np.arange(n_out) * stride - pad
+    return (np.minimum(o + k, n_in) - np.maximum(o, 0)).astype(np.int64)
+
+
+@_ieee
+def avg_pool2d(x, k, stride, pad, act, out_hw) -> np.ndarray:
+    """tt_avg_pool2d_f16: per output the float32 sum from 0 of the in-bounds taps (ky, then
+    kx), / their count in float32, the activation, one rounding."""
+    x = f32(x)
+    oh, ow = out_hw
+    acc = np.zeros((oh, ow, x.shape[2]), F32)
+    for ky, iy, vy in _axis_taps(oh, x.shape[0], k[0], stride[0], pad[0], 1):
+        for kx, ix, vx in _axis_taps(ow, x.shape[1], k[1], stride[1], pad[2], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            acc = np.where(valid, acc + x[iy][:, ix], acc)
+    count = (_window_count(oh, x.shape[0], k[0], stride[0], pad[0])[:, None]
+             * _window_count(ow, x.shape[1], k[1], stride[1], pad[2])[None, :]).astype(F32)
+    return activate((acc / count[..., None]).astype(F32), act)
+
+
+@_ieee
+def avg_pool2d_grad(gy, in_hw, k, stride, pad) -> np.ndarray:
+    """tt_avg_pool2d_grad_input_f16's float32 sums: each input element gets grad_y / count of
+    the outputs whose window holds it, added from 0 in row-major output order."""
+    gy = f32(gy)
+    oh_n, ow_n, c = gy.shape
+    H, W = in_hw
+    cy = _window_count(oh_n, H, k[0], stride[0], pad[0])
+    cx = _window_count(ow_n, W, k[1], stride[1], pad[2])
+    acc = np.zeros((H, W, c), F32)
+    for oh in range(oh_n):
+        y0 = oh * stride[0] - pad[0]
+        rows = slice(max(y0, 0), min(y0 + k[0], H))
+        for ow in range(ow_n):
+            x0 = ow * stride[1] - pad[2]
+            cols = slice(max(x0, 0), min(x0 + k[1], W))
+            v = (gy[oh, ow] / F32(cy[oh] * cx[ow])).astype(F32)
+            acc[rows, cols] = acc[rows, cols] + v
+    return acc
+
+
+@_ieee
+def softmax(x) -> np.ndarray:
+    """tt_softmax_f16 on rows (R, D): m = the largest; sum of tt_expf(x - m) in order (float32);
+    each half(tt_expf(x - m) / sum)."""
+    from ..ieee_math import expf
+    x = f32(x)
+    e = expf((x - x.max(axis=-1, keepdims=True)).astype(F32))
+    s = np.zeros(x.shape[0], F32)
+    for i in range(x.shape[1]):
+        s = s + e[:, i]
+    return (e / s[:, None]).astype(F32).astype(F16)
+
+
+@_ieee
+def softmax_grad(y, gy) -> np.ndarray:
+    """tt_softmax_grad_input_f16's float32 values on rows (R, D): dot = sum of gy * y in order,
+    then y * (gy - dot)."""
+    y, gy = f32(y), f32(gy)
+    dot = np.zeros(y.shape[0], F32)
+    for i in range(y.shape[1]):
+        dot = dot + gy[:, i] * y[:, i]
+    return (y * (gy - dot[:, None])).astype(F32)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import quant
 from ..fixedpoint import clamp_s8, mul_by_quantized_multiplier
+from . import f16
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
 
 
@@ -24,6 +25,7 @@ class GlobalAvgPool(OpUnit):
     tflite_ops = ("MEAN",)
     tflite_inputs = 2
     keras_layers = ("GlobalAveragePooling2D", "GlobalAveragePooling1D")
+    float16 = True          # global_avg_pool_f16.c, global_avg_pool_backward_f16.c
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         imp.check_channels_last(layer, cfg)
@@ -76,26 +78,35 @@ class GlobalAvgPool(OpUnit):
     def ref_f32(self, g, op, args):
         return hwc_of(args[0], op).astype(np.float64).mean(axis=(0, 1)).astype(np.float32)
 
+    def ref_f16(self, g, op, args):
+        return f16.global_avg_pool(hwc_of(args[0], op))
+
+    def _suffix(self, g, op) -> str:
+        return "f16" if g.tensors[op.inputs[0]].dtype == "float16" else "f32"
+
     def emit(self, em, op):
         g = em.graph
         x = g.tensors[op.inputs[0]]
         if self.is_int8(g, op):
             return [em.call(em.kernel("tt_global_avg_pool_s8"), em.ptr(op.inputs[0]), em.dims(x),
                             em.requant(op, self.params(g, op)), em.ptr(op.outputs[0]))]
-        return [em.call(em.kernel("tt_global_avg_pool_f32"), em.ptr(op.inputs[0]), em.dims(x),
-                        em.ptr(op.outputs[0]))]
+        return [em.call(em.kernel(f"tt_global_avg_pool_{self._suffix(g, op)}"), em.ptr(op.inputs[0]),
+                        em.dims(x), em.ptr(op.outputs[0]))]
 
     def emit_backward(self, em, op, step, t):
         x = op.inputs[0]
         if x not in step.grad_inputs:
             return []
-        return [em.call(em.kernel("tt_global_avg_pool_grad_input_f32"), em.dims(em.graph.tensors[x]),
+        return [em.call(em.kernel(f"tt_global_avg_pool_grad_input_{self._suffix(em.graph, op)}"),
+                        em.dims(em.graph.tensors[x]),
                         t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:
             return {}, {}
         x = ctx.graph.tensors[op.inputs[0]]
+        if x.dtype == "float16":
+            return {op.inputs[0]: f16.global_avg_pool_grad(dy, x.shape)}, {}
         dx = np.broadcast_to(dy / np.float32(x.shape[1] * x.shape[2]), x.shape).astype(np.float32)
         return {op.inputs[0]: dx}, {}
 

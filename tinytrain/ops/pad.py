@@ -65,6 +65,11 @@ class Pad(OpUnit):
     def ref_f32(self, g, op, args):
         return pad4(np.asarray(args[0], np.float32), tuple(op.attrs["pad"]))
 
+    float16 = True          # pad_f16.c, pad_backward_f16.c (copies; accumulating: one rounding)
+
+    def ref_f16(self, g, op, args):
+        return pad4(np.asarray(args[0], np.float16), tuple(op.attrs["pad"]))
+
     def emit(self, em, op):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
@@ -74,7 +79,8 @@ class Pad(OpUnit):
             from ..cgen.cformat import CExpr
             value = CExpr(f"(int8_t){int(self.params(g, op)['pad_value'])}")
             return [em.call(em.kernel("tt_pad_s8"), *args, value, em.ptr(op.outputs[0]), em.dims(y))]
-        return [em.call(em.kernel("tt_pad_f32"), *args, em.ptr(op.outputs[0]), em.dims(y))]
+        sfx = "f16" if x.dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_pad_{sfx}"), *args, em.ptr(op.outputs[0]), em.dims(y))]
 
     def emit_backward(self, em, op, step, t):
         x = op.inputs[0]
@@ -82,7 +88,8 @@ class Pad(OpUnit):
             return []
         g = em.graph
         top, _, left, _ = op.attrs["pad"]
-        return [em.call(em.kernel("tt_pad_grad_input_f32"), em.dims(g.tensors[x]), em.dims(g.tensors[op.outputs[0]]),
+        sfx = "f16" if g.tensors[x].dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_pad_grad_input_{sfx}"), em.dims(g.tensors[x]), em.dims(g.tensors[op.outputs[0]]),
                         top, left, t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import quant
 from ..ir import ACT_CODES
+from . import f16
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
 from .window import (activate_f32, geometry, window_output_shape, pad4, taps, unpad4, valid_count, window4,
                      window_input)
@@ -167,7 +168,8 @@ class _Pool2D(OpUnit):
         shape = t.conv_shape(op, *op.attrs["kernel"])
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[op.inputs[0]]), t.acc(step, op.inputs[0])
         if self.kind == "avg":
-            return [em.call(em.kernel("tt_avg_pool2d_grad_input_f32"), shape, gy, acc, gx)]
+            sfx = "f16" if x.dtype == "float16" else "f32"
+            return [em.call(em.kernel(f"tt_avg_pool2d_grad_input_{sfx}"), shape, gy, acc, gx)]
         fn = em.kernel(f"tt_max_pool2d_grad_input_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }",
                        allowed={"mve": x.dtype == "float16"})       # max_pool2d_f16_mve.c: the same bits
         return [em.call(fn, shape, t.view(op.inputs[0]), gy, acc, gx)]
@@ -186,6 +188,21 @@ class AvgPool2D(_Pool2D):
     kind = "avg"
     tflite_ops = ("AVERAGE_POOL_2D",)
     keras_layers = ("AveragePooling2D", "AveragePooling1D")
+
+    float16 = True          # avg_pool2d_f16.c, avg_pool2d_backward_f16.c
+
+    def ref_f16(self, g, op, args):
+        stride, pad, _ = geometry(op)
+        return f16.avg_pool2d(hwc_of(args[0], op), tuple(op.attrs["kernel"]), stride, pad,
+                              self.attr(op, "activation"), g.tensors[op.outputs[0]].shape[1:3])
+
+    def vjp(self, ctx, op, dy, step):
+        x = ctx.graph.tensors[op.inputs[0]]
+        if not step.grad_inputs or x.dtype != "float16":
+            return super().vjp(ctx, op, dy, step)
+        stride, pad, _ = geometry(op)
+        gx = f16.avg_pool2d_grad(dy[0], x.shape[1:3], tuple(op.attrs["kernel"]), stride, pad)
+        return {op.inputs[0]: gx[None]}, {}
 
 
 class MaxPool2D(_Pool2D):

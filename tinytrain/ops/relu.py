@@ -19,6 +19,7 @@ def relu_s8(x, q: dict) -> np.ndarray:
 
 class _Relu(OpUnit):
     channelwise = True
+    float16 = True          # relu_f16.c (exact: a selection)
 
     def from_tflite(self, r, name, kind, op, ins, outs):
         return r.unary(name, self.type, ins, outs)
@@ -46,13 +47,18 @@ class _Relu(OpUnit):
     def ref_f32(self, g, op, args):
         return activate_f32(np.asarray(args[0], np.float32), self.type)
 
+    def ref_f16(self, g, op, args):
+        from . import f16
+        return f16.activate(f16.f32(args[0]), self.type)
+
     def emit(self, em, op):
         g = em.graph
         n = g.tensors[op.outputs[0]].size
         if self.is_int8(g, op):
             return [em.call(em.kernel("tt_relu_s8"), em.ptr(op.inputs[0]), n,
                             em.requant(op, self.params(g, op)), em.ptr(op.outputs[0]))]
-        return [em.call(em.kernel("tt_relu_f32"), em.ptr(op.inputs[0]), n, ACT_CODES[self.type],
+        sfx = "f16" if g.tensors[op.inputs[0]].dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_relu_{sfx}"), em.ptr(op.inputs[0]), n, ACT_CODES[self.type],
                         em.ptr(op.outputs[0]))]
 
     def emit_backward(self, em, op, step, t):

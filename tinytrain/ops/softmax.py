@@ -8,6 +8,7 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import (exp_on_negative_values, get_reciprocal, i64, rounding_divide_by_pot,
                           sat_rounding_doubling_high_mul, sat_rounding_mul_by_pot, wrap32)
+from . import f16
 from .base import OpUnit, input_shape, same_dtype
 
 
@@ -49,6 +50,9 @@ class Softmax(OpUnit):
     loss_reads_input = True
     keras_layers = ("Softmax",)
     keras_activations = ("softmax",)
+    # softmax_f16.c, softmax_backward_f16.c: inside a graph; a final softmax stays float32
+    # after the output's cast (tinytrain/precision.py), where the loss reads its input
+    float16 = True
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         x = imp.input(layer, ins[0])
@@ -84,6 +88,12 @@ class Softmax(OpUnit):
         _, depth = self._rows(g, op)
         return softmax_f32(args[0].reshape(-1, depth), float(self.attr(op, "beta")))
 
+    def ref_f16(self, g, op, args):
+        if float(self.attr(op, "beta")) != 1.0:
+            raise UnsupportedError(op.name, "float16 softmax with beta != 1")
+        _, depth = self._rows(g, op)
+        return f16.softmax(np.asarray(args[0]).reshape(-1, depth))
+
     def emit(self, em, op):
         g = em.graph
         rows, depth = self._rows(g, op)
@@ -93,6 +103,10 @@ class Softmax(OpUnit):
             params = em.struct("tt_softmax_params", "smp_" + op.name, input_multiplier=int(p["input_multiplier"]),
                                input_left_shift=int(p["input_left_shift"]), diff_min=int(p["diff_min"]))
             return [em.call(em.kernel("tt_softmax_s8"), x, rows, depth, params, y)]
+        if g.tensors[op.outputs[0]].dtype == "float16":
+            if float(self.attr(op, "beta")) != 1.0:
+                raise UnsupportedError(op.name, "float16 softmax with beta != 1")
+            return [em.call(em.kernel("tt_softmax_f16"), x, rows, depth, y)]
         return [em.call(em.kernel("tt_softmax_f32"), x, rows, depth, y)]
 
     def backward_reads(self, g, op):
@@ -103,18 +117,24 @@ class Softmax(OpUnit):
         if x not in step.grad_inputs:
             return []
         y = em.graph.tensors[op.outputs[0]]
-        if y.dtype != "float32":
+        if y.dtype not in ("float32", "float16"):
             raise UnsupportedError(op.name, "int8 softmax inside a training graph (only as the last op)")
         if float(self.attr(op, "beta")) != 1.0:
             raise UnsupportedError(op.name, "softmax beta != 1 inside a training graph")
         rows, depth = self._rows(em.graph, op)
-        return [em.call(em.kernel("tt_softmax_grad_input_f32"), rows, depth, t.view(op.outputs[0]),
+        sfx = "f16" if y.dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_softmax_grad_input_{sfx}"), rows, depth, t.view(op.outputs[0]),
                         t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:
             return {}, {}
-        if ctx.graph.tensors[op.outputs[0]].dtype != "float32":
+        dt = ctx.graph.tensors[op.outputs[0]].dtype
+        if dt == "float16":
+            _, depth = self._rows(ctx.graph, op)
+            y = ctx.real(op.outputs[0]).reshape(-1, depth)
+            return {op.inputs[0]: f16.softmax_grad(y, np.asarray(dy).reshape(-1, depth))}, {}
+        if dt != "float32":
             raise UnsupportedError(op.name, "int8 softmax inside a training graph (only as the last op)")
         y = ctx.real(op.outputs[0])
         return {op.inputs[0]: softmax_backward(y, dy, float(self.attr(op, "beta")))}, {}

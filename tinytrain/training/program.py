@@ -209,7 +209,10 @@ def build_program(graph: Graph, scheme, loss: str = "softmax_cross_entropy",
         raise TinyTrainError(f"training scheme {scheme.name!r} trains no parameter of {graph.name!r}")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyTrainError(f"model {graph.name!r}: training needs one input and one output")
-    quantized = graph.is_quantized
+    # int8 training (QAS) when the trained layers are int8; an int8 model with a float head
+    # (tinytrain.precision.float_head) trains float layers behind its frozen int8 part
+    quantized = graph.is_quantized and any(
+        graph.tensors[op.inputs[0]].dtype == "int8" for op in graph.ops if scheme.trains(op.name))
     from ..precision import check_precision
     check_precision(precision)
     half = any(t.dtype == "float16" for t in graph.tensors.values())

@@ -12,7 +12,10 @@ A scheme is given on the command line as `--train SCHEME`:
                   {"bias_update_last_n": n, "weight_update": [{"conv_index": i,
                    "input_channel_ratio": r}, ...], "classifier": "full"}
                   plus, optionally, "layers": ["conv4.bias", ...] (as layers:...; then
-                  "classifier" defaults to "none") and {"layer": NAME, ...} for "conv_index"
+                  "classifier" defaults to "none") and {"layer": NAME, ...} for "conv_index";
+                  "head": "float" trains an int8 model's head (the layers from the first
+                  trained one on) in float: FP32, or FP16 with precision fp16 / mixed (which
+                  an int8 model implies), the frozen part staying int8 (tinytrain.precision)
 
 Weighted layers are the ops whose unit is `weighted` (conv2d, depthwise_conv2d,
 fully_connected), in schedule order.
@@ -56,6 +59,7 @@ class SchemeSpec:
     weight_update: list[tuple[int | str, float]] = field(default_factory=list)
     classifier: bool = True
     layers: list[tuple[str, str]] = field(default_factory=list)   # (layer name, "all" | "weight" | "bias")
+    head: str = "int8"                          # json "head": "int8" (QAS) | "float" (an int8 model's head)
 
     def layer_names(self) -> list[str]:
         """Every layer the spec names (checked against the model before it is converted)."""
@@ -138,7 +142,7 @@ def scheme_from_dict(data: dict, default_name: str = "scheme") -> SchemeSpec:
     """The JSON scheme format; keys checked so a typo is an error, not a silent no-op."""
     if not isinstance(data, dict):
         raise TinyTrainError("training scheme: the JSON must be an object")
-    known = {"name", "bias_update_last_n", "n_bias_update", "weight_update", "classifier", "layers"}
+    known = {"name", "bias_update_last_n", "n_bias_update", "weight_update", "classifier", "layers", "head"}
     unknown = set(data) - known
     if unknown:
         raise TinyTrainError(f"training scheme: unknown field(s) {sorted(unknown)}")
@@ -165,8 +169,11 @@ def scheme_from_dict(data: dict, default_name: str = "scheme") -> SchemeSpec:
     cls = data.get("classifier", "none" if layers else "full")
     if cls not in ("full", "none"):
         raise TinyTrainError(f"training scheme field 'classifier': expected 'full' or 'none', got {cls!r}")
+    head = data.get("head", "int8")
+    if head not in ("int8", "float"):
+        raise TinyTrainError(f"training scheme field 'head': expected 'int8' or 'float', got {head!r}")
     return SchemeSpec(name=str(data.get("name", default_name)), kind="json", bias_last_n=n,
-                      weight_update=updates, classifier=(cls == "full"), layers=layers)
+                      weight_update=updates, classifier=(cls == "full"), layers=layers, head=head)
 
 
 def resolve_layer(graph: Graph, name: str, where: str = "training scheme") -> Op:
