@@ -52,6 +52,31 @@ def test_describe(device):
     assert d["lr"] == pytest.approx(0.01)
 
 
+def test_describe_takes_the_optimizer_from_describe_without_another_round_trip(device, monkeypatch):
+    """DESCRIBE carries lr / momentum / weight_decay: describe shows them without GET_HPARAMS."""
+    from click.testing import CliRunner
+    from tinytrain.cli import main
+    from tinytrain.link import Link
+    _, _, url = device
+    with Link.open(url) as link:
+        before = link.get_hparams()
+        applied = link.set_hparams(0.0123, 0.0, 0.25)
+
+    def no_round_trip(self):
+        raise AssertionError("describe sent GET_HPARAMS")
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(Link, "get_hparams", no_round_trip)
+            res = CliRunner().invoke(main, ["describe", "--port", url, "--json"])
+        assert res.exit_code == 0, res.output
+        d = json.loads(res.output)
+        assert (d["lr"], d["momentum"], d["weight_decay"]) == tuple(float(f"{v:.7g}") for v in applied)
+        assert d["lr"] == 0.0123 and d["weight_decay"] == 0.25
+    finally:
+        with Link.open(url) as link:
+            link.set_hparams(*before)
+
+
 def test_train_writes_curve_and_keeps_learning(device):
     tmp, _, url = device
     curve = tmp / "curve"

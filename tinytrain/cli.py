@@ -429,9 +429,8 @@ def describe(url, as_json, as_td, gateway, project):
     with _open_link(url) as link:
         d = link.describe()
         reported = _description_dict(d, link)
-        if d.trainable:                     # what the device applies now
-            reported.update(zip(("lr", "momentum", "weight_decay"),
-                                (float(f"{v:.7g}") for v in link.get_hparams())))     # float32 as typed
+    if d.trainable:       # what the device applies now: DESCRIBE carries it (no GET_HPARAMS round trip)
+        reported.update({k: float(f"{getattr(d, k):.7g}") for k in ("lr", "momentum", "weight_decay")})  # float32 as typed
     if project is None:
         from .emulator import project_of
         project = project_of(url)
