@@ -165,6 +165,30 @@ def test_monitor_follows_the_process_that_feeds_the_device(device):
         feeder.communicate(timeout=60)
 
 
+def test_monitor_follows_a_polling_monitor(device):
+    """A monitor polling the device holds the port and publishes what it reads: a second
+    monitor follows it and prints those lines (not nothing)."""
+    import time
+    from tinytrain.status import status_path
+    _, _, url = device
+    poller = subprocess.Popen([sys.executable, "-m", "tinytrain", "monitor", "--port", url, "--interval", "0.2",
+                               "--count", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (status_path(url).exists() and f'"pid": {poller.pid},' in status_path(url).read_text()
+                   and '"stats"' in status_path(url).read_text()):
+            assert time.monotonic() < deadline and poller.poll() is None, "the polling monitor did not start"
+            time.sleep(0.1)
+        mon = tinytrain("monitor", "--port", url, "--count", "2", "--interval", "0.2", timeout=120)
+        assert mon.returncode == 0, mon.stderr
+        assert "following the process" in mon.stdout and f"PID {poller.pid}" in mon.stdout
+        lines = [ln for ln in mon.stdout.splitlines() if "frames ok" in ln]
+        assert len(lines) == 2 and all(ln.startswith("steps ") for ln in lines), mon.stdout
+    finally:
+        poller.send_signal(2)
+        poller.communicate(timeout=60)
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(device):
     import time
     tmp, _, url = device
