@@ -127,7 +127,7 @@ def quantized(graph, x):
     return quantize_input(x, t.scale, t.zero_point)
 
 
-def run_task(task: Task, tmp: Path, modes, seeds: int) -> list[dict]:
+def run_task(task: Task, tmp: Path, modes, seeds: int, schemes=SCHEMES) -> list[dict]:
     from tinytrain.frontends.keras import keras_to_float_graph
     fgraph = keras_to_float_graph(task.model)
     qgraph = int8_graph(task)
@@ -135,7 +135,7 @@ def run_task(task: Task, tmp: Path, modes, seeds: int) -> list[dict]:
     streams = [task.mod.stream(task.data, seed) for seed in range(seeds)]
     qstreams = [(quantized(qgraph, xs), ys) for xs, ys in streams]
     rows = []
-    for scheme in SCHEMES:
+    for scheme in schemes:
         arg = scheme_arg(scheme, tmp)
         pred, _, _ = train_host(fgraph, arg, streams, task.data.x_test, task.lr, task.epochs,
                                 tmp / f"{task.name}-{scheme}-f32")
@@ -208,13 +208,13 @@ def acceptance(rows, mode: str) -> str:
     return "\n".join(out)
 
 
-def measure(tasks, modes, seeds: int, with_device_row: bool) -> tuple[list, list]:
+def measure(tasks, modes, seeds: int, with_device_row: bool, schemes=SCHEMES) -> tuple[list, list]:
     from tinytrain.training.qas import DEFAULT_UPDATE
     rows, dev = [], []
     with tempfile.TemporaryDirectory(prefix="tt-bench-learning-") as tmp:
         for name in tasks:
             task = Task(name)
-            rows += run_task(task, Path(tmp), modes, seeds)
+            rows += run_task(task, Path(tmp), modes, seeds, schemes)
             if with_device_row and name == "digits":
                 dev.append(device_row(task, Path(tmp), DEFAULT_UPDATE))
     return rows, dev
@@ -225,6 +225,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="digits,kws")
     ap.add_argument("--modes", default=",".join(UPDATE_MODES))
+    ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--seeds", type=int, default=10, help="Stream orders averaged over (the same for every row).")
     ap.add_argument("--save", type=Path, default=None, help="Also write the rows (with every run) as JSON here.")
     ap.add_argument("--load", type=Path, nargs="+", default=None,
@@ -240,7 +241,8 @@ def main(argv=None) -> int:
             rows, dev = rows + saved["rows"], dev + saved["device"]
         args.seeds = len(rows[0]["all_runs"])
     else:
-        rows, dev = measure(args.tasks.split(","), args.modes.split(","), args.seeds, args.device_row)
+        rows, dev = measure(args.tasks.split(","), args.modes.split(","), args.seeds, args.device_row,
+                            args.schemes.split(","))
     if args.save:
         args.save.write_text(json.dumps({"rows": rows, "device": dev}, indent=1) + "\n")
     if args.json:
