@@ -161,3 +161,41 @@ def test_check_samples_is_the_one_place():
     assert y.dtype == np.int64 and x.shape == (5, *INPUT)
     with pytest.raises(TinyTrainError, match="no labels"):
         check_samples(_x(), None, (1, *INPUT), CLASSES, "s", need_labels=True)
+
+
+def test_one_sample_check_for_the_host_and_the_device():
+    """train / evaluate --port check samples with the same function as run / evaluate MODEL,
+    against what the device's DESCRIBE says (its int8 input's range too), flat rows out."""
+    from tinytrain import datasets, protocol as P
+    from tinytrain.errors import TinyTrainError
+    from tinytrain.link import Description
+    d = Description(input_dtype=P.DTYPE_S8, input_shape=(1, *INPUT), output_shape=(1, CLASSES))
+    assert not hasattr(datasets, "read_samples") and datasets.check_samples_for_device.__module__ == datasets.__name__
+    xq = np.arange(5 * 72).reshape(5, *INPUT) % 200 - 100
+    x, y = datasets.check_samples_for_device(xq, _y(), d, "s")
+    assert x.shape == (5, 72) and y.dtype == np.int64
+    x, _ = datasets.check_samples_for_device(xq.reshape(5, 72), _y(), d, "s")     # flat rows
+    assert x.shape == (5, 72)
+    xq[3, 0, 0, 0] = 128
+    with pytest.raises(TinyTrainError, match=r"s: sample 3 has values outside the int8 input's \[-128, 127\]"):
+        datasets.check_samples_for_device(xq, _y(), d, "s")
+    x_f = _x()
+    datasets.check_samples_for_device(x_f, _y(), d, "s")          # floats are the caller's to quantize
+    with pytest.raises(TinyTrainError, match="label 1 is 3: the model has 3 outputs, so 0 to 2"):
+        datasets.check_samples(x_f, np.array([0, 3, 2, 1, 1]), (1, *INPUT), CLASSES, "s")
+    with pytest.raises(TinyTrainError, match=r"s: no labels 'y'"):
+        datasets.check_samples_for_device(x_f, None, d, "s")
+    # shapes equal up to axes of size 1 fit (an (8, 8) image for an (8, 8, 1) input)
+    img = Description(input_dtype=P.DTYPE_S8, input_shape=(1, 8, 8, 1), output_shape=(1, 10))
+    assert datasets.check_samples_for_device(np.zeros((2, 8, 8), np.int8), [1, 2], img, "s")[0].shape == (2, 64)
+    with pytest.raises(TinyTrainError, match=r"samples 'x' of shape \(2, 7, 7\)"):
+        datasets.check_samples_for_device(np.zeros((2, 7, 7), np.int8), [1, 2], img, "s")
+
+
+def test_an_unreadable_sample_file_is_named(tmp_path):
+    from tinytrain.datasets import load_samples
+    from tinytrain.errors import TinyTrainError
+    bad = tmp_path / "d.npz"
+    bad.write_bytes(b"PK\x03\x04 not a zip at all")
+    with pytest.raises(TinyTrainError, match="d.npz"):
+        load_samples(bad)

@@ -52,6 +52,31 @@ def test_describe(device):
     assert d["lr"] == pytest.approx(0.01)
 
 
+def test_describe_takes_the_optimizer_from_describe_without_another_round_trip(device, monkeypatch):
+    """DESCRIBE carries lr / momentum / weight_decay: describe shows them without GET_HPARAMS."""
+    from click.testing import CliRunner
+    from tinytrain.cli import main
+    from tinytrain.link import Link
+    _, _, url = device
+    with Link.open(url) as link:
+        before = link.get_hparams()
+        applied = link.set_hparams(0.0123, 0.0, 0.25)
+
+    def no_round_trip(self):
+        raise AssertionError("describe sent GET_HPARAMS")
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(Link, "get_hparams", no_round_trip)
+            res = CliRunner().invoke(main, ["describe", "--port", url, "--json"])
+        assert res.exit_code == 0, res.output
+        d = json.loads(res.output)
+        assert (d["lr"], d["momentum"], d["weight_decay"]) == tuple(float(f"{v:.7g}") for v in applied)
+        assert d["lr"] == 0.0123 and d["weight_decay"] == 0.25
+    finally:
+        with Link.open(url) as link:
+            link.set_hparams(*before)
+
+
 def test_train_writes_curve_and_keeps_learning(device):
     tmp, _, url = device
     curve = tmp / "curve"
@@ -138,6 +163,30 @@ def test_monitor_follows_the_process_that_feeds_the_device(device):
     finally:
         feeder.send_signal(2)
         feeder.communicate(timeout=60)
+
+
+def test_monitor_follows_a_polling_monitor(device):
+    """A monitor polling the device holds the port and publishes what it reads: a second
+    monitor follows it and prints those lines (not nothing)."""
+    import time
+    from tinytrain.status import status_path
+    _, _, url = device
+    poller = subprocess.Popen([sys.executable, "-m", "tinytrain", "monitor", "--port", url, "--interval", "0.2",
+                               "--count", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (status_path(url).exists() and f'"pid": {poller.pid},' in status_path(url).read_text()
+                   and '"stats"' in status_path(url).read_text()):
+            assert time.monotonic() < deadline and poller.poll() is None, "the polling monitor did not start"
+            time.sleep(0.1)
+        mon = tinytrain("monitor", "--port", url, "--count", "2", "--interval", "0.2", timeout=120)
+        assert mon.returncode == 0, mon.stderr
+        assert "following the process" in mon.stdout and f"PID {poller.pid}" in mon.stdout
+        lines = [ln for ln in mon.stdout.splitlines() if "frames ok" in ln]
+        assert len(lines) == 2 and all(ln.startswith("steps ") for ln in lines), mon.stdout
+    finally:
+        poller.send_signal(2)
+        poller.communicate(timeout=60)
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(device):

@@ -65,6 +65,22 @@ def test_monitor_lines_show_step_rate_and_interval_loss():
         "samples     320  steps     320  held-out 0.800  (interval loss 0.5000, running acc 0.750)"]
 
 
+def test_a_monitor_following_a_polling_monitor_shows_its_stats():
+    """A monitor that polls the device publishes "stats" records; one following it prints
+    the same lines (at most one per interval), with the step rate between records."""
+    def rec(t, steps):
+        return dict(kind="stats", time=t, counters=dict(frames_ok=3 * steps, bad=0),
+                    stats=dict(steps=steps, mode=0, train_samples=steps, train_correct=steps // 2,
+                               train_loss_sum=0.5 * steps, eval_samples=0, eval_correct=0, infer_count=1,
+                               rolled_back=0))
+    recs = [rec(100.0 + 0.5 * i, 40 * i) for i in range(7)]
+    lines = list(live_lines(recs, interval=1.0))
+    assert len(lines) == 4                                   # t = 100, 101, 102, 103
+    assert lines[0].startswith("steps       0  mode train") and "steps/s" not in lines[0]
+    assert lines[1].endswith("  80.0 steps/s") and "mean loss 0.5000  train acc 0.500" in lines[1]
+    assert "frames ok 240 bad 0" in lines[1]
+
+
 def test_a_port_holder_is_found_while_alive_and_forgotten_when_closed_or_gone(tmp_path, monkeypatch):
     import os
     import subprocess

@@ -260,7 +260,7 @@ def test_a_weights_push_leaves_no_update_state_of_the_old_weights(tmp_path, mode
                                  np.iinfo(pushed[k_].dtype).min + 1, np.iinfo(pushed[k_].dtype).max).astype(
                 pushed[k_].dtype)
         for h in (a, b):
-            h.set_params(pushed)          # 'S' then 'R'
+            h.set_params(pushed)          # 'S', 'R' (and 'E': the compiled seed)
             h.set_update_seed(77)
             h.train_many(xs[20:22], ys[20:22])
         got, want = a.params(), b.params()

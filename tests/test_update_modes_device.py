@@ -80,12 +80,15 @@ def _host_after(compiled, graph, start, x, y, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["push", "load"])
-def test_native_new_weights_leave_no_update_state_of_the_old_weights(digits, tmp_path, how):
-    """After a committed WEIGHTS_WRITE transaction, and after WEIGHTS_LOAD, the next step
-    starts from exactly the new weights: the momentum and residuals the old weights built
-    up are gone (residual mode with momentum keeps both)."""
+@pytest.mark.parametrize("mode", ["residual", "stochastic"])
+def test_native_new_weights_leave_no_update_state_of_the_old_weights(digits, tmp_path, how, mode):
+    """After a committed WEIGHTS_WRITE transaction, and after WEIGHTS_LOAD, the next steps
+    equal the host build started from exactly the new weights with the compiled seed: the
+    momentum and residuals the old weights built up are gone (residual mode with momentum
+    keeps both), and the stochastic rounding's PRNG starts again at its seed (a fresh host
+    build's)."""
     graph, x, y = digits
-    compiled = build_device(graph, "residual", "native", tmp_path / "fw")
+    compiled = build_device(graph, mode, "native", tmp_path / "fw")
     with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=10.0) as link:
         new = link.read_params()
         if how == "load":
@@ -95,8 +98,8 @@ def test_native_new_weights_leave_no_update_state_of_the_old_weights(digits, tmp
             link.write_params(new)
         else:
             link.load_weights()
-        link.train_many(x[100:102], y[100:102])
+        link.train_many(x[100:110], y[100:110])
         device = link.read_params()
-    want = _host_after(compiled, graph, new, x[100:102], y[100:102], tmp_path)
+    want = _host_after(compiled, graph, new, x[100:110], y[100:110], tmp_path)
     for name, value in want.items():
         np.testing.assert_array_equal(device[name].reshape(value.shape), value, err_msg=name)

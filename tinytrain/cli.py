@@ -253,7 +253,7 @@ def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, sc
 
     MODEL --train SCHEME --weights FILE evaluates on the host what a device learned: the
     host build of the training firmware, holding the parameters pulled from the device."""
-    from .datasets import check_samples, load_samples
+    from .datasets import check_samples, check_samples_for_device, load_samples
     from .evaluate import (device_predictions, format_summary, host_predictions, parse_groups, summarize,
                            write_confusion_png)
     if (model is None) == (url is None):
@@ -267,7 +267,7 @@ def evaluate(model, url, data_file, groups, plot_file, quantize, calibration, sc
             d = link.describe()
             num_classes = d.output_size
             groups_ = parse_groups(groups, num_classes)
-            x, y = check_samples(x, y, d.input_shape, num_classes, data_file, need_labels=True)
+            x, y = check_samples_for_device(x, y, d, data_file)
             predicted = device_predictions(link, x, y)
         where = dict(port=url, model=d.model_name, model_hash=d.model_hash, board=d.board)
     else:
@@ -431,9 +431,8 @@ def describe(url, as_json, as_td, gateway, project):
     with _open_link(url) as link:
         d = link.describe()
         reported = _description_dict(d, link)
-        if d.trainable:                     # what the device applies now
-            reported.update(zip(("lr", "momentum", "weight_decay"),
-                                (float(f"{v:.7g}") for v in link.get_hparams())))     # float32 as typed
+    if d.trainable:       # what the device applies now: DESCRIBE carries it (no GET_HPARAMS round trip)
+        reported.update({k: float(f"{getattr(d, k):.7g}") for k in ("lr", "momentum", "weight_decay")})  # float32 as typed
     if project is None:
         from .emulator import project_of
         project = project_of(url)
@@ -483,15 +482,15 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
     (sample 0 of the curve) and every --eval-every samples; --groups reports them by group
     of classes as `tinytrain evaluate` does. Progress goes to stderr: a bar on a terminal,
     a few lines otherwise; the loss shown is the mean over the samples since the last update."""
-    from .devicedata import check_samples, read_samples
+    from .datasets import check_samples_for_device, load_samples
     from .evaluate import device_predictions, group_line, parse_groups, summarize
     from .online import train_stream
     from .progress import Progress
     from .status import StatusWriter
     if epochs < 1 or (chunk is not None and chunk < 1):
         raise TinyTrainError("--epochs and --chunk must be at least 1")
-    raw_train = read_samples(data_file)
-    raw_eval = read_samples(eval_file) if eval_file else None
+    raw_train = load_samples(data_file)
+    raw_eval = load_samples(eval_file) if eval_file else None
     if groups and eval_file is None:
         raise TinyTrainError("--groups needs --eval FILE (the held-out samples it reports on)")
     evaluations: list[dict] = []
@@ -501,8 +500,8 @@ def train(url, data_file, eval_file, epochs, lr, momentum, chunk, eval_every, cu
             raise TinyTrainError(f"the device at {url} runs an inference-only build of {d.model_name}; "
                                  "build it with --train SCHEME")
         groups_ = parse_groups(groups, d.output_size)
-        x, y = check_samples(data_file, *raw_train, d)
-        ex, ey = check_samples(eval_file, *raw_eval, d) if raw_eval else (None, None)
+        x, y = check_samples_for_device(*raw_train, d, data_file)
+        ex, ey = check_samples_for_device(*raw_eval, d, eval_file) if raw_eval else (None, None)
         cur = link.get_hparams()
         if lr is not None or momentum is not None:
             link.set_hparams(lr if lr is not None else cur[0], momentum if momentum is not None else cur[1], cur[2])
@@ -564,15 +563,6 @@ def _eval_figures(summary: dict) -> dict:
                 groups={k: g["accuracy"] for k, g in summary["groups"].items()})
 
 
-def _stats_line(st, counters, rate: str = "") -> str:
-    acc = st["train_correct"] / st["train_samples"] if st["train_samples"] else float("nan")
-    loss = st["train_loss_sum"] / st["train_samples"] if st["train_samples"] else float("nan")
-    return (f"steps {st['steps']:>7}  mode {'train' if st['mode'] == 0 else 'eval'}  "
-            f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st['eval_correct']}/{st['eval_samples']}  "
-            f"infer {st['infer_count']}  rolled back {st.get('rolled_back', 0)}  "
-            f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
-
-
 @main.command()
 @port_option
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between updates.")
@@ -588,7 +578,7 @@ def monitor(url, interval, count):
     from dataclasses import asdict
 
     from .portowner import holder, holder_text
-    from .status import StatusWriter, follow, live_lines, owner_alive, status_path
+    from .status import StatusWriter, follow, live_lines, owner_alive, stats_line, status_path
     path = status_path(url)
     shown = 0
     try:
@@ -615,7 +605,7 @@ def monitor(url, interval, count):
                 c = link.device_counters()
                 counters = dict(frames_ok=c["frames_ok"], bad=dropped_frames(c))
                 rate = "" if last is None else f"  {(st['steps'] - last) / interval:.1f} steps/s"
-                click.echo(_stats_line(st, counters, rate))
+                click.echo(stats_line(st, counters, rate))
                 status.write(kind="stats", stats=st, counters=counters)
                 last = st["steps"]
                 shown += 1

@@ -82,17 +82,38 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None or value != value else format(value, spec)
 
 
+def stats_line(st: dict, counters: dict, rate: str = "") -> str:
+    """One line of a polling `monitor`: the device's counters (GET_STATS) and link counters."""
+    acc = st["train_correct"] / st["train_samples"] if st["train_samples"] else float("nan")
+    loss = st["train_loss_sum"] / st["train_samples"] if st["train_samples"] else float("nan")
+    return (f"steps {st['steps']:>7}  mode {'train' if st['mode'] == 0 else 'eval'}  "
+            f"mean loss {loss:.4f}  train acc {acc:.3f}  eval {st['eval_correct']}/{st['eval_samples']}  "
+            f"infer {st['infer_count']}  rolled back {st.get('rolled_back', 0)}  "
+            f"frames ok {counters['frames_ok']} bad {counters['bad']}" + rate)
+
+
 def live_lines(records, interval: float = 1.0):
-    """The lines `tinytrain monitor` prints while it follows a feeding process: from its
-    progress records, at most one line per `interval` seconds of the feeder's clock, with
-    the step rate and the mean loss over the samples since the line before; from its curve
-    records, one line per held-out evaluation."""
+    """The lines `tinytrain monitor` prints while it follows the process that holds the port:
+    from a feeder's progress records, at most one line per `interval` seconds of the feeder's
+    clock, with the step rate and the mean loss over the samples since the line before; from
+    its curve records, one line per held-out evaluation; from the stats records of a polling
+    `monitor`, the line that monitor prints (at most one per `interval`), with the step rate
+    between the records."""
     last = None                 # (time, steps) of the last progress line
+    last_stats = None           # (time, steps) of the last stats line
     loss_sum, loss_count, correct = 0.0, 0, 0
     samples = None
     for rec in records:
         kind = rec.get("kind")
-        if kind == "progress":
+        if kind == "stats" and "stats" in rec and "counters" in rec:
+            t, steps = rec.get("time", 0.0), rec["stats"]["steps"]
+            if last_stats is not None and t - last_stats[0] < interval:
+                continue
+            rate = "" if last_stats is None or t <= last_stats[0] else \
+                f"  {(steps - last_stats[1]) / (t - last_stats[0]):.1f} steps/s"
+            yield stats_line(rec["stats"], rec["counters"], rate)
+            last_stats = (t, steps)
+        elif kind == "progress":
             t, steps = rec["time"], rec["steps"]
             if last is None:            # the reference point: its samples came before it
                 last, samples = (t, steps), rec["samples"]

@@ -156,6 +156,7 @@ int tt_link_get_hparams(uint8_t *p);
 void *tt_link_param_region(uint32_t i, uint32_t *bytes);
 uint32_t tt_link_params_total(void);
 int32_t tt_link_nonfinite_param(int with_state);
+void tt_link_params_replaced(void);     /* update state and PRNG of the new parameters */
 uint32_t tt_link_spare_bytes(void);
 int tt_link_spare_holds_params(void);
 int tt_link_spare_holds_state(void);

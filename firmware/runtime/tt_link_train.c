@@ -84,7 +84,7 @@ static uint8_t step_one(int32_t label, int eval, float *loss, uint32_t *pred, ui
                 tt_ws_info info;
                 model_hash16(hash);
                 if (tt_weights_load((const char *)hash, tt_model_num_params(), tt_link_param_region, &info) == TT_WS_OK)
-                    tt_model_reset_optimizer();     /* back to the newest save */
+                    tt_link_params_replaced();      /* back to the newest save */
                 else
                     L.poisoned = 1;                 /* nothing to go back to: stop training */
             }

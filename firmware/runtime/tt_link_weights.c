@@ -79,6 +79,17 @@ int32_t tt_link_nonfinite_param(int with_state)
     return -1;
 }
 
+/* New parameters are in place (a committed WEIGHTS_WRITE, a load from the store): nothing
+ * the update kept for the old ones may act on them. Momentum and residuals are zeroed and
+ * shadows re-read (tt_model_reset_optimizer), and the stochastic rounding's PRNG starts again
+ * at its compiled seed, so the next steps equal the host simulation started from these
+ * parameters (a fresh HostTrainer, or set_params) and do not depend on the steps before. */
+void tt_link_params_replaced(void)
+{
+    tt_model_reset_optimizer();
+    tt_model_set_update_seed(TT_UPDATE_SEED);
+}
+
 #if TT_LINK_SPARE
 static uint32_t state_total(void)
 {
@@ -294,7 +305,7 @@ int tt_link_weights_commit(uint8_t *p, uint16_t *detail)
         }
         L.loaded_generation = generation = info.generation;
     }
-    tt_model_reset_optimizer();
+    tt_link_params_replaced();
     L.poisoned = 0;
     memset(p, 0, TT_WEIGHTS_COMMIT_REPLY_BYTES);
     tt_put_u32(p + TT_WEIGHTS_COMMIT_REPLY_OFF_TOTAL, L.txn.total);
@@ -350,7 +361,7 @@ int tt_link_weights_load(uint8_t *p)
         L.steps = info.steps;
         L.loaded_generation = info.generation;
         L.poisoned = 0;
-        tt_model_reset_optimizer();
+        tt_link_params_replaced();
     }
     return put_store_info(r, &info, p);
 }

@@ -126,7 +126,8 @@ class HostTrainer:
         return out
 
     def set_params(self, values: dict[str, np.ndarray]) -> None:
-        """Write every trainable parameter (all must be given), then reset the optimizer."""
+        """Write every trainable parameter (all must be given), then, as the device's link after
+        a weights push: reset the optimizer and restart the PRNG at the compiled seed."""
         from ..paramcast import to_device
         data = b""
         for name, nbytes, dtype in self.param_specs:
@@ -134,7 +135,7 @@ class HostTrainer:
             if len(b) != nbytes:
                 raise TinyTrainError(f"parameter {name!r}: {len(b)} bytes given, {nbytes} expected")
             data += b
-        self._send(b"S" + data + b"R")
+        self._send(b"S" + data + b"R" + b"E" + struct.pack("<I", self.program.update_seed))
         self._flush()
 
     def set_hparams(self, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
