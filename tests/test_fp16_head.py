@@ -194,7 +194,7 @@ def test_on_device_equals_the_simulation(tmp_path, board, precision, scale):
                                   losses.view(np.uint32))
     for i, r in enumerate(outs):
         want = np.asarray(sim.infer(x[i].reshape(shape)), np.float32).reshape(-1)
-        np.testing.assert_array_equal(np.asarray(r.outputs, np.float32).view(np.uint32), want.view(np.uint32))
+        np.testing.assert_array_equal(np.asarray(r.outputs, np.float32).reshape(-1).view(np.uint32), want.view(np.uint32))
         assert r.predicted == int(np.argmax(want))
     assert sorted(device) == sorted(n for n in sim.params if m.graph.tensors[n].dtype == "float16"
                                     and any(m.program.scheme.trains(op.name) for op in m.graph.consumers(n)))

@@ -28,6 +28,9 @@
  *              scratch, then the update rule per element in (tap, channel) order. */
 #ifndef TT_CONV2D_MVE_BODY_H
 #define TT_CONV2D_MVE_BODY_H
+/* Empty unless an includer defined the element type (a header-by-header include, as
+ * tests/test_compile.py does with every header of firmware/include, gets nothing). */
+#if defined(TT_T) && defined(TT_V)
 
 #define TT_BLOCK (4 * TT_LANES)          /* output channels per forward pass: four vectors */
 
@@ -340,5 +343,7 @@ static void conv_update_weight(const tt_conv_shape *s, const tt_channels *ch, TT
         update_channel(ch, spatial, o, w, gw, &hp, u);
     }
 }
+
+#endif   /* TT_T && TT_V */
 
 #endif

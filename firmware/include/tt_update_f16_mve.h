@@ -15,6 +15,10 @@
 #define TT_UPDATE_F16_MVE_H
 
 #include "tt_update_f16.h"
+/* Helium float only (an M4 build, or a header-by-header include as tests/test_compile.py
+ * does, gets nothing). */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 2)
+#include <arm_mve.h>
 
 static inline int tt_sgd_plain_ok(const tt_hparams *hp, const tt_update *u)
 {
@@ -69,5 +73,7 @@ static inline int tt_sgd_plain8_f16(tt_f16 *w, uint16x8_t w16, float32x4_t gb, f
     vst1q_u16((uint16_t *)w, r);
     return 1;
 }
+
+#endif   /* __ARM_FEATURE_MVE & 2 */
 
 #endif

@@ -67,6 +67,8 @@ void tt_model_reset_optimizer(void)
     memset(bias_v, 0, sizeof bias_v);
 }
 
+void tt_model_set_update_seed(uint32_t seed) { (void)seed; }
+
 float tt_model_train_step(int32_t label)
 {
     float p[N_OUT], mx, sum = 0.0f, loss;

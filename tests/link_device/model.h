@@ -64,6 +64,10 @@ const tt_param_info *tt_model_state(uint32_t i);
 void tt_model_set_hparams(float lr, float momentum, float weight_decay);
 void tt_model_get_hparams(float *lr, float *momentum, float *weight_decay);
 void tt_model_reset_optimizer(void);
+/* A float32 model has no stochastic rounding: the seed is accepted and unused (the link
+ * restarts it after a weights push, tt_link_params_replaced). */
+#define TT_UPDATE_SEED 0u
+void tt_model_set_update_seed(uint32_t seed);
 #define TT_MOMENTUM_BYTES  (4u * (16u * TT_TEST_OUTPUTS + TT_TEST_OUTPUTS))
 #define TT_UPDATE_MODE_NAME "float"      /* float32 parameters: plain SGD */
 #define TT_UPDATE_EXTRA_BYTES 0u
