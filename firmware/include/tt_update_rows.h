@@ -159,4 +159,31 @@ static inline void tt_conv2d_wgrad_channel_scalar(const tt_conv_shape *s, const 
     }
 }
 
+/* ---- 4. the fused conv2d update, one output channel at a time ------------------------------ */
+
+/* One output channel's weight gradient into gw (zeroed by the caller): the variant's row. */
+typedef void (*tt_wgrad_channel_fn)(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
+                                    const tt_act_quant *xq, const float *grad_y, int32_t o, float *gw);
+
+/* tt_conv2d_update_weight_s8's order: per output channel, its gradient into the scratch
+ * (kh * kw * k floats) by wgrad, then the QAS rule per tap row. Forced inline so that wgrad
+ * is a direct call in each variant. */
+static inline __attribute__((always_inline)) void tt_conv2d_update_by_channel(
+    const tt_conv_shape *s, const tt_channels *ch, int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+    const tt_act_quant *xq, const float *grad_y, const tt_update *u, float *scratch, tt_wgrad_channel_fn wgrad)
+{
+    const tt_hparams hp = *u->hp;
+    const int32_t spatial = s->kh * s->kw, k = ch->k, per_out = spatial * k;
+    int32_t o, p;
+    for (o = 0; o < s->out->c; ++o) {
+        const float scale = wq->scale[wq->per_channel ? o : 0];
+        tt_zero_unless_f32(scratch, per_out, 0);
+        wgrad(s, ch, x, xq, grad_y, o, scratch);
+        for (p = 0; p < spatial; ++p)
+            tt_qas_update_run_s8(w + (o * spatial + p) * ch->in_channels, ch->index, 1, scratch + p * k, k, scale,
+                                 &hp, u, o * per_out + p * k, 1);
+    }
+    tt_update_advance(u, s->out->c * per_out);
+}
+
 #endif

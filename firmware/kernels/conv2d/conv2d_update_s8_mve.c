@@ -138,18 +138,7 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch)
 {
-    const tt_hparams hp = *u->hp;
-    const int32_t spatial = s->kh * s->kw, k = ch->k, per_out = spatial * k;
-    int32_t o, p;
-    for (o = 0; o < s->out->c; ++o) {
-        const float scale = wq->scale[wq->per_channel ? o : 0];
-        tt_zero_unless_f32(scratch, per_out, 0);
-        wgrad_channel_mve(s, ch, x, xq, grad_y, o, scratch);
-        for (p = 0; p < spatial; ++p)
-            tt_qas_update_run_s8(w + (o * spatial + p) * ch->in_channels, ch->index, 1, scratch + p * k, k, scale,
-                                 &hp, u, o * per_out + p * k, 1);
-    }
-    tt_update_advance(u, s->out->c * per_out);
+    tt_conv2d_update_by_channel(s, ch, w, wq, x, xq, grad_y, u, scratch, wgrad_channel_mve);
 }
 
 #endif
