@@ -17,22 +17,10 @@ import numpy as np
 
 import ckernels as ck
 import kernel_harness as kh
+from simd_cases import sc_pad
 
 I8, I32, F32 = np.int8, np.int32, np.float32
 MODES = ("nearest", "stochastic", "residual", "shadow", "float")
-
-
-def pads(h, w, k, stride, pad, dil):
-    if not isinstance(pad, str):
-        return tuple(pad)
-    if pad == "valid":
-        return (0, 0, 0, 0)
-    out = []
-    for n, kk, s, d in ((h, k[0], stride[0], dil[0]), (w, k[1], stride[1], dil[1])):
-        eff = (kk - 1) * d + 1
-        total = max((-(-n // s) - 1) * s + eff - n, 0)
-        out += [total // 2, total - total // 2]
-    return tuple(out)
 
 
 @dataclass
@@ -186,7 +174,7 @@ def make(rng, op, what, h, w, cin, cout, k=(1, 1), stride=(1, 1), pad="valid", d
     depthwise = op == "depthwise_conv2d"
     cout = cin if depthwise else cout
     kt = cin if trained is None else trained
-    p4 = pads(h, w, k, stride, pad, dil)
+    p4 = sc_pad(h, w, k, stride, pad, dil)
     oh = (h + p4[0] + p4[1] - ((k[0] - 1) * dil[0] + 1)) // stride[0] + 1
     ow = (w + p4[2] + p4[3] - ((k[1] - 1) * dil[1] + 1)) // stride[1] + 1
     idx = np.sort(rng.choice(cin, kt, replace=False)).astype(I32) if index else None
