@@ -69,6 +69,14 @@ def weights_crc(link) -> int:
     return link.weights_crc()[1]
 
 
+def wait_for_change(path, old: bytes, timeout: float = 10.0) -> None:
+    """Until the file's bytes differ from old (a write reached it)."""
+    deadline = time.monotonic() + timeout
+    while path.read_bytes() == old:
+        assert time.monotonic() < deadline, "the save wrote nothing to the NV file"
+        time.sleep(0.001)
+
+
 def test_kill_during_save_20_times_never_mixes_weights(firmware):
     out, graph, x, y = firmware
     nv_file = out / project.NV_FILE
@@ -94,8 +102,14 @@ def test_kill_during_save_20_times_never_mixes_weights(firmware):
                 link.train(x[8 + i], (int(y[8 + i]) + 1) % 10)
                 new = weights_crc(link)
                 assert new != saved
+                before_save = nv_file.read_bytes()
                 link.submit(WEIGHTS_SAVE)          # sent at once; its reply is never awaited
-                time.sleep(rng.uniform(0.0, 0.2))
+                if i % 2:
+                    time.sleep(rng.uniform(0.0, 0.2))
+                else:
+                    # Every other kill waits for the save's first write: on a loaded machine a
+                    # fixed delay may land every kill before the save starts.
+                    wait_for_change(nv_file, before_save)
                 os.killpg(running.pid, signal.SIGKILL)
         finally:
             running.stop()

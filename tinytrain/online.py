@@ -5,14 +5,19 @@ batches them into TRAIN requests and keeps several in flight), evaluates on held
 the device every `eval_every` samples (evaluation requests never change the device's mode),
 and records a learning curve. It fails loudly (DeviceNotLearning) when the device's step
 count does not advance as the samples it trained on say it must, or when every step of a
-chunk was rolled back (a loss or update that was not finite). A KeyboardInterrupt stops
-after the chunk in flight: the device keeps every step it acknowledged, and the curve so
-far is still written.
+chunk was rolled back (a loss or update that was not finite). Ctrl-C (SIGINT) stops after
+the chunk in flight: the device keeps every step it acknowledged, and the curve so far is
+still written. The first SIGINT only sets a flag the loop reads between chunks: raised inside
+the link, mid-frame or between a sequence number and its request's record, it could leave
+requests the host waits for and the device never saw (minutes of retries). A second SIGINT
+interrupts at once.
 """
 from __future__ import annotations
 
 import csv
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +28,28 @@ import numpy as np
 from .errors import TinyTrainError
 
 CURVE_FIELDS = ("samples", "steps", "loss", "running_accuracy", "eval_accuracy", "seconds")
+
+
+class _StopAfterChunk:
+    """While entered (in the main thread): the first SIGINT sets `requested`, the second
+    raises KeyboardInterrupt as usual. Elsewhere it never asks to stop."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)       # a second Ctrl-C: at once
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler) or signal.default_int_handler
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 @dataclass
@@ -139,47 +166,50 @@ def train_stream(link, x: np.ndarray, y: np.ndarray, *, eval_x=None, eval_y=None
             on_progress(dict(samples=0, total=n * epochs, steps=steps, loss=None, loss_sum=0.0, loss_count=0,
                              correct=0, eval_accuracy=last_eval, row=row))
     t0 = time.perf_counter()
-    try:
-        for _ in range(epochs):
-            order = rng.permutation(n) if rng is not None else np.arange(n)
-            for i in range(0, n, chunk):
-                idx = order[i:i + chunk]
-                results = link.train_many(x[idx], y[idx])
-                _check_learning(results, steps)
-                rolled_back += sum(r.rolled_back for r in results)
-                done += len(results)
-                steps = results[-1].steps
-                losses = [r.loss for r in results if not math.isnan(r.loss)]
-                chunk_correct = sum(r.correct for r in results)
-                window_loss += sum(losses)
-                window_correct += chunk_correct
-                total_correct += chunk_correct
-                judged += len(results)
-                window_n += len(results)
-                row = None
-                if done >= next_eval or (done == n * epochs):
-                    next_eval += eval_every
-                    if evaluator is not None:
-                        last_eval = evaluator()
-                    row = curve.add(samples=done, steps=steps, loss=window_loss / window_n,
-                                    running_accuracy=window_correct / window_n, eval_accuracy=last_eval,
-                                    seconds=round(time.perf_counter() - t0, 3))
-                    window_loss, window_correct, window_n = 0.0, 0, 0
-                progress = dict(samples=done, total=n * epochs, steps=steps,
-                                loss=sum(losses) / len(losses) if losses else float("nan"),
-                                loss_sum=sum(losses), loss_count=len(losses), correct=chunk_correct,
-                                eval_accuracy=last_eval, row=row)
-                if status is not None and row is not None:
-                    status.write(kind="curve", **row)
-                if on_progress:
-                    on_progress(progress)
-    except KeyboardInterrupt:
-        interrupted = True
-        # Every request already sent completes; the device's step counter then says how
-        # many samples it learned from, the interrupted chunk's included.
-        link.drain()
-        steps = link.stats().steps
-        done = steps - start_steps
+    with _StopAfterChunk() as stop:
+        try:
+            for _ in range(epochs):
+                order = rng.permutation(n) if rng is not None else np.arange(n)
+                for i in range(0, n, chunk):
+                    idx = order[i:i + chunk]
+                    results = link.train_many(x[idx], y[idx])
+                    _check_learning(results, steps)
+                    rolled_back += sum(r.rolled_back for r in results)
+                    done += len(results)
+                    steps = results[-1].steps
+                    losses = [r.loss for r in results if not math.isnan(r.loss)]
+                    chunk_correct = sum(r.correct for r in results)
+                    window_loss += sum(losses)
+                    window_correct += chunk_correct
+                    total_correct += chunk_correct
+                    judged += len(results)
+                    window_n += len(results)
+                    row = None
+                    if done >= next_eval or (done == n * epochs):
+                        next_eval += eval_every
+                        if evaluator is not None:
+                            last_eval = evaluator()
+                        row = curve.add(samples=done, steps=steps, loss=window_loss / window_n,
+                                        running_accuracy=window_correct / window_n, eval_accuracy=last_eval,
+                                        seconds=round(time.perf_counter() - t0, 3))
+                        window_loss, window_correct, window_n = 0.0, 0, 0
+                    progress = dict(samples=done, total=n * epochs, steps=steps,
+                                    loss=sum(losses) / len(losses) if losses else float("nan"),
+                                    loss_sum=sum(losses), loss_count=len(losses), correct=chunk_correct,
+                                    eval_accuracy=last_eval, row=row)
+                    if status is not None and row is not None:
+                        status.write(kind="curve", **row)
+                    if on_progress:
+                        on_progress(progress)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            interrupted = True
+            # Every request already sent completes; the device's step counter then says how
+            # many samples it learned from, the interrupted chunk's included.
+            link.drain()
+            steps = link.stats().steps
+            done = steps - start_steps
     if window_n or (interrupted and (not curve.rows or curve.rows[-1]["samples"] != done)):
         curve.add(samples=done, steps=steps, loss=window_loss / window_n if window_n else float("nan"),
                   running_accuracy=window_correct / window_n if window_n else float("nan"),
