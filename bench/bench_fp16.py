@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from tinytrain.report import format_table  # noqa: E402
+from tinytrain.predict import predicted_class  # noqa: E402
 
 BOARD = "mps3-an547"
 
@@ -207,7 +208,7 @@ def learning_table(tmp: Path, streams: int) -> str:
     for _ in range(task.epochs):
         for x, y in zip(xs, ys):
             sim.step(x.reshape(shape), int(y))
-    preds = np.array([int(np.argmax(sim.infer(x.reshape(shape)))) for x in task.data.x_test])
+    preds = predicted_class(np.array([sim.infer(x.reshape(shape)).reshape(-1) for x in task.data.x_test]))
     acc = bl.accuracies([preds], task.data.y_test, g)
     rows.append(["FP32, first stream only", 1, f"{first['all']:.3f}", f"{first['new']:.3f}", f"{first['old']:.3f}",
                  first])

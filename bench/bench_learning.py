@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinytrain.predict import predicted_class
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"digits": ROOT / "examples" / "digits_online" / "ondevice.py", "kws": ROOT / "examples" / "kws" / "ondevice.py"}
@@ -117,7 +119,7 @@ def train_host(graph, scheme, streams, x_test, lr, epochs, out: Path, **kw):
             ht.set_update_seed(DEFAULT_UPDATE_SEED)
             for _ in range(epochs):
                 ht.train_many(xs.reshape((len(xs),) + shape), ys)
-            preds.append(ht.infer(x_test.reshape((len(x_test),) + shape)).argmax(axis=1))
+            preds.append(predicted_class(ht.infer(x_test.reshape((len(x_test),) + shape))))
         return preds, ht.compiled.memory, ht.params()
 
 

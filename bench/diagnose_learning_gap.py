@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_learning as bl  # noqa: E402
+from tinytrain.predict import predicted_class  # noqa: E402
 
 
 def dequantized_float_graph(task, qgraph):
@@ -204,7 +205,7 @@ def accuracy_effect(task, qgraph, arg, streams: int, mode: str) -> list[str]:
             for _ in range(task.epochs):
                 for x, y in zip(xs, ys):
                     tr.step(x, int(y))
-            preds[label].append(np.array([tr.infer(x).reshape(-1).argmax() for x in xt]))
+            preds[label].append(predicted_class(np.array([tr.infer(x).reshape(-1) for x in xt])))
     a = bl.accuracies(preds["pre-activation mask"], task.data.y_test, g)
     b = bl.accuracies(preds["as built"], task.data.y_test, g)
     cells = " | ".join("{:+.1f} +- {:.1f}".format(*bl.paired(a, b, k)) for k in ("all", "new", "old"))

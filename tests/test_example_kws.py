@@ -13,6 +13,7 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 
 sys.path.insert(0, str(ROOT / "examples" / "kws"))
 import kws_dataset as dataset  # noqa: E402
+from tinytrain.predict import predicted_class  # noqa: E402
 
 
 def kws_ondevice():
@@ -56,7 +57,7 @@ def test_device_training_step_learns_new_keywords(tmp_path):
     groups = ondevice.groups(data.y_test)
 
     def acc(ht):
-        pred = ht.infer(x_test.reshape((-1,) + shape)).argmax(axis=1)
+        pred = predicted_class(ht.infer(x_test.reshape((-1,) + shape)))
         return {k: float(np.mean(pred[m] == data.y_test[m])) for k, m in groups.items()}
 
     with HostTrainer.build(graph, ondevice.SCHEME, tmp_path, lr=ondevice.LEARNING_RATE) as ht:

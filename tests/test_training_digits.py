@@ -16,6 +16,7 @@ from tinytrain.training.head import replace_classifier
 
 from keras_models import digits_data
 from tinytrain.training.host import HostTrainer
+from tinytrain.predict import predicted_class
 from graphs import GraphBuilder, quantize_graph
 
 SCHEME = {"bias_update_last_n": 1, "weight_update": [{"conv_index": 1, "input_channel_ratio": 0.5}],
@@ -53,7 +54,7 @@ def pretrained_int8(tmp_path_factory):
 
 def accuracy(ht, g, x, y):
     out = ht.infer(quantize_input(g, x))
-    return float((out.argmax(axis=1) == y).mean())
+    return float((predicted_class(out) == y).mean())
 
 
 def test_sparse_int8_c_training_on_digits_lowers_the_loss_and_raises_accuracy(tmp_path, pretrained_int8):

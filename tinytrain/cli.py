@@ -350,7 +350,8 @@ def run(model, quantize, calibration, data_file, limit, as_json):
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
     outputs = compiled.run(x)
-    pred = outputs.argmax(axis=1)
+    from .predict import predicted_class
+    pred = predicted_class(outputs)
     data = dict(model=graph.name, samples=len(x), predictions=pred.tolist())
     lines = [f"model {graph.name}: {len(x)} samples on the host build"]
     lines.append("predictions: " + " ".join(map(str, pred[:50].tolist())) + (" ..." if len(pred) > 50 else ""))

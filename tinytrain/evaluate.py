@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TinyTrainError
+from .predict import predicted_class
 
 
 def parse_groups(spec: str | None, num_classes: int) -> dict[str, list[int]]:
@@ -152,7 +153,7 @@ def host_predictions(compiled, x: np.ndarray, params: dict[str, np.ndarray] | No
     params (a device's trainable parameters, `weights pull`), from its host training build
     holding those parameters: the host's answer for the weights the device learned."""
     if params is None:
-        return compiled.run(x).reshape(len(x), -1).argmax(axis=1)
+        return predicted_class(compiled.run(x))
     from .hostmodel import quantize_input
     from .ir import NP_DTYPES
     inp = compiled.graph.tensors[compiled.graph.inputs[0]]
@@ -161,7 +162,7 @@ def host_predictions(compiled, x: np.ndarray, params: dict[str, np.ndarray] | No
         x = quantize_input(x, inp.scale, inp.zero_point)
     with compiled.host_trainer() as ht:
         ht.set_params(params)
-        return ht.infer(x.astype(NP_DTYPES[inp.dtype])).argmax(axis=1)
+        return predicted_class(ht.infer(x.astype(NP_DTYPES[inp.dtype])))
 
 
 def device_predictions(link, x: np.ndarray, y: np.ndarray, chunk: int = 64) -> np.ndarray:

@@ -4,6 +4,7 @@
  * link (tt_link_internal.h). */
 #include "tt_link_internal.h"
 
+#include "tt_argmax.h"
 #include "tt_auth.h"
 #include "tt_cobs.h"
 #include "tt_crc.h"
@@ -63,12 +64,11 @@ static void send_drop_error(uint8_t code, uint8_t req_type, uint16_t seq, uint16
 
 uint32_t tt_link_argmax_output(void)
 {
-    const tt_output_t *y = tt_model_output();
-    uint32_t i, best = 0;
-    for (i = 1; i < TT_OUTPUT_SIZE; i++)
-        if (y[i] > y[best])
-            best = i;
-    return best;
+#if TT_OUTPUT_IS_INT8
+    return tt_argmax_s8(tt_model_output(), TT_OUTPUT_SIZE);
+#else
+    return tt_argmax_f32(tt_model_output(), TT_OUTPUT_SIZE);
+#endif
 }
 
 /* ---- the requests handled here ------------------------------------------------- */

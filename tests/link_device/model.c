@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tt_types.h"
+#include "tt_argmax.h"
 
 #define N_IN  TT_INPUT_SIZE
 #define N_OUT TT_OUTPUT_SIZE
@@ -74,13 +75,8 @@ float tt_model_train_step(int32_t label)
     float p[N_OUT], mx, sum = 0.0f, loss;
     int o, i;
     tt_model_invoke();
-    mx = logits[0];
-    last_prediction = 0;
-    for (o = 1; o < N_OUT; o++)
-        if (logits[o] > mx) {
-            mx = logits[o];
-            last_prediction = o;
-        }
+    last_prediction = (int32_t)tt_argmax_f32(logits, N_OUT);    /* as the generated model picks it */
+    mx = logits[last_prediction];
     for (o = 0; o < N_OUT; o++) {
         p[o] = expf(logits[o] - mx);
         sum += p[o];
