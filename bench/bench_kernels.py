@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import add_cases  # noqa: E402
 import fc_backward_cases as fcb  # noqa: E402
 import kernel_harness as kh  # noqa: E402
 import simd_cases as sc  # noqa: E402
 from kernel_variants import VARIANTS  # noqa: E402
-import test_kernels_add_simd as add_cases  # noqa: E402
 import update_cases as uc  # noqa: E402
 from tinytrain.report import format_table  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The optimised kernel variants the tests know, by kernel: `tt_<kind>_s8` has the variants
 listed (tt_<kind>_s8_dsp / _mve). tests/test_kernels_simd.py (the FC backward
 ones: tests/fc_backward_cases.py; the weight-gradient / update ones:
-test_kernels_update_simd.py; add: test_kernels_add_simd.py) tests each one against its
+test_kernels_update_simd.py; add: test_kernels_add_simd.py on tests/add_cases.py) tests each one against its
 reference; tests/test_kernel_selection.py checks that the kernel folders define no other (a
 variant nobody tests) and no fewer. "requantize" is a building block, not a kernel."""
 
