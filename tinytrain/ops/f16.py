@@ -520,3 +520,46 @@ def softmax_grad(y, gy) -> np.ndarray:
     for i in range(y.shape[1]):
         dot = dot + gy[:, i] * y[:, i]
     return (y * (gy - dot[:, None])).astype(F32)
+
+
+# --- the shape ops: resize (nearest, bilinear), transposed convolution --------------------------
+
+@_ieee
+def resize_nearest_grad(gy, rows, cols, in_hw) -> np.ndarray:
+    """tt_resize_nearest_grad_input_f16's float32 sums: each input element adds, from 0, the
+    output gradients copied from it in row-major output order."""
+    gy = f32(gy)
+    oh, ow, c = gy.shape
+    acc = np.zeros((in_hw[0], in_hw[1], c), F32)
+    r = np.broadcast_to(np.asarray(rows)[:, None], (oh, ow)).reshape(-1)
+    k = np.broadcast_to(np.asarray(cols)[None, :], (oh, ow)).reshape(-1)
+    np.add.at(acc, (r, k), gy.reshape(-1, c))          # sequential, in index order, float32
+    return acc
+
+
+@_ieee
+def resize_bilinear(x, ytab, xtab) -> np.ndarray:
+    """tt_resize_bilinear_f16: the float32 kernel's arithmetic on the widened halves, rounded once."""
+    from .resize import resize_bilinear_f32
+    return resize_bilinear_f32(f32(x), ytab, xtab).astype(F16)
+
+
+@_ieee
+def resize_bilinear_grad(gy, ytab, xtab, in_hw) -> np.ndarray:
+    """tt_resize_bilinear_grad_input_f16's float32 sums: each input element adds, from 0, gy *
+    weight over the outputs in row-major order and, within one, its taps (lo, lo), (hi, lo),
+    (lo, hi), (hi, hi) of (row, column); weights (1 - wy)(1 - wx), wy(1 - wx), (1 - wy)wx, wy wx
+    in float32."""
+    (y0, y1, wy), (x0, x1, wx) = ytab, xtab
+    gy = f32(gy)
+    oh, ow, c = gy.shape
+    one = F32(1)
+    wy, wx = np.asarray(wy, F32)[:, None], np.asarray(wx, F32)[None, :]
+    weights = np.stack([(one - wy) * (one - wx), wy * (one - wx), (one - wy) * wx, wy * wx], -1).astype(F32)
+    ry = [np.broadcast_to(np.asarray(t)[:, None], (oh, ow)) for t in (y0, y1, y0, y1)]
+    rx = [np.broadcast_to(np.asarray(t)[None, :], (oh, ow)) for t in (x0, x0, x1, x1)]
+    rows, cols = np.stack(ry, -1).reshape(-1), np.stack(rx, -1).reshape(-1)
+    vals = (gy[:, :, None, :] * weights[..., None]).astype(F32)            # (OH, OW, 4, C)
+    acc = np.zeros((in_hw[0], in_hw[1], c), F32)
+    np.add.at(acc, (rows, cols), vals.reshape(-1, c))
+    return acc

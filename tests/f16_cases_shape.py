@@ -1,0 +1,171 @@
+"""Kernel-harness cases of the half-precision shape ops (tests/kernel_harness.py): concatenation,
+strided slice, nearest and bilinear resize, transposed convolution; forward and input
+gradient, each output checked against its numpy model (tinytrain/ops/f16.py, the op units'
+references) byte for byte. Used by tests/test_fp16_shape.py and bench/bench_fp16_ops.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinytrain.ops import f16
+from tinytrain.ops.concatenation import concat_geometry
+from tinytrain.ops.resize import bilinear_axis_f32, nearest_index, resize_nearest, source_ranges
+from tinytrain.ops.strided_slice import slice_indices
+
+from f16_cases import _half, _out_bytes
+from kernel_harness import Case
+
+F16 = np.float16
+
+
+def _train(case: Case) -> None:
+    case.decls.append('#include "tt_train_kernels.h"')
+
+
+def _slice_params(case: Case, begin, stride) -> str:
+    name = case._name("slice")
+    case.decls.append(f"static const tt_slice_params {name} = {{{begin[0]}, {begin[1]}, {begin[2]}, "
+                      f"{stride[0]}, {stride[1]}, {stride[2]}}};")
+    return "&" + name
+
+
+def _with_edges(a: np.ndarray, rng, inf: bool = True) -> np.ndarray:
+    """Some zeros of both signs, subnormals and (with inf) an infinity among the values."""
+    a = np.array(a, F16).reshape(-1)
+    picks = rng.choice(a.size, size=min(a.size, 6), replace=False)
+    a[picks[:4]] = np.array([0.0, -0.0, 3e-6, -5e-7], F16)[: len(picks[:4])]
+    if inf and len(picks) > 4:
+        a[picks[4]] = np.inf
+    return a
+
+
+def concat_cases(shapes, axis, seed=0):
+    """Forward (one call per input into the output) and each input's gradient (acc 0 and 1)."""
+    rng = np.random.default_rng(seed)
+    xs = [(3 * rng.standard_normal(s)).astype(F16) for s in shapes]
+    y = np.concatenate(xs, axis=axis)
+    outer, blocks, out_block, offsets = concat_geometry([tuple(s) for s in shapes], axis)
+    name = f"concat {[tuple(s) for s in shapes]} axis {axis}"
+    fwd = Case(f"{name} forward", out_bytes=2 * y.size, macs=y.size)
+    fwd.expected = _out_bytes(y)
+    fwd.ref = " ".join(f"tt_concatenation_f16({_half(fwd, f'x{i}', x)}, {outer}, {b}, {out_block}, {o}, "
+                       "(tt_f16 *)tt_out);" for i, (x, b, o) in enumerate(zip(xs, blocks, offsets)))
+    cases = [fwd]
+    gy = _with_edges((0.1 * rng.standard_normal(y.shape)), rng).reshape(y.shape)
+    start = 0
+    for i, (s, b, o) in enumerate(zip(shapes, blocks, offsets)):
+        part = np.take(gy, np.arange(start, start + s[axis]), axis=axis)
+        start += s[axis]
+        old = _with_edges(0.1 * rng.standard_normal(s), rng, inf=False).reshape(s)
+        for acc in (0, 1):
+            c = Case(f"{name} grad input {i} (acc {acc})", out_bytes=2 * part.size, macs=part.size)
+            c.expected = _out_bytes(f16.round_grad(f16.f32(part), old if acc else None))
+            c.pre = f"memcpy(tt_out, {_half(c, 'old', old)}, {2 * part.size});"
+            _train(c)
+            c.ref = (f"tt_concatenation_grad_input_f16({_half(c, 'gy', gy)}, {outer}, {b}, {out_block}, {o}, "
+                     f"{acc}, (tt_f16 *)tt_out);")
+            cases.append(c)
+    return cases
+
+
+def slice_cases(in_shape, begin, stride, out_shape, seed=0):
+    """Forward and input gradient (acc 0 and 1: the skipped elements keep old + 0)."""
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.standard_normal(in_shape)).astype(F16)
+    idx = slice_indices(in_shape, begin, stride, out_shape)
+    y = x[np.ix_(*idx)]
+    name = f"slice {tuple(in_shape)} begin {tuple(begin)} stride {tuple(stride)}"
+    fwd = Case(f"{name} forward", out_bytes=2 * y.size, macs=y.size)
+    fwd.expected = _out_bytes(y)
+    fwd.ref = (f"tt_strided_slice_f16({_half(fwd, 'x', x)}, {fwd.dims(in_shape)}, "
+               f"{_slice_params(fwd, begin, stride)}, (tt_f16 *)tt_out, {fwd.dims(out_shape)});")
+    cases = [fwd]
+    gy = _with_edges(0.1 * rng.standard_normal(out_shape), rng).reshape(out_shape)
+    old = _with_edges(0.1 * rng.standard_normal(in_shape), rng, inf=False).reshape(in_shape)
+    dx = np.zeros(in_shape, np.float32)
+    dx[np.ix_(*idx)] = f16.f32(gy)
+    for acc in (0, 1):
+        c = Case(f"{name} grad input (acc {acc})", out_bytes=2 * x.size, macs=x.size)
+        c.expected = _out_bytes(f16.round_grad(dx, old if acc else None))
+        c.pre = f"memcpy(tt_out, {_half(c, 'old', old)}, {2 * x.size});"
+        _train(c)
+        c.ref = (f"tt_strided_slice_grad_input_f16({_half(c, 'gy', gy)}, {c.dims(out_shape)}, "
+                 f"{_slice_params(c, begin, stride)}, {acc}, (tt_f16 *)tt_out, {c.dims(in_shape)});")
+        cases.append(c)
+    return cases
+
+
+def _int32(case: Case, what: str, a) -> str:
+    return case.array(what, np.asarray(a, np.int32))
+
+
+def _floats(case: Case, what: str, a) -> str:
+    return f"(const float *){case.array(what, np.asarray(a, np.float32).view(np.uint32))}"
+
+
+def resize_cases(in_hw, out_hw, c, align=False, half_pixel=False, exact=False, seed=0):
+    """Nearest and bilinear resizes (forward, input gradient with acc 0 and 1) between two sizes."""
+    rng = np.random.default_rng(seed)
+    (h, w), (oh, ow) = in_hw, out_hw
+    x = (3 * rng.standard_normal((h, w, c))).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, c))).astype(F16)
+    gy.reshape(-1)[:3] = np.array([0.0, -0.0, 3e-6], F16)
+    old = (0.1 * rng.standard_normal((h, w, c))).astype(F16)
+    old.reshape(-1)[:2] = np.array([-0.0, 5e-7], F16)
+    name = f"resize {h}x{w}->{oh}x{ow}x{c}" + (" align" if align else "") + (" half" if half_pixel else "") \
+        + (" exact" if exact else "")
+    cases = []
+    rows, cols = (nearest_index(n, m, align, half_pixel, exact) for n, m in ((h, oh), (w, ow)))
+    fwd = Case(f"{name} nearest forward", out_bytes=2 * oh * ow * c, macs=oh * ow * c)
+    fwd.expected = _out_bytes(resize_nearest(x, rows, cols))
+    fwd.ref = (f"tt_resize_nearest_f16({_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {_int32(fwd, 'rows', rows)}, "
+               f"{_int32(fwd, 'cols', cols)}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, c))});")
+    cases.append(fwd)
+    for acc in (0, 1):
+        g = Case(f"{name} nearest grad input (acc {acc})", out_bytes=2 * h * w * c, macs=oh * ow * c)
+        g.expected = _out_bytes(f16.round_grad(f16.resize_nearest_grad(gy, rows, cols, (h, w)), old if acc else None))
+        g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * old.size});"
+        _train(g)
+        g.ref = (f"tt_resize_nearest_grad_input_f16({_half(g, 'gy', gy)}, {g.dims((oh, ow, c))}, "
+                 f"{_int32(g, 'rows', rows)}, {_int32(g, 'cols', cols)}, {_int32(g, 'rr', source_ranges(h, rows))}, "
+                 f"{_int32(g, 'cr', source_ranges(w, cols))}, {acc}, (tt_f16 *)tt_out, {g.dims((h, w, c))});")
+        cases.append(g)
+    if exact:
+        return cases
+    ytab, xtab = (bilinear_axis_f32(n, m, align, half_pixel) for n, m in ((h, oh), (w, ow)))
+
+    def tabs(case):
+        out = []
+        for role, (lo, hi, fr) in (("r", ytab), ("c", xtab)):
+            out += [_int32(case, f"{role}idx", np.concatenate([lo, hi])), _floats(case, f"{role}frac", fr)]
+        return ", ".join(out)
+    fwd = Case(f"{name} bilinear forward", out_bytes=2 * oh * ow * c, macs=4 * oh * ow * c)
+    fwd.expected = _out_bytes(f16.resize_bilinear(x, ytab, xtab))
+    fwd.ref = (f"tt_resize_bilinear_f16({_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {tabs(fwd)}, (tt_f16 *)tt_out, "
+               f"{fwd.dims((oh, ow, c))});")
+    cases.append(fwd)
+    for acc in (0, 1):
+        g = Case(f"{name} bilinear grad input (acc {acc})", out_bytes=2 * h * w * c, macs=4 * oh * ow * c)
+        g.expected = _out_bytes(f16.round_grad(f16.resize_bilinear_grad(gy, ytab, xtab, (h, w)), old if acc else None))
+        g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * old.size});"
+        _train(g)
+        rr = source_ranges(h, ytab[0], ytab[1])
+        cr = source_ranges(w, xtab[0], xtab[1])
+        g.ref = (f"tt_resize_bilinear_grad_input_f16({_half(g, 'gy', gy)}, {g.dims((oh, ow, c))}, {tabs(g)}, "
+                 f"{_int32(g, 'rr', rr)}, {_int32(g, 'cr', cr)}, {acc}, (tt_f16 *)tt_out, {g.dims((h, w, c))});")
+        cases.append(g)
+    return cases
+
+
+def shape_cases() -> list:
+    """Every case of the kernels above (tests/test_fp16_shape.py runs them on both boards)."""
+    cases = []
+    cases += concat_cases([(3, 4, 5), (3, 4, 3), (3, 4, 8)], axis=2, seed=1)     # channels
+    cases += concat_cases([(2, 3, 4), (2, 5, 4)], axis=1, seed=2)                # width
+    cases += concat_cases([(1, 3, 4), (2, 3, 4)], axis=0, seed=3)                # height
+    cases += slice_cases((6, 7, 9), (1, 5, 0), (2, -2, 3), (3, 3, 3), seed=4)    # strided, a negative stride
+    cases += slice_cases((5, 4, 6), (1, 0, 2), (1, 1, 1), (3, 4, 3), seed=5)     # a crop
+    cases += resize_cases((4, 5), (8, 10), 6, exact=True, seed=6)                # an UpSampling2D
+    cases += resize_cases((4, 5), (7, 9), 40, half_pixel=True, seed=7)         # 2 channel blocks
+    cases += resize_cases((6, 5), (4, 3), 5, align=True, seed=8)               # down: inputs nobody reads
+    cases += resize_cases((3, 4), (5, 7), 3, seed=9)
+    return cases
