@@ -156,6 +156,47 @@ def resize_cases(in_hw, out_hw, c, align=False, half_pixel=False, exact=False, s
     return cases
 
 
+def tconv_out_size(n, k, stride, pad_top, extra=0):
+    """The output size a transposed convolution with (top) padding pad_top and `extra` rows past
+    the taps' reach (TensorFlow's output_padding) has."""
+    return (n - 1) * stride + k - 2 * pad_top + extra
+
+
+def tconv_cases(h, w, cin, cout, k=3, stride=2, pad=1, extra=0, act="relu", seed=0, bias=True):
+    """Transposed convolution forward and input gradient (acc 0 and 1); the Helium variant (where
+    it exists) as `var`, the same bits."""
+    rng = np.random.default_rng(seed)
+    oh, ow = tconv_out_size(h, k, stride, pad, extra), tconv_out_size(w, k, stride, pad, extra)
+    x = rng.standard_normal((h, w, cin)).astype(F16)
+    wt = (rng.standard_normal((cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(F16)
+    b = (0.1 * rng.standard_normal(cout)).astype(F16)
+    gy = (0.1 * rng.standard_normal((oh, ow, cout))).astype(F16)
+    gy.reshape(-1)[:3] = np.array([0.0, -0.0, 3e-6], F16)
+    old = (0.1 * rng.standard_normal((h, w, cin))).astype(F16)
+    st, pd = (stride, stride), (pad, pad)
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    macs = h * w * cout * k * k * cin
+    name = f"tconv {h}x{w}x{cin}->{k}x{k}->{oh}x{ow}x{cout} s{stride} p{pad} {act}" + ("" if bias else " no bias")
+    fwd = Case(f"{name} forward", out_bytes=2 * oh * ow * cout, macs=macs)
+    fwd.expected = _out_bytes(f16.transpose_conv(x, wt, b if bias else None, st, pd, act, (oh, ow)))
+    bias_arg = _half(fwd, "b", b) if bias else "NULL"
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {bias_arg}, {k}, {k}, "
+            f"{fwd.geom(st, (pad, 0, pad, 0))}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
+    fwd.ref = f"tt_transpose_conv_f16({args});"
+    cases = [fwd]
+    for acc in (0, 1):
+        g = Case(f"{name} grad input (acc {acc})", out_bytes=2 * h * w * cin, macs=macs)
+        g.expected = _out_bytes(f16.round_grad(f16.transpose_conv_grad_input(gy, wt, st, pd, (h, w)),
+                                               old if acc else None))
+        g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * old.size});"
+        _train(g)
+        g.ref = (f"tt_transpose_conv_grad_input_f16({_half(g, 'gy', gy)}, {g.dims((oh, ow, cout))}, "
+                 f"{_half(g, 'w', wt)}, {k}, {k}, {g.geom(st, (pad, 0, pad, 0))}, {acc}, (tt_f16 *)tt_out, "
+                 f"{g.dims((h, w, cin))});")
+        cases.append(g)
+    return cases
+
+
 def shape_cases() -> list:
     """Every case of the kernels above (tests/test_fp16_shape.py runs them on both boards)."""
     cases = []
@@ -168,4 +209,9 @@ def shape_cases() -> list:
     cases += resize_cases((4, 5), (7, 9), 40, half_pixel=True, seed=7)         # 2 channel blocks
     cases += resize_cases((6, 5), (4, 3), 5, align=True, seed=8)               # down: inputs nobody reads
     cases += resize_cases((3, 4), (5, 7), 3, seed=9)
+    cases += tconv_cases(4, 5, 6, 5, k=3, stride=2, pad=1, seed=10)             # SAME-like, stride 2
+    cases += tconv_cases(3, 3, 40, 3, k=2, stride=2, pad=0, act="none", seed=11)    # 2 input channel blocks
+    cases += tconv_cases(3, 4, 4, 7, k=3, stride=1, pad=0, extra=0, act="relu6", seed=12, bias=False)
+    cases += tconv_cases(2, 3, 3, 4, k=3, stride=2, pad=0, extra=1, seed=13)     # an output past the taps
+    cases += tconv_cases(3, 3, 2, 3, k=2, stride=3, pad=0, seed=14)              # stride above the kernel
     return cases

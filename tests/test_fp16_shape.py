@@ -34,6 +34,13 @@ def shape_net(seed=0):
     b.unary("up", "resize_nearest", (1, 12, 24, 8), align_corners=False, half_pixel_centers=False, exact=True)
     b.conv("conv3", 6, stride=2, act="relu")                                      # (1, 6, 12, 6)
     b.unary("bi", "resize_bilinear", (1, 5, 7, 6), align_corners=False, half_pixel_centers=True)
+    _, h, w, c = b.tensors[b.last].shape
+    wt = b._param("tconv.weight", (5, 3, 3, c), 1.0 / np.sqrt(9 * c))
+    bias = b._param("tconv.bias", (5,), 0.1)
+    out = b._out("tconv", (1, 2 * h, 2 * w, 5))
+    b.ops.append(Op("tconv", "transpose_conv", [b.last, wt, bias], [out],
+                    {"stride": (2, 2), "pad": (0, 1, 0, 1), "activation": "relu"}))
+    b.last = out
     b.conv("conv4", 6, stride=2, act="relu")
     b.gap_flatten()
     b.dense("fc", 5)
@@ -65,8 +72,8 @@ def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale, momentu
     g = shape_net()
     m = tinytrain.compile(g, scheme="full", precision=precision, loss_scale=scale, momentum=momentum,
                           momentum_value=0.9 if momentum else 0.0, lr=0.05, passes=False)
-    assert {"concatenation", "strided_slice", "resize_nearest", "resize_bilinear"} <= _types(m)
-    for name in ("crop", "cat", "wide", "up", "bi"):
+    assert {"concatenation", "strided_slice", "resize_nearest", "resize_bilinear", "transpose_conv"} <= _types(m)
+    for name in ("crop", "cat", "wide", "up", "bi", "tconv"):
         assert m.graph.tensors[name].dtype == "float16", name
     rng = np.random.default_rng(3)
     xs = rng.standard_normal((8, 1, 8, 8, 3)).astype(np.float32)
@@ -89,7 +96,7 @@ def test_fp16_gradients_against_gradient_tape():
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits([1], logits)
     res = m.simulator().step(x.astype(np.float32), 1)
     names = sorted(res.grads)
-    assert "conv1.weight" in names
+    assert "conv1.weight" in names and not any(n.startswith("tconv") for n in names)   # tconv: frozen
     tf_grads = dict(zip(names, [v.numpy() for v in tape.gradient(loss, [variables[n] for n in names])]))
     assert res.loss == pytest.approx(float(loss[0]), rel=5e-3)
     for name in names:

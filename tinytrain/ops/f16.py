@@ -563,3 +563,38 @@ def resize_bilinear_grad(gy, ytab, xtab, in_hw) -> np.ndarray:
     acc = np.zeros((in_hw[0], in_hw[1], c), F32)
     np.add.at(acc, (rows, cols), vals.reshape(-1, c))
     return acc
+
+
+@_ieee
+def transpose_conv(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
+    """tt_transpose_conv_f16: x (H, W, Cin), w OHWI; per output acc = bias, then + x * w over
+    the taps (ky, kx) that reach it (input (oy + top - ky) / stride where that divides and lies
+    inside) and the input channels i, in that order; the activation, one rounding."""
+    x, w = f32(x), f32(w)
+    oh, ow = out_hw
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros((oh, ow, cout), F32) + (f32(bias) if bias is not None else F32(0))
+    for ky, iy, vy in _axis_sources(oh, x.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ix, vx in _axis_sources(ow, x.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]                                   # (OH, OW, Cin)
+            for i in range(cin):
+                acc = np.where(valid, acc + xs[..., i:i + 1] * w[:, ky, kx, i], acc)
+    return activate(acc, act)
+
+
+@_ieee
+def transpose_conv_grad_input(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
+    """tt_transpose_conv_grad_input_f16's float32 sums: gx[iy, ix, i] = the sum from 0 over the
+    taps ky, kx (output (iy*stride - top + ky, ...) inside) and output channels o, in that
+    order, of gy * w[o, ky, kx, i]."""
+    gy, w = f32(gy), f32(w)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F32)
+    for ky, oy, vy in _axis_taps(in_hw[0], gy.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ox, vx in _axis_taps(in_hw[1], gy.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]                                   # (H, W, Cout)
+            for o in range(cout):
+                acc = np.where(valid, acc + g[..., o:o + 1] * w[o, ky, kx, :], acc)
+    return acc
