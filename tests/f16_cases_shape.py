@@ -162,9 +162,9 @@ def tconv_out_size(n, k, stride, pad_top, extra=0):
     return (n - 1) * stride + k - 2 * pad_top + extra
 
 
-def tconv_cases(h, w, cin, cout, k=3, stride=2, pad=1, extra=0, act="relu", seed=0, bias=True):
-    """Transposed convolution forward and input gradient (acc 0 and 1); the Helium variant (where
-    it exists) as `var`, the same bits."""
+def tconv_cases(h, w, cin, cout, k=3, stride=2, pad=1, extra=0, act="relu", seed=0, bias=True, helium=False):
+    """Transposed convolution forward and input gradient (acc 0 and 1), portable; with helium
+    also the Helium variants (tt_transpose_conv*_f16_mve, their own numpy models: other bits)."""
     rng = np.random.default_rng(seed)
     oh, ow = tconv_out_size(h, k, stride, pad, extra), tconv_out_size(w, k, stride, pad, extra)
     x = rng.standard_normal((h, w, cin)).astype(F16)
@@ -177,28 +177,34 @@ def tconv_cases(h, w, cin, cout, k=3, stride=2, pad=1, extra=0, act="relu", seed
     codes = {"none": 0, "relu": 1, "relu6": 2}
     macs = h * w * cout * k * k * cin
     name = f"tconv {h}x{w}x{cin}->{k}x{k}->{oh}x{ow}x{cout} s{stride} p{pad} {act}" + ("" if bias else " no bias")
-    fwd = Case(f"{name} forward", out_bytes=2 * oh * ow * cout, macs=macs)
-    fwd.expected = _out_bytes(f16.transpose_conv(x, wt, b if bias else None, st, pd, act, (oh, ow)))
-    bias_arg = _half(fwd, "b", b) if bias else "NULL"
-    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {bias_arg}, {k}, {k}, "
-            f"{fwd.geom(st, (pad, 0, pad, 0))}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
-    fwd.ref = f"tt_transpose_conv_f16({args});"
-    cases = [fwd]
+    cases = []
+    for mve in ((False, True) if helium else (False,)):
+        fwd = Case(f"{name} forward" + (" Helium" if mve else ""), out_bytes=2 * oh * ow * cout, macs=macs)
+        model = f16.transpose_conv_mve if mve else f16.transpose_conv
+        fwd.expected = _out_bytes(model(x, wt, b if bias else None, st, pd, act, (oh, ow)))
+        bias_arg = _half(fwd, "b", b) if bias else "NULL"
+        args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {bias_arg}, {k}, {k}, "
+                f"{fwd.geom(st, (pad, 0, pad, 0))}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
+        fwd.ref = f"tt_transpose_conv_f16_mve({args});" if mve else f"tt_transpose_conv_f16({args});"
+        cases.append(fwd)
     for acc in (0, 1):
-        g = Case(f"{name} grad input (acc {acc})", out_bytes=2 * h * w * cin, macs=macs)
-        g.expected = _out_bytes(f16.round_grad(f16.transpose_conv_grad_input(gy, wt, st, pd, (h, w)),
-                                               old if acc else None))
-        g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * old.size});"
-        _train(g)
-        g.ref = (f"tt_transpose_conv_grad_input_f16({_half(g, 'gy', gy)}, {g.dims((oh, ow, cout))}, "
-                 f"{_half(g, 'w', wt)}, {k}, {k}, {g.geom(st, (pad, 0, pad, 0))}, {acc}, (tt_f16 *)tt_out, "
-                 f"{g.dims((h, w, cin))});")
-        cases.append(g)
+        for mve in ((False, True) if helium else (False,)):
+            model = f16.transpose_conv_grad_input_mve if mve else f16.transpose_conv_grad_input
+            g = Case(f"{name} grad input (acc {acc})" + (" Helium" if mve else ""), out_bytes=2 * h * w * cin,
+                     macs=macs)
+            g.expected = _out_bytes(f16.round_grad(model(gy, wt, st, pd, (h, w)), old if acc else None))
+            g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * old.size});"
+            _train(g)
+            fn = "tt_transpose_conv_grad_input_f16_mve(" if mve else "tt_transpose_conv_grad_input_f16("
+            g.ref = (f"{fn}{_half(g, 'gy', gy)}, {g.dims((oh, ow, cout))}, {_half(g, 'w', wt)}, {k}, {k}, "
+                     f"{g.geom(st, (pad, 0, pad, 0))}, {acc}, (tt_f16 *)tt_out, {g.dims((h, w, cin))});")
+            cases.append(g)
     return cases
 
 
-def shape_cases() -> list:
-    """Every case of the kernels above (tests/test_fp16_shape.py runs them on both boards)."""
+def shape_cases(helium: bool = False) -> list:
+    """Every case of the kernels above (tests/test_fp16_shape.py runs them on both boards; the
+    Helium ones with helium, on mps3-an547)."""
     cases = []
     cases += concat_cases([(3, 4, 5), (3, 4, 3), (3, 4, 8)], axis=2, seed=1)     # channels
     cases += concat_cases([(2, 3, 4), (2, 5, 4)], axis=1, seed=2)                # width
@@ -209,9 +215,95 @@ def shape_cases() -> list:
     cases += resize_cases((4, 5), (7, 9), 40, half_pixel=True, seed=7)         # 2 channel blocks
     cases += resize_cases((6, 5), (4, 3), 5, align=True, seed=8)               # down: inputs nobody reads
     cases += resize_cases((3, 4), (5, 7), 3, seed=9)
-    cases += tconv_cases(4, 5, 6, 5, k=3, stride=2, pad=1, seed=10)             # SAME-like, stride 2
-    cases += tconv_cases(3, 3, 40, 3, k=2, stride=2, pad=0, act="none", seed=11)    # 2 input channel blocks
-    cases += tconv_cases(3, 4, 4, 7, k=3, stride=1, pad=0, extra=0, act="relu6", seed=12, bias=False)
-    cases += tconv_cases(2, 3, 3, 4, k=3, stride=2, pad=0, extra=1, seed=13)     # an output past the taps
-    cases += tconv_cases(3, 3, 2, 3, k=2, stride=3, pad=0, seed=14)              # stride above the kernel
+    hl = {"helium": helium}
+    cases += tconv_cases(4, 5, 6, 5, k=3, stride=2, pad=1, seed=10, **hl)       # SAME-like, stride 2, a tail of lanes
+    cases += tconv_cases(3, 3, 40, 3, k=2, stride=2, pad=0, act="none", seed=11, **hl)    # 2 channel blocks, 5 vectors
+    cases += tconv_cases(3, 4, 16, 7, k=3, stride=1, pad=0, act="relu6", seed=12, bias=False, **hl)
+    cases += tconv_cases(2, 3, 3, 4, k=3, stride=2, pad=0, extra=1, seed=13, **hl)     # an output past the taps
+    cases += tconv_cases(3, 3, 2, 3, k=2, stride=3, pad=0, seed=14, **hl)        # stride above the kernel
     return cases
+
+
+# --- bench/bench_fp16_ops.py: each half kernel beside its float32 twin on the same values -------
+
+def f32_kernels() -> list:
+    """The float32 twins' files (the bench's baselines)."""
+    from tinytrain.resources import firmware_dir
+    k = firmware_dir() / "kernels"
+    return [k / "concatenation" / "concatenation_f32.c", k / "concatenation" / "concatenation_backward.c",
+            k / "strided_slice" / "strided_slice_f32.c", k / "strided_slice" / "strided_slice_backward.c",
+            k / "resize" / "resize_nearest_f32.c", k / "resize" / "resize_bilinear_f32.c",
+            k / "resize" / "resize_backward.c", k / "transpose_conv" / "transpose_conv_f32.c",
+            k / "transpose_conv" / "transpose_conv_backward.c"]
+
+
+def _twin(c16: Case, out_bytes: int, ref: str, arrays: dict) -> Case:
+    """A float32 case: `ref` with {name} placeholders replaced by float32 arrays (names ending in
+    _i: int32 tables)."""
+    c = Case(c16.name + " f32", out_bytes=out_bytes, macs=c16.macs)
+    _train(c)
+    names = {k: (_int32(c, k, v) if k.endswith("_i") else _floats(c, k, v)) for k, v in arrays.items()}
+    for k, v in names.items():
+        ref = ref.replace("{" + k + "}", v)
+    c.ref = ref
+    return c
+
+
+def bench_rows() -> list:
+    """(label, f16 case, f32 case[, Helium f16 case]): 16x16x32 activations (transposed conv
+    8x8x16 -> 16x16x16, with its Helium variant)."""
+    rows = []
+    cat = concat_cases([(16, 16, 16), (16, 16, 16)], axis=2, seed=20)
+    x = np.zeros((16, 16, 16), np.float32)
+    gy = np.zeros((16, 16, 32), np.float32)
+    rows.append(("concatenation 2 x 16x16x16 forward", cat[0], _twin(
+        cat[0], 2 * 16 * 16 * 32 * 4,
+        "tt_concatenation_f32({a}, 256, 16, 32, 0, (float *)tt_out); "
+        "tt_concatenation_f32({b}, 256, 16, 32, 16, (float *)tt_out);", {"a": x, "b": x})))
+    rows.append(("concatenation grad input (acc 0)", cat[1], _twin(
+        cat[1], 16 * 16 * 16 * 4, "tt_concatenation_grad_input_f32({g}, 256, 16, 32, 0, 0, (float *)tt_out);",
+        {"g": gy})))
+    sl = slice_cases((16, 16, 32), (1, 1, 0), (1, 1, 1), (14, 14, 32), seed=21)
+    ps = "&(const tt_slice_params){1, 1, 0, 1, 1, 1}"
+    d_in, d_out = "&(const tt_dims){16, 16, 32}", "&(const tt_dims){14, 14, 32}"
+    rows.append(("strided slice (crop) 16x16x32 -> 14x14x32 forward", sl[0], _twin(
+        sl[0], 14 * 14 * 32 * 4, f"tt_strided_slice_f32({{x}}, {d_in}, {ps}, (float *)tt_out, {d_out});",
+        {"x": np.zeros((16, 16, 32), np.float32)})))
+    rows.append(("strided slice grad input (acc 0)", sl[1], _twin(
+        sl[1], 16 * 16 * 32 * 4,
+        f"tt_strided_slice_grad_input_f32({{g}}, {d_out}, {ps}, 0, (float *)tt_out, {d_in});",
+        {"g": np.zeros((14, 14, 32), np.float32)})))
+    rs = resize_cases((8, 8), (16, 16), 32, half_pixel=True, seed=22)
+    rows_i = nearest_index(8, 16, False, True)
+    yt = bilinear_axis_f32(8, 16, False, True)
+    d_in, d_out = "&(const tt_dims){8, 8, 32}", "&(const tt_dims){16, 16, 32}"
+    x8, g16 = np.zeros((8, 8, 32), np.float32), np.zeros((16, 16, 32), np.float32)
+    idx, fr = np.concatenate([yt[0], yt[1]]), yt[2]
+    rows.append(("resize nearest 8x8x32 -> 16x16 forward", rs[0], _twin(
+        rs[0], 16 * 16 * 32 * 4, f"tt_resize_nearest_f32({{x}}, {d_in}, {{r_i}}, {{r_i}}, (float *)tt_out, {d_out});",
+        {"x": x8, "r_i": rows_i})))
+    rows.append(("resize nearest grad input (acc 0)", rs[1], _twin(
+        rs[1], 8 * 8 * 32 * 4,
+        f"tt_resize_nearest_grad_input_f32({{g}}, {d_out}, {{r_i}}, {{r_i}}, 0, (float *)tt_out, {d_in});",
+        {"g": g16, "r_i": rows_i})))
+    rows.append(("resize bilinear 8x8x32 -> 16x16 forward", rs[3], _twin(
+        rs[3], 16 * 16 * 32 * 4,
+        f"tt_resize_bilinear_f32({{x}}, {d_in}, {{i_i}}, {{f}}, {{i_i}}, {{f}}, (float *)tt_out, {d_out});",
+        {"x": x8, "i_i": idx, "f": fr})))
+    rows.append(("resize bilinear grad input (acc 0)", rs[4], _twin(
+        rs[4], 8 * 8 * 32 * 4,
+        f"tt_resize_bilinear_grad_input_f32({{g}}, {d_out}, {{i_i}}, {{f}}, {{i_i}}, {{f}}, 0, (float *)tt_out, "
+        f"{d_in});", {"g": g16, "i_i": idx, "f": fr})))
+    tc = tconv_cases(8, 8, 16, 16, k=3, stride=2, pad=1, extra=1, seed=23, helium=True)
+    geom = "&(const tt_geom){2, 2, 1, 1, 1, 1}"
+    d_in, d_out = "&(const tt_dims){8, 8, 16}", "&(const tt_dims){16, 16, 16}"
+    w = np.full((16, 3, 3, 16), 0.01, np.float32)
+    rows.append(("transposed conv 8x8x16 -> 3x3 s2 -> 16x16x16 forward", tc[0], _twin(
+        tc[0], 16 * 16 * 16 * 4,
+        f"tt_transpose_conv_f32({{x}}, {d_in}, {{w}}, {{b}}, 3, 3, {geom}, 1, (float *)tt_out, {d_out});",
+        {"x": np.ones((8, 8, 16), np.float32), "w": w, "b": np.zeros(16, np.float32)}), tc[1]))
+    rows.append(("transposed conv grad input (acc 0)", tc[2], _twin(
+        tc[2], 8 * 8 * 16 * 4,
+        f"tt_transpose_conv_grad_input_f32({{g}}, {d_out}, {{w}}, 3, 3, {geom}, 0, (float *)tt_out, {d_in});",
+        {"g": np.ones((16, 16, 16), np.float32), "w": w}), tc[3]))
+    return rows

@@ -665,6 +665,9 @@ void tt_resize_bilinear_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
 void tt_transpose_conv_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
                                       const tt_f16 *w, int32_t kh, int32_t kw, const tt_geom *g,
                                       int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
+void tt_transpose_conv_grad_input_f16_mve(const tt_f16 *grad_y, const tt_dims *out,
+                                          const tt_f16 *w, int32_t kh, int32_t kw, const tt_geom *g,
+                                          int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
 void tt_add_grad_bcast_f16(const tt_f16 *grad_y, const tt_bcast *bc, float sign, int32_t accumulate,
                            tt_f16 *grad_x);
 /* Helium (add_f16_mve.c): the same bits as tt_add_grad_f16. */

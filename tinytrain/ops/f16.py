@@ -598,3 +598,36 @@ def transpose_conv_grad_input(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
             for o in range(cout):
                 acc = np.where(valid, acc + g[..., o:o + 1] * w[o, ky, kx, :], acc)
     return acc
+
+
+@_ieee
+def transpose_conv_mve(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
+    """tt_transpose_conv_f16_mve: per output element, over the taps (ky, kx) that reach it, the
+    run x[i] * w[o, ky, kx, i] into lane i % 8 by fma in half (a partial last 8 predicated);
+    then bias + lane 0 + ... + lane 7 in float32, the activation, one rounding."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    oh, ow = out_hw
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros((oh, ow, cout, LANES), F16)
+    for ky, iy, vy in _axis_sources(oh, x.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ix, vx in _axis_sources(ow, x.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = np.broadcast_to((vy[:, None] & vx[None, :])[..., None], (oh, ow, cout))
+            acc = _fma_runs(acc, x[iy][:, ix][:, :, None, :], w[None, None, :, ky, kx, :], valid)
+    b = np.zeros(cout, F32) if bias is None else f32(bias)
+    return activate(_lanes_sum(b, acc), act)
+
+
+@_ieee
+def transpose_conv_grad_input_mve(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
+    """tt_transpose_conv_grad_input_f16_mve: per input element (lanes over its channels) fma
+    over ky, kx, o of gy * w, in half; as float32 (exact)."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F16)
+    for ky, oy, vy in _axis_taps(in_hw[0], gy.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ox, vx in _axis_taps(in_hw[1], gy.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]
+            for o in range(cout):
+                acc = np.where(valid, fma16(g[..., o:o + 1], w[o, ky, kx, :], acc), acc)
+    return _grad_store(acc)

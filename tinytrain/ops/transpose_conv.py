@@ -212,13 +212,19 @@ class TransposeConv(OpUnit):
         return transpose_conv_f32(hwc_of(args[0], op), args[1], args[2], stride, pad_tl,
                                   self.attr(op, "activation"), out_hw)
 
-    float16 = True      # transpose_conv_f16.c, transpose_conv_backward_f16.c: float32 sums, one rounding
+    # transpose_conv_f16.c, transpose_conv_backward_f16.c (float32 sums, one rounding); on Helium
+    # boards transpose_conv_f16_mve.c (half lanes, fused multiply-adds: tinytrain.precision
+    # records the choice as attrs["f16_variant"], which the reference models)
+    float16 = True
+
+    def helium(self, op) -> bool:
+        return op.attrs.get("f16_variant") == "mve"
 
     def ref_f16(self, g, op, args):
         from . import f16
         stride, pad_tl, _, out_hw = self.geometry(g, op)
-        return f16.transpose_conv(hwc_of(args[0], op), args[1], args[2], stride, pad_tl,
-                                  self.attr(op, "activation"), out_hw)
+        fn = f16.transpose_conv_mve if self.helium(op) else f16.transpose_conv
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad_tl, self.attr(op, "activation"), out_hw)
 
     # --- C ----------------------------------------------------------------------------------------
     def emit(self, em, op):
@@ -229,7 +235,8 @@ class TransposeConv(OpUnit):
             fn, last = em.kernel("tt_transpose_conv_s8"), em.requant(op, self.params(g, op))
         else:
             sfx = "f16" if x.dtype == "float16" else "f32"
-            fn, last = em.kernel(f"tt_transpose_conv_{sfx}"), ACT_CODES[self.attr(op, "activation")]
+            fn = em.kernel(f"tt_transpose_conv_{sfx}", allowed={"mve": self.helium(op)})
+            last = ACT_CODES[self.attr(op, "activation")]
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
                         kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y))]
 
@@ -241,8 +248,8 @@ class TransposeConv(OpUnit):
         stride, pad_tl, _, _ = self.geometry(ctx.graph, op)
         if ctx.graph.tensors[x].dtype == "float16":     # the float32 sums the _f16 kernel rounds once
             from . import f16
-            return {x: f16.transpose_conv_grad_input(hwc_of(dy, op), ctx.real(op.inputs[1]), stride, pad_tl,
-                                                     ctx.graph.tensors[x].shape[1:3])}, {}
+            fn = f16.transpose_conv_grad_input_mve if self.helium(op) else f16.transpose_conv_grad_input
+            return {x: fn(hwc_of(dy, op), ctx.real(op.inputs[1]), stride, pad_tl, ctx.graph.tensors[x].shape[1:3])}, {}
         w = ctx.real(op.inputs[1])
         return {x: transpose_conv_grad_input(dy, w, stride, pad_tl, ctx.graph.tensors[x].shape[1:3])}, {}
 
@@ -258,7 +265,8 @@ class TransposeConv(OpUnit):
             return [em.call(em.kernel("tt_transpose_conv_grad_input_s8"), gy, em.dims(yt), em.ptr(op.inputs[1]),
                             t.weight_quant(op), kh, kw, em.geom(op), acc, gx, em.dims(xt))]
         sfx = "f16" if xt.dtype == "float16" else "f32"
-        return [em.call(em.kernel(f"tt_transpose_conv_grad_input_{sfx}"), gy, em.dims(yt), em.ptr(op.inputs[1]),
+        return [em.call(em.kernel(f"tt_transpose_conv_grad_input_{sfx}", allowed={"mve": self.helium(op)}), gy,
+                        em.dims(yt), em.ptr(op.inputs[1]),
                         kh, kw, em.geom(op), acc, gx, em.dims(xt))]
 
 

@@ -26,7 +26,8 @@ void tt_strided_slice_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out, c
             tt_f16 *gx = grad_x + (h * in->w + w) * in->c;
             const tt_f16 *gy = j < 0 ? 0 : grad_y + (i * out->w + j) * out->c;
             for (c = 0; c < in->c; ++c) {
-                const int32_t k = gy ? sliced_from(c, p->begin_c, p->stride_c, out->c) : -1;
+                const int32_t k = !gy ? -1 : p->stride_c != 1 ? sliced_from(c, p->begin_c, p->stride_c, out->c)
+                                : c - p->begin_c < out->c ? c - p->begin_c : -1;     /* < 0 before begin_c */
                 if (k >= 0)
                     gx[c] = accumulate ? tt_f2h(tt_h2f(gx[c]) + tt_h2f(gy[k])) : gy[k];
                 else
