@@ -67,16 +67,23 @@ void tt_resize_bilinear_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
                     for (ox = col_range[ix]; ox < col_range[in->w + ix]; ++ox) {
                         const int32_t xlo = col_index[ox] == ix, xhi = col_index[out->w + ox] == ix;
                         const float wx = col_weight[ox];
-                        const float w00 = (1.0f - wy) * (1.0f - wx), w10 = wy * (1.0f - wx);
-                        const float w01 = (1.0f - wy) * wx, w11 = wy * wx;
                         const tt_f16 *gy = grad_y + (oy * out->w + ox) * c + c0;
+                        float wt[4];            /* the weights of the taps that reach (iy, ix), in order */
+                        int32_t nt = 0, t;
                         if (!xlo && !xhi) continue;
-                        for (i = 0; i < n; ++i) {
-                            const float g = tt_h2f(gy[i]);
-                            if (ylo && xlo) acc[i] += g * w00;
-                            if (yhi && xlo) acc[i] += g * w10;
-                            if (ylo && xhi) acc[i] += g * w01;
-                            if (yhi && xhi) acc[i] += g * w11;
+                        if (ylo && xlo) wt[nt++] = (1.0f - wy) * (1.0f - wx);
+                        if (yhi && xlo) wt[nt++] = wy * (1.0f - wx);
+                        if (ylo && xhi) wt[nt++] = (1.0f - wy) * wx;
+                        if (yhi && xhi) wt[nt++] = wy * wx;
+                        if (nt == 1) {
+                            for (i = 0; i < n; ++i) acc[i] += tt_h2f(gy[i]) * wt[0];
+                        } else {
+                            for (i = 0; i < n; ++i) {
+                                const float g = tt_h2f(gy[i]);
+                                float a = acc[i];
+                                for (t = 0; t < nt; ++t) a += g * wt[t];
+                                acc[i] = a;
+                            }
                         }
                     }
                 }
