@@ -179,13 +179,14 @@ def tconv_cases(h, w, cin, cout, k=3, stride=2, pad=1, extra=0, act="relu", seed
     name = f"tconv {h}x{w}x{cin}->{k}x{k}->{oh}x{ow}x{cout} s{stride} p{pad} {act}" + ("" if bias else " no bias")
     cases = []
     for mve in ((False, True) if helium else (False,)):
-        fwd = Case(f"{name} forward" + (" Helium" if mve else ""), out_bytes=2 * oh * ow * cout, macs=macs)
+        fwd = Case(f"{name} forward" + (" Helium" if mve else ""), out_bytes=2 * oh * ow * cout, macs=macs,
+                   scratch_bytes=f16.conv2d_f16_mve_scratch_bytes(k, k, cin, cout) if mve else 0)
         model = f16.transpose_conv_mve if mve else f16.transpose_conv
         fwd.expected = _out_bytes(model(x, wt, b if bias else None, st, pd, act, (oh, ow)))
         bias_arg = _half(fwd, "b", b) if bias else "NULL"
         args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, cin))}, {_half(fwd, 'w', wt)}, {bias_arg}, {k}, {k}, "
                 f"{fwd.geom(st, (pad, 0, pad, 0))}, {codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, cout))}")
-        fwd.ref = f"tt_transpose_conv_f16_mve({args});" if mve else f"tt_transpose_conv_f16({args});"
+        fwd.ref = f"tt_transpose_conv_f16_mve({args}, tt_scratch);" if mve else f"tt_transpose_conv_f16({args});"
         cases.append(fwd)
     for acc in (0, 1):
         for mve in ((False, True) if helium else (False,)):
@@ -219,6 +220,7 @@ def shape_cases(helium: bool = False) -> list:
     cases += tconv_cases(4, 5, 6, 5, k=3, stride=2, pad=1, seed=10, **hl)       # SAME-like, stride 2, a tail of lanes
     cases += tconv_cases(3, 3, 40, 3, k=2, stride=2, pad=0, act="none", seed=11, **hl)    # 2 channel blocks, 5 vectors
     cases += tconv_cases(3, 4, 16, 7, k=3, stride=1, pad=0, act="relu6", seed=12, bias=False, **hl)
+    cases += tconv_cases(2, 2, 5, 37, k=3, stride=2, pad=1, act="relu", seed=15, **hl)   # 2 output blocks, a tail
     cases += tconv_cases(2, 3, 3, 4, k=3, stride=2, pad=0, extra=1, seed=13, **hl)     # an output past the taps
     cases += tconv_cases(3, 3, 2, 3, k=2, stride=3, pad=0, seed=14, **hl)        # stride above the kernel
     return cases

@@ -196,11 +196,12 @@ void tt_resize_bilinear_f16(const tt_f16 *x, const tt_dims *in,
 void tt_transpose_conv_f16(const tt_f16 *x, const tt_dims *in,
                            const tt_f16 *w, const tt_f16 *bias, int32_t kh, int32_t kw,
                            const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
-/* Its Helium variant (transpose_conv_f16_mve.c: input channels in half lanes, fused
- * multiply-adds, the lanes summed in float32; the same arguments). */
+/* Its Helium variant (transpose_conv_f16_mve.c: output channels in half lanes, fused
+ * multiply-adds); scratch as tt_conv2d_f16_mve's (f16.conv2d_f16_mve_scratch_bytes). */
 void tt_transpose_conv_f16_mve(const tt_f16 *x, const tt_dims *in,
                                const tt_f16 *w, const tt_f16 *bias, int32_t kh, int32_t kw,
-                               const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+                               const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out,
+                               void *scratch);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);

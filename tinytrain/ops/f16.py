@@ -602,19 +602,20 @@ def transpose_conv_grad_input(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
 
 @_ieee
 def transpose_conv_mve(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
-    """tt_transpose_conv_f16_mve: per output element, over the taps (ky, kx) that reach it, the
-    run x[i] * w[o, ky, kx, i] into lane i % 8 by fma in half (a partial last 8 predicated);
-    then bias + lane 0 + ... + lane 7 in float32, the activation, one rounding."""
+    """tt_transpose_conv_f16_mve: output channels in the lanes, in half: acc = bias, then fma
+    of x * w over the taps (ky, kx) that reach the output and the input channels i, in that
+    order; then the activation (no rounding after)."""
     x, w = np.asarray(x, F16), np.asarray(w, F16)
     oh, ow = out_hw
     cout, kh, kw, cin = w.shape
-    acc = np.zeros((oh, ow, cout, LANES), F16)
+    acc = np.zeros((oh, ow, cout), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
     for ky, iy, vy in _axis_sources(oh, x.shape[0], kh, stride[0], pad_tl[0], 1):
         for kx, ix, vx in _axis_sources(ow, x.shape[1], kw, stride[1], pad_tl[1], 1):
-            valid = np.broadcast_to((vy[:, None] & vx[None, :])[..., None], (oh, ow, cout))
-            acc = _fma_runs(acc, x[iy][:, ix][:, :, None, :], w[None, None, :, ky, kx, :], valid)
-    b = np.zeros(cout, F32) if bias is None else f32(bias)
-    return activate(_lanes_sum(b, acc), act)
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]
+            for i in range(cin):
+                acc = np.where(valid, fma16(xs[..., i:i + 1], w[:, ky, kx, i], acc), acc)
+    return _act(acc, act).astype(F16)
 
 
 @_ieee

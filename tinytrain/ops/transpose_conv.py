@@ -237,8 +237,17 @@ class TransposeConv(OpUnit):
             sfx = "f16" if x.dtype == "float16" else "f32"
             fn = em.kernel(f"tt_transpose_conv_{sfx}", allowed={"mve": self.helium(op)})
             last = ACT_CODES[self.attr(op, "activation")]
+        tail = [em.kernel_scratch(op)] if fn.endswith("_f16_mve") else []
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
-                        kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y))]
+                        kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y), *tail)]
+
+    def kernel_scratch_bytes(self, g, op):
+        """tt_transpose_conv_f16_mve's scratch: a block of output channels' weights, tap-major."""
+        if not self.helium(op):
+            return 0
+        from .f16 import conv2d_f16_mve_scratch_bytes
+        cout, kh, kw, cin = g.tensors[op.inputs[1]].shape
+        return conv2d_f16_mve_scratch_bytes(kh, kw, cin, cout)
 
     # --- training: the input gradient (the weights stay frozen) ----------------------------------
     def vjp(self, ctx, op, dy, step):
