@@ -20,7 +20,7 @@ from test_fp16 import assert_half_params_equal, run_both
 
 def shape_net(seed=0):
     """conv -> crop (strided slice) -> conv -> concat(conv, a channel-strided slice of the crop)
-    along channels -> concat(that, the crop) along width -> nearest 2x upsampling -> conv
+    along channels -> concat(that, the crop, a constant) along width -> nearest 2x upsampling -> conv
     (stride 2) -> bilinear resize -> transposed conv (frozen, stride 2, SAME) -> conv -> mean
     -> dense."""
     b = GraphBuilder("f16shape", (1, 8, 8, 3), seed)
@@ -30,9 +30,10 @@ def shape_net(seed=0):
     b.last = crop
     sub = b.unary("odd", "strided_slice", (1, 6, 6, 4), begin=(0, 0, 1), stride=(1, 1, 2))
     cat = b.concat("cat", [c2, sub], axis=-1)
-    b.concat("wide", [cat, crop], axis=2)                                         # (1, 6, 12, 8)
-    b.unary("up", "resize_nearest", (1, 12, 24, 8), align_corners=False, half_pixel_centers=False, exact=True)
-    b.conv("conv3", 6, stride=2, act="relu")                                      # (1, 6, 12, 6)
+    edge = b.const("edge", 0.5 * np.random.default_rng(seed + 100).standard_normal((1, 6, 2, 8)))
+    b.concat("wide", [cat, crop, edge], axis=2)                                   # (1, 6, 14, 8)
+    b.unary("up", "resize_nearest", (1, 12, 28, 8), align_corners=False, half_pixel_centers=False, exact=True)
+    b.conv("conv3", 6, stride=2, act="relu")                                      # (1, 6, 14, 6)
     b.unary("bi", "resize_bilinear", (1, 5, 7, 6), align_corners=False, half_pixel_centers=True)
     _, h, w, c = b.tensors[b.last].shape
     wt = b._param("tconv.weight", (5, 3, 3, c), 1.0 / np.sqrt(9 * c))
