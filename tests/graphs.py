@@ -209,6 +209,28 @@ def tf_forward(graph: Graph, x, variables: dict):
         elif op.type == "pad":
             t, bo, l, r = a["pad"]
             y = tf.pad(v, [[0, 0], [t, bo], [l, r], [0, 0]])
+        elif op.type in ("strided_slice", "resize_nearest"):     # gathers along H, W, C
+            from tinytrain.ops import unit
+            idx = unit(op.type).indices(graph, op) if op.type == "strided_slice" else \
+                unit(op.type).tables(graph, op) + (np.arange(v.shape[-1]),)
+            y = v
+            for axis, i in zip((1, 2, 3), idx):
+                y = tf.gather(y, np.asarray(i, np.int32), axis=axis)
+        elif op.type == "resize_bilinear":
+            size = graph.tensors[op.outputs[0]].shape[1:3]
+            y = tf.compat.v1.image.resize_bilinear(v, size, align_corners=bool(a.get("align_corners", False)),
+                                                   half_pixel_centers=bool(a.get("half_pixel_centers", False)))
+        elif op.type == "transpose_conv":     # the full scatter (VALID), then the output window
+            w = variables[op.inputs[1]]
+            cout, kh, kw, _ = graph.tensors[op.inputs[1]].shape
+            (sh, sw), (pt, _, pl, _) = a["stride"], a["pad"]
+            _, h, wd, _ = graph.tensors[op.inputs[0]].shape
+            _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+            fh, fw = (h - 1) * sh + kh, (wd - 1) * sw + kw
+            full = tf.nn.conv2d_transpose(v, tf.transpose(w, [1, 2, 0, 3]), [1, fh, fw, cout], [1, sh, sw, 1],
+                                          "VALID")
+            full = tf.pad(full, [[0, 0], [0, max(0, pt + oh - fh)], [0, max(0, pl + ow - fw)], [0, 0]])
+            y = full[:, pt: pt + oh, pl: pl + ow, :] + variables[op.inputs[2]]
         else:
             raise NotImplementedError(op.type)
         act = a.get("activation", "none")

@@ -129,7 +129,7 @@ def _unique_op(graph: Graph, base: str) -> str:
 
 
 # Ops with a Helium float16 variant (forward, grad input, fused weight update), by unit type.
-HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv")
 
 
 def half_variants(graph: Graph, board) -> Graph:

@@ -180,6 +180,28 @@ void tt_softmax_f16(const tt_f16 *x, int32_t rows, int32_t depth, tt_f16 *y);
 void tt_relu_f16(const tt_f16 *x, int32_t n, int32_t act, tt_f16 *y);
 void tt_pad_f16(const tt_f16 *x, const tt_dims *in, int32_t pad_top, int32_t pad_left,
                 tt_f16 *y, const tt_dims *out);
+/* The shape ops in half (their float32 twins' arguments): concatenation, strided slice and
+ * nearest resize copy halves (exact); bilinear resize and transposed convolution compute in
+ * float32 in their twins' order and round each output to half once. */
+void tt_concatenation_f16(const tt_f16 *x, int32_t outer, int32_t in_block, int32_t out_block, int32_t offset,
+                          tt_f16 *y);
+void tt_strided_slice_f16(const tt_f16 *x, const tt_dims *in, const tt_slice_params *p,
+                          tt_f16 *y, const tt_dims *out);
+void tt_resize_nearest_f16(const tt_f16 *x, const tt_dims *in, const int32_t *rows, const int32_t *cols,
+                           tt_f16 *y, const tt_dims *out);
+void tt_resize_bilinear_f16(const tt_f16 *x, const tt_dims *in,
+                            const int32_t *row_index, const float *row_frac,
+                            const int32_t *col_index, const float *col_frac,
+                            tt_f16 *y, const tt_dims *out);
+void tt_transpose_conv_f16(const tt_f16 *x, const tt_dims *in,
+                           const tt_f16 *w, const tt_f16 *bias, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+/* Its Helium variant (transpose_conv_f16_mve.c: output channels in half lanes, fused
+ * multiply-adds); scratch as tt_conv2d_f16_mve's (f16.conv2d_f16_mve_scratch_bytes). */
+void tt_transpose_conv_f16_mve(const tt_f16 *x, const tt_dims *in,
+                               const tt_f16 *w, const tt_f16 *bias, int32_t kh, int32_t kw,
+                               const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out,
+                               void *scratch);
 /* The graph's edges: float32 input -> half, half output -> float32 (cast unit). */
 void tt_cast_f32_to_f16(const float *x, int32_t n, tt_f16 *y);
 void tt_cast_f16_to_f32(const tt_f16 *x, int32_t n, float *y);

@@ -645,6 +645,29 @@ void tt_add_grad_f16(tt_f16 *dst, const tt_f16 *src, int32_t n);
 void tt_pad_grad_input_f16(const tt_dims *in, const tt_dims *out, int32_t pad_top,
                            int32_t pad_left, const tt_f16 *grad_y, int32_t accumulate,
                            tt_f16 *grad_x);
+/* The shape ops' input gradients in half (the arguments of their float32 twins, in gather
+ * form: each element of grad_x stores its float32 sum, or old + sum, rounded once). */
+void tt_concatenation_grad_input_f16(const tt_f16 *grad_y, int32_t outer, int32_t in_block, int32_t out_block,
+                                     int32_t offset, int32_t accumulate, tt_f16 *grad_x);
+void tt_strided_slice_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out, const tt_slice_params *p,
+                                     int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
+/* The resizes take, per axis, the range of outputs made from each input index (row_range:
+ * in->h starts, then in->h ends; tinytrain.ops.resize.source_ranges). */
+void tt_resize_nearest_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
+                                      const int32_t *rows, const int32_t *cols,
+                                      const int32_t *row_range, const int32_t *col_range,
+                                      int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
+void tt_resize_bilinear_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
+                                       const int32_t *row_index, const float *row_weight,
+                                       const int32_t *col_index, const float *col_weight,
+                                       const int32_t *row_range, const int32_t *col_range,
+                                       int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
+void tt_transpose_conv_grad_input_f16(const tt_f16 *grad_y, const tt_dims *out,
+                                      const tt_f16 *w, int32_t kh, int32_t kw, const tt_geom *g,
+                                      int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
+void tt_transpose_conv_grad_input_f16_mve(const tt_f16 *grad_y, const tt_dims *out,
+                                          const tt_f16 *w, int32_t kh, int32_t kw, const tt_geom *g,
+                                          int32_t accumulate, tt_f16 *grad_x, const tt_dims *in);
 void tt_add_grad_bcast_f16(const tt_f16 *grad_y, const tt_bcast *bc, float sign, int32_t accumulate,
                            tt_f16 *grad_x);
 /* Helium (add_f16_mve.c): the same bits as tt_add_grad_f16. */

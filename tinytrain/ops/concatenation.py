@@ -83,15 +83,26 @@ class Concatenation(OpUnit):
         xs = [imp.input(layer, kt) for kt in ins]
         imp.emit(layer, self.type, xs, outs[0], {"axis": int(cfg.get("axis", -1))})
 
+    float16 = True          # concatenation_f16.c, concatenation_backward_f16.c (copies; accumulating: one rounding)
+
+    def ref_f16(self, g, op, args):
+        return self.run(g, op, args)
+
     def emit(self, em, op):
         g = em.graph
         outer, blocks, out_block, offsets = self.geometry(g, op)
-        t = "s8" if g.tensors[op.outputs[0]].dtype == "int8" else "f32"
+        t = {"int8": "s8", "float16": "f16"}.get(g.tensors[op.outputs[0]].dtype, "f32")
         y = em.ptr(op.outputs[0])
         return [em.call(em.kernel(f"tt_concatenation_{t}"), em.ptr(x), outer, block, out_block, off, y)
                 for x, block, off in zip(op.inputs, blocks, offsets)]
 
     # --- training: each input's gradient is its slice of the output's ------------------------------
+    def backward_unsupported(self, g, op):
+        if g.tensors[op.outputs[0]].dtype == "float16" and len(set(op.inputs)) < len(op.inputs):
+            # two slices of one gradient would round twice in C, once in the simulation
+            return "backward of a float16 concatenation holding one tensor twice"
+        return None
+
     def vjp(self, ctx, op, dy, step):
         g = ctx.graph
         axis = self.axis(g, op)
@@ -113,7 +124,8 @@ class Concatenation(OpUnit):
             if x not in step.grad_inputs:
                 continue
             acc = 1 if x in done else t.acc(step, x)
-            lines.append(em.call(em.kernel("tt_concatenation_grad_input_f32"), t.grad(step.grad_out), outer, block,
+            sfx = "f16" if g.tensors[x].dtype == "float16" else "f32"
+            lines.append(em.call(em.kernel(f"tt_concatenation_grad_input_{sfx}"), t.grad(step.grad_out), outer, block,
                                  out_block, off, acc, t.grad(step.grad_inputs[x])))
             done.add(x)
         return lines

@@ -520,3 +520,115 @@ def softmax_grad(y, gy) -> np.ndarray:
     for i in range(y.shape[1]):
         dot = dot + gy[:, i] * y[:, i]
     return (y * (gy - dot[:, None])).astype(F32)
+
+
+# --- the shape ops: resize (nearest, bilinear), transposed convolution --------------------------
+
+@_ieee
+def resize_nearest_grad(gy, rows, cols, in_hw) -> np.ndarray:
+    """tt_resize_nearest_grad_input_f16's float32 sums: each input element adds, from 0, the
+    output gradients copied from it in row-major output order."""
+    gy = f32(gy)
+    oh, ow, c = gy.shape
+    acc = np.zeros((in_hw[0], in_hw[1], c), F32)
+    r = np.broadcast_to(np.asarray(rows)[:, None], (oh, ow)).reshape(-1)
+    k = np.broadcast_to(np.asarray(cols)[None, :], (oh, ow)).reshape(-1)
+    np.add.at(acc, (r, k), gy.reshape(-1, c))          # sequential, in index order, float32
+    return acc
+
+
+@_ieee
+def resize_bilinear(x, ytab, xtab) -> np.ndarray:
+    """tt_resize_bilinear_f16: the float32 kernel's arithmetic on the widened halves, rounded once."""
+    from .resize import resize_bilinear_f32
+    return resize_bilinear_f32(f32(x), ytab, xtab).astype(F16)
+
+
+@_ieee
+def resize_bilinear_grad(gy, ytab, xtab, in_hw) -> np.ndarray:
+    """tt_resize_bilinear_grad_input_f16's float32 sums: each input element adds, from 0, gy *
+    weight over the outputs in row-major order and, within one, its taps (lo, lo), (hi, lo),
+    (lo, hi), (hi, hi) of (row, column); weights (1 - wy)(1 - wx), wy(1 - wx), (1 - wy)wx, wy wx
+    in float32."""
+    (y0, y1, wy), (x0, x1, wx) = ytab, xtab
+    gy = f32(gy)
+    oh, ow, c = gy.shape
+    one = F32(1)
+    wy, wx = np.asarray(wy, F32)[:, None], np.asarray(wx, F32)[None, :]
+    weights = np.stack([(one - wy) * (one - wx), wy * (one - wx), (one - wy) * wx, wy * wx], -1).astype(F32)
+    ry = [np.broadcast_to(np.asarray(t)[:, None], (oh, ow)) for t in (y0, y1, y0, y1)]
+    rx = [np.broadcast_to(np.asarray(t)[None, :], (oh, ow)) for t in (x0, x0, x1, x1)]
+    rows, cols = np.stack(ry, -1).reshape(-1), np.stack(rx, -1).reshape(-1)
+    vals = (gy[:, :, None, :] * weights[..., None]).astype(F32)            # (OH, OW, 4, C)
+    acc = np.zeros((in_hw[0], in_hw[1], c), F32)
+    np.add.at(acc, (rows, cols), vals.reshape(-1, c))
+    return acc
+
+
+@_ieee
+def transpose_conv(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
+    """tt_transpose_conv_f16: x (H, W, Cin), w OHWI; per output acc = bias, then + x * w over
+    the taps (ky, kx) that reach it (input (oy + top - ky) / stride where that divides and lies
+    inside) and the input channels i, in that order; the activation, one rounding."""
+    x, w = f32(x), f32(w)
+    oh, ow = out_hw
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros((oh, ow, cout), F32) + (f32(bias) if bias is not None else F32(0))
+    for ky, iy, vy in _axis_sources(oh, x.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ix, vx in _axis_sources(ow, x.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]                                   # (OH, OW, Cin)
+            for i in range(cin):
+                acc = np.where(valid, acc + xs[..., i:i + 1] * w[:, ky, kx, i], acc)
+    return activate(acc, act)
+
+
+@_ieee
+def transpose_conv_grad_input(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
+    """tt_transpose_conv_grad_input_f16's float32 sums: gx[iy, ix, i] = the sum from 0 over the
+    taps ky, kx (output (iy*stride - top + ky, ...) inside) and output channels o, in that
+    order, of gy * w[o, ky, kx, i]."""
+    gy, w = f32(gy), f32(w)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F32)
+    for ky, oy, vy in _axis_taps(in_hw[0], gy.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ox, vx in _axis_taps(in_hw[1], gy.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]                                   # (H, W, Cout)
+            for o in range(cout):
+                acc = np.where(valid, acc + g[..., o:o + 1] * w[o, ky, kx, :], acc)
+    return acc
+
+
+@_ieee
+def transpose_conv_mve(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
+    """tt_transpose_conv_f16_mve: output channels in the lanes, in half: acc = bias, then fma
+    of x * w over the taps (ky, kx) that reach the output and the input channels i, in that
+    order; then the activation (no rounding after)."""
+    x, w = np.asarray(x, F16), np.asarray(w, F16)
+    oh, ow = out_hw
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros((oh, ow, cout), F16) + (np.asarray(bias, F16) if bias is not None else F16(0))
+    for ky, iy, vy in _axis_sources(oh, x.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ix, vx in _axis_sources(ow, x.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            xs = x[iy][:, ix]
+            for i in range(cin):
+                acc = np.where(valid, fma16(xs[..., i:i + 1], w[:, ky, kx, i], acc), acc)
+    return _act(acc, act).astype(F16)
+
+
+@_ieee
+def transpose_conv_grad_input_mve(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
+    """tt_transpose_conv_grad_input_f16_mve: per input element (lanes over its channels) fma
+    over ky, kx, o of gy * w, in half; as float32 (exact)."""
+    gy, w = np.asarray(gy, F16), np.asarray(w, F16)
+    cout, kh, kw, cin = w.shape
+    acc = np.zeros(tuple(in_hw) + (cin,), F16)
+    for ky, oy, vy in _axis_taps(in_hw[0], gy.shape[0], kh, stride[0], pad_tl[0], 1):
+        for kx, ox, vx in _axis_taps(in_hw[1], gy.shape[1], kw, stride[1], pad_tl[1], 1):
+            valid = (vy[:, None] & vx[None, :])[..., None]
+            g = gy[oy][:, ox]
+            for o in range(cout):
+                acc = np.where(valid, fma16(g[..., o:o + 1], w[o, ky, kx, :], acc), acc)
+    return _grad_store(acc)

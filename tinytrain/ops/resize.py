@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import TinyTrainError, UnsupportedError
 from ..ir import Op
+from . import f16
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
 
 F32 = np.float32
@@ -132,6 +133,19 @@ def resize_bilinear_grad(dy, ytab, xtab, in_hw) -> np.ndarray:
                           (y0, x1, (1 - wy) * wx), (y1, x1, wy * wx)):
         np.add.at(dx, (np.asarray(rows)[:, None], np.asarray(cols)[None, :]), g * w)
     return dx[None].astype(F32)
+
+
+def source_ranges(n_in: int, *tables) -> np.ndarray:
+    """Per input index i, the outputs [start, end) whose source index (in any of `tables`) is i:
+    int32 (n_in starts, then n_in ends); (0, 0) where no output reads i. The half-precision
+    gradient kernels gather over these ranges (testing each source index)."""
+    src = np.stack([np.asarray(t) for t in tables])
+    out = np.zeros(2 * n_in, np.int32)
+    for i in range(n_in):
+        hits = np.nonzero((src == i).any(axis=0))[0]
+        if hits.size:
+            out[i], out[n_in + i] = hits[0], hits[-1] + 1
+    return out
 
 
 def requantizing(g, op) -> str | None:
@@ -274,11 +288,16 @@ class ResizeNearest(_Resize):
     def ref_f32(self, g, op, args):
         return resize_nearest(hwc_of(args[0], op), *self.tables(g, op))
 
+    float16 = True      # resize_nearest_f16.c (a copy), resize_backward_f16.c (sums rounded once)
+
+    def ref_f16(self, g, op, args):
+        return resize_nearest(hwc_of(args[0], op), *self.tables(g, op))
+
     def emit(self, em, op):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
         iy, ix = self.tables(g, op)
-        fn = em.kernel("tt_resize_nearest_s8" if self.is_int8(g, op) else "tt_resize_nearest_f32")
+        fn = em.kernel(f"tt_resize_nearest_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }")
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), self._table(em, op, "rows", "int32", iy),
                         self._table(em, op, "cols", "int32", ix), em.ptr(op.outputs[0]), em.dims(y))]
 
@@ -287,6 +306,8 @@ class ResizeNearest(_Resize):
         if x not in step.grad_inputs:
             return {}, {}
         g = ctx.graph
+        if g.tensors[x].dtype == "float16":       # the float32 sums the _f16 kernel rounds once
+            return {x: f16.resize_nearest_grad(hwc_of(dy, op), *self.tables(g, op), self.dims(g, op)[0])}, {}
         return {x: resize_nearest_grad(dy, *self.tables(g, op), self.dims(g, op)[0])}, {}
 
     def emit_backward(self, em, op, step, t):
@@ -295,10 +316,16 @@ class ResizeNearest(_Resize):
             return []
         g = em.graph
         iy, ix = self.tables(g, op)
-        return [em.call(em.kernel("tt_resize_nearest_grad_input_f32"), t.grad(step.grad_out),
-                        em.dims(g.tensors[op.outputs[0]]), self._table(em, op, "rows", "int32", iy),
-                        self._table(em, op, "cols", "int32", ix), t.acc(step, x), t.grad(step.grad_inputs[x]),
-                        em.dims(g.tensors[x]))]
+        args = [t.grad(step.grad_out), em.dims(g.tensors[op.outputs[0]]), self._table(em, op, "rows", "int32", iy),
+                self._table(em, op, "cols", "int32", ix)]
+        if g.tensors[x].dtype == "float16":
+            (h, w), _ = self.dims(g, op)
+            fn = "tt_resize_nearest_grad_input_f16"
+            args += [self._table(em, op, "row_range", "int32", source_ranges(h, iy)),
+                     self._table(em, op, "col_range", "int32", source_ranges(w, ix))]
+        else:
+            fn = "tt_resize_nearest_grad_input_f32"
+        return [em.call(em.kernel(fn), *args, t.acc(step, x), t.grad(step.grad_inputs[x]), em.dims(g.tensors[x]))]
 
 
 class ResizeBilinear(_Resize):
@@ -331,6 +358,11 @@ class ResizeBilinear(_Resize):
     def ref_f32(self, g, op, args):
         return resize_bilinear_f32(hwc_of(args[0], op), *self.tables(g, op, False))
 
+    float16 = True      # resize_bilinear_f16.c, resize_backward_f16.c: float32 arithmetic, one rounding
+
+    def ref_f16(self, g, op, args):
+        return f16.resize_bilinear(hwc_of(args[0], op), *self.tables(g, op, False))
+
     def _axis_args(self, em, op, tabs, frac_dtype: str, role: str) -> list:
         out = []
         for axis, (lo, hi, fr) in zip(("rows", "cols"), tabs):
@@ -343,7 +375,7 @@ class ResizeBilinear(_Resize):
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
         int8 = self.is_int8(g, op)
         tabs = self._axis_args(em, op, self.tables(g, op, int8), "int32" if int8 else "float32", "frac")
-        fn = em.kernel("tt_resize_bilinear_s8" if int8 else "tt_resize_bilinear_f32")
+        fn = em.kernel(f"tt_resize_bilinear_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }")
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), *tabs, em.ptr(op.outputs[0]), em.dims(y))]
 
     def vjp(self, ctx, op, dy, step):
@@ -351,6 +383,8 @@ class ResizeBilinear(_Resize):
         if x not in step.grad_inputs:
             return {}, {}
         g = ctx.graph
+        if g.tensors[x].dtype == "float16":       # the float32 sums the _f16 kernel rounds once
+            return {x: f16.resize_bilinear_grad(hwc_of(dy, op), *self.grad_tables(g, op), self.dims(g, op)[0])}, {}
         return {x: resize_bilinear_grad(dy, *self.grad_tables(g, op), self.dims(g, op)[0])}, {}
 
     def emit_backward(self, em, op, step, t):
@@ -358,10 +392,15 @@ class ResizeBilinear(_Resize):
         if x not in step.grad_inputs:
             return []
         g = em.graph
-        tabs = self._axis_args(em, op, self.grad_tables(g, op), "float32", "weight")
-        return [em.call(em.kernel("tt_resize_bilinear_grad_input_f32"), t.grad(step.grad_out),
-                        em.dims(g.tensors[op.outputs[0]]), *tabs, t.acc(step, x), t.grad(step.grad_inputs[x]),
-                        em.dims(g.tensors[x]))]
+        grad_tables = self.grad_tables(g, op)
+        tabs = self._axis_args(em, op, grad_tables, "float32", "weight")
+        fn = "tt_resize_bilinear_grad_input_f32"
+        if g.tensors[x].dtype == "float16":
+            fn = "tt_resize_bilinear_grad_input_f16"
+            for axis, n, (lo, hi, _) in zip(("row", "col"), self.dims(g, op)[0], grad_tables):
+                tabs.append(self._table(em, op, f"{axis}_range", "int32", source_ranges(n, lo, hi)))
+        return [em.call(em.kernel(fn), t.grad(step.grad_out), em.dims(g.tensors[op.outputs[0]]), *tabs,
+                        t.acc(step, x), t.grad(step.grad_inputs[x]), em.dims(g.tensors[x]))]
 
 
 UNITS = [ResizeNearest(), ResizeBilinear()]

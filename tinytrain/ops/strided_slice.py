@@ -145,6 +145,11 @@ class StridedSlice(OpUnit):
     def ref_f32(self, g, op, args):
         return self.run(g, op, args)
 
+    float16 = True      # strided_slice_f16.c (a copy), strided_slice_backward_f16.c (one rounding)
+
+    def ref_f16(self, g, op, args):
+        return self.run(g, op, args)
+
     # --- C -----------------------------------------------------------------------------------------------
     def _params(self, em, op):
         (bh, bw, bc), (sh, sw, sc) = self.attr(op, "begin"), self.attr(op, "stride")
@@ -154,7 +159,7 @@ class StridedSlice(OpUnit):
     def emit(self, em, op):
         g = em.graph
         x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-        fn = em.kernel("tt_strided_slice_s8" if x.dtype == "int8" else "tt_strided_slice_f32")
+        fn = em.kernel(f"tt_strided_slice_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }")
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), self._params(em, op), em.ptr(op.outputs[0]),
                         em.dims(y))]
 
@@ -174,7 +179,8 @@ class StridedSlice(OpUnit):
         if x not in step.grad_inputs:
             return []
         g = em.graph
-        return [em.call(em.kernel("tt_strided_slice_grad_input_f32"), t.grad(step.grad_out),
+        sfx = "f16" if g.tensors[x].dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_strided_slice_grad_input_{sfx}"), t.grad(step.grad_out),
                         em.dims(g.tensors[op.outputs[0]]), self._params(em, op), t.acc(step, x),
                         t.grad(step.grad_inputs[x]), em.dims(g.tensors[x]))]
 

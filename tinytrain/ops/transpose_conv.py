@@ -176,7 +176,7 @@ class TransposeConv(OpUnit):
             raise UnsupportedError(op.name, f"{op.type} with non-constant weight or bias")
         if len(w.shape) != 4 or w.shape[3] != x.shape[3] or w.shape[0] != y.shape[3]:
             raise UnsupportedError(op.name, f"{op.type} weights {w.shape} from {x.shape} to {y.shape} (OHWI)")
-        want_b = "int32" if x.dtype == "int8" else "float32"
+        want_b = "int32" if x.dtype == "int8" else x.dtype
         if w.dtype != x.dtype or b.dtype != want_b or b.shape != (w.shape[0],):
             raise UnsupportedError(op.name, f"{op.type} with {w.dtype} weights and {b.dtype} bias {b.shape} "
                                             f"on {x.dtype} activations")
@@ -212,6 +212,20 @@ class TransposeConv(OpUnit):
         return transpose_conv_f32(hwc_of(args[0], op), args[1], args[2], stride, pad_tl,
                                   self.attr(op, "activation"), out_hw)
 
+    # transpose_conv_f16.c, transpose_conv_backward_f16.c (float32 sums, one rounding); on Helium
+    # boards transpose_conv_f16_mve.c (half lanes, fused multiply-adds: tinytrain.precision
+    # records the choice as attrs["f16_variant"], which the reference models)
+    float16 = True
+
+    def helium(self, op) -> bool:
+        return op.attrs.get("f16_variant") == "mve"
+
+    def ref_f16(self, g, op, args):
+        from . import f16
+        stride, pad_tl, _, out_hw = self.geometry(g, op)
+        fn = f16.transpose_conv_mve if self.helium(op) else f16.transpose_conv
+        return fn(hwc_of(args[0], op), args[1], args[2], stride, pad_tl, self.attr(op, "activation"), out_hw)
+
     # --- C ----------------------------------------------------------------------------------------
     def emit(self, em, op):
         g = em.graph
@@ -220,9 +234,20 @@ class TransposeConv(OpUnit):
         if self.is_int8(g, op):
             fn, last = em.kernel("tt_transpose_conv_s8"), em.requant(op, self.params(g, op))
         else:
-            fn, last = em.kernel("tt_transpose_conv_f32"), ACT_CODES[self.attr(op, "activation")]
+            sfx = "f16" if x.dtype == "float16" else "f32"
+            fn = em.kernel(f"tt_transpose_conv_{sfx}", allowed={"mve": self.helium(op)})
+            last = ACT_CODES[self.attr(op, "activation")]
+        tail = [em.kernel_scratch(op)] if fn.endswith("_f16_mve") else []
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.inputs[1]), em.ptr(op.inputs[2]),
-                        kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y))]
+                        kh, kw, em.geom(op), last, em.ptr(op.outputs[0]), em.dims(y), *tail)]
+
+    def kernel_scratch_bytes(self, g, op):
+        """tt_transpose_conv_f16_mve's scratch: a block of output channels' weights, tap-major."""
+        if not self.helium(op):
+            return 0
+        from .f16 import conv2d_f16_mve_scratch_bytes
+        cout, kh, kw, cin = g.tensors[op.inputs[1]].shape
+        return conv2d_f16_mve_scratch_bytes(kh, kw, cin, cout)
 
     # --- training: the input gradient (the weights stay frozen) ----------------------------------
     def vjp(self, ctx, op, dy, step):
@@ -230,6 +255,10 @@ class TransposeConv(OpUnit):
         if x not in step.grad_inputs:
             return {}, {}
         stride, pad_tl, _, _ = self.geometry(ctx.graph, op)
+        if ctx.graph.tensors[x].dtype == "float16":     # the float32 sums the _f16 kernel rounds once
+            from . import f16
+            fn = f16.transpose_conv_grad_input_mve if self.helium(op) else f16.transpose_conv_grad_input
+            return {x: fn(hwc_of(dy, op), ctx.real(op.inputs[1]), stride, pad_tl, ctx.graph.tensors[x].shape[1:3])}, {}
         w = ctx.real(op.inputs[1])
         return {x: transpose_conv_grad_input(dy, w, stride, pad_tl, ctx.graph.tensors[x].shape[1:3])}, {}
 
@@ -244,7 +273,9 @@ class TransposeConv(OpUnit):
         if xt.dtype == "int8":
             return [em.call(em.kernel("tt_transpose_conv_grad_input_s8"), gy, em.dims(yt), em.ptr(op.inputs[1]),
                             t.weight_quant(op), kh, kw, em.geom(op), acc, gx, em.dims(xt))]
-        return [em.call(em.kernel("tt_transpose_conv_grad_input_f32"), gy, em.dims(yt), em.ptr(op.inputs[1]),
+        sfx = "f16" if xt.dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_transpose_conv_grad_input_{sfx}", allowed={"mve": self.helium(op)}), gy,
+                        em.dims(yt), em.ptr(op.inputs[1]),
                         kh, kw, em.geom(op), acc, gx, em.dims(xt))]
 
 
