@@ -1,0 +1,181 @@
+"""Kernel-harness cases of the half-precision mul, maximum and minimum kernels (tests/kernel_harness.py):
+each portable kernel as `ref`, checked byte for byte against its numpy model (tinytrain/ops/f16.py),
+and its Helium variant as `var` where it has one (the same bits: the harness compares them).
+Used by tests/test_fp16_binary.py (both boards) and bench/bench_fp16_ops.py."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinytrain.ops import f16
+from tinytrain.ops.elementwise import bcast_fields
+
+from f16_cases import _bcast_decl, _half, _out_bytes
+from kernel_harness import Case
+
+F16 = np.float16
+CODES = {"none": 0, "relu": 1, "relu6": 2}
+
+
+def _mul32(a, b):
+    return (a.astype(np.float64) * b).astype(np.float32)
+
+
+def _values(rng, shape, scale=4.0):
+    return (scale * rng.standard_normal(shape)).astype(F16)
+
+
+def _specials(a: np.ndarray, values) -> np.ndarray:
+    """a with its first elements replaced by `values` (edge cases at the start of the run)."""
+    flat = a.reshape(-1).copy()
+    v = np.asarray(values, F16)[:flat.size]
+    flat[:v.size] = v
+    return flat.reshape(a.shape)
+
+
+def _grad_case(name, fn_ref, fn_var, bc_fields, other, gy, old, acc, expected, nx):
+    """A gradient Case: tt_out starts as the old gradient (nx halves), then the kernel
+    (fn_ref / fn_var: "name(")."""
+    g = Case(name, out_bytes=2 * nx, macs=gy.size)
+    g.expected = _out_bytes(expected)
+    g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * nx});"
+    g.decls.append('#include "tt_train_kernels.h"')
+    args = f"{_bcast_decl(g, bc_fields)}, {_half(g, 'o', other)}, {_half(g, 'gy', gy)}, {acc}, (tt_f16 *)tt_out"
+    g.ref = f"{fn_ref}{args});"
+    g.var = f"{fn_var}{args});" if fn_var else None
+    return g
+
+
+def mul_cases(shape, other_shape=None, seed=0, act="none", acc=0, specials=False):
+    """tt_mul_f16 (equal shapes) or tt_mul_bcast_f16, with their Helium variants; the gradient
+    of the first operand (the output's shape: tt_mul_grad_input_f16 and its Helium variant)
+    and of the second (tt_mul_grad_bcast_f16 where it broadcasts)."""
+    rng = np.random.default_rng(seed)
+    shape, other_shape = tuple(shape), tuple(other_shape if other_shape is not None else shape)
+    a, b = _values(rng, shape), _values(rng, other_shape, 2.0)
+    if specials:        # zeros of both signs, subnormal operands and products, overflow, inf, NaN
+        a = _specials(a, [0.0, -0.0, 3e-6, 1e-3, 300.0, np.inf, -np.inf, np.nan, 2.0, -5.0, 6e-5])
+        b = _specials(b, [-2.0, 0.5, 0.25, 1e-4, 400.0, 2.0, 0.5, 1.0, np.nan, 6.0, -7e-6])
+    n = int(np.prod(shape))
+    b_full = np.broadcast_to(b.reshape(other_shape), shape)
+    name = f"mul {shape} {other_shape} {act}"
+    fwd = Case(f"{name} forward", out_bytes=2 * n, macs=n)
+    fwd.expected = _out_bytes(f16.binary(a, b_full, _mul32, act))
+    if other_shape == shape:
+        args = f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {n}, {CODES[act]}, (tt_f16 *)tt_out"
+        fwd.ref, fwd.var = f"tt_mul_f16({args});", f"tt_mul_f16_mve({args});"
+    else:
+        args = (f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {_bcast_decl(fwd, bcast_fields(shape, other_shape, shape))}, "
+                f"{CODES[act]}, (tt_f16 *)tt_out")
+        fwd.ref, fwd.var = f"tt_mul_bcast_f16({args});", f"tt_mul_bcast_f16_mve({args});"
+    cases = [fwd]
+    gy = _values(rng, shape, 0.1)
+    if specials:
+        gy = _specials(gy, [1.0, 1.0, 1e-3, 2e-3, 300.0, 0.5, -0.5, 1.0, 1.0, -0.0, 1e-2])
+    old_a, old_b = _values(rng, shape, 0.1), _values(rng, other_shape, 0.1)
+    fa = bcast_fields(shape, other_shape, shape)
+    da = f16.round_grad(f16.mul_grad(gy, b_full, fa, shape), old_a if acc else None)
+    cases.append(_grad_case(f"{name} grad of a (acc {acc})", "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve(",
+                            fa, b, gy, old_a, acc, da, n))
+    fb = bcast_fields(other_shape, shape, shape)
+    nb = int(np.prod(other_shape))
+    db = f16.round_grad(f16.mul_grad(gy, a, fb, other_shape), old_b if acc else None)
+    if other_shape == shape:
+        fn, var = "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve("
+    else:
+        fn, var = "tt_mul_grad_bcast_f16(", None
+    cases.append(_grad_case(f"{name} grad of b (acc {acc})", fn, var, fb, a, gy, old_b, acc, db, nb))
+    return cases
+
+
+# the kernels as called, written out (tests/test_kernel_selection.py reads the Helium ones here)
+SELECT_KERNELS = {
+    "maximum": dict(fwd=("tt_maximum_f16(", "tt_maximum_f16_mve("), bcast=("tt_maximum_bcast_f16(", "tt_maximum_bcast_f16_mve("),
+                    grad=("tt_maximum_grad_input_f16(", "tt_maximum_grad_input_f16_mve("),
+                    grad_bcast=("tt_maximum_grad_bcast_f16(", None)),
+    "minimum": dict(fwd=("tt_minimum_f16(", "tt_minimum_f16_mve("), bcast=("tt_minimum_bcast_f16(", "tt_minimum_bcast_f16_mve("),
+                    grad=("tt_minimum_grad_input_f16(", "tt_minimum_grad_input_f16_mve("),
+                    grad_bcast=("tt_minimum_grad_bcast_f16(", None)),
+}
+
+
+def select_cases(kind, shape, other_shape=None, seed=0, acc=0, specials=True):
+    """tt_maximum_f16 / tt_minimum_f16 (or _bcast) with their Helium variants, and the
+    gradients of both operands (the first wins ties): many ties (small integers), zeros of
+    both signs, inf and NaN on either side."""
+    rng = np.random.default_rng(seed)
+    minimum = kind == "minimum"
+    shape, other_shape = tuple(shape), tuple(other_shape if other_shape is not None else shape)
+    a = rng.integers(-3, 4, shape).astype(F16)
+    b = rng.integers(-3, 4, other_shape).astype(F16)
+    if specials:
+        a = _specials(a, [0.0, -0.0, np.nan, 1.0, np.nan, np.inf, -np.inf, 3e-6, 2.0, -1.0])
+        b = _specials(b, [-0.0, 0.0, 1.0, np.nan, np.nan, 5.0, -np.inf, 2e-6, 2.0, -np.inf])
+    n = int(np.prod(shape))
+    b_full = np.broadcast_to(b.reshape(other_shape), shape)
+    name = f"{kind} {shape} {other_shape}"
+    fwd = Case(f"{name} forward", out_bytes=2 * n, macs=n)
+    fwd.expected = _out_bytes(f16.select(a, b_full, minimum))
+    if other_shape == shape:
+        args = f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {n}, (tt_f16 *)tt_out"
+        ref, var = SELECT_KERNELS[kind]["fwd"]
+        fwd.ref, fwd.var = f"{ref}{args});", f"{var}{args});"
+    else:
+        args = (f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, "
+                f"{_bcast_decl(fwd, bcast_fields(shape, other_shape, shape))}, (tt_f16 *)tt_out")
+        ref, var = SELECT_KERNELS[kind]["bcast"]
+        fwd.ref, fwd.var = f"{ref}{args});", f"{var}{args});"
+    cases = [fwd]
+    gy = _values(rng, shape, 0.5)
+    old_a, old_b = _values(rng, shape, 0.5), _values(rng, other_shape, 0.5)
+    for first, x, other, xs, os_, old in ((True, a, b, shape, other_shape, old_a),
+                                          (False, b, a, other_shape, shape, old_b)):
+        f = bcast_fields(xs, os_, shape)
+        x_full, o_full = np.broadcast_to(x.reshape(xs), shape), np.broadcast_to(other.reshape(os_), shape)
+        d = f16.round_grad(f16.select_grad(gy, x_full, o_full, first, minimum, f, xs), old if acc else None)
+        nx = int(np.prod(xs))
+        fn, var = SELECT_KERNELS[kind]["grad" if nx == n else "grad_bcast"]
+        cases.append(_select_grad_case(f"{name} grad of {'a' if first else 'b'} (acc {acc})", fn, var, f, x, other,
+                                       int(first), gy, old, acc, d, nx))
+    return cases
+
+
+def _select_grad_case(name, fn_ref, fn_var, fields, x, other, first, gy, old, acc, expected, nx):
+    g = Case(name, out_bytes=2 * nx, macs=gy.size)
+    g.expected = _out_bytes(expected)
+    g.pre = f"memcpy(tt_out, {_half(g, 'old', old)}, {2 * nx});"
+    g.decls.append('#include "tt_train_kernels.h"')
+    args = (f"{_bcast_decl(g, fields)}, {_half(g, 'x', x)}, {_half(g, 'o', other)}, {first}, {_half(g, 'gy', gy)}, "
+            f"{acc}, (tt_f16 *)tt_out")
+    g.ref = f"{fn_ref}{args});"
+    g.var = f"{fn_var}{args});" if fn_var else None
+    return g
+
+
+def mul_op_cases() -> list:
+    cases = []
+    cases += mul_cases((1, 5, 6, 11), act="relu", specials=True)                 # a tail of 2 lanes
+    cases += mul_cases((1, 4, 4, 16), act="relu6", seed=1, acc=1)
+    cases += mul_cases((1, 5, 3, 7), (7,), seed=2, act="none", acc=1)           # per-channel constant
+    cases += mul_cases((1, 4, 5, 12), (1, 1, 1, 12), seed=3, act="relu")        # squeeze-excite gate
+    cases += mul_cases((1, 4, 5, 12), (1, 1, 1, 12), seed=4, act="none", acc=1)
+    cases += mul_cases((1, 3, 4, 5), (1, 3, 1, 1), seed=5, act="none", acc=1)   # per-row factor
+    cases += mul_cases((1, 4, 4, 6), (), seed=6, act="relu", acc=1)             # a scalar
+    cases += mul_cases((1, 6, 5, 1), (1, 6, 5, 1), seed=7, acc=1)               # one channel
+    cases += mul_cases((1, 1, 1, 9), (1, 1, 1, 9), seed=8, act="relu6", specials=True)
+    return cases
+
+
+def select_op_cases() -> list:
+    cases = []
+    for kind in ("maximum", "minimum"):
+        cases += select_cases(kind, (1, 5, 6, 11), seed=10)                       # a tail, ties, NaN
+        cases += select_cases(kind, (1, 4, 4, 16), seed=11, acc=1)
+        cases += select_cases(kind, (1, 5, 3, 7), (7,), seed=12, acc=1)            # per-channel constant
+        cases += select_cases(kind, (1, 4, 5, 12), (1, 1, 1, 12), seed=13)        # squeeze-excite-like
+        cases += select_cases(kind, (1, 3, 4, 5), (1, 3, 1, 1), seed=14, acc=1)   # per-row
+        cases += select_cases(kind, (1, 4, 4, 6), (), seed=15, acc=1, specials=False)   # a scalar
+    return cases
+
+
+def op_cases() -> list:
+    return mul_op_cases() + select_op_cases()
