@@ -1,6 +1,6 @@
 """Instructions of the FP16 elementwise, pooling, mean and softmax kernels on mps3-an547 (QEMU
--icount, the kernel harness): the portable _f16 kernel against its float32 twin, and add's
-Helium variant (vaddq_f16, the same bits) against the portable one. Every output is checked
+-icount, the kernel harness): the portable _f16 kernel against its float32 twin, and the
+Helium variants of add, mul, maximum and minimum (the same bits) against the portable ones. Every output is checked
 against the numpy model (tinytrain/ops/f16.py) before it is counted.
 
     python bench/bench_fp16_ops.py
@@ -50,6 +50,8 @@ def cases():
     sm = fc.softmax_cases(16, 32, seed=4)
     out.append(("softmax 16x32 forward", sm[0], None))
     out.append(("softmax 16x32 grad input", sm[1], None))
+    import f16_cases_binary
+    out += f16_cases_binary.bench_rows()
     return out
 
 
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
     from tinytrain.resources import firmware_dir
     rows = cases()
     flat = [c for _, c16, c32 in rows for c in ([c16] + ([c32] if c32 else []))]
-    extra = [firmware_dir() / "kernels" / "add" / "add_f32.c"]
+    import f16_cases_binary
+    extra = [firmware_dir() / "kernels" / f for f in ("add/add_f32.c", *f16_cases_binary.F32_KERNELS)]
     with tempfile.TemporaryDirectory(prefix="bench-fp16-ops-") as tmp:
         res = {r.name: r for r in run_cases(BOARD, flat, tmp, kernels=fc.kernels() + extra)}
     table = []

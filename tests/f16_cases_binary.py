@@ -179,3 +179,60 @@ def select_op_cases() -> list:
 
 def op_cases() -> list:
     return mul_op_cases() + select_op_cases()
+
+
+# --- bench/bench_fp16_ops.py: the rows of these kernels, with their float32 twins --------------
+
+F32_KERNELS = ("mul/mul_f32.c", "mul/mul_backward.c", "maximum/maximum_f32.c", "maximum/maximum_backward.c")
+
+
+def _float(case: Case, what: str, a) -> str:
+    return f"(const float *){case.array(what, np.asarray(a, np.float32).view(np.uint32))}"
+
+
+def _f32_twin(label, n_out, call, arrays, bc=None):
+    """The float32 kernel on the same values: `call` formats {names} of `arrays` and {bc}."""
+    c = Case(f"{label} f32", out_bytes=4 * n_out, macs=n_out)
+    names = {k: _float(c, k, v) for k, v in arrays.items()}
+    if bc is not None:
+        names["bc"] = _bcast_decl(c, bc)
+    c.decls.append('#include "tt_train_kernels.h"')
+    c.ref = call.format(**names)
+    return c
+
+
+def bench_rows() -> list:
+    """(label, f16 case, f32 case or None) on a 16x16x32 plane."""
+    shape, n = (1, 16, 16, 32), 16 * 16 * 32
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    gate, gy = rng.standard_normal((1, 1, 1, 32)), 0.1 * rng.standard_normal(shape)
+    full = bcast_fields(shape, shape, shape)
+    se = bcast_fields(shape, (1, 1, 1, 32), shape)
+    per_c = bcast_fields(shape, (32,), shape)
+    rows = []
+    mul = mul_cases(shape, act="relu", seed=20)
+    rows.append(("mul 16x16x32 (relu)", mul[0],
+                 _f32_twin("mul", n, "tt_mul_f32({a}, {b}, %d, 1, (float *)tt_out);" % n, dict(a=a, b=b))))
+    rows.append(("mul grad of an operand (x * y)", mul[1],
+                 _f32_twin("mul grad", n, "tt_mul_grad_input_f32({bc}, {o}, {gy}, 0, (float *)tt_out);",
+                           dict(o=b, gy=gy), full)))
+    se_cases = mul_cases(shape, (1, 1, 1, 32), seed=21)
+    rows.append(("mul by a (1,1,1,32) gate (squeeze-excite)", se_cases[0],
+                 _f32_twin("se", n, "tt_mul_bcast_f32({a}, {g}, {bc}, 0, (float *)tt_out);", dict(a=a, g=gate), se)))
+    rows.append(("  its grad of the plane", se_cases[1],
+                 _f32_twin("se grad", n, "tt_mul_grad_input_f32({bc}, {g}, {gy}, 0, (float *)tt_out);",
+                           dict(g=gate, gy=gy), se)))
+    rows.append(("  its grad of the gate (sum over 16x16)", se_cases[2], None))
+    mx = select_cases("maximum", shape, seed=22, specials=False)
+    rows.append(("maximum 16x16x32", mx[0],
+                 _f32_twin("max", n, "tt_maximum_f32({a}, {b}, %d, (float *)tt_out);" % n, dict(a=a, b=b))))
+    rows.append(("maximum grad of the first operand", mx[1],
+                 _f32_twin("max grad", n, "tt_maximum_grad_input_f32({bc}, {a}, {b}, 1, {gy}, 0, (float *)tt_out);",
+                           dict(a=a, b=b, gy=gy), full)))
+    mn = select_cases("minimum", shape, (32,), seed=23, specials=False)
+    rows.append(("minimum with a per-channel constant", mn[0],
+                 _f32_twin("min c", n, "tt_minimum_bcast_f32({a}, {c}, {bc}, (float *)tt_out);",
+                           dict(a=a, c=gate.reshape(32)), per_c)))
+    rows.append(("  its grad of the plane", mn[1], None))
+    return rows

@@ -16,8 +16,11 @@
 #include <arm_mve.h>
 #include "tt_bcast_mve.h"
 
-static void select_run(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n, int32_t minimum,
-                       float16_t *y)
+#define TT_INLINE static inline __attribute__((always_inline))
+
+/* One run; the flags are constants where it is inlined (no test per vector for them). */
+TT_INLINE void select_loop(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n,
+                           int32_t minimum, float16_t *y)
 {
     int32_t i;
     for (i = 0; i < n; i += 8) {
@@ -27,7 +30,15 @@ static void select_run(const float16_t *a, int32_t va, const float16_t *b, int32
     }
 }
 
-static void select_bcast(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t minimum, tt_f16 *y)
+static void select_run(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n,
+                       int32_t minimum, float16_t *y)
+{
+    if (va && vb) select_loop(a, 1, b, 1, n, minimum, y);
+    else if (va) select_loop(a, 1, b, 0, n, minimum, y);
+    else select_loop(a, 0, b, vb, n, minimum, y);
+}
+
+TT_INLINE void select_bcast(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t minimum, tt_f16 *y)
 {
     const float16_t *ah = (const float16_t *)a, *bh = (const float16_t *)b;
     float16_t *yh = (float16_t *)y;
@@ -62,14 +73,14 @@ void tt_minimum_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *
     select_bcast(a, b, bc, 1, y);
 }
 
-static inline mve_pred16_t x_wins(float16x8_t x, float16x8_t o, int32_t first, int32_t minimum)
+TT_INLINE mve_pred16_t x_wins(float16x8_t x, float16x8_t o, int32_t first, int32_t minimum)
 {
     if (minimum) return first ? vcmpgeq_f16(o, x) : vcmpgtq_f16(o, x);
     return first ? vcmpgeq_f16(x, o) : vcmpgtq_f16(x, o);
 }
 
-static void grad_run(const float16_t *x, const float16_t *o, int32_t vo, const float16_t *gy, int32_t n,
-                     int32_t first, int32_t minimum, int32_t accumulate, float16_t *gx)
+TT_INLINE void grad_loop(const float16_t *x, const float16_t *o, int32_t vo, const float16_t *gy, int32_t n,
+                         int32_t first, int32_t minimum, int32_t accumulate, float16_t *gx)
 {
     const float16x8_t zero = vdupq_n_f16(0.0f);
     int32_t i;
@@ -82,8 +93,24 @@ static void grad_run(const float16_t *x, const float16_t *o, int32_t vo, const f
     }
 }
 
-static void grad_input(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first, int32_t minimum,
-                       const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x)
+/* the loop with first, accumulate and the other operand's form as constants */
+static void grad_run(const float16_t *x, const float16_t *o, int32_t vo, const float16_t *gy, int32_t n,
+                       int32_t first, int32_t minimum, int32_t accumulate, float16_t *gx)
+{
+    switch ((first ? 4 : 0) | (accumulate ? 2 : 0) | (vo ? 1 : 0)) {
+    case 0: grad_loop(x, o, 0, gy, n, 0, minimum, 0, gx); break;
+    case 1: grad_loop(x, o, 1, gy, n, 0, minimum, 0, gx); break;
+    case 2: grad_loop(x, o, 0, gy, n, 0, minimum, 1, gx); break;
+    case 3: grad_loop(x, o, 1, gy, n, 0, minimum, 1, gx); break;
+    case 4: grad_loop(x, o, 0, gy, n, 1, minimum, 0, gx); break;
+    case 5: grad_loop(x, o, 1, gy, n, 1, minimum, 0, gx); break;
+    case 6: grad_loop(x, o, 0, gy, n, 1, minimum, 1, gx); break;
+    default: grad_loop(x, o, 1, gy, n, 1, minimum, 1, gx); break;
+    }
+}
+
+TT_INLINE void grad_input(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first, int32_t minimum,
+                          const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x)
 {
     const float16_t *xh = (const float16_t *)x, *oh = (const float16_t *)other, *gy = (const float16_t *)grad_y;
     float16_t *gx = (float16_t *)grad_x;

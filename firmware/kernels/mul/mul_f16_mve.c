@@ -18,26 +18,45 @@
 #include <arm_mve.h>
 #include "tt_bcast_mve.h"
 
+#define TT_INLINE static inline __attribute__((always_inline))
+
 /* v = a * b rounded to half, then relu / relu6 as tt_act_f16 on the float product */
-static inline float16x8_t act_f16(float16x8_t v, float16x8_t a, float16x8_t b, int32_t act)
+TT_INLINE float16x8_t act_f16(float16x8_t v, float16x8_t a, float16x8_t b, int32_t act)
 {
     const float16x8_t zero = vdupq_n_f16(0.0f), six = vdupq_n_f16(6.0f);
-    if (act != 0) {
-        const mve_pred16_t underflow = vcmpeqq_f16(v, zero) & vcmpneq_f16(a, zero) & vcmpneq_f16(b, zero);
-        v = vpselq_f16(zero, v, vcmpgtq_f16(zero, v) | underflow);
-        if (act == 2) v = vpselq_f16(six, v, vcmpgtq_f16(v, six));
-    }
+    mve_pred16_t neg = vcmpgtq_f16(zero, v);
+    const mve_pred16_t zeros = vcmpeqq_f16(v, zero);
+    if (zeros) neg |= zeros & vcmpneq_f16(a, zero) & vcmpneq_f16(b, zero);     /* rare: underflow */
+    v = vpselq_f16(zero, v, neg);
+    if (act == 2) v = vpselq_f16(six, v, vcmpgtq_f16(v, six));
     return v;
 }
 
-static void mul_run(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n, int32_t act,
-                    float16_t *y)
+/* One run; the flags are constants where it is inlined (no test per vector for them). */
+TT_INLINE void mul_loop(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n, int32_t act,
+                        float16_t *y)
 {
     int32_t i;
     for (i = 0; i < n; i += 8) {
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
         const float16x8_t x = tt_bcast_load_f16(a, va, i, p), z = tt_bcast_load_f16(b, vb, i, p);
-        vstrhq_p_f16(y + i, act_f16(vmulq_x_f16(x, z, p), x, z, act), p);
+        float16x8_t v = vmulq_x_f16(x, z, p);
+        if (act != 0) v = act_f16(v, x, z, act);
+        vstrhq_p_f16(y + i, v, p);
+    }
+}
+
+static void mul_run(const float16_t *a, int32_t va, const float16_t *b, int32_t vb, int32_t n, int32_t act,
+                    float16_t *y)
+{
+    if (act == 0) {
+        if (va && vb) mul_loop(a, 1, b, 1, n, 0, y);
+        else if (va) mul_loop(a, 1, b, 0, n, 0, y);
+        else mul_loop(a, 0, b, vb, n, 0, y);
+    } else {
+        if (va && vb) mul_loop(a, 1, b, 1, n, act, y);
+        else if (va) mul_loop(a, 1, b, 0, n, act, y);
+        else mul_loop(a, 0, b, vb, n, act, y);
     }
 }
 
@@ -61,8 +80,8 @@ void tt_mul_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, 
                     bc->c, act, yh);
 }
 
-static void grad_run(const float16_t *o, int32_t vo, const float16_t *gy, int32_t n, int32_t accumulate,
-                     float16_t *gx)
+TT_INLINE void grad_loop(const float16_t *o, int32_t vo, const float16_t *gy, int32_t n, int32_t accumulate,
+                         float16_t *gx)
 {
     int32_t i;
     for (i = 0; i < n; i += 8) {
@@ -70,6 +89,18 @@ static void grad_run(const float16_t *o, int32_t vo, const float16_t *gy, int32_
         float16x8_t g = vmulq_x_f16(vldrhq_z_f16(gy + i, p), tt_bcast_load_f16(o, vo, i, p), p);
         if (accumulate) g = vaddq_x_f16(vldrhq_z_f16(gx + i, p), g, p);
         vstrhq_p_f16(gx + i, g, p);
+    }
+}
+
+static void grad_run(const float16_t *o, int32_t vo, const float16_t *gy, int32_t n, int32_t accumulate,
+                     float16_t *gx)
+{
+    if (accumulate) {
+        if (vo) grad_loop(o, 1, gy, n, 1, gx);
+        else grad_loop(o, 0, gy, n, 1, gx);
+    } else {
+        if (vo) grad_loop(o, 1, gy, n, 0, gx);
+        else grad_loop(o, 0, gy, n, 0, gx);
     }
 }
 
