@@ -178,7 +178,7 @@ def select_op_cases() -> list:
 
 
 def op_cases() -> list:
-    return mul_op_cases() + select_op_cases()
+    return mul_op_cases() + select_op_cases() + add_nan_cases()
 
 
 # --- bench/bench_fp16_ops.py: the rows of these kernels, with their float32 twins --------------
@@ -236,3 +236,19 @@ def bench_rows() -> list:
                            dict(a=a, c=gate.reshape(32)), per_c)))
     rows.append(("  its grad of the plane", mn[1], None))
     return rows
+
+
+def add_nan_cases() -> list:
+    """add's Helium variant with a fused relu / relu6 on NaN sums and zeros of both signs (the
+    portable kernel keeps a NaN: C's `v < 0` is false for it, MVE's `lt` is true)."""
+    a = np.array([np.nan, 1.0, -0.0, -0.0, np.inf, 5.0, -3.0, np.nan, 2.0, -1.0, 0.5], F16)
+    b = np.array([1.0, np.nan, -0.0, 0.0, -np.inf, 2.0, 1.0, np.nan, 5.0, 1.0, -0.5], F16)
+    a[4], b[4] = 1.0, 2.0           # no inf - inf: the default NaN's sign differs between Arm and x86
+    cases = []
+    for act in ("relu", "relu6"):
+        c = Case(f"add NaN {act}", out_bytes=2 * a.size, macs=a.size)
+        c.expected = _out_bytes(f16.binary(a, b, lambda x, y: (x.astype(np.float64) + y).astype(np.float32), act))
+        args = f"{_half(c, 'a', a)}, {_half(c, 'b', b)}, {a.size}, {CODES[act]}, (tt_f16 *)tt_out"
+        c.ref, c.var = f"tt_add_f16({args});", f"tt_add_f16_mve({args});"
+        cases.append(c)
+    return cases

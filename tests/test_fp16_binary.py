@@ -1,7 +1,7 @@
 """FP16 forms of mul, maximum and minimum (issue 13): each portable _f16 kernel equals its numpy
 model (tinytrain/ops/f16.py) byte for byte on the emulated Cortex-M55 and Cortex-M4F, and the
 Helium variants store the same bits (tails, broadcasts, accumulated gradients, zeros of both
-signs, subnormals, inf and NaN); a training graph holding them (squeeze-excite gate,
+signs, subnormals, inf and NaN; add's Helium relu on a NaN sum too); a training graph holding them (squeeze-excite gate,
 per-channel and scalar constants, a per-row factor, maximum / minimum of activations and of
 constants): the host build equals the numpy reference step after step (fp16, mixed, dynamic
 scaling), and its FP16 gradients are within 2% of TensorFlow's FP32 GradientTape."""
