@@ -7,6 +7,7 @@ constants): the host build equals the numpy reference step after step (fp16, mix
 scaling), and its FP16 gradients are within 2% of TensorFlow's FP32 GradientTape."""
 import copy
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -173,3 +174,54 @@ def test_a_tensor_with_itself_is_refused_in_the_half_backward(kind):
     x = np.random.default_rng(0).standard_normal((2, 1, 4, 4, 3)).astype(np.float32)
     want = np.stack([refops.run_graph(m.graph, {m.graph.inputs[0]: xi})[m.graph.outputs[0]].reshape(-1) for xi in x])
     np.testing.assert_array_equal(m.run(x), want)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="qemu-system-arm / arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("board,precision,scale", [("mps3-an547", "fp16", 1.0), ("mps2-an386", "mixed", "dynamic")])
+def test_trained_on_the_emulated_board_equals_numpy_reference(board, precision, scale, tmp_path):
+    """The graph trained over the serial link on the Cortex-M55 (the Helium forward and
+    elementwise gradients) and the Cortex-M4F (portable): the losses and every trained
+    parameter equal the numpy reference's, bit for bit."""
+    from tinytrain import emulator
+    from tinytrain.link import Link
+    n = 12
+    m = tinytrain.compile(binary_net(), scheme="full", board=board, precision=precision, loss_scale=scale, lr=0.05)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, 6 * 6 * 3)).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    m.build_project(tmp_path / "fw")
+    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
+        results = link.train_many(x, y)
+        device = link.read_params()
+    sim = m.simulator()
+    losses = np.array([sim.step(x[i].reshape(1, 6, 6, 3), int(y[i])).loss for i in range(n)], np.float32)
+    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
+                                  losses.view(np.uint32))
+    assert set(device) and all(name in sim.params for name in device)
+    for name, value in device.items():
+        np.testing.assert_array_equal(np.asarray(value).reshape(sim.params[name].shape).view(np.uint16),
+                                      sim.params[name].view(np.uint16), err_msg=name)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("kind", ["maximum", "minimum"])
+def test_nan_operands_select_as_the_c_kernels(kind, precision):
+    """maximum / minimum with NaN operands (TFLite's el1 > el2 ? el1 : el2): a NaN first
+    operand gives the second, a NaN second operand the NaN; the host build equals the numpy
+    reference (float32 and half), NaN for NaN."""
+    c = [0.5, 3.0, -1.0, 2.0]
+    for nan_first in (True, False):
+        b = GraphBuilder("nan", (1, 2, 2, 4), 0)
+        operands = ("input", b.const("c", c)) if nan_first else (b.const("c", c), "input")
+        b.binary("sel", kind, *operands)
+        m = tinytrain.compile(b.build("nan"), precision=precision)
+        x = np.random.default_rng(0).standard_normal((3, 1, 2, 2, 4)).astype(np.float32)
+        x[:, 0, 0, 0, :] = np.nan
+        x[1, 0, 1, 1, :] = np.inf
+        want = np.stack([refops.run_graph(m.graph, {m.graph.inputs[0]: xi})[m.graph.outputs[0]].reshape(-1)
+                         for xi in x])
+        got = m.run(x)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+        assert np.isnan(want).any() != nan_first           # a NaN first operand gives the constant

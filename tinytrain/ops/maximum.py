@@ -12,10 +12,10 @@ it to b).
 
 float16 (maximum_f16.c, maximum_backward_f16.c; Helium maximum_f16_mve.c, the same bits): the
 float32 kernels' selection `a > b ? a : b` on the widened halves, storing the selected half's
-bits (a NaN first operand gives b, a NaN second gives the NaN; the float32 reference above
-uses np.maximum, which returns the NaN either way); the gradient is grad_y or +0 by the rule
-above, exact for an operand of the output's shape (added to an old gradient in one rounding),
-summed in float32 over the broadcast axes and rounded once for one that broadcasts."""
+bits (a NaN first operand gives b, a NaN second gives the NaN, as in float32); the gradient is
+grad_y or +0 by the rule above, exact for an operand of the output's shape (added to an old
+gradient in one rounding), summed in float32 over the broadcast axes and rounded once for one
+that broadcasts."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +47,11 @@ class _MaxMin(BinaryOp):
         return type(self).pick(np.asarray(a, np.int8), np.asarray(b, np.int8))
 
     def f32(self, a, b):
-        return type(self).pick(a, b)
+        """The C kernels' `a > b ? a : b` (`a < b ? a : b`): with a NaN they return b (np.maximum
+        would return the NaN either way)."""
+        with np.errstate(invalid="ignore"):
+            take_a = a < b if self.type == "minimum" else a > b
+        return np.where(take_a, a, b)
 
     def ref_f16(self, g, op, args):
         a, b = self.operands(g, op, args)
