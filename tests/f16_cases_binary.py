@@ -46,44 +46,43 @@ def _grad_case(name, fn_ref, fn_var, bc_fields, other, gy, old, acc, expected, n
 
 
 def mul_cases(shape, other_shape=None, seed=0, act="none", acc=0, specials=False):
-    """tt_mul_f16 (equal shapes) or tt_mul_bcast_f16, with their Helium variants; the gradient
-    of the first operand (the output's shape: tt_mul_grad_input_f16 and its Helium variant)
-    and of the second (tt_mul_grad_bcast_f16 where it broadcasts)."""
+    """tt_mul_f16 (equal shapes) or tt_mul_bcast_f16, with their Helium variants, and the
+    gradients of both operands: tt_mul_grad_input_f16 (and its Helium variant) for an operand
+    of the output's shape, tt_mul_grad_bcast_f16 for one that broadcasts (either may)."""
+    from tinytrain.ops.elementwise import broadcast_shape
     rng = np.random.default_rng(seed)
     shape, other_shape = tuple(shape), tuple(other_shape if other_shape is not None else shape)
+    out = broadcast_shape(shape, other_shape)
     a, b = _values(rng, shape), _values(rng, other_shape, 2.0)
     if specials:        # zeros of both signs, subnormal operands and products, overflow, inf, NaN
         a = _specials(a, [0.0, -0.0, 3e-6, 1e-3, 300.0, np.inf, -np.inf, np.nan, 2.0, -5.0, 6e-5])
         b = _specials(b, [-2.0, 0.5, 0.25, 1e-4, 400.0, 2.0, 0.5, 1.0, np.nan, 6.0, -7e-6])
-    n = int(np.prod(shape))
-    b_full = np.broadcast_to(b.reshape(other_shape), shape)
+    n = int(np.prod(out))
+    a_full, b_full = (np.broadcast_to(v.reshape(s_), out) for v, s_ in ((a, shape), (b, other_shape)))
     name = f"mul {shape} {other_shape} {act}"
     fwd = Case(f"{name} forward", out_bytes=2 * n, macs=n)
-    fwd.expected = _out_bytes(f16.binary(a, b_full, _mul32, act))
+    fwd.expected = _out_bytes(f16.binary(a_full, b_full, _mul32, act))
     if other_shape == shape:
         args = f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {n}, {CODES[act]}, (tt_f16 *)tt_out"
         fwd.ref, fwd.var = f"tt_mul_f16({args});", f"tt_mul_f16_mve({args});"
     else:
-        args = (f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {_bcast_decl(fwd, bcast_fields(shape, other_shape, shape))}, "
+        args = (f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {_bcast_decl(fwd, bcast_fields(shape, other_shape, out))}, "
                 f"{CODES[act]}, (tt_f16 *)tt_out")
         fwd.ref, fwd.var = f"tt_mul_bcast_f16({args});", f"tt_mul_bcast_f16_mve({args});"
     cases = [fwd]
-    gy = _values(rng, shape, 0.1)
+    gy = _values(rng, out, 0.1)
     if specials:
         gy = _specials(gy, [1.0, 1.0, 1e-3, 2e-3, 300.0, 0.5, -0.5, 1.0, 1.0, -0.0, 1e-2])
-    old_a, old_b = _values(rng, shape, 0.1), _values(rng, other_shape, 0.1)
-    fa = bcast_fields(shape, other_shape, shape)
-    da = f16.round_grad(f16.mul_grad(gy, b_full, fa, shape), old_a if acc else None)
-    cases.append(_grad_case(f"{name} grad of a (acc {acc})", "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve(",
-                            fa, b, gy, old_a, acc, da, n))
-    fb = bcast_fields(other_shape, shape, shape)
-    nb = int(np.prod(other_shape))
-    db = f16.round_grad(f16.mul_grad(gy, a, fb, other_shape), old_b if acc else None)
-    if other_shape == shape:
-        fn, var = "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve("
-    else:
-        fn, var = "tt_mul_grad_bcast_f16(", None
-    cases.append(_grad_case(f"{name} grad of b (acc {acc})", fn, var, fb, a, gy, old_b, acc, db, nb))
+    for what, xs, os_, other, other_full in (("a", shape, other_shape, b, b_full), ("b", other_shape, shape, a, a_full)):
+        f = bcast_fields(xs, os_, out)
+        nx = int(np.prod(xs))
+        old = _values(rng, xs, 0.1)
+        d = f16.round_grad(f16.mul_grad(gy, other_full, f, xs), old if acc else None)
+        if nx == n:
+            fn, var = "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve("
+        else:
+            fn, var = "tt_mul_grad_bcast_f16(", None
+        cases.append(_grad_case(f"{name} grad of {what} (acc {acc})", fn, var, f, other, gy, old, acc, d, nx))
     return cases
 
 
@@ -100,39 +99,40 @@ SELECT_KERNELS = {
 
 def select_cases(kind, shape, other_shape=None, seed=0, acc=0, specials=True):
     """tt_maximum_f16 / tt_minimum_f16 (or _bcast) with their Helium variants, and the
-    gradients of both operands (the first wins ties): many ties (small integers), zeros of
-    both signs, inf and NaN on either side."""
+    gradients of both operands (the first wins ties; either may broadcast): many ties (small
+    integers), zeros of both signs, inf and NaN on either side."""
+    from tinytrain.ops.elementwise import broadcast_shape
     rng = np.random.default_rng(seed)
     minimum = kind == "minimum"
     shape, other_shape = tuple(shape), tuple(other_shape if other_shape is not None else shape)
+    out = broadcast_shape(shape, other_shape)
     a = rng.integers(-3, 4, shape).astype(F16)
     b = rng.integers(-3, 4, other_shape).astype(F16)
     if specials:
         a = _specials(a, [0.0, -0.0, np.nan, 1.0, np.nan, np.inf, -np.inf, 3e-6, 2.0, -1.0])
         b = _specials(b, [-0.0, 0.0, 1.0, np.nan, np.nan, 5.0, -np.inf, 2e-6, 2.0, -np.inf])
-    n = int(np.prod(shape))
-    b_full = np.broadcast_to(b.reshape(other_shape), shape)
+    n = int(np.prod(out))
+    a_full, b_full = (np.broadcast_to(v.reshape(s_), out) for v, s_ in ((a, shape), (b, other_shape)))
     name = f"{kind} {shape} {other_shape}"
     fwd = Case(f"{name} forward", out_bytes=2 * n, macs=n)
-    fwd.expected = _out_bytes(f16.select(a, b_full, minimum))
+    fwd.expected = _out_bytes(f16.select(a_full, b_full, minimum))
     if other_shape == shape:
         args = f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, {n}, (tt_f16 *)tt_out"
         ref, var = SELECT_KERNELS[kind]["fwd"]
         fwd.ref, fwd.var = f"{ref}{args});", f"{var}{args});"
     else:
         args = (f"{_half(fwd, 'a', a)}, {_half(fwd, 'b', b)}, "
-                f"{_bcast_decl(fwd, bcast_fields(shape, other_shape, shape))}, (tt_f16 *)tt_out")
+                f"{_bcast_decl(fwd, bcast_fields(shape, other_shape, out))}, (tt_f16 *)tt_out")
         ref, var = SELECT_KERNELS[kind]["bcast"]
         fwd.ref, fwd.var = f"{ref}{args});", f"{var}{args});"
     cases = [fwd]
-    gy = _values(rng, shape, 0.5)
-    old_a, old_b = _values(rng, shape, 0.5), _values(rng, other_shape, 0.5)
-    for first, x, other, xs, os_, old in ((True, a, b, shape, other_shape, old_a),
-                                          (False, b, a, other_shape, shape, old_b)):
-        f = bcast_fields(xs, os_, shape)
-        x_full, o_full = np.broadcast_to(x.reshape(xs), shape), np.broadcast_to(other.reshape(os_), shape)
-        d = f16.round_grad(f16.select_grad(gy, x_full, o_full, first, minimum, f, xs), old if acc else None)
+    gy = _values(rng, out, 0.5)
+    for first, x, other, xs, os_, x_full, o_full in ((True, a, b, shape, other_shape, a_full, b_full),
+                                                     (False, b, a, other_shape, shape, b_full, a_full)):
+        f = bcast_fields(xs, os_, out)
         nx = int(np.prod(xs))
+        old = _values(rng, xs, 0.5)
+        d = f16.round_grad(f16.select_grad(gy, x_full, o_full, first, minimum, f, xs), old if acc else None)
         fn, var = SELECT_KERNELS[kind]["grad" if nx == n else "grad_bcast"]
         cases.append(_select_grad_case(f"{name} grad of {'a' if first else 'b'} (acc {acc})", fn, var, f, x, other,
                                        int(first), gy, old, acc, d, nx))
@@ -162,6 +162,8 @@ def mul_op_cases() -> list:
     cases += mul_cases((1, 4, 4, 6), (), seed=6, act="relu", acc=1)             # a scalar
     cases += mul_cases((1, 6, 5, 1), (1, 6, 5, 1), seed=7, acc=1)               # one channel
     cases += mul_cases((1, 1, 1, 9), (1, 1, 1, 9), seed=8, act="relu6", specials=True)
+    cases += mul_cases((1, 4, 1, 1), (1, 1, 5, 6), seed=9, act="relu", acc=1)    # both broadcast
+    cases += mul_cases((1, 10), (10,), seed=16, acc=1)                          # after a dense layer
     return cases
 
 
@@ -174,6 +176,7 @@ def select_op_cases() -> list:
         cases += select_cases(kind, (1, 4, 5, 12), (1, 1, 1, 12), seed=13)        # squeeze-excite-like
         cases += select_cases(kind, (1, 3, 4, 5), (1, 3, 1, 1), seed=14, acc=1)   # per-row
         cases += select_cases(kind, (1, 4, 4, 6), (), seed=15, acc=1, specials=False)   # a scalar
+        cases += select_cases(kind, (1, 1, 5, 6), (1, 4, 1, 1), seed=17, acc=1)   # both broadcast
     return cases
 
 
