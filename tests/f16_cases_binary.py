@@ -54,7 +54,10 @@ def mul_cases(shape, other_shape=None, seed=0, act="none", acc=0, specials=False
     shape, other_shape = tuple(shape), tuple(other_shape if other_shape is not None else shape)
     out = broadcast_shape(shape, other_shape)
     a, b = _values(rng, shape), _values(rng, other_shape, 2.0)
-    if specials:        # zeros of both signs, subnormal operands and products, overflow, inf, NaN
+    if specials == "finite":     # zeros of both signs, subnormals, products under 2^-24 and over 65504
+        a = _specials(a, [0.0, -0.0, 3e-6, 1e-3, 300.0, -6e-8, 5e-5, 2.0, -5.0, 6e-5, 1e-7, 60000.0])
+        b = _specials(b, [-2.0, 0.5, 0.25, 1e-4, 400.0, 2e-7, -3e-5, 6e-8, -1e-7, -7e-6, 0.0, 3.0])
+    elif specials:      # zeros of both signs, subnormal operands and products, overflow, inf, NaN
         a = _specials(a, [0.0, -0.0, 3e-6, 1e-3, 300.0, np.inf, -np.inf, np.nan, 2.0, -5.0, 6e-5])
         b = _specials(b, [-2.0, 0.5, 0.25, 1e-4, 400.0, 2.0, 0.5, 1.0, np.nan, 6.0, -7e-6])
     n = int(np.prod(out))
@@ -71,7 +74,9 @@ def mul_cases(shape, other_shape=None, seed=0, act="none", acc=0, specials=False
         fwd.ref, fwd.var = f"tt_mul_bcast_f16({args});", f"tt_mul_bcast_f16_mve({args});"
     cases = [fwd]
     gy = _values(rng, out, 0.1)
-    if specials:
+    if specials == "finite":
+        gy = _specials(gy, [1e-7, -3e-6, 5e-5, 2e-3, 300.0, 6e-8, -0.0, 0.0, 1e-4, 2.0, 7e-6, 0.5])
+    elif specials:
         gy = _specials(gy, [1.0, 1.0, 1e-3, 2e-3, 300.0, 0.5, -0.5, 1.0, 1.0, -0.0, 1e-2])
     for what, xs, os_, other, other_full in (("a", shape, other_shape, b, b_full), ("b", other_shape, shape, a, a_full)):
         f = bcast_fields(xs, os_, out)
@@ -81,7 +86,7 @@ def mul_cases(shape, other_shape=None, seed=0, act="none", acc=0, specials=False
         if nx == n:
             fn, var = "tt_mul_grad_input_f16(", "tt_mul_grad_input_f16_mve("
         else:
-            fn, var = "tt_mul_grad_bcast_f16(", None
+            fn, var = "tt_mul_grad_bcast_f16(", "tt_mul_grad_bcast_f16_mve("
         cases.append(_grad_case(f"{name} grad of {what} (acc {acc})", fn, var, f, other, gy, old, acc, d, nx))
     return cases
 
@@ -164,6 +169,11 @@ def mul_op_cases() -> list:
     cases += mul_cases((1, 1, 1, 9), (1, 1, 1, 9), seed=8, act="relu6", specials=True)
     cases += mul_cases((1, 4, 1, 1), (1, 1, 5, 6), seed=9, act="relu", acc=1)    # both broadcast
     cases += mul_cases((1, 10), (10,), seed=16, acc=1)                          # after a dense layer
+    cases += mul_cases((1, 3, 5, 12), (1, 1, 1, 12), seed=18, specials=True)    # inf, NaN: the portable sums
+    cases += mul_cases((1, 4, 3, 20), (1, 4, 1, 20), seed=19, acc=1)            # summed over w only
+    cases += mul_cases((1, 2, 3, 12), (1, 1, 1, 12), seed=25, acc=1, specials="finite")    # subnormals
+    cases += mul_cases((1, 2, 3, 12), (1, 2, 3, 12), seed=26, act="relu", specials="finite")
+    cases += mul_cases((1, 1, 3, 9), (1, 2, 1, 9), seed=24, act="relu")         # both broadcast, channels kept
     return cases
 
 

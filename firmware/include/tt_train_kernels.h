@@ -662,6 +662,10 @@ void tt_mul_grad_bcast_f16(const tt_bcast *bc, const tt_f16 *other, const tt_f16
                            tt_f16 *grad_x);
 void tt_mul_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y,
                                int32_t accumulate, tt_f16 *grad_x);
+/* mul_f16_mve.c: the portable sums in float32 lanes over x's channels (the same bits; operands
+ * that broadcast along the channels, inf and NaN: the portable kernel). */
+void tt_mul_grad_bcast_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y,
+                               int32_t accumulate, tt_f16 *grad_x);
 void tt_maximum_grad_input_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
                                const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
 void tt_maximum_grad_bcast_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,

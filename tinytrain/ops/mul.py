@@ -129,8 +129,8 @@ class Mul(BinaryOp):
             if other.dtype == "float16":
                 if g.tensors[x].size == g.tensors[op.outputs[0]].size:     # x walks as the output
                     fn = em.kernel("tt_mul_grad_input_f16", allowed={"mve": True})     # the same bits
-                else:
-                    fn = em.kernel("tt_mul_grad_bcast_f16")
+                else:                   # Helium: the same float32 sums in float32 lanes
+                    fn = em.kernel("tt_mul_grad_bcast_f16", allowed={"mve": True})
                 lines.append(em.call(fn, self.bcast(em, op, x), src, gy, acc, gx))
             elif other.dtype == "int8":
                 lines.append(em.call(em.kernel("tt_mul_grad_input_s8"), self.bcast(em, op, x), src,

@@ -9,7 +9,11 @@
  * Broadcast: operands that walk as the output or are scalars run as one flat run, otherwise
  * per output pixel with the channels in the lanes (tt_bcast_mve.h). The gradient of an operand
  * of the output's shape: vmulq_f16, then vaddq_f16 into the old gradient (the portable
- * half(old + half(gy * o)), mul_backward_f16.c). Empty where __ARM_FEATURE_MVE is not defined. */
+ * half(old + half(gy * o)), mul_backward_f16.c). The gradient of an operand that broadcasts
+ * along the output's pixels but has its channels (a per-channel factor, a (1,1,1,C) gate):
+ * the portable kernel's float32 sums in float32 lanes over the channels, the pixels in the
+ * same row-major order (tt_mul_grad_bcast_f16_mve, below). Empty where __ARM_FEATURE_MVE is
+ * not defined. */
 #include "tt_kernels.h"
 #include "tt_train_kernels.h"
 #include "tt_f16.h"
@@ -118,5 +122,74 @@ void tt_mul_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt
     for (i = 0; i < bc->h; ++i)
         for (j = 0; j < bc->w; ++j, gy += bc->c, gx += bc->c)
             grad_run(oh + i * bc->b_sh + j * bc->b_sw, bc->b_sc != 0, gy, bc->c, accumulate, gx);
+}
+
+/* ---- the gradient of a broadcast operand with its channels, in float32 lanes -------------
+ * The portable tt_mul_grad_bcast_f16 sums, per element of x, gy * o in float32 from 0 over
+ * the pixels that read it (row-major), and rounds once. Here 4 channels at a time in float32
+ * lanes, the same terms in the same order: the same sums, since every value is exact or
+ * rounded as the scalar float is. Halves are widened without VCVTB/VCVTT (wrong in QEMU 7.2)
+ * and without float32 subnormals (MVE float32 flushes them): a half is its integer
+ * significand (vcvtq_f32_s32, exact) times a power of two >= 2^-24, so every widened value,
+ * product (>= 2^-48) and sum (a multiple of 2^-48) is zero or a normal float32. Inf and NaN
+ * operands go to the portable kernel (checked before anything is written), as do operands
+ * that broadcast along the channels (their sums run across lanes). The rounding of each sum
+ * to half is the portable one (tt_f2h, scalar). */
+static inline float32x4_t widen_exact(uint32x4_t h)
+{
+    const uint32x4_t e = vandq_u32(vshrq_n_u32(h, 10), vdupq_n_u32(0x1Fu));
+    const uint32x4_t m = vandq_u32(h, vdupq_n_u32(0x3FFu));
+    const uint32x4_t one = vdupq_n_u32(1u);       /* (no predicates: arm-none-eabi-gcc 12 crashes on them here) */
+    const uint32x4_t sig = vorrq_u32(m, vshlq_n_u32(vminq_u32(e, one), 10));        /* the implicit bit */
+    const uint32x4_t pow2 = vshlq_n_u32(vaddq_u32(vmaxq_u32(e, one), vdupq_n_u32(102u)), 23);   /* 2^(e' - 25) */
+    const float32x4_t v = vmulq_f32(vcvtq_f32_s32(vreinterpretq_s32_u32(sig)), vreinterpretq_f32_u32(pow2));
+    return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(v), vshlq_n_u32(vandq_u32(h, vdupq_n_u32(0x8000u)), 16)));
+}
+
+static int any_inf_nan(const uint16_t *h, int32_t n)     /* exponent field all ones */
+{
+    int32_t i;
+    for (i = 0; i < n; i += 8) {
+        const mve_pred16_t p = vctp16q((uint32_t)(n - i));
+        const uint16x8_t e = vandq_u16(vldrhq_z_u16(h + i, p), vdupq_n_u16(0x7C00u));
+        if (vcmpeqq_u16(e, vdupq_n_u16(0x7C00u)) & p) return 1;
+    }
+    return 0;
+}
+
+void tt_mul_grad_bcast_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y, int32_t accumulate,
+                               tt_f16 *grad_x)
+{
+    const int32_t kh = bc->a_sh ? bc->h : 1, kw = bc->a_sw ? bc->w : 1;
+    const int32_t rh = bc->a_sh ? 1 : bc->h, rw = bc->a_sw ? 1 : bc->w;
+    const int32_t other_n = (bc->h - 1) * bc->b_sh + (bc->w - 1) * bc->b_sw + (bc->c - 1) * bc->b_sc + 1;
+    int32_t i, j, k, ri, rj, l;
+    if (bc->a_sc != 1 || any_inf_nan(grad_y, bc->h * bc->w * bc->c) || any_inf_nan(other, other_n)) {
+        tt_mul_grad_bcast_f16(bc, other, grad_y, accumulate, grad_x);
+        return;
+    }
+    for (i = 0; i < kh; ++i) {
+        for (j = 0; j < kw; ++j) {
+            tt_f16 *gx = grad_x + i * bc->a_sh + j * bc->a_sw;
+            for (k = 0; k < bc->c; k += 4) {
+                const mve_pred16_t p = vctp32q((uint32_t)(bc->c - k));
+                float32x4_t sum = vdupq_n_f32(0.0f);
+                float lanes[4];
+                for (ri = 0; ri < rh; ++ri) {
+                    const int32_t y = bc->a_sh ? i : ri;
+                    for (rj = 0; rj < rw; ++rj) {
+                        const int32_t x = bc->a_sw ? j : rj;
+                        const uint16_t *o = other + y * bc->b_sh + x * bc->b_sw;
+                        const float32x4_t g = widen_exact(vldrhq_z_u32(grad_y + (y * bc->w + x) * bc->c + k, p));
+                        const float32x4_t v = widen_exact(bc->b_sc ? vldrhq_z_u32(o + k, p) : vdupq_n_u32(o[0]));
+                        sum = vaddq_f32(sum, vmulq_f32(g, v));
+                    }
+                }
+                vst1q_f32(lanes, sum);
+                for (l = 0; l < 4 && k + l < bc->c; ++l)
+                    gx[k + l] = tt_f2h(accumulate ? tt_h2f(gx[k + l]) + lanes[l] : lanes[l]);
+            }
+        }
+    }
 }
 #endif
