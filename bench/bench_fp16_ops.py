@@ -1,6 +1,6 @@
 """Instructions of the FP16 elementwise, pooling, mean, softmax and shape-op kernels on mps3-an547 (QEMU
--icount, the kernel harness): the portable _f16 kernel against its float32 twin, and add's
-Helium variant (vaddq_f16, the same bits) against the portable one. Every output is checked
+-icount, the kernel harness): the portable _f16 kernel against its float32 twin, and the
+Helium variants of add, mul, maximum, minimum and the transposed convolution (the same bits as their models) against the portable ones. Every output is checked
 against the numpy model (tinytrain/ops/f16.py) before it is counted.
 
     python bench/bench_fp16_ops.py
@@ -52,6 +52,8 @@ def cases():
     out.append(("softmax 16x32 grad input", sm[1], None))
     import f16_cases_shape
     out += f16_cases_shape.bench_rows()        # the shape ops, beside their float32 twins
+    import f16_cases_binary
+    out += f16_cases_binary.bench_rows()
     return out
 
 
@@ -61,8 +63,10 @@ def main(argv=None) -> int:
     from tinytrain.resources import firmware_dir
     rows = cases()
     flat = [c for _, c16, c32, *mve in rows for c in ([c16] + ([c32] if c32 else []) + mve)]
+    import f16_cases_binary
     import f16_cases_shape
-    extra = [firmware_dir() / "kernels" / "add" / "add_f32.c"] + f16_cases_shape.f32_kernels()
+    extra = ([firmware_dir() / "kernels" / f for f in ("add/add_f32.c", *f16_cases_binary.F32_KERNELS)]
+             + f16_cases_shape.f32_kernels())
     with tempfile.TemporaryDirectory(prefix="bench-fp16-ops-") as tmp:
         res = {r.name: r for r in run_cases(BOARD, flat, tmp, kernels=fc.kernels() + extra)}
     table = []

@@ -160,8 +160,10 @@ MODELS = {"mlp": mlp, "cnn": cnn, "dwsep": dwsep, "residual": residual}
 
 # --- the TensorFlow twin -------------------------------------------------------------------
 
-def tf_forward(graph: Graph, x, variables: dict):
-    """Forward of `graph` with tf.nn ops; variables: constant name -> tf.Variable."""
+def tf_forward(graph: Graph, x, variables: dict, select: dict | None = None):
+    """Forward of `graph` with tf.nn ops; variables: constant name -> tf.Variable. select: op
+    name -> where a maximum / minimum takes its first operand (tf.where: that branch's
+    gradient, e.g. the branch a half-precision forward took)."""
     import tensorflow as tf
     vals = {"input": tf.constant(x.reshape(graph.tensors["input"].shape))}
     for op in graph.ops:
@@ -184,6 +186,8 @@ def tf_forward(graph: Graph, x, variables: dict):
             v = vals[op.inputs[0]] if op.inputs[0] in vals else variables[op.inputs[0]]
             y = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "maximum": tf.maximum,
                  "minimum": tf.minimum, "prelu": lambda x, a: tf.where(x >= 0, x, x * a)}[op.type](v, w)
+            if select and op.name in select:
+                y = tf.where(select[op.name], v, w)
         elif op.type == "logistic":
             y = tf.sigmoid(v)
         elif op.type == "tanh":

@@ -9,7 +9,7 @@ import pytest
 import tinytrain
 from tinytrain.errors import TinyTrainError, UnsupportedError
 from tinytrain.ir import Op
-from tinytrain.ops import f16
+from tinytrain.ops import f16, unit
 
 from cli_run import tinytrain_in_process as _cli
 
@@ -155,14 +155,17 @@ def test_inspect_json_reports_precision(tmp_path):
     assert data["memory"]["trainable_weight_bytes"] == 2 * 2874
 
 
-def test_refusals_name_what_is_wrong():
+def test_refusals_name_what_is_wrong(monkeypatch):
     with pytest.raises(TinyTrainError, match="int8.*training scheme"):      # an FP16 head needs a scheme
         tinytrain.compile(str(DIGITS / "digits_cnn.tflite"), precision="fp16")
     g = MODELS["residual"]()
     add = next(op for op in g.ops if op.type == "add")
-    add.type = "mul"            # no float16 form (tests/test_fp16_ops.py covers the rest)
-    with pytest.raises(UnsupportedError, match=f"{add.name}.*mul in float16"):
+    # an op whose unit has no float16 form (every float op may have one: the flag is what
+    # precision.to_float16 reads; tests/test_fp16_ops.py covers the rest)
+    monkeypatch.setattr(type(unit("add")), "float16", False)
+    with pytest.raises(UnsupportedError, match=f"{add.name}.*add in float16"):
         tinytrain.compile(g, scheme="full", precision="fp16")
+    monkeypatch.undo()
     with pytest.raises(TinyTrainError, match="power of two"):
         tinytrain.compile(mlp(), scheme="full", precision="fp16", loss_scale=3.0)
     with pytest.raises(TinyTrainError, match="unknown precision"):

@@ -151,8 +151,8 @@ def storage_note(board) -> str:
     """How a board computes half precision (the memory plan's note)."""
     if board.simd == "helium":
         return (f"{board.name}: FP16 storage; conv2d, depthwise and fully connected compute in FP16 with "
-                "Helium (vfmaq_f16, fused, half accumulators), add in FP16 with vaddq_f16 (the portable "
-                "kernel's bits), the weight updates in FP32 (Helium), the other kernels in FP32 (max pooling "
+                "Helium (vfmaq_f16, fused, half accumulators), add, mul, maximum and minimum in FP16 with "
+                "vaddq_f16 / vmulq_f16 / compares (the portable kernels' bits), the weight updates in FP32 (Helium), the other kernels in FP32 (max pooling "
                 "and the relu masks with Helium, exact)")
     if board.arch == "arm":
         return (f"{board.name} ({board.core}): FP16 is a storage format (half the bytes) computed in FP32: "

@@ -219,6 +219,21 @@ void tt_depthwise_conv2d_f16_mve(const tt_f16 *x, const tt_dims *in, const tt_f1
                                  int32_t act, tt_f16 *y, const tt_dims *out);
 /* add_f16_mve.c: vaddq_f16, the same bits as tt_add_f16 (one rounding of the exact sum). */
 void tt_add_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
+/* mul, maximum / minimum in half (mul/mul_f16.c, maximum/maximum_f16.c: the product rounded
+ * once; the larger / smaller operand's bits, as the float32 kernels select it) and their
+ * Helium variants (vmulq_f16, compares and selects in 8 half lanes: the same bits). */
+void tt_mul_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
+void tt_mul_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
+void tt_maximum_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
+void tt_maximum_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
+void tt_minimum_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
+void tt_minimum_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
+void tt_mul_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
+void tt_mul_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
+void tt_maximum_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
+void tt_maximum_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
+void tt_minimum_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
+void tt_minimum_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
 /* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it);
  * scratch: kh * kw * in->c * min(out->c rounded up to 4, 16) floats. */
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,

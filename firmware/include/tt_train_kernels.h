@@ -673,4 +673,33 @@ void tt_add_grad_bcast_f16(const tt_f16 *grad_y, const tt_bcast *bc, float sign,
 /* Helium (add_f16_mve.c): the same bits as tt_add_grad_f16. */
 void tt_add_grad_f16_mve(tt_f16 *dst, const tt_f16 *src, int32_t n);
 
+/* mul, maximum / minimum in half. bc: x's strides as a, the other operand's as b.
+ * _grad_input_: x has the output's shape (elementwise: each gradient one half, added to an old
+ * one in one rounding; Helium variants with the same bits); _grad_bcast_: x broadcasts (per
+ * element of x the float sum over the positions that read it, rounded once:
+ * tt_bcast_grad_f16.h). maximum / minimum: grad_y where x wins (`first`: x is the op's first
+ * operand and wins ties), as tt_maximum_grad_input_f32. */
+void tt_mul_grad_input_f16(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y, int32_t accumulate,
+                           tt_f16 *grad_x);
+void tt_mul_grad_bcast_f16(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y, int32_t accumulate,
+                           tt_f16 *grad_x);
+void tt_mul_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y,
+                               int32_t accumulate, tt_f16 *grad_x);
+/* mul_f16_mve.c: the portable sums in float32 lanes over x's channels (the same bits; operands
+ * that broadcast along the channels, inf and NaN: the portable kernel). */
+void tt_mul_grad_bcast_f16_mve(const tt_bcast *bc, const tt_f16 *other, const tt_f16 *grad_y,
+                               int32_t accumulate, tt_f16 *grad_x);
+void tt_maximum_grad_input_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                               const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+void tt_maximum_grad_bcast_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                               const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+void tt_minimum_grad_input_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                               const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+void tt_minimum_grad_bcast_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                               const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+void tt_maximum_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                                   const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+void tt_minimum_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *other, int32_t first,
+                                   const tt_f16 *grad_y, int32_t accumulate, tt_f16 *grad_x);
+
 #endif

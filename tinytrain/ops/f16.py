@@ -632,3 +632,69 @@ def transpose_conv_grad_input_mve(gy, w, stride, pad_tl, in_hw) -> np.ndarray:
             for o in range(cout):
                 acc = np.where(valid, fma16(g[..., o:o + 1], w[o, ky, kx, :], acc), acc)
     return _grad_store(acc)
+
+
+# --- mul, maximum / minimum (portable _f16; their Helium variants store the same bits) ----------
+
+def _hwc(a, fields: dict) -> np.ndarray:
+    return np.asarray(a).reshape(fields["h"], fields["w"], fields["c"])
+
+
+@_ieee
+def bcast_sum(terms, fields: dict, shape) -> np.ndarray:
+    """tt_bcast_grad_f16.h's float32 sums (before the rounding) of float32 terms laid out as
+    the output: per element of the operand (strides fields a_sh, a_sw, a_sc; 0 where it
+    broadcasts) the sum from 0 over the output positions that read it, broadcast axes in
+    row-major order."""
+    g = _hwc(np.asarray(terms, F32), fields)
+    reduced = [ax for ax, k in enumerate(("a_sh", "a_sw", "a_sc")) if not fields[k]]
+    kept = [ax for ax in range(3) if ax not in reduced]
+    g = np.transpose(g, reduced + kept).reshape((-1,) + tuple(g.shape[ax] for ax in kept))
+    acc = np.zeros(g.shape[1:], F32)
+    for r in range(g.shape[0]):
+        acc = acc + g[r]
+    return acc.reshape(shape)
+
+
+@_ieee
+def mul_grad(gy, other, fields: dict, shape) -> np.ndarray:
+    """The float32 values tt_mul_grad_input_f16 / tt_mul_grad_bcast_f16 round (the simulation's
+    round_grad): gy * other is exact in float32; an operand of the output's shape takes each
+    product rounded to half (tt_mul_grad_input_f16 adds that half to an old one: round_grad's
+    half(old + value)), an operand that broadcasts the float32 sum of the products (bcast_sum).
+    other: the other operand broadcast to the output's shape."""
+    p = (f32(gy).reshape(np.shape(other)) * f32(other)).astype(F32)
+    if int(np.prod(shape)) == p.size:         # x walks as the output: no sum
+        return p.astype(F16).astype(F32).reshape(shape)
+    return bcast_sum(p, fields, shape)
+
+
+@_ieee
+def select(a, b, minimum: bool) -> np.ndarray:
+    """tt_maximum_f16 / tt_minimum_f16 (and the _bcast and Helium forms): a > b ? a : b
+    (minimum a < b ? a : b) on the widened values, the selected half's bits. A NaN first
+    operand gives b, a NaN second operand gives that NaN; of -0 and +0 the second."""
+    a, b = np.asarray(a, F16), np.asarray(b, F16)
+    take_a = f32(a) < f32(b) if minimum else f32(a) > f32(b)
+    return np.where(take_a, a, b)
+
+
+@_ieee
+def select_wins(x, other, first: bool, minimum: bool) -> np.ndarray:
+    """Where operand x receives the gradient: x > other (minimum x < other), or equal when x
+    is the first operand (the float32 training's rule); a NaN on either side: nowhere."""
+    x, other = f32(x), f32(other)
+    strict = x < other if minimum else x > other
+    return strict | (x == other) if first else strict
+
+
+@_ieee
+def select_grad(gy, x, other, first: bool, minimum: bool, fields: dict, shape) -> np.ndarray:
+    """The float32 values tt_maximum_grad_input_f16 / _grad_bcast_f16 (minimum) round: grad_y
+    where x wins, else +0 (x, other broadcast to the output's shape); an operand of the
+    output's shape takes them as they are (exact halves), one that broadcasts their sums
+    (bcast_sum)."""
+    d = np.where(select_wins(x, other, first, minimum), f32(gy).reshape(np.shape(x)), F32(0)).astype(F32)
+    if int(np.prod(shape)) == d.size:
+        return d.reshape(shape)
+    return bcast_sum(d, fields, shape)

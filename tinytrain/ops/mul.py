@@ -6,14 +6,23 @@ int8: LiteRT's reference MUL (reference_integer_ops::Mul -> MulElementwise for e
 BroadcastMul6DSlow otherwise; the same arithmetic): (a - a_zp) * (b - b_zp) rescaled by ONE
 multiplier, QuantizeMultiplier(s_a * s_b / s_y) of the scales multiplied and divided in
 float32 (its Prepare's `input1->params.scale * input2->params.scale / output->params.scale`),
-a left shift when that multiplier is 1 or more."""
+a left shift when that multiplier is 1 or more.
+
+float16 (mul_f16.c, mul_backward_f16.c; Helium mul_f16_mve.c, the same bits): the product
+of two halves is exact in float32, so each output is the correctly rounded half product
+(then the activation). Gradients: to an operand of the output's shape, half(d y * other)
+(accumulating: added to the old half in one more rounding, as two gradients are summed);
+to an operand that broadcasts, the float32 sum of d y * other over the output positions
+that read each element (the broadcast axes in row-major order), rounded once."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import quant
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
-from .elementwise import BinaryOp, reduce_to
+from ..ir import ACT_CODES
+from . import f16
+from .elementwise import BinaryOp, bcast_fields, reduce_to
 
 MUL_FIELDS = ("a_zp", "b_zp", "out_zp", "out_mult", "out_shift", "act_min", "act_max")
 
@@ -42,6 +51,7 @@ class Mul(BinaryOp):
     keras_layers = ("Multiply",)
     keras_inputs = None
     keras_ops = ("Multiply",)
+    float16 = True          # mul_f16.c, mul_backward_f16.c; Helium mul_f16_mve.c (the same bits)
 
     def params(self, g, op):
         a, b = (g.tensors[t] for t in op.inputs)
@@ -55,6 +65,25 @@ class Mul(BinaryOp):
     def f32(self, a, b):
         return (a.astype(np.float64) * b).astype(np.float32)
 
+    def ref_f16(self, g, op, args):
+        """tt_mul_f16 / tt_mul_bcast_f16: self.f32 of two halves is their exact product, then
+        the activation and the one rounding to half."""
+        a, b = self.operands(g, op, args)
+        return f16.binary(a, b, self.f32, self.activation(op))
+
+    def emit(self, em, op):
+        g = em.graph
+        y = g.tensors[op.outputs[0]]
+        if y.dtype != "float16":
+            return super().emit(em, op)
+        a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
+        act = ACT_CODES[self.activation(op)]
+        # the Helium variants store the same bits (vmulq_f16: one rounding of the exact product)
+        if self.broadcasts(g, op):
+            return [em.call(em.kernel("tt_mul_bcast_f16", allowed={"mve": True}), a, b, self.bcast(em, op), act,
+                            out)]
+        return [em.call(em.kernel("tt_mul_f16", allowed={"mve": True}), a, b, y.size, act, out)]
+
     def params_struct(self, em, op):
         p = self.params(em.graph, op)
         return em.struct("tt_mul_params", "mulp_" + op.name, **{k: int(p[k]) for k in MUL_FIELDS})
@@ -65,14 +94,24 @@ class Mul(BinaryOp):
         a, b = op.inputs
         return {role: t for role, t in (("a", a), ("b", b)) if not g.tensors[t].is_const}
 
+    def backward_unsupported(self, g, op):
+        if g.tensors[op.outputs[0]].dtype == "float16" and op.inputs[0] == op.inputs[1]:
+            return f"backward of a float16 {op.type} of a tensor with itself"
+        return None
+
     def vjp(self, ctx, op, dy, step):
         g = ctx.graph
         y_shape = g.tensors[op.outputs[0]].shape
         vals = [np.broadcast_to(ctx.real(t).reshape(g.tensors[t].shape), y_shape) for t in op.inputs]
+        half = g.tensors[op.outputs[0]].dtype == "float16"
         grads: dict[str, np.ndarray] = {}
         for k, x in enumerate(op.inputs):
             if x in step.grad_inputs:
                 other = vals[1 - k]
+                if half:        # the float32 values tt_mul_grad_input_f16 / _bcast_f16 round once
+                    fields = bcast_fields(g.tensors[x].shape, g.tensors[op.inputs[1 - k]].shape, y_shape)
+                    grads[x] = f16.mul_grad(np.reshape(dy, y_shape), other, fields, g.tensors[x].shape)
+                    continue
                 d = reduce_to((dy.astype(np.float32) * other).astype(np.float32), g.tensors[x].shape)
                 grads[x] = grads[x] + d if x in grads else d
         return grads, {}
@@ -87,7 +126,13 @@ class Mul(BinaryOp):
             acc = 1 if x in done else t.acc(step, x)
             gy, gx = t.grad(step.grad_out), t.grad(step.grad_inputs[x])
             src = em.ptr(other.name)
-            if other.dtype == "int8":
+            if other.dtype == "float16":
+                if g.tensors[x].size == g.tensors[op.outputs[0]].size:     # x walks as the output
+                    fn = em.kernel("tt_mul_grad_input_f16", allowed={"mve": True})     # the same bits
+                else:                   # Helium: the same float32 sums in float32 lanes
+                    fn = em.kernel("tt_mul_grad_bcast_f16", allowed={"mve": True})
+                lines.append(em.call(fn, self.bcast(em, op, x), src, gy, acc, gx))
+            elif other.dtype == "int8":
                 lines.append(em.call(em.kernel("tt_mul_grad_input_s8"), self.bcast(em, op, x), src,
                                      t.act_quant(other.name), gy, acc, gx))
             else:

@@ -1,7 +1,7 @@
 /* Half-precision add for Helium (MVE, Cortex-M55): 8 halves per vaddq_f16, a predicated tail.
  * One rounding of the exact sum, as the portable tt_add_f16 / tt_add_grad_f16 (add_f16.c:
  * the same bits, so tinytrain/ops/f16.py needs no model of its own). The activation selects
- * (v < 0 -> 0, v > 6 -> 6) as tt_act_f16 does: a -0 and a NaN stay.
+ * (0 > v -> 0, v > 6 -> 6) as tt_act_f16 does: a -0 and a NaN stay.
  * Empty where __ARM_FEATURE_MVE is not defined. */
 #include "tt_kernels.h"
 #include "tt_train_kernels.h"
@@ -20,7 +20,7 @@ void tt_add_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
         float16x8_t v = vaddq_x_f16(vldrhq_z_f16(ah + i, p), vldrhq_z_f16(bh + i, p), p);
         if (act != 0) {
-            v = vpselq_f16(zero, v, vcmpltq_f16(v, zero));
+            v = vpselq_f16(zero, v, vcmpgtq_f16(zero, v));      /* 0 > v: MVE's v < 0 is true for a NaN */
             if (act == 2) v = vpselq_f16(six, v, vcmpgtq_f16(v, six));
         }
         vstrhq_p_f16(yh + i, v, p);
