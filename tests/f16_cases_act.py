@@ -10,6 +10,8 @@ import numpy as np
 
 from tinytrain.ops import f16
 from tinytrain.ops.elementwise import bcast_fields
+from tinytrain.ops.hard_swish import (hard_swish_f16, hard_swish_f16_mve, hard_swish_grad_f16,
+                                      hard_swish_grad_f16_mve)
 from tinytrain.ops.leaky_relu import leaky_relu_f16, leaky_relu_grad_f16
 from tinytrain.ops.prelu import prelu_f16, prelu_grad_f16
 
@@ -103,6 +105,40 @@ def prelu_cases(shape=(1, 5, 4, 11), alpha_shape=(11,), seed=0, helium=True):
     return cases
 
 
+# hard swish's kinks and clamps: +-3 and their neighbours, -1.5 (a zero slope), 3 - 2^-9 ...
+HARD_SWISH_POINTS = np.array([-3.0, 3.0, -3.001953125, -2.998046875, 2.998046875, 3.001953125, -1.5, -6.0,
+                              6.0, 0.5, -0.5, 1e-4], F16)
+
+
+def hard_swish_cases(n=45, seed=0, helium=True):
+    """Forward and input gradient (acc 0 / 1) of hard swish: the portable kernels against
+    their model, and on Helium the _mve kernels against theirs."""
+    rng = np.random.default_rng(seed)
+    x = _values(rng, n, 2.5)
+    k = len(EDGES)
+    x[k:k + len(HARD_SWISH_POINTS)] = HARD_SWISH_POINTS[:max(0, min(len(HARD_SWISH_POINTS), n - k))]
+    gy = _values(rng, n, 0.5, edges=False)
+    gy[:min(n, 4)] = np.array([np.inf, -np.inf, 65504.0, 3e-6], F16)[:min(n, 4)]   # x 0, -0, subnormals
+    if n > 9:
+        gy[8:10] = np.array([np.inf, -np.inf], F16)       # x +-inf: dy selected, 0 selected (not 0 * inf)
+    old = _values(rng, n, 0.5, edges=False)
+    kinds = [("", hard_swish_f16, hard_swish_grad_f16)]
+    if helium:
+        kinds.append(("_mve", hard_swish_f16_mve, hard_swish_grad_f16_mve))
+    cases = []
+    for sfx, fwd_model, grad_model in kinds:
+        fwd = Case(f"hard swish{sfx} n{n}", out_bytes=2 * n, macs=n)
+        fwd.expected = _out_bytes(fwd_model(x))
+        fwd.ref = f"tt_hard_swish_f16{sfx}({_half(fwd, 'x', x)}, {n}, (tt_f16 *)tt_out);"
+        cases.append(fwd)
+        for acc in (0, 1):
+            g = _grad_case(f"hard swish{sfx} n{n} grad input", n, grad_model(x, gy), old, acc)
+            g.ref = (f"tt_hard_swish_grad_input_f16{sfx}({n}, {_half(g, 'x', x)}, {_half(g, 'gy', gy)}, {acc}, "
+                     "(tt_f16 *)tt_out);")
+            cases.append(g)
+    return cases
+
+
 def op_cases(helium=False) -> list:
     """Every case of the activations' kernels (tests/test_fp16_act.py runs them on both boards;
     helium=False: the portable kernels alone)."""
@@ -115,4 +151,6 @@ def op_cases(helium=False) -> list:
     cases += prelu_cases((1, 3, 4, 6), (4, 1), seed=6, helium=helium)             # along c: one a pixel
     cases += prelu_cases((1, 2, 3, 1), (1,), seed=7, helium=helium)               # one channel
     cases += prelu_cases((1, 20), (20,), seed=8, helium=helium)                   # a vector
+    cases += hard_swish_cases(45, seed=9, helium=helium)
+    cases += hard_swish_cases(5, seed=10, helium=helium)
     return cases
