@@ -21,9 +21,10 @@ from kernel_harness import Case
 F16 = np.float16
 
 # Inputs every activation sees first: zeros of both signs, subnormals (products that stay
-# subnormal or underflow to zero), the largest half, infinities and a NaN.
+# subnormal or underflow to zero), the largest half, infinities and NaNs (one negative, with a payload).
 EDGES = np.array([0.0, -0.0, 3e-6, -3e-6, 6e-8, -6e-8, 65504.0, -65504.0, np.inf, -np.inf, np.nan,
-                  -1e-3, 1e-3, -2.5, 2.5], F16)
+                  -1e-3, 1e-3, -2.5, 2.5, np.nan], F16)
+EDGES[-1:] = np.array([0xFE01], np.uint16).view(F16)          # a negative NaN with a payload
 
 
 def _values(rng, n, scale=4.0, edges=True) -> np.ndarray:
@@ -139,6 +140,41 @@ def hard_swish_cases(n=45, seed=0, helium=True):
     return cases
 
 
+# logistic / tanh: tanh's polynomial / exponential boundary (1/8 and its neighbours), values
+# whose results round to 0 or +-1 in half, tt_expf's overflow and underflow bounds
+LUT_POINTS = np.array([0.125, -0.125, 0.12487793, -0.12487793, 0.12524414, 8.5, -8.5, 17.5, -17.5, 4.5,
+                       -4.5, 89.0, -104.0, 1e-4], F16)
+
+
+def lut_cases(kind, n=41, seed=0):
+    """Forward (tt_<kind>_f16) and input gradient from the saved output (acc 0 / 1) of
+    logistic or tanh, against the op unit's float16 reference and its float32 gradient."""
+    from tinytrain.ops import unit
+    u = unit(kind)
+    rng = np.random.default_rng(seed)
+    x = _values(rng, n, 4.0)
+    k = len(EDGES)
+    x[k:k + len(LUT_POINTS)] = LUT_POINTS[:max(0, min(len(LUT_POINTS), n - k))]
+    with np.errstate(over="ignore"):
+        y = u.ref_f16(None, None, [x]).astype(F16)
+    gy = _values(rng, n, 0.5, edges=False)
+    # x = +-0: infinite gradients meet a factor of 1 or 1/4; nowhere a factor rounded to 0
+    gy[:min(n, 4)] = np.array([np.inf, -np.inf, 65504.0, 6e-8], F16)[:min(n, 4)]
+    old = _values(rng, n, 0.5, edges=False)
+    fwd = Case(f"{kind} n{n}", out_bytes=2 * n, macs=n)
+    fwd.expected = _out_bytes(y)
+    fwd.ref = f"tt_{kind}_f16({_half(fwd, 'x', x)}, {n}, (tt_f16 *)tt_out);"
+    cases = [fwd]
+    with np.errstate(invalid="ignore", over="ignore"):
+        dx = (f16.f32(gy) * u.grad_from_y(f16.f32(y))).astype(np.float32)
+    for acc in (0, 1):
+        g = _grad_case(f"{kind} n{n} grad input", n, dx, old, acc)
+        g.ref = (f"tt_{kind}_grad_input_f16({n}, {_half(g, 'y', y)}, {_half(g, 'gy', gy)}, {acc}, "
+                 "(tt_f16 *)tt_out);")
+        cases.append(g)
+    return cases
+
+
 def op_cases(helium=False) -> list:
     """Every case of the activations' kernels (tests/test_fp16_act.py runs them on both boards;
     helium=False: the portable kernels alone)."""
@@ -153,4 +189,7 @@ def op_cases(helium=False) -> list:
     cases += prelu_cases((1, 20), (20,), seed=8, helium=helium)                   # a vector
     cases += hard_swish_cases(45, seed=9, helium=helium)
     cases += hard_swish_cases(5, seed=10, helium=helium)
+    for kind in ("logistic", "tanh"):
+        cases += lut_cases(kind, 41, seed=11)
+        cases += lut_cases(kind, 7, seed=12)
     return cases

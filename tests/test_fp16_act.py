@@ -15,12 +15,13 @@ from graphs import GraphBuilder, tf_forward
 from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
-ACT_TYPES = {"leaky_relu", "prelu", "hard_swish"}
+ACT_TYPES = {"leaky_relu", "prelu", "hard_swish", "logistic", "tanh"}
 
 
 def act_net(seed=0):
     """conv -> leaky relu (+ its input: the input gradient accumulates) -> conv -> prelu (per
-    channel alpha) -> hard swish (+ its input) -> gap -> dense."""
+    channel alpha) -> hard swish (+ its input) -> conv -> logistic + tanh of the same tensor
+    (tanh's input gradient stored, logistic's accumulated) -> conv -> gap -> dense."""
     rng = np.random.default_rng(seed + 200)
     b = GraphBuilder("f16act", (1, 6, 6, 3), seed)
     c1 = b.conv("conv1", 8, act="none")
@@ -30,6 +31,12 @@ def act_net(seed=0):
     p = b.binary("prelu", "prelu", b.last, b.const("prelu.alpha", 0.25 + 0.2 * rng.standard_normal(8)))
     hs = b.unary("hswish", "hard_swish")
     b.add("res2", hs, p)
+    c3 = b.conv("conv3", 8, act="none")
+    s = b.unary("sig", "logistic")
+    b.last = c3
+    t = b.unary("tanh", "tanh")
+    b.add("gate", s, t)
+    b.conv("conv4", 8, act="none")
     b.gap_flatten()
     b.dense("fc", 5)
     return b.build("f16act")
@@ -68,7 +75,8 @@ def test_the_graph_accumulates_activation_input_gradients():
     """The graph runs the activations' input-gradient kernels storing and accumulating."""
     m = tinytrain.compile(act_net(), scheme="full", precision="fp16", passes=False)
     acc = {s.op: any(s.accumulate.values()) for s in m.program.backward}
-    assert acc["leaky"] and acc["hswish"] and not acc["prelu"], acc
+    assert acc["leaky"] and acc["hswish"] and acc["sig"], acc
+    assert not acc["prelu"] and not acc["tanh"], acc
 
 
 def test_fp16_gradients_against_gradient_tape():

@@ -657,5 +657,9 @@ void tt_prelu_grad_input_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *
                              int32_t accumulate, tt_f16 *grad_x);
 void tt_hard_swish_grad_input_f16(int32_t n, const tt_f16 *x, const tt_f16 *grad_y, int32_t accumulate,
                                   tt_f16 *grad_x);
+void tt_logistic_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y, int32_t accumulate,
+                                tt_f16 *grad_x);
+void tt_tanh_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y, int32_t accumulate,
+                            tt_f16 *grad_x);
 
 #endif
