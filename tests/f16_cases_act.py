@@ -123,19 +123,19 @@ def hard_swish_cases(n=45, seed=0, helium=True):
     if n > 9:
         gy[8:10] = np.array([np.inf, -np.inf], F16)       # x +-inf: dy selected, 0 selected (not 0 * inf)
     old = _values(rng, n, 0.5, edges=False)
-    kinds = [("", hard_swish_f16, hard_swish_grad_f16)]
+    kinds = [("", "tt_hard_swish_f16(", "tt_hard_swish_grad_input_f16(", hard_swish_f16, hard_swish_grad_f16)]
     if helium:
-        kinds.append(("_mve", hard_swish_f16_mve, hard_swish_grad_f16_mve))
+        kinds.append(("_mve", "tt_hard_swish_f16_mve(", "tt_hard_swish_grad_input_f16_mve(", hard_swish_f16_mve,
+                      hard_swish_grad_f16_mve))
     cases = []
-    for sfx, fwd_model, grad_model in kinds:
+    for sfx, fwd_fn, grad_fn, fwd_model, grad_model in kinds:
         fwd = Case(f"hard swish{sfx} n{n}", out_bytes=2 * n, macs=n)
         fwd.expected = _out_bytes(fwd_model(x))
-        fwd.ref = f"tt_hard_swish_f16{sfx}({_half(fwd, 'x', x)}, {n}, (tt_f16 *)tt_out);"
+        fwd.ref = f"{fwd_fn}{_half(fwd, 'x', x)}, {n}, (tt_f16 *)tt_out);"
         cases.append(fwd)
         for acc in (0, 1):
             g = _grad_case(f"hard swish{sfx} n{n} grad input", n, grad_model(x, gy), old, acc)
-            g.ref = (f"tt_hard_swish_grad_input_f16{sfx}({n}, {_half(g, 'x', x)}, {_half(g, 'gy', gy)}, {acc}, "
-                     "(tt_f16 *)tt_out);")
+            g.ref = f"{grad_fn}{n}, {_half(g, 'x', x)}, {_half(g, 'gy', gy)}, {acc}, (tt_f16 *)tt_out);"
             cases.append(g)
     return cases
 
@@ -175,7 +175,7 @@ def lut_cases(kind, n=41, seed=0):
     return cases
 
 
-def op_cases(helium=False) -> list:
+def op_cases(helium=True) -> list:
     """Every case of the activations' kernels (tests/test_fp16_act.py runs them on both boards;
     helium=False: the portable kernels alone)."""
     cases = []

@@ -1,14 +1,19 @@
 """FP16 forms of the activations leaky relu, prelu, hard swish, logistic and tanh (issue 13):
 each portable _f16 kernel and Helium variant equals its numpy model (the op units'
 *_f16 functions) byte for byte on the emulated Cortex-M55 and Cortex-M4F, with zeros of
-both signs, subnormals, infinities, a NaN, tails of lanes, broadcasts and accumulating
-gradients; a training graph holding them all, each input gradient once accumulated: the
-host build equals the numpy reference step after step (fp16, mixed, dynamic loss scale),
-and its FP16 gradients are within 2% of TensorFlow's FP32 GradientTape."""
+both signs, subnormals, infinities, NaNs, tails of lanes, broadcasts and accumulating
+gradients; a training graph holding them all, input gradients stored and accumulated: the
+host build equals the numpy reference step after step (fp16, mixed, dynamic loss scale), the
+emulated boards too (the Cortex-M55 with the Helium variants, hard swish's modelled as it
+computes them), and its FP16 gradients are within 2% of TensorFlow's FP32 GradientTape."""
+import shutil
+
 import numpy as np
 import pytest
 
 import tinytrain
+from tinytrain import emulator
+from tinytrain.link import Link
 
 import f16_cases_act
 from graphs import GraphBuilder, tf_forward
@@ -46,7 +51,7 @@ def act_net(seed=0):
 def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
     if not have_tools():
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
-    helium = False      # the Helium variants: a later step
+    helium = board == "mps3-an547"
     cases = f16_cases_act.op_cases(helium=helium)
     results = run_cases(board, cases, tmp_path, kernels=f16_cases_act.kernels())
     for r in results:
@@ -54,6 +59,10 @@ def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
         assert r.guards_ok, r.name
         assert r.identical is not False, r.name           # a Helium variant: the same bits
     assert len(results) == len(cases)
+    if helium:
+        assert sum(r.var_instr is not None for r in results) >= 20 and all(
+            r.identical for r in results if r.var_instr is not None)
+        assert any(r.name.startswith("hard swish_mve") for r in results)
 
 
 @pytest.mark.parametrize("precision,scale", [("fp16", 1.0), ("mixed", 64.0), ("fp16", "dynamic")])
@@ -69,6 +78,38 @@ def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale):
     labels = rng.integers(0, 5, 10)
     sim, params = run_both(m, xs, labels)          # equal losses, step after step
     assert_half_params_equal(m, sim, params)
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="qemu-system-arm / arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("board,precision,scale", [("mps3-an547", "fp16", 1.0), ("mps2-an386", "mixed", 64.0)])
+def test_device_training_equals_numpy_reference(board, precision, scale, tmp_path):
+    """Trained over the serial link on the emulated board: the losses and every trained
+    parameter equal the simulation's bits."""
+    n = 12
+    compiled = tinytrain.compile(act_net(), scheme="full", board=board, precision=precision, loss_scale=scale,
+                                 lr=0.05)
+    variants = {op.type: op.attrs.get("f16_variant") for op in compiled.graph.ops}
+    assert (variants["hard_swish"] == "mve") == (board == "mps3-an547")
+    kernels = " ".join(line for step in compiled.emission.forward for line in step["lines"])
+    assert ("tt_leaky_relu_f16_mve(" in kernels) == (board == "mps3-an547")
+    rng = np.random.default_rng(4)
+    shape = compiled.graph.tensors[compiled.graph.inputs[0]].shape
+    x = (2 * rng.standard_normal((n, int(np.prod(shape))))).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    compiled.build_project(tmp_path / "fw")
+    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
+        results = link.train_many(x, y)
+        device = link.read_params()
+    sim = compiled.simulator()
+    losses = np.array([sim.step(x[i].reshape(shape), int(y[i])).loss for i in range(n)], np.float32)
+    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
+                                  losses.view(np.uint32))
+    assert set(device) and all(name in sim.params for name in device)
+    for name, got in device.items():
+        want = sim.params[name]
+        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape).view(np.uint16), want.view(np.uint16),
+                                      err_msg=name)
 
 
 def test_the_graph_accumulates_activation_input_gradients():

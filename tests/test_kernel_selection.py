@@ -43,8 +43,10 @@ def variant_functions() -> set[str]:
 def test_every_variant_kernel_is_tested_against_the_reference():
     tested = {f"tt_{kind}_s8_{v}" for kind, vs in VARIANTS.items() if kind != "requantize"
               for v in vs}
-    # the float Helium variants: the cases of tests/f16_cases.py (run by tests/test_fp16_mve.py)
-    tested |= set(re.findall(r"\b(tt_\w+_f(?:16|32)_mve)\(", (ROOT / "tests" / "f16_cases.py").read_text()))
+    # the float Helium variants: the cases of tests/f16_cases*.py (run by tests/test_fp16_mve.py,
+    # test_fp16_ops.py, test_fp16_act.py)
+    for cases in sorted((ROOT / "tests").glob("f16_cases*.py")):
+        tested |= set(re.findall(r"\b(tt_\w+_f(?:16|32)_mve)\(", cases.read_text()))
     assert variant_functions() == tested
 
 

@@ -128,8 +128,10 @@ def _unique_op(graph: Graph, base: str) -> str:
     return name
 
 
-# Ops with a Helium float16 variant (forward, grad input, fused weight update), by unit type.
-HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+# Ops whose Helium float16 variants (forward, grad input, fused weight update) compute other
+# bits than their portable kernels, by unit type: the reference must know which one a layer
+# runs. (Variants with the portable bits, add, max pool, leaky relu, prelu, need no record.)
+HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "hard_swish")
 
 
 def half_variants(graph: Graph, board) -> Graph:
@@ -152,8 +154,9 @@ def storage_note(board) -> str:
     if board.simd == "helium":
         return (f"{board.name}: FP16 storage; conv2d, depthwise and fully connected compute in FP16 with "
                 "Helium (vfmaq_f16, fused, half accumulators), add in FP16 with vaddq_f16 (the portable "
-                "kernel's bits), the weight updates in FP32 (Helium), the other kernels in FP32 (max pooling "
-                "and the relu masks with Helium, exact)")
+                "kernel's bits), hard swish in FP16, leaky relu and prelu in FP16 with vmulq_f16 (the portable "
+                "kernels' bits), the weight updates in FP32 (Helium), the other kernels in FP32 (max "
+                "pooling and the relu masks with Helium, exact)")
     if board.arch == "arm":
         return (f"{board.name} ({board.core}): FP16 is a storage format (half the bytes) computed in FP32: "
                 "the core has no half-precision arithmetic, only conversions")

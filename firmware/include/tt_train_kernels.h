@@ -661,5 +661,12 @@ void tt_logistic_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y
                                 tt_f16 *grad_x);
 void tt_tanh_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y, int32_t accumulate,
                             tt_f16 *grad_x);
+/* Helium: leaky relu and prelu the same bits, hard swish in half (its own model). */
+void tt_leaky_relu_grad_input_f16_mve(int32_t n, const tt_f16 *x, tt_f16 alpha, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
+void tt_prelu_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *alpha, const tt_f16 *grad_y,
+                                 int32_t accumulate, tt_f16 *grad_x);
+void tt_hard_swish_grad_input_f16_mve(int32_t n, const tt_f16 *x, const tt_f16 *grad_y, int32_t accumulate,
+                                      tt_f16 *grad_x);
 
 #endif

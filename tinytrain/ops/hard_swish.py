@@ -120,42 +120,48 @@ SIXTH, THIRD, HALF = F16(1.0 / 6.0), F16(1.0 / 3.0), F16(0.5)     # the Helium v
 
 @f16._ieee
 def hard_swish_f16(x) -> np.ndarray:
-    """tt_hard_swish_f16: float32 r = x + 3, c = clamp(r, 0, 6), half((x * c) / 6); -0 below -3."""
+    """tt_hard_swish_f16: float32 r = x + 3, c = clamp(r, 0, 6), half((x * c) / 6); -0 below -3,
+    a NaN as it came."""
+    x = np.asarray(x, F16)
     v = f16.f32(x)
     r = (v + F32(3)).astype(F32)
     c = np.where(r > 6, F32(6), r)
     y = ((v * c).astype(F32) / F32(6)).astype(F32)
-    return np.where(r < 0, F16(-0.0), y.astype(F16))
+    return np.where(np.isnan(x), x, np.where(r < 0, F16(-0.0), y.astype(F16)))
 
 
 @f16._ieee
 def hard_swish_f16_mve(x) -> np.ndarray:
     """tt_hard_swish_f16_mve, in half: r = x + 3, c = min(max(r, 0), 6), t = c * half(1/6),
-    y = x * t (each rounded to half: vaddq, vmaxq, vminq, vmulq); -0 below -3."""
+    y = x * t (each rounded to half: vaddq, vmaxnmq, vminnmq, vmulq; maxnm / minnm return the
+    number beside a NaN, as np.fmax / np.fmin); -0 below -3, a NaN as it came."""
     x = np.asarray(x, F16)
     r = (f16.f32(x) + F32(3)).astype(F16)
-    c = np.minimum(np.maximum(r, F16(0)), F16(6))
+    c = np.fmin(np.fmax(r, F16(0)), F16(6))
     y = half_product(x, half_product(c, SIXTH))
-    return np.where(r < 0, F16(-0.0), y)
+    return np.where(np.isnan(x), x, np.where(r < 0, F16(-0.0), y))
 
 
 @f16._ieee
 def hard_swish_grad_f16(x, dy) -> np.ndarray:
     """tt_hard_swish_grad_input_f16 before the store (float32): 0 below -3, dy above 3,
-    dy * ((2x + 3) / 6) between."""
+    dy * ((2x + 3) / 6) between, the default NaN at a NaN x."""
     v, d = f16.f32(x), f16.f32(dy)
     mid = (d * (((F32(2) * v).astype(F32) + F32(3)).astype(F32) / F32(6)).astype(F32)).astype(F32)
-    return np.where(v < -3, F32(0), np.where(v > 3, d, mid)).astype(F32)
+    g = np.where(v < -3, F32(0), np.where(v > 3, d, mid))
+    return np.where(np.isnan(v), F32(np.nan), g).astype(F32)
 
 
 @f16._ieee
 def hard_swish_grad_f16_mve(x, dy) -> np.ndarray:
     """tt_hard_swish_grad_input_f16_mve before the store, in half: 0 below -3, dy above 3,
     dy * fma(x, half(1/3), 1/2) between (vfmaq_f16, one rounding; then vmulq_f16); as float32
-    (exact): the store keeps it or adds the old value in one rounding (vaddq_f16)."""
+    (exact): the store keeps it or adds the old value in one rounding (vaddq_f16). The
+    default NaN at a NaN x."""
     x, dy = np.asarray(x, F16), np.asarray(dy, F16)
     g = half_product(dy, f16.fma16(x, THIRD, HALF))
-    return np.where(x < -3, F16(0), np.where(x > 3, dy, g)).astype(F32)
+    g = np.where(x < -3, F16(0), np.where(x > 3, dy, g))
+    return np.where(np.isnan(x), F16(np.nan), g).astype(F32)
 
 
 class HardSwish(OpUnit):

@@ -68,17 +68,17 @@ def half_product(a, b) -> np.ndarray:
 
 
 def leaky_relu_f16(x, alpha) -> np.ndarray:
-    """tt_leaky_relu_f16 / _mve: x > 0 ? x : half(x * alpha) (alpha a half)."""
+    """tt_leaky_relu_f16 / _mve: x <= 0 ? half(x * alpha) : x (alpha a half; a NaN as it came)."""
     x = np.asarray(x, F16)
-    return np.where(x > 0, x, half_product(x, alpha))
+    return np.where(x <= 0, half_product(x, alpha), x)
 
 
 def leaky_relu_grad_f16(x, dy, alpha) -> np.ndarray:
-    """tt_leaky_relu_grad_input_f16 / _mve before the store: dy where x > 0, half(dy * alpha)
-    elsewhere, as float32 (exact); the store's round_grad keeps it or adds the old value in
-    one rounding."""
+    """tt_leaky_relu_grad_input_f16 / _mve before the store: half(dy * alpha) where x <= 0, dy
+    elsewhere (x > 0 or a NaN), as float32 (exact); the store's round_grad keeps it or adds
+    the old value in one rounding."""
     x, dy = np.asarray(x, F16), np.asarray(dy, F16)
-    return np.where(x > 0, dy, half_product(dy, alpha)).astype(F32)
+    return np.where(x <= 0, half_product(dy, alpha), dy).astype(F32)
 
 
 class LeakyRelu(OpUnit):

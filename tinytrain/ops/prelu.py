@@ -32,16 +32,18 @@ def prelu_params(x_scale, x_zp, alpha_scale, alpha_zp, y_scale, y_zp) -> dict:
 
 
 def prelu_f16(x, alpha) -> np.ndarray:
-    """tt_prelu(_bcast)_f16 / _mve: x >= 0 ? x : half(x * alpha), alpha broadcast to x."""
+    """tt_prelu(_bcast)_f16 / _mve: x < 0 ? half(x * alpha) : x (a NaN as it came), alpha
+    broadcast to x."""
     x = np.asarray(x, F16)
-    return np.where(x >= 0, x, half_product(x, alpha))
+    return np.where(x < 0, half_product(x, alpha), x)
 
 
 def prelu_grad_f16(x, alpha, dy) -> np.ndarray:
-    """tt_prelu_grad_input_f16 / _mve before the store: dy where x > 0, half(dy * alpha)
-    elsewhere, as float32 (exact); round_grad keeps it or adds the old value once."""
+    """tt_prelu_grad_input_f16 / _mve before the store: half(dy * alpha) where x <= 0, dy
+    elsewhere (x > 0 or a NaN), as float32 (exact); round_grad keeps it or adds the old value
+    once."""
     x, dy = np.asarray(x, F16), np.asarray(dy, F16)
-    return np.where(x > 0, dy, half_product(dy, alpha)).astype(F32)
+    return np.where(x <= 0, half_product(dy, alpha), dy).astype(F32)
 
 
 def prelu_s8(x, alpha, p: dict) -> np.ndarray:

@@ -1,14 +1,15 @@
-/* Half-precision prelu (portable): x >= 0 ? x : half(x * alpha), alpha a half constant, equal-
- * shaped or broadcast (tt_bcast: x has the output's shape, alpha the b strides). As for
- * leaky relu the product of two halves is exact in float and rounded once: the Helium
- * variants (prelu_f16_mve.c) store the same bits (tinytrain/ops/prelu.py prelu_f16). */
+/* Half-precision prelu (portable): x < 0 ? half(x * alpha) : x (a NaN stored as it came),
+ * alpha a half constant, equal-shaped or broadcast (tt_bcast: x has the output's shape, alpha
+ * the b strides). As for leaky relu the product of two halves is exact in float and rounded
+ * once: the Helium variants (prelu_f16_mve.c) store the same bits (tinytrain/ops/prelu.py
+ * prelu_f16). */
 #include "tt_kernels.h"
 #include "tt_f16.h"
 
 static tt_f16 prelu_one(tt_f16 x, tt_f16 alpha)
 {
     const float v = tt_h2f(x);
-    return v >= 0.0f ? x : tt_f2h(v * tt_h2f(alpha));
+    return v < 0.0f ? tt_f2h(v * tt_h2f(alpha)) : x;
 }
 
 void tt_prelu_f16(const tt_f16 *x, const tt_f16 *alpha, int32_t n, tt_f16 *y)
