@@ -175,6 +175,31 @@ def lut_cases(kind, n=41, seed=0):
     return cases
 
 
+def prelu_strided_alpha_cases(seed=0, helium=True):
+    """A tt_bcast the compiler never makes (alpha read every other element along the channels):
+    the Helium prelu kernels hand it to the portable ones; both against the model."""
+    rng = np.random.default_rng(seed)
+    shape = (1, 3, 2, 5)
+    n = int(np.prod(shape))
+    x = _values(rng, n).reshape(shape)
+    alpha = (0.5 * rng.standard_normal(10)).astype(F16)
+    gy = _values(rng, n, 0.5, edges=False).reshape(shape)
+    old = _values(rng, n, 0.5, edges=False).reshape(shape)
+    f = bcast_fields(shape, (5,), shape)
+    f["b_sc"] = 2
+    ab = np.broadcast_to(alpha[::2], shape)
+    fwd = Case("prelu alpha stride 2 forward", out_bytes=2 * n, macs=n)
+    fwd.expected = _out_bytes(prelu_f16(x, ab))
+    args = f"{_half(fwd, 'x', x)}, {_half(fwd, 'alpha', alpha)}, {_bcast_decl(fwd, f)}, (tt_f16 *)tt_out"
+    fwd.ref, fwd.var = f"tt_prelu_bcast_f16({args});", f"tt_prelu_bcast_f16_mve({args});" if helium else None
+    g = _grad_case("prelu alpha stride 2 grad input", n, prelu_grad_f16(x, ab, gy), old, 1)
+    args = (f"{_bcast_decl(g, f)}, {_half(g, 'x', x)}, {_half(g, 'alpha', alpha)}, {_half(g, 'gy', gy)}, 1, "
+            "(tt_f16 *)tt_out")
+    g.ref = f"tt_prelu_grad_input_f16({args});"
+    g.var = f"tt_prelu_grad_input_f16_mve({args});" if helium else None
+    return [fwd, g]
+
+
 def op_cases(helium=True) -> list:
     """Every case of the activations' kernels (tests/test_fp16_act.py runs them on both boards;
     helium=False: the portable kernels alone)."""
@@ -187,6 +212,7 @@ def op_cases(helium=True) -> list:
     cases += prelu_cases((1, 3, 4, 6), (4, 1), seed=6, helium=helium)             # along c: one a pixel
     cases += prelu_cases((1, 2, 3, 1), (1,), seed=7, helium=helium)               # one channel
     cases += prelu_cases((1, 20), (20,), seed=8, helium=helium)                   # a vector
+    cases += prelu_strided_alpha_cases(seed=13, helium=helium)
     cases += hard_swish_cases(45, seed=9, helium=helium)
     cases += hard_swish_cases(5, seed=10, helium=helium)
     for kind in ("logistic", "tanh"):
