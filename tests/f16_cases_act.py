@@ -211,6 +211,8 @@ def op_cases(helium=True) -> list:
     cases += prelu_cases((1, 3, 4, 6), (1, 3, 4, 6), seed=5, helium=helium)       # equal shapes
     cases += prelu_cases((1, 3, 4, 6), (4, 1), seed=6, helium=helium)             # along c: one a pixel
     cases += prelu_cases((1, 2, 3, 1), (1,), seed=7, helium=helium)               # one channel
+    cases += prelu_cases((1, 3, 4, 6), (4, 6), seed=14, helium=helium)            # one a column and channel
+    cases += prelu_cases((1, 2, 3, 32), (1, 1, 32), seed=15, helium=helium)       # whole blocks of 8
     cases += prelu_cases((1, 20), (20,), seed=8, helium=helium)                   # a vector
     cases += prelu_strided_alpha_cases(seed=13, helium=helium)
     cases += hard_swish_cases(45, seed=9, helium=helium)

@@ -28,20 +28,35 @@ static float16x8_t tt_default_nan(void)
     return vdupq_n_f16(v);
 }
 
+static inline float16x8_t hswish(float16x8_t v)
+{
+    const float16x8_t zero = vdupq_n_f16(0.0f);
+    const float16x8_t r = vaddq_n_f16(v, (float16_t)3.0f);
+    const float16x8_t c = vminnmq_f16(vmaxnmq_f16(r, zero), vdupq_n_f16(6.0f));
+    const float16x8_t out = vmulq_f16(v, vmulq_n_f16(c, TT_HALF_SIXTH));
+    const float16x8_t sel = vpselq_f16(vdupq_n_f16(-0.0f), out, vcmpgtq_f16(zero, r));
+    return vpselq_f16(v, sel, vcmpneq_f16(v, v));
+}
+
+static inline float16x8_t hswish_grad(float16x8_t v, float16x8_t d)
+{
+    float16x8_t g = vmulq_f16(d, vfmaq_n_f16(vdupq_n_f16(0.5f), v, TT_HALF_THIRD));
+    g = vpselq_f16(d, g, vcmpgtq_f16(v, vdupq_n_f16(3.0f)));
+    g = vpselq_f16(vdupq_n_f16(0.0f), g, vcmpgtq_f16(vdupq_n_f16(-3.0f), v));
+    return vpselq_f16(tt_default_nan(), g, vcmpneq_f16(v, v));
+}
+
+/* Whole vectors unpredicated, then one predicated tail (a predicated loop spends about as many
+ * instructions again moving the predicate in and out of VPR). */
 void tt_hard_swish_f16_mve(const tt_f16 *x, int32_t n, tt_f16 *y)
 {
     const float16_t *xh = (const float16_t *)x;
     float16_t *yh = (float16_t *)y;
-    const float16x8_t zero = vdupq_n_f16(0.0f), six = vdupq_n_f16(6.0f), neg_zero = vdupq_n_f16(-0.0f);
     int32_t i;
-    for (i = 0; i < n; i += 8) {
+    for (i = 0; i + 8 <= n; i += 8) vst1q_f16(yh + i, hswish(vld1q_f16(xh + i)));
+    if (i < n) {
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
-        const float16x8_t v = vldrhq_z_f16(xh + i, p);
-        const float16x8_t r = vaddq_n_f16(v, (float16_t)3.0f);
-        const float16x8_t c = vminnmq_f16(vmaxnmq_f16(r, zero), six);
-        const float16x8_t out = vmulq_f16(v, vmulq_n_f16(c, TT_HALF_SIXTH));
-        const float16x8_t sel = vpselq_f16(neg_zero, out, vcmpgtq_f16(zero, r));
-        vstrhq_p_f16(yh + i, vpselq_f16(v, sel, vcmpneq_f16(v, v)), p);
+        vstrhq_p_f16(yh + i, hswish(vldrhq_z_f16(xh + i, p)), p);
     }
 }
 
@@ -50,16 +65,16 @@ void tt_hard_swish_grad_input_f16_mve(int32_t n, const tt_f16 *x, const tt_f16 *
 {
     const float16_t *xh = (const float16_t *)x, *gh = (const float16_t *)grad_y;
     float16_t *oh = (float16_t *)grad_x;
-    const float16x8_t zero = vdupq_n_f16(0.0f), half = vdupq_n_f16(0.5f);
-    const float16x8_t three = vdupq_n_f16(3.0f), minus_three = vdupq_n_f16(-3.0f), nan = tt_default_nan();
     int32_t i;
-    for (i = 0; i < n; i += 8) {
+    if (accumulate) {
+        for (i = 0; i + 8 <= n; i += 8)
+            vst1q_f16(oh + i, vaddq_f16(vld1q_f16(oh + i), hswish_grad(vld1q_f16(xh + i), vld1q_f16(gh + i))));
+    } else {
+        for (i = 0; i + 8 <= n; i += 8) vst1q_f16(oh + i, hswish_grad(vld1q_f16(xh + i), vld1q_f16(gh + i)));
+    }
+    if (i < n) {
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
-        const float16x8_t v = vldrhq_z_f16(xh + i, p), d = vldrhq_z_f16(gh + i, p);
-        float16x8_t g = vmulq_f16(d, vfmaq_n_f16(half, v, TT_HALF_THIRD));
-        g = vpselq_f16(d, g, vcmpgtq_f16(v, three));
-        g = vpselq_f16(zero, g, vcmpgtq_f16(minus_three, v));
-        g = vpselq_f16(nan, g, vcmpneq_f16(v, v));
+        float16x8_t g = hswish_grad(vldrhq_z_f16(xh + i, p), vldrhq_z_f16(gh + i, p));
         if (accumulate) g = vaddq_f16(vldrhq_z_f16(oh + i, p), g);
         vstrhq_p_f16(oh + i, g, p);
     }

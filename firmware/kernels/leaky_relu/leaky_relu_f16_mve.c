@@ -1,5 +1,6 @@
 /* Half-precision leaky relu for Helium (MVE, Cortex-M55), forward and input gradient: 8 halves
- * per vector, a predicated tail. vmulq_f16 rounds the exact product of two halves once, as the
+ * per vector, whole vectors unpredicated, then one predicated tail (a predicated loop
+ * spends as many instructions again moving the predicate in and out of VPR). vmulq_f16 rounds the exact product of two halves once, as the
  * portable kernels' float product rounded to half (leaky_relu_f16.c, leaky_relu_backward_f16.c)
  * and vaddq_f16 the accumulation (tt_add_grad_f16's): the same bits, so
  * tinytrain/ops/leaky_relu.py models both. The product is taken where 0 >= x (vcmpgeq: false
@@ -20,16 +21,26 @@ static float16x8_t tt_dup_half(tt_f16 h)
     return vdupq_n_f16(v);
 }
 
+static inline float16x8_t leaky(float16x8_t v, float16x8_t a, float16x8_t zero)
+{
+    return vpselq_f16(vmulq_f16(v, a), v, vcmpgeq_f16(zero, v));
+}
+
+static inline float16x8_t leaky_grad(float16x8_t x, float16x8_t d, float16x8_t a, float16x8_t zero)
+{
+    return vpselq_f16(vmulq_f16(d, a), d, vcmpgeq_f16(zero, x));
+}
+
 void tt_leaky_relu_f16_mve(const tt_f16 *x, int32_t n, tt_f16 alpha, tt_f16 *y)
 {
     const float16_t *xh = (const float16_t *)x;
     float16_t *yh = (float16_t *)y;
     const float16x8_t a = tt_dup_half(alpha), zero = vdupq_n_f16(0.0f);
     int32_t i;
-    for (i = 0; i < n; i += 8) {
+    for (i = 0; i + 8 <= n; i += 8) vst1q_f16(yh + i, leaky(vld1q_f16(xh + i), a, zero));
+    if (i < n) {
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
-        const float16x8_t v = vldrhq_z_f16(xh + i, p);
-        vstrhq_p_f16(yh + i, vpselq_f16(vmulq_f16(v, a), v, vcmpgeq_f16(zero, v)), p);
+        vstrhq_p_f16(yh + i, leaky(vldrhq_z_f16(xh + i, p), a, zero), p);
     }
 }
 
@@ -40,10 +51,15 @@ void tt_leaky_relu_grad_input_f16_mve(int32_t n, const tt_f16 *x, tt_f16 alpha, 
     float16_t *oh = (float16_t *)grad_x;
     const float16x8_t a = tt_dup_half(alpha), zero = vdupq_n_f16(0.0f);
     int32_t i;
-    for (i = 0; i < n; i += 8) {
+    if (accumulate) {
+        for (i = 0; i + 8 <= n; i += 8)
+            vst1q_f16(oh + i, vaddq_f16(vld1q_f16(oh + i), leaky_grad(vld1q_f16(xh + i), vld1q_f16(gh + i), a, zero)));
+    } else {
+        for (i = 0; i + 8 <= n; i += 8) vst1q_f16(oh + i, leaky_grad(vld1q_f16(xh + i), vld1q_f16(gh + i), a, zero));
+    }
+    if (i < n) {
         const mve_pred16_t p = vctp16q((uint32_t)(n - i));
-        const float16x8_t d = vldrhq_z_f16(gh + i, p);
-        float16x8_t g = vpselq_f16(vmulq_f16(d, a), d, vcmpgeq_f16(zero, vldrhq_z_f16(xh + i, p)));
+        float16x8_t g = leaky_grad(vldrhq_z_f16(xh + i, p), vldrhq_z_f16(gh + i, p), a, zero);
         if (accumulate) g = vaddq_f16(vldrhq_z_f16(oh + i, p), g);
         vstrhq_p_f16(oh + i, g, p);
     }
