@@ -5,9 +5,9 @@ fills the table with 1.0f / (1.0f + expf(-x)) and requires the output scale 1/25
 float32: 1 / (1 + expf(-x)) with tt_math.h's expf (tt_logisticf).
 float16: the same float32 function of each widened half, rounded once (logistic_f16.c); the
 gradient grad_y * (y * (1 - y)) in float32 from the saved half output, rounded once. No
-Helium variant: tt_expf in float32 lanes would need MVE's half <-> float vector conversions,
-which QEMU 7.2 gets wrong, and MVE's float32 flushes subnormals; computed in half lanes it
-would not be this function."""
+Helium variant: the function ends in a correctly rounded float32 division, which MVE has no
+vector form of; tt_expf in float32 lanes would also need MVE's half <-> float vector
+conversions, which QEMU 7.2 gets wrong; computed in half lanes it would not be this function."""
 from __future__ import annotations
 
 import numpy as np
