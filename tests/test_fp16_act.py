@@ -7,7 +7,7 @@ host build equals the numpy reference step after step (fp16, mixed, dynamic loss
 emulated boards too (the Cortex-M55 with the Helium variants, hard swish's modelled as it
 computes them), and its FP16 gradients are within 1% of TensorFlow's FP32 GradientTape
 (measured: 0.11% of each tensor's largest gradient at worst); a Keras model of the five too
-(0.09%)."""
+(0.09%); and the int8 form of the graph with an FP16 head of them."""
 import shutil
 
 import numpy as np
@@ -19,7 +19,7 @@ from tinytrain.link import Link
 
 import f16_cases_act
 import real_models as rm
-from graphs import GraphBuilder, tf_forward
+from graphs import GraphBuilder, quantize_graph, tf_forward
 from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
@@ -181,5 +181,22 @@ def test_keras_model_in_fp16_against_gradient_tape():
         ref = rm.ir_layout(want[rm.keras_variable_of(model, name)], res.grads[name].shape)
         np.testing.assert_allclose(res.grads[name], ref, atol=0.01 * float(np.abs(ref).max()), err_msg=name)
     xs = rng.uniform(-2, 2, (6, 1, 6, 6, 3)).astype(np.float32)
+    sim, params = run_both(m, xs, rng.integers(0, 5, 6))
+    assert_half_params_equal(m, sim, params)
+
+
+@pytest.mark.parametrize("scheme,half_types", [("full", ACT_TYPES), ("last:3", {"logistic", "tanh"})])
+def test_int8_model_with_an_fp16_head_of_activations(scheme, half_types):
+    """The int8 form of the graph with an FP16 head: the head's activations (prelu's int8 alpha
+    as its real values, rounded to half) train on the host build with the reference's bits;
+    the frozen ones stay int8."""
+    calib = np.random.default_rng(0).standard_normal((16, 1, 6, 6, 3)).astype(np.float32)
+    m = tinytrain.compile(quantize_graph(act_net(), calib), scheme=scheme, precision="fp16", lr=0.05,
+                          passes=False)
+    dtypes = {op.type: m.graph.tensors[op.outputs[0]].dtype for op in m.graph.ops if op.type in ACT_TYPES}
+    assert {t for t, dt in dtypes.items() if dt == "float16"} == half_types
+    assert all(dt == "int8" for t, dt in dtypes.items() if t not in half_types)
+    rng = np.random.default_rng(3)
+    xs = rng.integers(-128, 128, (6, 1, 6, 6, 3)).astype(np.int8)
     sim, params = run_both(m, xs, rng.integers(0, 5, 6))
     assert_half_params_equal(m, sim, params)
