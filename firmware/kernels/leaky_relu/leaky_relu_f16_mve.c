@@ -1,8 +1,9 @@
 /* Half-precision leaky relu for Helium (MVE, Cortex-M55), forward and input gradient: 8 halves
- * per vector, whole vectors unpredicated, then one predicated tail (a predicated loop
- * spends as many instructions again moving the predicate in and out of VPR). vmulq_f16 rounds the exact product of two halves once, as the
- * portable kernels' float product rounded to half (leaky_relu_f16.c, leaky_relu_backward_f16.c)
- * and vaddq_f16 the accumulation (tt_add_grad_f16's): the same bits, so
+ * per vector, whole vectors unpredicated, then one predicated tail (in a predicated loop gcc
+ * spends as many instructions again moving the predicate in and out of VPR). vmulq_f16 rounds
+ * the exact product of two halves once, as the portable kernels' float product rounded to
+ * half (leaky_relu_f16.c, leaky_relu_backward_f16.c), and vaddq_f16 the accumulation
+ * (tt_add_grad_f16's): the same bits, so
  * tinytrain/ops/leaky_relu.py models both. The product is taken where 0 >= x (vcmpgeq: false
  * for a NaN, as C's <=; MVE's le would be true), so a NaN x is selected, never multiplied
  * (MVE's arithmetic returns the default NaN). Empty where __ARM_FEATURE_MVE has no floating
