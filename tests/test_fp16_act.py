@@ -85,10 +85,12 @@ def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale):
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
                     reason="qemu-system-arm / arm-none-eabi-gcc not installed")
-@pytest.mark.parametrize("board,precision,scale", [("mps3-an547", "fp16", 1.0), ("mps2-an386", "mixed", 64.0)])
+@pytest.mark.parametrize("board,precision,scale", [("mps3-an547", "fp16", 1.0), ("mps3-an547", "mixed", "dynamic"),
+                                                  ("mps2-an386", "mixed", 64.0)])
 def test_device_training_equals_numpy_reference(board, precision, scale, tmp_path):
     """Trained over the serial link on the emulated board: the losses and every trained
-    parameter equal the simulation's bits."""
+    parameter equal the simulation's bits (the dynamic scale overflows once, at the 4th step:
+    infinities through the Helium kernels, the step skipped on both)."""
     n = 12
     compiled = tinytrain.compile(act_net(), scheme="full", board=board, precision=precision, loss_scale=scale,
                                  lr=0.05)
