@@ -234,6 +234,20 @@ void tt_maximum_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
 void tt_maximum_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
 void tt_minimum_f16_mve(const tt_f16 *a, const tt_f16 *b, int32_t n, tt_f16 *y);
 void tt_minimum_bcast_f16_mve(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, tt_f16 *y);
+/* Activations in half (leaky relu, prelu, hard swish, logistic, tanh): portable kernels in
+ * float, one rounding to half; alpha is a half (tinytrain/ops/<op>.py models each). */
+void tt_leaky_relu_f16(const tt_f16 *x, int32_t n, tt_f16 alpha, tt_f16 *y);
+void tt_prelu_f16(const tt_f16 *x, const tt_f16 *alpha, int32_t n, tt_f16 *y);
+void tt_prelu_bcast_f16(const tt_f16 *x, const tt_f16 *alpha, const tt_bcast *bc, tt_f16 *y);
+void tt_hard_swish_f16(const tt_f16 *x, int32_t n, tt_f16 *y);
+void tt_logistic_f16(const tt_f16 *x, int32_t n, tt_f16 *y);
+void tt_tanh_f16(const tt_f16 *x, int32_t n, tt_f16 *y);
+/* Their Helium variants: leaky relu and prelu store the portable kernels' bits (a product of
+ * two halves rounded once), hard swish computes in half (hard_swish_f16_mve.c, its own model). */
+void tt_leaky_relu_f16_mve(const tt_f16 *x, int32_t n, tt_f16 alpha, tt_f16 *y);
+void tt_prelu_f16_mve(const tt_f16 *x, const tt_f16 *alpha, int32_t n, tt_f16 *y);
+void tt_prelu_bcast_f16_mve(const tt_f16 *x, const tt_f16 *alpha, const tt_bcast *bc, tt_f16 *y);
+void tt_hard_swish_f16_mve(const tt_f16 *x, int32_t n, tt_f16 *y);
 /* The FP32 Helium baseline of bench/bench_fp16.py (conv2d_f32_mve.c; no build selects it);
  * scratch: kh * kw * in->c * min(out->c rounded up to 4, 16) floats. */
 void tt_conv2d_f32_mve(const float *x, const tt_dims *in, const float *w, const float *bias,

@@ -99,4 +99,31 @@ static inline float tt_logf(float x)
     return m + fe * 0x1.63p-1f;
 }
 
+/* The float activations built on tt_expf (the float32 and half kernels of logistic and tanh
+ * share them; tinytrain/ops/logistic.py and tanh.py compute the same bits in numpy). A NaN
+ * is returned as it came: through the negations its sign came out differently on the
+ * Cortex-M4F and the Cortex-M55 builds (gcc's code for -x). */
+static inline float tt_logisticf(float x)
+{
+    if (x != x) return x;
+    return 1.0f / (1.0f + tt_expf(-x));
+}
+
+/* tanh: an odd polynomial below |x| = 1/8 (Taylor to x^7, < 4e-9 relative there), above it
+ * (1 - e) / (1 + e) with e = tt_expf(-2|x|), the sign put back. */
+static inline float tt_tanhf(float v)
+{
+    float a;
+    if (v != v) return v;
+    a = v < 0.0f ? -v : v;
+    if (a < 0.125f) {
+        const float x2 = v * v;
+        return v + v * x2 * (-0x1.555556p-2f + x2 * (0x1.111112p-3f + x2 * -0x1.ba1ba2p-5f));
+    } else {
+        const float e = tt_expf(-2.0f * a);
+        const float t = (1.0f - e) / (1.0f + e);
+        return v < 0.0f ? -t : t;
+    }
+}
+
 #endif

@@ -672,6 +672,25 @@ void tt_add_grad_bcast_f16(const tt_f16 *grad_y, const tt_bcast *bc, float sign,
                            tt_f16 *grad_x);
 /* Helium (add_f16_mve.c): the same bits as tt_add_grad_f16. */
 void tt_add_grad_f16_mve(tt_f16 *dst, const tt_f16 *src, int32_t n);
+/* Gradients of the half activations from their saved half input (leaky relu, prelu, hard
+ * swish) or output (logistic, tanh); the files give each one's rounding. */
+void tt_leaky_relu_grad_input_f16(int32_t n, const tt_f16 *x, tt_f16 alpha, const tt_f16 *grad_y,
+                                  int32_t accumulate, tt_f16 *grad_x);
+void tt_prelu_grad_input_f16(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *alpha, const tt_f16 *grad_y,
+                             int32_t accumulate, tt_f16 *grad_x);
+void tt_hard_swish_grad_input_f16(int32_t n, const tt_f16 *x, const tt_f16 *grad_y, int32_t accumulate,
+                                  tt_f16 *grad_x);
+void tt_logistic_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y, int32_t accumulate,
+                                tt_f16 *grad_x);
+void tt_tanh_grad_input_f16(int32_t n, const tt_f16 *y, const tt_f16 *grad_y, int32_t accumulate,
+                            tt_f16 *grad_x);
+/* Helium: leaky relu and prelu the same bits, hard swish in half (its own model). */
+void tt_leaky_relu_grad_input_f16_mve(int32_t n, const tt_f16 *x, tt_f16 alpha, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
+void tt_prelu_grad_input_f16_mve(const tt_bcast *bc, const tt_f16 *x, const tt_f16 *alpha, const tt_f16 *grad_y,
+                                 int32_t accumulate, tt_f16 *grad_x);
+void tt_hard_swish_grad_input_f16_mve(int32_t n, const tt_f16 *x, const tt_f16 *grad_y, int32_t accumulate,
+                                      tt_f16 *grad_x);
 
 /* mul, maximum / minimum in half. bc: x's strides as a, the other operand's as b.
  * _grad_input_: x has the output's shape (elementwise: each gradient one half, added to an old

@@ -5,6 +5,11 @@ HardSwishPrepare: 16-bit fixed-point throughout, the input on a "hires" scale s_
 "reluish" factor in [0, 1] from the input rescaled so that 3.0 is 32768, and the output
 multiplier applied before a final right shift (LiteRT requires that shift, i.e. it refuses
 s_in / 128 > s_out).
+
+float16: the portable kernel computes in float and rounds once (hard_swish_f16); the Helium
+variant computes in half lanes (hard_swish_f16_mve, chosen per layer by
+tinytrain.precision.half_variants and modelled as the board runs it). Below -3 both give -0
+(the limit) without multiplying: -inf * 0 would be a NaN whose sign is the host's.
 """
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import i64
+from . import f16
 from .base import OpUnit, input_shape, same_dtype
+from .leaky_relu import half_product
 
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 
@@ -107,12 +114,63 @@ def hard_swish_grad(x, dy) -> np.ndarray:
     return (dy * d).astype(np.float32)
 
 
+F16, F32 = np.float16, np.float32
+SIXTH, THIRD, HALF = F16(1.0 / 6.0), F16(1.0 / 3.0), F16(0.5)     # the Helium variant's constants
+
+
+@f16._ieee
+def hard_swish_f16(x) -> np.ndarray:
+    """tt_hard_swish_f16: float32 r = x + 3, c = clamp(r, 0, 6), half((x * c) / 6); -0 below -3,
+    a NaN as it came."""
+    x = np.asarray(x, F16)
+    v = f16.f32(x)
+    r = (v + F32(3)).astype(F32)
+    c = np.where(r > 6, F32(6), r)
+    y = ((v * c).astype(F32) / F32(6)).astype(F32)
+    return np.where(np.isnan(x), x, np.where(r < 0, F16(-0.0), y.astype(F16)))
+
+
+@f16._ieee
+def hard_swish_f16_mve(x) -> np.ndarray:
+    """tt_hard_swish_f16_mve, in half: r = x + 3, c = min(max(r, 0), 6), t = c * half(1/6),
+    y = x * t (each rounded to half: vaddq, vmaxnmq, vminnmq, vmulq; maxnm / minnm return the
+    number beside a NaN, as np.fmax / np.fmin); -0 below -3, a NaN as it came."""
+    x = np.asarray(x, F16)
+    r = (f16.f32(x) + F32(3)).astype(F16)
+    c = np.fmin(np.fmax(r, F16(0)), F16(6))
+    y = half_product(x, half_product(c, SIXTH))
+    return np.where(np.isnan(x), x, np.where(r < 0, F16(-0.0), y))
+
+
+@f16._ieee
+def hard_swish_grad_f16(x, dy) -> np.ndarray:
+    """tt_hard_swish_grad_input_f16 before the store (float32): 0 below -3, dy above 3,
+    dy * ((2x + 3) / 6) between, the default NaN at a NaN x."""
+    v, d = f16.f32(x), f16.f32(dy)
+    mid = (d * (((F32(2) * v).astype(F32) + F32(3)).astype(F32) / F32(6)).astype(F32)).astype(F32)
+    g = np.where(v < -3, F32(0), np.where(v > 3, d, mid))
+    return np.where(np.isnan(v), F32(np.nan), g).astype(F32)
+
+
+@f16._ieee
+def hard_swish_grad_f16_mve(x, dy) -> np.ndarray:
+    """tt_hard_swish_grad_input_f16_mve before the store, in half: 0 below -3, dy above 3,
+    dy * fma(x, half(1/3), 1/2) between (vfmaq_f16, one rounding; then vmulq_f16); as float32
+    (exact): the store keeps it or adds the old value in one rounding (vaddq_f16). The
+    default NaN at a NaN x."""
+    x, dy = np.asarray(x, F16), np.asarray(dy, F16)
+    g = half_product(dy, f16.fma16(x, THIRD, HALF))
+    g = np.where(x < -3, F16(0), np.where(x > 3, dy, g))
+    return np.where(np.isnan(x), F16(np.nan), g).astype(F32)
+
+
 class HardSwish(OpUnit):
     type = "hard_swish"
     summary = "x * relu6(x + 3) / 6 (MobileNetV3)"
     channelwise = True
     tflite_ops = ("HARD_SWISH",)
     keras_activations = ("hard_swish", "hard_silu")     # Keras 3 names it hard_silu
+    float16 = True      # hard_swish_f16.c, hard_swish_backward_f16.c; Helium: hard_swish_f16_mve.c
 
     def output_shape(self, g, op):
         return input_shape(g, op)
@@ -134,6 +192,13 @@ class HardSwish(OpUnit):
     def ref_f32(self, g, op, args):
         return hard_swish_f32(args[0])
 
+    def helium(self, op) -> bool:
+        """The layer runs the Helium half variants (tinytrain.precision.half_variants)."""
+        return op.attrs.get("f16_variant") == "mve"
+
+    def ref_f16(self, g, op, args):
+        return (hard_swish_f16_mve if self.helium(op) else hard_swish_f16)(args[0])
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         return r.unary(name, self.type, ins, outs)
 
@@ -144,6 +209,8 @@ class HardSwish(OpUnit):
         if self.is_int8(g, op):
             params = em.struct("tt_hard_swish_params", "hsp_" + op.name, **self.params(g, op))
             return [em.call(em.kernel("tt_hard_swish_s8"), x, n, params, y)]
+        if g.tensors[op.inputs[0]].dtype == "float16":
+            return [em.call(em.kernel("tt_hard_swish_f16", allowed={"mve": self.helium(op)}), x, n, y)]
         return [em.call(em.kernel("tt_hard_swish_f32"), x, n, y)]
 
     # --- training: the gradient needs the input ---------------------------------------------
@@ -153,6 +220,9 @@ class HardSwish(OpUnit):
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:
             return {}, {}
+        if ctx.graph.tensors[op.inputs[0]].dtype == "float16":
+            fn = hard_swish_grad_f16_mve if self.helium(op) else hard_swish_grad_f16
+            return {op.inputs[0]: fn(ctx.real(op.inputs[0]), dy)}, {}
         return {op.inputs[0]: hard_swish_grad(ctx.real(op.inputs[0]), dy)}, {}
 
     def emit_backward(self, em, op, step, t):
@@ -164,6 +234,9 @@ class HardSwish(OpUnit):
         if xt.dtype == "int8":
             return [em.call(em.kernel("tt_hard_swish_grad_input_s8"), xt.size, t.view(x), t.act_quant(x),
                             gy, acc, gx)]
+        if xt.dtype == "float16":
+            return [em.call(em.kernel("tt_hard_swish_grad_input_f16", allowed={"mve": self.helium(op)}), xt.size,
+                            t.view(x), gy, acc, gx)]
         return [em.call(em.kernel("tt_hard_swish_grad_input_f32"), xt.size, t.view(x), gy, acc, gx)]
 
 

@@ -2,7 +2,12 @@
 
 int8: LiteRT's reference LOGISTIC is a table lookup (tinytrain/ops/lut.py): its Prepare
 fills the table with 1.0f / (1.0f + expf(-x)) and requires the output scale 1/256.
-float32: 1 / (1 + expf(-x)) with tt_math.h's expf."""
+float32: 1 / (1 + expf(-x)) with tt_math.h's expf (tt_logisticf).
+float16: the same float32 function of each widened half, rounded once (logistic_f16.c); the
+gradient grad_y * (y * (1 - y)) in float32 from the saved half output, rounded once. No
+Helium variant: the function ends in a correctly rounded float32 division, which MVE has no
+vector form of; tt_expf in float32 lanes would also need MVE's half <-> float vector
+conversions, which QEMU 7.2 gets wrong; computed in half lanes it would not be this function."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +18,9 @@ from .lut import F32, LutActivation, libm_f32
 
 def logistic_f32(x) -> np.ndarray:
     x = np.asarray(x, F32)
-    with np.errstate(over="ignore"):
-        return (F32(1.0) / (F32(1.0) + expf(-x))).astype(F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = (F32(1.0) / (F32(1.0) + expf(-x))).astype(F32)
+    return np.where(np.isnan(x), x, y)          # tt_logisticf returns a NaN as it came
 
 
 class Logistic(LutActivation):
@@ -23,6 +29,7 @@ class Logistic(LutActivation):
     out_quant = (1.0 / 256, -128)
     tflite_ops = ("LOGISTIC",)
     keras_activations = ("sigmoid",)
+    float16 = True      # logistic_f16.c, logistic_backward_f16.c (tt_math.h in float, one rounding; portable only)
     keras_ops = ("Sigmoid",)
 
     def transform(self, x):

@@ -14,7 +14,9 @@ LiteRT interpreter calls; numpy float32 arithmetic does the rest. Where no C lib
 loaded, f is evaluated in float64 and rounded to float32 (correctly rounded; libm is within
 an ulp of it, which moves a table entry only when a product lands on a rounding boundary).
 
-Float graphs use tt_math.h's expf (the same bits on every target; tinytrain.ieee_math)."""
+Float graphs use tt_math.h's expf (the same bits on every target; tinytrain.ieee_math); float16
+graphs widen each half, run the float32 function and round once (tt_<op>_f16), and take the
+gradient from the saved half output in float32 (tt_<op>_grad_input_f16, one rounding)."""
 from __future__ import annotations
 
 import ctypes
@@ -114,6 +116,11 @@ class LutActivation(OpUnit):
     def ref_f32(self, g, op, args):
         return self.f32(np.asarray(args[0], F32))
 
+    def ref_f16(self, g, op, args):
+        """tt_<op>_f16: the float32 function of the widened half, rounded once."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.f32(np.asarray(args[0], np.float16).astype(F32)).astype(np.float16)
+
     def from_tflite(self, r, name, kind, op, ins, outs):
         return r.unary(name, self.type, ins, outs)
 
@@ -127,7 +134,8 @@ class LutActivation(OpUnit):
             if key not in em.cache:
                 em.cache[key] = em.array(f"lut_{op.name}", "int8", table, f"{op.name}: {op.type} table, [q + 128]")
             return [em.call(em.kernel("tt_lut_s8"), x, n, em.cache[key], y)]
-        return [em.call(em.kernel(f"tt_{self.type}_f32"), x, n, y)]
+        sfx = "f16" if g.tensors[op.inputs[0]].dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_{self.type}_{sfx}"), x, n, y)]
 
     # --- training: the gradient from the saved output -------------------------------------------
     def backward_reads(self, g, op):
@@ -136,8 +144,9 @@ class LutActivation(OpUnit):
     def vjp(self, ctx, op, dy, step):
         if not step.grad_inputs:
             return {}, {}
-        y = ctx.real(op.outputs[0])
-        return {op.inputs[0]: (np.asarray(dy, F32) * self.grad_from_y(y)).astype(F32)}, {}
+        y = ctx.real(op.outputs[0])          # float16: the saved half, widened (exact)
+        with np.errstate(invalid="ignore"):
+            return {op.inputs[0]: (np.asarray(dy, F32) * self.grad_from_y(y)).astype(F32)}, {}
 
     def emit_backward(self, em, op, step, t):
         x = op.inputs[0]
@@ -148,4 +157,5 @@ class LutActivation(OpUnit):
         if yt.dtype == "int8":
             return [em.call(em.kernel(f"tt_{self.type}_grad_input_s8"), yt.size, t.view(op.outputs[0]),
                             t.act_quant(op.outputs[0]), gy, acc, gx)]
-        return [em.call(em.kernel(f"tt_{self.type}_grad_input_f32"), yt.size, t.view(op.outputs[0]), gy, acc, gx)]
+        sfx = "f16" if yt.dtype == "float16" else "f32"
+        return [em.call(em.kernel(f"tt_{self.type}_grad_input_{sfx}"), yt.size, t.view(op.outputs[0]), gy, acc, gx)]

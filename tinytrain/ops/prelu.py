@@ -6,7 +6,10 @@ int8: LiteRT's reference Prelu (equal shapes) / BroadcastPrelu4DSlow (the same a
 for q - zp >= 0 the multiplier s_x / s_y, below it (q - zp) * (alpha_q - alpha_zp) with the
 multiplier s_x * s_alpha / s_y, both from PreluPrepare's float32 arithmetic.
 float32: x >= 0 ? x : x * alpha. Gradient of x: d y where x > 0, alpha * d y elsewhere (alpha
-is a constant: no gradient)."""
+is a constant: no gradient).
+float16: alpha is a half constant (the graph rounds it); each product of two halves is
+rounded once (prelu_f16.c; the Helium variants store the same bits); alpha is not trained, as
+in float32."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +18,9 @@ from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
 from .elementwise import BinaryOp
+from .leaky_relu import half_product
 
-F32 = np.float32
+F32, F16 = np.float32, np.float16
 PRELU_FIELDS = ("x_zp", "alpha_zp", "out_zp", "pos_mult", "pos_shift", "neg_mult", "neg_shift")
 
 
@@ -25,6 +29,21 @@ def prelu_params(x_scale, x_zp, alpha_scale, alpha_zp, y_scale, y_zp) -> dict:
     neg_mult, neg_shift = quant.quantize_multiplier(float((F32(x_scale) * F32(alpha_scale)) / F32(y_scale)))
     return dict(x_zp=int(x_zp), alpha_zp=int(alpha_zp), out_zp=int(y_zp), pos_mult=pos_mult,
                 pos_shift=pos_shift, neg_mult=neg_mult, neg_shift=neg_shift)
+
+
+def prelu_f16(x, alpha) -> np.ndarray:
+    """tt_prelu(_bcast)_f16 / _mve: x < 0 ? half(x * alpha) : x (a NaN as it came), alpha
+    broadcast to x."""
+    x = np.asarray(x, F16)
+    return np.where(x < 0, half_product(x, alpha), x)
+
+
+def prelu_grad_f16(x, alpha, dy) -> np.ndarray:
+    """tt_prelu_grad_input_f16 / _mve before the store: half(dy * alpha) where x <= 0, dy
+    elsewhere (x > 0 or a NaN), as float32 (exact); round_grad keeps it or adds the old value
+    once."""
+    x, dy = np.asarray(x, F16), np.asarray(dy, F16)
+    return np.where(x <= 0, half_product(dy, alpha), dy).astype(F32)
 
 
 def prelu_s8(x, alpha, p: dict) -> np.ndarray:
@@ -42,6 +61,7 @@ class Prelu(BinaryOp):
     tflite_ops = ("PRELU",)
     keras_layers = ("PReLU",)
     keras_inputs = 1
+    float16 = True      # prelu_f16.c, prelu_backward_f16.c; Helium (prelu_f16_mve.c): the same bits
 
     def check(self, g, op):
         super().check(g, op)
@@ -65,6 +85,20 @@ class Prelu(BinaryOp):
 
     def f32(self, x, alpha):
         return np.where(x >= 0, x, x * alpha).astype(F32)
+
+    def ref_f16(self, g, op, args):
+        return prelu_f16(*self.operands(g, op, args))
+
+    def emit(self, em, op):
+        g = em.graph
+        y = g.tensors[op.outputs[0]]
+        if y.dtype != "float16":
+            return super().emit(em, op)
+        x, alpha, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
+        if self.broadcasts(g, op):
+            return [em.call(em.kernel("tt_prelu_bcast_f16", allowed={"mve": True}), x, alpha, self.bcast(em, op),
+                            out)]
+        return [em.call(em.kernel("tt_prelu_f16", allowed={"mve": True}), x, alpha, y.size, out)]
 
     def params_struct(self, em, op):
         p = self.params(em.graph, op)
@@ -94,6 +128,8 @@ class Prelu(BinaryOp):
         shape = ctx.graph.tensors[op.outputs[0]].shape
         xv = ctx.real(x).reshape(shape)
         av = np.broadcast_to(ctx.real(alpha).reshape(ctx.graph.tensors[alpha].shape), shape)
+        if ctx.graph.tensors[x].dtype == "float16":
+            return {x: prelu_grad_f16(xv, av, np.asarray(dy).reshape(shape))}, {}
         dy = np.asarray(dy, F32).reshape(shape)
         return {x: np.where(xv > 0, dy, dy * av).astype(F32)}, {}
 
@@ -107,6 +143,9 @@ class Prelu(BinaryOp):
         if xt.dtype == "int8":
             return [em.call(em.kernel("tt_prelu_grad_input_s8"), self.bcast(em, op), t.view(x), t.act_quant(x),
                             em.ptr(alpha), t.act_quant(alpha), gy, acc, gx)]
+        if xt.dtype == "float16":
+            return [em.call(em.kernel("tt_prelu_grad_input_f16", allowed={"mve": True}), self.bcast(em, op),
+                            t.view(x), em.ptr(alpha), gy, acc, gx)]
         return [em.call(em.kernel("tt_prelu_grad_input_f32"), self.bcast(em, op), t.view(x), em.ptr(alpha),
                         gy, acc, gx)]
 
