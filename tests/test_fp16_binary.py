@@ -18,7 +18,8 @@ from tinytrain.errors import UnsupportedError
 
 import f16_cases
 import f16_cases_binary
-from graphs import GraphBuilder, tf_forward
+from f16_tape import assert_step_matches_tape
+from graphs import GraphBuilder
 from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
@@ -130,32 +131,20 @@ def test_fp16_gradients_against_gradient_tape():
     2% of the largest gradient of each tensor. Where the half forward selects the other operand
     than the float32 forward, the operands differ by less than half's rounding (a near-tie:
     the gradient is discontinuous there, and moves whole to the other operand)."""
-    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow")
     g = binary_net()
     m = tinytrain.compile(g, scheme="full", precision="fp16", lr=0.0, passes=False)
     consts = ("scale", "floor_c", "half_c", "neg_c")
     flips = 0
     for seed in range(4):
         x = np.random.default_rng(5 + seed).standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float16)
-        half = {t.name: m.graph.tensors[t.name].data.astype(np.float32) for t in g.constants()}
         sel16, sel32, gap = selections(m, g, x.astype(np.float32))
         for op_name in sel16:                   # the branches differ only at near-ties
             flipped = sel16[op_name] != sel32[op_name]
             assert (gap[op_name][flipped] < 4e-3).all(), op_name
             flips += int(flipped.sum())
-        variables = {n: tf.Variable(v) for n, v in half.items()}
-        with tf.GradientTape() as tape:
-            logits = tf_forward(g, x.astype(np.float32), variables, select=sel16)
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits([seed + 1], logits)
-        names = [n for n in variables if n not in consts]
-        tf_grads = dict(zip(names, [v.numpy() for v in tape.gradient(loss, [variables[n] for n in names])]))
-        res = m.simulator().step(x.astype(np.float32), seed + 1)
-        assert res.loss == pytest.approx(float(loss[0]), rel=5e-3)
-        assert sorted(res.grads) == sorted(names)
-        for name in names:
-            ref = tf_grads[name]
-            tol = 0.02 * max(float(np.abs(ref).max()), 1e-3)
-            np.testing.assert_allclose(res.grads[name], ref, atol=tol, err_msg=name)
+        trained = [t.name for t in g.constants() if t.name not in consts]
+        assert_step_matches_tape(g, m, x, seed + 1, trained, select=sel16)
     assert flips == 2          # seeds 5 and 7 hold one near-tie each in `low`: forced to the half branch
 
 

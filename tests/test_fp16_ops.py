@@ -12,7 +12,8 @@ from tinytrain.errors import UnsupportedError
 from tinytrain.ops import unit
 
 import f16_cases
-from graphs import GraphBuilder, tf_forward
+from f16_tape import assert_step_matches_tape
+from graphs import GraphBuilder
 from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
@@ -89,24 +90,11 @@ def test_host_build_equals_numpy_reference_bit_for_bit(precision, scale, final_s
 def test_fp16_gradients_against_gradient_tape():
     """The FP16 step's weight gradients against TensorFlow's FP32 gradients of the same
     (half-rounded) weights: within 2% of the largest gradient of each tensor."""
-    tf = pytest.importorskip("tensorflow")
     g = ops_net()
     m = tinytrain.compile(g, scheme="full", precision="fp16", lr=0.0, passes=False)
     x = np.random.default_rng(5).standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float16)
-    half = {t.name: m.graph.tensors[t.name].data.astype(np.float32) for t in g.constants()}
-    variables = {n: tf.Variable(v) for n, v in half.items()}
-    with tf.GradientTape() as tape:
-        logits = tf_forward(g, x.astype(np.float32), variables)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([1], logits)
-    names = [n for n in variables if n != "shift"]
-    tf_grads = dict(zip(names, [v.numpy() for v in tape.gradient(loss, [variables[n] for n in names])]))
-    res = m.simulator().step(x.astype(np.float32), 1)
-    assert res.loss == pytest.approx(float(loss[0]), rel=5e-3)
-    assert sorted(res.grads) == sorted(names)
-    for name in names:
-        ref = tf_grads[name]
-        tol = 0.02 * max(float(np.abs(ref).max()), 1e-3)
-        np.testing.assert_allclose(res.grads[name], ref, atol=tol, err_msg=name)
+    trained = [t.name for t in g.constants() if t.name != "shift"]
+    assert_step_matches_tape(g, m, x, 1, trained)
 
 
 def test_ops_without_a_float16_form_are_refused_naming_the_layer(monkeypatch):

@@ -13,7 +13,8 @@ from tinytrain.ir import Op
 
 import f16_cases
 import f16_cases_shape
-from graphs import GraphBuilder, tf_forward
+from f16_tape import assert_step_matches_tape
+from graphs import GraphBuilder
 from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
@@ -118,24 +119,11 @@ def test_device_training_equals_numpy_reference(board, precision, scale, tmp_pat
 def test_fp16_gradients_against_gradient_tape():
     """The FP16 step's weight gradients against TensorFlow's FP32 gradients of the same
     (half-rounded) weights: within 2% of the largest gradient of each tensor."""
-    tf = pytest.importorskip("tensorflow")
     g = shape_net()
     m = tinytrain.compile(g, scheme="full", precision="fp16", lr=0.0, passes=False)
     x = np.random.default_rng(5).standard_normal(g.tensors[g.inputs[0]].shape).astype(np.float16)
-    half = {t.name: m.graph.tensors[t.name].data.astype(np.float32) for t in g.constants()}
-    variables = {n: tf.Variable(v) for n, v in half.items()}
-    with tf.GradientTape() as tape:
-        logits = tf_forward(g, x.astype(np.float32), variables)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits([1], logits)
-    res = m.simulator().step(x.astype(np.float32), 1)
-    names = sorted(res.grads)
-    assert "conv1.weight" in names and not any(n.startswith("tconv") for n in names)   # tconv: frozen
-    tf_grads = dict(zip(names, [v.numpy() for v in tape.gradient(loss, [variables[n] for n in names])]))
-    assert res.loss == pytest.approx(float(loss[0]), rel=5e-3)
-    for name in names:
-        ref = tf_grads[name]
-        tol = 0.02 * max(float(np.abs(ref).max()), 1e-3)
-        np.testing.assert_allclose(res.grads[name], ref, atol=tol, err_msg=name)
+    res = assert_step_matches_tape(g, m, x, 1)
+    assert "conv1.weight" in res.grads and not any(n.startswith("tconv") for n in res.grads)   # tconv: frozen
 
 
 def test_a_float16_concatenation_of_one_tensor_twice_is_refused_naming_the_layer():
