@@ -338,3 +338,40 @@ def test_float_samples_round_half_away_from_zero_like_tflite():
     x = np.array([0.25, -0.25, 0.75, 1.25], dtype=np.float32)     # exact ties: 0.5, -0.5, 1.5, 2.5
     got = np.frombuffer(Link.sample_bytes(fake, x), dtype=np.int8)
     np.testing.assert_array_equal(got, [1, -1, 2, 3])
+
+
+def test_ctrl_c_during_train_stream_stops_after_the_chunk_in_flight(link):
+    """The first SIGINT only asks train_stream to stop: the chunk in flight completes (no request
+    is cut between its sequence number and its record, which left the link retrying for minutes),
+    the report counts exactly the steps the device made, and the link answers at once after.
+    A second SIGINT is a KeyboardInterrupt again."""
+    import os
+    import signal
+    import time
+    from tinytrain.online import train_stream
+    rng = np.random.default_rng(8)
+    link.write_params(random_params(rng))
+    x = rng.integers(-128, 128, (64, 16)).astype(np.int8)
+    y = rng.integers(0, 4, 64)
+    before = link.stats().steps
+    calls = []
+    transmit, sent = link._transmit, []
+
+    def transmit_then_ctrl_c(req, *args, **kwargs):
+        transmit(req, *args, **kwargs)
+        sent.append(req.seq)
+        if len(sent) == 3 + (8 + link.batch_size() - 1) // link.batch_size():
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C inside the link, in the 2nd chunk
+
+    link._transmit = transmit_then_ctrl_c
+    report = train_stream(link, x, y, epochs=3, chunk=8, shuffle_seed=None,
+                          on_progress=lambda p: calls.append(p["samples"]))
+    link._transmit = transmit
+    assert report.interrupted and report.samples == 16 == calls[-1]
+    assert link.stats().steps - before == report.steps - before == 16
+    t0 = time.monotonic()
+    assert link.describe().output_size == 4 and time.monotonic() - t0 < 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
