@@ -103,6 +103,7 @@ def sum_cases() -> list:
     cases += mean_cases(5, 3, 13, seed=12, acc=0)
     cases += mean_cases(3, 4, 37, seed=13)                           # 3 blocks, a tail of 5
     cases += mean_cases(7, 7, 40, seed=14, odd=False, acc=0)
+    cases += mean_cases(6, 5, 21, seed=15, odd=False)                # accumulated: the vector path, subnormals
     cases += bias_cases(4, 5, 3, seed=1, odd=False)                  # one vector, a tail of 3
     cases += bias_cases(5, 4, 13, seed=2)                            # 4 vectors, a tail of 1; inf, NaN
     cases += bias_cases(3, 3, 37, seed=3, scale=64.0)               # 3 blocks of 16, a tail of 5

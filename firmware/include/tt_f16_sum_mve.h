@@ -25,7 +25,8 @@
  *   exponent); below 2^-14 the float32 add of 0.5 rounds the value to a multiple of 2^-24 to
  *   nearest even (the float32 ulp at 0.5 is 2^-24: half's subnormal step) and the bits of
  *   0.5 are subtracted (an operand flushed to 0 there is below 2^-126, which tt_f2h also
- *   rounds to a signed zero); from 65520 up, infinity. NaN is the caller's business. */
+ *   rounds to a signed zero); from 65520 up, infinity. NaN is the caller's business. The
+ *   absolute value is VABS: a bit operation, whatever the flush mode. */
 #ifndef TT_F16_SUM_MVE_H
 #define TT_F16_SUM_MVE_H
 
@@ -45,20 +46,31 @@ TT_F16_MVE_INLINE float32x4_t tt_widen_f16_mve(uint32x4_t u, uint32x4_t a)
     return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(vmaxnmq_f32(v1, v2)), sign));
 }
 
-/* tt_f2h of each finite lane of v, in the low 16 bits of the lanes. */
-TT_F16_MVE_INLINE uint32x4_t tt_narrow_f16_mve(float32x4_t v)
+/* tt_f2h of each finite lane of v, in the low 16 bits of the lanes (constants as scalar
+ * operands where Helium has the form: the vector registers are few). */
+TT_F16_MVE_INLINE uint32x4_t tt_narrow_f16_mve(float32x4_t v, uint32x4_t inf16)
 {
-    const uint32x4_t bits = vreinterpretq_u32_f32(v);
-    const uint32x4_t a = vandq_u32(bits, vdupq_n_u32(0x7FFFFFFFu));
-    const uint32x4_t sign = vandq_u32(vshrq_n_u32(bits, 16), vdupq_n_u32(0x8000u));
-    /* normal: rebias (-112 << 23), add 0xFFF + the lowest kept bit, drop 13 bits */
-    const uint32x4_t normal = vshrq_n_u32(vaddq_u32(vaddq_u32(a, vdupq_n_u32(0xC8000FFFu)),
-                                                    vandq_u32(vshrq_n_u32(a, 13), vdupq_n_u32(1u))), 13);
-    const uint32x4_t sub = vsubq_u32(vreinterpretq_u32_f32(vaddq_f32(vreinterpretq_f32_u32(a), vdupq_n_f32(0.5f))),
-                                     vdupq_n_u32(0x3F000000u));
-    uint32x4_t h = vpselq_u32(sub, normal, vcmphiq_u32(vdupq_n_u32(113u << 23), a));
-    h = vpselq_u32(vdupq_n_u32(0x7C00u), h, vcmpcsq_u32(a, vdupq_n_u32(0x477FF000u)));
-    return vorrq_u32(h, sign);
+    const uint32x4_t a = vreinterpretq_u32_f32(vabsq_f32(v));
+    const uint32x4_t sign = vshrq_n_u32(veorq_u32(vreinterpretq_u32_f32(v), a), 16);
+    /* normal: rebias (-112 << 23), add 0xFFF + the lowest kept bit, drop 13 bits; from 65520 up
+     * this gives 0x7C00 or more: min(, 0x7C00) is the infinity */
+    const uint32x4_t normal = vshrq_n_u32(vaddq_u32(vaddq_n_u32(a, 0xC8000FFFu), vshrq_n_u32(vshlq_n_u32(a, 18), 31)),
+                                          13);
+    const uint32x4_t sub = vsubq_n_u32(vreinterpretq_u32_f32(vaddq_n_f32(vreinterpretq_f32_u32(a), 0.5f)),
+                                       0x3F000000u);
+    const uint32x4_t h = vpselq_u32(normal, sub, vcmpcsq_n_u32(a, 113u << 23));
+    return vorrq_u32(vminq_u32(h, inf16), sign);
+}
+
+/* Whether any of the halves x[0 .. n) is an inf or NaN. */
+static inline int tt_any_inf_nan_f16_mve(const tt_f16 *x, int32_t n)
+{
+    const uint16x8_t m15 = vdupq_n_u16(0x7FFFu);
+    uint16x8_t big = vdupq_n_u16(0);
+    int32_t i;
+    for (i = 0; i + 8 <= n; i += 8) big = vmaxq_u16(big, vandq_u16(vld1q_u16(x + i), m15));
+    if (i < n) big = vmaxq_u16(big, vandq_u16(vldrhq_z_u16(x + i, vctp16q((uint32_t)(n - i))), m15));
+    return vmaxvq_u16(0, big) >= 0x7C00u;
 }
 
 /* ---- column sums: sums[k] = the float32 sum from +0 of x[r * stride + k] over r = 0, 1, ..
