@@ -9,7 +9,7 @@ import numpy as np
 
 from tinytrain.ops import f16
 
-from f16_cases import F16, _half, _out_bytes, _update
+from f16_cases import F16, _half, _out_bytes, _shape, _update
 from kernel_harness import Case
 
 SUBNORMALS = np.array([6e-8, -6e-8, 3e-6, -5.9e-5, 6.1e-5], F16)     # 2^-24 .. the largest subnormal
@@ -40,8 +40,9 @@ def special_plane(rng, shape, scale=0.1, odd=True) -> np.ndarray:
     return x
 
 
-def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False) -> list:
-    """tt_bias_update_f16_mve against f16.sgd(f16.bias_grad(gy)) and the portable kernel."""
+def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False, helium_ref=True) -> list:
+    """tt_bias_update_f16_mve against f16.sgd(f16.bias_grad(gy)) and the portable kernel
+    (helium_ref=False: the portable kernel as `ref`, the Helium one as `var`: the bench's rows)."""
     rng = np.random.default_rng(seed)
     gy = special_plane(rng, (h, w, c), odd=odd)
     b = (0.5 * rng.standard_normal(c)).astype(F16)
@@ -70,6 +71,8 @@ def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False) -> list:
         case.pre = f"memcpy(tt_out, {_half(case, 'b', b)}, {2 * c});"
     args = f"{case.dims((h, w, c))}, (tt_f16 *)tt_out, {_half(case, 'gy', gy)}, {upd}"
     case.ref, case.var = f"tt_bias_update_f16_mve({args});", f"tt_bias_update_f16({args});"
+    if not helium_ref:
+        case.ref, case.var = case.var, case.ref
     return [case]
 
 
@@ -95,8 +98,41 @@ def mean_cases(h, w, c, seed=0, odd=True, acc=1) -> list:
     return [fwd, bwd]
 
 
+def avg_pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, odd=True, acc=1, act="none") -> list:
+    """tt_avg_pool2d_f16_mve and its input gradient against f16.avg_pool2d(_grad) and the
+    portable kernels (odd: infinities and NaNs in x, grad_y and the old gradients: the portable
+    path; without: subnormals, zeros of both signs, 65504 through the Helium path)."""
+    rng = np.random.default_rng(seed)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    x = special_plane(rng, (h, w, c), scale=3.0, odd=odd)
+    gy = special_plane(rng, (oh, ow, c), odd=odd)
+    old = special_plane(rng, (h, w, c), odd=odd)
+    st, pd = (stride, stride), (pad,) * 4
+    codes = {"none": 0, "relu": 1, "relu6": 2}
+    name = f"avg pool {h}x{w}x{c} {k}x{k} s{stride} p{pad} {act}" + (" inf/nan" if odd else "")
+    fwd = Case(f"{name} forward", out_bytes=2 * oh * ow * c, macs=oh * ow * c * k * k)
+    fwd.expected = _out_bytes(f16.avg_pool2d(x, (k, k), st, pd, act, (oh, ow)))
+    args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd)}, {codes[act]}, "
+            f"(tt_f16 *)tt_out, {fwd.dims((oh, ow, c))}")
+    fwd.ref, fwd.var = f"tt_avg_pool2d_f16_mve({args});", f"tt_avg_pool2d_f16({args});"
+    bwd = Case(f"{name} grad input (acc {acc})", out_bytes=2 * h * w * c, macs=oh * ow * c * k * k)
+    bwd.expected = _out_bytes(f16.round_grad(f16.avg_pool2d_grad(gy, (h, w), (k, k), st, pd), old if acc else None))
+    shape = _shape(bwd, (h, w, c), (oh, ow, c), k, k, st, pd, (1, 1))
+    bwd.pre = f"memcpy(tt_out, {_half(bwd, 'old', old)}, {2 * h * w * c});"
+    args = f"{shape}, {_half(bwd, 'gy', gy)}, {acc}, (tt_f16 *)tt_out"
+    bwd.ref, bwd.var = (f"tt_avg_pool2d_grad_input_f16_mve({args});", f"tt_avg_pool2d_grad_input_f16({args});")
+    return [fwd, bwd]
+
+
 def sum_cases() -> list:
     cases = []
+    cases += avg_pool_cases(6, 7, 13, seed=21, odd=False)                   # overlapping, padded, tails
+    cases += avg_pool_cases(6, 7, 13, seed=21, odd=False, acc=0, act="relu")
+    cases += avg_pool_cases(8, 8, 8, k=2, stride=2, pad=0, seed=22, odd=False, act="relu6")   # full vectors
+    cases += avg_pool_cases(7, 5, 21, k=3, stride=2, pad=1, seed=23, odd=False, acc=0)
+    cases += avg_pool_cases(5, 6, 11, k=5, stride=1, pad=2, seed=24, odd=False)           # 25 taps, counts 9..25
+    cases += avg_pool_cases(5, 5, 12, seed=25)                                # inf / NaN: the portable path
+    cases += avg_pool_cases(4, 4, 3, k=9, stride=1, pad=4, seed=26, odd=False)   # 81 taps: portable
     cases += mean_cases(4, 5, 3, seed=11, odd=False)
     cases += mean_cases(4, 5, 3, seed=11, odd=False, acc=0)
     cases += mean_cases(5, 3, 13, seed=12)                           # tails, inf, NaN
@@ -111,3 +147,18 @@ def sum_cases() -> list:
     cases += bias_cases(8, 8, 32, seed=5, odd=False, scale=8.0)
     cases += bias_cases(1, 1, 10, seed=6, odd=False)                 # a dense layer's bias
     return cases
+
+
+def bench_rows() -> list:
+    """(label, f16 case with the portable kernel as ref and the Helium one as var, f32 case):
+    bench/bench_fp16_ops.py's rows of the bias update."""
+    from f16_cases import _float
+    h, w, c = 16, 16, 32
+    b16 = bias_cases(h, w, c, seed=31, odd=False, helium_ref=False)[0]
+    b32 = Case("bias update f32", out_bytes=4 * c, macs=h * w * c)
+    rng = np.random.default_rng(31)
+    upd = _update(b32, 0.01)
+    b32.pre = f"memset(tt_out, 0, {4 * c});"
+    b32.ref = (f"tt_bias_update_f32({b32.dims((h, w, c))}, (float *)tt_out, "
+               f"{_float(b32, 'gy', 0.1 * rng.standard_normal(h * w * c))}, {upd});")
+    return [(f"bias update {h}x{w}x{c}", b16, b32)]

@@ -126,6 +126,38 @@ static inline void tt_column_sums_f16_mve(const tt_f16 *x, int32_t rows, int32_t
         for (k = 0; k < n; ++k) sums[k] = tt_column_sum_f16(x + k, rows, stride);
 }
 
+/* ---- window sums (average pooling): sums[k] = the float32 sum from +0 of
+ * x[i * row_stride + j * col_stride + k] over i < rows, then j < cols (rows, then columns, in
+ * order), k < n <= 8; the caller has made sure that no operand is an inf or NaN. */
+TT_F16_MVE_INLINE void tt_window_sums8_f16_mve(const tt_f16 *x, int32_t rows, int32_t cols, int32_t row_stride,
+                                               int32_t col_stride, int32_t n, float *sums, const int full)
+{
+    const mve_pred16_t p0 = vctp32q((uint32_t)n), p1 = vctp32q((uint32_t)(n > 4 ? n - 4 : 0));
+    const uint32x4_t m15 = vdupq_n_u32(0x7FFFu);
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    int32_t i, j;
+    for (i = 0; i < rows; ++i) {
+        const tt_f16 *r = x + i * row_stride;
+        for (j = 0; j < cols; ++j, r += col_stride) {
+            const uint32x4_t u0 = full ? vldrhq_u32(r) : vldrhq_z_u32(r, p0);
+            const uint32x4_t a0 = vandq_u32(u0, m15);
+            acc0 = vaddq_f32(acc0, tt_widen_f16_mve(u0, a0));
+            if (full || n > 4) {
+                const uint32x4_t u1 = full ? vldrhq_u32(r + 4) : vldrhq_z_u32(r + 4, p1);
+                const uint32x4_t a1 = vandq_u32(u1, m15);
+                acc1 = vaddq_f32(acc1, tt_widen_f16_mve(u1, a1));
+            }
+        }
+    }
+    if (full) {
+        vst1q_f32(sums, acc0);
+        vst1q_f32(sums + 4, acc1);
+    } else {
+        vstrwq_p_f32(sums, acc0, p0);
+        vstrwq_p_f32(sums + 4, acc1, p1);
+    }
+}
+
 #endif   /* __ARM_FEATURE_MVE & 2 */
 
 #endif

@@ -641,7 +641,10 @@ void tt_avg_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *grad_y,
                                   int32_t accumulate, tt_f16 *grad_x);
 void tt_global_avg_pool_grad_input_f16(const tt_dims *in, const tt_f16 *grad_y,
                                        int32_t accumulate, tt_f16 *grad_x);
-/* The mean's Helium variant (mean/global_avg_pool_backward_f16_mve.c: the same bits). */
+/* Their Helium variants (pool2d/avg_pool2d_backward_f16_mve.c,
+ * mean/global_avg_pool_backward_f16_mve.c: the same bits). */
+void tt_avg_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
 void tt_global_avg_pool_grad_input_f16_mve(const tt_dims *in, const tt_f16 *grad_y,
                                            int32_t accumulate, tt_f16 *grad_x);
 void tt_softmax_grad_input_f16(int32_t rows, int32_t depth, const tt_f16 *y, const tt_f16 *grad_y,
