@@ -19,3 +19,64 @@ def test_helium_sum_kernels_equal_the_portable_kernels_and_their_model(tmp_path)
         assert r.ref_expected, r.name
         assert r.identical, r.name
         assert r.guards_ok, r.name
+
+
+DIVISION_CHECK = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+/* avg_pool2d_backward_f16_mve.c's division in float32 (fused multiply-adds), against a / count,
+ * for every finite half a: returns the number of quotients whose bits differ, zeros aside. */
+int main(void)
+{
+    long bad = 0, zeros = 0;
+    int count;
+    uint32_t h;
+    for (count = 1; count <= MAX_COUNT; ++count) {
+        volatile float b = (float)count;
+        const float inv = 1.0f / b, neg = -b;
+        for (h = 0; h < 0x10000u; ++h) {
+            uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, bits, want_bits, got_bits;
+            float a, want, q0, r, q;
+            if (e == 0x1Fu) continue;
+            a = ldexpf((float)(e ? (m | 0x400u) : m), (e ? (int)e : 1) - 25);
+            if (h & 0x8000u) a = -a;
+            want = a / b;
+            q0 = a * inv;
+            r = fmaf(q0, neg, a);
+            q = fmaf(r, inv, q0);
+            memcpy(&want_bits, &want, 4);
+            memcpy(&got_bits, &q, 4);
+            bits = want_bits ^ got_bits;
+            if (bits == 0x80000000u && a == 0.0f) ++zeros;
+            else if (bits) ++bad;
+        }
+    }
+    printf("%ld %ld\n", bad, zeros);
+    return 0;
+}
+"""
+
+
+def test_the_average_pool_gradients_division_is_correctly_rounded(tmp_path):
+    """q0 = a / count's reciprocal product, one fused remainder and one fused correction give
+    the correctly rounded quotient for every finite half and every count the Helium kernel
+    takes (its TT_AVG_POOL_MVE_TAPS); only -0 / count comes out +0 (the sums start at +0)."""
+    import re
+    import shutil
+    import subprocess
+    from tinytrain.resources import firmware_dir
+    src = (firmware_dir() / "kernels" / "pool2d" / "avg_pool2d_backward_f16_mve.c").read_text()
+    taps = int(re.search(r"#define TT_AVG_POOL_MVE_TAPS (\d+)", src).group(1))
+    cc = shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no host gcc")
+    (tmp_path / "div.c").write_text(DIVISION_CHECK)
+    exe = tmp_path / "div"
+    subprocess.run([cc, "-O2", "-std=c99", "-ffp-contract=off", f"-DMAX_COUNT={taps}", str(tmp_path / "div.c"),
+                    "-lm", "-o", str(exe)], check=True)
+    bad, zeros = (int(v) for v in subprocess.run([str(exe)], check=True, capture_output=True,
+                                                 text=True).stdout.split())
+    assert bad == 0
+    assert zeros == taps            # -0 / count, once per count
