@@ -80,3 +80,39 @@ def test_the_average_pool_gradients_division_is_correctly_rounded(tmp_path):
                                                  text=True).stdout.split())
     assert bad == 0
     assert zeros == taps            # -0 / count, once per count
+
+
+@pytest.mark.parametrize("precision,scale", [("fp16", 1.0), ("mixed", "dynamic")])
+def test_a_graph_of_them_trains_on_the_m55_with_the_numpy_references_bits(precision, scale, tmp_path):
+    """tests/test_fp16_ops.py's graph (average pools 3x3 s1 padded and 2x2 s2, global means over
+    36 and 9 pixels, conv biases over 36 pixels, a dense bias) trained over the serial link on
+    mps3-an547, where the Helium variants run: the losses and every trained parameter equal the
+    numpy reference's bits (which model the portable kernels)."""
+    import numpy as np
+    import tinytrain
+    from tinytrain import emulator
+    from tinytrain.link import Link
+    from test_fp16_ops import ops_net
+    m = tinytrain.compile(ops_net(), scheme="full", board="mps3-an547", precision=precision, loss_scale=scale,
+                          lr=0.05)
+    called = m.emission.em.functions
+    assert {"tt_bias_update_f16_mve", "tt_avg_pool2d_f16_mve", "tt_avg_pool2d_grad_input_f16_mve",
+            "tt_global_avg_pool_f16_mve", "tt_global_avg_pool_grad_input_f16_mve"} <= called
+    assert not {"tt_avg_pool2d_f16", "tt_global_avg_pool_f16"} & called       # (the variants call them only on inf / NaN)
+    rng = np.random.default_rng(5)
+    n = 6
+    xs = rng.standard_normal((n, 6 * 6 * 3)).astype(np.float32)
+    labels = rng.integers(0, 5, n)
+    m.build_project(tmp_path / "fw")
+    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=30.0) as link:
+        results = link.train_many(xs, labels)
+        device = link.read_params()
+    sim = m.simulator()
+    losses = np.array([sim.step(xs[i].reshape(1, 6, 6, 3), int(labels[i])).loss for i in range(n)], np.float32)
+    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
+                                  losses.view(np.uint32))
+    assert set(device) and all(name in sim.params for name in device)
+    for name, got in device.items():
+        want = sim.params[name]
+        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape).view(np.uint16), want.view(np.uint16),
+                                      err_msg=name)
