@@ -19,8 +19,9 @@ def _nan(payload: int, negative: bool = False) -> np.float16:
     return np.array([(0xFC00 if negative else 0x7C00) | 0x200 | payload], np.uint16).view(F16)[0]
 
 
-def special_plane(rng, shape, scale=0.1, odd=True) -> np.ndarray:
-    """Gaussian halves with zeros of both signs, subnormals and large values in some
+def special_plane(rng, shape, scale=0.1, odd=True, subnormals=True) -> np.ndarray:
+    """Gaussian halves with zeros of both signs, subnormals (subnormals=False: none, the
+    smallest normals +-2^-14 instead: the kernels' short widening) and large values in some
     channels; odd=True adds an inf, a -inf and two NaNs with payloads (two channels clean)."""
     x = (scale * rng.standard_normal(shape)).astype(F16)
     flat = x.reshape(-1, shape[-1])
@@ -37,18 +38,22 @@ def special_plane(rng, shape, scale=0.1, odd=True) -> np.ndarray:
         flat[0, 6] = F16(-np.inf)
         flat[-1, 7] = _nan(0x15)
         flat[0, c - 2] = _nan(0x3, negative=True)
+    if not subnormals:
+        tiny = (flat != 0) & (np.abs(flat.astype(np.float32)) < 2.0 ** -14)
+        flat[tiny] = np.where(flat[tiny] < 0, F16(-(2.0 ** -14)), F16(2.0 ** -14))
     return x
 
 
-def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False, helium_ref=True) -> list:
+def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False, helium_ref=True, subnormals=True) -> list:
     """tt_bias_update_f16_mve against f16.sgd(f16.bias_grad(gy)) and the portable kernel
     (helium_ref=False: the portable kernel as `ref`, the Helium one as `var`: the bench's rows)."""
     rng = np.random.default_rng(seed)
-    gy = special_plane(rng, (h, w, c), odd=odd)
+    gy = special_plane(rng, (h, w, c), odd=odd, subnormals=subnormals)
     b = (0.5 * rng.standard_normal(c)).astype(F16)
     b[0] = F16(6e-8)                                             # a subnormal bias
     lr = 0.01
-    name = f"bias update {h}x{w}x{c}" + (" inf/nan" if odd else "") + (" dynamic" if dynamic else "")
+    name = f"bias update {h}x{w}x{c}" + (" inf/nan" if odd else "") + (" dynamic" if dynamic else "") \
+        + ("" if subnormals else " no subnormal")
     case = Case(name, out_bytes=2 * c, macs=h * w * c)
     g = f16.bias_grad(gy)
     if dynamic:                         # from the first non-finite gradient on, nothing moves
@@ -76,14 +81,14 @@ def bias_cases(h, w, c, seed=0, odd=True, scale=1.0, dynamic=False, helium_ref=T
     return [case]
 
 
-def mean_cases(h, w, c, seed=0, odd=True, acc=1) -> list:
+def mean_cases(h, w, c, seed=0, odd=True, acc=1, subnormals=True) -> list:
     """tt_global_avg_pool_f16_mve and its input gradient (stored, or added to old gradients
     that hold inf and NaN too) against f16.global_avg_pool(_grad) and the portable kernels."""
     rng = np.random.default_rng(seed)
-    x = special_plane(rng, (h, w, c), scale=3.0, odd=odd)
-    gy = special_plane(rng, (1, 1, c), odd=odd).reshape(c)
-    old = special_plane(rng, (h, w, c), odd=odd)
-    name = f"mean {h}x{w}x{c}" + (" inf/nan" if odd else "")
+    x = special_plane(rng, (h, w, c), scale=3.0, odd=odd, subnormals=subnormals)
+    gy = special_plane(rng, (1, 1, c), odd=odd, subnormals=subnormals).reshape(c)
+    old = special_plane(rng, (h, w, c), odd=odd, subnormals=subnormals)
+    name = f"mean {h}x{w}x{c}" + (" inf/nan" if odd else "") + ("" if subnormals else " no subnormal")
     fwd = Case(f"{name} forward", out_bytes=2 * c, macs=h * w * c)
     fwd.expected = _out_bytes(f16.global_avg_pool(x))
     args = f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, (tt_f16 *)tt_out"
@@ -98,18 +103,19 @@ def mean_cases(h, w, c, seed=0, odd=True, acc=1) -> list:
     return [fwd, bwd]
 
 
-def avg_pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, odd=True, acc=1, act="none") -> list:
+def avg_pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, odd=True, acc=1, act="none", subnormals=True) -> list:
     """tt_avg_pool2d_f16_mve and its input gradient against f16.avg_pool2d(_grad) and the
     portable kernels (odd: infinities and NaNs in x, grad_y and the old gradients: the portable
     path; without: subnormals, zeros of both signs, 65504 through the Helium path)."""
     rng = np.random.default_rng(seed)
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    x = special_plane(rng, (h, w, c), scale=3.0, odd=odd)
-    gy = special_plane(rng, (oh, ow, c), odd=odd)
-    old = special_plane(rng, (h, w, c), odd=odd)
+    x = special_plane(rng, (h, w, c), scale=3.0, odd=odd, subnormals=subnormals)
+    gy = special_plane(rng, (oh, ow, c), odd=odd, subnormals=subnormals)
+    old = special_plane(rng, (h, w, c), odd=odd, subnormals=subnormals)
     st, pd = (stride, stride), (pad,) * 4
     codes = {"none": 0, "relu": 1, "relu6": 2}
-    name = f"avg pool {h}x{w}x{c} {k}x{k} s{stride} p{pad} {act}" + (" inf/nan" if odd else "")
+    name = f"avg pool {h}x{w}x{c} {k}x{k} s{stride} p{pad} {act}" + (" inf/nan" if odd else "") \
+        + ("" if subnormals else " no subnormal")
     fwd = Case(f"{name} forward", out_bytes=2 * oh * ow * c, macs=oh * ow * c * k * k)
     fwd.expected = _out_bytes(f16.avg_pool2d(x, (k, k), st, pd, act, (oh, ow)))
     args = (f"{_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd)}, {codes[act]}, "
@@ -133,6 +139,12 @@ def sum_cases() -> list:
     cases += avg_pool_cases(5, 6, 11, k=5, stride=1, pad=2, seed=24, odd=False)           # 25 taps, counts 9..25
     cases += avg_pool_cases(5, 5, 12, seed=25)                                # inf / NaN: the portable path
     cases += avg_pool_cases(4, 4, 3, k=9, stride=1, pad=4, seed=26, odd=False)   # 81 taps: portable
+    # no subnormal anywhere: the short widening
+    cases += avg_pool_cases(6, 7, 13, seed=27, odd=False, subnormals=False)
+    cases += avg_pool_cases(8, 8, 8, k=2, stride=2, pad=0, seed=28, odd=False, acc=0, act="relu", subnormals=False)
+    cases += mean_cases(6, 5, 21, seed=29, odd=False, subnormals=False)
+    cases += bias_cases(5, 4, 13, seed=30, odd=False, subnormals=False)
+    cases += bias_cases(8, 8, 32, seed=31, odd=False, subnormals=False, scale=4.0)
     cases += mean_cases(4, 5, 3, seed=11, odd=False)
     cases += mean_cases(4, 5, 3, seed=11, odd=False, acc=0)
     cases += mean_cases(5, 3, 13, seed=12)                           # tails, inf, NaN

@@ -26,60 +26,60 @@ DIVISION_CHECK = r"""
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-/* avg_pool2d_backward_f16_mve.c's division in float32 (fused multiply-adds), against a / count,
- * for every finite half a: returns the number of quotients whose bits differ, zeros aside. */
+/* tt_div_count_f32_mve (firmware/include/tt_f16_sum_mve.h) in scalar float32 with fused
+ * multiply-adds, against a / count, for every float32 a in [1, 2) (every significand: the
+ * other binades scale by a power of two) and every count up to MAX_COUNT; then -0. Prints the
+ * number of quotients whose bits differ, and whether -0 / count comes out +0. */
 int main(void)
 {
-    long bad = 0, zeros = 0;
-    int count;
-    uint32_t h;
+    long bad = 0;
+    int count, zero_sign = 0;
+    uint32_t m;
     for (count = 1; count <= MAX_COUNT; ++count) {
-        volatile float b = (float)count;
-        const float inv = 1.0f / b, neg = -b;
-        for (h = 0; h < 0x10000u; ++h) {
-            uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, bits, want_bits, got_bits;
-            float a, want, q0, r, q;
-            if (e == 0x1Fu) continue;
-            a = ldexpf((float)(e ? (m | 0x400u) : m), (e ? (int)e : 1) - 25);
-            if (h & 0x8000u) a = -a;
+        volatile float vb = (float)count;
+        const float b = vb, inv = 1.0f / b, neg = -b;
+        for (m = 0; m < (1u << 23); ++m) {
+            const uint32_t bits = 0x3F800000u | m;
+            float a, want, q0, q;
+            memcpy(&a, &bits, 4);
             want = a / b;
             q0 = a * inv;
-            r = fmaf(q0, neg, a);
-            q = fmaf(r, inv, q0);
-            memcpy(&want_bits, &want, 4);
-            memcpy(&got_bits, &q, 4);
-            bits = want_bits ^ got_bits;
-            if (bits == 0x80000000u && a == 0.0f) ++zeros;
-            else if (bits) ++bad;
+            q = fmaf(fmaf(q0, neg, a), inv, q0);
+            if (memcmp(&want, &q, 4) != 0) ++bad;
+        }
+        {
+            const float a = -0.0f, q0 = a * inv, q = fmaf(fmaf(q0, neg, a), inv, q0);
+            zero_sign += signbit(q) == 0;
         }
     }
-    printf("%ld %ld\n", bad, zeros);
+    printf("%ld %d\n", bad, zero_sign);
     return 0;
 }
 """
 
 
-def test_the_average_pool_gradients_division_is_correctly_rounded(tmp_path):
-    """q0 = a / count's reciprocal product, one fused remainder and one fused correction give
-    the correctly rounded quotient for every finite half and every count the Helium kernel
-    takes (its TT_AVG_POOL_MVE_TAPS); only -0 / count comes out +0 (the sums start at +0)."""
+def test_the_division_by_a_window_count_is_correctly_rounded(tmp_path):
+    """The average pool kernels' division in the lanes (q0 = a * (1 / count), one fused
+    remainder, one fused correction) gives the correctly rounded float32 quotient for every
+    float32 significand and every count they divide by (up to TT_F16_DIV_MAX), except that
+    -0 / count comes out +0 (never seen: the sums start at +0). Host gcc, exhaustive."""
     import re
     import shutil
     import subprocess
     from tinytrain.resources import firmware_dir
-    src = (firmware_dir() / "kernels" / "pool2d" / "avg_pool2d_backward_f16_mve.c").read_text()
-    taps = int(re.search(r"#define TT_AVG_POOL_MVE_TAPS (\d+)", src).group(1))
+    header = (firmware_dir() / "include" / "tt_f16_sum_mve.h").read_text()
+    most = int(re.search(r"#define TT_F16_DIV_MAX (\d+)", header).group(1))
     cc = shutil.which("gcc")
     if cc is None:
         pytest.skip("no host gcc")
     (tmp_path / "div.c").write_text(DIVISION_CHECK)
     exe = tmp_path / "div"
-    subprocess.run([cc, "-O2", "-std=c99", "-ffp-contract=off", f"-DMAX_COUNT={taps}", str(tmp_path / "div.c"),
-                    "-lm", "-o", str(exe)], check=True)
-    bad, zeros = (int(v) for v in subprocess.run([str(exe)], check=True, capture_output=True,
-                                                 text=True).stdout.split())
+    subprocess.run([cc, "-O2", "-march=native", "-std=c99", "-ffp-contract=off", f"-DMAX_COUNT={most}",
+                    str(tmp_path / "div.c"), "-lm", "-o", str(exe)], check=True)
+    bad, zero_sign = (int(v) for v in subprocess.run([str(exe)], check=True, capture_output=True,
+                                                     text=True).stdout.split())
     assert bad == 0
-    assert zeros == taps            # -0 / count, once per count
+    assert zero_sign == most
 
 
 @pytest.mark.parametrize("precision,scale", [("fp16", 1.0), ("mixed", "dynamic")])

@@ -46,6 +46,26 @@ TT_F16_MVE_INLINE float32x4_t tt_widen_f16_mve(uint32x4_t u, uint32x4_t a)
     return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(vmaxnmq_f32(v1, v2)), sign));
 }
 
+/* s: halves sign-extended to 32-bit lanes, none subnormal: their values as float32 (the bits
+ * shifted into place, the exponent rebiased by the multiply: 3 instructions where the exact
+ * widening takes 8). */
+TT_F16_MVE_INLINE float32x4_t tt_widen_normal_f16_mve(int32x4_t s)
+{
+    return vmulq_n_f32(vreinterpretq_f32_u32(vbicq_n_u32(vreinterpretq_u32_s32(vshlq_n_s32(s, 13)), 0x70000000u)),
+                       0x1p112f);
+}
+
+/* The value of lanes loaded from x (4 halves; predicated by p unless full): the exact
+ * widening, or the normal one when the caller knows there is no subnormal (exact == 0). */
+TT_F16_MVE_INLINE float32x4_t tt_load_f16_mve(const tt_f16 *x, mve_pred16_t p, const int full, const int exact)
+{
+    if (exact) {
+        const uint32x4_t u = full ? vldrhq_u32(x) : vldrhq_z_u32(x, p);
+        return tt_widen_f16_mve(u, vandq_u32(u, vdupq_n_u32(0x7FFFu)));
+    }
+    return tt_widen_normal_f16_mve(full ? vldrhq_s32((const int16_t *)x) : vldrhq_z_s32((const int16_t *)x, p));
+}
+
 /* tt_f2h of each finite lane of v, in the low 16 bits of the lanes (constants as scalar
  * operands where Helium has the form: the vector registers are few). */
 TT_F16_MVE_INLINE uint32x4_t tt_narrow_f16_mve(float32x4_t v, uint32x4_t inf16)
@@ -62,41 +82,43 @@ TT_F16_MVE_INLINE uint32x4_t tt_narrow_f16_mve(float32x4_t v, uint32x4_t inf16)
     return vorrq_u32(vminq_u32(h, inf16), sign);
 }
 
-/* Whether any of the halves x[0 .. n) is an inf or NaN. */
-static inline int tt_any_inf_nan_f16_mve(const tt_f16 *x, int32_t n)
+/* What the halves x[0 .. n) hold: TT_F16_INF_NAN if an inf or NaN, TT_F16_SUBNORMAL if a
+ * subnormal (8 halves a vector: a = h & 0x7FFF; inf / NaN: a >= 0x7C00; subnormal: a - 1 <
+ * 0x3FF, a zero wrapping to 0xFFFF). */
+#define TT_F16_INF_NAN 1
+#define TT_F16_SUBNORMAL 2
+static inline int tt_scan_f16_mve(const tt_f16 *x, int32_t n)
 {
     const uint16x8_t m15 = vdupq_n_u16(0x7FFFu);
-    uint16x8_t big = vdupq_n_u16(0);
+    uint16x8_t big = vdupq_n_u16(0), low = vdupq_n_u16(0xFFFFu);
     int32_t i;
-    for (i = 0; i + 8 <= n; i += 8) big = vmaxq_u16(big, vandq_u16(vld1q_u16(x + i), m15));
-    if (i < n) big = vmaxq_u16(big, vandq_u16(vldrhq_z_u16(x + i, vctp16q((uint32_t)(n - i))), m15));
-    return vmaxvq_u16(0, big) >= 0x7C00u;
+    for (i = 0; i + 8 <= n; i += 8) {       /* (unpredicated: gcc moves a predicate through VPR) */
+        const uint16x8_t a = vandq_u16(vld1q_u16(x + i), m15);
+        big = vmaxq_u16(big, a);
+        low = vminq_u16(low, vsubq_n_u16(a, 1u));
+    }
+    if (i < n) {
+        const mve_pred16_t p = vctp16q((uint32_t)(n - i));
+        const uint16x8_t a = vandq_u16(vldrhq_z_u16(x + i, p), m15);      /* (0 past the end: no harm) */
+        big = vmaxq_u16(big, a);
+        low = vminq_u16(low, vsubq_n_u16(a, 1u));
+    }
+    return (vmaxvq_u16(0, big) >= 0x7C00u ? TT_F16_INF_NAN : 0) | (vminvq_u16(0xFFFFu, low) < 0x3FFu ? TT_F16_SUBNORMAL : 0);
 }
 
 /* ---- column sums: sums[k] = the float32 sum from +0 of x[r * stride + k] over r = 0, 1, ..
- * rows - 1 in that order, for k < n <= 8 (4 lanes a vector: Helium has 8 vector registers,
- * two accumulators and the inf / NaN watch leave none for more). Returns 0, or 1 when a
- * column holds an inf or NaN: the caller then redoes the block's sums in scalar. `full`
- * (a constant): n == 8, unpredicated loads. */
-TT_F16_MVE_INLINE int tt_column_sums8_f16_mve(const tt_f16 *x, int32_t rows, int32_t stride, int32_t n,
-                                              float *sums, const int full)
+ * rows - 1 in that order, for k < n <= 8 (4 lanes a vector: Helium has 8 vector registers).
+ * No inf or NaN (the caller has scanned x); `exact`: there are subnormals (the exact
+ * widening); `full` (a constant): n == 8, unpredicated loads. */
+TT_F16_MVE_INLINE void tt_column_sums8_f16_mve(const tt_f16 *x, int32_t rows, int32_t stride, int32_t n,
+                                               float *sums, const int full, const int exact)
 {
     const mve_pred16_t p0 = vctp32q((uint32_t)n), p1 = vctp32q((uint32_t)(n > 4 ? n - 4 : 0));
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    const uint32x4_t m15 = vdupq_n_u32(0x7FFFu);       /* (vbic is destructive: a move a vector) */
-    uint32x4_t big = vdupq_n_u32(0);
     int32_t r;
     for (r = 0; r < rows; ++r, x += stride) {
-        const uint32x4_t u0 = full ? vldrhq_u32(x) : vldrhq_z_u32(x, p0);
-        const uint32x4_t a0 = vandq_u32(u0, m15);
-        acc0 = vaddq_f32(acc0, tt_widen_f16_mve(u0, a0));
-        big = vmaxq_u32(big, a0);
-        if (full || n > 4) {
-            const uint32x4_t u1 = full ? vldrhq_u32(x + 4) : vldrhq_z_u32(x + 4, p1);
-            const uint32x4_t a1 = vandq_u32(u1, m15);
-            acc1 = vaddq_f32(acc1, tt_widen_f16_mve(u1, a1));
-            big = vmaxq_u32(big, a1);
-        }
+        acc0 = vaddq_f32(acc0, tt_load_f16_mve(x, p0, full, exact));
+        if (full || n > 4) acc1 = vaddq_f32(acc1, tt_load_f16_mve(x + 4, p1, full, exact));
     }
     if (full) {
         vst1q_f32(sums, acc0);
@@ -105,57 +127,56 @@ TT_F16_MVE_INLINE int tt_column_sums8_f16_mve(const tt_f16 *x, int32_t rows, int
         vstrwq_p_f32(sums, acc0, p0);
         vstrwq_p_f32(sums + 4, acc1, p1);
     }
-    return vmaxvq_u32(0, big) >= 0x7C00u;
 }
 
-/* The portable sum of one column. */
-static inline float tt_column_sum_f16(const tt_f16 *x, int32_t rows, int32_t stride)
+/* sums[0 .. n) of the columns x[0 .. n), n <= 8 (`exact` as above). */
+static inline void tt_column_sums_f16_mve(const tt_f16 *x, int32_t rows, int32_t stride, int32_t n, float *sums,
+                                          int exact)
 {
-    float s = 0.0f;
-    int32_t r;
-    for (r = 0; r < rows; ++r) s += tt_h2f(x[r * stride]);
-    return s;
+    if (exact) {
+        if (n == 8) tt_column_sums8_f16_mve(x, rows, stride, 8, sums, 1, 1);
+        else tt_column_sums8_f16_mve(x, rows, stride, n, sums, 0, 1);
+    } else {
+        if (n == 8) tt_column_sums8_f16_mve(x, rows, stride, 8, sums, 1, 0);
+        else tt_column_sums8_f16_mve(x, rows, stride, n, sums, 0, 0);
+    }
 }
 
-/* sums[0 .. n) of the columns x[0 .. n), n <= 8, each the portable kernel's sum. */
-static inline void tt_column_sums_f16_mve(const tt_f16 *x, int32_t rows, int32_t stride, int32_t n, float *sums)
-{
-    int32_t k;
-    if (n == 8 ? tt_column_sums8_f16_mve(x, rows, stride, 8, sums, 1)
-               : tt_column_sums8_f16_mve(x, rows, stride, n, sums, 0))
-        for (k = 0; k < n; ++k) sums[k] = tt_column_sum_f16(x + k, rows, stride);
-}
-
-/* ---- window sums (average pooling): sums[k] = the float32 sum from +0 of
+/* ---- window sums (average pooling): *s0, *s1 = the float32 sums from +0 of
  * x[i * row_stride + j * col_stride + k] over i < rows, then j < cols (rows, then columns, in
- * order), k < n <= 8; the caller has made sure that no operand is an inf or NaN. */
+ * order), lanes k < 4 and 4 <= k < n <= 8; `full`, `exact` as for the column sums (no inf or
+ * NaN). */
 TT_F16_MVE_INLINE void tt_window_sums8_f16_mve(const tt_f16 *x, int32_t rows, int32_t cols, int32_t row_stride,
-                                               int32_t col_stride, int32_t n, float *sums, const int full)
+                                               int32_t col_stride, int32_t n, float32x4_t *s0, float32x4_t *s1,
+                                               const int full, const int exact)
 {
     const mve_pred16_t p0 = vctp32q((uint32_t)n), p1 = vctp32q((uint32_t)(n > 4 ? n - 4 : 0));
-    const uint32x4_t m15 = vdupq_n_u32(0x7FFFu);
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
     int32_t i, j;
     for (i = 0; i < rows; ++i) {
         const tt_f16 *r = x + i * row_stride;
         for (j = 0; j < cols; ++j, r += col_stride) {
-            const uint32x4_t u0 = full ? vldrhq_u32(r) : vldrhq_z_u32(r, p0);
-            const uint32x4_t a0 = vandq_u32(u0, m15);
-            acc0 = vaddq_f32(acc0, tt_widen_f16_mve(u0, a0));
-            if (full || n > 4) {
-                const uint32x4_t u1 = full ? vldrhq_u32(r + 4) : vldrhq_z_u32(r + 4, p1);
-                const uint32x4_t a1 = vandq_u32(u1, m15);
-                acc1 = vaddq_f32(acc1, tt_widen_f16_mve(u1, a1));
-            }
+            acc0 = vaddq_f32(acc0, tt_load_f16_mve(r, p0, full, exact));
+            if (full || n > 4) acc1 = vaddq_f32(acc1, tt_load_f16_mve(r + 4, p1, full, exact));
         }
     }
-    if (full) {
-        vst1q_f32(sums, acc0);
-        vst1q_f32(sums + 4, acc1);
-    } else {
-        vstrwq_p_f32(sums, acc0, p0);
-        vstrwq_p_f32(sums + 4, acc1, p1);
-    }
+    *s0 = acc0;
+    *s1 = acc1;
+}
+
+/* ---- division by a window's count: a / count correctly rounded in each lane, with
+ * inv = 1 / count (rounded) and neg = -count: q0 = a * inv, r = a + q0 * neg (fused: exact),
+ * q = q0 + r * inv (fused; Markstein's correction step). Checked exhaustively on the host for
+ * every float32 significand and every count up to TT_F16_DIV_MAX (tests/test_fp16_sum_mve.py;
+ * a scaling by a power of two changes nothing while no value is subnormal or overflows), but
+ * for the sign of a zero quotient: -0 / count gives +0 (the sums here start at +0 and are
+ * never -0; the pool gradient's terms are added to such a sum). For a >= 2^-24 (a multiple of
+ * 2^-24): q0, q >= 2^-30, r 0 or a multiple of 2^-53: no subnormal. */
+#define TT_F16_DIV_MAX 64
+TT_F16_MVE_INLINE float32x4_t tt_div_count_f32_mve(float32x4_t a, float inv, float neg)
+{
+    const float32x4_t q0 = vmulq_n_f32(a, inv);
+    return vfmaq_n_f32(q0, vfmaq_n_f32(a, q0, neg), inv);
 }
 
 #endif   /* __ARM_FEATURE_MVE & 2 */

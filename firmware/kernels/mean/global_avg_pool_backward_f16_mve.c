@@ -47,7 +47,7 @@ void tt_global_avg_pool_grad_input_f16_mve(const tt_dims *in, const tt_f16 *grad
     if (accumulate) {
         float v[16];
         int32_t l, n;
-        if (tt_any_inf_nan_f16_mve(grad_y, channels) || tt_any_inf_nan_f16_mve(grad_x, pixels * channels)) {
+        if ((tt_scan_f16_mve(grad_y, channels) | tt_scan_f16_mve(grad_x, pixels * channels)) & TT_F16_INF_NAN) {
             tt_global_avg_pool_grad_input_f16(in, grad_y, accumulate, grad_x);
             return;
         }

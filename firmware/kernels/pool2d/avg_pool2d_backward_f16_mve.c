@@ -4,21 +4,17 @@
  * channels at a time in float32 lanes (tt_f16_sum_mve.h: halves widened and sums narrowed by
  * integer operations, no VCVTB/VCVTT).
  *
- * The division: MVE has none. With y = 1 / count rounded (a scalar division, once per output
- * window), q0 = a * y, r = a - q0 * count (fused: exact) and q = q0 + r * y (fused) is the
- * correctly rounded a / count (Markstein's correction step) for every finite half a and every
- * count from 1 to 4096, checked exhaustively on the host (tests/test_fp16_sum_mve.py runs the
- * check up to TT_AVG_POOL_MVE_TAPS); one exception, the sign of a zero quotient (-0 / count
- * gives +0 here), does not matter: a sum that starts at +0 stays the same adding +0 or -0.
- * No float32 value is subnormal: a is 0 or at least 2^-24, y at least 2^-6, q0 and q at
- * least 2^-30, r 0 or a multiple of 2^-53 (a and q0 * count are multiples of it), the sums and
- * old + sum multiples of 2^-55 (old a multiple of 2^-24).
+ * The division: MVE has none; each term is divided in the lanes by tt_div_count_f32_mve
+ * (tt_f16_sum_mve.h: correctly rounded for counts up to TT_F16_DIV_MAX, but -0 / count gives
+ * +0, which a sum from +0 does not see). No float32 value is subnormal: the terms are 0 or
+ * at least 2^-30, the sums and old + sum multiples of 2^-55 (old a multiple of 2^-24).
  *
  * Windows of more than TT_AVG_POOL_MVE_TAPS taps, and an inf or NaN in grad_y or (when
  * accumulating) in the old gradients, go to the portable kernel (MVE arithmetic returns the
- * default NaN, the scalar code keeps the payload). The outputs that hold an input element are
- * listed once per element (offset, count, 1 / count) on the stack. Empty where
- * __ARM_FEATURE_MVE & 2 is not set. */
+ * default NaN, the scalar code keeps the payload), found by a first pass (8 halves a vector),
+ * which also tells whether grad_y holds a subnormal: if not, the short widening serves. The
+ * outputs that hold an input element are listed once per element (offset, -count, 1 / count)
+ * on the stack. Empty where __ARM_FEATURE_MVE & 2 is not set. */
 #include "tt_train_kernels.h"
 #include "tt_f16.h"
 #include "tt_window.h"
@@ -27,7 +23,7 @@
 #include <arm_mve.h>
 #include "tt_f16_sum_mve.h"
 
-#define TT_AVG_POOL_MVE_TAPS 64
+#define TT_AVG_POOL_MVE_TAPS TT_F16_DIV_MAX
 
 /* The outputs along one axis whose window [o * stride - pad, + k) holds input i (the portable
  * kernel's). */
@@ -47,10 +43,10 @@ typedef struct {
     float count, inv;     /* -count (for the remainder) and 1 / count */
 } term;
 
-/* one input element's channels [0, n), n <= 8: the sums, then the store (q = a / count as
- * above: q0 = a * inv, r = a + q0 * -count, q = q0 + r * inv) */
+/* one input element's channels [0, n), n <= 8: the sums, then the store */
 static inline __attribute__((always_inline)) void element(const tt_f16 *grad_y, const term *terms, int32_t nt,
-                                                          int32_t n, int32_t accumulate, tt_f16 *gx, const int full)
+                                                          int32_t n, int32_t accumulate, tt_f16 *gx, const int full,
+                                                          const int exact)
 {
     const mve_pred16_t p0 = vctp32q((uint32_t)n), p1 = vctp32q((uint32_t)(n > 4 ? n - 4 : 0));
     const uint32x4_t m15 = vdupq_n_u32(0x7FFFu);
@@ -59,15 +55,11 @@ static inline __attribute__((always_inline)) void element(const tt_f16 *grad_y, 
     for (k = 0; k < nt; ++k) {
         const term *t = terms + k;
         const tt_f16 *gy = grad_y + t->off;
-        const uint32x4_t u0 = full ? vldrhq_u32(gy) : vldrhq_z_u32(gy, p0);
-        const float32x4_t a0 = tt_widen_f16_mve(u0, vandq_u32(u0, m15));
-        acc0 = vaddq_f32(acc0, vfmaq_n_f32(vmulq_n_f32(a0, t->inv),
-                                           vfmaq_n_f32(a0, vmulq_n_f32(a0, t->inv), t->count), t->inv));
+        const float32x4_t a0 = tt_load_f16_mve(gy, p0, full, exact);
+        acc0 = vaddq_f32(acc0, tt_div_count_f32_mve(a0, t->inv, t->count));
         if (full || n > 4) {
-            const uint32x4_t u1 = full ? vldrhq_u32(gy + 4) : vldrhq_z_u32(gy + 4, p1);
-            const float32x4_t a1 = tt_widen_f16_mve(u1, vandq_u32(u1, m15));
-            acc1 = vaddq_f32(acc1, vfmaq_n_f32(vmulq_n_f32(a1, t->inv),
-                                               vfmaq_n_f32(a1, vmulq_n_f32(a1, t->inv), t->count), t->inv));
+            const float32x4_t a1 = tt_load_f16_mve(gy + 4, p1, full, exact);
+            acc1 = vaddq_f32(acc1, tt_div_count_f32_mve(a1, t->inv, t->count));
         }
     }
     if (accumulate) {
@@ -95,8 +87,8 @@ void tt_avg_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad
     const int32_t channels = in->c;
     term terms[TT_AVG_POOL_MVE_TAPS];
     int32_t ih, iw, c0, oh, ow, nt;
-    if (s->kh * s->kw > TT_AVG_POOL_MVE_TAPS || tt_any_inf_nan_f16_mve(grad_y, out->h * out->w * out->c)
-        || (accumulate && tt_any_inf_nan_f16_mve(grad_x, in->h * in->w * in->c))) {
+    const int what = s->kh * s->kw > TT_AVG_POOL_MVE_TAPS ? TT_F16_INF_NAN : tt_scan_f16_mve(grad_y, out->h * out->w * out->c);
+    if ((what | (accumulate ? tt_scan_f16_mve(grad_x, in->h * in->w * in->c) : 0)) & TT_F16_INF_NAN) {
         tt_avg_pool2d_grad_input_f16(s, grad_y, accumulate, grad_x);
         return;
     }
@@ -116,8 +108,13 @@ void tt_avg_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad
                     terms[nt].inv = 1.0f / count;
                 }
             }
-            for (c0 = 0; c0 + 8 <= channels; c0 += 8) element(grad_y + c0, terms, nt, 8, accumulate, gx + c0, 1);
-            if (c0 < channels) element(grad_y + c0, terms, nt, channels - c0, accumulate, gx + c0, 0);
+            if (what & TT_F16_SUBNORMAL) {
+                for (c0 = 0; c0 + 8 <= channels; c0 += 8) element(grad_y + c0, terms, nt, 8, accumulate, gx + c0, 1, 1);
+                if (c0 < channels) element(grad_y + c0, terms, nt, channels - c0, accumulate, gx + c0, 0, 1);
+            } else {
+                for (c0 = 0; c0 + 8 <= channels; c0 += 8) element(grad_y + c0, terms, nt, 8, accumulate, gx + c0, 1, 0);
+                if (c0 < channels) element(grad_y + c0, terms, nt, channels - c0, accumulate, gx + c0, 0, 0);
+            }
         }
     }
 }
