@@ -162,15 +162,29 @@ def sum_cases() -> list:
 
 
 def bench_rows() -> list:
-    """(label, f16 case with the portable kernel as ref and the Helium one as var, f32 case):
-    bench/bench_fp16_ops.py's rows of the bias update."""
+    """(label, f16 case with the portable kernel as ref and the Helium one as var, f32 case or
+    None): bench/bench_fp16_ops.py's rows of the bias update, and of the pool and the mean
+    without subnormals (the short widening; its other rows, from f16_cases.pool_cases, hold a
+    few subnormals: the exact widening)."""
     from f16_cases import _float
     h, w, c = 16, 16, 32
-    b16 = bias_cases(h, w, c, seed=31, odd=False, helium_ref=False)[0]
-    b32 = Case("bias update f32", out_bytes=4 * c, macs=h * w * c)
-    rng = np.random.default_rng(31)
-    upd = _update(b32, 0.01)
-    b32.pre = f"memset(tt_out, 0, {4 * c});"
-    b32.ref = (f"tt_bias_update_f32({b32.dims((h, w, c))}, (float *)tt_out, "
-               f"{_float(b32, 'gy', 0.1 * rng.standard_normal(h * w * c))}, {upd});")
-    return [(f"bias update {h}x{w}x{c}", b16, b32)]
+    out = []
+    for sub in (True, False):
+        b16 = bias_cases(h, w, c, seed=31, odd=False, helium_ref=False, subnormals=sub)[0]
+        b32 = None
+        if sub:
+            b32 = Case("bias update f32", out_bytes=4 * c, macs=h * w * c)
+            rng = np.random.default_rng(31)
+            upd = _update(b32, 0.01)
+            b32.pre = f"memset(tt_out, 0, {4 * c});"
+            b32.ref = (f"tt_bias_update_f32({b32.dims((h, w, c))}, (float *)tt_out, "
+                       f"{_float(b32, 'gy', 0.1 * rng.standard_normal(h * w * c))}, {upd});")
+        out.append((f"bias update {h}x{w}x{c}" + (" (subnormals in grad_y)" if sub else " (no subnormal)"), b16, b32))
+    pool = avg_pool_cases(h, w, c, k=3, stride=1, pad=1, seed=32, odd=False, acc=0, subnormals=False)
+    mean = mean_cases(h, w, c, seed=33, odd=False, subnormals=False)
+    for case in pool + mean[:1]:
+        case.ref, case.var = case.var, case.ref
+    out.append(("avg pool 3x3 s1 forward (no subnormal)", pool[0], None))
+    out.append(("avg pool 3x3 s1 grad input (no subnormal)", pool[1], None))
+    out.append(("mean 16x16x32 forward (no subnormal)", mean[0], None))
+    return out
