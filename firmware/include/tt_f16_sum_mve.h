@@ -15,9 +15,13 @@
  *   subnormal half (or zero) v1 is its value, and v2 is 0 when the multiply flushes its
  *   subnormal operand (QEMU), or the value itself when it does not (the architecture's FZ = 0):
  *   max(v1, v2) is the value either way; then the sign. Every widened value is 0 or at least
- *   2^-24 in magnitude: a normal float32. inf / NaN halves widen to finite values (>= 2^16):
- *   the callers find them from the bits (a >= 0x7C00) and give those channels to the scalar
- *   code, whose NaN keeps its payload (MVE arithmetic returns the default NaN).
+ *   2^-24 in magnitude: a normal float32. 8 instructions a vector.
+ * The short widening (tt_widen_normal_f16_mve), for an input with no subnormal half: the half
+ *   sign-extended, shifted left by 13, bits 28-30 cleared, is the sign and a << 13: a float32
+ *   2^-112 times the value, normal or zero; times 2^112. 3 instructions a vector.
+ * A first pass (tt_scan_f16_mve, 8 halves a vector) tells which: and finds infinities and
+ *   NaNs, which widen to finite values (>= 2^16) here: the callers give those calls to the
+ *   portable kernel, whose NaN keeps its payload (MVE arithmetic returns the default NaN).
  * Sums: of multiples of 2^-24, rounded to float32, hence multiples of 2^-24: 0 or normal.
  *
  * Narrowing (tt_narrow_f16_mve) is tt_f2h for every finite float32, bit for bit: a result in
