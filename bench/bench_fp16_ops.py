@@ -1,7 +1,8 @@
 """Instructions of the FP16 elementwise, pooling, mean, softmax, shape-op and activation
 kernels on mps3-an547 (QEMU -icount, the kernel harness): the portable _f16 kernel against its
 float32 twin, and the Helium variants (add, mul, maximum, minimum, leaky relu, prelu: the same
-bits; transposed convolution, hard swish: their own models) against the portable one. Every
+bits; the mean, the bias update: the same bits in float32 lanes; transposed convolution, hard
+swish: their own models) against the portable one. Every
 output is checked against its numpy model (tinytrain/ops/f16.py, the op units) before it is counted.
 
     python bench/bench_fp16_ops.py
@@ -55,6 +56,8 @@ def cases():
     out += f16_cases_shape.bench_rows()        # the shape ops, beside their float32 twins
     import f16_cases_binary
     out += f16_cases_binary.bench_rows()
+    import f16_cases_sum
+    out += f16_cases_sum.bench_rows()
     return out
 
 
@@ -129,7 +132,8 @@ def main(argv=None) -> int:
     import f16_cases_binary
     import f16_cases_shape
     first = [(label, c16, c32, mve[0] if mve else None) for label, c16, c32, *mve in cases()]
-    batches = [(first, [firmware_dir() / "kernels" / f for f in ("add/add_f32.c", *f16_cases_binary.F32_KERNELS)]
+    batches = [(first, [firmware_dir() / "kernels" / f for f in ("add/add_f32.c", "train/bias_update_f32.c",
+                                                                  *f16_cases_binary.F32_KERNELS)]
                 + f16_cases_shape.f32_kernels()),
                (act_cases(), _act_kernels())]          # two programs: their arrays fill the flash
     table = []

@@ -385,7 +385,8 @@ def add_cases(shape, other_shape=None, seed=0, act="relu", sub=False, acc=0):
 
 
 def pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, acc=0, act="none"):
-    """Average pooling (forward, input gradient) and the global mean (forward, input gradient)."""
+    """Average pooling (forward, input gradient) and the global mean (forward, input gradient);
+    their Helium variants as `var` (the same bits)."""
     rng = np.random.default_rng(seed)
     oh = (h + 2 * pad - k) // stride + 1
     ow = (w + 2 * pad - k) // stride + 1
@@ -399,14 +400,17 @@ def pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, acc=0, act="none"):
     fwd.expected = _out_bytes(f16.avg_pool2d(x, (k, k), st, pd, act, (oh, ow)))
     fwd.ref = (f"tt_avg_pool2d_f16({_half(fwd, 'x', x)}, {fwd.dims((h, w, c))}, {k}, {k}, {fwd.geom(st, pd)}, "
                f"{codes[act]}, (tt_f16 *)tt_out, {fwd.dims((oh, ow, c))});")
+    fwd.var = fwd.ref.replace("tt_avg_pool2d_f16(", "tt_avg_pool2d_f16_mve(")                 # the same bits
     gin = Case(f"{name} grad input (acc {acc})", out_bytes=2 * h * w * c, macs=oh * ow * c * k * k)
     gin.expected = _out_bytes(f16.round_grad(f16.avg_pool2d_grad(gy, (h, w), (k, k), st, pd), gx_old if acc else None))
     shape = _shape(gin, (h, w, c), (oh, ow, c), k, k, st, pd, (1, 1))
     gin.pre = f"memcpy(tt_out, {_half(gin, 'old', gx_old)}, {2 * h * w * c});"
     gin.ref = f"tt_avg_pool2d_grad_input_f16({shape}, {_half(gin, 'gy', gy)}, {acc}, (tt_f16 *)tt_out);"
+    gin.var = gin.ref.replace("tt_avg_pool2d_grad_input_f16(", "tt_avg_pool2d_grad_input_f16_mve(")
     gap = Case(f"mean {h}x{w}x{c} forward", out_bytes=2 * c, macs=h * w * c)
     gap.expected = _out_bytes(f16.global_avg_pool(x))
     gap.ref = f"tt_global_avg_pool_f16({_half(gap, 'x', x)}, {gap.dims((h, w, c))}, (tt_f16 *)tt_out);"
+    gap.var = gap.ref.replace("tt_global_avg_pool_f16(", "tt_global_avg_pool_f16_mve(")     # the same bits
     ggap = Case(f"mean {h}x{w}x{c} grad input (acc {acc})", out_bytes=2 * h * w * c, macs=h * w * c)
     gyc = gy[0, 0]
     ggap.expected = _out_bytes(f16.round_grad(f16.global_avg_pool_grad(gyc, (h, w, c)), gx_old if acc else None))
@@ -414,6 +418,7 @@ def pool_cases(h, w, c, k=3, stride=1, pad=1, seed=0, acc=0, act="none"):
     ggap.decls.append('#include "tt_train_kernels.h"')
     ggap.ref = (f"tt_global_avg_pool_grad_input_f16({ggap.dims((h, w, c))}, {_half(ggap, 'gy', gyc)}, {acc}, "
                 "(tt_f16 *)tt_out);")
+    ggap.var = ggap.ref.replace("tt_global_avg_pool_grad_input_f16(", "tt_global_avg_pool_grad_input_f16_mve(")
     return [fwd, gin, gap, ggap]
 
 

@@ -130,8 +130,8 @@ def _unique_op(graph: Graph, base: str) -> str:
 
 # Ops whose Helium float16 variants (forward, grad input, fused weight update) compute other
 # bits than their portable kernels, by unit type: the reference must know which one a layer
-# runs. (Variants with the portable bits, add, mul, maximum / minimum, max pool, leaky relu,
-# prelu, need no record.)
+# runs. (Variants with the portable bits, add, mul, maximum / minimum, max and average pool,
+# leaky relu, prelu, the global mean, the bias update, need no record.)
 HELIUM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv", "hard_swish")
 
 
@@ -156,8 +156,9 @@ def storage_note(board) -> str:
         return (f"{board.name}: FP16 storage; conv2d, depthwise and fully connected compute in FP16 with "
                 "Helium (vfmaq_f16, fused, half accumulators), add, mul, maximum, minimum, leaky relu and "
                 "prelu in FP16 with vaddq_f16 / vmulq_f16 / compares (the portable kernels' bits), hard swish "
-                "in FP16 (its own bits), the weight updates in FP32 (Helium), the other kernels in FP32 (max "
-                "pooling and the relu masks with Helium, exact)")
+                "in FP16 (its own bits), the weight updates in FP32 (Helium), the bias updates, average pooling and "
+                "the global mean in FP32 lanes with Helium (the portable kernels' bits), the other kernels in FP32 "
+                "(max pooling and the relu masks with Helium, exact)")
     if board.arch == "arm":
         return (f"{board.name} ({board.core}): FP16 is a storage format (half the bytes) computed in FP32: "
                 "the core has no half-precision arithmetic, only conversions")

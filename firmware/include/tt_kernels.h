@@ -172,6 +172,11 @@ void tt_max_pool2d_f16_mve(const tt_f16 *x, const tt_dims *in, int32_t kh, int32
 void tt_avg_pool2d_f16(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
                        const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
 void tt_global_avg_pool_f16(const tt_f16 *x, const tt_dims *in, tt_f16 *y);
+/* Their Helium variants (pool2d/avg_pool2d_f16_mve.c, mean/global_avg_pool_f16_mve.c: the same
+ * bits). */
+void tt_avg_pool2d_f16_mve(const tt_f16 *x, const tt_dims *in, int32_t kh, int32_t kw,
+                           const tt_geom *g, int32_t act, tt_f16 *y, const tt_dims *out);
+void tt_global_avg_pool_f16_mve(const tt_f16 *x, const tt_dims *in, tt_f16 *y);
 void tt_add_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);
 void tt_add_bcast_f16(const tt_f16 *a, const tt_f16 *b, const tt_bcast *bc, int32_t act, tt_f16 *y);
 void tt_sub_f16(const tt_f16 *a, const tt_f16 *b, int32_t n, int32_t act, tt_f16 *y);

@@ -585,6 +585,8 @@ void tt_mask_relu6_f16_mve(const tt_f16 *y, int32_t n, uint8_t *mask);
 void tt_mask_apply_f16_mve(tt_f16 *grad, int32_t n, const uint8_t *mask);
 void tt_save_channels_f16(const tt_channels *ch, int32_t pixels, const tt_f16 *x, tt_f16 *dst);
 void tt_bias_update_f16(const tt_dims *out, tt_f16 *b, const tt_f16 *grad_y, const tt_update *u);
+/* Its Helium variant (bias_update_f16_mve.c: the same bits). */
+void tt_bias_update_f16_mve(const tt_dims *out, tt_f16 *b, const tt_f16 *grad_y, const tt_update *u);
 /* The fp32 master copy of a half weight's trained elements (compact layout; ch NULL: a
  * bias of `rows` elements). */
 void tt_master_init_f16(const tt_channels *ch, int32_t rows, const tt_f16 *w, float *master);
@@ -639,6 +641,12 @@ void tt_avg_pool2d_grad_input_f16(const tt_conv_shape *s, const tt_f16 *grad_y,
                                   int32_t accumulate, tt_f16 *grad_x);
 void tt_global_avg_pool_grad_input_f16(const tt_dims *in, const tt_f16 *grad_y,
                                        int32_t accumulate, tt_f16 *grad_x);
+/* Their Helium variants (pool2d/avg_pool2d_backward_f16_mve.c,
+ * mean/global_avg_pool_backward_f16_mve.c: the same bits). */
+void tt_avg_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad_y,
+                                      int32_t accumulate, tt_f16 *grad_x);
+void tt_global_avg_pool_grad_input_f16_mve(const tt_dims *in, const tt_f16 *grad_y,
+                                           int32_t accumulate, tt_f16 *grad_x);
 void tt_softmax_grad_input_f16(int32_t rows, int32_t depth, const tt_f16 *y, const tt_f16 *grad_y,
                                int32_t accumulate, tt_f16 *grad_x);
 void tt_add_grad_f16(tt_f16 *dst, const tt_f16 *src, int32_t n);

@@ -25,7 +25,7 @@ class GlobalAvgPool(OpUnit):
     tflite_ops = ("MEAN",)
     tflite_inputs = 2
     keras_layers = ("GlobalAveragePooling2D", "GlobalAveragePooling1D")
-    float16 = True          # global_avg_pool_f16.c, global_avg_pool_backward_f16.c
+    float16 = True          # global_avg_pool_f16.c, global_avg_pool_backward_f16.c; Helium: *_f16_mve.c, the same bits
 
     def from_keras(self, imp, layer, ins, outs, cfg):
         imp.check_channels_last(layer, cfg)
@@ -90,14 +90,16 @@ class GlobalAvgPool(OpUnit):
         if self.is_int8(g, op):
             return [em.call(em.kernel("tt_global_avg_pool_s8"), em.ptr(op.inputs[0]), em.dims(x),
                             em.requant(op, self.params(g, op)), em.ptr(op.outputs[0]))]
-        return [em.call(em.kernel(f"tt_global_avg_pool_{self._suffix(g, op)}"), em.ptr(op.inputs[0]),
-                        em.dims(x), em.ptr(op.outputs[0]))]
+        half = self._suffix(g, op) == "f16"     # global_avg_pool(_backward)_f16_mve.c: the same bits
+        return [em.call(em.kernel(f"tt_global_avg_pool_{self._suffix(g, op)}", allowed={"mve": half}),
+                        em.ptr(op.inputs[0]), em.dims(x), em.ptr(op.outputs[0]))]
 
     def emit_backward(self, em, op, step, t):
         x = op.inputs[0]
         if x not in step.grad_inputs:
             return []
-        return [em.call(em.kernel(f"tt_global_avg_pool_grad_input_{self._suffix(em.graph, op)}"),
+        sfx = self._suffix(em.graph, op)
+        return [em.call(em.kernel(f"tt_global_avg_pool_grad_input_{sfx}", allowed={"mve": sfx == "f16"}),
                         em.dims(em.graph.tensors[x]),
                         t.grad(step.grad_out), t.acc(step, x), t.grad(step.grad_inputs[x]))]
 

@@ -155,8 +155,8 @@ class _Pool2D(OpUnit):
             fn, act = em.kernel(f"tt_{self.type}_s8"), [int(p["act_min"]), int(p["act_max"])]
         else:
             suffix = "f16" if x.dtype == "float16" else "f32"
-            # max_pool2d_f16_mve.c: the same arguments and bits, any board may run it
-            fn = em.kernel(f"tt_{self.type}_{suffix}", allowed={"mve": self.kind == "max"})
+            # max_pool2d_f16_mve.c, avg_pool2d_f16_mve.c: the same arguments and bits, any Helium board
+            fn = em.kernel(f"tt_{self.type}_{suffix}", allowed={"mve": suffix == "f16"})
             act = [ACT_CODES[self.attr(op, "activation")]]
         return [em.call(fn, em.ptr(op.inputs[0]), em.dims(x), kh, kw, em.geom(op), *act,
                         em.ptr(op.outputs[0]), em.dims(y))]
@@ -169,7 +169,9 @@ class _Pool2D(OpUnit):
         gy, gx, acc = t.grad(step.grad_out), t.grad(step.grad_inputs[op.inputs[0]]), t.acc(step, op.inputs[0])
         if self.kind == "avg":
             sfx = "f16" if x.dtype == "float16" else "f32"
-            return [em.call(em.kernel(f"tt_avg_pool2d_grad_input_{sfx}"), shape, gy, acc, gx)]
+            # avg_pool2d_backward_f16_mve.c: the same bits
+            return [em.call(em.kernel(f"tt_avg_pool2d_grad_input_{sfx}", allowed={"mve": sfx == "f16"}),
+                            shape, gy, acc, gx)]
         fn = em.kernel(f"tt_max_pool2d_grad_input_{ {'int8': 's8', 'float16': 'f16'}.get(x.dtype, 'f32') }",
                        allowed={"mve": x.dtype == "float16"})       # max_pool2d_f16_mve.c: the same bits
         return [em.call(fn, shape, t.view(op.inputs[0]), gy, acc, gx)]
@@ -189,7 +191,7 @@ class AvgPool2D(_Pool2D):
     tflite_ops = ("AVERAGE_POOL_2D",)
     keras_layers = ("AveragePooling2D", "AveragePooling1D")
 
-    float16 = True          # avg_pool2d_f16.c, avg_pool2d_backward_f16.c
+    float16 = True          # avg_pool2d_f16.c, avg_pool2d_backward_f16.c; Helium: *_f16_mve.c, the same bits
 
     def ref_f16(self, g, op, args):
         stride, pad, _ = geometry(op)

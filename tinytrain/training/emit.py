@@ -215,7 +215,8 @@ class TrainEmit:
         if self.half:
             if sh is not None:
                 self.state_init.append(self.em.call("tt_master_init_f16", NULL, b_t.size, bp, sh))
-            return self.em.call(self.em.kernel("tt_bias_update_f16"), out, bp, gy, u)
+            # bias_update_f16_mve.c: the same arguments and bits, any Helium board may run it
+            return self.em.call(self.em.kernel("tt_bias_update_f16", allowed={"mve": True}), out, bp, gy, u)
         if not self.quantized:
             return self.em.call(self.em.kernel("tt_bias_update_f32"), out, bp, gy, u)
         s = qas.scales(self.g, op, b_t.name).reshape(-1).astype(np.float32)
