@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 import tinytrain
-from tinytrain import emulator
-from tinytrain.link import Link
 
 import f16_cases_act
 import real_models as rm
+from f16_device import assert_device_equals_simulation
 from f16_tape import assert_step_matches_tape
 from graphs import GraphBuilder, quantize_graph
 from kernel_harness import have_tools, run_cases
@@ -103,19 +102,7 @@ def test_device_training_equals_numpy_reference(board, precision, scale, tmp_pat
     shape = compiled.graph.tensors[compiled.graph.inputs[0]].shape
     x = (2 * rng.standard_normal((n, int(np.prod(shape))))).astype(np.float32)
     y = rng.integers(0, 5, n)
-    compiled.build_project(tmp_path / "fw")
-    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
-        results = link.train_many(x, y)
-        device = link.read_params()
-    sim = compiled.simulator()
-    losses = np.array([sim.step(x[i].reshape(shape), int(y[i])).loss for i in range(n)], np.float32)
-    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
-                                  losses.view(np.uint32))
-    assert set(device) and all(name in sim.params for name in device)
-    for name, got in device.items():
-        want = sim.params[name]
-        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape).view(np.uint16), want.view(np.uint16),
-                                      err_msg=name)
+    assert_device_equals_simulation(compiled, x, y, tmp_path / "fw", timeout=20.0)
 
 
 def test_the_graph_accumulates_activation_input_gradients():

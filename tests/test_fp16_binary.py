@@ -18,6 +18,7 @@ from tinytrain.errors import UnsupportedError
 
 import f16_cases
 import f16_cases_binary
+from f16_device import assert_device_equals_simulation
 from f16_tape import assert_step_matches_tape
 from graphs import GraphBuilder
 from kernel_harness import have_tools, run_cases
@@ -173,25 +174,12 @@ def test_trained_on_the_emulated_board_equals_numpy_reference(board, precision, 
     """The graph trained over the serial link on the Cortex-M55 (the Helium forward and
     elementwise gradients) and the Cortex-M4F (portable): the losses and every trained
     parameter equal the numpy reference's, bit for bit."""
-    from tinytrain import emulator
-    from tinytrain.link import Link
     n = 12
     m = tinytrain.compile(binary_net(), scheme="full", board=board, precision=precision, loss_scale=scale, lr=0.05)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, 6 * 6 * 3)).astype(np.float32)
     y = rng.integers(0, 5, n)
-    m.build_project(tmp_path / "fw")
-    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=20.0) as link:
-        results = link.train_many(x, y)
-        device = link.read_params()
-    sim = m.simulator()
-    losses = np.array([sim.step(x[i].reshape(1, 6, 6, 3), int(y[i])).loss for i in range(n)], np.float32)
-    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
-                                  losses.view(np.uint32))
-    assert set(device) and all(name in sim.params for name in device)
-    for name, value in device.items():
-        np.testing.assert_array_equal(np.asarray(value).reshape(sim.params[name].shape).view(np.uint16),
-                                      sim.params[name].view(np.uint16), err_msg=name)
+    assert_device_equals_simulation(m, x, y, tmp_path / "fw", timeout=20.0)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

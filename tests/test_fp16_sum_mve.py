@@ -8,6 +8,7 @@ from kernel_harness import have_tools, run_cases
 
 import f16_cases
 import f16_cases_sum
+from f16_device import assert_device_equals_simulation
 
 pytestmark = pytest.mark.skipif(not have_tools(), reason="arm-none-eabi-gcc / qemu-system-arm missing")
 
@@ -90,8 +91,6 @@ def test_a_graph_of_them_trains_on_the_m55_with_the_numpy_references_bits(precis
     numpy reference's bits (which model the portable kernels)."""
     import numpy as np
     import tinytrain
-    from tinytrain import emulator
-    from tinytrain.link import Link
     from test_fp16_ops import ops_net
     m = tinytrain.compile(ops_net(), scheme="full", board="mps3-an547", precision=precision, loss_scale=scale,
                           lr=0.05)
@@ -103,16 +102,4 @@ def test_a_graph_of_them_trains_on_the_m55_with_the_numpy_references_bits(precis
     n = 6
     xs = rng.standard_normal((n, 6 * 6 * 3)).astype(np.float32)
     labels = rng.integers(0, 5, n)
-    m.build_project(tmp_path / "fw")
-    with emulator.boot(tmp_path / "fw") as running, Link.open(running.url, timeout=30.0) as link:
-        results = link.train_many(xs, labels)
-        device = link.read_params()
-    sim = m.simulator()
-    losses = np.array([sim.step(xs[i].reshape(1, 6, 6, 3), int(labels[i])).loss for i in range(n)], np.float32)
-    np.testing.assert_array_equal(np.array([r.loss for r in results], np.float32).view(np.uint32),
-                                  losses.view(np.uint32))
-    assert set(device) and all(name in sim.params for name in device)
-    for name, got in device.items():
-        want = sim.params[name]
-        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape).view(np.uint16), want.view(np.uint16),
-                                      err_msg=name)
+    assert_device_equals_simulation(m, xs, labels, tmp_path / "fw")
