@@ -17,10 +17,9 @@ import tinytrain
 
 import f16_cases_act
 import real_models as rm
-from f16_device import assert_device_equals_simulation
+from f16_device import assert_device_equals_simulation, assert_kernel_cases_equal_models
 from f16_tape import assert_step_matches_tape
 from graphs import GraphBuilder, quantize_graph
-from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
 ACT_TYPES = {"leaky_relu", "prelu", "hard_swish", "logistic", "tanh"}
@@ -52,19 +51,10 @@ def act_net(seed=0):
 
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
-    if not have_tools():
-        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
-    helium = board == "mps3-an547"
-    cases = f16_cases_act.op_cases(helium=helium)
-    results = run_cases(board, cases, tmp_path, kernels=f16_cases_act.kernels())
-    for r in results:
-        assert r.ref_expected, r.name
-        assert r.guards_ok, r.name
-        assert r.identical is not False, r.name           # a Helium variant: the same bits
+    cases = f16_cases_act.op_cases(helium=board == "mps3-an547")
+    results = assert_kernel_cases_equal_models(board, cases, tmp_path, f16_cases_act.kernels(), min_helium=20)
     assert len(results) == len(cases)
-    if helium:
-        assert sum(r.var_instr is not None for r in results) >= 20 and all(
-            r.identical for r in results if r.var_instr is not None)
+    if board == "mps3-an547":
         assert any(r.name.startswith("hard swish_mve") for r in results)
 
 

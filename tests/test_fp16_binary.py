@@ -18,10 +18,9 @@ from tinytrain.errors import UnsupportedError
 
 import f16_cases
 import f16_cases_binary
-from f16_device import assert_device_equals_simulation
+from f16_device import assert_device_equals_simulation, assert_kernel_cases_equal_models
 from f16_tape import assert_step_matches_tape
 from graphs import GraphBuilder
-from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
 
@@ -57,20 +56,8 @@ def binary_net(seed=0):
 
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
-    if not have_tools():
-        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
-    cases = f16_cases_binary.op_cases()
-    if board != "mps3-an547":             # no Helium: the portable kernels alone
-        for c in cases:
-            c.var = None
-    results = run_cases(board, cases, tmp_path, kernels=f16_cases.kernels())
-    for r in results:
-        assert r.ref_expected, r.name
-        assert r.guards_ok, r.name
-        assert r.identical is not False, r.name          # the Helium variants: the same bits
-    if board == "mps3-an547":
-        helium = [r for r in results if r.var_instr is not None]
-        assert len(helium) >= 40 and all(r.identical for r in helium)
+    assert_kernel_cases_equal_models(board, f16_cases_binary.op_cases(), tmp_path, f16_cases.kernels(),
+                                     min_helium=40)
 
 
 @pytest.mark.parametrize("precision,scale", [("fp16", 1.0), ("mixed", 64.0), ("fp16", "dynamic")])

@@ -12,9 +12,9 @@ from tinytrain.errors import UnsupportedError
 from tinytrain.ops import unit
 
 import f16_cases
+from f16_device import assert_kernel_cases_equal_models
 from f16_tape import assert_step_matches_tape
 from graphs import GraphBuilder
-from kernel_harness import have_tools, run_cases
 from test_fp16 import assert_half_params_equal, run_both
 
 
@@ -52,20 +52,7 @@ def ops_net(seed=0, final_softmax=False):
 
 @pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
 def test_kernels_equal_their_numpy_model_on_the_board(tmp_path, board):
-    if not have_tools():
-        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
-    cases = f16_cases.op_cases()
-    if board != "mps3-an547":             # no Helium: the portable kernels alone
-        for c in cases:
-            c.var = None
-    results = run_cases(board, cases, tmp_path, kernels=f16_cases.kernels())
-    for r in results:
-        assert r.ref_expected, r.name
-        assert r.guards_ok, r.name
-        assert r.identical is not False, r.name          # the Helium add: the same bits
-    if board == "mps3-an547":
-        helium = [r for r in results if r.var_instr is not None]
-        assert len(helium) >= 4 and all(r.identical for r in helium)
+    assert_kernel_cases_equal_models(board, f16_cases.op_cases(), tmp_path, f16_cases.kernels(), min_helium=4)
 
 
 @pytest.mark.parametrize("precision,scale,final_softmax", [("fp16", 1.0, False), ("mixed", 64.0, True),
