@@ -156,6 +156,37 @@ def grad_input_layers(seed=0):
             G(4, 4, 12, None, (3, 3), (1, 1), "same", accumulate=1, tiny=True)]
 
 
+def limit_layers(seed=0):
+    """Every forward variant at the int32 limits (sc.LIMIT_ROLES): biases at and near
+    INT32_MAX / INT32_MIN with sums pushing past them, in_zp -128 and 127, shifts that map a
+    sum near 2^31 into the int8 range, and rescaled values next to the limit before out_zp
+    (+-100) is added. The expectation is the C reference's: the bias and out_zp added with
+    saturation."""
+    rng = np.random.default_rng(seed)
+    C, F = sc.limit_conv_layer, sc.limit_fc_layer
+    D = lambda *a, **k: C(rng, *a, depthwise=True, **k)  # noqa: E731
+    I = sc.InplaceDepthwise  # noqa: E741
+    return [
+        C(rng, 4, 4, 16, 11, zp=-128, out_zp=100),                               # 1x1: 4-pixel blocks
+        C(rng, 3, 5, 13, 11, zp=127, out_zp=-100),                               # leftover pixels, K tail
+        C(rng, 4, 2, 20, 10, zp=-128, out_zp=100, fast=True),                    # every channel fast
+        C(rng, 5, 5, 6, 11, (3, 3), (1, 1), "same", zp=-128, out_zp=-100),       # im2col, padded taps
+        C(rng, 7, 7, 3, 11, (3, 3), (2, 2), "same", zp=127, out_zp=100, act="relu6"),
+        D(6, 6, 11, None, (3, 3), (1, 1), "same", zp=-128, out_zp=100),          # interior + border, tails
+        D(7, 7, 16, None, (3, 3), (2, 2), "same", zp=127, out_zp=-100),
+        D(6, 6, 12, None, (3, 3), (1, 1), "same", zp=127, out_zp=100, fast=True),
+        D(5, 6, 8, None, (3, 3), (1, 1), "same", zp=-128, out_zp=20, fast=True, act="relu6"),
+        D(6, 6, 11, None, (5, 5), (1, 1), "same", zp=-128, out_zp=-100),          # other interiors
+        D(7, 7, 8, None, (3, 3), (1, 1), "same", (2, 2), zp=127, out_zp=100),
+        F(rng, 64, 11, zp=-128, out_zp=100), F(rng, 37, 11, zp=127, out_zp=-100),
+        F(rng, 16, 22, zp=-128, out_zp=-100), F(rng, 5, 3, zp=127, out_zp=100),
+        I(D(6, 6, 11, None, (3, 3), (1, 1), "same", zp=127, out_zp=100)),
+        I(D(7, 7, 16, None, (3, 3), (2, 2), "same", zp=-128, out_zp=-100), inplace=False),
+        sc.limit_pw_dw_layer(rng, 6, 6, 8, 11, zp=-128, out_zp=100),
+        sc.limit_pw_dw_layer(rng, 7, 5, 13, 16, (3, 3), (2, 2), zp=127, out_zp=-100),
+    ]
+
+
 def check_nondegenerate(layer, want):
     """Random layers must produce varied outputs, or the comparison proves little."""
     if "exact" in layer.name or "x=" in layer.name or want.size < 8:
@@ -206,6 +237,18 @@ def test_pointwise_depthwise_dsp_host(lib, i):
     want = layer.expected()
     np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
     np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
+
+
+@pytest.mark.parametrize("i", range(len(limit_layers())))
+def test_forward_dsp_host_at_the_int32_limits(lib, i):
+    """The reference saturates where the bias (or out_zp) meets a sum at the int32 limit, and
+    the _dsp variant gives its bytes."""
+    layer = limit_layers()[i]
+    want = layer.expected()
+    assert len(np.unique(want)) > 1, layer.name          # not all one value (mostly saturated)
+    np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
+    got = layer.run_host(lib, "dsp")
+    assert np.array_equal(got, want), f"{layer.name}: {np.count_nonzero(got != want)} of {want.size} bytes differ"
 
 
 @pytest.mark.parametrize("i", range(len(grad_input_layers())))
@@ -268,8 +311,10 @@ def test_variant_sources_compile_warning_free_on_the_host(tmp_path):
 def qemu_cases(variant: str) -> list:
     rng = np.random.default_rng(3)
     layers = (conv_layers(seed=1) + dw_layers(seed=1) + fc_layers(seed=1) + inplace_layers(seed=1)
-              + pw_dw_layers(seed=1) + [sc.requant_case(rng, 64, 37, edges=True),
-                                        sc.requant_case(rng, 16, 12, edges=True, act="relu6")])
+              + pw_dw_layers(seed=1) + limit_layers(seed=1)
+              + [sc.requant_case(rng, 64, 37, edges=True), sc.requant_case(rng, 16, 12, edges=True, act="relu6"),
+                 sc.requant_case(rng, 24, 13, edges=True, limits=True, out_zp=100),
+                 sc.requant_case(rng, 24, 13, edges=True, limits=True, out_zp=-100)])
     cases = [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
     # the device's reference must also give the host reference's floats (IEEE single, no FMA)
     lib = ck.load_kernels(pattern="*.c")
@@ -285,7 +330,7 @@ def test_variants_bit_exact_under_qemu(board, variants, tmp_path):
     results = kh.run_cases(board, cases, build_dir=tmp_path)
     bad = [r for r in results if not r.ok or r.identical is not True or r.ref_expected is not True]
     assert not bad, "\n".join(f"{r.name}: identical={r.identical} ref==numpy={r.ref_expected} "
-                              f"guards={r.guards_ok}" for r in bad)
+                              f"guards={r.guards_ok}{kh.diff_note(r)}" for r in bad)
 
 
 @NEEDS_ARM
