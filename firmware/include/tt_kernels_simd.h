@@ -219,8 +219,8 @@ void tt_depthwise_conv2d_inplace_s8_dsp(const int8_t *x, const tt_dims *in,
 /* Building blocks of the three depthwise _dsp variants (plain, in place, fused). */
 typedef struct {              /* one group of up to four channels, prepared once */
     int32_t w[2 * TT_DW_DSP_MAX_TAPS];   /* per tap: (w_c0, w_c2), (w_c1, w_c3) as int16 */
-    int32_t bias[4];          /* the bias (0 without one) */
-    int32_t bias_all[4];      /* bias - in_zp * (sum of the weights): pixels with every tap inside */
+    int32_t bias[4];          /* the bias (0 without one), added to each exact sum with QADD */
+    int32_t zp_all[4];        /* -in_zp * (sum of the weights): the sums' start where every tap is inside */
     int32_t mult[4], hi[4], shift[4], chan[4];   /* requantisation (tt_rq_dsp), channel index */
     int32_t c, n;             /* first channel, channels (1..4) */
 } tt_dw_group_dsp;
@@ -278,15 +278,16 @@ void tt_depthwise_conv2d_inplace_s8_mve(const int8_t *x, const tt_dims *in,
  * rounding, CMSIS-NN's arrangement): VQRDMULH is SRDHM exactly (saturation included), VRSHL
  * rounds half up, so negative values with a right shift first take one off (gemmlowp's
  * fix-up; (z & right) >> 31 is -1 exactly then). left = max(shift, 0), right =
- * min(shift, 0). Then + out_zp and the clamp to [lo, hi] (the activation range, within
- * int8). */
+ * min(shift, 0). Then + out_zp, saturating as the reference's tt_sat_add_s32 (with no right
+ * shift the value may sit next to the int32 limit), and the clamp to [lo, hi] (the
+ * activation range, within int8). */
 static inline int32x4_t tt_requant_s32x4_mve(int32x4_t acc, int32x4_t mult, int32x4_t left, int32x4_t right,
                                              int32_t out_zp, int32x4_t lo, int32x4_t hi)
 {
     int32x4_t z = vqrdmulhq_s32(vshlq_s32(acc, left), mult);
     z = vqaddq_s32(z, vshrq_n_s32(vandq_s32(z, right), 31));
     z = vrshlq_s32(z, right);
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(z, out_zp), lo), hi);
+    return vminq_s32(vmaxq_s32(vqaddq_n_s32(z, out_zp), lo), hi);
 }
 void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
@@ -294,8 +295,8 @@ void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 int8_t *y, const tt_dims *out);
 typedef struct {              /* one group of up to eight channels, prepared once */
     int16_t w[8 * TT_DW_MVE_MAX_TAPS];   /* per tap the eight weights, int16 */
-    int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels */
-    int32x4_t bias_all[2];    /* bias - in_zp * sum(w) */
+    int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels: added with VQADD */
+    int32x4_t zp_all[2];      /* -in_zp * sum(w): the sums' start where every tap is inside */
     int32x4_t mult[2], left[2], right[2];   /* multiplier, max(shift, 0), min(shift, 0) */
     int32_t c, n;             /* first channel, channels (1..8) */
 } tt_dw_group_mve;

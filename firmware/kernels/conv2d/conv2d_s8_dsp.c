@@ -7,7 +7,8 @@
  * (v1,v3) for four bytes) so the weights need no reordering, and interleaved (per four K
  * values: 2 words of row 0, of row 1, of row 2, of row 3). Then each output channel: per
  * four K values one weight load, two SXTB16, two LDM of the four rows and eight SMLAD for
- * 16 MACs. Little-endian targets only (all of ours). */
+ * 16 MACs; the sums start from 0 (exact: |sum (x - zp) w| < 2^31) and take the bias with one
+ * QADD each, the reference's saturating add. Little-endian targets only (all of ours). */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -145,7 +146,7 @@ TT_ALWAYS_INLINE void block(const int32_t *a, int32_t k, const int8_t *w, const 
         const int32_t mult = rq[oc].mult, rhi = rq[oc].hi, rsh = rq[oc].shift;
         const int32_t *p = a;
         const int8_t *wr = w + (size_t)oc * k;
-        int32_t s0 = b, s1 = b, s2 = b, s3 = b;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         dot_rows(&p, &wr, groups, &s0, &s1, &s2, &s3);
         if (kt) {
             /* the partial four: a whole-word load while it stays inside the weights (the
@@ -157,6 +158,12 @@ TT_ALWAYS_INLINE void block(const int32_t *a, int32_t k, const int8_t *w, const 
             s2 = tt_smlad(p[5], v13, tt_smlad(p[4], v02, s2));
             s3 = tt_smlad(p[7], v13, tt_smlad(p[6], v02, s3));
         }
+        /* the sums are exact; the bias is added as the reference does, saturating (a trained
+         * bias may sit at the int32 limit, where starting the sums from it would wrap) */
+        s0 = tt_qadd(s0, b);
+        s1 = tt_qadd(s1, b);
+        s2 = tt_qadd(s2, b);
+        s3 = tt_qadd(s3, b);
         if (fast || rsh >= 0) {
             s0 = tt_requant_dsp_fast3(s0, mult, rhi, rsh);
             s1 = tt_requant_dsp_fast3(s1, mult, rhi, rsh);

@@ -7,8 +7,10 @@
  * double-word load of the group's weights, widened once per group into the lane order
  * SMLABB / SMLATT want, and four multiply-accumulates. Border pixels only visit their valid
  * taps (ranges computed per pixel, no per-tap test); interior pixels of a 3-wide kernel run
- * the taps unrolled. The four outputs are requantised (tt_requant_dsp), packed and stored
- * as one word. A last group of 1-3 channels loads and stores byte by byte. */
+ * the taps unrolled (from -in_zp * sum(w) instead of widening with in_zp subtracted). The
+ * sums are exact; the bias is added once per output with QADD (the reference's saturating
+ * add), then the four outputs are requantised (tt_requant_dsp), packed and stored as one
+ * word. A last group of 1-3 channels loads and stores byte by byte. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -46,9 +48,9 @@ void tt_dw_group_prepare_dsp(tt_dw_group_dsp *grp, const int8_t *w, const int32_
     for (j = 0; j < 4; j++) {
         const int32_t cj = j < n ? c + j : c;
         grp->bias[j] = bias ? bias[cj] : 0;
-        /* all taps inside: sum (x - zp) w = sum x w - zp sum w, modulo 2^32 like the
-         * reference's int32 accumulator */
-        grp->bias_all[j] = (int32_t)((uint32_t)grp->bias[j] - (uint32_t)in_zp * (uint32_t)wsum[j]);
+        /* all taps inside: sum (x - zp) w = sum x w - zp sum w (exact modulo 2^32, and the
+         * true sum fits an int32); the bias comes after, saturating */
+        grp->zp_all[j] = (int32_t)(0u - (uint32_t)in_zp * (uint32_t)wsum[j]);
         grp->mult[j] = rq[cj].mult;
         grp->hi[j] = rq[cj].hi;
         grp->shift[j] = rq[cj].shift;
@@ -98,12 +100,17 @@ TT_ALWAYS_INLINE void tap(const int8_t *p, const int32_t *w, int32_t nzp2,
     *a3 = tt_smlatt(x13, w13, *a3);
 }
 
-/* Requantise, clamp, store the four accumulators of a pixel. */
+/* Add the bias (saturating, as the reference), requantise, clamp, store the four sums of a
+ * pixel. */
 TT_ALWAYS_INLINE void put(const tt_dw_group_dsp *grp, const tt_requant *q, int8_t *dst,
                           int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t lo4, int32_t hi4,
                           const int full, const int fast, const int clamp)
 {
     int32_t v, j;
+    a0 = tt_qadd(a0, grp->bias[0]);
+    a1 = tt_qadd(a1, grp->bias[1]);
+    a2 = tt_qadd(a2, grp->bias[2]);
+    a3 = tt_qadd(a3, grp->bias[3]);
     a0 = rq1(a0, grp, 0, q, fast);
     a1 = rq1(a1, grp, 1, q, fast);
     a2 = rq1(a2, grp, 2, q, fast);
@@ -124,7 +131,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int
                             const tt_requant *q, int8_t *dst, int32_t nzp2, int32_t lo4, int32_t hi4,
                             const int full, const int fast, const int clamp)
 {
-    int32_t a0 = grp->bias[0], a1 = grp->bias[1], a2 = grp->bias[2], a3 = grp->bias[3];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const int32_t step = r->stride * dil_w;
     int32_t j;
     for (j = 0; j < r->n; j++) {
@@ -136,7 +143,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int
 }
 
 /* The nine taps of a 3x3 window whose taps are all inside: rows at p0, p1, p2 (pixel
- * stride s), weights w (18 words); the accumulators start from bias_all (in_zp folded in),
+ * stride s), weights w (18 words); the accumulators start from zp_all (in_zp folded in),
  * so the inputs are widened without subtracting it. */
 #if TT_SIMD_HAVE_DSP && TT_SIMD_ASM
 #define TT_DW_TAP(P, OFF, WOFF)                                   \
@@ -201,7 +208,7 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_dsp *grp, const tt_dw_rows *
     int8_t *dst = y + (size_t)ox0 * out_stride;
     int32_t ox;
     for (ox = ox0; ox < ox1; ox++) {
-        int32_t a0 = grp->bias_all[0], a1 = grp->bias_all[1], a2 = grp->bias_all[2], a3 = grp->bias_all[3];
+        int32_t a0 = grp->zp_all[0], a1 = grp->zp_all[1], a2 = grp->zp_all[2], a3 = grp->zp_all[3];
         taps3x3(p0, p1, p2, s, grp->w, &a0, &a1, &a2, &a3);
         put(grp, q, dst, a0, a1, a2, a3, lo4, hi4, 1, fast, clamp);
         p0 += adv;

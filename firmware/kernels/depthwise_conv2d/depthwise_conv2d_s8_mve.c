@@ -6,11 +6,12 @@
  * multiply-accumulate of two vectors, so per tap: one input load, one weight load (the
  * group's weights copied once into int16 vectors), VMULLB / VMULLT (the products of the even
  * and of the odd channels as int32) and two adds: 7 instructions for 8 MACs. Pixels whose
- * taps are all inside start from bias - in_zp * sum(w) (computed per group from the current
- * weights) and skip subtracting in_zp; border pixels subtract it and visit only their valid
- * taps. The even and odd channels are requantised as two vectors (VQRDMULH, gemmlowp's
- * rounding shift) and scattered to their bytes. A last group of 1-7 channels is
- * tail-predicated. */
+ * taps are all inside start from -in_zp * sum(w) (computed per group from the current
+ * weights) and skip subtracting in_zp; border pixels start from 0, subtract it and visit
+ * only their valid taps. The sums are exact; the bias is added with VQADD (the reference's
+ * saturating add), then the even and odd channels are requantised as two vectors
+ * (VQRDMULH, gemmlowp's rounding shift) and scattered to their bytes. A last group of 1-7
+ * channels is tail-predicated. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -37,9 +38,10 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     bo = bias ? vldrwq_gather_shifted_offset_z_s32(bias + c, odd, po) : vdupq_n_s32(0);
     grp->bias[0] = be;
     grp->bias[1] = bo;
-    /* bias - zp * sum(w), modulo 2^32 like the reference's int32 accumulator */
-    grp->bias_all[0] = vsubq_s32(be, vmulq_n_s32(se, q->in_zp));
-    grp->bias_all[1] = vsubq_s32(bo, vmulq_n_s32(so, q->in_zp));
+    /* -zp * sum(w): with it, sum x w is sum (x - zp) w exactly (modulo 2^32, and the true
+     * sum fits an int32); the bias comes after, saturating */
+    grp->zp_all[0] = vmulq_n_s32(se, -q->in_zp);
+    grp->zp_all[1] = vmulq_n_s32(so, -q->in_zp);
     grp->mult[0] = vldrwq_gather_shifted_offset_z_s32(q->multiplier + c, even, pe);
     grp->mult[1] = vldrwq_gather_shifted_offset_z_s32(q->multiplier + c, odd, po);
     sh = vldrwq_gather_shifted_offset_z_s32(q->shift + c, even, pe);
@@ -52,10 +54,14 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     grp->n = n;
 }
 
+/* The bias added to the exact sums with saturation (VQADD, as the reference), requantised,
+ * scattered to the pixel's bytes. */
 TT_ALWAYS_INLINE void put(const tt_dw_group_mve *grp, int32x4_t ae, int32x4_t ao, int32_t out_zp,
                           int32x4_t lo, int32x4_t hi, int8_t *dst, const int full)
 {
     const uint32x4_t even = vidupq_n_u32(0, 2), odd = vidupq_n_u32(1, 2);
+    ae = vqaddq_s32(ae, grp->bias[0]);
+    ao = vqaddq_s32(ao, grp->bias[1]);
     ae = tt_requant_s32x4_mve(ae, grp->mult[0], grp->left[0], grp->right[0], out_zp, lo, hi);
     ao = tt_requant_s32x4_mve(ao, grp->mult[1], grp->left[1], grp->right[1], out_zp, lo, hi);
     if (full) {
@@ -74,7 +80,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int
 {
     const mve_pred16_t p16 = vctp16q((uint32_t)grp->n);
     const int32_t step = r->stride * dil_w;
-    int32x4_t ae = grp->bias[0], ao = grp->bias[1];
+    int32x4_t ae = vdupq_n_s32(0), ao = vdupq_n_s32(0);
     int32_t j, t;
     for (j = 0; j < r->n; j++) {
         const int8_t *p = r->row[j] + (ix0 + kx0 * dil_w) * r->stride;
@@ -96,7 +102,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int
  * then reloaded with an extra address computation each). */
 #define TT_OPAQUE(p) __asm__("" : "+r"(p))
 
-/* One tap of an interior pixel: raw input (in_zp is in bias_all). */
+/* One tap of an interior pixel: raw input (in_zp is in zp_all). */
 #define TAP(P, T)                                                   \
     do {                                                            \
         const int16x8_t x_ = vldrbq_s16(P);                         \
@@ -169,8 +175,8 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_mve *grp, const tt_dw_rows *
         const tt_dw_group_mve *gp = grp;
         int32x4_t ae, ao;
         TT_OPAQUE(gp);
-        ae = gp->bias_all[0];
-        ao = gp->bias_all[1];
+        ae = gp->zp_all[0];
+        ao = gp->zp_all[1];
         taps3x3(p0, p1, p2, s, gp->w, &ae, &ao);
         put(gp, ae, ao, out_zp, lo, hi, dst, 1);
         p0 += adv;
@@ -189,7 +195,7 @@ TT_ALWAYS_INLINE void interior(const tt_dw_group_mve *grp, const tt_dw_rows *r, 
     int32_t ox, j, t;
     for (ox = ox0; ox < ox1; ox++) {
         const int32_t ix0 = ox * g->stride_w - g->pad_left;
-        int32x4_t ae = grp->bias_all[0], ao = grp->bias_all[1];
+        int32x4_t ae = grp->zp_all[0], ao = grp->zp_all[1];
         const int16_t *wb = grp->w;
         TT_OPAQUE(wb);
         for (j = 0; j < r->n; j++) {
