@@ -16,7 +16,15 @@
  *   - a scratch buffer, 4-byte aligned, of the size the *_scratch_bytes() function gives
  *     (0 where there is none); it only lives during the call.
  * Geometry, zero points, NULL bias, per-tensor or per-channel requantisation, activation
- * clamps: all as in the reference kernels, unless a variant's comment says otherwise. */
+ * clamps: all as in the reference kernels, unless a variant's comment says otherwise.
+ *
+ * The int32 limits: every variant computes the sum of (x - in_zp) * w of an output exactly
+ * (modulo 2^32, and it fits an int32; where in_zp is folded, the sum starts from
+ * -in_zp * sum(w), never from the bias), then adds the bias with saturation once per output
+ * (QADD / VQADD), as the reference's tt_sat_add_s32 does, and adds out_zp after the rescale
+ * saturating too. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
+ * or a rescaled value next to the limit gives the reference's bytes
+ * (tests/test_kernels_simd.py, "int32 limits"). */
 #ifndef TT_KERNELS_SIMD_H
 #define TT_KERNELS_SIMD_H
 
@@ -162,8 +170,9 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
 
 /* tt_conv2d_s8_mve (Cortex-M55): any geometry the reference takes. 1x1 stride-1 unpadded:
  *   the input read in place; otherwise im2col, four pixels at a time (padded taps as
- *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch).
- *   Four pixels x one channel per step, VMLADAVA over 16 K values, tail-predicated.
+ *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch:
+ *   -in_zp * sum(w), the sums' start). Four pixels x one channel per step, VMLADAVA over 16
+ *   K values, tail-predicated; then one VQADD of the bias.
  *   Scratch: tt_conv2d_s8_mve_scratch_bytes. */
 static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 {
@@ -171,7 +180,7 @@ static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 }
 static inline int32_t tt_conv2d_s8_mve_scratch_bytes(int32_t kh, int32_t kw, int32_t cin, int32_t cout)
 {
-    /* the per-channel bias - in_zp * sum(w), then four im2col rows */
+    /* the per-channel -in_zp * sum(w), then four im2col rows */
     return 4 * ((cout + 3) & ~3) + 4 * tt_conv2d_s8_mve_k16(kh, kw, cin);
 }
 #if defined(__ARM_FEATURE_MVE)
@@ -187,8 +196,8 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
  * kh * kw <= TT_DW_DSP_MAX_TAPS (7x7; larger kernels run the reference kernel). Four
  * channels per step: per tap one input load, two SXTAB16, one weight load, four SMLABB /
  * SMLATT; borders visit only their valid taps; a 3x3 kernel's interior runs its nine taps
- * straight (in_zp folded into the bias at run time). A last group of 1-3 channels is
- * handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
+ * straight (from -in_zp * sum(w), computed at run time). The bias: one QADD per output. A
+ * last group of 1-3 channels is handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
 #define TT_DW_MAX_KH 8
 #define TT_DW_DSP_MAX_TAPS 49
 void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
@@ -258,9 +267,9 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
 /* tt_depthwise_conv2d_s8_mve (Cortex-M55): any geometry the reference takes, kh <=
  * TT_DW_MAX_KH and kh * kw <= TT_DW_MVE_MAX_TAPS (7x7; larger kernels run the reference).
  * Eight channels per step as int16 lanes: per tap one input load, one weight load,
- * VMULLB + VMULLT, two adds; interior pixels start from bias - in_zp * sum(w) (run time),
- * border pixels subtract in_zp and visit only their valid taps; a last group of 1-7
- * channels is tail-predicated. No scratch (~1 KB of stack). */
+ * VMULLB + VMULLT, two adds; interior pixels start from -in_zp * sum(w) (run time), border
+ * pixels from 0, subtracting in_zp and visiting only their valid taps; the bias by VQADD;
+ * a last group of 1-7 channels is tail-predicated. No scratch (~1 KB of stack). */
 #define TT_DW_MVE_MAX_TAPS 49
 /* tt_depthwise_conv2d_inplace_s8_mve: as the _dsp one, eight channels at a time. */
 static inline int32_t tt_depthwise_conv2d_inplace_s8_mve_scratch_bytes(const tt_dims *in, int32_t kh, int32_t kw,
@@ -311,7 +320,8 @@ void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w
  * tt_fully_connected_s8_dsp / _mve: the reference's arguments and semantics (LiteRT's
  * single-rounding rescale), any sizes. _dsp: two outputs per step, SXTAB16 + SMLAD over
  * four inputs. _mve: four outputs per step, VMLADAVA over 16 inputs, in_zp folded through
- * the weights' sums (VADDVA), tail-predicated. No scratch, no prepared data. */
+ * the weights' sums (VADDVA), tail-predicated. Both: the bias, and out_zp after the rescale,
+ * added saturating. No scratch, no prepared data. */
 void tt_fully_connected_s8_dsp(const int8_t *x, int32_t in_features,
                                const int8_t *w, const int32_t *bias, int32_t out_features,
                                const tt_requant *q, int8_t *y);
