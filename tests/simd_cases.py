@@ -508,6 +508,28 @@ def limit_fc_layer(rng, n_in, n_out, *, zp, out_zp, act="none") -> FullyConnecte
     return limit_biases(layer, rng)
 
 
+def fold_boundary_layer(rng, h, w, c, cout, k, *, sign, beyond, depthwise=False) -> Conv:
+    """Every product at its extreme ((x - in_zp) * w = sign * 255 * 128; padded taps count 0,
+    so border pixels sum fewer) and every bias at the edge of tt_bias_fold_exact: at
+    INT32_MAX - bound (sign +1) or INT32_MIN + bound (sign -1), bound = taps * 255 * 128, so
+    the interior pixels' sums end exactly on the int32 limit (the variants fold the bias);
+    beyond: channel 1's bias one step further, past the proof (the saturating path; its
+    interior sums saturate by one)."""
+    layer = conv_layer(rng, h, w, c, cout, k, (1, 1), "same", extreme=127 if sign < 0 else -128,
+                       depthwise=depthwise)
+    taps = k[0] * k[1] * (1 if depthwise else c)
+    bound = taps * 255 * 128
+    bias = np.full(layer.cout, INT32_MAX - bound if sign > 0 else INT32_MIN + bound, np.int64)
+    if beyond:
+        bias[1] += sign
+    layer.bias = bias.astype(I32)
+    layer.q["shift"] = np.full(layer.cout, -24, I32)
+    _set_out_zp(layer.q, -100 * sign, "none")           # sums near the limit land inside int8
+    layer.saturating = True
+    layer.name += f" fold boundary {'+' if sign > 0 else '-'}{' beyond' if beyond else ''}"
+    return layer
+
+
 def limit_pw_dw_layer(rng, h, w, cin, mid_c, k=(3, 3), stride=(1, 1), pad="same", dil=(1, 1), *, zp,
                       out_zp) -> PointwiseDepthwise:
     """Both halves with LIMIT_ROLES biases (the pointwise one's outputs, saturated as the

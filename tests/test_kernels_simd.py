@@ -184,6 +184,10 @@ def limit_layers(seed=0):
         I(D(7, 7, 16, None, (3, 3), (2, 2), "same", zp=-128, out_zp=-100), inplace=False),
         sc.limit_pw_dw_layer(rng, 6, 6, 8, 11, zp=-128, out_zp=100),
         sc.limit_pw_dw_layer(rng, 7, 5, 13, 16, (3, 3), (2, 2), zp=127, out_zp=-100),
+        # the edge of the variants' proof that folding the bias is exact (tt_bias_fold_exact)
+        *(sc.fold_boundary_layer(rng, 4, 5, 6, 5, (3, 3), sign=sg, beyond=b) for sg in (1, -1) for b in (0, 1)),
+        *(sc.fold_boundary_layer(rng, 5, 4, 12, None, (3, 3), sign=sg, beyond=b, depthwise=True)
+          for sg in (1, -1) for b in (0, 1)),
     ]
 
 

@@ -18,11 +18,13 @@
  * Geometry, zero points, NULL bias, per-tensor or per-channel requantisation, activation
  * clamps: all as in the reference kernels, unless a variant's comment says otherwise.
  *
- * The int32 limits: every variant computes the sum of (x - in_zp) * w of an output exactly
- * (modulo 2^32, and it fits an int32; where in_zp is folded, the sum starts from
- * -in_zp * sum(w), never from the bias), then adds the bias with saturation once per output
- * (QADD / VQADD), as the reference's tt_sat_add_s32 does, and adds out_zp after the rescale
- * saturating too. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
+ * The int32 limits: the reference adds the bias to the exact sum of (x - in_zp) * w with
+ * saturation (tt_sat_add_s32), and out_zp after the rescale too. The variants start their
+ * running sums from the bias (folded with -in_zp * sum(w) where they fold in_zp) only where
+ * tt_bias_fold_exact proves no sum can reach the limit (then bias + sum is the saturating
+ * add exactly: every realistic layer); otherwise they compute the sum alone (exact modulo
+ * 2^32, and it fits an int32) and add the bias with QADD / VQADD per output. out_zp is
+ * added saturating. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
  * or a rescaled value next to the limit gives the reference's bytes
  * (tests/test_kernels_simd.py, "int32 limits"). */
 #ifndef TT_KERNELS_SIMD_H
@@ -92,6 +94,28 @@ static inline int32_t tt_rq_dsp_all_fast(const tt_rq_dsp *rq, int32_t n)
 static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
 {
     return q->act_min > -128 || q->act_max < 127;
+}
+
+/* ---- the bias: folded into the sums where provably exact, else added saturating ----------
+ * 1 if no bias of the n channels (NULL: none) can meet a sum of `taps` products
+ * (x - in_zp) * w at the int32 limit: |sum| <= taps * max|x - in_zp| * 128, so when every
+ * |bias| <= INT32_MAX - that bound, bias + sum never leaves int32 and a variant may start its
+ * running sums from the bias (wrapping partial sums included: the result is the same modulo
+ * 2^32 and in range), which is the reference's saturating add exactly. Otherwise the variant
+ * starts from 0 (or -in_zp * sum(w)) and adds the bias with QADD / VQADD per output. Every
+ * realistic layer takes the first way (trained biases stay within +-2^30); the second costs
+ * 3-8% of a layer's instructions. */
+static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t taps, int32_t in_zp)
+{
+    const int64_t dx = in_zp >= 0 ? 128 + (int64_t)in_zp : 127 - (int64_t)in_zp;   /* max |x - zp| */
+    const int64_t bound = (int64_t)taps * dx * 128;
+    int32_t lim, c;
+    if (!bias) return 1;
+    if (bound > INT32_MAX) return 0;
+    lim = (int32_t)(INT32_MAX - bound);
+    for (c = 0; c < n; c++)
+        if (bias[c] > lim || bias[c] < -lim - 1) return 0;
+    return 1;
 }
 
 /* ---- im2col (the conv variants' general path) --------------------------------------------
@@ -171,8 +195,9 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
 /* tt_conv2d_s8_mve (Cortex-M55): any geometry the reference takes. 1x1 stride-1 unpadded:
  *   the input read in place; otherwise im2col, four pixels at a time (padded taps as
  *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch:
- *   -in_zp * sum(w), the sums' start). Four pixels x one channel per step, VMLADAVA over 16
- *   K values, tail-predicated; then one VQADD of the bias.
+ *   bias - in_zp * sum(w), the sums' start; without the bias, then added by VQADD, where
+ *   tt_bias_fold_exact fails). Four pixels x one channel per step, VMLADAVA over 16 K values,
+ *   tail-predicated.
  *   Scratch: tt_conv2d_s8_mve_scratch_bytes. */
 static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 {
@@ -180,7 +205,7 @@ static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 }
 static inline int32_t tt_conv2d_s8_mve_scratch_bytes(int32_t kh, int32_t kw, int32_t cin, int32_t cout)
 {
-    /* the per-channel -in_zp * sum(w), then four im2col rows */
+    /* the per-channel (bias) - in_zp * sum(w), then four im2col rows */
     return 4 * ((cout + 3) & ~3) + 4 * tt_conv2d_s8_mve_k16(kh, kw, cin);
 }
 #if defined(__ARM_FEATURE_MVE)
@@ -196,8 +221,9 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
  * kh * kw <= TT_DW_DSP_MAX_TAPS (7x7; larger kernels run the reference kernel). Four
  * channels per step: per tap one input load, two SXTAB16, one weight load, four SMLABB /
  * SMLATT; borders visit only their valid taps; a 3x3 kernel's interior runs its nine taps
- * straight (from -in_zp * sum(w), computed at run time). The bias: one QADD per output. A
- * last group of 1-3 channels is handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
+ * straight (from bias - in_zp * sum(w), computed at run time; where tt_bias_fold_exact
+ * fails, without the bias, added by QADD per output). A last group of 1-3 channels is
+ * handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
 #define TT_DW_MAX_KH 8
 #define TT_DW_DSP_MAX_TAPS 49
 void tt_depthwise_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
@@ -228,8 +254,11 @@ void tt_depthwise_conv2d_inplace_s8_dsp(const int8_t *x, const tt_dims *in,
 /* Building blocks of the three depthwise _dsp variants (plain, in place, fused). */
 typedef struct {              /* one group of up to four channels, prepared once */
     int32_t w[2 * TT_DW_DSP_MAX_TAPS];   /* per tap: (w_c0, w_c2), (w_c1, w_c3) as int16 */
-    int32_t bias[4];          /* the bias (0 without one), added to each exact sum with QADD */
-    int32_t zp_all[4];        /* -in_zp * (sum of the weights): the sums' start where every tap is inside */
+    int32_t bias[4];          /* the bias (0 without one) */
+    int32_t start[4];         /* the sums' start: the bias, or 0 where sat */
+    int32_t start_all[4];     /* start - in_zp * (sum of the weights): pixels with every tap inside */
+    int32_t sat;              /* a bias may meet a sum at the int32 limit (tt_bias_fold_exact):
+                                 start from 0, add the bias with QADD per output */
     int32_t mult[4], hi[4], shift[4], chan[4];   /* requantisation (tt_rq_dsp), channel index */
     int32_t c, n;             /* first channel, channels (1..4) */
 } tt_dw_group_dsp;
@@ -267,9 +296,10 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
 /* tt_depthwise_conv2d_s8_mve (Cortex-M55): any geometry the reference takes, kh <=
  * TT_DW_MAX_KH and kh * kw <= TT_DW_MVE_MAX_TAPS (7x7; larger kernels run the reference).
  * Eight channels per step as int16 lanes: per tap one input load, one weight load,
- * VMULLB + VMULLT, two adds; interior pixels start from -in_zp * sum(w) (run time), border
- * pixels from 0, subtracting in_zp and visiting only their valid taps; the bias by VQADD;
- * a last group of 1-7 channels is tail-predicated. No scratch (~1 KB of stack). */
+ * VMULLB + VMULLT, two adds; interior pixels start from bias - in_zp * sum(w) (run time),
+ * border pixels from the bias, subtracting in_zp and visiting only their valid taps (where
+ * tt_bias_fold_exact fails: without the bias, added by VQADD); a last group of 1-7
+ * channels is tail-predicated. No scratch (~1 KB of stack). */
 #define TT_DW_MVE_MAX_TAPS 49
 /* tt_depthwise_conv2d_inplace_s8_mve: as the _dsp one, eight channels at a time. */
 static inline int32_t tt_depthwise_conv2d_inplace_s8_mve_scratch_bytes(const tt_dims *in, int32_t kh, int32_t kw,
@@ -304,10 +334,13 @@ void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 int8_t *y, const tt_dims *out);
 typedef struct {              /* one group of up to eight channels, prepared once */
     int16_t w[8 * TT_DW_MVE_MAX_TAPS];   /* per tap the eight weights, int16 */
-    int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels: added with VQADD */
-    int32x4_t zp_all[2];      /* -in_zp * sum(w): the sums' start where every tap is inside */
+    int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels */
+    int32x4_t start[2];       /* the sums' start: the bias, or 0 where sat */
+    int32x4_t start_all[2];   /* start - in_zp * sum(w): pixels with every tap inside */
     int32x4_t mult[2], left[2], right[2];   /* multiplier, max(shift, 0), min(shift, 0) */
     int32_t c, n;             /* first channel, channels (1..8) */
+    int32_t sat;              /* a bias may meet a sum at the int32 limit (tt_bias_fold_exact):
+                                 start from 0, add the bias with VQADD per pixel */
 } tt_dw_group_mve;
 void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_t *bias,
                              const tt_requant *q, int32_t c, int32_t n, int32_t taps, int32_t ch);
