@@ -68,7 +68,7 @@ def conv2d_dsp_scratch_bytes(kh: int, kw: int, cin: int) -> int:
 
 
 def conv2d_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int) -> int:
-    """tt_conv2d_s8_mve_scratch_bytes: cout int32 (rounded up to 4) of (bias) - in_zp * sum(w),
+    """tt_conv2d_s8_mve_scratch_bytes: cout int32 (rounded up to 4) of bias - in_zp * sum(w),
     then four im2col rows of K = kh*kw*cin bytes (rounded up to a multiple of 4)."""
     return 4 * ((cout + 3) & ~3) + 4 * ((kh * kw * cin + 3) & ~3)
 

@@ -23,8 +23,8 @@
  * running sums from the bias (folded with -in_zp * sum(w) where they fold in_zp) only where
  * tt_bias_fold_exact proves no sum can reach the limit (then bias + sum is the saturating
  * add exactly: every realistic layer); otherwise they compute the sum alone (exact modulo
- * 2^32, and it fits an int32) and add the bias with QADD / VQADD per output. out_zp is
- * added saturating. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
+ * 2^32, and it fits an int32) and add the bias with QADD / VQADD per output (conv2d _mve:
+ * runs the reference instead). out_zp is added saturating. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
  * or a rescaled value next to the limit gives the reference's bytes
  * (tests/test_kernels_simd.py, "int32 limits"). */
 #ifndef TT_KERNELS_SIMD_H
@@ -102,9 +102,10 @@ static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
  * |bias| <= INT32_MAX - that bound, bias + sum never leaves int32 and a variant may start its
  * running sums from the bias (wrapping partial sums included: the result is the same modulo
  * 2^32 and in range), which is the reference's saturating add exactly. Otherwise the variant
- * starts from 0 (or -in_zp * sum(w)) and adds the bias with QADD / VQADD per output. Every
- * realistic layer takes the first way (trained biases stay within +-2^30); the second costs
- * 3-8% of a layer's instructions. */
+ * starts from 0 (or -in_zp * sum(w)) and adds the bias with QADD / VQADD per output (or, for
+ * conv2d _mve, runs the reference). Every layer whose bias may be trained takes the first
+ * way: training keeps biases within +-2^30 and refuses layers of more than
+ * qas.MAX_BIAS_TAPS taps, which is this bound. */
 static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t taps, int32_t in_zp)
 {
     const int64_t dx = in_zp >= 0 ? 128 + (int64_t)in_zp : 127 - (int64_t)in_zp;   /* max |x - zp| */
@@ -195,8 +196,8 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
 /* tt_conv2d_s8_mve (Cortex-M55): any geometry the reference takes. 1x1 stride-1 unpadded:
  *   the input read in place; otherwise im2col, four pixels at a time (padded taps as
  *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch:
- *   bias - in_zp * sum(w), the sums' start; without the bias, then added by VQADD, where
- *   tt_bias_fold_exact fails). Four pixels x one channel per step, VMLADAVA over 16 K values,
+ *   bias - in_zp * sum(w), the sums' start; where tt_bias_fold_exact fails, the call runs
+ *   the reference). Four pixels x one channel per step, VMLADAVA over 16 K values,
  *   tail-predicated.
  *   Scratch: tt_conv2d_s8_mve_scratch_bytes. */
 static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
@@ -205,7 +206,7 @@ static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 }
 static inline int32_t tt_conv2d_s8_mve_scratch_bytes(int32_t kh, int32_t kw, int32_t cin, int32_t cout)
 {
-    /* the per-channel (bias) - in_zp * sum(w), then four im2col rows */
+    /* the per-channel bias - in_zp * sum(w), then four im2col rows */
     return 4 * ((cout + 3) & ~3) + 4 * tt_conv2d_s8_mve_k16(kh, kw, cin);
 }
 #if defined(__ARM_FEATURE_MVE)

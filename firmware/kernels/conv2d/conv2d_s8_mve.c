@@ -4,15 +4,15 @@
  * A matrix product like the _dsp variant: rows = output pixels (K = kh*kw*cin values:
  * the input itself for a 1x1 stride-1 unpadded conv, an im2col copy otherwise, padded taps
  * holding in_zp), columns = output channels. The input zero point is folded at run time:
- * sum((x - zp) * w) = sum(x * w) - zp * sum(w), exact modulo 2^32 (and the true sum fits an
- * int32), with bias - zp * sum(w) per output channel computed once per call into the
- * scratch (weights change in training, so nothing is prepared offline). Four pixels x one
- * output channel per step: per 16 K values one weight load, four input loads, four VMLADAVA
- * (64 MACs); the last partial 16 is tail-predicated. Where a bias could meet a sum at the
- * int32 limit (tt_bias_fold_exact) the sums start from -zp * sum(w) alone and the bias is
- * added to the four with one VQADD (the reference's saturating add; every pixel then takes
- * the general loop). The four are requantised as one vector (VQRDMULH, the rounding shift
- * with gemmlowp's fix-up, out_zp added saturating) and scattered to the four pixels. */
+ * sum((x - zp) * w) = sum(x * w) - zp * sum(w) modulo 2^32 (exact: the true sum fits an
+ * int32), with sum(w) per output channel computed once per call into the scratch (weights
+ * change in training, so nothing is prepared offline). The bias is folded in too (the sums
+ * start from bias - zp * sum(w)) where tt_bias_fold_exact proves no sum can then leave
+ * int32: the reference's saturating add exactly; otherwise (a bias near the int32 limit)
+ * the call runs the reference kernel. Four pixels x one output channel per step: per 16 K
+ * values one weight load, four input loads, four VMLADAVA (64 MACs); the last partial 16 is
+ * tail-predicated. The four results are requantised as one vector (VQRDMULH, the rounding
+ * shift with gemmlowp's fix-up, out_zp added saturating) and scattered to the four pixels. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -140,8 +140,7 @@ static inline __attribute__((always_inline)) int32x4_t dot4(const int8_t *a0, co
 #endif
 
 /* 1x1 stride-1 conv, one output channel over the first npix4 (a multiple of 4) pixels
- * (rows of k = cin bytes), the channel's parameters held in registers (b: bias - in_zp *
- * sum(w), the bias folded in: tt_bias_fold_exact). */
+ * (rows of k = cin bytes), the channel's parameters held in registers. */
 static inline __attribute__((always_inline)) void pointwise_channel(
     const int8_t *x, int32_t npix4, int32_t k, const int8_t *w, int32_t b, int32_t mult, int32_t shift,
     int32_t out_zp, int32x4_t lo, int32x4_t hi, uint32x4_t offs, int8_t *y, int32_t cout, const int mode)
@@ -174,9 +173,15 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
     const mve_pred16_t ptail = vctp8q((uint32_t)tail);
     const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
     const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)cout);   /* 0, cout, 2cout, 3cout */
-    /* the bias folded into the sums' start where provably exact, else added with VQADD */
-    const int fold = tt_bias_fold_exact(bias, cout, k, q->in_zp);
     int32_t oc, p, j, i;
+    if (!tt_bias_fold_exact(bias, cout, k, q->in_zp)) {
+        /* a bias near the int32 limit (never a trained one: they stay within +-2^30, where
+         * the proof holds for every layer whose bias may be trained): the reference. A
+         * saturating path of our own here (VQADD of the bias, as conv2d_s8_dsp.c has) made
+         * gcc allocate the common path's registers worse: +4% on a 1x1 layer. */
+        tt_conv2d_s8(x, in, w, bias, kh, kw, g, q, y, out);
+        return;
+    }
 
     for (oc = 0; oc < cout; oc++) {
         const int8_t *wr = w + (size_t)oc * k;
@@ -184,13 +189,13 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
         for (i = 0; i < full; i += 16)
             s = vaddvaq_s8(s, vldrbq_s8(wr + i));
         if (tail) s = vaddvaq_s8(s, vldrbq_z_s8(wr + full, ptail));
-        /* (bias) - zp * sum(w): sum x w + this is (bias +) sum (x - zp) w exactly (modulo
-         * 2^32, and the true value fits an int32) */
-        wsum[oc] = (int32_t)((uint32_t)(fold && bias ? bias[oc] : 0) - (uint32_t)q->in_zp * (uint32_t)s);
+        /* bias - zp * sum(w): sum x w + this is bias + sum (x - zp) w exactly (modulo 2^32;
+         * the true value fits an int32: tt_bias_fold_exact) */
+        wsum[oc] = (int32_t)((uint32_t)(bias ? bias[oc] : 0) - (uint32_t)q->in_zp * (uint32_t)s);
     }
 
     p = 0;
-    if (pointwise && fold) {
+    if (pointwise) {
         const int32_t npix4 = npix & ~(ROWS - 1);
         for (oc = 0; oc < cout && npix4; oc++) {
             const int32_t shift = q->shift[oc], mult = q->multiplier[oc];
@@ -218,7 +223,6 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
         }
         for (oc = 0; oc < cout; oc++) {
             int32x4_t acc = dot4(r[0], r[1], r[2], r[3], w + (size_t)oc * k, k, wsum[oc]);
-            if (!fold) acc = vqaddq_n_s32(acc, bias[oc]);   /* a bias near the int32 limit */
             acc = requant_lanes(acc, q->multiplier[oc], q->shift[oc], q->out_zp, lo, hi);
             if (n == ROWS)
                 vstrbq_scatter_offset_s32(y + (size_t)p * cout + oc, offs, acc);

@@ -252,11 +252,20 @@ TT_ALWAYS_INLINE void row(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32
     }
 }
 
+/* a bias near the int32 limit: its own instance, out of the common one's way */
+static void __attribute__((noinline)) row_saturating(const tt_dw_group_mve *grp, const tt_dw_rows *r,
+                                                     int32_t in_w, int32_t kh, int32_t kw, const tt_geom *g,
+                                                     const tt_requant *q, int8_t *y, int32_t out_w,
+                                                     int32_t out_stride)
+{
+    row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1);
+}
+
 void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
                    const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride)
 {
-    if (grp->sat)   /* a bias near the int32 limit */
-        row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1);
+    if (grp->sat)
+        row_saturating(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride);
     else
         row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 0);
 }
