@@ -298,6 +298,51 @@ def test_requant_dsp_formula_on_int32_edges():
             np.testing.assert_array_equal(got, want)
 
 
+BIAS_FOLD_CHECK = r"""
+#include <stdio.h>
+#include "tt_kernels_simd.h"
+int main(void)
+{
+    const int32_t zps[] = {-128, -1, 0, 5, 127}, taps[] = {1, 9, 27, 48, 1000, 32896, 65793, 65794, 131071, 200000};
+    long bad = 0, n = 0;
+    unsigned zi, ti, k;
+    int d;
+    for (zi = 0; zi < 5; zi++) for (ti = 0; ti < 10; ti++) {
+        const int64_t dx = zps[zi] >= 0 ? 128 + zps[zi] : 127 - zps[zi];
+        const int64_t bound = (int64_t)taps[ti] * dx * 128;
+        const int64_t at[] = {INT32_MAX, INT32_MIN, 0, INT32_MAX - bound, INT32_MIN + bound, 1 << 30, -(1 << 30)};
+        for (k = 0; k < 7; k++) for (d = -2; d <= 2; d++) {
+            const int64_t b = at[k] + d;
+            int32_t one[2];
+            int want;
+            if (b > INT32_MAX || b < INT32_MIN) continue;
+            one[0] = 0;
+            one[1] = (int32_t)b;
+            want = bound <= INT32_MAX && b <= INT32_MAX - bound && b >= INT32_MIN + bound;
+            n++;
+            if (tt_bias_fold_exact(one, 2, taps[ti], zps[zi]) != want) {
+                printf("zp %d taps %d bias %lld: not %d\n", (int)zps[zi], (int)taps[ti], (long long)b, want);
+                bad++;
+            }
+        }
+    }
+    printf("%ld cases %ld wrong\n", n, bad);
+    return bad != 0 || tt_bias_fold_exact(NULL, 4, 1 << 30, 0) != 1;
+}
+"""
+
+
+def test_bias_fold_proof_is_its_definition(tmp_path):
+    """tt_bias_fold_exact (the variants fold the bias into their sums only where it holds)
+    == every |bias| <= INT32_MAX - taps * max|x - in_zp| * 128, at and around every edge."""
+    (tmp_path / "fold.c").write_text(BIAS_FOLD_CHECK)
+    build = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ck.INCLUDE}", "fold.c",
+                            "-o", "fold"], cwd=tmp_path, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(tmp_path / "fold")], capture_output=True, text=True)
+    assert run.returncode == 0 and " 0 wrong" in run.stdout, run.stdout
+
+
 def test_variant_sources_compile_warning_free_on_the_host(tmp_path):
     """-std=c99 -Wall -Wextra -Wpedantic -Werror with gcc (the _mve files compile to
     declarations only). The same flags build every kernel for the Cortex-M4 and the

@@ -108,14 +108,16 @@ static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
  * qas.MAX_BIAS_TAPS taps, which is this bound. */
 static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t taps, int32_t in_zp)
 {
-    const int64_t dx = in_zp >= 0 ? 128 + (int64_t)in_zp : 127 - (int64_t)in_zp;   /* max |x - zp| */
-    const int64_t bound = (int64_t)taps * dx * 128;
-    int32_t lim, c;
+    const uint32_t dx = (uint32_t)(in_zp >= 0 ? 128 + in_zp : 127 - in_zp);   /* max |x - zp| <= 255 */
+    uint32_t lim, span;
+    int32_t c;
     if (!bias) return 1;
-    if (bound > INT32_MAX) return 0;
-    lim = (int32_t)(INT32_MAX - bound);
+    if ((uint32_t)taps > 0xFFFFFFu / dx) return 0;     /* the bound taps * dx * 128 > INT32_MAX */
+    lim = 0x7FFFFFFFu - (uint32_t)taps * dx * 128u;
+    /* -lim - 1 <= b <= lim, as one unsigned compare of b + lim + 1 (modulo 2^32) */
+    span = 2u * lim + 1u;
     for (c = 0; c < n; c++)
-        if (bias[c] > lim || bias[c] < -lim - 1) return 0;
+        if ((uint32_t)bias[c] + lim + 1u > span) return 0;
     return 1;
 }
 
