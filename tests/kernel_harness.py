@@ -151,6 +151,7 @@ class Result:
     identical: bool | None       # variant output == reference output (None: no variant)
     ref_expected: bool | None    # reference output == the host's expected output (None: not given)
     guards_ok: bool              # neither wrote past out_bytes
+    diff_bytes: int = 0          # bytes where the variant's output differs from the reference's
 
     @property
     def ok(self) -> bool:
@@ -258,7 +259,7 @@ static void __attribute__((noinline)) case{i}_var(void)
 
 _CASE_CALL = r"""
     {{
-        uint32_t r, v = 0;
+        uint32_t r, v = 0, diff = 0, k;
         int same = 2, exp = 2, guards;
         case{i}_setup(0x5Au);
         t0 = tt_hal_work_count();
@@ -275,7 +276,8 @@ _CASE_CALL = r"""
             t1 = tt_hal_work_count();
             v = t1 - t0 - overhead;
             guards = guards && guard_ok(0xA5u, {out_bytes});
-            same = memcmp(tt_ref_copy, tt_out_buf, {out_bytes}) == 0;
+            for (k = 0; k < {out_bytes}u; k++) diff += tt_ref_copy[k] != tt_out_buf[k];
+            same = diff == 0;
         }}
         put("case {i} ");
         put_u(r);
@@ -287,6 +289,8 @@ _CASE_CALL = r"""
         put_u((uint32_t)exp);
         put(" ");
         put_u((uint32_t)guards);
+        put(" ");
+        put_u(diff);
         put("\n");
     }}
 """
@@ -353,15 +357,20 @@ def run_elf(board_name: str, elf: Path, timeout: float = 600.0) -> str:
 
 def parse(cases: list[Case], text: str) -> list[Result]:
     results = []
-    for m in re.finditer(r"^case (\d+) (\d+) (\d+) (\d) (\d) (\d)$", text, re.M):
-        i, r, v, same, exp, guards = (int(g) for g in m.groups())
+    for m in re.finditer(r"^case (\d+) (\d+) (\d+) (\d) (\d) (\d) (\d+)$", text, re.M):
+        i, r, v, same, exp, guards, diff = (int(g) for g in m.groups())
         case = cases[i]
         results.append(Result(case.name, case.macs, r, v if case.var else None,
                               None if same == 2 else bool(same), None if exp == 2 else bool(exp),
-                              bool(guards)))
+                              bool(guards), diff))
     if len(results) != len(cases):
         raise RuntimeError(f"the kernel harness reported {len(results)} of {len(cases)} cases:\n{text[-3000:]}")
     return results
+
+
+def diff_note(r: Result) -> str:
+    """' (n bytes differ)' for a failed comparison, '' otherwise (for messages)."""
+    return f" ({r.diff_bytes} bytes differ)" if r.identical is False else ""
 
 
 def run_cases(board_name: str, cases: list[Case], build_dir=None, opt: str = "-O2", kernels=None) -> list[Result]:

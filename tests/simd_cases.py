@@ -21,6 +21,7 @@ from tinytrain import fixedpoint, kernel_prep, quant
 from tinytrain.ops.conv2d import conv2d_s8
 from tinytrain.ops.depthwise_conv2d import depthwise_conv2d_s8
 from tinytrain.ops.fully_connected import fully_connected_s8
+from tinytrain.ops.window import taps as window_taps, window_input
 from tinytrain.ir import conv_out_size, same_padding
 
 I8, I32 = np.int8, np.int32
@@ -70,6 +71,22 @@ def rand_s8(rng, shape, lo=-128, hi=127):
     return rng.integers(lo, hi + 1, size=shape).astype(I8)
 
 
+INT32_MIN, INT32_MAX = fixedpoint.INT32_MIN, fixedpoint.INT32_MAX
+
+
+def sat32(v) -> np.ndarray:
+    """Saturated to the int32 range (tt_sat_add_s32's result)."""
+    return np.clip(np.asarray(v, np.int64), INT32_MIN, INT32_MAX)
+
+
+def requantize_sat(dot, bias, q: dict) -> np.ndarray:
+    """A conv-like reference kernel's output from its exact sums (..., channels): the bias
+    added with saturation (tt_sat_add_s32), TFLite's double-rounding rescale, + out_zp
+    saturated and the activation clamp (the unbounded sum then the clamp: the same)."""
+    acc = sat32(dot + (0 if bias is None else np.asarray(bias, np.int64)))
+    return fixedpoint.requantize_s8(acc, q).astype(I8)
+
+
 # --- layers ----------------------------------------------------------------------------------
 
 @dataclass
@@ -84,6 +101,7 @@ class Conv:
     q: dict
     depthwise: bool = False
     name: str = ""
+    saturating: bool = False   # expected(): the C reference's saturating bias add (int32 limits)
 
     @property
     def kind(self):
@@ -114,8 +132,20 @@ class Conv:
         return oh * ow * self.cout * taps
 
     def expected(self) -> np.ndarray:
+        if self.saturating:
+            return requantize_sat(self.dot(), self.bias, self.q)
         fn = depthwise_conv2d_s8 if self.depthwise else conv2d_s8
         return fn(self.x, self.w, self.bias, self.stride, self.pad, self.dil, self.q, self.out_hw)
+
+    def dot(self) -> np.ndarray:
+        """The exact sums of (x - in_zp) * w per output (int64, no bias; padded taps count 0)."""
+        buf = window_input(self.x.astype(np.int64) - self.q["in_zp"], self.out_hw, self.k, self.stride,
+                           self.pad, self.dil, 0)
+        acc = np.zeros(self.out_shape, np.int64)
+        w = self.w.astype(np.int64)
+        for ky, kx, view in window_taps(buf, self.out_hw, self.k, self.stride, self.dil):
+            acc += view * w[ky, kx] if self.depthwise else view @ w[:, ky, kx, :].T
+        return acc
 
     def scratch_bytes(self, variant: str) -> int:
         if self.depthwise:
@@ -204,6 +234,7 @@ class FullyConnected:
     bias: np.ndarray | None
     q: dict
     name: str = ""
+    saturating: bool = False   # expected(): the C reference's saturating adds (int32 limits)
 
     kind = "fully_connected"
 
@@ -211,8 +242,17 @@ class FullyConnected:
     def macs(self):
         return int(self.w.shape[0] * self.w.shape[1])
 
+    def dot(self) -> np.ndarray:
+        return (self.x.astype(np.int64) - self.q["in_zp"]) @ self.w.astype(np.int64).T
+
     def expected(self):
-        return fully_connected_s8(self.x, self.w, self.bias, self.q)
+        if not self.saturating:
+            return fully_connected_s8(self.x, self.w, self.bias, self.q)
+        acc = sat32(self.dot() + (0 if self.bias is None else self.bias.astype(np.int64)))
+        # the rescale's 64-bit result cast to int32 (C), then + out_zp saturated, the clamp
+        acc = fixedpoint.wrap32(fixedpoint.mul_by_quantized_multiplier_single_round(acc, self.q["multiplier"],
+                                                                                    self.q["shift"]))
+        return np.clip(acc + self.q["out_zp"], self.q["act_min"], self.q["act_max"]).astype(I8)
 
     def run_host(self, lib, variant):
         out = np.full(self.w.shape[0], 99, dtype=I8)
@@ -405,6 +445,106 @@ def pw_dw_layer(rng, h, w, cin, mid_c, k=(3, 3), stride=(1, 1), pad="same", dil=
                               f"d{dil[0]} {act} {kind} ring {ring_rows}")
 
 
+# --- int32 limits: biases where the reference's saturating add matters ----------------------
+
+# channel c of a layer takes LIMIT_ROLES[c % len]: where its bias sits (at INT32_MAX / MIN:
+# every sum of that sign saturates; "max-" / "min-": the limit minus the channel's median sum,
+# so about half its outputs saturate; "normal": a small bias) and its requantisation shift
+# (-22: the DSP one-SMLAL path; -23..-25: the reference-arithmetic path, both map a sum near
+# 2^31 into the int8 range; 0 and 1 with the largest multiplier: the rescaled value lands
+# next to the int32 limit before out_zp is added; None: a shift giving varied outputs)
+LIMIT_ROLES = (("max", -24), ("min", -24), ("max-", -22), ("min-", -22), ("max-", -25), ("min-", -23),
+               ("max", 0), ("min", 0), ("max-", 1), ("normal", None), ("min-", 1))
+# every channel on the DSP one-SMLAL path (the kernels' all-fast branches)
+LIMIT_ROLES_FAST = (("max", -22), ("min", -22), ("max-", -21), ("min-", -22), ("normal", None))
+
+
+def limit_biases(layer, rng, roles=LIMIT_ROLES):
+    """Give a Conv / FullyConnected layer biases and requantisation by LIMIT_ROLES and mark
+    its expectation saturating (the C reference's arithmetic, not LiteRT's wrapping add)."""
+    dot = layer.dot()
+    dot = dot.reshape(-1, dot.shape[-1])
+    n = dot.shape[1]
+    _, base = quant.quantize_multiplier(50.0 / max(float(np.std(dot)), 1.0))
+    bias = rng.integers(-5000, 5000, size=n).astype(np.int64)
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=n)
+    shift = np.full(n, base, np.int64)
+    for c in range(n):
+        where, s = roles[c % len(roles)]
+        med = int(np.median(dot[:, c]))
+        bias[c] = {"max": INT32_MAX, "min": INT32_MIN, "max-": INT32_MAX - med, "min-": INT32_MIN - med}.get(
+            where, bias[c])
+        if s is not None:
+            shift[c] = s
+            if s >= 0:
+                mult[c] = (1 << 31) - 1
+    layer.bias = sat32(bias).astype(I32)
+    layer.q["multiplier"], layer.q["shift"] = mult.astype(I32), shift.astype(I32)
+    layer.saturating = True
+    return layer
+
+
+def _set_out_zp(q: dict, out_zp: int, act: str) -> None:
+    q["out_zp"] = out_zp
+    q["act_min"], q["act_max"] = {"none": (-128, 127), "relu": (out_zp, 127),
+                                  "relu6": (out_zp, min(127, out_zp + 60))}[act]
+
+
+def limit_conv_layer(rng, h, w, cin, cout, k=(1, 1), stride=(1, 1), pad="valid", dil=(1, 1), *, zp, out_zp,
+                     act="none", depthwise=False, fast=False) -> Conv:
+    """A random layer (full-range data, in_zp = zp) with LIMIT_ROLES biases and shifts
+    (fast: LIMIT_ROLES_FAST)."""
+    layer = conv_layer(rng, h, w, cin, cout, k, stride, pad, dil, act=act, zp=zp, depthwise=depthwise)
+    _set_out_zp(layer.q, out_zp, act)
+    layer.name += f" int32 limits{' fast' if fast else ''} zp{zp} out_zp{out_zp}"
+    return limit_biases(layer, rng, LIMIT_ROLES_FAST if fast else LIMIT_ROLES)
+
+
+def limit_fc_layer(rng, n_in, n_out, *, zp, out_zp, act="none") -> FullyConnected:
+    layer = fc_layer(rng, n_in, n_out, act=act)
+    layer.q["in_zp"] = zp
+    _set_out_zp(layer.q, out_zp, act)
+    layer.name += f" int32 limits zp{zp} out_zp{out_zp}"
+    return limit_biases(layer, rng)
+
+
+def fold_boundary_layer(rng, h, w, c, cout, k, *, sign, beyond, depthwise=False) -> Conv:
+    """Every product at its extreme ((x - in_zp) * w = sign * 255 * 128; padded taps count 0,
+    so border pixels sum fewer) and every bias at the edge of tt_bias_fold_exact: at
+    INT32_MAX - bound (sign +1) or INT32_MIN + bound (sign -1), bound = taps * 255 * 128, so
+    the interior pixels' sums end exactly on the int32 limit (the variants fold the bias);
+    beyond: channel 1's bias one step further, past the proof (the saturating path; its
+    interior sums saturate by one)."""
+    layer = conv_layer(rng, h, w, c, cout, k, (1, 1), "same", extreme=127 if sign < 0 else -128,
+                       depthwise=depthwise)
+    taps = k[0] * k[1] * (1 if depthwise else c)
+    bound = taps * 255 * 128
+    bias = np.full(layer.cout, INT32_MAX - bound if sign > 0 else INT32_MIN + bound, np.int64)
+    if beyond:
+        bias[1] += sign
+    layer.bias = bias.astype(I32)
+    layer.q["shift"] = np.full(layer.cout, -24, I32)
+    _set_out_zp(layer.q, -100 * sign, "none")           # sums near the limit land inside int8
+    layer.saturating = True
+    layer.name += f" fold boundary {'+' if sign > 0 else '-'}{' beyond' if beyond else ''}"
+    return layer
+
+
+def limit_pw_dw_layer(rng, h, w, cin, mid_c, k=(3, 3), stride=(1, 1), pad="same", dil=(1, 1), *, zp,
+                      out_zp) -> PointwiseDepthwise:
+    """Both halves with LIMIT_ROLES biases (the pointwise one's outputs, saturated as the
+    reference does, are the depthwise one's input)."""
+    pw = limit_conv_layer(rng, h, w, cin, mid_c, zp=zp, out_zp=int(rng.integers(-100, 100)))
+    dw = conv_layer(rng, h, w, mid_c, None, k, stride, pad, dil, depthwise=True)
+    dw.x = pw.expected()
+    dw.q["in_zp"] = pw.q["out_zp"]
+    _set_out_zp(dw.q, out_zp, "none")
+    limit_biases(dw, rng)
+    ring_rows = min((k[0] - 1) * dil[0] + 1, h)
+    return PointwiseDepthwise(pw, dw, ring_rows, f"{h}x{w}x{cin}->{mid_c} k{k[0]}x{k[1]} s{stride[0]} "
+                              f"d{dil[0]} int32 limits zp{zp} out_zp{out_zp} ring {ring_rows}")
+
+
 @dataclass
 class Requantize:
     """The requantisation alone: int32 accumulators (pixels, channels) -> int8, TFLite's
@@ -454,10 +594,14 @@ class Requantize:
         return case
 
 
-def requant_case(rng, pixels, channels, *, edges=False, act="none", name="") -> Requantize:
+def requant_case(rng, pixels, channels, *, edges=False, limits=False, act="none", out_zp=None,
+                 name="") -> Requantize:
     """Accumulators of a conv-like layer (std ~2^16); edges=True: int32 extremes, zeros, ties
-    around every rounding, and multipliers / shifts across both DSP paths."""
-    q = make_requant(rng, channels, act=act, acc_std=2 ** 16)
+    around every rounding, and multipliers / shifts across both DSP paths; limits=True (with
+    edges): the first channels take the largest multiplier at shifts 0..2, so accumulators
+    near the int32 limits (or half, a quarter of them) rescale next to the limit before
+    out_zp is added."""
+    q = make_requant(rng, channels, act=act, acc_std=2 ** 16, out_zp=out_zp)
     acc = rng.normal(0, 2 ** 16, size=(pixels, channels)).astype(np.int64)
     if edges:
         q["shift"] = rng.integers(-31, 4, size=channels).astype(I32)
@@ -468,7 +612,15 @@ def requant_case(rng, pixels, channels, *, edges=False, act="none", name="") -> 
         acc[: specials.size] = specials[:, None]
         small = rng.integers(-4096, 4097, size=acc[specials.size:].shape)
         acc[specials.size:specials.size + small.shape[0] // 2] = small[: small.shape[0] // 2]
-    return Requantize(acc.astype(I32), q, name or f"{pixels}x{channels} {act}" + (" edges" if edges else ""))
+    if limits:
+        q["shift"][:6] = [0, 0, 1, 1, 2, 2]
+        q["multiplier"][:6] = (1 << 31) - 1
+        near = np.array([INT32_MAX, INT32_MAX - 1, INT32_MAX - 100, INT32_MIN, INT32_MIN + 1, INT32_MIN + 100,
+                         INT32_MAX >> 1, (INT32_MAX >> 1) - 60, INT32_MIN >> 1, (INT32_MIN >> 1) + 60,
+                         INT32_MAX >> 2, INT32_MIN >> 2], np.int64)
+        acc[-near.size:] = near[:, None]
+    return Requantize(acc.astype(I32), q, name or f"{pixels}x{channels} {act}" + (" edges" if edges else "")
+                      + (f" int32 limits out_zp{q['out_zp']}" if limits else ""))
 
 
 # --- training: conv2d input gradient (float, int8 weights) ------------------------------------

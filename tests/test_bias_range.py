@@ -1,9 +1,10 @@
 """Trained int32 biases stay within +-2^30 (tinytrain/training/qas.py explains the bound):
 there the int8 kernels' accumulators cannot overflow, so the reference kernels (which add
-the bias with saturation), LiteRT (a plain add) and the SIMD variants (the bias folded into
-their running sums, bias - zp * sum(w) + sum(x * w)) give the same bytes. Before, a bias
-that training pushed to the int32 limit made a _dsp kernel wrap where the reference
-saturated: the device's forward pass left the host's."""
+the bias with saturation, as their SIMD variants do) and LiteRT (a plain add) give the same
+bytes. Before, a bias that training pushed to the int32 limit made a _dsp kernel (which then
+folded the bias into its running sums) wrap where the reference saturated: the device's
+forward pass left the host's. The variants are now exact at any bias
+(tests/test_kernels_simd.py, "int32 limits"); the range still keeps LiteRT's arithmetic."""
 import re
 
 import numpy as np

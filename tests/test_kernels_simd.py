@@ -156,6 +156,41 @@ def grad_input_layers(seed=0):
             G(4, 4, 12, None, (3, 3), (1, 1), "same", accumulate=1, tiny=True)]
 
 
+def limit_layers(seed=0):
+    """Every forward variant at the int32 limits (sc.LIMIT_ROLES): biases at and near
+    INT32_MAX / INT32_MIN with sums pushing past them, in_zp -128 and 127, shifts that map a
+    sum near 2^31 into the int8 range, and rescaled values next to the limit before out_zp
+    (+-100) is added. The expectation is the C reference's: the bias and out_zp added with
+    saturation."""
+    rng = np.random.default_rng(seed)
+    C, F = sc.limit_conv_layer, sc.limit_fc_layer
+    D = lambda *a, **k: C(rng, *a, depthwise=True, **k)  # noqa: E731
+    I = sc.InplaceDepthwise  # noqa: E741
+    return [
+        C(rng, 4, 4, 16, 11, zp=-128, out_zp=100),                               # 1x1: 4-pixel blocks
+        C(rng, 3, 5, 13, 11, zp=127, out_zp=-100),                               # leftover pixels, K tail
+        C(rng, 4, 2, 20, 10, zp=-128, out_zp=100, fast=True),                    # every channel fast
+        C(rng, 5, 5, 6, 11, (3, 3), (1, 1), "same", zp=-128, out_zp=-100),       # im2col, padded taps
+        C(rng, 7, 7, 3, 11, (3, 3), (2, 2), "same", zp=127, out_zp=100, act="relu6"),
+        D(6, 6, 11, None, (3, 3), (1, 1), "same", zp=-128, out_zp=100),          # interior + border, tails
+        D(7, 7, 16, None, (3, 3), (2, 2), "same", zp=127, out_zp=-100),
+        D(6, 6, 12, None, (3, 3), (1, 1), "same", zp=127, out_zp=100, fast=True),
+        D(5, 6, 8, None, (3, 3), (1, 1), "same", zp=-128, out_zp=20, fast=True, act="relu6"),
+        D(6, 6, 11, None, (5, 5), (1, 1), "same", zp=-128, out_zp=-100),          # other interiors
+        D(7, 7, 8, None, (3, 3), (1, 1), "same", (2, 2), zp=127, out_zp=100),
+        F(rng, 64, 11, zp=-128, out_zp=100), F(rng, 37, 11, zp=127, out_zp=-100),
+        F(rng, 16, 22, zp=-128, out_zp=-100), F(rng, 5, 3, zp=127, out_zp=100),
+        I(D(6, 6, 11, None, (3, 3), (1, 1), "same", zp=127, out_zp=100)),
+        I(D(7, 7, 16, None, (3, 3), (2, 2), "same", zp=-128, out_zp=-100), inplace=False),
+        sc.limit_pw_dw_layer(rng, 6, 6, 8, 11, zp=-128, out_zp=100),
+        sc.limit_pw_dw_layer(rng, 7, 5, 13, 16, (3, 3), (2, 2), zp=127, out_zp=-100),
+        # the edge of the variants' proof that folding the bias is exact (tt_bias_fold_exact)
+        *(sc.fold_boundary_layer(rng, 4, 5, 6, 5, (3, 3), sign=sg, beyond=b) for sg in (1, -1) for b in (0, 1)),
+        *(sc.fold_boundary_layer(rng, 5, 4, 12, None, (3, 3), sign=sg, beyond=b, depthwise=True)
+          for sg in (1, -1) for b in (0, 1)),
+    ]
+
+
 def check_nondegenerate(layer, want):
     """Random layers must produce varied outputs, or the comparison proves little."""
     if "exact" in layer.name or "x=" in layer.name or want.size < 8:
@@ -208,6 +243,18 @@ def test_pointwise_depthwise_dsp_host(lib, i):
     np.testing.assert_array_equal(layer.run_host(lib, "dsp"), want, err_msg=layer.name)
 
 
+@pytest.mark.parametrize("i", range(len(limit_layers())))
+def test_forward_dsp_host_at_the_int32_limits(lib, i):
+    """The reference saturates where the bias (or out_zp) meets a sum at the int32 limit, and
+    the _dsp variant gives its bytes."""
+    layer = limit_layers()[i]
+    want = layer.expected()
+    assert len(np.unique(want)) > 1, layer.name          # not all one value (mostly saturated)
+    np.testing.assert_array_equal(layer.run_host(lib, None), want, err_msg=layer.name)
+    got = layer.run_host(lib, "dsp")
+    assert np.array_equal(got, want), f"{layer.name}: {np.count_nonzero(got != want)} of {want.size} bytes differ"
+
+
 @pytest.mark.parametrize("i", range(len(grad_input_layers())))
 def test_grad_input_dsp_host(lib, i):
     """Float for float: the bytes of the _dsp variant's gradients equal the reference's."""
@@ -251,6 +298,51 @@ def test_requant_dsp_formula_on_int32_edges():
             np.testing.assert_array_equal(got, want)
 
 
+BIAS_FOLD_CHECK = r"""
+#include <stdio.h>
+#include "tt_kernels_simd.h"
+int main(void)
+{
+    const int32_t zps[] = {-128, -1, 0, 5, 127}, taps[] = {1, 9, 27, 48, 1000, 32896, 65793, 65794, 131071, 200000};
+    long bad = 0, n = 0;
+    unsigned zi, ti, k;
+    int d;
+    for (zi = 0; zi < 5; zi++) for (ti = 0; ti < 10; ti++) {
+        const int64_t dx = zps[zi] >= 0 ? 128 + zps[zi] : 127 - zps[zi];
+        const int64_t bound = (int64_t)taps[ti] * dx * 128;
+        const int64_t at[] = {INT32_MAX, INT32_MIN, 0, INT32_MAX - bound, INT32_MIN + bound, 1 << 30, -(1 << 30)};
+        for (k = 0; k < 7; k++) for (d = -2; d <= 2; d++) {
+            const int64_t b = at[k] + d;
+            int32_t one[2];
+            int want;
+            if (b > INT32_MAX || b < INT32_MIN) continue;
+            one[0] = 0;
+            one[1] = (int32_t)b;
+            want = bound <= INT32_MAX && b <= INT32_MAX - bound && b >= INT32_MIN + bound;
+            n++;
+            if (tt_bias_fold_exact(one, 2, taps[ti], zps[zi]) != want) {
+                printf("zp %d taps %d bias %lld: not %d\n", (int)zps[zi], (int)taps[ti], (long long)b, want);
+                bad++;
+            }
+        }
+    }
+    printf("%ld cases %ld wrong\n", n, bad);
+    return bad != 0 || tt_bias_fold_exact(NULL, 4, 1 << 30, 0) != 1;
+}
+"""
+
+
+def test_bias_fold_proof_is_its_definition(tmp_path):
+    """tt_bias_fold_exact (the variants fold the bias into their sums only where it holds)
+    == every |bias| <= INT32_MAX - taps * max|x - in_zp| * 128, at and around every edge."""
+    (tmp_path / "fold.c").write_text(BIAS_FOLD_CHECK)
+    build = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ck.INCLUDE}", "fold.c",
+                            "-o", "fold"], cwd=tmp_path, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(tmp_path / "fold")], capture_output=True, text=True)
+    assert run.returncode == 0 and " 0 wrong" in run.stdout, run.stdout
+
+
 def test_variant_sources_compile_warning_free_on_the_host(tmp_path):
     """-std=c99 -Wall -Wextra -Wpedantic -Werror with gcc (the _mve files compile to
     declarations only). The same flags build every kernel for the Cortex-M4 and the
@@ -268,8 +360,10 @@ def test_variant_sources_compile_warning_free_on_the_host(tmp_path):
 def qemu_cases(variant: str) -> list:
     rng = np.random.default_rng(3)
     layers = (conv_layers(seed=1) + dw_layers(seed=1) + fc_layers(seed=1) + inplace_layers(seed=1)
-              + pw_dw_layers(seed=1) + [sc.requant_case(rng, 64, 37, edges=True),
-                                        sc.requant_case(rng, 16, 12, edges=True, act="relu6")])
+              + pw_dw_layers(seed=1) + limit_layers(seed=1)
+              + [sc.requant_case(rng, 64, 37, edges=True), sc.requant_case(rng, 16, 12, edges=True, act="relu6"),
+                 sc.requant_case(rng, 24, 13, edges=True, limits=True, out_zp=100),
+                 sc.requant_case(rng, 24, 13, edges=True, limits=True, out_zp=-100)])
     cases = [layer.case(variant) for layer in layers if variant in VARIANTS[layer.kind]]
     # the device's reference must also give the host reference's floats (IEEE single, no FMA)
     lib = ck.load_kernels(pattern="*.c")
@@ -285,7 +379,7 @@ def test_variants_bit_exact_under_qemu(board, variants, tmp_path):
     results = kh.run_cases(board, cases, build_dir=tmp_path)
     bad = [r for r in results if not r.ok or r.identical is not True or r.ref_expected is not True]
     assert not bad, "\n".join(f"{r.name}: identical={r.identical} ref==numpy={r.ref_expected} "
-                              f"guards={r.guards_ok}" for r in bad)
+                              f"guards={r.guards_ok}{kh.diff_note(r)}" for r in bad)
 
 
 @NEEDS_ARM

@@ -16,7 +16,17 @@
  *   - a scratch buffer, 4-byte aligned, of the size the *_scratch_bytes() function gives
  *     (0 where there is none); it only lives during the call.
  * Geometry, zero points, NULL bias, per-tensor or per-channel requantisation, activation
- * clamps: all as in the reference kernels, unless a variant's comment says otherwise. */
+ * clamps: all as in the reference kernels, unless a variant's comment says otherwise.
+ *
+ * The int32 limits: the reference adds the bias to the exact sum of (x - in_zp) * w with
+ * saturation (tt_sat_add_s32), and out_zp after the rescale too. The variants start their
+ * running sums from the bias (folded with -in_zp * sum(w) where they fold in_zp) only where
+ * tt_bias_fold_exact proves no sum can reach the limit (then bias + sum is the saturating
+ * add exactly: every realistic layer); otherwise they compute the sum alone (exact modulo
+ * 2^32, and it fits an int32) and add the bias with QADD / VQADD per output (conv2d _mve:
+ * runs the reference instead). out_zp is added saturating. So a bias at INT32_MAX / INT32_MIN (on-device training saturates biases)
+ * or a rescaled value next to the limit gives the reference's bytes
+ * (tests/test_kernels_simd.py, "int32 limits"). */
 #ifndef TT_KERNELS_SIMD_H
 #define TT_KERNELS_SIMD_H
 
@@ -84,6 +94,31 @@ static inline int32_t tt_rq_dsp_all_fast(const tt_rq_dsp *rq, int32_t n)
 static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
 {
     return q->act_min > -128 || q->act_max < 127;
+}
+
+/* ---- the bias: folded into the sums where provably exact, else added saturating ----------
+ * 1 if no bias of the n channels (NULL: none) can meet a sum of `taps` products
+ * (x - in_zp) * w at the int32 limit: |sum| <= taps * max|x - in_zp| * 128, so when every
+ * |bias| <= INT32_MAX - that bound, bias + sum never leaves int32 and a variant may start its
+ * running sums from the bias (wrapping partial sums included: the result is the same modulo
+ * 2^32 and in range), which is the reference's saturating add exactly. Otherwise the variant
+ * starts from 0 (or -in_zp * sum(w)) and adds the bias with QADD / VQADD per output (or, for
+ * conv2d _mve, runs the reference). Every layer whose bias may be trained takes the first
+ * way: training keeps biases within +-2^30 and refuses layers of more than
+ * qas.MAX_BIAS_TAPS taps, which is this bound. */
+static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t taps, int32_t in_zp)
+{
+    const uint32_t dx = (uint32_t)(in_zp >= 0 ? 128 + in_zp : 127 - in_zp);   /* max |x - zp| <= 255 */
+    uint32_t lim, span;
+    int32_t c;
+    if (!bias) return 1;
+    if ((uint32_t)taps > 0xFFFFFFu / dx) return 0;     /* the bound taps * dx * 128 > INT32_MAX */
+    lim = 0x7FFFFFFFu - (uint32_t)taps * dx * 128u;
+    /* -lim - 1 <= b <= lim, as one unsigned compare of b + lim + 1 (modulo 2^32) */
+    span = 2u * lim + 1u;
+    for (c = 0; c < n; c++)
+        if ((uint32_t)bias[c] + lim + 1u > span) return 0;
+    return 1;
 }
 
 /* ---- im2col (the conv variants' general path) --------------------------------------------
@@ -162,8 +197,10 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
 
 /* tt_conv2d_s8_mve (Cortex-M55): any geometry the reference takes. 1x1 stride-1 unpadded:
  *   the input read in place; otherwise im2col, four pixels at a time (padded taps as
- *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch).
- *   Four pixels x one channel per step, VMLADAVA over 16 K values, tail-predicated.
+ *   in_zp). in_zp folded at run time through per-channel weight sums (kept in the scratch:
+ *   bias - in_zp * sum(w), the sums' start; where tt_bias_fold_exact fails, the call runs
+ *   the reference). Four pixels x one channel per step, VMLADAVA over 16 K values,
+ *   tail-predicated.
  *   Scratch: tt_conv2d_s8_mve_scratch_bytes. */
 static inline int32_t tt_conv2d_s8_mve_k16(int32_t kh, int32_t kw, int32_t cin)
 {
@@ -187,7 +224,8 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
  * kh * kw <= TT_DW_DSP_MAX_TAPS (7x7; larger kernels run the reference kernel). Four
  * channels per step: per tap one input load, two SXTAB16, one weight load, four SMLABB /
  * SMLATT; borders visit only their valid taps; a 3x3 kernel's interior runs its nine taps
- * straight (in_zp folded into the bias at run time). A last group of 1-3 channels is
+ * straight (from bias - in_zp * sum(w), computed at run time; where tt_bias_fold_exact
+ * fails, without the bias, added by QADD per output). A last group of 1-3 channels is
  * handled. rq: requant_dsp(q), in->c entries. No scratch (~0.5 KB of stack). */
 #define TT_DW_MAX_KH 8
 #define TT_DW_DSP_MAX_TAPS 49
@@ -220,7 +258,10 @@ void tt_depthwise_conv2d_inplace_s8_dsp(const int8_t *x, const tt_dims *in,
 typedef struct {              /* one group of up to four channels, prepared once */
     int32_t w[2 * TT_DW_DSP_MAX_TAPS];   /* per tap: (w_c0, w_c2), (w_c1, w_c3) as int16 */
     int32_t bias[4];          /* the bias (0 without one) */
-    int32_t bias_all[4];      /* bias - in_zp * (sum of the weights): pixels with every tap inside */
+    int32_t start[4];         /* the sums' start: the bias, or 0 where sat */
+    int32_t start_all[4];     /* start - in_zp * (sum of the weights): pixels with every tap inside */
+    int32_t sat;              /* a bias may meet a sum at the int32 limit (tt_bias_fold_exact):
+                                 start from 0, add the bias with QADD per output */
     int32_t mult[4], hi[4], shift[4], chan[4];   /* requantisation (tt_rq_dsp), channel index */
     int32_t c, n;             /* first channel, channels (1..4) */
 } tt_dw_group_dsp;
@@ -259,7 +300,8 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
  * TT_DW_MAX_KH and kh * kw <= TT_DW_MVE_MAX_TAPS (7x7; larger kernels run the reference).
  * Eight channels per step as int16 lanes: per tap one input load, one weight load,
  * VMULLB + VMULLT, two adds; interior pixels start from bias - in_zp * sum(w) (run time),
- * border pixels subtract in_zp and visit only their valid taps; a last group of 1-7
+ * border pixels from the bias, subtracting in_zp and visiting only their valid taps (where
+ * tt_bias_fold_exact fails: without the bias, added by VQADD); a last group of 1-7
  * channels is tail-predicated. No scratch (~1 KB of stack). */
 #define TT_DW_MVE_MAX_TAPS 49
 /* tt_depthwise_conv2d_inplace_s8_mve: as the _dsp one, eight channels at a time. */
@@ -278,15 +320,16 @@ void tt_depthwise_conv2d_inplace_s8_mve(const int8_t *x, const tt_dims *in,
  * rounding, CMSIS-NN's arrangement): VQRDMULH is SRDHM exactly (saturation included), VRSHL
  * rounds half up, so negative values with a right shift first take one off (gemmlowp's
  * fix-up; (z & right) >> 31 is -1 exactly then). left = max(shift, 0), right =
- * min(shift, 0). Then + out_zp and the clamp to [lo, hi] (the activation range, within
- * int8). */
+ * min(shift, 0). Then + out_zp, saturating as the reference's tt_sat_add_s32 (with no right
+ * shift the value may sit next to the int32 limit), and the clamp to [lo, hi] (the
+ * activation range, within int8). */
 static inline int32x4_t tt_requant_s32x4_mve(int32x4_t acc, int32x4_t mult, int32x4_t left, int32x4_t right,
                                              int32_t out_zp, int32x4_t lo, int32x4_t hi)
 {
     int32x4_t z = vqrdmulhq_s32(vshlq_s32(acc, left), mult);
     z = vqaddq_s32(z, vshrq_n_s32(vandq_s32(z, right), 31));
     z = vrshlq_s32(z, right);
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(z, out_zp), lo), hi);
+    return vminq_s32(vmaxq_s32(vqaddq_n_s32(z, out_zp), lo), hi);
 }
 void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                                 const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
@@ -295,9 +338,12 @@ void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
 typedef struct {              /* one group of up to eight channels, prepared once */
     int16_t w[8 * TT_DW_MVE_MAX_TAPS];   /* per tap the eight weights, int16 */
     int32x4_t bias[2];        /* even channels (c, c+2, c+4, c+6), odd channels */
-    int32x4_t bias_all[2];    /* bias - in_zp * sum(w) */
+    int32x4_t start[2];       /* the sums' start: the bias, or 0 where sat */
+    int32x4_t start_all[2];   /* start - in_zp * sum(w): pixels with every tap inside */
     int32x4_t mult[2], left[2], right[2];   /* multiplier, max(shift, 0), min(shift, 0) */
     int32_t c, n;             /* first channel, channels (1..8) */
+    int32_t sat;              /* a bias may meet a sum at the int32 limit (tt_bias_fold_exact):
+                                 start from 0, add the bias with VQADD per pixel */
 } tt_dw_group_mve;
 void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_t *bias,
                              const tt_requant *q, int32_t c, int32_t n, int32_t taps, int32_t ch);
@@ -310,7 +356,8 @@ void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w
  * tt_fully_connected_s8_dsp / _mve: the reference's arguments and semantics (LiteRT's
  * single-rounding rescale), any sizes. _dsp: two outputs per step, SXTAB16 + SMLAD over
  * four inputs. _mve: four outputs per step, VMLADAVA over 16 inputs, in_zp folded through
- * the weights' sums (VADDVA), tail-predicated. No scratch, no prepared data. */
+ * the weights' sums (VADDVA), tail-predicated. Both: the bias, and out_zp after the rescale,
+ * added saturating. No scratch, no prepared data. */
 void tt_fully_connected_s8_dsp(const int8_t *x, int32_t in_features,
                                const int8_t *w, const int32_t *bias, int32_t out_features,
                                const tt_requant *q, int8_t *y);

@@ -7,8 +7,9 @@
  * the _dsp kernels also build and run on the host, where the tests check them.
  *
  * Packed values: a 32-bit word holds two int16 lanes (bits 0-15 "bottom", 16-31 "top") or
- * four int8 lanes (byte 0 = lowest address). Accumulating instructions wrap modulo 2^32,
- * as the int32 accumulators of the reference kernels do. */
+ * four int8 lanes (byte 0 = lowest address). Accumulating instructions wrap modulo 2^32, as
+ * the int32 sums of (x - zp) * w of the reference kernels do; the reference kernels add the
+ * bias and the output zero point with saturation (tt_sat_add_s32): tt_qadd is that (QADD). */
 #ifndef TT_SIMD_H
 #define TT_SIMD_H
 
@@ -83,6 +84,8 @@ static inline int32_t tt_smlatt(int32_t a, int32_t b, int32_t acc)
 static inline int32_t tt_sadd16(int32_t a, int32_t b) { return (int32_t)__sadd16((int16x2_t)a, (int16x2_t)b); }
 /* clamp to int8: SSAT #8 */
 static inline int32_t tt_ssat8(int32_t x) { return __ssat(x, 8); }
+/* a + b saturated to int32: QADD (tt_sat_add_s32's result in one instruction) */
+static inline int32_t tt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* {hi:lo} += a * b, signed 64-bit (SMLAL) */
 static inline void tt_smlal(uint32_t *lo, int32_t *hi, int32_t a, int32_t b)
 {
@@ -138,6 +141,11 @@ static inline int32_t tt_sadd16(int32_t a, int32_t b)
     return tt_s16lanes(tt_lane_bot(a) + tt_lane_bot(b), tt_lane_top(a) + tt_lane_top(b));
 }
 static inline int32_t tt_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+static inline int32_t tt_qadd(int32_t a, int32_t b)
+{
+    const int64_t s = (int64_t)a + (int64_t)b;
+    return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
 static inline void tt_smlal(uint32_t *lo, int32_t *hi, int32_t a, int32_t b)
 {
     uint64_t acc = ((uint64_t)(uint32_t)*hi << 32) | *lo;

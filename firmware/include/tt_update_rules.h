@@ -14,8 +14,8 @@
 #define TT_QAS_S8_MAX 127
 /* A trained int32 bias stays within +-2^30, where no int8 kernel's accumulator can overflow
  * (for layers of up to 32,896 weights per output; the compiler refuses larger ones): then
- * the reference kernels' saturating bias add, LiteRT's plain add and the SIMD variants'
- * bias folded into their running sums give the same bytes. Twin: tinytrain/training/qas.py
+ * the reference kernels' saturating bias add (which their SIMD variants reproduce at any
+ * bias) and LiteRT's plain add give the same bytes. Twin: tinytrain/training/qas.py
  * INT_RANGE["int32"], which explains the bound. */
 #define TT_QAS_BIAS_MIN (-1073741824)
 #define TT_QAS_BIAS_MAX 1073741824

@@ -28,10 +28,10 @@ from ..ops import unit
 F32 = np.float32
 # A trained int32 bias stays within +-2^30 (TT_QAS_BIAS_MIN / _MAX of tt_update_rules.h; a
 # test checks they agree), not the whole int32 range: then no int8 kernel's accumulator can
-# overflow. The reference kernels add the bias to the sum of (x - zp) * w with saturation,
-# LiteRT's with a plain (wrapping) add, and the SIMD variants fold the bias into their
-# running sums (bias - zp * sum(w) + sum(x * w)): the three agree exactly as long as no
-# partial sum leaves int32, i.e. |bias| + BIAS_ACC_PER_TAP * K <= 2^31 - 1 for K weights
+# overflow. The reference kernels (and their SIMD variants, which compute the sum exactly
+# and add the bias with QADD / VQADD) add the bias to the sum of (x - zp) * w with
+# saturation, LiteRT's (and the numpy reference) with a plain (wrapping) add: the two agree
+# exactly as long as no sum leaves int32, i.e. |bias| + BIAS_ACC_PER_TAP * K <= 2^31 - 1 for K weights
 # per output. With |bias| <= 2^30 that holds up to K = MAX_BIAS_TAPS (32,896 inputs per
 # output); training a bias of a larger layer is refused (check_trainable_bias). A bias at
 # 2^30 already pins its output at the int8 limit for any realistic scale, so the range

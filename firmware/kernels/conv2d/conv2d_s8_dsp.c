@@ -7,7 +7,9 @@
  * (v1,v3) for four bytes) so the weights need no reordering, and interleaved (per four K
  * values: 2 words of row 0, of row 1, of row 2, of row 3). Then each output channel: per
  * four K values one weight load, two SXTB16, two LDM of the four rows and eight SMLAD for
- * 16 MACs. Little-endian targets only (all of ours). */
+ * 16 MACs. The sums start from the bias where no sum can then leave int32
+ * (tt_bias_fold_exact: every realistic layer), else from 0, taking the bias with one QADD
+ * each after (the reference's saturating add). Little-endian targets only (all of ours). */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -129,10 +131,11 @@ TT_ALWAYS_INLINE int32_t clamp2(int32_t v, int32_t lo, int32_t hi)
 }
 
 /* Outputs of the block's `rows` (1..4) pixels for every output channel, at y (pixel
- * stride cout); a holds 4 widened rows (unused ones are copies). */
+ * stride cout); a holds 4 widened rows (unused ones are copies). sat: the sums start from 0
+ * and take the bias with QADD (else they start from it: tt_bias_fold_exact). */
 TT_ALWAYS_INLINE void block(const int32_t *a, int32_t k, const int8_t *w, const int32_t *bias,
                             int32_t cout, const tt_rq_dsp *rq, const tt_requant *q,
-                            int8_t *y, int32_t rows, const int fast, const int clamp)
+                            int8_t *y, int32_t rows, const int fast, const int clamp, const int sat)
 {
     const int32_t groups = k >> 2, kt = k & 3;
     const int8_t *const wend = w + (size_t)cout * k;
@@ -145,7 +148,8 @@ TT_ALWAYS_INLINE void block(const int32_t *a, int32_t k, const int8_t *w, const 
         const int32_t mult = rq[oc].mult, rhi = rq[oc].hi, rsh = rq[oc].shift;
         const int32_t *p = a;
         const int8_t *wr = w + (size_t)oc * k;
-        int32_t s0 = b, s1 = b, s2 = b, s3 = b;
+        const int32_t b0 = sat ? 0 : b;
+        int32_t s0 = b0, s1 = b0, s2 = b0, s3 = b0;
         dot_rows(&p, &wr, groups, &s0, &s1, &s2, &s3);
         if (kt) {
             /* the partial four: a whole-word load while it stays inside the weights (the
@@ -156,6 +160,14 @@ TT_ALWAYS_INLINE void block(const int32_t *a, int32_t k, const int8_t *w, const 
             s1 = tt_smlad(p[3], v13, tt_smlad(p[2], v02, s1));
             s2 = tt_smlad(p[5], v13, tt_smlad(p[4], v02, s2));
             s3 = tt_smlad(p[7], v13, tt_smlad(p[6], v02, s3));
+        }
+        if (sat) {
+            /* the exact sums + the bias, saturating as the reference (a bias near the int32
+             * limit, where starting the sums from it could wrap) */
+            s0 = tt_qadd(s0, b);
+            s1 = tt_qadd(s1, b);
+            s2 = tt_qadd(s2, b);
+            s3 = tt_qadd(s3, b);
         }
         if (fast || rsh >= 0) {
             s0 = tt_requant_dsp_fast3(s0, mult, rhi, rsh);
@@ -199,6 +211,7 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
                           g->pad_top == 0 && g->pad_left == 0 && out->h == in->h && out->w == in->w;
     const int32_t npix = out->h * out->w;
     const int fast = tt_rq_dsp_all_fast(rq, cout), clamp = tt_rq_needs_clamp(q);
+    const int fold = tt_bias_fold_exact(bias, cout, k, q->in_zp);
     int32_t p, j;
     for (p = 0; p < npix; p += ROWS) {
         const int32_t n = npix - p < ROWS ? npix - p : ROWS;
@@ -211,12 +224,15 @@ void tt_conv2d_s8_dsp(const int8_t *x, const tt_dims *in,
             }
             widen_row(src, k, q->in_zp, rows + 2 * j);
         }
-        if (fast) {
-            if (clamp) block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 1, 1);
-            else       block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 1, 0);
+        if (!fold) {
+            /* a bias near the int32 limit: one generic instance (flags at run time) */
+            block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, fast, clamp, 1);
+        } else if (fast) {
+            if (clamp) block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 1, 1, 0);
+            else       block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 1, 0, 0);
         } else {
-            if (clamp) block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 0, 1);
-            else       block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 0, 0);
+            if (clamp) block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 0, 1, 0);
+            else       block(rows, k, w, bias, cout, rq, q, y + (size_t)p * cout, n, 0, 0, 0);
         }
     }
 }

@@ -4,13 +4,15 @@
  * A matrix product like the _dsp variant: rows = output pixels (K = kh*kw*cin values:
  * the input itself for a 1x1 stride-1 unpadded conv, an im2col copy otherwise, padded taps
  * holding in_zp), columns = output channels. The input zero point is folded at run time:
- * sum((x - zp) * w) = sum(x * w) - zp * sum(w) modulo 2^32 (the reference's int32
- * accumulator), with sum(w) per output channel computed once per call into the scratch
- * (weights change in training, so nothing is prepared offline). Four pixels x one output
- * channel per step: per 16 K values one weight load, four input loads, four VMLADAVA
- * (64 MACs); the last partial 16 is tail-predicated. The four results are requantised as one
- * vector (VQRDMULH, the rounding shift with gemmlowp's fix-up) and scattered to the four
- * pixels. */
+ * sum((x - zp) * w) = sum(x * w) - zp * sum(w) modulo 2^32 (exact: the true sum fits an
+ * int32), with sum(w) per output channel computed once per call into the scratch (weights
+ * change in training, so nothing is prepared offline). The bias is folded in too (the sums
+ * start from bias - zp * sum(w)) where tt_bias_fold_exact proves no sum can then leave
+ * int32: the reference's saturating add exactly; otherwise (a bias near the int32 limit)
+ * the call runs the reference kernel. Four pixels x one output channel per step: per 16 K
+ * values one weight load, four input loads, four VMLADAVA (64 MACs); the last partial 16 is
+ * tail-predicated. The four results are requantised as one vector (VQRDMULH, the rounding
+ * shift with gemmlowp's fix-up, out_zp added saturating) and scattered to the four pixels. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -32,7 +34,7 @@ static inline int32x4_t requant_lanes(int32x4_t acc, int32_t mult, int32_t shift
         z = vqaddq_s32(z, vshrq_n_s32(z, 31));
         z = vrshlq_n_s32(z, shift);
     }
-    z = vaddq_n_s32(z, out_zp);
+    z = vqaddq_n_s32(z, out_zp);   /* saturating, as the reference (no right shift: z may be near the limit) */
     return vminq_s32(vmaxq_s32(z, lo), hi);
 }
 
@@ -46,7 +48,7 @@ static inline __attribute__((always_inline)) int32x4_t requant_mode(int32x4_t ac
     if (mode > 0) acc = vshlq_r_s32(acc, shift);
     z = vqrdmulhq_n_s32(acc, mult);
     if (mode < 0) z = vrshlq_n_s32(vqaddq_s32(z, vshrq_n_s32(z, 31)), shift);
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(z, out_zp), lo), hi);
+    return vminq_s32(vmaxq_s32(vqaddq_n_s32(z, out_zp), lo), hi);
 }
 
 /* The dot products of four rows (a0..a3, k bytes) with one weight row w, each from s.
@@ -172,6 +174,14 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
     const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
     const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)cout);   /* 0, cout, 2cout, 3cout */
     int32_t oc, p, j, i;
+    if (!tt_bias_fold_exact(bias, cout, k, q->in_zp)) {
+        /* a bias near the int32 limit (never a trained one: they stay within +-2^30, where
+         * the proof holds for every layer whose bias may be trained): the reference. A
+         * saturating path of our own here (VQADD of the bias, as conv2d_s8_dsp.c has) made
+         * gcc allocate the common path's registers worse: +4% on a 1x1 layer. */
+        tt_conv2d_s8(x, in, w, bias, kh, kw, g, q, y, out);
+        return;
+    }
 
     for (oc = 0; oc < cout; oc++) {
         const int8_t *wr = w + (size_t)oc * k;
@@ -179,7 +189,8 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
         for (i = 0; i < full; i += 16)
             s = vaddvaq_s8(s, vldrbq_s8(wr + i));
         if (tail) s = vaddvaq_s8(s, vldrbq_z_s8(wr + full, ptail));
-        /* bias - zp * sum(w), wrapping like the reference's int32 accumulator */
+        /* bias - zp * sum(w): sum x w + this is bias + sum (x - zp) w exactly (modulo 2^32;
+         * the true value fits an int32: tt_bias_fold_exact) */
         wsum[oc] = (int32_t)((uint32_t)(bias ? bias[oc] : 0) - (uint32_t)q->in_zp * (uint32_t)s);
     }
 

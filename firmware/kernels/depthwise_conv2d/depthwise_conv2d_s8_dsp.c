@@ -7,8 +7,11 @@
  * double-word load of the group's weights, widened once per group into the lane order
  * SMLABB / SMLATT want, and four multiply-accumulates. Border pixels only visit their valid
  * taps (ranges computed per pixel, no per-tap test); interior pixels of a 3-wide kernel run
- * the taps unrolled. The four outputs are requantised (tt_requant_dsp), packed and stored
- * as one word. A last group of 1-3 channels loads and stores byte by byte. */
+ * the taps unrolled (from -in_zp * sum(w) instead of widening with in_zp subtracted). The
+ * sums start from the bias where no sum can then leave int32 (tt_bias_fold_exact, per group:
+ * every realistic layer), else from 0 and take the bias with QADD per output (the
+ * reference's saturating add); the four outputs are requantised (tt_requant_dsp), packed
+ * and stored as one word. A last group of 1-3 channels loads and stores byte by byte. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -30,6 +33,7 @@ void tt_dw_group_prepare_dsp(tt_dw_group_dsp *grp, const int8_t *w, const int32_
     int32_t sum02 = 0, sum13 = 0;   /* the weights' sums, int16 lanes (|sum| <= 49 * 128) */
     int32_t wsum[4];
     int32_t t, j;
+    grp->sat = !tt_bias_fold_exact(bias ? bias + c : NULL, n, taps, in_zp);
     for (t = 0; t < taps; t++) {
         const int8_t *wp = w + (size_t)t * ch + c;
         const int32_t v = n == 4 ? tt_load_s8x4(wp) : load_s8_partial(wp, n);
@@ -46,9 +50,10 @@ void tt_dw_group_prepare_dsp(tt_dw_group_dsp *grp, const int8_t *w, const int32_
     for (j = 0; j < 4; j++) {
         const int32_t cj = j < n ? c + j : c;
         grp->bias[j] = bias ? bias[cj] : 0;
-        /* all taps inside: sum (x - zp) w = sum x w - zp sum w, modulo 2^32 like the
-         * reference's int32 accumulator */
-        grp->bias_all[j] = (int32_t)((uint32_t)grp->bias[j] - (uint32_t)in_zp * (uint32_t)wsum[j]);
+        grp->start[j] = grp->sat ? 0 : grp->bias[j];
+        /* all taps inside: sum (x - zp) w = sum x w - zp sum w (exact modulo 2^32, and the
+         * true sum fits an int32, with the bias too unless sat) */
+        grp->start_all[j] = (int32_t)((uint32_t)grp->start[j] - (uint32_t)in_zp * (uint32_t)wsum[j]);
         grp->mult[j] = rq[cj].mult;
         grp->hi[j] = rq[cj].hi;
         grp->shift[j] = rq[cj].shift;
@@ -98,12 +103,19 @@ TT_ALWAYS_INLINE void tap(const int8_t *p, const int32_t *w, int32_t nzp2,
     *a3 = tt_smlatt(x13, w13, *a3);
 }
 
-/* Requantise, clamp, store the four accumulators of a pixel. */
+/* Requantise, clamp, store the four sums of a pixel (sat: add the bias first, saturating as
+ * the reference). */
 TT_ALWAYS_INLINE void put(const tt_dw_group_dsp *grp, const tt_requant *q, int8_t *dst,
                           int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t lo4, int32_t hi4,
-                          const int full, const int fast, const int clamp)
+                          const int full, const int fast, const int clamp, const int sat)
 {
     int32_t v, j;
+    if (sat) {
+        a0 = tt_qadd(a0, grp->bias[0]);
+        a1 = tt_qadd(a1, grp->bias[1]);
+        a2 = tt_qadd(a2, grp->bias[2]);
+        a3 = tt_qadd(a3, grp->bias[3]);
+    }
     a0 = rq1(a0, grp, 0, q, fast);
     a1 = rq1(a1, grp, 1, q, fast);
     a2 = rq1(a2, grp, 2, q, fast);
@@ -122,9 +134,9 @@ TT_ALWAYS_INLINE void put(const tt_dw_group_dsp *grp, const tt_requant *q, int8_
 TT_ALWAYS_INLINE void pixel(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t ix0,
                             int32_t kx0, int32_t kx1, int32_t kw, int32_t dil_w,
                             const tt_requant *q, int8_t *dst, int32_t nzp2, int32_t lo4, int32_t hi4,
-                            const int full, const int fast, const int clamp)
+                            const int full, const int fast, const int clamp, const int sat)
 {
-    int32_t a0 = grp->bias[0], a1 = grp->bias[1], a2 = grp->bias[2], a3 = grp->bias[3];
+    int32_t a0 = grp->start[0], a1 = grp->start[1], a2 = grp->start[2], a3 = grp->start[3];
     const int32_t step = r->stride * dil_w;
     int32_t j;
     for (j = 0; j < r->n; j++) {
@@ -132,11 +144,11 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int
         const int32_t *w = grp->w + 2 * (r->ky[j] * kw + kx0);
         taps(p, step, w, kx1 - kx0, nzp2, grp->n, full, &a0, &a1, &a2, &a3);
     }
-    put(grp, q, dst, a0, a1, a2, a3, lo4, hi4, full, fast, clamp);
+    put(grp, q, dst, a0, a1, a2, a3, lo4, hi4, full, fast, clamp, sat);
 }
 
 /* The nine taps of a 3x3 window whose taps are all inside: rows at p0, p1, p2 (pixel
- * stride s), weights w (18 words); the accumulators start from bias_all (in_zp folded in),
+ * stride s), weights w (18 words); the accumulators start from start_all (in_zp folded in),
  * so the inputs are widened without subtracting it. */
 #if TT_SIMD_HAVE_DSP && TT_SIMD_ASM
 #define TT_DW_TAP(P, OFF, WOFF)                                   \
@@ -192,7 +204,7 @@ TT_ALWAYS_INLINE void taps3x3(const int8_t *p0, const int8_t *p1, const int8_t *
 TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t ox0,
                                   int32_t ox1, const tt_geom *g, const tt_requant *q, int8_t *y,
                                   int32_t out_stride, int32_t lo4, int32_t hi4,
-                                  const int fast, const int clamp)
+                                  const int fast, const int clamp, const int sat)
 {
     const int32_t s = r->stride, adv = s * g->stride_w;
     const int8_t *p0 = r->row[0] + (ox0 * g->stride_w - g->pad_left) * s;
@@ -201,9 +213,9 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_dsp *grp, const tt_dw_rows *
     int8_t *dst = y + (size_t)ox0 * out_stride;
     int32_t ox;
     for (ox = ox0; ox < ox1; ox++) {
-        int32_t a0 = grp->bias_all[0], a1 = grp->bias_all[1], a2 = grp->bias_all[2], a3 = grp->bias_all[3];
+        int32_t a0 = grp->start_all[0], a1 = grp->start_all[1], a2 = grp->start_all[2], a3 = grp->start_all[3];
         taps3x3(p0, p1, p2, s, grp->w, &a0, &a1, &a2, &a3);
-        put(grp, q, dst, a0, a1, a2, a3, lo4, hi4, 1, fast, clamp);
+        put(grp, q, dst, a0, a1, a2, a3, lo4, hi4, 1, fast, clamp, sat);
         p0 += adv;
         p1 += adv;
         p2 += adv;
@@ -213,7 +225,7 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_dsp *grp, const tt_dw_rows *
 
 TT_ALWAYS_INLINE void row(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh,
                           int32_t kw, const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w,
-                          int32_t out_stride, const int full, const int fast, const int clamp)
+                          int32_t out_stride, const int full, const int fast, const int clamp, const int sat)
 {
     const int32_t nzp2 = tt_splat_s16x2(-q->in_zp);
     const int32_t lo4 = tt_splat_s8x4(q->act_min), hi4 = tt_splat_s8x4(q->act_max);
@@ -228,7 +240,7 @@ TT_ALWAYS_INLINE void row(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32
         const int32_t ix0 = ox * sw - pl;
         int32_t kx0 = 0, kx1 = kw;
         if (ox == ox_lo && full && kh == 3 && kw == 3 && dw == 1 && r->n == 3 && ox_hi > ox_lo) {
-            interior3x3(grp, r, ox_lo, ox_hi, g, q, y, out_stride, lo4, hi4, fast, clamp);
+            interior3x3(grp, r, ox_lo, ox_hi, g, q, y, out_stride, lo4, hi4, fast, clamp, sat);
             ox = ox_hi - 1;
             continue;
         }
@@ -236,7 +248,7 @@ TT_ALWAYS_INLINE void row(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32
             kx0++;
         while (kx1 > kx0 && ix0 + (kx1 - 1) * dw >= in_w)
             kx1--;
-        pixel(grp, r, ix0, kx0, kx1, kw, dw, q, y + (size_t)ox * out_stride, nzp2, lo4, hi4, full, fast, clamp);
+        pixel(grp, r, ix0, kx0, kx1, kw, dw, q, y + (size_t)ox * out_stride, nzp2, lo4, hi4, full, fast, clamp, sat);
     }
 }
 
@@ -244,16 +256,19 @@ void tt_dw_row_dsp(const tt_dw_group_dsp *grp, const tt_dw_rows *r, int32_t in_w
                    const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride,
                    int32_t fast, int32_t clamp)
 {
-    if (grp->n == 4) {
+    if (grp->sat) {
+        /* a bias near the int32 limit: one generic instance (flags at run time) */
+        row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, grp->n == 4, fast, clamp, 1);
+    } else if (grp->n == 4) {
         if (fast) {
-            if (clamp) row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 1, 1);
-            else       row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 1, 0);
+            if (clamp) row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 1, 1, 0);
+            else       row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 1, 0, 0);
         } else {
-            if (clamp) row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 0, 1);
-            else       row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 0, 0);
+            if (clamp) row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 0, 1, 0);
+            else       row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1, 0, 0, 0);
         }
     } else {
-        row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 0, 0, 1);
+        row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 0, 0, 1, 0);
     }
 }
 

@@ -7,10 +7,12 @@
  * group's weights copied once into int16 vectors), VMULLB / VMULLT (the products of the even
  * and of the odd channels as int32) and two adds: 7 instructions for 8 MACs. Pixels whose
  * taps are all inside start from bias - in_zp * sum(w) (computed per group from the current
- * weights) and skip subtracting in_zp; border pixels subtract it and visit only their valid
- * taps. The even and odd channels are requantised as two vectors (VQRDMULH, gemmlowp's
- * rounding shift) and scattered to their bytes. A last group of 1-7 channels is
- * tail-predicated. */
+ * weights) and skip subtracting in_zp; border pixels start from the bias, subtract in_zp
+ * per tap and visit only their valid taps. Where a bias could meet a sum at the int32 limit
+ * (tt_bias_fold_exact, per group) the sums start without it and take it with VQADD (the
+ * reference's saturating add). The even and odd channels are requantised as two vectors
+ * (VQRDMULH, gemmlowp's rounding shift) and scattered to their bytes. A last group of 1-7
+ * channels is tail-predicated. */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
@@ -27,6 +29,7 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     const uint32x4_t even = vidupq_n_u32(0, 2), odd = vidupq_n_u32(1, 2);
     int32x4_t se = vdupq_n_s32(0), so = vdupq_n_s32(0), be, bo, sh;
     int32_t t;
+    grp->sat = !tt_bias_fold_exact(bias ? bias + c : NULL, n, taps, q->in_zp);
     for (t = 0; t < taps; t++) {
         const int16x8_t v = vldrbq_z_s16(w + (size_t)t * ch + c, p16);
         vst1q_s16(grp->w + 8 * t, v);
@@ -37,9 +40,13 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     bo = bias ? vldrwq_gather_shifted_offset_z_s32(bias + c, odd, po) : vdupq_n_s32(0);
     grp->bias[0] = be;
     grp->bias[1] = bo;
-    /* bias - zp * sum(w), modulo 2^32 like the reference's int32 accumulator */
-    grp->bias_all[0] = vsubq_s32(be, vmulq_n_s32(se, q->in_zp));
-    grp->bias_all[1] = vsubq_s32(bo, vmulq_n_s32(so, q->in_zp));
+    if (grp->sat) be = bo = vdupq_n_s32(0);       /* the bias comes after the sums, saturating */
+    grp->start[0] = be;
+    grp->start[1] = bo;
+    /* start - zp * sum(w): with it, sum x w is start + sum (x - zp) w exactly (modulo 2^32,
+     * and the true value fits an int32) */
+    grp->start_all[0] = vsubq_s32(be, vmulq_n_s32(se, q->in_zp));
+    grp->start_all[1] = vsubq_s32(bo, vmulq_n_s32(so, q->in_zp));
     grp->mult[0] = vldrwq_gather_shifted_offset_z_s32(q->multiplier + c, even, pe);
     grp->mult[1] = vldrwq_gather_shifted_offset_z_s32(q->multiplier + c, odd, po);
     sh = vldrwq_gather_shifted_offset_z_s32(q->shift + c, even, pe);
@@ -52,10 +59,16 @@ void tt_dw_group_prepare_mve(tt_dw_group_mve *grp, const int8_t *w, const int32_
     grp->n = n;
 }
 
+/* The sums (sat: + the bias, saturating as the reference: VQADD) requantised and scattered
+ * to the pixel's bytes. */
 TT_ALWAYS_INLINE void put(const tt_dw_group_mve *grp, int32x4_t ae, int32x4_t ao, int32_t out_zp,
-                          int32x4_t lo, int32x4_t hi, int8_t *dst, const int full)
+                          int32x4_t lo, int32x4_t hi, int8_t *dst, const int full, const int sat)
 {
     const uint32x4_t even = vidupq_n_u32(0, 2), odd = vidupq_n_u32(1, 2);
+    if (sat) {
+        ae = vqaddq_s32(ae, grp->bias[0]);
+        ao = vqaddq_s32(ao, grp->bias[1]);
+    }
     ae = tt_requant_s32x4_mve(ae, grp->mult[0], grp->left[0], grp->right[0], out_zp, lo, hi);
     ao = tt_requant_s32x4_mve(ao, grp->mult[1], grp->left[1], grp->right[1], out_zp, lo, hi);
     if (full) {
@@ -70,11 +83,11 @@ TT_ALWAYS_INLINE void put(const tt_dw_group_mve *grp, int32x4_t ae, int32x4_t ao
 /* One output pixel: taps [kx0, kx1) of every listed row, in_zp subtracted per tap. */
 TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t ix0, int32_t kx0,
                             int32_t kx1, int32_t kw, int32_t dil_w, int32_t in_zp, int32_t out_zp,
-                            int32x4_t lo, int32x4_t hi, int8_t *dst, const int full)
+                            int32x4_t lo, int32x4_t hi, int8_t *dst, const int full, const int sat)
 {
     const mve_pred16_t p16 = vctp16q((uint32_t)grp->n);
     const int32_t step = r->stride * dil_w;
-    int32x4_t ae = grp->bias[0], ao = grp->bias[1];
+    int32x4_t ae = grp->start[0], ao = grp->start[1];
     int32_t j, t;
     for (j = 0; j < r->n; j++) {
         const int8_t *p = r->row[j] + (ix0 + kx0 * dil_w) * r->stride;
@@ -88,7 +101,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int
             w += 8;
         }
     }
-    put(grp, ae, ao, out_zp, lo, hi, dst, full);
+    put(grp, ae, ao, out_zp, lo, hi, dst, full, sat);
 }
 
 /* Hides a pointer's value from the optimiser: loads through it stay inside the loop
@@ -96,7 +109,7 @@ TT_ALWAYS_INLINE void pixel(const tt_dw_group_mve *grp, const tt_dw_rows *r, int
  * then reloaded with an extra address computation each). */
 #define TT_OPAQUE(p) __asm__("" : "+r"(p))
 
-/* One tap of an interior pixel: raw input (in_zp is in bias_all). */
+/* One tap of an interior pixel: raw input (in_zp is in start_all). */
 #define TAP(P, T)                                                   \
     do {                                                            \
         const int16x8_t x_ = vldrbq_s16(P);                         \
@@ -157,7 +170,7 @@ TT_ALWAYS_INLINE void taps3x3(const int8_t *p0, const int8_t *p1, const int8_t *
 /* Interior pixels [ox0, ox1) of a 3x3, horizontally undilated, full group, all 3 rows in. */
 TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t ox0,
                                   int32_t ox1, const tt_geom *g, int32_t out_zp, int32x4_t lo,
-                                  int32x4_t hi, int8_t *y, int32_t out_stride)
+                                  int32x4_t hi, int8_t *y, int32_t out_stride, const int sat)
 {
     const int32_t s = r->stride, adv = s * g->stride_w;
     const int8_t *p0 = r->row[0] + (ox0 * g->stride_w - g->pad_left) * s;
@@ -169,10 +182,10 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_mve *grp, const tt_dw_rows *
         const tt_dw_group_mve *gp = grp;
         int32x4_t ae, ao;
         TT_OPAQUE(gp);
-        ae = gp->bias_all[0];
-        ao = gp->bias_all[1];
+        ae = gp->start_all[0];
+        ao = gp->start_all[1];
         taps3x3(p0, p1, p2, s, gp->w, &ae, &ao);
-        put(gp, ae, ao, out_zp, lo, hi, dst, 1);
+        put(gp, ae, ao, out_zp, lo, hi, dst, 1, sat);
         p0 += adv;
         p1 += adv;
         p2 += adv;
@@ -183,13 +196,13 @@ TT_ALWAYS_INLINE void interior3x3(const tt_dw_group_mve *grp, const tt_dw_rows *
 /* Interior pixels of any other kernel (full group): every tap of every row, raw input. */
 TT_ALWAYS_INLINE void interior(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t ox0, int32_t ox1,
                                int32_t kw, const tt_geom *g, int32_t out_zp, int32x4_t lo, int32x4_t hi,
-                               int8_t *y, int32_t out_stride)
+                               int8_t *y, int32_t out_stride, const int sat)
 {
     const int32_t s = r->stride, step = s * g->dil_w;
     int32_t ox, j, t;
     for (ox = ox0; ox < ox1; ox++) {
         const int32_t ix0 = ox * g->stride_w - g->pad_left;
-        int32x4_t ae = grp->bias_all[0], ao = grp->bias_all[1];
+        int32x4_t ae = grp->start_all[0], ao = grp->start_all[1];
         const int16_t *wb = grp->w;
         TT_OPAQUE(wb);
         for (j = 0; j < r->n; j++) {
@@ -200,12 +213,13 @@ TT_ALWAYS_INLINE void interior(const tt_dw_group_mve *grp, const tt_dw_rows *r, 
                 p += step;
             }
         }
-        put(grp, ae, ao, out_zp, lo, hi, y + (size_t)ox * out_stride, 1);
+        put(grp, ae, ao, out_zp, lo, hi, y + (size_t)ox * out_stride, 1, sat);
     }
 }
 
-void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
-                   const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride)
+TT_ALWAYS_INLINE void row(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
+                          const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride,
+                          const int sat)
 {
     const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
     const int32_t sw = g->stride_w, pl = g->pad_left, dw = g->dil_w;
@@ -221,9 +235,9 @@ void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w
         int32_t kx0 = 0, kx1 = kw;
         if (ox == ox_lo && full && r->n == kh && ox_hi > ox_lo) {
             if (kh == 3 && kw == 3 && dw == 1)
-                interior3x3(grp, r, ox_lo, ox_hi, g, q->out_zp, lo, hi, y, out_stride);
+                interior3x3(grp, r, ox_lo, ox_hi, g, q->out_zp, lo, hi, y, out_stride, sat);
             else
-                interior(grp, r, ox_lo, ox_hi, kw, g, q->out_zp, lo, hi, y, out_stride);
+                interior(grp, r, ox_lo, ox_hi, kw, g, q->out_zp, lo, hi, y, out_stride, sat);
             ox = ox_hi - 1;
             continue;
         }
@@ -232,10 +246,28 @@ void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w
         while (kx1 > kx0 && ix0 + (kx1 - 1) * dw >= in_w)
             kx1--;
         if (full)
-            pixel(grp, r, ix0, kx0, kx1, kw, dw, q->in_zp, q->out_zp, lo, hi, y + (size_t)ox * out_stride, 1);
+            pixel(grp, r, ix0, kx0, kx1, kw, dw, q->in_zp, q->out_zp, lo, hi, y + (size_t)ox * out_stride, 1, sat);
         else
-            pixel(grp, r, ix0, kx0, kx1, kw, dw, q->in_zp, q->out_zp, lo, hi, y + (size_t)ox * out_stride, 0);
+            pixel(grp, r, ix0, kx0, kx1, kw, dw, q->in_zp, q->out_zp, lo, hi, y + (size_t)ox * out_stride, 0, sat);
     }
+}
+
+/* a bias near the int32 limit: its own instance, out of the common one's way */
+static void __attribute__((noinline)) row_saturating(const tt_dw_group_mve *grp, const tt_dw_rows *r,
+                                                     int32_t in_w, int32_t kh, int32_t kw, const tt_geom *g,
+                                                     const tt_requant *q, int8_t *y, int32_t out_w,
+                                                     int32_t out_stride)
+{
+    row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 1);
+}
+
+void tt_dw_row_mve(const tt_dw_group_mve *grp, const tt_dw_rows *r, int32_t in_w, int32_t kh, int32_t kw,
+                   const tt_geom *g, const tt_requant *q, int8_t *y, int32_t out_w, int32_t out_stride)
+{
+    if (grp->sat)
+        row_saturating(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride);
+    else
+        row(grp, r, in_w, kh, kw, g, q, y, out_w, out_stride, 0);
 }
 
 void tt_depthwise_conv2d_s8_mve(const int8_t *x, const tt_dims *in,

@@ -3,19 +3,25 @@
  *
  * Four outputs at a time share each 16-input load: per 16 inputs one input load, four weight
  * loads, four VMLADAVA and four VADDVA (the weights' sums: in_zp is folded as
- * sum((x - zp) w) = sum(x w) - zp sum(w), modulo 2^32 like the reference's int32
- * accumulator); the last partial 16 is tail-predicated. The single-rounding rescale stays
- * the reference's (one 64-bit multiply per output). */
+ * sum((x - zp) w) = sum(x w) - zp sum(w), exact modulo 2^32); the last partial 16 is
+ * tail-predicated. The bias and, after the rescale, out_zp are added with saturation (the
+ * reference's adds); the single-rounding rescale stays the reference's (one 64-bit multiply
+ * per output). */
 #include "tt_kernels.h"
 #include "tt_kernels_simd.h"
 
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
 
-static inline int8_t finish(int32_t acc, int32_t wsum, const tt_requant *q, int32_t o)
+/* Output o from sum(x w) and sum(w): sum((x - zp) w) exactly (modulo 2^32, and the true sum
+ * fits an int32), then + bias and, after the rescale, + out_zp, both saturating as the
+ * reference. */
+static inline int8_t finish(int32_t acc, int32_t wsum, const int32_t *bias, const tt_requant *q, int32_t o)
 {
     acc = (int32_t)((uint32_t)acc - (uint32_t)q->in_zp * (uint32_t)wsum);
-    acc = tt_mul_by_quantized_multiplier_single_round(acc, q->multiplier[o], q->shift[o]) + q->out_zp;
+    if (bias) acc = tt_qadd(acc, bias[o]);
+    acc = tt_mul_by_quantized_multiplier_single_round(acc, q->multiplier[o], q->shift[o]);
+    acc = tt_qadd(acc, q->out_zp);
     return (int8_t)tt_clamp_i32(acc, q->act_min, q->act_max);
 }
 
@@ -30,8 +36,7 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
     for (o = 0; o + 3 < out_features; o += 4) {
         const int8_t *w0 = w + (size_t)o * n, *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
         const int8_t *xp = x;
-        int32_t s0 = bias ? bias[o] : 0, s1 = bias ? bias[o + 1] : 0;
-        int32_t s2 = bias ? bias[o + 2] : 0, s3 = bias ? bias[o + 3] : 0;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int32_t u0 = 0, u1 = 0, u2 = 0, u3 = 0;
         int8x16_t xv, v;
         for (i = n >> 4; i > 0; i--) {
@@ -69,14 +74,14 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
             s3 = vmladavaq_s8(s3, xv, v);
             u3 = vaddvaq_s8(u3, v);
         }
-        y[o] = finish(s0, u0, q, o);
-        y[o + 1] = finish(s1, u1, q, o + 1);
-        y[o + 2] = finish(s2, u2, q, o + 2);
-        y[o + 3] = finish(s3, u3, q, o + 3);
+        y[o] = finish(s0, u0, bias, q, o);
+        y[o + 1] = finish(s1, u1, bias, q, o + 1);
+        y[o + 2] = finish(s2, u2, bias, q, o + 2);
+        y[o + 3] = finish(s3, u3, bias, q, o + 3);
     }
     for (; o < out_features; o++) {
         const int8_t *w0 = w + (size_t)o * n;
-        int32_t s0 = bias ? bias[o] : 0, u0 = 0;
+        int32_t s0 = 0, u0 = 0;
         for (i = 0; i + 16 <= n; i += 16) {
             const int8x16_t v = vldrbq_s8(w0 + i);
             s0 = vmladavaq_s8(s0, vldrbq_s8(x + i), v);
@@ -87,7 +92,7 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
             s0 = vmladavaq_s8(s0, vldrbq_z_s8(x + i, pt), v);
             u0 = vaddvaq_s8(u0, v);
         }
-        y[o] = finish(s0, u0, q, o);
+        y[o] = finish(s0, u0, bias, q, o);
     }
 }
 
