@@ -470,7 +470,7 @@ void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *
  * tt_depthwise_conv2d_grad_weight_s8_dsp, tt_depthwise_conv2d_update_weight_s8_dsp: the
  * reference's arguments (scratch included), floats and bytes in every update mode
  * (tt_update_rows.h has the arrangement: pixel lists, the rule with its mode decided once
- * per run). The depthwise ones also serve the Cortex-M55 (a small share of a step). */
+ * per run). */
 void tt_conv2d_grad_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
                                   const tt_act_quant *xq, const float *grad_y, int32_t accumulate,
                                   float *grad_w);
@@ -493,6 +493,20 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_weight_quant *wq, const int8_t *x,
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch);
+/* The depthwise _mve pair: the trained channels in vector lanes, sixteen at a time (any
+ * count: the last group is predicated), over blocks of 32 output pixels' d; the reference's
+ * arguments (the update's scratch: kh * kw floats, as the reference's) and its floats and
+ * bytes. Where a subnormal could arise (Helium flushes them) a group goes on in scalar, and
+ * an accumulating call whose old grad_w has an element outside {0} U [2^-103, FLT_MAX] (or
+ * a -0) runs the _dsp variant; an update of more than 49 taps too. ~3.7 KB of stack
+ * (depthwise_conv2d_update_s8_mve.c). */
+void tt_depthwise_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                            const int8_t *x, const tt_act_quant *xq,
+                                            const float *grad_y, int32_t accumulate, float *grad_w);
+void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                              int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+                                              const tt_act_quant *xq, const float *grad_y,
+                                              const tt_update *u, float *scratch);
 #endif
 
 /* ---- add (equal shapes) -------------------------------------------------------------------
