@@ -7,7 +7,10 @@ mode (nearest, stochastic with its seeded counter-based draws, residual, shadow,
 per-tensor scales, trained channel counts that are no multiple of 4, 8 or 16 (the vector
 tails), trained-channel indices and saved channel copies, 1x1 and general windows (padding,
 stride, dilation), more output pixels than one list chunk (64), steps beyond the int32 path
-(2^22) and gradients whose products would be subnormal (the Helium variant's guard):
+(2^22) and gradients whose products would be subnormal (the Helium variant's guard); for
+the depthwise Helium variant (channels in lanes) every lane group and predicated rest, rows
+wider than its 32-pixel blocks, 5x5 / 7x7 windows and one beyond its 49 taps, and old
+gradient values of -0 and subnormals when accumulating:
   - on the host: the _dsp variants against the reference kernels (ctypes);
   - under QEMU: _dsp on mps2-an386 (Cortex-M4), _mve and _dsp on mps3-an547 (Cortex-M55), in
     one program per board (tests/kernel_harness.py), where the device's reference must also
@@ -54,6 +57,23 @@ def cases(seed=0):
         D(7, 7, 5, None, (5, 5), (2, 2), "same", (1, 1), mode="nearest", lr=3e5),
         D(5, 6, 6, None, (3, 2), (1, 2), (2, 0, 1, 1), mode="stochastic", tiny=True),
     ]
+    # depthwise, the Helium variant's lanes: trained channel counts reaching every group
+    # (16, 16 + a predicated rest, 8, 4, 1-3), every mode; wide rows (column chunks), 5x5 and
+    # 7x7 windows (16 / 8 lanes), one beyond 49 taps (the _dsp fallback), dilation, channel
+    # indices without a saved copy, per-tensor scales
+    for kt, mode in zip((1, 2, 3, 4, 5, 7, 9, 12, 15, 16, 17, 23, 33), uc.MODES * 3):
+        out.append(D(4, 5, 36, None, (3, 3), (1, 1), "same", trained=kt, index=kt % 2 == 1, mode=mode))
+    out += [
+        D(3, 70, 10, None, (3, 3), (1, 1), "same", mode="stochastic"),           # 70 columns
+        D(3, 40, 19, None, (3, 3), (2, 2), "same", trained=19, mode="nearest", momentum=0.9),
+        D(7, 7, 21, None, (5, 5), (1, 1), "same", mode="stochastic", weight_decay=1e-3),
+        D(9, 9, 11, None, (7, 7), (1, 1), "same", mode="residual"),
+        D(9, 10, 6, None, (8, 7), (1, 1), "same", mode="stochastic"),           # 56 taps
+        D(9, 9, 9, None, (3, 3), (1, 1), "same", (2, 2), mode="shadow", per_channel=False),
+        D(8, 7, 14, None, (3, 3), (2, 1), (0, 2, 2, 1), mode="float", zp=127),
+        D(6, 6, 18, None, (3, 3), (1, 1), "same", mode="nearest", zeros=1.0),
+        D(6, 6, 18, None, (3, 3), (1, 1), "same", mode="nearest", lr=3e5),
+    ]
     G = lambda op, *a, **k: uc.make(rng, op, "grad", *a, **k)             # noqa: E731
     out += [
         G("conv2d", 4, 4, 32, 5, trained=21),
@@ -64,8 +84,24 @@ def cases(seed=0):
         G("depthwise_conv2d", 6, 6, 11, None, (3, 3), (1, 1), "same"),
         G("depthwise_conv2d", 6, 6, 12, None, (3, 3), (2, 2), "same", trained=5, index=True, saved=True,
           accumulate=1),
+        G("depthwise_conv2d", 5, 5, 37, None, (3, 3), (1, 1), "same", trained=37, accumulate=1),
+        G("depthwise_conv2d", 4, 50, 7, None, (3, 3), (1, 1), "same", index=True),
+        G("depthwise_conv2d", 5, 5, 20, None, (5, 5), (2, 2), "same", tiny=True),
+        G("depthwise_conv2d", 5, 5, 20, None, (3, 3), (1, 1), "same", tiny=True, accumulate=1),
     ]
-    return out
+    # accumulating into old values of -0 (kept by the reference, which skips zero d) and
+    # subnormal ones (Helium would flush them): the Helium variant hands these to _dsp
+    neg, sub = (G("depthwise_conv2d", 5, 5, 13, None, (3, 3), (1, 1), "same", accumulate=1, name=f"dw acc {n}")
+                for n in ("-0", "subnormal"))
+    neg.gw0[::3] = -0.0
+    sub.gw0[::5] = np.float32(2e-39)
+    # a subnormal product only in the last rows: the Helium variant's first blocks in
+    # vectors, the rest in scalar
+    late = [uc.make(rng, "depthwise_conv2d", what, 9, 9, 18, None, (3, 3), (1, 1), "same", mode="stochastic",
+                    name=f"dw {what}, subnormal d late") for what in ("update", "grad")]
+    for c in late:
+        c.gy[7:] = (c.gy[7:] * np.float32(1e-36)).astype(np.float32)
+    return out + [neg, sub] + late
 
 
 @pytest.fixture(scope="module")
