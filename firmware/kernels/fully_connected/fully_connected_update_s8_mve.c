@@ -1,0 +1,191 @@
+/* fully connected fused QAS weight update of int8 graphs with Helium (Cortex-M55):
+ * tt_fully_connected_update_weight_s8's bytes (weights, momentum, PRNG state), bit for bit
+ * (declared in tt_kernels_simd.h).
+ *
+ * The rule per weight (tt_update_rules.h): g = (d * (x - zp)) / s, g = g + wd * q, through
+ * the momentum, step = lr * g, then the rounding of the mode. Stochastic and nearest
+ * rounding (the default modes, and "float" on an integer parameter) take four weights per
+ * step in vector lanes; shadow and residual run the _dsp variant.
+ *
+ * Helium has no float division. The quotient is made exact with fused multiply-adds from
+ * y = 1 / s (one scalar VDIV per row): q0 = A * y, then twice r = A - s * q (VFMS),
+ * q = q + r * y (VFMA). After the first correction q is within one ulp of A / s; with y the
+ * correctly rounded reciprocal, Markstein's theorem makes the second correction the
+ * correctly rounded quotient, the scalar VDIV's (checked here on 2e8 random and
+ * near-midpoint pairs). A zero A keeps its sign (the reference's +-0 / s). Every other
+ * operation is the reference's, one IEEE single rounding each (-ffp-contract=off there).
+ *
+ * Helium flushes subnormals, the scalar FPU does not: a row takes the vector path only where
+ * none can arise. s in [2^-40, 2^40), d = 0 or |d| in [2^-70, 2^40) with |d| / s >= 2^-70,
+ * wd, lr, momentum 0 or in [2^-20, 2^20) (wd: [2^-40, 2^40)): then every nonzero A, quotient,
+ * residual r (a multiple of 2^(e_A - 47)) and g + wd * q (a multiple of 2^-94) is normal;
+ * per four weights the old momentum must be 0 or in [2^-60, 2^60) (then mu * m + g is a
+ * multiple of 2^-117) and the new one 0 or in [2^-100, 2^100) (then lr * m is normal), and
+ * |step| < 2^20 (the int32 rounding of tt_update_fast.h). Four weights failing a check take
+ * the _dsp variant's scalar arithmetic, a row failing one all of them.
+ *
+ * The draws: element e draws hash(state + (e + 1) * gamma) (tt_rng_uniform), four counters
+ * in a vector, the hash in integer lanes, the uniform as (h >> 8) * 2^-24 (exact). */
+#include <string.h>
+#include "tt_train_kernels.h"
+#include "tt_float_util.h"
+#include "tt_update_rules.h"
+#include "tt_update_fast.h"
+#include "tt_kernels_simd.h"
+
+#if defined(__ARM_FEATURE_MVE)
+#include <arm_mve.h>
+
+/* What one row (of at most TT_FC_CHUNK weights) reads. */
+typedef struct {
+    int8_t *wr;                 /* the row's weights (trained channel j at index[j], or j) */
+    const int32_t *index;
+    const float *xf;            /* x - zp, as floats */
+    int32_t n, e0, stochastic;
+    float d, scale, y, lr, mu, wd;
+    float *m;                   /* momentum (NULL: none), at e0 */
+    const tt_rng *rng;
+} fc_row;
+
+/* 1 if f is 0 or its magnitude lies in [2^lo, 2^hi) (subnormals, infinities and NaN fail). */
+static inline int32_t zero_or_within(float f, int32_t lo, int32_t hi)
+{
+    uint32_t b;
+    int32_t e;
+    memcpy(&b, &f, 4);
+    b &= 0x7FFFFFFFu;
+    e = (int32_t)(b >> 23) - 127;
+    return b == 0u || (e >= lo && e < hi && e > -127);
+}
+
+/* Elements j0 .. j1-1 of the row, the _dsp variant's scalar way. */
+static void scalar_elems(const fc_row *r, int32_t j0, int32_t j1)
+{
+    int32_t j;
+    for (j = j0; j < j1; ++j) {
+        int8_t *wp = r->wr + (r->index ? r->index[j] : j);
+        const int32_t q = *wp;
+        const float step = tt_qas_step_of((float)q, r->d * r->xf[j], r->scale, r->lr, r->mu, r->wd,
+                                          r->m ? r->m + j : 0);
+        *wp = (int8_t)(r->stochastic ? tt_qas_round_stochastic_fast(q, step, tt_rng_uniform(r->rng, r->e0 + j),
+                                                                    TT_QAS_S8_MIN, TT_QAS_S8_MAX)
+                                     : tt_qas_round_exact_fast(q, step, TT_QAS_S8_MIN, TT_QAS_S8_MAX));
+    }
+}
+
+/* The lanes of v that are nonzero with a magnitude outside [2^lo, 2^hi) (integer compares of
+ * the bit patterns: a float compare would see subnormals as zeros). */
+static inline mve_pred16_t outside(float32x4_t v, int32_t lo, int32_t hi)
+{
+    const uint32x4_t mag = vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x7FFFFFFFu));
+    /* below: mag - 1 < 2^lo's bits - 1 (a zero wraps to the top and passes); above: mag >= 2^hi's */
+    return vcmphiq_u32(vdupq_n_u32(((uint32_t)(127 + lo) << 23) - 1u), vsubq_n_u32(mag, 1u)) |
+           vcmpcsq_n_u32(mag, (uint32_t)(127 + hi) << 23);
+}
+
+static void row_vector(const fc_row *r)
+{
+    const int32_t n = r->n;
+    const float32x4_t sv = vdupq_n_f32(r->scale);
+    const uint32_t state = r->stochastic ? r->rng->state : 0u;
+    uint32x4_t ctr = vaddq_n_u32(vmulq_n_u32(vidupq_n_u32(0u, 1), TT_RNG_GAMMA),
+                                 state + ((uint32_t)r->e0 + 1u) * TT_RNG_GAMMA);
+    int32_t j;
+    for (j = 0; j < n; j += 4, ctr = vaddq_n_u32(ctr, 4u * TT_RNG_GAMMA)) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - j));
+        const uint32x4_t idx = r->index ? vldrwq_z_u32((const uint32_t *)(const void *)(r->index + j), p)
+                                        : vdupq_n_u32(0u);
+        const int32x4_t qv = r->index ? vldrbq_gather_offset_z_s32(r->wr, idx, p) : vldrbq_z_s32(r->wr + j, p);
+        const float32x4_t a = vmulq_n_f32(vldrwq_z_f32(r->xf + j, p), r->d);
+        float32x4_t g, mn = vdupq_n_f32(0.0f), step, fl, frac;
+        int32x4_t m;
+        mve_pred16_t bad = 0, down;
+        /* g = a / s, correctly rounded: two Newton-Markstein corrections of a * (1 / s) */
+        g = vmulq_n_f32(a, r->y);
+        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), r->y);
+        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), r->y);
+        g = vpselq_f32(a, g, vcmpeqq_n_f32(a, 0.0f));
+        g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), r->wd));
+        if (r->m) {
+            const float32x4_t mo = vldrwq_z_f32(r->m + j, p);
+            bad |= outside(mo, -60, 60);
+            mn = vaddq_f32(vmulq_n_f32(mo, r->mu), g);
+            bad |= outside(mn, -100, 100);
+            g = mn;
+        }
+        step = vmulq_n_f32(g, r->lr);
+        bad |= vcmpgeq_n_f32(vabsq_f32(step), TT_FAST_STEP_LIMIT) | vcmpneq_f32(step, step);
+        if (bad & p) {
+            scalar_elems(r, j, j + 4 < n ? j + 4 : n);
+            continue;
+        }
+        fl = vrndmq_f32(step);                          /* floorf(step), exact */
+        frac = vsubq_f32(step, fl);
+        m = vsubq_s32(qv, vcvtq_s32_f32(fl));
+        if (r->stochastic) {
+            uint32x4_t h = veorq_u32(ctr, vshrq_n_u32(ctr, 16));
+            h = vmulq_n_u32(h, 0x7FEB352Du);
+            h = veorq_u32(h, vshrq_n_u32(h, 15));
+            h = vmulq_n_u32(h, 0x846CA68Bu);
+            h = veorq_u32(h, vshrq_n_u32(h, 16));
+            down = vcmpgtq_f32(frac, vcvtq_n_f32_u32(vshrq_n_u32(h, 8), 24));
+        } else {
+            down = vcmpgtq_n_f32(frac, 0.5f) | (vcmpeqq_n_f32(frac, 0.5f) & vcmpltq_n_s32(m, 1));
+        }
+        m = vsubq_m_n_s32(m, m, 1, down);
+        m = vmaxq_s32(vminq_s32(m, vdupq_n_s32(TT_QAS_S8_MAX)), vdupq_n_s32(TT_QAS_S8_MIN));
+        if (r->m) vstrwq_p_f32(r->m + j, mn, p);
+        if (r->index) vstrbq_scatter_offset_p_s32(r->wr, idx, m, p);
+        else vstrbq_p_s32(r->wr + j, m, p);
+    }
+}
+
+void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_channels *ch, int8_t *w,
+                                             const tt_weight_quant *wq, const int8_t *x,
+                                             const tt_act_quant *xq, const float *grad_y,
+                                             const tt_update *u)
+{
+    const tt_hparams hp = *u->hp;
+    const int32_t k = ch->k, mode = u->mode;
+    /* the row-independent checks (see the top) */
+    const int32_t hp_ok = zero_or_within(hp.lr, -20, 20) && zero_or_within(hp.momentum, -20, 20) &&
+                          zero_or_within(hp.weight_decay, -40, 40);
+    float xf[TT_FC_CHUNK] TT_ALIGNED(16);
+    fc_row r;
+    int32_t i0, o;
+    if (mode == TT_UPDATE_SHADOW || mode == TT_UPDATE_RESIDUAL) {
+        tt_fully_connected_update_weight_s8_dsp(out_features, ch, w, wq, x, xq, grad_y, u);
+        return;
+    }
+    r.lr = hp.lr;
+    r.mu = hp.momentum;
+    r.wd = hp.weight_decay;
+    r.xf = xf;
+    r.rng = u->rng;
+    r.stochastic = mode == TT_UPDATE_STOCHASTIC;
+    for (i0 = 0; i0 < k; i0 += TT_FC_CHUNK) {
+        r.n = k - i0 < TT_FC_CHUNK ? k - i0 : TT_FC_CHUNK;
+        r.index = ch->index ? ch->index + i0 : 0;
+        tt_fc_inputs_f32(x + i0, xq->zero_point, r.n, xf);
+        for (o = 0; o < out_features; ++o) {
+            uint32_t bd, bs;
+            r.d = grad_y[o] * xq->scale;
+            r.scale = wq->scale[wq->per_channel ? o : 0];
+            r.wr = w + o * ch->in_channels + (r.index ? 0 : i0);
+            r.e0 = o * k + i0;
+            r.m = u->momentum ? u->momentum + r.e0 : 0;
+            memcpy(&bd, &r.d, 4);
+            memcpy(&bs, &r.scale, 4);
+            if (hp_ok && r.scale > 0.0f && zero_or_within(r.scale, -40, 40) && zero_or_within(r.d, -70, 40) &&
+                (r.d == 0.0f || (int32_t)((bd >> 23) & 0xFFu) - (int32_t)((bs >> 23) & 0xFFu) >= -69)) {
+                r.y = 1.0f / r.scale;
+                row_vector(&r);
+            } else {
+                scalar_elems(&r, 0, r.n);
+            }
+        }
+    }
+    tt_update_advance(u, out_features * k);
+}
+
+#endif
