@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import ckernels as ck
+import fc_backward_cases as fcb
 import kernel_harness as kh
 import update_cases as uc
 from kernel_variants import VARIANTS
@@ -104,6 +105,31 @@ def cases(seed=0):
     return out + [neg, sub] + late
 
 
+def fc_edge_cases(seed=0):
+    """Fully connected QAS updates whose floats straddle the _mve variant's range checks."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for mode in ("stochastic", "nearest"):
+        # d = gy * x_scale from 2^0 down to 2^-150 (rows of 1, 3, 5 or 7 weights: the tails),
+        # scales up to 2^38: rows on both sides of |d| >= 2^-70 and |d| / s >= 2^-70
+        c = fcb.update_case(rng, 7, 40, mode=mode, momentum=0.9, weight_decay=1e-3, lr=0.5)
+        c.gy[:] = (2.0 ** -np.arange(0, 160, 4)).astype(np.float32) * np.where(np.arange(40) % 2, -1, 1)
+        c.scales[:] = (2.0 ** np.linspace(-38, 38, 40)).astype(np.float32)
+        c.x[0] = c.x_zp                               # a zero product: +-0 / s keeps its sign
+        c.gy[5] = -0.0
+        c.momentum.reshape(-1)[::3] = -0.0
+        c.momentum.reshape(-1)[1::7] = np.float32(3e-39)      # subnormal old momentum
+        c.momentum.reshape(-1)[2::11] = np.float32(1e25)      # beyond 2^60
+        c.name += " edges"
+        out.append(c)
+    for hp in ((1e-7, 0.0, 0.0), (0.5, 1e-7, 0.0), (0.5, 0.0, 1e-13), (0.0, 0.9, 0.0), (0.5, 0.0, 0.0)):
+        c = fcb.update_case(rng, 13, 6, mode="stochastic", momentum=hp[1], weight_decay=hp[2], lr=hp[0])
+        c.hp = hp
+        c.name += f" hp={hp}"
+        out.append(c)
+    return out
+
+
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     return ck.load_kernels(pattern="*.c", build_dir=tmp_path_factory.mktemp("ck_update"))
@@ -137,3 +163,16 @@ def test_update_variants_bit_exact_under_qemu(board, variants, lib, tmp_path):
     bad = [r for r in results if not r.ok or r.identical is not True or r.ref_expected is not True]
     assert not bad, "\n".join(f"{r.name}: identical={r.identical} ref==host={r.ref_expected} "
                               f"guards={r.guards_ok}" for r in bad)
+
+
+@NEEDS_ARM
+def test_fc_update_mve_on_its_range_edges(lib, tmp_path):
+    """The Helium fully connected update equals the reference (and the _dsp variant) where its
+    range checks decide between vectors and the scalar way."""
+    cases = fc_edge_cases()
+    qc = [c.case(v, expected=c.run_host(lib, None)) for v in ("mve", "dsp") for c in cases]
+    for c in cases:    # the call changes weights
+        assert not np.array_equal(c.run_host(lib, None).view(np.int8), c.before()), c.name
+    results = kh.run_cases("mps3-an547", qc, build_dir=tmp_path)
+    bad = [r for r in results if not r.ok or r.identical is not True or r.ref_expected is not True]
+    assert not bad, "\n".join(f"{r.name}: identical={r.identical} ref==host={r.ref_expected}" for r in bad)

@@ -37,11 +37,12 @@ def test_49kb_trains_on_the_emulated_board_like_the_host(tte_models, tmp_path, m
             "tt_conv2d_update_weight_s8" + variant} <= functions
     if model == "mbv2-w0.35":    # its scheme trains depthwise weights (MCUNet's does not)
         assert "tt_depthwise_conv2d_update_weight_s8" + variant in functions
-    # the int8 weight updates: the board's variant alone (the fully connected one has no
-    # Helium form: _dsp on both boards)
+    # the int8 weight updates (the classifier's fully connected one included): the board's
+    # variant alone
     updates = {f for f in functions if f.startswith(("tt_conv2d_update_weight_s8", "tt_depthwise_conv2d_update",
                                                        "tt_fully_connected_update_weight_s8"))}
-    assert updates and all(f.endswith("_dsp" if f.startswith("tt_fully") else variant) for f in updates)
+    assert "tt_fully_connected_update_weight_s8" + variant in updates
+    assert all(f.endswith(variant) for f in updates)
     fw = tmp_path / "fw"
     emitted = compiled.write_project(fw)
     if model == "mcunet-5fps":   # the paper's budget for its setting

@@ -325,9 +325,7 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
  * and bytes (every update mode, the PRNG's draws included). grad_input runs the conv2d
  * input gradient variant on a 1x1 shape; grad_weight and update_weight convert the inputs
  * (x - zp) to float once per TT_FC_CHUNK of them (on the stack), the update rounds through
- * tt_update_fast.h. The update has no _mve variant: its rule divides by the scale per
- * weight and Helium has no vector float division, so the Cortex-M55 runs the _dsp one
- * (scalar FPU). _mve grad_weight runs a row in scalar where Helium's flushed denormals
+ * tt_update_fast.h (_mve: below). _mve grad_weight runs a row in scalar where Helium's flushed denormals
  * could change a float (fully_connected_backward_s8_mve.c). No scratch. */
 #define TT_FC_CHUNK 64
 /* A fully connected layer as a 1x1 convolution of one pixel, the shape its input-gradient
