@@ -122,6 +122,8 @@ def fc_edge_cases(seed=0):
         c.momentum.reshape(-1)[2::11] = np.float32(1e25)      # beyond 2^60
         c.name += " edges"
         out.append(c)
+    for mode in ("stochastic", "nearest"):     # steps beyond 2^20: the row's bound on |step|
+        out.append(fcb.update_case(rng, 30, 8, mode=mode, huge=True, weight_decay=1e-3))
     for hp in ((1e-7, 0.0, 0.0), (0.5, 1e-7, 0.0), (0.5, 0.0, 1e-13), (0.0, 0.9, 0.0), (0.5, 0.0, 0.0)):
         c = fcb.update_case(rng, 13, 6, mode="stochastic", momentum=hp[1], weight_decay=hp[2], lr=hp[0])
         c.hp = hp

@@ -17,15 +17,23 @@
  *
  * Helium flushes subnormals, the scalar FPU does not: a row takes the vector path only where
  * none can arise. s in [2^-40, 2^40), d = 0 or |d| in [2^-70, 2^40) with |d| / s >= 2^-70,
- * wd, lr, momentum 0 or in [2^-20, 2^20) (wd: [2^-40, 2^40)): then every nonzero A, quotient,
- * residual r (a multiple of 2^(e_A - 47)) and g + wd * q (a multiple of 2^-94) is normal;
- * per four weights the old momentum must be 0 or in [2^-60, 2^60) (then mu * m + g is a
- * multiple of 2^-117) and the new one 0 or in [2^-100, 2^100) (then lr * m is normal), and
- * |step| < 2^20 (the int32 rounding of tt_update_fast.h). Four weights failing a check take
- * the _dsp variant's scalar arithmetic, a row failing one all of them.
+ * lr and the momentum factor 0 or in [2^-20, 2^20), wd 0 or in [2^-40, 2^40): then every
+ * nonzero A, quotient, residual r (a multiple of 2^(e_A - 47)) and g + wd * q (a multiple of
+ * 2^-94) is normal. Without momentum the row's bound lr * (256 |d| / s + 128 |wd|) must lie
+ * below 2^19 (then every |step| < 2^20, tt_update_fast.h's int32 rounding), and the sign of
+ * a zero g cannot reach the weights (the roundings of +0 and -0 agree), so the zero select
+ * and, with wd = 0, the weight decay term are left out. With momentum, per four weights the
+ * old momentum must be 0 or in [2^-60, 2^60) (then mu * m + g is a multiple of 2^-117), the
+ * new one 0 or in [2^-100, 2^100) (then lr * m is normal), and |step| < 2^20, checked on the
+ * bit patterns with saturating integer arithmetic; four weights failing a check take the
+ * _dsp variant's scalar arithmetic (nothing was written yet), a row failing one all of them,
+ * and the last 1-3 weights of a row too.
+ *
+ * ~12 instructions per weight (stochastic; the _dsp variant: ~69 on the Cortex-M55).
  *
  * The draws: element e draws hash(state + (e + 1) * gamma) (tt_rng_uniform), four counters
  * in a vector, the hash in integer lanes, the uniform as (h >> 8) * 2^-24 (exact). */
+#include <math.h>
 #include <string.h>
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
@@ -73,56 +81,69 @@ static void scalar_elems(const fc_row *r, int32_t j0, int32_t j1)
     }
 }
 
-/* The lanes of v that are nonzero with a magnitude outside [2^lo, 2^hi) (integer compares of
- * the bit patterns: a float compare would see subnormals as zeros). */
-static inline mve_pred16_t outside(float32x4_t v, int32_t lo, int32_t hi)
+/* Nonzero lanes where v is 0 or its magnitude lies outside [2^lo, 2^hi) (subnormals,
+ * infinities and NaN included): saturating integer arithmetic on the bit patterns, no
+ * predicates (moving them between the VPR and core registers costs more than this). */
+static inline uint32x4_t outside(float32x4_t v, int32_t lo, int32_t hi)
 {
     const uint32x4_t mag = vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x7FFFFFFFu));
-    /* below: mag - 1 < 2^lo's bits - 1 (a zero wraps to the top and passes); above: mag >= 2^hi's */
-    return vcmphiq_u32(vdupq_n_u32(((uint32_t)(127 + lo) << 23) - 1u), vsubq_n_u32(mag, 1u)) |
-           vcmpcsq_n_u32(mag, (uint32_t)(127 + hi) << 23);
+    const uint32x4_t above = vqsubq_n_u32(mag, ((uint32_t)(127 + hi) << 23) - 1u);    /* mag >= 2^hi */
+    const uint32x4_t below = vqsubq_u32(vdupq_n_u32((uint32_t)(127 + lo) << 23), mag);  /* mag < 2^lo */
+    return vorrq_u32(above, vminq_u32(below, mag));                                     /* ... and not 0 */
 }
 
-static void row_vector(const fc_row *r)
+/* The row's full groups of four weights in vectors (the last 1-3 weights, and any four
+ * failing a check, the scalar way). STOCH: stochastic rounding (else nearest); MOM: with
+ * momentum, whose values are checked per four weights (without, the row's bound on |step|
+ * was checked by the caller, and the sign of a zero g cannot reach the weights: the
+ * roundings of +0 and -0 agree, so neither the zero select nor, with wd = 0, the weight
+ * decay term is needed). Forced inline into one function per (STOCH, MOM). */
+static inline __attribute__((always_inline)) void row_vector(const fc_row *r, const int STOCH, const int MOM)
 {
-    const int32_t n = r->n;
+    const int32_t n4 = r->n & ~3, wd_on = r->wd != 0.0f;
     const float32x4_t sv = vdupq_n_f32(r->scale);
-    const uint32_t state = r->stochastic ? r->rng->state : 0u;
+    const float y = r->y, d = r->d, wd = r->wd, lr = r->lr, mu = r->mu;
+    int8_t *const wr = r->wr;
+    const int32_t *const index = r->index;
+    const float *const xf = r->xf;
+    float *const mom = r->m;
     uint32x4_t ctr = vaddq_n_u32(vmulq_n_u32(vidupq_n_u32(0u, 1), TT_RNG_GAMMA),
-                                 state + ((uint32_t)r->e0 + 1u) * TT_RNG_GAMMA);
+                                 (STOCH ? r->rng->state : 0u) + ((uint32_t)r->e0 + 1u) * TT_RNG_GAMMA);
     int32_t j;
-    for (j = 0; j < n; j += 4, ctr = vaddq_n_u32(ctr, 4u * TT_RNG_GAMMA)) {
-        const mve_pred16_t p = vctp32q((uint32_t)(n - j));
-        const uint32x4_t idx = r->index ? vldrwq_z_u32((const uint32_t *)(const void *)(r->index + j), p)
-                                        : vdupq_n_u32(0u);
-        const int32x4_t qv = r->index ? vldrbq_gather_offset_z_s32(r->wr, idx, p) : vldrbq_z_s32(r->wr + j, p);
-        const float32x4_t a = vmulq_n_f32(vldrwq_z_f32(r->xf + j, p), r->d);
+    for (j = 0; j < n4; j += 4, ctr = vaddq_n_u32(ctr, 4u * TT_RNG_GAMMA)) {
+        const uint32x4_t idx = index ? vld1q_u32((const uint32_t *)(const void *)(index + j)) : vdupq_n_u32(0u);
+        const int32x4_t qv = index ? vldrbq_gather_offset_s32(wr, idx) : vldrbq_s32(wr + j);
+        const float32x4_t a = vmulq_n_f32(vld1q_f32(xf + j), d);
         float32x4_t g, mn = vdupq_n_f32(0.0f), step, fl, frac;
         int32x4_t m;
-        mve_pred16_t bad = 0, down;
+        mve_pred16_t down;
         /* g = a / s, correctly rounded: two Newton-Markstein corrections of a * (1 / s) */
-        g = vmulq_n_f32(a, r->y);
-        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), r->y);
-        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), r->y);
-        g = vpselq_f32(a, g, vcmpeqq_n_f32(a, 0.0f));
-        g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), r->wd));
-        if (r->m) {
-            const float32x4_t mo = vldrwq_z_f32(r->m + j, p);
-            bad |= outside(mo, -60, 60);
-            mn = vaddq_f32(vmulq_n_f32(mo, r->mu), g);
-            bad |= outside(mn, -100, 100);
-            g = mn;
-        }
-        step = vmulq_n_f32(g, r->lr);
-        bad |= vcmpgeq_n_f32(vabsq_f32(step), TT_FAST_STEP_LIMIT) | vcmpneq_f32(step, step);
-        if (bad & p) {
-            scalar_elems(r, j, j + 4 < n ? j + 4 : n);
-            continue;
+        g = vmulq_n_f32(a, y);
+        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), y);
+        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), y);
+        if (MOM) {
+            const float32x4_t mo = vld1q_f32(mom + j);
+            uint32x4_t bad;
+            g = vpselq_f32(a, g, vcmpeqq_n_f32(a, 0.0f));       /* +-0 / s: the sign of a */
+            g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), wd));
+            mn = vaddq_f32(vmulq_n_f32(mo, mu), g);
+            step = vmulq_n_f32(mn, lr);
+            bad = vorrq_u32(outside(mo, -60, 60), outside(mn, -100, 100));
+            /* |step| >= 2^20 (NaN cannot arise from checked values) */
+            bad = vorrq_u32(bad, vqsubq_n_u32(vandq_u32(vreinterpretq_u32_f32(step), vdupq_n_u32(0x7FFFFFFFu)),
+                                              0x497FFFFFu));
+            if (vmaxvq_u32(0u, bad)) {
+                scalar_elems(r, j, j + 4);
+                continue;
+            }
+        } else {
+            if (wd_on) g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), wd));
+            step = vmulq_n_f32(g, lr);
         }
         fl = vrndmq_f32(step);                          /* floorf(step), exact */
         frac = vsubq_f32(step, fl);
         m = vsubq_s32(qv, vcvtq_s32_f32(fl));
-        if (r->stochastic) {
+        if (STOCH) {
             uint32x4_t h = veorq_u32(ctr, vshrq_n_u32(ctr, 16));
             h = vmulq_n_u32(h, 0x7FEB352Du);
             h = veorq_u32(h, vshrq_n_u32(h, 15));
@@ -134,11 +155,17 @@ static void row_vector(const fc_row *r)
         }
         m = vsubq_m_n_s32(m, m, 1, down);
         m = vmaxq_s32(vminq_s32(m, vdupq_n_s32(TT_QAS_S8_MAX)), vdupq_n_s32(TT_QAS_S8_MIN));
-        if (r->m) vstrwq_p_f32(r->m + j, mn, p);
-        if (r->index) vstrbq_scatter_offset_p_s32(r->wr, idx, m, p);
-        else vstrbq_p_s32(r->wr + j, m, p);
+        if (MOM) vst1q_f32(mom + j, mn);
+        if (index) vstrbq_scatter_offset_s32(wr, idx, m);
+        else vstrbq_s32(wr + j, m);
     }
+    scalar_elems(r, n4, r->n);
 }
+
+static void __attribute__((noinline)) row_stochastic(const fc_row *r) { row_vector(r, 1, 0); }
+static void __attribute__((noinline)) row_nearest(const fc_row *r) { row_vector(r, 0, 0); }
+static void __attribute__((noinline)) row_stochastic_mom(const fc_row *r) { row_vector(r, 1, 1); }
+static void __attribute__((noinline)) row_nearest_mom(const fc_row *r) { row_vector(r, 0, 1); }
 
 void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_channels *ch, int8_t *w,
                                              const tt_weight_quant *wq, const int8_t *x,
@@ -179,7 +206,16 @@ void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_chan
             if (hp_ok && r.scale > 0.0f && zero_or_within(r.scale, -40, 40) && zero_or_within(r.d, -70, 40) &&
                 (r.d == 0.0f || (int32_t)((bd >> 23) & 0xFFu) - (int32_t)((bs >> 23) & 0xFFu) >= -69)) {
                 r.y = 1.0f / r.scale;
-                row_vector(&r);
+                if (r.m) {
+                    if (r.stochastic) row_stochastic_mom(&r);
+                    else row_nearest_mom(&r);
+                } else if (fabsf(r.lr) * (256.0f * fabsf(r.d) * r.y * 1.001f + 128.0f * fabsf(r.wd)) < 0x1p19f) {
+                    /* every |step| of the row below 2^20 */
+                    if (r.stochastic) row_stochastic(&r);
+                    else row_nearest(&r);
+                } else {
+                    scalar_elems(&r, 0, r.n);
+                }
             } else {
                 scalar_elems(&r, 0, r.n);
             }
