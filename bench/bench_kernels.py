@@ -78,6 +78,10 @@ def layers(seed=0):
                                    name="4x4x192 -> 56, k 48 of 192")),
         ("update dw 3x3", uc.make(rng, "depthwise_conv2d", "update", 8, 8, 192, None, (3, 3), (1, 1), "same",
                                   trained=42, zeros=0.5, name="8x8x192, k 42")),
+        # MbV2-w0.35's trained depthwise layer (49kb scheme): 42 of 336 channels, a saved copy
+        ("update dw 3x3 4x4", uc.make(rng, "depthwise_conv2d", "update", 4, 4, 336, None, (3, 3), (1, 1), "same",
+                                      trained=42, index=True, saved=True, zeros=0.5,
+                                      name="4x4x336, k 42 of 336")),
         # the fully connected backward of an int8 classifier on MCUNet's 160 features, 100
         # classes (the float gradients must fit the AN547's RAM twice): gradients (MACs: in *
         # out) and the fused QAS update (MACs: one product per weight), no momentum

@@ -7,12 +7,9 @@
  * rounding (the default modes, and "float" on an integer parameter) take four weights per
  * step in vector lanes; shadow and residual run the _dsp variant.
  *
- * Helium has no float division. The quotient is made exact with fused multiply-adds from
- * y = 1 / s (one scalar VDIV per row): q0 = A * y, then twice r = A - s * q (VFMS),
- * q = q + r * y (VFMA). After the first correction q is within one ulp of A / s; with y the
- * correctly rounded reciprocal, Markstein's theorem makes the second correction the
- * correctly rounded quotient, the scalar VDIV's (checked here on 2e8 random and
- * near-midpoint pairs). A zero A keeps its sign (the reference's +-0 / s). Every other
+ * Helium has no float division: the quotient is tt_update_mve.h's tt_div_mve (fused
+ * multiply-add corrections of a * (1 / s), correctly rounded by Markstein's theorem), from
+ * y = 1 / s (one scalar VDIV per row); the rounding is its tt_qas_round4_mve. Every other
  * operation is the reference's, one IEEE single rounding each (-ffp-contract=off there).
  *
  * Helium flushes subnormals, the scalar FPU does not: a row takes the vector path only where
@@ -40,6 +37,7 @@
 #include "tt_update_rules.h"
 #include "tt_update_fast.h"
 #include "tt_kernels_simd.h"
+#include "tt_update_mve.h"
 
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
@@ -81,17 +79,6 @@ static void scalar_elems(const fc_row *r, int32_t j0, int32_t j1)
     }
 }
 
-/* Nonzero lanes where v is 0 or its magnitude lies outside [2^lo, 2^hi) (subnormals,
- * infinities and NaN included): saturating integer arithmetic on the bit patterns, no
- * predicates (moving them between the VPR and core registers costs more than this). */
-static inline uint32x4_t outside(float32x4_t v, int32_t lo, int32_t hi)
-{
-    const uint32x4_t mag = vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x7FFFFFFFu));
-    const uint32x4_t above = vqsubq_n_u32(mag, ((uint32_t)(127 + hi) << 23) - 1u);    /* mag >= 2^hi */
-    const uint32x4_t below = vqsubq_u32(vdupq_n_u32((uint32_t)(127 + lo) << 23), mag);  /* mag < 2^lo */
-    return vorrq_u32(above, vminq_u32(below, mag));                                     /* ... and not 0 */
-}
-
 /* The row's full groups of four weights in vectors (the last 1-3 weights, and any four
  * failing a check, the scalar way). STOCH: stochastic rounding (else nearest); MOM: with
  * momentum, whose values are checked per four weights (without, the row's bound on |step|
@@ -102,59 +89,39 @@ static inline __attribute__((always_inline)) void row_vector(const fc_row *r, co
 {
     const int32_t n4 = r->n & ~3, wd_on = r->wd != 0.0f;
     const float32x4_t sv = vdupq_n_f32(r->scale);
-    const float y = r->y, d = r->d, wd = r->wd, lr = r->lr, mu = r->mu;
+    const float d = r->d, wd = r->wd, lr = r->lr, mu = r->mu;
     int8_t *const wr = r->wr;
     const int32_t *const index = r->index;
     const float *const xf = r->xf;
     float *const mom = r->m;
-    uint32x4_t ctr = vaddq_n_u32(vmulq_n_u32(vidupq_n_u32(0u, 1), TT_RNG_GAMMA),
-                                 (STOCH ? r->rng->state : 0u) + ((uint32_t)r->e0 + 1u) * TT_RNG_GAMMA);
+    const float32x4_t yv = vdupq_n_f32(r->y);
+    uint32x4_t ctr = tt_rng_ctr4(STOCH ? r->rng->state : 0u, r->e0);
     int32_t j;
     for (j = 0; j < n4; j += 4, ctr = vaddq_n_u32(ctr, 4u * TT_RNG_GAMMA)) {
         const uint32x4_t idx = index ? vld1q_u32((const uint32_t *)(const void *)(index + j)) : vdupq_n_u32(0u);
         const int32x4_t qv = index ? vldrbq_gather_offset_s32(wr, idx) : vldrbq_s32(wr + j);
         const float32x4_t a = vmulq_n_f32(vld1q_f32(xf + j), d);
-        float32x4_t g, mn = vdupq_n_f32(0.0f), step, fl, frac;
+        float32x4_t g, mn = vdupq_n_f32(0.0f), step;
         int32x4_t m;
-        mve_pred16_t down;
-        /* g = a / s, correctly rounded: two Newton-Markstein corrections of a * (1 / s) */
-        g = vmulq_n_f32(a, y);
-        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), y);
-        g = vfmaq_n_f32(g, vfmsq_f32(a, g, sv), y);
         if (MOM) {
             const float32x4_t mo = vld1q_f32(mom + j);
             uint32x4_t bad;
-            g = vpselq_f32(a, g, vcmpeqq_n_f32(a, 0.0f));       /* +-0 / s: the sign of a */
+            g = tt_div_mve_signed(a, sv, yv);
             g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), wd));
             mn = vaddq_f32(vmulq_n_f32(mo, mu), g);
             step = vmulq_n_f32(mn, lr);
-            bad = vorrq_u32(outside(mo, -60, 60), outside(mn, -100, 100));
-            /* |step| >= 2^20 (NaN cannot arise from checked values) */
-            bad = vorrq_u32(bad, vqsubq_n_u32(vandq_u32(vreinterpretq_u32_f32(step), vdupq_n_u32(0x7FFFFFFFu)),
-                                              0x497FFFFFu));
+            bad = vorrq_u32(vorrq_u32(tt_outside_mve(mo, -60, 60), tt_outside_mve(mn, -100, 100)),
+                            tt_step_large_mve(step));
             if (vmaxvq_u32(0u, bad)) {
                 scalar_elems(r, j, j + 4);
                 continue;
             }
         } else {
+            g = tt_div_mve(a, sv, yv);
             if (wd_on) g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), wd));
             step = vmulq_n_f32(g, lr);
         }
-        fl = vrndmq_f32(step);                          /* floorf(step), exact */
-        frac = vsubq_f32(step, fl);
-        m = vsubq_s32(qv, vcvtq_s32_f32(fl));
-        if (STOCH) {
-            uint32x4_t h = veorq_u32(ctr, vshrq_n_u32(ctr, 16));
-            h = vmulq_n_u32(h, 0x7FEB352Du);
-            h = veorq_u32(h, vshrq_n_u32(h, 15));
-            h = vmulq_n_u32(h, 0x846CA68Bu);
-            h = veorq_u32(h, vshrq_n_u32(h, 16));
-            down = vcmpgtq_f32(frac, vcvtq_n_f32_u32(vshrq_n_u32(h, 8), 24));
-        } else {
-            down = vcmpgtq_n_f32(frac, 0.5f) | (vcmpeqq_n_f32(frac, 0.5f) & vcmpltq_n_s32(m, 1));
-        }
-        m = vsubq_m_n_s32(m, m, 1, down);
-        m = vmaxq_s32(vminq_s32(m, vdupq_n_s32(TT_QAS_S8_MAX)), vdupq_n_s32(TT_QAS_S8_MIN));
+        m = tt_qas_round4_mve(step, qv, ctr, STOCH);
         if (MOM) vst1q_f32(mom + j, mn);
         if (index) vstrbq_scatter_offset_s32(wr, idx, m);
         else vstrbq_s32(wr + j, m);
