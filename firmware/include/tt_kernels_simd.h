@@ -500,9 +500,9 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch);
 /* The depthwise _mve pair: the trained channels in vector lanes, sixteen at a time (any
- * count: the last group is predicated), over blocks of 32 output pixels' d; the reference's
- * arguments (the update's scratch: kh * kw floats, as the reference's) and its floats and
- * bytes. Where a subnormal could arise (Helium flushes them) a group goes on in scalar, and
+ * count: the last group is predicated), over blocks of 32 output pixels' d, the update's
+ * rule four weights at a time (tt_update_mve.h); the reference's arguments (the update's
+ * scratch: kh * kw floats, as the reference's) and its floats and bytes. Where a subnormal could arise (Helium flushes them) a group goes on in scalar, and
  * an accumulating call whose old grad_w has an element outside {0} U [2^-103, FLT_MAX] (or
  * a -0) runs the _dsp variant; an update of more than 49 taps too. ~3.7 KB of stack
  * (depthwise_conv2d_update_s8_mve.c). */

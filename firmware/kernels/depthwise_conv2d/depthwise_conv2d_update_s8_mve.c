@@ -27,11 +27,14 @@
  * variant.
  *
  * The update: per group its gradients into a stack block (16 lanes x up to 25 taps, or 8
- * x up to 49), then per channel the QAS rule over its kh * kw weights (tt_qas_update_run_s8,
- * scalar: the rule divides by the scale per weight; a depthwise layer has kh * kw weights
- * per channel against out_h * out_w * kh * kw MACs, so the rule is a small share). The
- * elements, draws and momentum slots are the reference's (e = tap * k + j); the rule of one
- * element reads nothing another writes, so the order of channels does not matter.
+ * x up to 49), then per tap the QAS rule on the group's lanes, four weights at a time
+ * (tt_update_mve.h: stochastic / nearest rounding, the division by each channel's scale
+ * exact through fused multiply-adds), with range checks that keep every float normal;
+ * shadow / residual, a group with a scale outside [2^-40, 2^40), hyper-parameters out of
+ * range, four weights failing a check and the last 1-3 lanes take the scalar rule
+ * (tt_qas_update_run_s8). The elements, draws and momentum slots are the reference's
+ * (e = tap * k + j); the rule of one element reads nothing another writes, so the order
+ * does not matter.
  * Stack: ~3.7 KB (the d block, 2 KB; the update's sums, 1.6 KB). */
 #include <string.h>
 #include "tt_train_kernels.h"
