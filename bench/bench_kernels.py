@@ -12,9 +12,9 @@ fully connected: in*out; fused pointwise+depthwise: both parts; a fully connecte
 update: one per weight; the fused weight-gradient + update rows of conv2d / depthwise: every
 tap of every output over the trained channels, tests/update_cases.py); the requantisation
 row counts outputs instead, the add row (Cortex-M55 only: tt_add_s8_mve) elements. A kernel
-without a Helium variant (the fully connected weight update) runs its _dsp variant on the
-Cortex-M55, as a compiled model does; the weight-update rows with a Helium variant are
-measured on the Cortex-M55 with the _dsp one too (the rows marked "(_dsp)").
+without a Helium variant would run its _dsp variant on the Cortex-M55, as a compiled model
+does; the weight-update rows are measured on the Cortex-M55 with the _dsp variant too (the
+rows marked "(_dsp)": the M55 ran those before their Helium forms).
 Run: python bench/bench_kernels.py [--board mps2-an386|mps3-an547]
 """
 import argparse
