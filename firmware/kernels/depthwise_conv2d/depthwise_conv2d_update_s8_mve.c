@@ -305,89 +305,8 @@ void tt_depthwise_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_cha
     }
 }
 
-/* 1 if f is 0 or its magnitude lies in [2^lo, 2^hi) (subnormals, infinities and NaN fail). */
-static inline int32_t zero_or_within(float f, int32_t lo, int32_t hi)
-{
-    uint32_t b;
-    int32_t e;
-    memcpy(&b, &f, 4);
-    b &= 0x7FFFFFFFu;
-    e = (int32_t)(b >> 23) - 127;
-    return b == 0u || (e >= lo && e < hi && e > -127);
-}
-
-/* What the update of one tap row of a group reads. */
-typedef struct {
-    int8_t *w;                  /* the tap's weights: channel c at w[c] */
-    const float *grad;          /* the row's gradients, lane l at grad[l] */
-    const float *sc, *yc;       /* the lanes' scales and their reciprocals */
-    const int32_t *index;       /* ch->index + j0, or NULL (channels j0 ..) */
-    int32_t j0, n, e0;          /* first channel, lanes, element of lane 0 */
-    const tt_hparams *hp;
-    const tt_update *u;
-} dw_rule;
-
-/* Lane l the scalar way (tt_qas_update_run_s8: the reference's bytes). */
-static void rule_scalar(const dw_rule *r, int32_t l)
-{
-    const int32_t c = r->index ? r->index[l] : r->j0 + l;
-    tt_qas_update_run_s8(r->w + c, NULL, 0, r->grad + l, 1, r->sc[l], r->hp, r->u, r->e0 + l, 1);
-}
-
-/* The QAS rule on the row's lanes, four at a time in vectors (tt_update_mve.h) where every
- * float is checked to stay normal: per lane a = 0 or |a| in [2^-70, 2^48) with |a| / s >=
- * 2^-70 (the scales were checked to lie in [2^-40, 2^40), lr, momentum and wd as in
- * fully_connected_update_s8_mve.c, whose argument this is), with momentum the old and new
- * momentum, and |step| < 2^20; four lanes failing a check, and the last 1-3, the scalar
- * way. STOCH: stochastic rounding, else nearest. */
-static inline __attribute__((always_inline)) void rule_lanes(const dw_rule *r, const int STOCH)
-{
-    const tt_hparams hp = *r->hp;
-    const int32_t n4 = r->n & ~3;
-    float *const mom = r->u->momentum;
-    int32_t l;
-    for (l = 0; l < n4; l += 4) {
-        const int32_t e = r->e0 + l;
-        const uint32x4_t idx = r->index ? vld1q_u32((const uint32_t *)(const void *)(r->index + l))
-                                        : vdupq_n_u32(0u);
-        int8_t *const wl = r->index ? r->w : r->w + r->j0 + l;
-        const int32x4_t qv = r->index ? vldrbq_gather_offset_s32(wl, idx) : vldrbq_s32(wl);
-        const float32x4_t a = vld1q_f32(r->grad + l), sv = vld1q_f32(r->sc + l);
-        const uint32x4_t mag = vandq_u32(vreinterpretq_u32_f32(a), vdupq_n_u32(0x7FFFFFFFu));
-        /* e_a - e_s < -69 on a nonzero lane: the quotient could come near the subnormals */
-        const int32x4_t ediff = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(mag, 23)),
-                                          vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32(sv), 23)));
-        uint32x4_t bad = vorrq_u32(tt_outside_mve(a, -70, 48),
-                                   vminq_u32(vshrq_n_u32(vreinterpretq_u32_s32(vaddq_n_s32(ediff, 69)), 31), mag));
-        float32x4_t g = tt_div_mve_signed(a, sv, vld1q_f32(r->yc + l)), mn = vdupq_n_f32(0.0f), step;
-        g = vaddq_f32(g, vmulq_n_f32(vcvtq_f32_s32(qv), hp.weight_decay));
-        if (mom) {
-            const float32x4_t mo = vld1q_f32(mom + e);
-            mn = vaddq_f32(vmulq_n_f32(mo, hp.momentum), g);
-            bad = vorrq_u32(bad, vorrq_u32(tt_outside_mve(mo, -60, 60), tt_outside_mve(mn, -100, 100)));
-            g = mn;
-        }
-        step = vmulq_n_f32(g, hp.lr);
-        bad = vorrq_u32(bad, tt_step_large_mve(step));
-        if (vmaxvq_u32(0u, bad)) {
-            rule_scalar(r, l);
-            rule_scalar(r, l + 1);
-            rule_scalar(r, l + 2);
-            rule_scalar(r, l + 3);
-            continue;
-        }
-        {
-            const int32x4_t m = tt_qas_round4_mve(step, qv, tt_rng_ctr4(STOCH ? r->u->rng->state : 0u, e), STOCH);
-            if (mom) vst1q_f32(mom + e, mn);
-            if (r->index) vstrbq_scatter_offset_s32(wl, idx, m);
-            else vstrbq_s32(wl, m);
-        }
-    }
-    for (; l < r->n; ++l) rule_scalar(r, l);
-}
-
-static void __attribute__((noinline)) rule_stochastic(const dw_rule *r) { rule_lanes(r, 1); }
-static void __attribute__((noinline)) rule_nearest(const dw_rule *r) { rule_lanes(r, 0); }
+static void __attribute__((noinline)) rule_stochastic(const tt_qas_run *r) { tt_qas_run_mve(r, 1); }
+static void __attribute__((noinline)) rule_nearest(const tt_qas_run *r) { tt_qas_run_mve(r, 0); }
 
 void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
                                               int8_t *w, const tt_weight_quant *wq, const int8_t *x,
@@ -398,12 +317,10 @@ void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_c
     const int32_t spatial = s->kh * s->kw, k = ch->k;
     const int32_t most = spatial <= DW_ACC / 16 ? 16 : 8;
     /* the rule in vectors: stochastic / nearest rounding, hyper-parameters in range */
-    const int32_t vec_mode = u->mode != TT_UPDATE_SHADOW && u->mode != TT_UPDATE_RESIDUAL &&
-                             zero_or_within(hp.lr, -20, 20) && zero_or_within(hp.momentum, -20, 20) &&
-                             zero_or_within(hp.weight_decay, -40, 40);
+    const int32_t vec_mode = tt_qas_run_mve_ok(u);
     float acc[DW_ACC] TT_ALIGNED(16), sc[16] TT_ALIGNED(16), yc[16] TT_ALIGNED(16);
     dw_group G;
-    dw_rule r;
+    tt_qas_run r;
     int32_t j0, l, t, n;
     if (spatial > DW_ACC / 8) {
         tt_depthwise_conv2d_update_weight_s8_dsp(s, ch, w, wq, x, xq, grad_y, u, scratch);
@@ -423,15 +340,14 @@ void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_c
         for (l = 0; l < n; ++l) {
             const int32_t c = ch->index ? ch->index[j0 + l] : j0 + l;
             sc[l] = wq->scale[wq->per_channel ? c : 0];
-            if (sc[l] > 0.0f && zero_or_within(sc[l], -40, 40)) yc[l] = 1.0f / sc[l];
+            if (tt_qas_scale_ok_mve(sc[l])) yc[l] = 1.0f / sc[l];
             else vec = 0;
         }
         if (vec) {      /* per tap, the group's lanes */
-            r.index = ch->index ? ch->index + j0 : 0;
-            r.j0 = j0;
             r.n = n;
             for (t = 0; t < spatial; ++t) {
-                r.w = w + t * ch->in_channels;
+                r.w = w + t * ch->in_channels + (ch->index ? 0 : j0);
+                r.widx = ch->index ? ch->index + j0 : 0;
                 r.grad = acc + t * most;
                 r.e0 = t * k + j0;
                 if (u->mode == TT_UPDATE_STOCHASTIC) rule_stochastic(&r);
