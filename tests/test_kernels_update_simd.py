@@ -102,7 +102,7 @@ def cases(seed=0):
                     name=f"dw {what}, subnormal d late") for what in ("update", "grad")]
     for c in late:
         c.gy[7:] = (c.gy[7:] * np.float32(1e-36)).astype(np.float32)
-    # the depthwise Helium rule's range checks: scales from 2^-45 to 2^45 (a group with one
+    # the depthwise Helium rule's range checks (tt_update_mve.h): scales from 2^-45 to 2^45 (a group with one
     # beyond 2^+-40 takes the scalar rule), gradients far below them, old momentum of -0,
     # subnormal and beyond 2^60; an lr below 2^-20 (every group scalar)
     edges = [uc.make(rng, "depthwise_conv2d", "update", 6, 6, 36, None, (3, 3), (1, 1), "same", mode=mode,
@@ -112,6 +112,14 @@ def cases(seed=0):
         c.scales[16:32] = (2.0 ** np.linspace(-30, 30, 16)).astype(np.float32)   # a group within range
         c.gy[2] = (c.gy[2] * np.float32(1e-25)).astype(np.float32)
         c.m0[::3], c.m0[1::7], c.m0[2::11] = -0.0, np.float32(3e-39), np.float32(1e25)
+    # the conv2d Helium update's rule, the same checks: per output channel scales from 2^-45
+    # to 2^45, momentum edges
+    for mode in ("stochastic", "nearest"):
+        c = uc.make(rng, "conv2d", "update", 4, 4, 22, 8, mode=mode, momentum=0.9, weight_decay=1e-3,
+                    name=f"conv rule edges {mode}")
+        c.scales[:] = (2.0 ** np.array([-45, -39, -20, 0, 12, 30, 39, 45])).astype(np.float32)
+        c.m0[::3], c.m0[1::7], c.m0[2::11] = -0.0, np.float32(3e-39), np.float32(1e25)
+        edges.append(c)
     edges.append(uc.make(rng, "depthwise_conv2d", "update", 5, 5, 9, None, (3, 3), (1, 1), "same",
                          mode="stochastic", lr=1e-7, name="dw lr 1e-7"))
     edges[-1].gy *= np.float32(1e6)           # steps as large as the others'

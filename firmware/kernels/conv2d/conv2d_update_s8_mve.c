@@ -3,7 +3,8 @@
  * (declared in tt_kernels_simd.h).
  *
  * The arrangement of the _dsp variant (the nonzero d of 64 output pixels listed once per
- * output channel, tt_update_rows.h; the update's mode decided once per run), with the
+ * output channel, tt_update_rows.h), the update's rule four weights at a time in vectors
+ * where tt_update_mve.h's range checks allow (tt_qas_run_mve), with the
  * gradient elements of a tap row in vector lanes: sixteen per pass in four float32x4
  * registers; per listed pixel and four elements one VLDRB.S32 (four int8 x widened), VSUB
  * (the zero point), VCVT, VMUL by d (IEEE single rounding per lane, as the scalar code) and
