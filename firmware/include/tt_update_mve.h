@@ -95,7 +95,9 @@ static inline __attribute__((always_inline)) int32x4_t tt_qas_round4_mve(float32
  * [2^-60, 2^60) (mu * m + g: a multiple of 2^-117) and the new one 0 or in [2^-100, 2^100)
  * (lr * m normal), and |step| < 2^20 (tt_update_fast.h's int32 rounding). Four weights
  * failing a check, and the last 1-3, take tt_qas_update_run_s8 (the scalar rule). */
-typedef struct {
+/* a struct tag, not a typedef: the typedef structs of these headers are the parameter
+ * structs whose sizes tinytrain.cgen.kernels reads */
+struct tt_qas_run {
     int8_t *w;
     const int32_t *widx;
     const float *grad, *sc, *yc;
@@ -103,7 +105,7 @@ typedef struct {
     int32_t n, e0;
     const tt_hparams *hp;
     const tt_update *u;
-} tt_qas_run;
+};
 
 /* 1 if f is 0 or its magnitude lies in [2^lo, 2^hi) (subnormals, infinities and NaN fail). */
 static inline int32_t tt_zero_or_within(float f, int32_t lo, int32_t hi)
@@ -127,14 +129,14 @@ static inline int32_t tt_qas_scale_ok_mve(float s)
     return s > 0.0f && tt_zero_or_within(s, -40, 40);
 }
 
-static inline void tt_qas_run_scalar(const tt_qas_run *r, int32_t l)
+static inline void tt_qas_run_scalar(const struct tt_qas_run *r, int32_t l)
 {
     tt_qas_update_run_s8(r->w + (r->widx ? r->widx[l] : l), NULL, 0, r->grad + l, 1, r->sc ? r->sc[l] : r->s, r->hp,
                          r->u, r->e0 + l, 1);
 }
 
 /* STOCH: stochastic rounding, else nearest. Forced inline into one function per mode. */
-static inline __attribute__((always_inline)) void tt_qas_run_mve(const tt_qas_run *r, const int STOCH)
+static inline __attribute__((always_inline)) void tt_qas_run_mve(const struct tt_qas_run *r, const int STOCH)
 {
     const tt_hparams hp = *r->hp;
     const int32_t n4 = r->n & ~3;

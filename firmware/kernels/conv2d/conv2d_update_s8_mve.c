@@ -135,8 +135,8 @@ void tt_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
         wgrad_channel_mve(s, ch, x, xq, grad_y, o, grad_w + o * per_out);
 }
 
-static void __attribute__((noinline)) rule_stochastic(const tt_qas_run *r) { tt_qas_run_mve(r, 1); }
-static void __attribute__((noinline)) rule_nearest(const tt_qas_run *r) { tt_qas_run_mve(r, 0); }
+static void __attribute__((noinline)) rule_stochastic(const struct tt_qas_run *r) { tt_qas_run_mve(r, 1); }
+static void __attribute__((noinline)) rule_nearest(const struct tt_qas_run *r) { tt_qas_run_mve(r, 0); }
 
 /* tt_conv2d_update_by_channel's order (per output channel its gradient into the scratch,
  * then the rule per tap row), the rule four weights at a time where tt_update_mve.h's
@@ -149,7 +149,7 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
 {
     const tt_hparams hp = *u->hp;
     const int32_t spatial = s->kh * s->kw, k = ch->k, per_out = spatial * k, vec_mode = tt_qas_run_mve_ok(u);
-    tt_qas_run r;
+    struct tt_qas_run r;
     int32_t o, p;
     r.hp = &hp;
     r.u = u;

@@ -305,8 +305,8 @@ void tt_depthwise_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_cha
     }
 }
 
-static void __attribute__((noinline)) rule_stochastic(const tt_qas_run *r) { tt_qas_run_mve(r, 1); }
-static void __attribute__((noinline)) rule_nearest(const tt_qas_run *r) { tt_qas_run_mve(r, 0); }
+static void __attribute__((noinline)) rule_stochastic(const struct tt_qas_run *r) { tt_qas_run_mve(r, 1); }
+static void __attribute__((noinline)) rule_nearest(const struct tt_qas_run *r) { tt_qas_run_mve(r, 0); }
 
 void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
                                               int8_t *w, const tt_weight_quant *wq, const int8_t *x,
@@ -320,7 +320,7 @@ void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_c
     const int32_t vec_mode = tt_qas_run_mve_ok(u);
     float acc[DW_ACC] TT_ALIGNED(16), sc[16] TT_ALIGNED(16), yc[16] TT_ALIGNED(16);
     dw_group G;
-    tt_qas_run r;
+    struct tt_qas_run r;
     int32_t j0, l, t, n;
     if (spatial > DW_ACC / 8) {
         tt_depthwise_conv2d_update_weight_s8_dsp(s, ch, w, wq, x, xq, grad_y, u, scratch);
