@@ -500,12 +500,13 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch);
 /* The depthwise _mve pair: the trained channels in vector lanes, sixteen at a time (any
- * count: the last group is predicated), over blocks of 32 output pixels' d, the update's
+ * count: the last group is predicated), over blocks of 16 output pixels' d, the update's
  * rule four weights at a time (tt_update_mve.h); the reference's arguments (the update's
- * scratch: kh * kw floats, as the reference's) and its floats and bytes. Where a subnormal could arise (Helium flushes them) a group goes on in scalar, and
- * an accumulating call whose old grad_w has an element outside {0} U [2^-103, FLT_MAX] (or
- * a -0) runs the _dsp variant; an update of more than 49 taps too. ~3.7 KB of stack
- * (depthwise_conv2d_update_s8_mve.c). */
+ * scratch: kh * kw floats, as the reference's) and its floats and bytes. Where a subnormal
+ * could arise (Helium flushes them) a group goes on in scalar, and an accumulating call
+ * whose old grad_w has an element outside {0} U [2^-103, FLT_MAX] (or a -0) runs the _dsp
+ * variant; an update of more than 50 taps too (12 taps take 16 lanes, 25 taps 8, 50 taps
+ * 4). ~1.6 KB of stack (grad_weight), ~2.7 KB (update_weight). */
 void tt_depthwise_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
                                             const int8_t *x, const tt_act_quant *xq,
                                             const float *grad_y, int32_t accumulate, float *grad_w);

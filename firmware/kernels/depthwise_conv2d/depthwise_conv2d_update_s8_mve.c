@@ -5,7 +5,7 @@
  * The gradient element (tap t, trained channel j) is the sum, over the output pixels in
  * ascending order, of d * (x - zp) with d = grad_y[pixel, yc_j] * x_scale; channels never
  * mix. So the channels go in vector lanes, sixteen at a time (four float32x4; then 8, 4 and
- * a tail-predicated rest, so any channel count): per chunk of 32 output pixels d is made
+ * a tail-predicated rest, so any channel count): per chunk of 16 output pixels d is made
  * once per pixel for the 16 lanes (grad_y's channels loaded, gathered through ch->index,
  * VMUL by x_scale), then per tap the 16 sums stay in registers over the pixels whose window
  * tap lies inside the input (a rectangle of output rows and columns: no per-pixel check),
@@ -26,8 +26,8 @@
  * the reference's scalar arithmetic; a call whose old elements fail it runs the _dsp
  * variant.
  *
- * The update: per group its gradients into a stack block (16 lanes x up to 25 taps, or 8
- * x up to 49), then per tap the QAS rule on the group's lanes, four weights at a time
+ * The update: per group its gradients into a stack block (16 lanes x up to 12 taps, 8 x
+ * up to 25, 4 x up to 50; more taps run the _dsp variant), then per tap the QAS rule on the group's lanes, four weights at a time
  * (tt_update_mve.h: stochastic / nearest rounding, the division by each channel's scale
  * exact through fused multiply-adds), with range checks that keep every float normal;
  * shadow / residual, a group with a scale outside [2^-40, 2^40), hyper-parameters out of
@@ -35,7 +35,8 @@
  * (tt_qas_update_run_s8). The elements, draws and momentum slots are the reference's
  * (e = tap * k + j); the rule of one element reads nothing another writes, so the order
  * does not matter.
- * Stack: ~3.7 KB (the d block, 2 KB; the update's sums, 1.6 KB). */
+ * Stack (arm-none-eabi-gcc -fstack-usage): ~1.6 KB for the gradient (the d block, 1 KB),
+ * ~2.7 KB for the update (its sums, 0.8 KB, besides). */
 #include <string.h>
 #include "tt_train_kernels.h"
 #include "tt_float_util.h"
@@ -46,8 +47,8 @@
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
 
-#define DW_CHUNK 32                    /* output pixels per block of d */
-#define DW_ACC 400                     /* the update's sums: 16 lanes x 25 taps, 8 x 49 */
+#define DW_CHUNK 16                    /* output pixels per block of d */
+#define DW_ACC 200                     /* the update's sums: 16 lanes x 12 taps, 8 x 25, 4 x 50 */
 
 /* What a group of channels reads. */
 typedef struct {
@@ -224,18 +225,18 @@ static void __attribute__((noinline)) group2p(const dw_group *G) { group_run(G, 
 static void __attribute__((noinline)) group1(const dw_group *G) { group_run(G, 1, 0); }
 static void __attribute__((noinline)) group1p(const dw_group *G) { group_run(G, 1, 1); }
 
-/* The lanes of the next group from channel j0 (at most `most`, 16 or 8) and runs it. */
+/* The lanes of the next group from channel j0 (at most `most`: 16, 8 or 4), and runs it. */
 static int32_t next_group(dw_group *G, int32_t j0, int32_t most)
 {
     const int32_t r = G->ch->k - j0;
     G->j0 = j0;
     G->x = G->x0 + j0;
     G->yidx = G->ch->index ? (const uint32_t *)(const void *)(G->ch->index + j0) : 0;
-    if (r >= 16 && most >= 16) { G->n = 16; group4(G); }
-    else if (r > 8 && most >= 16) { G->n = r; group4p(G); }
-    else if (r >= 8) { G->n = 8; group2(G); }
-    else if (r > 4) { G->n = r; group2p(G); }
-    else if (r == 4) { G->n = 4; group1(G); }
+    if (most >= 16 && r >= 16) { G->n = 16; group4(G); }
+    else if (most >= 16 && r > 8) { G->n = r; group4p(G); }
+    else if (most >= 8 && r >= 8) { G->n = 8; group2(G); }
+    else if (most >= 8 && r > 4) { G->n = r; group2p(G); }
+    else if (r >= 4) { G->n = 4; group1(G); }
     else { G->n = r; group1p(G); }
     return G->n;
 }
@@ -315,14 +316,14 @@ void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_c
 {
     const tt_hparams hp = *u->hp;
     const int32_t spatial = s->kh * s->kw, k = ch->k;
-    const int32_t most = spatial <= DW_ACC / 16 ? 16 : 8;
+    const int32_t most = spatial * 16 <= DW_ACC ? 16 : (spatial * 8 <= DW_ACC ? 8 : 4);
     /* the rule in vectors: stochastic / nearest rounding, hyper-parameters in range */
     const int32_t vec_mode = tt_qas_run_mve_ok(u);
     float acc[DW_ACC] TT_ALIGNED(16), sc[16] TT_ALIGNED(16), yc[16] TT_ALIGNED(16);
     dw_group G;
     struct tt_qas_run r;
     int32_t j0, l, t, n;
-    if (spatial > DW_ACC / 8) {
+    if (spatial * 4 > DW_ACC) {
         tt_depthwise_conv2d_update_weight_s8_dsp(s, ch, w, wq, x, xq, grad_y, u, scratch);
         return;
     }
