@@ -130,7 +130,7 @@ def fc_edge_cases(seed=0):
     """Fully connected QAS updates whose floats straddle the _mve variant's range checks."""
     rng = np.random.default_rng(seed)
     out = []
-    for mode in ("stochastic", "nearest"):
+    for mode in ("stochastic", "nearest", "residual", "shadow"):
         # d = gy * x_scale from 2^0 down to 2^-150 (rows of 1, 3, 5 or 7 weights: the tails),
         # scales up to 2^38: rows on both sides of |d| >= 2^-70 and |d| / s >= 2^-70
         c = fcb.update_case(rng, 7, 40, mode=mode, momentum=0.9, weight_decay=1e-3, lr=0.5)
@@ -141,7 +141,15 @@ def fc_edge_cases(seed=0):
         c.momentum.reshape(-1)[::3] = -0.0
         c.momentum.reshape(-1)[1::7] = np.float32(3e-39)      # subnormal old momentum
         c.momentum.reshape(-1)[2::11] = np.float32(1e25)      # beyond 2^60
+        if mode == "shadow":     # shadow values weight decay reads: -0, tiny, subnormal
+            c.shadow.reshape(-1)[::5], c.shadow.reshape(-1)[1::9] = -0.0, np.float32(1e-30)
+            c.shadow.reshape(-1)[2::13] = np.float32(5e-40)
         c.name += " edges"
+        out.append(c)
+    for mode in ("residual", "shadow"):      # state modes without momentum, steps of every size
+        c = fcb.update_case(rng, 13, 24, mode=mode, weight_decay=1e-3, lr=0.5)
+        c.gy[:] = (2.0 ** -np.arange(-40, 120, 160 / 24)).astype(np.float32)
+        c.name += " step sizes"
         out.append(c)
     for mode in ("stochastic", "nearest"):     # steps beyond 2^20: the row's bound on |step|
         out.append(fcb.update_case(rng, 30, 8, mode=mode, huge=True, weight_decay=1e-3))

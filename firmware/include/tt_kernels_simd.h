@@ -375,10 +375,10 @@ void tt_fully_connected_grad_input_s8_mve(int32_t in_features, int32_t out_featu
 void tt_fully_connected_grad_weight_s8_mve(int32_t out_features, const tt_channels *ch,
                                            const int8_t *x, const tt_act_quant *xq,
                                            const float *grad_y, int32_t accumulate, float *grad_w);
-/* The reference's arguments and bytes; stochastic / nearest rounding four weights at a time,
- * the division by the scale made exact with fused multiply-adds from 1 / s (Markstein);
- * shadow and residual, and any weights whose floats could be subnormal, the _dsp way
- * (fully_connected_update_s8_mve.c). No scratch. */
+/* The reference's arguments and bytes; every update mode four weights at a time, the
+ * division by the scale made exact with fused multiply-adds from 1 / s (Markstein); any
+ * weights whose floats could be subnormal the _dsp way (fully_connected_update_s8_mve.c).
+ * No scratch. */
 void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_channels *ch, int8_t *w,
                                              const tt_weight_quant *wq, const int8_t *x,
                                              const tt_act_quant *xq, const float *grad_y,
