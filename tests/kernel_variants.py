@@ -9,13 +9,10 @@ VARIANTS = {"conv2d": ("dsp", "mve"), "depthwise_conv2d": ("dsp", "mve"), "fully
             "depthwise_conv2d_inplace": ("dsp", "mve"), "pointwise_depthwise_conv2d": ("dsp", "mve"),
             "requantize": ("dsp", "mve"), "conv2d_grad_input": ("dsp", "mve"),
             "depthwise_conv2d_grad_input": ("dsp", "mve"),
-            # the update's rule divides per weight (Helium has no vector float division): the
-            # Cortex-M55 runs its _dsp variant
             "fully_connected_grad_input": ("dsp", "mve"), "fully_connected_grad_weight": ("dsp", "mve"),
-            "fully_connected_update_weight": ("dsp",),
-            # the weight-gradient / fused-update variants (tests/test_kernels_update_simd.py):
-            # the depthwise ones have no Helium form, the Cortex-M55 runs their _dsp variant
+            "fully_connected_update_weight": ("dsp", "mve"),
+            # the weight-gradient / fused-update variants (tests/test_kernels_update_simd.py)
             "conv2d_grad_weight": ("dsp", "mve"), "conv2d_update_weight": ("dsp", "mve"),
-            "depthwise_conv2d_grad_weight": ("dsp",), "depthwise_conv2d_update_weight": ("dsp",),
+            "depthwise_conv2d_grad_weight": ("dsp", "mve"), "depthwise_conv2d_update_weight": ("dsp", "mve"),
             # elementwise add, equal shapes (tests/test_kernels_add_simd.py): Helium only
             "add": ("mve",)}

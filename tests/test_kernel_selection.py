@@ -181,10 +181,10 @@ def test_dsp_variants_in_a_training_step_on_the_host_equal_the_reference_build(t
 
 
 @pytest.mark.parametrize("board,gi,update", [("native", "", ""), ("mps2-an386", "_dsp", "_dsp"),
-                                             ("mps3-an547", "_mve", "_dsp")])
+                                             ("mps3-an547", "_mve", "_mve")])
 def test_training_steps_call_the_boards_fully_connected_backward_variants(tmp_path, board, gi, update):
     """The fully connected input gradient and fused update of an int8 training step: the
-    board's variant (the update has no Helium one: the M55 runs its _dsp variant)."""
+    board's variant."""
     m = tinytrain.compile(int8_graph("residual"), scheme=scheme_file(tmp_path), board=board)
     fns = m.emission.em.functions
     assert f"tt_fully_connected_grad_input_s8{gi}" in fns and f"tt_fully_connected_update_weight_s8{update}" in fns

@@ -40,6 +40,14 @@ def test_49kb_trains_on_the_emulated_board_like_the_host(tte_models, tmp_path, m
     functions = compiled.emission.em.functions
     assert {"tt_conv2d_grad_input_s8" + variant, "tt_depthwise_conv2d_grad_input_s8" + variant,
             "tt_conv2d_update_weight_s8" + variant} <= functions
+    if model == "mbv2-w0.35":    # its scheme trains depthwise weights (MCUNet's does not)
+        assert "tt_depthwise_conv2d_update_weight_s8" + variant in functions
+    # the int8 weight updates (the classifier's fully connected one included): the board's
+    # variant alone
+    updates = {f for f in functions if f.startswith(("tt_conv2d_update_weight_s8", "tt_depthwise_conv2d_update",
+                                                       "tt_fully_connected_update_weight_s8"))}
+    assert "tt_fully_connected_update_weight_s8" + variant in updates
+    assert all(f.endswith(variant) for f in updates)
     fw = tmp_path / "fw"
     emitted = compiled.write_project(fw)
     if model == "mcunet-5fps":   # the paper's budget for its setting

@@ -372,9 +372,7 @@ void tt_fully_connected_s8_mve(const int8_t *x, int32_t in_features,
  * and bytes (every update mode, the PRNG's draws included). grad_input runs the conv2d
  * input gradient variant on a 1x1 shape; grad_weight and update_weight convert the inputs
  * (x - zp) to float once per TT_FC_CHUNK of them (on the stack), the update rounds through
- * tt_update_fast.h. The update has no _mve variant: its rule divides by the scale per
- * weight and Helium has no vector float division, so the Cortex-M55 runs the _dsp one
- * (scalar FPU). _mve grad_weight runs a row in scalar where Helium's flushed denormals
+ * tt_update_fast.h (_mve: below). _mve grad_weight runs a row in scalar where Helium's flushed denormals
  * could change a float (fully_connected_backward_s8_mve.c). No scratch. */
 #define TT_FC_CHUNK 64
 /* A fully connected layer as a 1x1 convolution of one pixel, the shape its input-gradient
@@ -424,6 +422,14 @@ void tt_fully_connected_grad_input_s8_mve(int32_t in_features, int32_t out_featu
 void tt_fully_connected_grad_weight_s8_mve(int32_t out_features, const tt_channels *ch,
                                            const int8_t *x, const tt_act_quant *xq,
                                            const float *grad_y, int32_t accumulate, float *grad_w);
+/* The reference's arguments and bytes; every update mode four weights at a time, the
+ * division by the scale made exact with fused multiply-adds from 1 / s (Markstein); any
+ * weights whose floats could be subnormal the _dsp way (fully_connected_update_s8_mve.c).
+ * No scratch. */
+void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_channels *ch, int8_t *w,
+                                             const tt_weight_quant *wq, const int8_t *x,
+                                             const tt_act_quant *xq, const float *grad_y,
+                                             const tt_update *u);
 #endif
 
 /* ---- conv2d / depthwise input gradients (training, int8 graphs) ---------------------------
@@ -517,7 +523,7 @@ void tt_depthwise_conv2d_grad_input_s8_mve(const tt_conv_shape *s, const float *
  * tt_depthwise_conv2d_grad_weight_s8_dsp, tt_depthwise_conv2d_update_weight_s8_dsp: the
  * reference's arguments (scratch included), floats and bytes in every update mode
  * (tt_update_rows.h has the arrangement: pixel lists, the rule with its mode decided once
- * per run). The depthwise ones also serve the Cortex-M55 (a small share of a step). */
+ * per run). */
 void tt_conv2d_grad_weight_s8_dsp(const tt_conv_shape *s, const tt_channels *ch, const int8_t *x,
                                   const tt_act_quant *xq, const float *grad_y, int32_t accumulate,
                                   float *grad_w);
@@ -540,6 +546,21 @@ void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *c
                                     const tt_weight_quant *wq, const int8_t *x,
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch);
+/* The depthwise _mve pair: the trained channels in vector lanes, sixteen at a time (any
+ * count: the last group is predicated), over blocks of 16 output pixels' d, the update's
+ * rule four weights at a time (tt_update_mve.h); the reference's arguments (the update's
+ * scratch: kh * kw floats, as the reference's) and its floats and bytes. Where a subnormal
+ * could arise (Helium flushes them) a group goes on in scalar, and an accumulating call
+ * whose old grad_w has an element outside {0} U [2^-103, FLT_MAX] (or a -0) runs the _dsp
+ * variant; an update of more than 50 taps too (12 taps take 16 lanes, 25 taps 8, 50 taps
+ * 4). ~1.6 KB of stack (grad_weight), ~2.7 KB (update_weight). */
+void tt_depthwise_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                            const int8_t *x, const tt_act_quant *xq,
+                                            const float *grad_y, int32_t accumulate, float *grad_w);
+void tt_depthwise_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
+                                              int8_t *w, const tt_weight_quant *wq, const int8_t *x,
+                                              const tt_act_quant *xq, const float *grad_y,
+                                              const tt_update *u, float *scratch);
 #endif
 
 /* ---- add (equal shapes) -------------------------------------------------------------------

@@ -193,8 +193,8 @@ class DepthwiseConv2D(WeightedOp):
         w, ch, u = t.weight_update(op, b, kh * kw)
         x, scratch = t.saved_x(b, op), t.view(b.scratch)
         if t.quantized:
-            # the variant takes the reference's arguments (its scratch) and gives its bytes
-            fn = em.kernel("tt_depthwise_conv2d_update_weight_s8", allowed={"dsp": True})
+            # the variants take the reference's arguments (its scratch) and give its bytes
+            fn = em.kernel("tt_depthwise_conv2d_update_weight_s8", allowed={"dsp": True, "mve": True})
             return [em.call(fn, shape, ch, w, t.weight_quant(op),
                             x, t.act_quant(op.inputs[0]), gy, u, scratch)]
         if t.half:

@@ -3,7 +3,8 @@
  * (declared in tt_kernels_simd.h).
  *
  * The arrangement of the _dsp variant (the nonzero d of 64 output pixels listed once per
- * output channel, tt_update_rows.h; the update's mode decided once per run), with the
+ * output channel, tt_update_rows.h), the update's rule four weights at a time in vectors
+ * where tt_update_mve.h's range checks allow (tt_qas_run_mve), with the
  * gradient elements of a tap row in vector lanes: sixteen per pass in four float32x4
  * registers; per listed pixel and four elements one VLDRB.S32 (four int8 x widened), VSUB
  * (the zero point), VCVT, VMUL by d (IEEE single rounding per lane, as the scalar code) and
@@ -22,6 +23,7 @@
 #include "tt_float_util.h"
 #include "tt_kernels_simd.h"
 #include "tt_update_rows.h"
+#include "tt_update_mve.h"
 
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
@@ -133,12 +135,48 @@ void tt_conv2d_grad_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch,
         wgrad_channel_mve(s, ch, x, xq, grad_y, o, grad_w + o * per_out);
 }
 
+static void __attribute__((noinline)) rule_stochastic(const struct tt_qas_run *r) { tt_qas_run_mve(r, 1); }
+static void __attribute__((noinline)) rule_nearest(const struct tt_qas_run *r) { tt_qas_run_mve(r, 0); }
+
+/* tt_conv2d_update_by_channel's order (per output channel its gradient into the scratch,
+ * then the rule per tap row), the rule four weights at a time where tt_update_mve.h's
+ * checks allow (stochastic / nearest rounding; the call's hyper-parameters, the channel's
+ * scale and per four weights their floats in range), else tt_qas_update_run_s8. */
 void tt_conv2d_update_weight_s8_mve(const tt_conv_shape *s, const tt_channels *ch, int8_t *w,
                                     const tt_weight_quant *wq, const int8_t *x,
                                     const tt_act_quant *xq, const float *grad_y, const tt_update *u,
                                     float *scratch)
 {
-    tt_conv2d_update_by_channel(s, ch, w, wq, x, xq, grad_y, u, scratch, wgrad_channel_mve);
+    const tt_hparams hp = *u->hp;
+    const int32_t spatial = s->kh * s->kw, k = ch->k, per_out = spatial * k, vec_mode = tt_qas_run_mve_ok(u);
+    struct tt_qas_run r;
+    int32_t o, p;
+    r.hp = &hp;
+    r.u = u;
+    r.sc = r.yc = 0;
+    r.widx = ch->index;
+    r.n = k;
+    for (o = 0; o < s->out->c; ++o) {
+        const float scale = wq->scale[wq->per_channel ? o : 0];
+        tt_zero_unless_f32(scratch, per_out, 0);
+        wgrad_channel_mve(s, ch, x, xq, grad_y, o, scratch);
+        if (vec_mode && tt_qas_scale_ok_mve(scale)) {
+            r.s = scale;
+            r.y = 1.0f / scale;
+            for (p = 0; p < spatial; ++p) {
+                r.w = w + (o * spatial + p) * ch->in_channels;
+                r.grad = scratch + p * k;
+                r.e0 = o * per_out + p * k;
+                if (u->mode == TT_UPDATE_STOCHASTIC) rule_stochastic(&r);
+                else rule_nearest(&r);
+            }
+            continue;
+        }
+        for (p = 0; p < spatial; ++p)
+            tt_qas_update_run_s8(w + (o * spatial + p) * ch->in_channels, ch->index, 1, scratch + p * k, k, scale,
+                                 &hp, u, o * per_out + p * k, 1);
+    }
+    tt_update_advance(u, s->out->c * per_out);
 }
 
 #endif
