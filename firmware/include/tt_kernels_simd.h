@@ -103,7 +103,8 @@ static inline int32_t tt_rq_needs_clamp(const tt_requant *q)
  * running sums from the bias (wrapping partial sums included: the result is the same modulo
  * 2^32 and in range), which is the reference's saturating add exactly. Otherwise the variant
  * starts from 0 (or -in_zp * sum(w)) and adds the bias with QADD / VQADD per output (or, for
- * conv2d _mve, runs the reference). Every layer whose bias may be trained takes the first
+ * conv2d _mve, writes the channel's constant output, tt_channel_output_constant, or runs
+ * the reference if a channel has none). Every layer whose bias may be trained takes the first
  * way: training keeps biases within +-2^30 and refuses layers of more than
  * qas.MAX_BIAS_TAPS taps, which is this bound. */
 static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t taps, int32_t in_zp)
@@ -119,6 +120,26 @@ static inline int32_t tt_bias_fold_exact(const int32_t *bias, int32_t n, int32_t
     for (c = 0; c < n; c++)
         if ((uint32_t)bias[c] + lim + 1u > span) return 0;
     return 1;
+}
+
+/* A channel whose bias the proof above cannot fold (imported models have biases at the
+ * limit: MCUNet's and Proxyless's first layers hold -2^31 in dead channels): its sums of
+ * (x - in_zp) * w lie within +-max|x - in_zp| * sum|w|, and its output byte is monotone in the
+ * sum (the saturating bias add; the rescale, for a multiplier >= 0 and no left shift, which
+ * TFLite applies with wrap-around; out_zp saturating; the clamp). If both ends of that range
+ * give the same byte, every output of the channel is that byte: *v = it, 1. Else 0. */
+static inline int32_t tt_channel_output_constant(const int8_t *w, int32_t taps, int32_t bias, int32_t in_zp,
+                                                 const tt_requant *q, int32_t c, int8_t *v)
+{
+    const int32_t dx = in_zp >= 0 ? 128 + in_zp : 127 - in_zp;
+    int64_t bound = 0;
+    int32_t i;
+    if (q->multiplier[c] < 0 || q->shift[c] > 0) return 0;
+    for (i = 0; i < taps; i++) bound += w[i] < 0 ? -(int32_t)w[i] : w[i];
+    bound *= dx;
+    if (bound > 0x7FFFFFFF) return 0;
+    *v = tt_requantize_s8(tt_sat_add_s32(-(int32_t)bound, bias), q, c);
+    return *v == tt_requantize_s8(tt_sat_add_s32((int32_t)bound, bias), q, c);
 }
 
 /* ---- im2col (the conv variants' general path) --------------------------------------------

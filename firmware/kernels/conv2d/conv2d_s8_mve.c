@@ -8,8 +8,9 @@
  * int32), with sum(w) per output channel computed once per call into the scratch (weights
  * change in training, so nothing is prepared offline). The bias is folded in too (the sums
  * start from bias - zp * sum(w)) where tt_bias_fold_exact proves no sum can then leave
- * int32: the reference's saturating add exactly; otherwise (a bias near the int32 limit)
- * the call runs the reference kernel. Four pixels x one output channel per step: per 16 K
+ * int32: the reference's saturating add exactly; a channel it cannot prove (a bias near the
+ * int32 limit: MCUNet's first layer has them) gets its one output byte where its output is
+ * one byte (tt_channel_output_constant), else the call runs the reference kernel. Four pixels x one output channel per step: per 16 K
  * values one weight load, four input loads, four VMLADAVA (64 MACs); the last partial 16 is
  * tail-predicated. The four results are requantised as one vector (VQRDMULH, the rounding
  * shift with gemmlowp's fix-up, out_zp added saturating) and scattered to the four pixels. */
@@ -157,6 +158,34 @@ static inline __attribute__((always_inline)) void pointwise_channel(
     }
 }
 
+/* The channels whose bias the proof cannot fold (tt_bias_fold_exact): 1 if each has one
+ * output byte (tt_channel_output_constant; the main loops compute them wrongly, with the
+ * bias folded modulo 2^32, and fill_constant_channels overwrites them). Out of line: the
+ * main path's registers stay as they are. */
+static __attribute__((noinline)) int32_t bias_channels_constant(const int8_t *w, int32_t k, const int32_t *bias,
+                                                                int32_t cout, const tt_requant *q)
+{
+    int32_t oc;
+    int8_t v;
+    for (oc = 0; oc < cout; oc++)
+        if (!tt_bias_fold_exact(bias + oc, 1, k, q->in_zp) &&
+            !tt_channel_output_constant(w + (size_t)oc * k, k, bias[oc], q->in_zp, q, oc, &v))
+            return 0;
+    return 1;
+}
+
+static __attribute__((noinline)) void fill_constant_channels(const int8_t *w, int32_t k, const int32_t *bias,
+                                                             int32_t cout, const tt_requant *q, int8_t *y,
+                                                             int32_t npix)
+{
+    int32_t oc, p;
+    int8_t v;
+    for (oc = 0; oc < cout; oc++)
+        if (!tt_bias_fold_exact(bias + oc, 1, k, q->in_zp) &&
+            tt_channel_output_constant(w + (size_t)oc * k, k, bias[oc], q->in_zp, q, oc, &v))
+            for (p = 0; p < npix; p++) y[(size_t)p * cout + oc] = v;
+}
+
 void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                       const int8_t *w, const int32_t *bias, int32_t kh, int32_t kw,
                       const tt_geom *g, const tt_requant *q,
@@ -174,11 +203,12 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
     const int32x4_t lo = vdupq_n_s32(q->act_min), hi = vdupq_n_s32(q->act_max);
     const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)cout);   /* 0, cout, 2cout, 3cout */
     int32_t oc, p, j, i;
-    if (!tt_bias_fold_exact(bias, cout, k, q->in_zp)) {
-        /* a bias near the int32 limit (never a trained one: they stay within +-2^30, where
-         * the proof holds for every layer whose bias may be trained): the reference. A
-         * saturating path of our own here (VQADD of the bias, as conv2d_s8_dsp.c has) made
-         * gcc allocate the common path's registers worse: +4% on a 1x1 layer. */
+    if (!tt_bias_fold_exact(bias, cout, k, q->in_zp) && !bias_channels_constant(w, k, bias, cout, q)) {
+        /* a bias near the int32 limit whose channel's output is not one byte (never a
+         * trained bias: they stay within +-2^30, where the proof holds for every layer whose
+         * bias may be trained): the reference. A saturating path of our own here (VQADD of
+         * the bias, as conv2d_s8_dsp.c has) made gcc allocate the common path's registers
+         * worse: +4% on a 1x1 layer. */
         tt_conv2d_s8(x, in, w, bias, kh, kw, g, q, y, out);
         return;
     }
@@ -230,6 +260,8 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                 vstrbq_scatter_offset_p_s32(y + (size_t)p * cout + oc, offs, acc, vctp32q((uint32_t)n));
         }
     }
+    if (!tt_bias_fold_exact(bias, cout, k, q->in_zp))
+        fill_constant_channels(w, k, bias, cout, q, y, npix);
 }
 
 #endif /* __ARM_FEATURE_MVE */
