@@ -79,14 +79,6 @@ def sat32(v) -> np.ndarray:
     return np.clip(np.asarray(v, np.int64), INT32_MIN, INT32_MAX)
 
 
-def requantize_sat(dot, bias, q: dict) -> np.ndarray:
-    """A conv-like reference kernel's output from its exact sums (..., channels): the bias
-    added with saturation (tt_sat_add_s32), TFLite's double-rounding rescale, + out_zp
-    saturated and the activation clamp (the unbounded sum then the clamp: the same)."""
-    acc = sat32(dot + (0 if bias is None else np.asarray(bias, np.int64)))
-    return fixedpoint.requantize_s8(acc, q).astype(I8)
-
-
 # --- layers ----------------------------------------------------------------------------------
 
 @dataclass
@@ -101,7 +93,6 @@ class Conv:
     q: dict
     depthwise: bool = False
     name: str = ""
-    saturating: bool = False   # expected(): the C reference's saturating bias add (int32 limits)
 
     @property
     def kind(self):
@@ -132,8 +123,6 @@ class Conv:
         return oh * ow * self.cout * taps
 
     def expected(self) -> np.ndarray:
-        if self.saturating:
-            return requantize_sat(self.dot(), self.bias, self.q)
         fn = depthwise_conv2d_s8 if self.depthwise else conv2d_s8
         return fn(self.x, self.w, self.bias, self.stride, self.pad, self.dil, self.q, self.out_hw)
 
@@ -234,7 +223,6 @@ class FullyConnected:
     bias: np.ndarray | None
     q: dict
     name: str = ""
-    saturating: bool = False   # expected(): the C reference's saturating adds (int32 limits)
 
     kind = "fully_connected"
 
@@ -246,13 +234,7 @@ class FullyConnected:
         return (self.x.astype(np.int64) - self.q["in_zp"]) @ self.w.astype(np.int64).T
 
     def expected(self):
-        if not self.saturating:
-            return fully_connected_s8(self.x, self.w, self.bias, self.q)
-        acc = sat32(self.dot() + (0 if self.bias is None else self.bias.astype(np.int64)))
-        # the rescale's 64-bit result cast to int32 (C), then + out_zp saturated, the clamp
-        acc = fixedpoint.wrap32(fixedpoint.mul_by_quantized_multiplier_single_round(acc, self.q["multiplier"],
-                                                                                    self.q["shift"]))
-        return np.clip(acc + self.q["out_zp"], self.q["act_min"], self.q["act_max"]).astype(I8)
+        return fully_connected_s8(self.x, self.w, self.bias, self.q)
 
     def run_host(self, lib, variant):
         out = np.full(self.w.shape[0], 99, dtype=I8)
@@ -460,8 +442,9 @@ LIMIT_ROLES_FAST = (("max", -22), ("min", -22), ("max-", -21), ("min-", -22), ("
 
 
 def limit_biases(layer, rng, roles=LIMIT_ROLES):
-    """Give a Conv / FullyConnected layer biases and requantisation by LIMIT_ROLES and mark
-    its expectation saturating (the C reference's arithmetic, not LiteRT's wrapping add)."""
+    """Give a Conv / FullyConnected layer biases and requantisation by LIMIT_ROLES (its
+    expectation, the op unit's numpy, adds the bias saturating as the C reference does:
+    fixedpoint.add_bias_s32)."""
     dot = layer.dot()
     dot = dot.reshape(-1, dot.shape[-1])
     n = dot.shape[1]
@@ -480,7 +463,6 @@ def limit_biases(layer, rng, roles=LIMIT_ROLES):
                 mult[c] = (1 << 31) - 1
     layer.bias = sat32(bias).astype(I32)
     layer.q["multiplier"], layer.q["shift"] = mult.astype(I32), shift.astype(I32)
-    layer.saturating = True
     return layer
 
 
@@ -525,7 +507,6 @@ def fold_boundary_layer(rng, h, w, c, cout, k, *, sign, beyond, depthwise=False)
     layer.bias = bias.astype(I32)
     layer.q["shift"] = np.full(layer.cout, -24, I32)
     _set_out_zp(layer.q, -100 * sign, "none")           # sums near the limit land inside int8
-    layer.saturating = True
     layer.name += f" fold boundary {'+' if sign > 0 else '-'}{' beyond' if beyond else ''}"
     return layer
 

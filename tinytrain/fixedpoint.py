@@ -22,6 +22,19 @@ def wrap32(v) -> np.ndarray:
     return ((i64(v) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def add_bias_s32(acc, bias) -> np.ndarray:
+    """A conv-like int8 kernel's sums (exact, int64; C accumulates them in int32) plus the
+    bias, saturated to int32: the C reference's tt_sat_add_s32. LiteRT's reference kernels
+    add with a plain int32 `+=` (undefined on overflow, wrap-around in practice); the two
+    differ only where a bias meets a sum at the int32 limit (imported models' dead channels
+    hold -2^31: MCUNet-5FPS's first layer), and there saturation keeps such a channel off
+    (docs/kernels.md, "The bias and the int32 limits")."""
+    acc = wrap32(acc)
+    if bias is None:
+        return acc
+    return np.clip(acc + i64(bias), -(1 << 31), (1 << 31) - 1)
+
+
 def sat_rounding_doubling_high_mul(a, b) -> np.ndarray:
     a, b = i64(a), i64(b)
     ab = a * b

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import ACT_CODES
-from ..fixedpoint import requantize_s8, wrap32
+from ..fixedpoint import add_bias_s32, requantize_s8
 from . import f16
 from ..kernel_prep import conv2d_scratch_bytes
 from .base import expect_rank4, hwc_of
@@ -26,10 +26,7 @@ def conv2d_s8(x, w, bias, stride, pad, dilation, q: dict, out_hw) -> np.ndarray:
     acc = np.zeros((out_hw[0], out_hw[1], w.shape[0]), dtype=np.float64)
     for ky, kx, view in taps(buf, out_hw, k, stride, dilation):
         acc += view @ wf[:, ky, kx, :].T          # exact: |sums| far below 2^53
-    acc = acc.astype(np.int64)
-    if bias is not None:
-        acc += np.asarray(bias, np.int64)
-    return requantize_s8(wrap32(acc), q)
+    return requantize_s8(add_bias_s32(acc.astype(np.int64), bias), q)
 
 
 def conv2d_f32(x, w, bias, stride, pad, dilation, act, out_hw) -> np.ndarray:

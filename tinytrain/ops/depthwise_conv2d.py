@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..fixedpoint import requantize_s8, wrap32
+from ..fixedpoint import add_bias_s32, requantize_s8
 from ..ir import ACT_CODES
 from . import f16
 from ..kernel_prep import dw_inplace_scratch_bytes
@@ -29,9 +29,7 @@ def depthwise_conv2d_s8(x, w, bias, stride, pad, dilation, q: dict, out_hw) -> n
     wi = w.astype(np.int64)
     for ky, kx, view in taps(buf, out_hw, k, stride, dilation):
         acc += view * wi[ky, kx]
-    if bias is not None:
-        acc += np.asarray(bias, np.int64)
-    return requantize_s8(wrap32(acc), q)
+    return requantize_s8(add_bias_s32(acc, bias), q)
 
 
 def depthwise_conv2d_f32(x, w, bias, stride, pad, dilation, act, out_hw) -> np.ndarray:

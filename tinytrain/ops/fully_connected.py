@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..fixedpoint import clamp_s8, mul_by_quantized_multiplier_single_round, wrap32
+from ..fixedpoint import add_bias_s32, clamp_s8, mul_by_quantized_multiplier_single_round, wrap32
 from ..ir import ACT_CODES
 from .weighted import WeightedOp
 from . import f16
@@ -21,9 +21,10 @@ from .window import activate_f32
 def fully_connected_s8(x, w, bias, q: dict) -> np.ndarray:
     """x (..., I) int8, w (O, I) int8 -> (..., O)."""
     acc = ((x.astype(np.float64) - q["in_zp"]) @ w.astype(np.float64).T).astype(np.int64)
-    if bias is not None:
-        acc += np.asarray(bias, np.int64)
-    acc = mul_by_quantized_multiplier_single_round(wrap32(acc), q["multiplier"], q["shift"]) + q["out_zp"]
+    # the rescale's 64-bit result is cast to int32 (as LiteRT's and the C reference's), then
+    # + out_zp and the clamp (the exact sum then the clamp: the C reference's saturating add)
+    acc = wrap32(mul_by_quantized_multiplier_single_round(add_bias_s32(acc, bias), q["multiplier"], q["shift"]))
+    acc = acc + q["out_zp"]
     return clamp_s8(acc, q["act_min"], q["act_max"])
 
 

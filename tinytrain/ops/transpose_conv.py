@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import quant
 from ..errors import TinyTrainError, UnsupportedError
-from ..fixedpoint import requantize_s8, wrap32
+from ..fixedpoint import add_bias_s32, requantize_s8
 from ..ir import ACT_CODES, Op
 from .base import OpUnit, expect_rank4, hwc_of, same_dtype
 from .window import activate_f32
@@ -52,10 +52,7 @@ def transpose_conv_acc(x, w, stride, pad_tl, out_hw) -> np.ndarray:
 def transpose_conv_s8(x, w, bias, stride, pad_tl, q: dict, out_hw) -> np.ndarray:
     """x (H, W, Cin) int8, w (Cout, kh, kw, Cin) int8, bias (Cout,) int32 or None."""
     acc = transpose_conv_acc(x.astype(np.float64) - q["in_zp"], w.astype(np.float64), stride, pad_tl, out_hw)
-    acc = acc.astype(np.int64)
-    if bias is not None:
-        acc = acc + np.asarray(bias, np.int64)
-    return requantize_s8(wrap32(acc), q)
+    return requantize_s8(add_bias_s32(acc.astype(np.int64), bias), q)
 
 
 def transpose_conv_f32(x, w, bias, stride, pad_tl, act, out_hw) -> np.ndarray:
