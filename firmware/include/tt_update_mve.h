@@ -118,10 +118,16 @@ static inline int32_t tt_zero_or_within(float f, int32_t lo, int32_t hi)
     return b == 0u || (e >= lo && e < hi && e > -127);
 }
 
+/* lr and the momentum factor 0 or in [2^-20, 2^20), wd 0 or in [2^-40, 2^40) */
+static inline int32_t tt_qas_hparams_ok_mve(const tt_hparams *hp)
+{
+    return tt_zero_or_within(hp->lr, -20, 20) && tt_zero_or_within(hp->momentum, -20, 20) &&
+           tt_zero_or_within(hp->weight_decay, -40, 40);
+}
+
 static inline int32_t tt_qas_run_mve_ok(const tt_update *u)
 {
-    return u->mode != TT_UPDATE_SHADOW && u->mode != TT_UPDATE_RESIDUAL && tt_zero_or_within(u->hp->lr, -20, 20) &&
-           tt_zero_or_within(u->hp->momentum, -20, 20) && tt_zero_or_within(u->hp->weight_decay, -40, 40);
+    return u->mode != TT_UPDATE_SHADOW && u->mode != TT_UPDATE_RESIDUAL && tt_qas_hparams_ok_mve(u->hp);
 }
 
 static inline int32_t tt_qas_scale_ok_mve(float s)

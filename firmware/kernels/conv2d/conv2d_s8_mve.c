@@ -260,6 +260,7 @@ void tt_conv2d_s8_mve(const int8_t *x, const tt_dims *in,
                 vstrbq_scatter_offset_p_s32(y + (size_t)p * cout + oc, offs, acc, vctp32q((uint32_t)n));
         }
     }
+    /* the proof again (cout compares), rather than a flag live across the loops above */
     if (!tt_bias_fold_exact(bias, cout, k, q->in_zp))
         fill_constant_channels(w, k, bias, cout, q, y, npix);
 }

@@ -214,8 +214,7 @@ void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_chan
     const tt_hparams hp = *u->hp;
     const int32_t k = ch->k, mode = u->mode;
     /* the row-independent checks (see the top) */
-    const int32_t hp_ok = tt_zero_or_within(hp.lr, -20, 20) && tt_zero_or_within(hp.momentum, -20, 20) &&
-                          tt_zero_or_within(hp.weight_decay, -40, 40);
+    const int32_t hp_ok = tt_qas_hparams_ok_mve(u->hp);
     float xf[TT_FC_CHUNK] TT_ALIGNED(16);
     fc_row r;
     int32_t i0, o;
@@ -240,7 +239,7 @@ void tt_fully_connected_update_weight_s8_mve(int32_t out_features, const tt_chan
             r.res = mode == TT_UPDATE_RESIDUAL ? u->residual + r.e0 : 0;
             memcpy(&bd, &r.d, 4);
             memcpy(&bs, &r.scale, 4);
-            if (hp_ok && r.scale > 0.0f && tt_zero_or_within(r.scale, -40, 40) && tt_zero_or_within(r.d, -70, 40) &&
+            if (hp_ok && tt_qas_scale_ok_mve(r.scale) && tt_zero_or_within(r.d, -70, 40) &&
                 (r.d == 0.0f || (int32_t)((bd >> 23) & 0xFFu) - (int32_t)((bs >> 23) & 0xFFu) >= -69)) {
                 r.y = 1.0f / r.scale;
                 if (mode == TT_UPDATE_SHADOW) {
