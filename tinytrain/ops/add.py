@@ -13,7 +13,6 @@ import numpy as np
 from .. import quant
 from ..errors import UnsupportedError
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier, wrap32
-from ..ir import ACT_CODES
 from . import f16
 from .elementwise import BinaryOp, bcast_fields, reduce_to
 
@@ -65,24 +64,6 @@ class Add(BinaryOp):
 
     def f32(self, a, b):
         return (a.astype(np.float64) + b).astype(np.float32)
-
-    def ref_f16(self, g, op, args):
-        """tt_add_f16 / tt_sub_f16: self.f32 of two halves is their exact sum (or difference)
-        rounded once to float32, then the activation and the rounding to half."""
-        a, b = self.operands(g, op, args)
-        return f16.binary(a, b, self.f32, self.activation(op))
-
-    def emit(self, em, op):
-        g = em.graph
-        y = g.tensors[op.outputs[0]]
-        if y.dtype != "float16":
-            return super().emit(em, op)
-        a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
-        act = ACT_CODES[self.activation(op)]
-        if self.broadcasts(g, op):
-            return [em.call(em.kernel(f"tt_{self.type}_bcast_f16"), a, b, self.bcast(em, op), act, out)]
-        # the Helium variant stores the same bits (one rounding of the exact sum)
-        return [em.call(em.kernel(f"tt_{self.type}_f16", allowed={"mve": True}), a, b, y.size, act, out)]
 
     def params_struct(self, em, op):
         p = self.params(em.graph, op)

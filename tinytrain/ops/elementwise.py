@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import ACT_CODES, Graph, Op
+from . import f16
 from .base import OpUnit
 from .window import activate_f32
 
@@ -84,6 +85,9 @@ class BinaryOp(OpUnit):
     keras_inputs = 2
     fused_activation = True           # a fused relu/relu6 (TFLite's ADD/SUB/MUL options)
     s8_variants = None                # variants of the equal-shape int8 kernel (em.kernel's allowed)
+    # the float16 kernels' Helium forms (float16 units: they store the portable kernels' bits)
+    f16_variants = {"mve": True}      # of the equal-shape kernel
+    f16_bcast_variants = None         # of the broadcasting one
 
     # --- graph facts -----------------------------------------------------------------------
     def check(self, g, op):
@@ -160,16 +164,23 @@ class BinaryOp(OpUnit):
         f = bcast_fields(g.tensors[a].shape, g.tensors[b].shape, g.tensors[op.outputs[0]].shape)
         return em.struct("tt_bcast", f"bc_{f['h']}x{f['w']}x{f['c']}", **f)
 
+    def ref_f16(self, g, op, args):
+        """tt_<op>_f16 / tt_<op>_bcast_f16: self.f32 of two halves (their exact sum, difference
+        or product rounded once to float32), then the activation and the rounding to half."""
+        a, b = self.operands(g, op, args)
+        return f16.binary(a, b, self.f32, self.activation(op))
+
     def emit(self, em, op):
         g = em.graph
         y = g.tensors[op.outputs[0]]
         a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
-        t = "s8" if self.is_int8(g, op) else "f32"
+        t = "s8" if self.is_int8(g, op) else "f16" if y.dtype == "float16" else "f32"
         extra = [self.params_struct(em, op)] if t == "s8" else (
             [ACT_CODES[self.activation(op)]] if self.fused_activation else [])
         if self.broadcasts(g, op):
-            return [em.call(em.kernel(f"tt_{self.type}_bcast_{t}"), a, b, self.bcast(em, op), *extra, out)]
-        allowed = self.s8_variants if t == "s8" else None
+            allowed = self.f16_bcast_variants if t == "f16" else None
+            return [em.call(em.kernel(f"tt_{self.type}_bcast_{t}", allowed), a, b, self.bcast(em, op), *extra, out)]
+        allowed = {"s8": self.s8_variants, "f16": self.f16_variants}.get(t)
         return [em.call(em.kernel(f"tt_{self.type}_{t}", allowed), a, b, y.size, *extra, out)]
 
     # --- import ----------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import numpy as np
 
 from .. import quant
 from ..fixedpoint import clamp_s8, i64, mul_by_quantized_multiplier
-from ..ir import ACT_CODES
 from . import f16
 from .elementwise import BinaryOp, bcast_fields, reduce_to
 
@@ -52,6 +51,7 @@ class Mul(BinaryOp):
     keras_inputs = None
     keras_ops = ("Multiply",)
     float16 = True          # mul_f16.c, mul_backward_f16.c; Helium mul_f16_mve.c (the same bits)
+    f16_bcast_variants = {"mve": True}
 
     def params(self, g, op):
         a, b = (g.tensors[t] for t in op.inputs)
@@ -64,25 +64,6 @@ class Mul(BinaryOp):
 
     def f32(self, a, b):
         return (a.astype(np.float64) * b).astype(np.float32)
-
-    def ref_f16(self, g, op, args):
-        """tt_mul_f16 / tt_mul_bcast_f16: self.f32 of two halves is their exact product, then
-        the activation and the one rounding to half."""
-        a, b = self.operands(g, op, args)
-        return f16.binary(a, b, self.f32, self.activation(op))
-
-    def emit(self, em, op):
-        g = em.graph
-        y = g.tensors[op.outputs[0]]
-        if y.dtype != "float16":
-            return super().emit(em, op)
-        a, b, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
-        act = ACT_CODES[self.activation(op)]
-        # the Helium variants store the same bits (vmulq_f16: one rounding of the exact product)
-        if self.broadcasts(g, op):
-            return [em.call(em.kernel("tt_mul_bcast_f16", allowed={"mve": True}), a, b, self.bcast(em, op), act,
-                            out)]
-        return [em.call(em.kernel("tt_mul_f16", allowed={"mve": True}), a, b, y.size, act, out)]
 
     def params_struct(self, em, op):
         p = self.params(em.graph, op)

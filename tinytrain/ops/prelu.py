@@ -62,6 +62,7 @@ class Prelu(BinaryOp):
     keras_layers = ("PReLU",)
     keras_inputs = 1
     float16 = True      # prelu_f16.c, prelu_backward_f16.c; Helium (prelu_f16_mve.c): the same bits
+    f16_bcast_variants = {"mve": True}
 
     def check(self, g, op):
         super().check(g, op)
@@ -88,17 +89,6 @@ class Prelu(BinaryOp):
 
     def ref_f16(self, g, op, args):
         return prelu_f16(*self.operands(g, op, args))
-
-    def emit(self, em, op):
-        g = em.graph
-        y = g.tensors[op.outputs[0]]
-        if y.dtype != "float16":
-            return super().emit(em, op)
-        x, alpha, out = em.ptr(op.inputs[0]), em.ptr(op.inputs[1]), em.ptr(op.outputs[0])
-        if self.broadcasts(g, op):
-            return [em.call(em.kernel("tt_prelu_bcast_f16", allowed={"mve": True}), x, alpha, self.bcast(em, op),
-                            out)]
-        return [em.call(em.kernel("tt_prelu_f16", allowed={"mve": True}), x, alpha, y.size, out)]
 
     def params_struct(self, em, op):
         p = self.params(em.graph, op)
