@@ -26,6 +26,19 @@ static inline tt_window tt_window_clip(int32_t out_pos, int32_t stride, int32_t 
     return w;
 }
 
+/* The inverse: the output positions [lo, hi) along one axis whose window [o * stride - pad,
+ * + k) holds input i (a pooling gradient gathered per input), clipped to [0, n_out). */
+static inline tt_window tt_window_sources(int32_t i, int32_t stride, int32_t pad, int32_t k, int32_t n_out)
+{
+    tt_window r;
+    const int32_t num = i + pad - k + 1;          /* o * stride >= num */
+    r.lo = num <= 0 ? 0 : (num + stride - 1) / stride;
+    r.hi = (i + pad) / stride + 1;                /* o * stride <= i + pad */
+    if (r.hi > n_out) r.hi = n_out;
+    if (r.lo > r.hi) r.lo = r.hi;
+    return r;
+}
+
 /* [k0, k1): the taps k of a window starting at p0 (tap k at p0 + k * dil) that fall inside
  * [0, n); found once per output pixel instead of a bounds check per tap. */
 static inline void tt_window_taps(int32_t p0, int32_t k, int32_t dil, int32_t n, int32_t *k0, int32_t *k1)

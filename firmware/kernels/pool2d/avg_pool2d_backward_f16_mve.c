@@ -25,19 +25,6 @@
 
 #define TT_AVG_POOL_MVE_TAPS TT_F16_DIV_MAX
 
-/* The outputs along one axis whose window [o * stride - pad, + k) holds input i (the portable
- * kernel's). */
-static tt_window sources(int32_t i, int32_t stride, int32_t pad, int32_t k, int32_t n_out)
-{
-    tt_window r;
-    const int32_t num = i + pad - k + 1;          /* o * stride >= num */
-    r.lo = num <= 0 ? 0 : (num + stride - 1) / stride;
-    r.hi = (i + pad) / stride + 1;                /* o * stride <= i + pad */
-    if (r.hi > n_out) r.hi = n_out;
-    if (r.lo > r.hi) r.lo = r.hi;
-    return r;
-}
-
 typedef struct {
     int32_t off;          /* of the output's channel 0 in grad_y */
     float count, inv;     /* -count (for the remainder) and 1 / count */
@@ -93,9 +80,9 @@ void tt_avg_pool2d_grad_input_f16_mve(const tt_conv_shape *s, const tt_f16 *grad
         return;
     }
     for (ih = 0; ih < in->h; ++ih) {
-        const tt_window ohs = sources(ih, g->stride_h, g->pad_top, s->kh, out->h);
+        const tt_window ohs = tt_window_sources(ih, g->stride_h, g->pad_top, s->kh, out->h);
         for (iw = 0; iw < in->w; ++iw) {
-            const tt_window ows = sources(iw, g->stride_w, g->pad_left, s->kw, out->w);
+            const tt_window ows = tt_window_sources(iw, g->stride_w, g->pad_left, s->kw, out->w);
             tt_f16 *gx = grad_x + (ih * in->w + iw) * channels;
             nt = 0;
             for (oh = ohs.lo; oh < ohs.hi; ++oh) {
